@@ -1,0 +1,47 @@
+"""Settings of the back office, read from the environment (prefix ONECARD_) or a .env file.
+
+Secrets (keys, tokens) come only from here or a key store file named here, never from code.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DATA_DIR_DEFAULT = Path("var")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ONECARD_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(
+        default=DATA_DIR_DEFAULT, description="Where the embedded default keeps its files."
+    )
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL. Empty: an embedded SQLite file in data_dir. "
+        "postgresql+asyncpg://... selects PostgreSQL.",
+    )
+    celery_broker_url: str = Field(default="", description="Empty: Celery runs eagerly in-process.")
+    celery_result_backend: str = Field(default="", description="Empty: no result backend.")
+    key_store: Path = Field(
+        default=Path("var/keys.json"),
+        description="Key store file of issuer master keys (test keys in the embedded default).",
+    )
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'onecard.db').as_posix()}"
+
+    @property
+    def celery_eager(self) -> bool:
+        return not self.celery_broker_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

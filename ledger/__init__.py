@@ -1,0 +1,4 @@
+"""A general double-entry ledger: ledgers, accounts, transfers, balances.
+
+It knows nothing of cards, buses or HTTP and never imports the other onecard packages.
+"""

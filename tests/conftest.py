@@ -1,0 +1,33 @@
+"""Fixtures that reach real services.
+
+- `pg_url`: the PostgreSQL test database made fresh by scripts/test.sh
+  (ONECARD_TEST_DATABASE_URL), migrated to head once per session.
+- `sqlite_url`: a fresh embedded SQLite file, migrated to head, per test.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from clearing import db
+
+PG_URL_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/onecard_test"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """The PostgreSQL test database, migrated to head once per session."""
+    url = os.environ.get("ONECARD_TEST_DATABASE_URL", PG_URL_DEFAULT)
+    db.upgrade(url)
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh embedded SQLite database file, migrated to head."""
+    url = f"sqlite+aiosqlite:///{(tmp_path / 'onecard.db').as_posix()}"
+    db.upgrade(url)
+    return url
