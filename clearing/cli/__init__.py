@@ -23,6 +23,8 @@ _COMMAND_MODULES = (
     "clearing.cli.card_cmd",
     "clearing.cli.fares_cmd",
     "clearing.cli.terminal_cmd",
+    "clearing.cli.serve_cmd",
+    "clearing.cli.registry_cmd",
     "clearing.cli.clearing_cmd",
     "clearing.cli.demo_cmd",
 )
