@@ -1,0 +1,125 @@
+"""`onecard fares validate|price`: check a GTFS-Fares v2 tariff before it reaches a bus.
+
+Parses arguments and prints; the rules live in terminals.fares.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import typer
+
+from terminals.errors import FeedInvalid, NoFare
+from terminals.fares.engine import EMPTY_STATE, Leg, RideState, price_tap
+from terminals.fares.feed import load_feed, validate_feed
+
+TAPS_MAX = 1_000_000
+TAP_COLUMNS = ("card", "card_type", "time", "route_id", "stop_id")
+OUTPUT_COLUMNS = (
+    "card",
+    "time",
+    "route_id",
+    "stop_id",
+    "card_type",
+    "rider_category",
+    "fare_fen",
+    "full_fare_fen",
+    "fare_rule",
+    "transfer_rule",
+    "cap_progress",
+    "error",
+)
+
+fares_app = typer.Typer(help="Check and try out a GTFS-Fares v2 fare feed.", no_args_is_help=True)
+
+
+@fares_app.command("validate")
+def validate(
+    feed_dir: Path = typer.Argument(..., help="Directory of the GTFS(-Fares v2) feed."),
+) -> None:
+    """Check a feed and list every problem (file, row, field); exit 1 if there is any."""
+    problems = validate_feed(feed_dir)
+    for problem in problems:
+        typer.echo(str(problem))
+    if problems:
+        typer.echo(f"{len(problems)} problem(s): the feed would be refused.", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{feed_dir}: valid")
+
+
+def _parse_time(text: str, zone: ZoneInfo) -> datetime:
+    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+
+
+@fares_app.command("price")
+def price(
+    feed_dir: Path = typer.Argument(..., help="Directory of the GTFS(-Fares v2) feed."),
+    taps: Path = typer.Option(..., "--taps", help="CSV: card,card_type,time,route_id,stop_id"),
+) -> None:
+    """Price a day of taps per card (in time order) and print one CSV line per tap."""
+    try:
+        feed = load_feed(feed_dir)
+    except FeedInvalid as refused:
+        for problem in refused.problems:
+            typer.echo(str(problem), err=True)
+        raise typer.Exit(2) from refused
+    zone = ZoneInfo(feed.timezone)
+    with taps.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in TAP_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            typer.echo(f"{taps}: missing column(s) {', '.join(missing)}", err=True)
+            raise typer.Exit(2)
+        rows = []
+        for number, row in enumerate(reader, start=2):
+            if len(rows) >= TAPS_MAX:
+                typer.echo(f"{taps}: more than {TAPS_MAX} taps", err=True)
+                raise typer.Exit(2)
+            try:
+                moment = _parse_time(row["time"], zone)
+            except ValueError as error:
+                typer.echo(f"{taps}, row {number}, field time: {error}", err=True)
+                raise typer.Exit(2) from error
+            rows.append((row, moment))
+    order = sorted(range(len(rows)), key=lambda i: (rows[i][0]["card"], rows[i][1], i))
+    states: dict[str, RideState] = {}
+    results: list[dict[str, object]] = [{} for _ in rows]
+    failures = 0
+    for index in order:
+        row, moment = rows[index]
+        out: dict[str, object] = {c: row[c] for c in TAP_COLUMNS}
+        leg = Leg(row["route_id"], row["stop_id"], moment)
+        try:
+            quote = price_tap(feed, row["card_type"], states.get(row["card"], EMPTY_STATE), leg)
+        except NoFare as error:
+            failures += 1
+            out["error"] = error.message
+        else:
+            states[row["card"]] = quote.state
+            out.update(
+                rider_category=quote.rider_category_id,
+                fare_fen=quote.fare_fen,
+                full_fare_fen=quote.full_fare_fen,
+                fare_rule=quote.fare_rule,
+                transfer_rule=quote.transfer_rule or "",
+                cap_progress=";".join(
+                    f"{c.cap_id} {c.spent_fen}/{c.amount_fen}" for c in quote.caps
+                ),
+            )
+        results[index] = out
+    writer = csv.DictWriter(sys.stdout, fieldnames=OUTPUT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for out in results:
+        writer.writerow(out)
+    if failures:
+        typer.echo(f"{failures} tap(s) could not be priced.", err=True)
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(fares_app, name="fares")

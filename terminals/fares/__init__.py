@@ -1,0 +1,41 @@
+"""Fares: a GTFS-Fares v2 feed (plus onecard's cap and concession extensions) and the pure engine."""
+
+from terminals.fares.engine import (
+    EMPTY_STATE,
+    CardTap,
+    FareQuote,
+    Journey,
+    Leg,
+    RideState,
+    price_leg,
+    price_tap,
+    price_taps,
+)
+from terminals.fares.feed import (
+    CardType,
+    FareFeed,
+    FeedProblem,
+    load_feed,
+    load_sample_feed,
+    sample_feed_dir,
+    validate_feed,
+)
+
+__all__ = [
+    "EMPTY_STATE",
+    "CardTap",
+    "CardType",
+    "FareFeed",
+    "FareQuote",
+    "FeedProblem",
+    "Journey",
+    "Leg",
+    "RideState",
+    "load_feed",
+    "load_sample_feed",
+    "price_leg",
+    "price_tap",
+    "price_taps",
+    "sample_feed_dir",
+    "validate_feed",
+]

@@ -1,0 +1,220 @@
+"""Feed validation: a broken feed is refused with every problem named by file, row and field."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from clearing.cli import app
+from terminals.errors import FeedInvalid
+from terminals.fares.feed import load_sample_feed, sample_feed_dir, validate_feed
+
+from .fares_helpers import feed
+
+GOOD_PRODUCTS = "fare_product_id,rider_category_id,amount,currency\nbus_fare,,2.00,CNY\n"
+GOOD_LEGS = "leg_group_id,network_id,fare_product_id\nbus,bus,bus_fare\n"
+
+
+def problems_of(**files: str) -> set[tuple[str, int, str]]:
+    with pytest.raises(FeedInvalid) as refused:
+        feed(**files)
+    return {(p.file, p.row, p.field) for p in refused.value.problems}
+
+
+def test_sample_feed_is_valid_and_complete():
+    sample = load_sample_feed()
+    assert validate_feed(sample_feed_dir()) == []
+    assert sample.default_rider_category == "adult"
+    assert sample.rider_category_for("senior") == "senior"
+    assert {c.cap_id for c in sample.caps} == {"adult_day", "adult_week", "student_day"}
+
+
+def test_missing_required_file_and_column_are_named():
+    found = problems_of(fare_products=None, fare_leg_rules="network_id\nbus\n")
+    assert ("fare_products.txt", 0, "") in found
+    assert ("fare_leg_rules.txt", 1, "fare_product_id") in found
+
+
+def test_unknown_references_name_row_and_field():
+    found = problems_of(
+        fare_products=(
+            "fare_product_id,rider_category_id,fare_media_id,amount,currency\n"
+            "bus_fare,adult,card,2.00,CNY\n"
+            "bus_fare,nobody,card,1.00,CNY\n"
+            "bus_fare,adult,tape,1.00,CNY\n"
+        ),
+        fare_leg_rules=(
+            "leg_group_id,network_id,from_area_id,fare_product_id\n"
+            "bus,bus,,bus_fare\n"
+            "x,tram,,bus_fare\n"
+            "y,bus,moon,bus_fare\n"
+            "z,bus,,ghost_fare\n"
+        ),
+    )
+    assert found >= {
+        ("fare_products.txt", 3, "rider_category_id"),
+        ("fare_products.txt", 4, "fare_media_id"),
+        ("fare_leg_rules.txt", 3, "network_id"),
+        ("fare_leg_rules.txt", 4, "from_area_id"),
+        ("fare_leg_rules.txt", 5, "fare_product_id"),
+    }
+
+
+def test_amounts_currency_and_duplicates_are_checked():
+    found = problems_of(
+        fare_products=(
+            "fare_product_id,rider_category_id,amount,currency\n"
+            "a,,2.005,CNY\n"
+            "b,,two,CNY\n"
+            "c,,1.00,XXX\n"
+            "d,adult,1.00,CNY\n"
+            "d,adult,1.50,CNY\n"
+        ),
+        fare_leg_rules="network_id,fare_product_id\nbus,d\n",
+    )
+    assert found >= {
+        ("fare_products.txt", 2, "amount"),
+        ("fare_products.txt", 3, "amount"),
+        ("fare_products.txt", 4, "currency"),
+        ("fare_products.txt", 6, "fare_product_id"),
+    }
+
+
+def test_transfer_rule_field_constraints():
+    found = problems_of(
+        fare_products=GOOD_PRODUCTS,
+        fare_leg_rules=GOOD_LEGS + "metro,metro,bus_fare\n",
+        fare_transfer_rules=(
+            "from_leg_group_id,to_leg_group_id,transfer_count,duration_limit,"
+            "duration_limit_type,fare_transfer_type,fare_product_id\n"
+            "bus,bus,,3600,1,0,\n"  # 2: transfer_count required
+            "bus,metro,2,3600,1,0,\n"  # 3: transfer_count forbidden
+            "bus,metro,,3600,,0,\n"  # 4: duration_limit_type required
+            "bus,metro,,,1,1,\n"  # 5: duration_limit_type forbidden
+            "bus,metro,,60,4,0,\n"  # 6: duration_limit_type out of range
+            "bus,metro,,60,1,3,\n"  # 7: fare_transfer_type out of range
+            "bus,ghost,,60,1,0,\n"  # 8: unknown leg group
+            "bus,bus,0,60,1,0,\n"  # 9: transfer_count 0
+        ),
+    )
+    name = "fare_transfer_rules.txt"
+    assert found >= {
+        (name, 2, "transfer_count"),
+        (name, 3, "transfer_count"),
+        (name, 4, "duration_limit_type"),
+        (name, 5, "duration_limit_type"),
+        (name, 6, "duration_limit_type"),
+        (name, 7, "fare_transfer_type"),
+        (name, 8, "to_leg_group_id"),
+        (name, 9, "transfer_count"),
+    }
+
+
+def test_timeframe_constraints():
+    found = problems_of(
+        fare_products=GOOD_PRODUCTS,
+        fare_leg_rules=GOOD_LEGS,
+        calendar=(
+            "service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,end_date\n"
+            "wk,1,1,1,1,1,0,0,20260101,20251231\n"
+        ),
+        timeframes=(
+            "timeframe_group_id,start_time,end_time,service_id\n"
+            "peak,07:00:00,,wk\n"
+            "peak,09:00:00,08:00:00,wk\n"
+            "peak,07:00:00,24:00:01,wk\n"
+            "peak,,,nosuch\n"
+        ),
+    )
+    assert found >= {
+        ("calendar.txt", 2, "end_date"),
+        ("timeframes.txt", 2, "end_time"),
+        ("timeframes.txt", 3, "end_time"),
+        ("timeframes.txt", 4, "end_time"),
+        ("timeframes.txt", 5, "service_id"),
+    }
+
+
+def test_bus_rule_depending_on_the_alighting_stop_is_refused():
+    found = problems_of(
+        fare_products=GOOD_PRODUCTS,
+        fare_leg_rules="leg_group_id,network_id,from_area_id,to_area_id,fare_product_id\nb,bus,zone1,zone2,bus_fare\n",
+    )
+    assert ("fare_leg_rules.txt", 2, "to_area_id") in found
+
+
+def test_extension_files_are_checked():
+    found = problems_of(
+        fare_products=GOOD_PRODUCTS,
+        fare_leg_rules=GOOD_LEGS,
+        x_fare_caps=(
+            "cap_id,rider_category_id,network_id,period,amount,currency\n"
+            "c1,adult,,month,5.00,CNY\n"
+            "c2,ghost,,day,5.00,CNY\n"
+            "c3,adult,tram,day,5.00,CNY\n"
+            "c4,adult,,day,-1,CNY\n"
+            "c4,adult,,day,1,CNY\n"
+        ),
+        x_concessions="card_type,rider_category_id\npensioner,senior\nstudent,ghost\n",
+    )
+    assert found >= {
+        ("x_fare_caps.txt", 2, "period"),
+        ("x_fare_caps.txt", 3, "rider_category_id"),
+        ("x_fare_caps.txt", 4, "network_id"),
+        ("x_fare_caps.txt", 5, "amount"),
+        ("x_fare_caps.txt", 6, "cap_id"),
+        ("x_concessions.txt", 2, "card_type"),
+        ("x_concessions.txt", 3, "rider_category_id"),
+    }
+
+
+def test_problem_text_names_file_row_and_field():
+    with pytest.raises(FeedInvalid) as refused:
+        feed(
+            fare_products=GOOD_PRODUCTS,
+            fare_leg_rules="network_id,fare_product_id\ntram,bus_fare\n",
+        )
+    assert "fare_leg_rules.txt, row 2, field network_id: unknown network 'tram'" in str(
+        refused.value
+    )
+
+
+# --------------------------------------------------------------------------- the command line
+
+runner = CliRunner()
+
+
+def test_cli_validate_accepts_the_sample_and_lists_every_problem_of_a_broken_copy(tmp_path: Path):
+    ok = runner.invoke(app, ["fares", "validate", str(sample_feed_dir())])
+    assert ok.exit_code == 0, ok.output
+    broken = tmp_path / "feed"
+    shutil.copytree(sample_feed_dir(), broken)
+    (broken / "fare_leg_rules.txt").write_text(
+        "leg_group_id,network_id,fare_product_id\nurban,urban,nosuch\nsub,metro,suburban_flat\n"
+    )
+    result = runner.invoke(app, ["fares", "validate", str(broken)])
+    assert result.exit_code == 1
+    assert "fare_leg_rules.txt, row 2, field fare_product_id" in result.output
+    assert "fare_leg_rules.txt, row 3, field network_id" in result.output
+
+
+def test_cli_price_prints_fare_rule_transfer_and_cap_progress_per_tap(tmp_path: Path):
+    taps = tmp_path / "taps.csv"
+    taps.write_text(
+        "card,card_type,time,route_id,stop_id\n"
+        "C1,adult,2026-11-30T07:40:00+08:00,2,university\n"
+        "C1,adult,2026-11-30T07:00:00+08:00,1,old_town\n"
+        "C2,student,2026-11-30T07:05:00,3,east_market\n"
+    )
+    result = runner.invoke(app, ["fares", "price", str(sample_feed_dir()), "--taps", str(taps)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("card,time,route_id,stop_id,card_type,rider_category,fare_fen")
+    first, second, third = (line.split(",") for line in lines[1:])
+    # Input order is kept, but C1's 07:40 ride is priced after its 07:00 ride: a free transfer.
+    assert first[6] == "0" and first[9].startswith("transfer_rule_row_2")
+    assert second[6] == "200" and second[10] == "adult_day 200/600;adult_week 200/3000"
+    assert third[5:8] == ["student", "100", "200"]

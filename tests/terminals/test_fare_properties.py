@@ -1,0 +1,141 @@
+"""Hypothesis properties of the fare engine over generated tariffs and days of taps."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from terminals.fares.engine import EMPTY_STATE, Leg, price_tap
+from terminals.fares.feed import load_sample_feed
+
+from .fares_helpers import at, feed
+
+ROUTES = ("b1", "b2", "m1", "x1")
+STOPS = ("s1", "s2", "s3", "ap")
+
+
+@st.composite
+def tariffs(draw):
+    fen = st.integers(min_value=0, max_value=1000)
+    bus, metro = draw(fen), draw(fen)
+    transfer_amount = draw(st.integers(min_value=-800, max_value=800))
+    transfer_type = draw(st.integers(min_value=0, max_value=2))
+    limit_min = draw(st.integers(min_value=1, max_value=180))
+    count = draw(st.sampled_from([-1, 1, 2, 3]))
+    cap = draw(st.integers(min_value=0, max_value=2000))
+    student_cap = draw(st.integers(min_value=0, max_value=1000))
+    with_product = draw(st.booleans())
+    product_cell = "xfer" if with_product else ""
+    files = dict(
+        fare_products=(
+            "fare_product_id,rider_category_id,amount,currency\n"
+            f"bus_fare,adult,{bus / 100:.2f},CNY\n"
+            f"bus_fare,student,{bus // 2 / 100:.2f},CNY\n"
+            "bus_fare,senior,0,CNY\n"
+            f"metro_fare,,{metro / 100:.2f},CNY\n"
+            f"xfer,,{transfer_amount / 100:.2f},CNY\n"
+        ),
+        fare_leg_rules=(
+            "leg_group_id,network_id,fare_product_id\n"
+            "bus,bus,bus_fare\nmetro,metro,metro_fare\nbus,express,bus_fare\n"
+        ),
+        fare_transfer_rules=(
+            "from_leg_group_id,to_leg_group_id,transfer_count,duration_limit,"
+            "duration_limit_type,fare_transfer_type,fare_product_id\n"
+            f"bus,bus,{count},{limit_min * 60},1,{transfer_type},{product_cell}\n"
+            f"bus,metro,,{limit_min * 60},1,{transfer_type},{product_cell}\n"
+            f"metro,,,{limit_min * 60},1,{transfer_type},{product_cell}\n"
+        ),
+        x_fare_caps=(
+            "cap_id,rider_category_id,network_id,period,amount,currency\n"
+            f"adult_day,adult,,day,{cap / 100:.2f},CNY\n"
+            f"student_day,student,,day,{student_cap / 100:.2f},CNY\n"
+        ),
+    )
+    return feed(**files), limit_min * 60, {"adult": cap, "student": student_cap}
+
+
+@st.composite
+def days_of_taps(draw):
+    size = draw(st.integers(min_value=1, max_value=12))
+    minutes = sorted(draw(st.lists(st.integers(0, 47 * 60), min_size=size, max_size=size)))
+    return [
+        Leg(
+            draw(st.sampled_from(ROUTES)),
+            draw(st.sampled_from(STOPS)),
+            at(0) + timedelta(minutes=m),
+        )
+        for m in minutes
+    ]
+
+
+CARD_TYPES = st.sampled_from(["adult", "student", "senior"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(tariffs(), days_of_taps(), CARD_TYPES)
+def test_a_fare_is_never_negative_and_never_above_the_full_fare(tariff, legs, card_type):
+    fare_feed, _, _ = tariff
+    state = EMPTY_STATE
+    for leg in legs:
+        quote = price_tap(fare_feed, card_type, state, leg)
+        assert quote.fare_fen >= 0
+        assert quote.full_fare_fen >= quote.fare_fen
+        state = quote.state
+
+
+@settings(max_examples=150, deadline=None)
+@given(tariffs(), days_of_taps(), CARD_TYPES)
+def test_with_a_daily_cap_a_days_total_never_exceeds_it(tariff, legs, card_type):
+    fare_feed, _, caps = tariff
+    state = EMPTY_STATE
+    per_day: dict[object, int] = defaultdict(int)
+    for leg in legs:
+        quote = price_tap(fare_feed, card_type, state, leg)
+        state = quote.state
+        per_day[leg.board_at.date()] += quote.fare_fen
+    if card_type in caps:
+        assert all(total <= caps[card_type] for total in per_day.values())
+
+
+@settings(max_examples=150, deadline=None)
+@given(tariffs(), days_of_taps(), CARD_TYPES)
+def test_a_transfer_never_applies_outside_its_window(tariff, legs, card_type):
+    fare_feed, limit_s, _ = tariff
+    state = EMPTY_STATE
+    previous = None
+    for leg in legs:
+        quote = price_tap(fare_feed, card_type, state, leg)
+        if quote.transfer_rule is not None:
+            assert previous is not None
+            assert leg.board_at - previous.board_at <= timedelta(seconds=limit_s)
+        state = quote.state
+        previous = leg
+
+
+SAMPLE = load_sample_feed()
+SAMPLE_ROUTES = ("1", "2", "3", "5", "601")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(SAMPLE_ROUTES), st.integers(0, 7 * 24 * 60)), max_size=40),
+    st.sampled_from(["adult", "student", "senior", "disabled"]),
+)
+def test_sample_feed_week_respects_daily_and_weekly_caps(rides, card_type):
+    state = EMPTY_STATE
+    per_day: dict[object, int] = defaultdict(int)
+    week_total = 0
+    for route, minute in sorted(rides, key=lambda r: r[1]):
+        leg = Leg(route, "old_town", at(0) + timedelta(minutes=minute))
+        quote = price_tap(SAMPLE, card_type, state, leg)
+        state = quote.state
+        per_day[leg.board_at.date()] += quote.fare_fen
+        week_total += quote.fare_fen
+    day_cap = {"adult": 600, "student": 300, "senior": 0, "disabled": 0}[card_type]
+    assert all(total <= day_cap for total in per_day.values())
+    if card_type == "adult":
+        assert week_total <= 3000
