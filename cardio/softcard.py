@@ -1,0 +1,818 @@
+"""The software card: the card side of the purse command set, for tests, the demo and onecard's own cards.
+
+It enforces what a real card enforces: MAC1 (or the load MAC2) must verify before the purse changes
+(9302 otherwise); the purse update, counter, log, CAPP records and proof change together or not at all;
+the balance stays within 0..limit; counters only go up; the last purchase and load stay provable
+through GET TRANSACTION PROOF (tear recovery). It never logs keys or APDU payloads.
+
+Public API:
+- `SoftCard.issue(key_store, card_no, card_type, ...) -> SoftCard`: personalise a card.
+- `SoftCard.process(apdu: bytes) -> bytes`: one C-APDU in, one R-APDU out (never raises for
+  anything a terminal can send); `power_on()` / `power_off()` / `reset()` end the session; `atr`.
+- `SoftCard.load(path)` / `save(path)` / `to_json()` / `from_json(text)`: the CARD.json file (0600).
+- `state_version`: increases on every persistent change (the bridge saves when it moves).
+- Read-only views: `balance_fen`, `online_counter`, `offline_counter`, `public_info`, `card_no`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import date
+from pathlib import Path
+
+from cardio import crypto
+from cardio.apdu import CommandApdu, encode_tlv
+from cardio.crypto import Algorithm, CryptoInputError, TxnType
+from cardio.errors import ApduError, CardFileError
+from cardio.keystore import CardKeys, KeyStore
+from cardio.purse import (
+    AID_TUNION_EP,
+    EP_DF_FID,
+    LOG_RECORDS_MAX,
+    PPSE_NAME,
+    SFI_HOLDER,
+    SFI_LOG,
+    SFI_MANAGEMENT,
+    SFI_PUBLIC_INFO,
+    SFI_TRANSIT,
+    SFI_TRIPS,
+    TRIP_RECORDS_MAX,
+)
+from cardio.records import (
+    TRANSIT_RECORD_ID,
+    TRANSIT_RECORD_LEN,
+    TRIP_RECORD_LEN,
+    CardType,
+    HolderInfo,
+    LogRecord,
+    ManagementInfo,
+    PublicInfo,
+    TransitRecord,
+    card_number_bytes,
+    mask_card_number,
+)
+
+__all__ = [
+    "BALANCE_LIMIT_FEN_DEFAULT",
+    "CARD_FILE_FORMAT",
+    "SOFTCARD_ATR",
+    "CardState",
+    "InvariantError",
+    "SoftCard",
+]
+
+CARD_FILE_FORMAT = "onecard-card/1"
+BALANCE_LIMIT_FEN_DEFAULT = 100_000  # 1,000 CNY, the usual e-purse ceiling
+CARD_FILE_BYTES_MAX = 1 << 20
+COUNTER_MAX = 0xFFFF
+# TS 3B, T0 88 (TD1, 8 historical bytes), TD1 80 (TD2), TD2 01 (T=1), "ONECARD1", TCK.
+_ATR_BODY = bytes.fromhex("888001") + b"ONECARD1"
+
+
+def _tck(body: bytes) -> int:
+    value = 0
+    for b in body:
+        value ^= b
+    return value
+
+
+SOFTCARD_ATR = b"\x3b" + _ATR_BODY + bytes((_tck(_ATR_BODY),))
+
+SW_OK = b"\x90\x00"
+ISSUER_APP_TYPE = 0x02  # onecard: purse application
+ISSUER_APP_VERSION = 0x01
+
+
+class InvariantError(AssertionError):
+    """A card invariant broke: a bug in the software card, never a terminal's mistake."""
+
+
+def invariant(condition: bool, message: str) -> None:
+    """Like assert, but survives python -O."""
+    if not condition:
+        raise InvariantError(message)
+
+
+class _Refuse(Exception):
+    """Internal: answer this status word."""
+
+    def __init__(self, sw: int) -> None:
+        super().__init__(f"{sw:04X}")
+        self.sw = sw
+
+
+@dataclass(frozen=True, slots=True)
+class Proof:
+    """What GET TRANSACTION PROOF returns for the last transaction of one kind."""
+
+    txn_type: int
+    counter_after: int
+    mac: bytes
+    tac: bytes
+
+
+@dataclass(slots=True)
+class CardState:
+    """Everything the card keeps in non-volatile memory."""
+
+    public_info: bytes
+    holder: bytes
+    management: bytes
+    keys: CardKeys = field(repr=False)
+    balance_fen: int = 0
+    balance_limit_fen: int = BALANCE_LIMIT_FEN_DEFAULT
+    overdraft_limit_fen: int = 0
+    online_counter: int = 0
+    offline_counter: int = 0
+    log: list[bytes] = field(default_factory=list)  # newest first
+    transit_records: dict[int, bytes] = field(default_factory=dict)  # 001A by record id
+    trips: list[bytes] = field(default_factory=list)  # 001E, newest first
+    last_purchase: Proof | None = None
+    last_load: Proof | None = None
+
+
+@dataclass(slots=True)
+class _Session:
+    """Volatile: lost at power off (the card pulled away)."""
+
+    kind: str  # "purchase" or "load"
+    txn_type: int
+    amount_fen: int
+    terminal_id: bytes
+    card_random: bytes
+    counter: int
+    balance_fen: int
+    session_key: bytes = field(repr=False)
+    capp_cache: list[tuple[int, int, bytes]] = field(default_factory=list)  # (sfi, p1, record)
+
+
+class SoftCard:
+    """One software card. Not thread-safe: one reader (bridge or transport) drives it."""
+
+    def __init__(
+        self, state: CardState, random_source: Callable[[int], bytes] = secrets.token_bytes
+    ) -> None:
+        self.state = state
+        self.state_version = 0
+        self._random = random_source
+        self._selected: bytes | None = None  # "ppse" / "ep" / None
+        self._session: _Session | None = None
+        self._challenge: bytes | None = None
+
+    def __repr__(self) -> str:
+        return f"SoftCard(card_no={mask_card_number(self.card_no)}, balance_fen={self.state.balance_fen})"
+
+    # --- personalisation and persistence ------------------------------------------------------
+
+    @classmethod
+    def issue(
+        cls,
+        key_store: KeyStore,
+        card_no: str,
+        card_type: CardType = CardType.ADULT,
+        holder_name: str = "",
+        id_number: str = "",
+        balance_fen: int = 0,
+        valid_from: date | None = None,
+        valid_until: date | None = None,
+        balance_limit_fen: int = BALANCE_LIMIT_FEN_DEFAULT,
+        deposit_yuan: int = 0,
+        city_code: bytes = b"\x00\x00",
+    ) -> SoftCard:
+        """Personalise a card: files, keys diversified from the key store by the serial, balance."""
+        number = card_number_bytes(card_no)
+        if not 0 <= balance_fen <= balance_limit_fen or balance_limit_fen > 0xFFFFFFFF:
+            raise CardFileError("the opening balance must be within 0..limit")
+        serial = b"\x00\x00" + number
+        info = PublicInfo(
+            issuer_id=key_store.issuer_id,
+            app_type=ISSUER_APP_TYPE,
+            app_version=ISSUER_APP_VERSION,
+            app_serial=serial,
+            valid_from=valid_from,
+            valid_until=valid_until,
+            card_type_code=int(card_type),
+            deposit_yuan=deposit_yuan,
+        )
+        try:
+            holder = HolderInfo.build(card_type, holder_name, id_number)
+        except ApduError as error:
+            raise CardFileError(str(error)) from None
+        management = ManagementInfo(
+            b"\x01\x56\x00\x00", b"\x00\x00", city_code, False, int(card_type)
+        )
+        state = CardState(
+            public_info=info.encode(),
+            holder=holder.encode(),
+            management=management.encode(),
+            keys=key_store.card_keys(serial),
+            balance_fen=balance_fen,
+            balance_limit_fen=balance_limit_fen,
+            transit_records={TRANSIT_RECORD_ID: _blank_transit_record()},
+        )
+        return cls(state)
+
+    def to_json(self) -> str:
+        s, k = self.state, self.state.keys
+        body = {
+            "format": CARD_FILE_FORMAT,
+            "card_no": self.card_no,
+            "files": {
+                "0015": s.public_info.hex().upper(),
+                "0016": s.holder.hex().upper(),
+                "0017": s.management.hex().upper(),
+            },
+            "keys": {
+                "algorithm": int(k.algorithm),
+                "dpk": k.dpk.hex().upper(),
+                "dpk_index": k.dpk_index,
+                "dpk_version": k.dpk_version,
+                "dlk": k.dlk.hex().upper(),
+                "dlk_index": k.dlk_index,
+                "dlk_version": k.dlk_version,
+                "dtk": k.dtk.hex().upper(),
+                "maintenance": k.maintenance.hex().upper(),
+            },
+            "purse": {
+                "balance_fen": s.balance_fen,
+                "balance_limit_fen": s.balance_limit_fen,
+                "overdraft_limit_fen": s.overdraft_limit_fen,
+                "online_counter": s.online_counter,
+                "offline_counter": s.offline_counter,
+            },
+            "log": [r.hex().upper() for r in s.log],
+            "transit_records": {
+                str(i): r.hex().upper() for i, r in sorted(s.transit_records.items())
+            },
+            "trips": [r.hex().upper() for r in s.trips],
+            "last_purchase": _proof_json(s.last_purchase),
+            "last_load": _proof_json(s.last_load),
+        }
+        return json.dumps(body, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> SoftCard:
+        try:
+            body = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise CardFileError(f"the card file is not valid JSON (line {error.lineno})") from None
+        try:
+            return cls(_state_from_json(body))
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            CryptoInputError,
+            ApduError,
+        ) as error:
+            raise CardFileError(
+                f"the card file is malformed: {type(error).__name__} {error}"
+            ) from None
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write CARD.json atomically (temporary file + fsync + rename), mode 0600: it holds card keys."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(self.to_json())
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> SoftCard:
+        path = Path(path)
+        try:
+            if path.stat().st_size > CARD_FILE_BYTES_MAX:
+                raise CardFileError(f"{path} is larger than {CARD_FILE_BYTES_MAX} bytes")
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise CardFileError(
+                f"no card file at {path}: issue one with `onecard card issue`"
+            ) from None
+        return cls.from_json(text)
+
+    # --- views -------------------------------------------------------------------------------
+
+    @property
+    def public_info(self) -> PublicInfo:
+        return PublicInfo.parse(self.state.public_info)
+
+    @property
+    def card_no(self) -> str:
+        return self.state.public_info[22:30].hex().upper()
+
+    @property
+    def app_serial(self) -> bytes:
+        return self.state.public_info[10:20]
+
+    @property
+    def balance_fen(self) -> int:
+        return self.state.balance_fen
+
+    @property
+    def online_counter(self) -> int:
+        return self.state.online_counter
+
+    @property
+    def offline_counter(self) -> int:
+        return self.state.offline_counter
+
+    @property
+    def atr(self) -> bytes:
+        return SOFTCARD_ATR
+
+    # --- the contact interface ---------------------------------------------------------------
+
+    def power_on(self) -> None:
+        self._end_session()
+
+    def power_off(self) -> None:
+        self._end_session()
+
+    def reset(self) -> None:
+        self._end_session()
+
+    def _end_session(self) -> None:
+        self._selected = None
+        self._session = None
+        self._challenge = None
+
+    def process(self, apdu: bytes) -> bytes:
+        """One command APDU in, one response APDU out."""
+        try:
+            command = CommandApdu.decode(apdu)
+        except ApduError:
+            return b"\x67\x00"
+        try:
+            data = self._dispatch(command)
+        except _Refuse as refusal:
+            return refusal.sw.to_bytes(2, "big")
+        le = command.le
+        if le is not None and le < 256 and len(data) > le:
+            return bytes((0x6C, len(data) & 0xFF))  # wrong Le: tell the terminal the right one
+        return data + SW_OK
+
+    def _dispatch(self, c: CommandApdu) -> bytes:
+        if c.cla not in (0x00, 0x80):
+            raise _Refuse(0x6E00)
+        handler = _HANDLERS.get((c.cla, c.ins))
+        if handler is None:
+            raise _Refuse(0x6D00)
+        return handler(self, c)
+
+    # --- ISO commands ------------------------------------------------------------------------
+
+    def _select(self, c: CommandApdu) -> bytes:
+        if c.p1 == 0x04 and c.p2 in (0x00, 0x0C):
+            if c.data == PPSE_NAME:
+                self._end_session()
+                self._selected = b"ppse"
+                return self._ppse_fci()
+            if c.data == AID_TUNION_EP:
+                self._end_session()
+                self._selected = b"ep"
+                return self._ep_fci()
+            raise _Refuse(0x6A82)
+        if c.p1 == 0x00 and c.p2 in (0x00, 0x0C):
+            if c.data == EP_DF_FID:
+                self._end_session()
+                self._selected = b"ep"
+                return self._ep_fci()
+            if c.data in (b"\x3f\x00", b""):
+                self._end_session()
+                return b""
+            raise _Refuse(0x6A82)
+        raise _Refuse(0x6A86)
+
+    def _ep_fci(self) -> bytes:
+        proprietary = encode_tlv(0x9F08, b"\x01") + encode_tlv(0x9F0C, self.state.public_info)
+        return encode_tlv(0x6F, encode_tlv(0x84, AID_TUNION_EP) + encode_tlv(0xA5, proprietary))
+
+    def _ppse_fci(self) -> bytes:
+        entry = (
+            encode_tlv(0x4F, AID_TUNION_EP)
+            + encode_tlv(0x50, b"ONECARD EP")
+            + encode_tlv(0x87, b"\x01")
+        )
+        return encode_tlv(
+            0x6F,
+            encode_tlv(0x84, PPSE_NAME)
+            + encode_tlv(0xA5, encode_tlv(0xBF0C, encode_tlv(0x61, entry))),
+        )
+
+    def _require_ep(self) -> None:
+        if self._selected != b"ep":
+            raise _Refuse(0x6A82)
+
+    def _read_binary(self, c: CommandApdu) -> bytes:
+        self._require_ep()
+        if c.data:
+            raise _Refuse(0x6700)
+        if not c.p1 & 0x80:
+            raise _Refuse(0x6986)  # no current EF: only SFI addressing
+        files = {
+            SFI_PUBLIC_INFO: self.state.public_info,
+            SFI_HOLDER: self.state.holder,
+            SFI_MANAGEMENT: self.state.management,
+        }
+        content = files.get(c.p1 & 0x1F)
+        if content is None:
+            raise _Refuse(0x6A82)
+        if c.p2 >= len(content):
+            raise _Refuse(0x6B00)
+        want = c.le or 256
+        return content[c.p2 : c.p2 + want]
+
+    def _read_record(self, c: CommandApdu) -> bytes:
+        self._require_ep()
+        if c.data:
+            raise _Refuse(0x6700)
+        if c.p2 & 0x07 != 0x04 or c.p1 == 0:
+            raise _Refuse(0x6A86)
+        sfi = c.p2 >> 3
+        if sfi == SFI_LOG:
+            records = self.state.log
+        elif sfi == SFI_TRIPS:
+            records = self.state.trips
+        elif sfi == SFI_TRANSIT:
+            record = self.state.transit_records.get(c.p1)
+            if record is None:
+                raise _Refuse(0x6A83)
+            return record
+        else:
+            raise _Refuse(0x6A82)
+        if c.p1 > len(records):
+            raise _Refuse(0x6A83)
+        return records[c.p1 - 1]
+
+    def _get_challenge(self, c: CommandApdu) -> bytes:
+        if c.data or c.le not in (4, 8):
+            raise _Refuse(0x6700)
+        self._challenge = self._random(c.le)
+        return self._challenge
+
+    # --- purse commands ----------------------------------------------------------------------
+
+    def _get_balance(self, c: CommandApdu) -> bytes:
+        self._require_ep()
+        if c.p1 != 0x00 or c.p2 != 0x02:
+            raise _Refuse(0x6A86)
+        return self.state.balance_fen.to_bytes(4, "big")
+
+    def _initialize(self, c: CommandApdu) -> bytes:
+        self._require_ep()
+        self._session = None  # a new INITIALIZE abandons any open one
+        if c.p2 != 0x02 or c.p1 not in (0x00, 0x01, 0x03):
+            raise _Refuse(0x6A86)
+        if len(c.data) != 11:
+            raise _Refuse(0x6700)
+        key_index = c.data[0]
+        amount = int.from_bytes(c.data[1:5], "big")
+        terminal_id = c.data[5:11]
+        s, keys = self.state, self.state.keys
+        card_random = self._random(4)
+        if c.p1 == 0x00:  # load
+            if key_index != keys.dlk_index:
+                raise _Refuse(0x9403)
+            if s.online_counter >= COUNTER_MAX or s.balance_fen + amount > s.balance_limit_fen:
+                raise _Refuse(0x9402)
+            session_key = crypto.load_session_key(
+                keys.dlk, card_random, s.online_counter, keys.algorithm
+            )
+            mac1 = crypto.load_mac1(
+                session_key, s.balance_fen, amount, TxnType.EP_LOAD, terminal_id, keys.algorithm
+            )
+            self._session = _Session(
+                "load",
+                TxnType.EP_LOAD,
+                amount,
+                terminal_id,
+                card_random,
+                s.online_counter,
+                s.balance_fen,
+                session_key,
+            )
+            return (
+                s.balance_fen.to_bytes(4, "big")
+                + s.online_counter.to_bytes(2, "big")
+                + bytes((keys.dlk_version, int(keys.algorithm)))
+                + card_random
+                + mac1
+            )
+        if key_index != keys.dpk_index:
+            raise _Refuse(0x9403)
+        if s.offline_counter >= COUNTER_MAX:
+            raise _Refuse(0x9402)
+        if amount > s.balance_fen + s.overdraft_limit_fen:
+            raise _Refuse(0x9401)
+        txn_type = TxnType.CAPP_PURCHASE if c.p1 == 0x03 else TxnType.EP_PURCHASE
+        # The session key needs the terminal serial, which only DEBIT brings: keep the card key.
+        self._session = _Session(
+            "purchase",
+            txn_type,
+            amount,
+            terminal_id,
+            card_random,
+            s.offline_counter,
+            s.balance_fen,
+            keys.dpk,
+        )
+        return (
+            s.balance_fen.to_bytes(4, "big")
+            + s.offline_counter.to_bytes(2, "big")
+            + s.overdraft_limit_fen.to_bytes(3, "big")
+            + bytes((keys.dpk_version, int(keys.algorithm)))
+            + card_random
+        )
+
+    def _update_capp_data_cache(self, c: CommandApdu) -> bytes:
+        self._require_ep()
+        session = self._session
+        if session is None or session.txn_type != TxnType.CAPP_PURCHASE:
+            raise _Refuse(0x6985)
+        if c.p2 & 0x07:
+            raise _Refuse(0x6A86)
+        sfi = c.p2 >> 3
+        if sfi == SFI_TRANSIT:
+            if len(c.data) != TRANSIT_RECORD_LEN:
+                raise _Refuse(0x6700)
+            if c.p1 == 0 or c.p1 != c.data[1]:
+                raise _Refuse(0x6A80)  # the record id is P1 and the record's second byte
+        elif sfi == SFI_TRIPS:
+            if len(c.data) != TRIP_RECORD_LEN:
+                raise _Refuse(0x6700)
+            if c.p1 != 0:
+                raise _Refuse(0x6A86)
+        else:
+            raise _Refuse(0x6A82)
+        if len(session.capp_cache) >= 4:
+            raise _Refuse(0x6A84)  # not enough memory: a bounded cache
+        session.capp_cache.append((sfi, c.p1, c.data))
+        return b""
+
+    def _debit(self, c: CommandApdu) -> bytes:
+        self._require_ep()
+        session = self._session
+        if c.p1 != 0x01 or c.p2 != 0x00:
+            raise _Refuse(0x6A86)
+        if session is None or session.kind != "purchase":
+            raise _Refuse(0x6985)
+        if len(c.data) != 15:
+            raise _Refuse(0x6700)
+        self._session = None  # one DEBIT per INITIALIZE, whatever happens below
+        terminal_serial = int.from_bytes(c.data[0:4], "big")
+        date_time, mac1 = c.data[4:11], c.data[11:15]
+        keys, s = self.state.keys, self.state
+        try:
+            sespk = crypto.purchase_session_key(
+                session.session_key,
+                session.card_random,
+                session.counter,
+                terminal_serial,
+                keys.algorithm,
+            )
+            expected = crypto.purchase_mac1(
+                sespk,
+                session.amount_fen,
+                session.txn_type,
+                session.terminal_id,
+                date_time,
+                algorithm=keys.algorithm,
+            )
+        except CryptoInputError:
+            raise _Refuse(0x6A80) from None  # e.g. a date that is not BCD
+        if not secrets.compare_digest(expected, mac1):
+            raise _Refuse(0x9302)
+        # Re-check against the current purse (nothing can have changed in between on this card).
+        invariant(
+            s.balance_fen == session.balance_fen and s.offline_counter == session.counter,
+            "purse moved",
+        )
+        new_balance = s.balance_fen - session.amount_fen
+        invariant(new_balance >= -s.overdraft_limit_fen, "balance below the overdraft limit")
+        tac = crypto.purchase_tac(
+            keys.dtk,
+            session.amount_fen,
+            session.txn_type,
+            session.terminal_id,
+            terminal_serial,
+            date_time,
+            keys.algorithm,
+        )
+        mac2 = crypto.purchase_mac2(sespk, session.amount_fen, keys.algorithm)
+        counter_after = session.counter + 1
+        entry = LogRecord(
+            counter_after,
+            s.overdraft_limit_fen,
+            session.amount_fen,
+            session.txn_type,
+            session.terminal_id,
+            None,
+        ).encode()[:16] + bytes(date_time)
+        transit = dict(s.transit_records)
+        trips = list(s.trips)
+        for sfi, p1, record in session.capp_cache:
+            if sfi == SFI_TRANSIT:
+                transit[p1] = record
+            else:
+                trips = [record, *trips][:TRIP_RECORDS_MAX]
+        # Commit: every field of the transaction in one step.
+        self.state = replace(
+            s,
+            balance_fen=new_balance,
+            offline_counter=counter_after,
+            log=[entry, *s.log][:LOG_RECORDS_MAX],
+            transit_records=transit,
+            trips=trips,
+            last_purchase=Proof(session.txn_type, counter_after, mac2, tac),
+        )
+        self.state_version += 1
+        return tac + mac2
+
+    def _credit_load(self, c: CommandApdu) -> bytes:
+        self._require_ep()
+        session = self._session
+        if c.p1 != 0x00 or c.p2 != 0x00:
+            raise _Refuse(0x6A86)
+        if session is None or session.kind != "load":
+            raise _Refuse(0x6985)
+        if len(c.data) != 11:
+            raise _Refuse(0x6700)
+        self._session = None
+        date_time, mac2 = c.data[0:7], c.data[7:11]
+        keys, s = self.state.keys, self.state
+        try:
+            expected = crypto.load_mac2(
+                session.session_key,
+                session.amount_fen,
+                session.txn_type,
+                session.terminal_id,
+                date_time,
+                keys.algorithm,
+            )
+        except CryptoInputError:
+            raise _Refuse(0x6A80) from None
+        if not secrets.compare_digest(expected, mac2):
+            raise _Refuse(0x9302)
+        invariant(
+            s.balance_fen == session.balance_fen and s.online_counter == session.counter,
+            "purse moved",
+        )
+        new_balance = s.balance_fen + session.amount_fen
+        invariant(new_balance <= s.balance_limit_fen, "balance above its limit")
+        tac = crypto.load_tac(
+            keys.dtk,
+            new_balance,
+            session.counter,
+            session.amount_fen,
+            session.txn_type,
+            session.terminal_id,
+            date_time,
+            keys.algorithm,
+        )
+        counter_after = session.counter + 1
+        entry = LogRecord(
+            counter_after,
+            s.overdraft_limit_fen,
+            session.amount_fen,
+            session.txn_type,
+            session.terminal_id,
+            None,
+        ).encode()[:16] + bytes(date_time)
+        self.state = replace(
+            s,
+            balance_fen=new_balance,
+            online_counter=counter_after,
+            log=[entry, *s.log][:LOG_RECORDS_MAX],
+            last_load=Proof(session.txn_type, counter_after, mac2, tac),
+        )
+        self.state_version += 1
+        return tac
+
+    def _get_transaction_proof(self, c: CommandApdu) -> bytes:
+        self._require_ep()
+        if c.p1 != 0x00 or len(c.data) != 2:
+            raise _Refuse(0x6700 if c.p1 == 0x00 else 0x6A86)
+        counter_after = int.from_bytes(c.data, "big")
+        if c.p2 in (TxnType.EP_PURCHASE, TxnType.CAPP_PURCHASE):
+            proof = self.state.last_purchase
+        elif c.p2 == TxnType.EP_LOAD:
+            proof = self.state.last_load
+        else:
+            raise _Refuse(0x6A86)
+        if proof is None or proof.txn_type != c.p2 or proof.counter_after != counter_after:
+            raise _Refuse(0x9406)
+        return proof.mac + proof.tac
+
+
+_HANDLERS: dict[tuple[int, int], Callable[[SoftCard, CommandApdu], bytes]] = {
+    (0x00, 0xA4): SoftCard._select,
+    (0x00, 0xB0): SoftCard._read_binary,
+    (0x00, 0xB2): SoftCard._read_record,
+    (0x00, 0x84): SoftCard._get_challenge,
+    (0x80, 0x5C): SoftCard._get_balance,
+    (0x80, 0x50): SoftCard._initialize,
+    (0x80, 0xDC): SoftCard._update_capp_data_cache,
+    (0x80, 0x54): SoftCard._debit,
+    (0x80, 0x52): SoftCard._credit_load,
+    (0x80, 0x5A): SoftCard._get_transaction_proof,
+}
+
+
+def _blank_transit_record() -> bytes:
+    raw = bytearray(TransitRecord().encode())
+    raw[3] = 0x00  # valid flag: never written
+    return bytes(raw)
+
+
+def _proof_json(proof: Proof | None) -> dict[str, object] | None:
+    if proof is None:
+        return None
+    return {
+        "txn_type": proof.txn_type,
+        "counter_after": proof.counter_after,
+        "mac": proof.mac.hex().upper(),
+        "tac": proof.tac.hex().upper(),
+    }
+
+
+def _proof_from_json(body: dict[str, object] | None) -> Proof | None:
+    if body is None:
+        return None
+    mac, tac = bytes.fromhex(str(body["mac"])), bytes.fromhex(str(body["tac"]))
+    if len(mac) != 4 or len(tac) != 4:
+        raise ValueError("proof MAC and TAC are 4 bytes")
+    txn_type, counter_after = body["txn_type"], body["counter_after"]
+    if not isinstance(txn_type, int) or not isinstance(counter_after, int):
+        raise ValueError("proof type and counter are integers")
+    return Proof(txn_type, counter_after, mac, tac)
+
+
+def _hex_exact(value: object, length: int, what: str) -> bytes:
+    raw = bytes.fromhex(str(value))
+    if len(raw) != length:
+        raise ValueError(f"{what} must be {length} bytes")
+    return raw
+
+
+def _int_in(value: object, low: int, high: int, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"{what} must be an integer in {low}..{high}")
+    return value
+
+
+def _state_from_json(body: dict) -> CardState:
+    if not isinstance(body, dict) or body.get("format") != CARD_FILE_FORMAT:
+        raise ValueError(f"format must be {CARD_FILE_FORMAT!r}")
+    files, k, p = body["files"], body["keys"], body["purse"]
+    keys = CardKeys(
+        algorithm=Algorithm(k["algorithm"]),
+        dpk=_hex_exact(k["dpk"], 16, "dpk"),
+        dpk_index=_int_in(k["dpk_index"], 1, 255, "dpk_index"),
+        dpk_version=_int_in(k["dpk_version"], 0, 255, "dpk_version"),
+        dlk=_hex_exact(k["dlk"], 16, "dlk"),
+        dlk_index=_int_in(k["dlk_index"], 1, 255, "dlk_index"),
+        dlk_version=_int_in(k["dlk_version"], 0, 255, "dlk_version"),
+        dtk=_hex_exact(k["dtk"], 16, "dtk"),
+        maintenance=_hex_exact(k["maintenance"], 16, "maintenance"),
+    )
+    limit = _int_in(p["balance_limit_fen"], 0, 0xFFFFFFFF, "balance_limit_fen")
+    overdraft = _int_in(p["overdraft_limit_fen"], 0, 0xFFFFFF, "overdraft_limit_fen")
+    state = CardState(
+        public_info=_hex_exact(files["0015"], 30, "0015"),
+        holder=_hex_exact(files["0016"], 55, "0016"),
+        management=_hex_exact(files["0017"], 60, "0017"),
+        keys=keys,
+        balance_fen=_int_in(p["balance_fen"], 0, limit, "balance_fen"),
+        balance_limit_fen=limit,
+        overdraft_limit_fen=overdraft,
+        online_counter=_int_in(p["online_counter"], 0, COUNTER_MAX, "online_counter"),
+        offline_counter=_int_in(p["offline_counter"], 0, COUNTER_MAX, "offline_counter"),
+        log=[_hex_exact(r, 23, "log record") for r in body.get("log", [])][:LOG_RECORDS_MAX],
+        transit_records={
+            _int_in(int(i), 1, 255, "record id"): _hex_exact(
+                r, TRANSIT_RECORD_LEN, "transit record"
+            )
+            for i, r in body.get("transit_records", {}).items()
+        },
+        trips=[_hex_exact(r, TRIP_RECORD_LEN, "trip record") for r in body.get("trips", [])][
+            :TRIP_RECORDS_MAX
+        ],
+        last_purchase=_proof_from_json(body.get("last_purchase")),
+        last_load=_proof_from_json(body.get("last_load")),
+    )
+    PublicInfo.parse(state.public_info)  # must be a well-formed 0015
+    return state
