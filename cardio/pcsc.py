@@ -5,6 +5,7 @@ Every pyscard/PC/SC failure leaves here as a `cardio.errors.TransportError` subc
 
 - `list_readers() -> list[str]`
 - `wait_for_card(reader, timeout_s) -> None` (CardRequest.waitforcard; NoCard on time-out)
+- `wait_for_removal(reader, timeout_s) -> None` (until pcscd sees the reader empty)
 - `PcscTransport.open(reader, share=True, timeout_s=0)`: connect (SCARD_LEAVE_CARD on release when
   shared, so other handles on the same card are not reset), `.transmit(apdu) -> bytes`, `.atr`, `.close()`.
 """
@@ -17,7 +18,14 @@ from smartcard.Exceptions import CardRequestTimeoutException, SmartcardException
 
 from cardio.errors import CardRemoved, NoCard, ReaderNotFound, ReaderUnavailable, TransportError
 
-__all__ = ["PCSC_TIMEOUT_S_MAX", "PcscTransport", "list_readers", "wait_for_card"]
+__all__ = [
+    "PCSC_TIMEOUT_S_MAX",
+    "PcscTransport",
+    "error_for_hresult",
+    "list_readers",
+    "wait_for_card",
+    "wait_for_removal",
+]
 
 PCSC_TIMEOUT_S_MAX = 600.0
 
@@ -99,6 +107,33 @@ def wait_for_card(reader: str, timeout_s: float = 5.0) -> None:
         ) from None
 
 
+def wait_for_removal(reader: str, timeout_s: float = 5.0) -> None:
+    """Block until pcscd sees no card in `reader` (SCardGetStatusChange); NoCard-free after that.
+
+    Raises TransportError if a card is still there after `timeout_s`.
+    """
+    if not 0 <= timeout_s <= PCSC_TIMEOUT_S_MAX:
+        raise ValueError(f"timeout_s must be within 0..{PCSC_TIMEOUT_S_MAX}")
+    context = _context()
+    try:
+        states = [(reader, scard.SCARD_STATE_UNAWARE)]
+        deadline_ms = int(timeout_s * 1000)
+        while True:
+            hresult, states = scard.SCardGetStatusChange(context, deadline_ms, states)
+            if _u32(hresult) == _u32(scard.SCARD_E_TIMEOUT):
+                raise TransportError(f"a card is still in {reader!r} after {timeout_s} s")
+            if hresult != scard.SCARD_S_SUCCESS:
+                raise error_for_hresult(hresult, f"watching {reader!r}")
+            _name, event_state, _atr = states[0]
+            if event_state & scard.SCARD_STATE_UNKNOWN:
+                raise ReaderNotFound(f"no reader named {reader!r}")
+            if event_state & scard.SCARD_STATE_EMPTY:
+                return
+            states = [(reader, event_state & ~scard.SCARD_STATE_CHANGED)]
+    finally:
+        scard.SCardReleaseContext(context)
+
+
 class PcscTransport:
     """One connection to the card in one reader (T=0 or T=1, shared mode)."""
 
@@ -149,6 +184,10 @@ class PcscTransport:
         hresult, response = scard.SCardTransmit(self._handle, self._protocol, list(apdu))
         if hresult != scard.SCARD_S_SUCCESS:
             raise error_for_hresult(hresult, "transmitting to the card")
+        if len(response) < 2:
+            # Some drivers (vpcd among them) report success with no bytes when the card vanished
+            # mid-command: no status word means no answer.
+            raise CardRemoved("the card left during the command (no status word came back)")
         return bytes(response)
 
     def close(self) -> None:
