@@ -184,7 +184,10 @@ class SoftCard:
         city_code: bytes = b"\x00\x00",
     ) -> SoftCard:
         """Personalise a card: files, keys diversified from the key store by the serial, balance."""
-        number = card_number_bytes(card_no)
+        try:
+            number = card_number_bytes(card_no)
+        except ApduError as error:
+            raise CardFileError(str(error)) from None
         if not 0 <= balance_fen <= balance_limit_fen or balance_limit_fen > 0xFFFFFFFF:
             raise CardFileError("the opening balance must be within 0..limit")
         serial = b"\x00\x00" + number
