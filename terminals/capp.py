@@ -1,0 +1,174 @@
+"""The transit state on the card: onecard's use of the CAPP record 001A ("27 02 7D", 128 bytes).
+
+Offline transfers and caps need the rider's state wherever they tap, so it travels on the card,
+written by UPDATE CAPP DATA CACHE and committed atomically with the debit. Pure byte layout: no I/O.
+
+Layout (offsets in bytes). 0..50 are cardio's `TransitRecord` fields, filled so any reader of the
+standard part sees the last tap; 51.. is onecard's fare-state extension:
+
+    0   27 02 7D            record tag, record id, length
+    3   01                  valid flag
+    4   journey state       01 boarded (a tap-on only bus leaves the journey "boarded")
+    5   line (4)            route_id as a number when it is digits, else its 2-byte id tag
+    9   stop (2)            id tag of the boarding stop_id
+    11  direction (1)       00
+    12  terminal id (6)
+    18  tapped at (7 BCD)   local Asia/Shanghai boarding time of the last leg
+    25  fare charged (4)
+    29  max fare (4)        00000000 (no open-journey fare on tap-on only buses)
+    33  transfers (1)       transfers made in the open sub-journey
+    34  journey start (7 BCD)
+    41  cap day (4 BCD)     period start of the first cap slot (or 0)
+    45  spent that day (4)
+    49  rides (2)           00 00
+    51  4F 01               extension marker 'O' and layout version 1
+    53  journey open (1)    00 none / 01 open
+    54  leg group tag (2)   id tag of the last leg's leg_group_id (terminals.fares.feed.id_tag)
+    56  journey paid (4)    fen paid in the open sub-journey
+    60  cap slots (1)       0..4
+    61  4 x 10 bytes        cap id tag (2) | period start (4 BCD) | spent fen (4)
+    101 CRC-32 (4)          over bytes 51..100, big-endian
+    105..127 00
+
+Ids are stored as 2-byte tags; the feed refuses tags that collide. A record that does not carry
+the extension, fails its CRC or names ids the current feed does not know gives the empty state
+(no transfer, no cap progress): the rider may pay a full fare, never less than the tariff says.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from cardio.crypto import CARD_TIME_ZONE
+from cardio.errors import ApduError, ResponseMalformed
+from cardio.records import (
+    TRANSIT_RECORD_ID,
+    TRANSIT_RECORD_LEN,
+    TRANSIT_RECORD_TAG,
+    JourneyState,
+    TransitRecord,
+    decode_bcd_date,
+    encode_bcd_date,
+)
+from terminals.errors import invariant
+from terminals.fares.engine import CapProgress, Journey, RideState
+from terminals.fares.feed import CAPS_PER_CARD_MAX, FareFeed, id_tag
+
+EXTENSION_OFFSET = 51
+EXTENSION_MARKER = 0x4F
+EXTENSION_VERSION = 0x01
+CAP_SLOT_LEN = 10
+CRC_OFFSET = 101
+
+
+def route_line_number(route_id: str) -> int:
+    if route_id.isdigit() and int(route_id) <= 0xFFFFFFFF:
+        return int(route_id)
+    return id_tag(route_id)
+
+
+@dataclass(frozen=True, slots=True)
+class TapPlace:
+    """Where and by whom the state is written (for the standard part of the record)."""
+
+    route_id: str
+    stop_id: str
+    terminal_id: bytes
+    fare_fen: int
+
+
+def _local_naive(moment: datetime) -> datetime:
+    return moment.astimezone(CARD_TIME_ZONE).replace(tzinfo=None, microsecond=0)
+
+
+def encode_transit_record(state: RideState, place: TapPlace) -> bytes:
+    """The 128-byte 001A record carrying `state` after a tap at `place`."""
+    journey = state.journey
+    invariant(len(state.caps) <= CAPS_PER_CARD_MAX, "too many cap slots for the card")
+    day_caps = list(state.caps)
+    standard = TransitRecord(
+        state=JourneyState.BOARDED,
+        line=route_line_number(place.route_id),
+        stop=id_tag(place.stop_id),
+        direction=0,
+        terminal_id=place.terminal_id,
+        tapped_at=_local_naive(journey.last_board_at) if journey else None,
+        fare_fen=place.fare_fen,
+        fare_max_fen=0,
+        transfers_used=min(journey.transfers, 0xFF) if journey else 0,
+        journey_started_at=_local_naive(journey.started_at) if journey else None,
+        cap_day=day_caps[0].period_start if day_caps else None,
+        cap_spent_fen=day_caps[0].spent_fen if day_caps else 0,
+        cap_rides=0,
+    ).encode()
+    extension = bytes((EXTENSION_MARKER, EXTENSION_VERSION))
+    if journey is not None:
+        extension += b"\x01" + id_tag(journey.leg_group_id).to_bytes(2, "big")
+        extension += max(0, journey.paid_fen).to_bytes(4, "big")
+    else:
+        extension += bytes(7)
+    extension += bytes((len(state.caps),))
+    for progress in state.caps:
+        extension += (
+            id_tag(progress.cap_id).to_bytes(2, "big")
+            + encode_bcd_date(progress.period_start)
+            + progress.spent_fen.to_bytes(4, "big")
+        )
+    extension += bytes(CAP_SLOT_LEN * (CAPS_PER_CARD_MAX - len(state.caps)))
+    invariant(len(extension) == CRC_OFFSET - EXTENSION_OFFSET, "extension layout length")
+    extension += zlib.crc32(extension).to_bytes(4, "big")
+    record = standard[:EXTENSION_OFFSET] + extension
+    record += bytes(TRANSIT_RECORD_LEN - len(record))
+    invariant(len(record) == TRANSIT_RECORD_LEN, "a transit record is 128 bytes")
+    return record
+
+
+def decode_transit_record(raw: bytes, feed: FareFeed) -> RideState:
+    """The fare state a 001A record carries (the empty state if it carries none we can trust)."""
+    if (
+        len(raw) != TRANSIT_RECORD_LEN
+        or raw[0] != TRANSIT_RECORD_TAG
+        or raw[1] != TRANSIT_RECORD_ID
+    ):
+        return RideState()
+    extension = raw[EXTENSION_OFFSET : CRC_OFFSET + 4]
+    if extension[0] != EXTENSION_MARKER or extension[1] != EXTENSION_VERSION:
+        return RideState()
+    body, crc = extension[:-4], int.from_bytes(extension[-4:], "big")
+    if zlib.crc32(body) != crc:
+        return RideState()
+    try:
+        standard = TransitRecord.parse(raw)
+    except (ApduError, ResponseMalformed):
+        return RideState()
+    groups = {id_tag(g): g for g in feed.leg_groups}
+    caps = {id_tag(c.cap_id): c.cap_id for c in feed.caps}
+    journey = None
+    if body[2] == 1 and standard.tapped_at is not None and standard.journey_started_at is not None:
+        group = groups.get(int.from_bytes(body[3:5], "big"))
+        if group is not None:
+            journey = Journey(
+                leg_group_id=group,
+                started_at=standard.journey_started_at.replace(tzinfo=CARD_TIME_ZONE),
+                last_board_at=standard.tapped_at.replace(tzinfo=CARD_TIME_ZONE),
+                last_alight_at=None,
+                transfers=standard.transfers_used,
+                paid_fen=int.from_bytes(body[5:9], "big"),
+            )
+    progress: list[CapProgress] = []
+    count = min(body[9], CAPS_PER_CARD_MAX)
+    for slot in range(count):
+        start = 10 + slot * CAP_SLOT_LEN
+        cap_id = caps.get(int.from_bytes(body[start : start + 2], "big"))
+        try:
+            period: date | None = decode_bcd_date(body[start + 2 : start + 6], "cap period")
+        except ResponseMalformed:
+            period = None
+        if cap_id is None or period is None:
+            continue
+        progress.append(
+            CapProgress(cap_id, period, int.from_bytes(body[start + 6 : start + 10], "big"))
+        )
+    return RideState(journey, tuple(sorted(progress, key=lambda p: p.cap_id)))

@@ -1,0 +1,143 @@
+"""The terminal's Ed25519 credential and request signing of docs/terminal-protocol.md.
+
+Signs METHOD, path with query, timestamp, nonce and the SHA-256 of the exact body bytes; checks the
+server's signature on list deltas. The private key lives in a 0600 file and is never printed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from terminals.errors import TerminalError
+
+CREDENTIAL_FORMAT = "onecard-terminal-credential/1"
+
+
+class CredentialError(TerminalError):
+    """The terminal credential file is missing, malformed or readable by others."""
+
+    code = "credential_error"
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalCredential:
+    terminal_id: str  # 12 hex digits, the SAM's terminal number
+    private_key: Ed25519PrivateKey = field(repr=False)
+
+    @property
+    def public_key_hex(self) -> str:
+        raw = self.private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return raw.hex()
+
+    def sign(self, message: bytes) -> str:
+        return self.private_key.sign(message).hex()
+
+
+def new_credential(terminal_id: str) -> TerminalCredential:
+    if len(terminal_id) != 12:
+        raise CredentialError("a terminal id is 12 hex digits")
+    return TerminalCredential(terminal_id.upper(), Ed25519PrivateKey.generate())
+
+
+def write_credential(credential: TerminalCredential, path: Path | str) -> None:
+    """Write the credential atomically with mode 0600."""
+    from cryptography.hazmat.primitives.serialization import NoEncryption, PrivateFormat
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = credential.private_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    body = {
+        "format": CREDENTIAL_FORMAT,
+        "terminal_id": credential.terminal_id,
+        "ed25519_private": raw.hex(),
+    }
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(body))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def load_credential(path: Path | str) -> TerminalCredential:
+    path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise CredentialError(f"no terminal credential at {path}") from None
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise CredentialError(f"the credential {path} is readable by others: chmod 600 {path}")
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        if body.get("format") != CREDENTIAL_FORMAT:
+            raise CredentialError(f"{path} is not a {CREDENTIAL_FORMAT} file")
+        key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(body["ed25519_private"]))
+        return TerminalCredential(str(body["terminal_id"]).upper(), key)
+    except (ValueError, KeyError, TypeError, json.JSONDecodeError):
+        raise CredentialError(f"the credential {path} is malformed") from None
+
+
+def signed_headers(
+    credential: TerminalCredential,
+    method: str,
+    path_with_query: str,
+    body: bytes,
+    timestamp: int,
+    nonce: str | None = None,
+) -> dict[str, str]:
+    """The four X-Onecard-* headers of a signed terminal request."""
+    nonce = nonce or secrets.token_hex(16)
+    message = "\n".join(
+        (method.upper(), path_with_query, str(timestamp), nonce, hashlib.sha256(body).hexdigest())
+    ).encode("utf-8")
+    return {
+        "X-Onecard-Terminal": credential.terminal_id,
+        "X-Onecard-Timestamp": str(timestamp),
+        "X-Onecard-Nonce": nonce,
+        "X-Onecard-Signature": credential.sign(message),
+    }
+
+
+def canonical_list_bytes(body: dict[str, object]) -> bytes:
+    """What the server signs of a list delta: canonical JSON of the body without `signature`."""
+    unsigned = {k: v for k, v in body.items() if k != "signature"}
+    return json.dumps(unsigned, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def list_signature_valid(body: dict[str, object], server_public_key_hex: str) -> bool:
+    """True if the server's Ed25519 signature over the canonical body verifies.
+
+    The protocol's canonical JSON escapes non-ASCII (json.dumps defaults); a server that signs
+    UTF-8 unescaped produces the same bytes for ASCII lists, and is accepted too: both forms
+    are the same signed content, so this does not weaken the check.
+    """
+    signature = body.get("signature")
+    if not isinstance(signature, str):
+        return False
+    try:
+        key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(server_public_key_hex))
+        raw_signature = bytes.fromhex(signature)
+    except ValueError:
+        return False
+    unsigned = {k: v for k, v in body.items() if k != "signature"}
+    for ensure_ascii in (True, False):
+        message = json.dumps(
+            unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=ensure_ascii
+        ).encode("utf-8")
+        try:
+            key.verify(raw_signature, message)
+        except InvalidSignature:
+            continue
+        return True
+    return False

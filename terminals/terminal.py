@@ -1,0 +1,464 @@
+"""The tap flow of a bus validator and a clinic terminal, over any card transport and any PSAM.
+
+select -> read card -> deny list and validity -> recover a torn tap of this card -> read the
+transit state -> price -> INITIALIZE -> journal intent -> SAM MAC1 -> journal grey record ->
+UPDATE CAPP DATA CACHE -> DEBIT -> SAM verifies MAC2 -> journal completion -> "OK".
+A record is durable before "OK" is shown; a debit is never sent without its grey record on disk.
+It never prints a full card number or key material.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from cardio.apdu import CommandApdu, Transport
+from cardio.crypto import CARD_TIME_ZONE, TxnType
+from cardio.errors import (
+    ApplicationLocked,
+    CardioError,
+    CardStatusError,
+    InsufficientFunds,
+    ProofNotAvailable,
+    PurseMacInvalid,
+    TransportError,
+)
+from cardio.purse import SFI_TRANSIT, Purse
+from cardio.records import (
+    TRANSIT_RECORD_ID,
+    TRANSIT_RECORD_LEN,
+    PublicInfo,
+    mask_card_number,
+)
+from terminals.capp import TapPlace, decode_transit_record, encode_transit_record
+from terminals.client import ClearingClient
+from terminals.errors import MacInvalid, NoFare, ServiceUnavailable, UploadRefused
+from terminals.fares.engine import FareQuote, Leg, price_tap
+from terminals.fares.feed import FareFeed
+from terminals.journal import Journal, RecordKind, RecordStatus, TapRecord
+from terminals.lists import ListStore
+from terminals.sam import Psam
+
+RETAP_WINDOW_DEFAULT = timedelta(minutes=2)  # a re-presentation this soon completes the torn tap
+PURCHASE_TYPES = (int(TxnType.EP_PURCHASE), int(TxnType.CAPP_PURCHASE))
+
+
+class TapOutcome(StrEnum):
+    """What the passenger is shown, in order of the checks."""
+
+    OK = "ok"
+    RECOVERED = "recovered"  # a torn tap of this card was completed: it is paid
+    CARD_REMOVED = "card_removed"  # the card left before anything was decided
+    DENIED = "denied"
+    NOT_VALID = "not_valid"  # expired or not yet valid
+    UNKNOWN_CARD = "unknown_card"
+    LOCKED = "locked"
+    NO_FARE = "no_fare"
+    INSUFFICIENT_BALANCE = "insufficient_balance"
+    TORN = "torn"  # the card left during the debit: present it again
+    CARD_ERROR = "card_error"  # MAC1 refused or MAC2 wrong
+
+
+@dataclass(frozen=True, slots=True)
+class TapResult:
+    outcome: TapOutcome
+    message: str
+    card_no: str | None = None
+    record: TapRecord | None = None
+    quote: FareQuote | None = None
+    recovered: tuple[TapRecord, ...] = ()
+
+    @property
+    def paid(self) -> bool:
+        return self.outcome in (TapOutcome.OK, TapOutcome.RECOVERED)
+
+
+def _yuan(fen: int) -> str:
+    return f"{fen // 100}.{fen % 100:02d}"
+
+
+class RecoveryOutcome(StrEnum):
+    COMPLETED = "completed"
+    NOT_DEBITED = "not_debited"
+    UNDECIDED = "undecided"  # the card moved on and its proof is gone: clearing decides
+
+
+class PurseTerminal:
+    """What every purse terminal shares: card checks, torn-tap recovery and the journaled debit."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        psam: Psam,
+        lists: ListStore,
+        *,
+        purchase_key_index: int = 1,
+        clock: Callable[[], datetime] | None = None,
+        retap_window: timedelta = RETAP_WINDOW_DEFAULT,
+        on_record: Callable[[], None] | None = None,
+    ) -> None:
+        self.journal = journal
+        self.psam = psam
+        self.lists = lists
+        self.purchase_key_index = purchase_key_index
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.retap_window = retap_window
+        self.on_record = on_record  # e.g. Uploader.wake: must never block
+        psam.select()
+        self.terminal_id = psam.terminal_id()
+        self.terminal_id_hex = self.terminal_id.hex().upper()
+
+    def _now(self) -> datetime:
+        return self.clock().replace(microsecond=0)
+
+    # --- card checks ------------------------------------------------------------------------
+
+    def _read_card(self, purse: Purse, now: datetime) -> tuple[PublicInfo | None, TapResult | None]:
+        selected = purse.select()
+        info = selected.public_info or purse.read_public_info()
+        card_no = info.card_no
+        masked = mask_card_number(card_no)
+        if self.lists.is_denied(card_no):
+            return info, TapResult(
+                TapOutcome.DENIED, f"card {masked} is blocked: see the service desk", card_no
+            )
+        if not info.is_valid_on(now.astimezone(CARD_TIME_ZONE).date()):
+            return info, TapResult(
+                TapOutcome.NOT_VALID, f"card {masked} is not valid today", card_no
+            )
+        if info.card_type is None:
+            return info, TapResult(
+                TapOutcome.UNKNOWN_CARD, f"card {masked} has an unknown card type", card_no
+            )
+        return info, None
+
+    # --- torn taps ------------------------------------------------------------------------------
+
+    def recover(self, purse: Purse, grey: TapRecord) -> RecoveryOutcome:
+        """Settle a grey record of the card now in the field (PURSE.md §6.3)."""
+        is_load = grey.kind is RecordKind.LOAD
+        kinds = (int(TxnType.EP_LOAD),) if is_load else PURCHASE_TYPES
+        target = grey.card_counter + 1
+        log = [entry for entry in purse.read_log() if entry.txn_type in kinds]
+        entry = next((e for e in log if e.counter == target), None)
+        if entry is None:
+            current = max((e.counter for e in log), default=0)
+            if current >= target:
+                return RecoveryOutcome.UNDECIDED  # the cyclic log no longer shows that counter
+            self.journal.mark_not_debited(grey.terminal_seq)
+            return RecoveryOutcome.NOT_DEBITED
+        if entry.terminal_id != self.terminal_id or entry.amount_fen != grey.amount_fen:
+            # That counter value was used by another transaction: ours never happened.
+            self.journal.mark_not_debited(grey.terminal_seq)
+            return RecoveryOutcome.NOT_DEBITED
+        try:
+            proof = purse.get_transaction_proof(grey.txn_type, target)
+        except ProofNotAvailable:
+            return RecoveryOutcome.UNDECIDED
+        self.journal.complete(grey.terminal_seq, proof.tac, grey.balance_after_fen)
+        return RecoveryOutcome.COMPLETED
+
+    def _recover_card(
+        self, purse: Purse, card_no: str, now: datetime
+    ) -> tuple[list[TapRecord], TapResult | None]:
+        """Recover every torn record of this card; a fresh re-tap of a completed one is the answer."""
+        recovered: list[TapRecord] = []
+        retap: TapRecord | None = None
+        for grey in self.journal.unresolved_grey(card_no):
+            if self.recover(purse, grey) is RecoveryOutcome.COMPLETED:
+                done = self.journal.record(grey.terminal_seq)
+                assert done is not None
+                recovered.append(done)
+                if now - grey.occurred_at <= self.retap_window:
+                    retap = done
+        if retap is not None:
+            if self.on_record:
+                self.on_record()
+            return recovered, TapResult(
+                TapOutcome.RECOVERED,
+                f"OK {_yuan(retap.amount_fen)} (completed) balance {_yuan(retap.balance_after_fen)}",
+                card_no,
+                retap,
+                recovered=tuple(recovered),
+            )
+        return recovered, None
+
+    # --- the journaled debit ------------------------------------------------------------------
+
+    def _debit(
+        self,
+        purse: Purse,
+        draft: TapRecord,
+        init_counter: int,
+        card_random: bytes,
+        key_version: int,
+        algorithm: object,
+        now: datetime,
+        capp_record: Callable[[], bytes] | None,
+    ) -> tuple[TapRecord, TapResult | None]:
+        intent = self.journal.append_intent(draft)
+        sam = self.psam.init_for_purchase(
+            card_random,
+            init_counter,
+            draft.amount_fen,
+            draft.txn_type,
+            now,
+            key_version,
+            algorithm,  # type: ignore[arg-type]
+            draft.card_no,
+        )
+        record = replace(draft, terminal_seq=sam.terminal_serial)
+        self.journal.append_grey(intent, record)
+        masked = mask_card_number(draft.card_no)
+        try:
+            if capp_record is not None:
+                purse.update_capp_data_cache(capp_record())
+            debit = purse.debit(sam.terminal_serial, now, sam.mac1)
+        except TransportError:
+            if self.on_record:
+                self.on_record()
+            return record, TapResult(
+                TapOutcome.TORN,
+                f"card {masked} left too early: present it again",
+                draft.card_no,
+                record,
+            )
+        except PurseMacInvalid:
+            self.journal.mark_not_debited(record.terminal_seq)
+            return record, TapResult(
+                TapOutcome.CARD_ERROR, f"card {masked} refused the terminal", draft.card_no
+            )
+        try:
+            self.psam.verify_mac2(debit.mac2)
+        except MacInvalid:
+            # The card says it paid (TAC given): keep the record for clearing, refuse the ride.
+            self.journal.complete(record.terminal_seq, debit.tac, draft.balance_after_fen)
+            return record, TapResult(
+                TapOutcome.CARD_ERROR, f"card {masked} failed authentication", draft.card_no
+            )
+        self.journal.complete(record.terminal_seq, debit.tac, draft.balance_after_fen)
+        done = replace(record, status=RecordStatus.COMPLETE, tac=debit.tac.hex().upper())
+        if self.on_record:
+            self.on_record()
+        return done, None
+
+
+class Validator(PurseTerminal):
+    """A bus validator at one route and stop (tap-on only)."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        psam: Psam,
+        feed: FareFeed,
+        lists: ListStore,
+        route_id: str,
+        stop_id: str,
+        **options: object,
+    ) -> None:
+        super().__init__(journal, psam, lists, **options)  # type: ignore[arg-type]
+        self.feed = feed
+        self.route_id = route_id
+        self.stop_id = stop_id
+
+    def move_to(self, route_id: str, stop_id: str) -> None:
+        """The bus reached another stop (or changed line)."""
+        self.route_id, self.stop_id = route_id, stop_id
+
+    def tap(self, transport: Transport) -> TapResult:
+        """One presentation of a card; never raises for anything a card or passenger can do."""
+        purse = Purse(transport)
+        now = self._now()
+        try:
+            return self._tap(purse, now)
+        except TransportError:
+            return TapResult(TapOutcome.CARD_REMOVED, "card removed: present it again")
+        except ApplicationLocked:
+            return TapResult(TapOutcome.LOCKED, "card is locked: see the service desk")
+        except (CardStatusError, CardioError) as error:
+            return TapResult(
+                TapOutcome.CARD_ERROR, f"card error ({error.code}): see the service desk"
+            )
+
+    def _tap(self, purse: Purse, now: datetime) -> TapResult:
+        info, refused = self._read_card(purse, now)
+        if refused is not None or info is None:
+            return refused  # type: ignore[return-value]
+        card_no = info.card_no
+        recovered, retap = self._recover_card(purse, card_no, now)
+        if retap is not None:
+            return retap
+        # The raw record (not cardio's parsed view): onecard's extension lives in its reserved bytes.
+        read_transit = CommandApdu(
+            0x00, 0xB2, TRANSIT_RECORD_ID, (SFI_TRANSIT << 3) | 0x04, le=TRANSIT_RECORD_LEN
+        )
+        raw = purse.send(read_transit).expect(TRANSIT_RECORD_LEN, "001A")
+        state = decode_transit_record(raw, self.feed)
+        card_type = info.card_type
+        assert card_type is not None
+        leg = Leg(self.route_id, self.stop_id, now)
+        try:
+            quote = price_tap(self.feed, card_type.label, state, leg)
+        except NoFare:
+            return TapResult(TapOutcome.NO_FARE, "no fare for this line: tell the driver", card_no)
+        try:
+            init = purse.initialize_purchase(
+                self.purchase_key_index, quote.fare_fen, self.terminal_id, capp=True
+            )
+        except InsufficientFunds:
+            return TapResult(
+                TapOutcome.INSUFFICIENT_BALANCE,
+                f"balance too low for {_yuan(quote.fare_fen)}: please top up",
+                card_no,
+                quote=quote,
+            )
+        versions = self.lists.versions()
+        fare_rule = quote.fare_rule + (f"|{quote.transfer_rule}" if quote.transfer_rule else "")
+        draft = TapRecord(
+            kind=RecordKind.PURCHASE,
+            status=RecordStatus.GREY,
+            terminal_seq=0,
+            card_no=card_no,
+            card_counter=init.offline_counter,
+            txn_type=int(TxnType.CAPP_PURCHASE),
+            amount_fen=quote.fare_fen,
+            balance_before_fen=init.balance_fen,
+            balance_after_fen=init.balance_fen - quote.fare_fen,
+            occurred_at=now,
+            tac=None,
+            card_type=card_type.label,
+            rider_category=quote.rider_category_id,
+            full_fare_fen=quote.full_fare_fen,
+            fare_rule=fare_rule,
+            route_id=self.route_id,
+            stop_id=self.stop_id,
+            deny_list_version=versions.deny,
+            action_list_version=versions.action,
+        )
+        place = TapPlace(self.route_id, self.stop_id, self.terminal_id, quote.fare_fen)
+        record, failed = self._debit(
+            purse,
+            draft,
+            init.offline_counter,
+            init.card_random,
+            init.key_version,
+            init.algorithm,
+            now,
+            lambda: encode_transit_record(quote.state, place),
+        )
+        if failed is not None:
+            return replace(failed, quote=quote, recovered=tuple(recovered))
+        message = f"OK {_yuan(quote.fare_fen)} balance {_yuan(record.balance_after_fen)}"
+        if quote.transfer_rule:
+            message += " (transfer)"
+        return TapResult(TapOutcome.OK, message, card_no, record, quote, tuple(recovered))
+
+
+@dataclass(frozen=True, slots=True)
+class ClinicVisit:
+    visit_id: str
+    bill_fen: int
+
+
+class ClinicTerminal(PurseTerminal):
+    """A clinic counter: the insurer pays its share (online), the card pays the rest."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        psam: Psam,
+        lists: ListStore,
+        client_factory: Callable[[], ClearingClient] | None,
+        **options: object,
+    ) -> None:
+        super().__init__(journal, psam, lists, **options)  # type: ignore[arg-type]
+        self.client_factory = client_factory
+
+    def _split(self, visit: ClinicVisit, card_no: str, now: datetime) -> tuple[int, int, str, bool]:
+        """(insured_fen, patient_fen, rule, offline_fallback)."""
+        if self.client_factory is None:
+            return 0, visit.bill_fen, "offline_fallback", True
+        try:
+            with self.client_factory() as client:
+                split = client.clinic_split(visit.visit_id, card_no, visit.bill_fen, now)
+        except (ServiceUnavailable, UploadRefused):
+            return 0, visit.bill_fen, "offline_fallback", True
+        return split.insured_fen, split.patient_fen, f"{split.scheme}:{split.rule}", False
+
+    def charge(self, transport: Transport, visit: ClinicVisit) -> TapResult:
+        purse = Purse(transport)
+        now = self._now()
+        try:
+            return self._charge(purse, visit, now)
+        except TransportError:
+            return TapResult(TapOutcome.CARD_REMOVED, "card removed: present it again")
+        except ApplicationLocked:
+            return TapResult(TapOutcome.LOCKED, "card is locked: see the service desk")
+        except (CardStatusError, CardioError) as error:
+            return TapResult(
+                TapOutcome.CARD_ERROR, f"card error ({error.code}): see the service desk"
+            )
+
+    def _charge(self, purse: Purse, visit: ClinicVisit, now: datetime) -> TapResult:
+        if visit.bill_fen <= 0:
+            raise ValueError("a clinic bill is a positive amount of fen")
+        info, refused = self._read_card(purse, now)
+        if refused is not None or info is None:
+            return refused  # type: ignore[return-value]
+        card_no = info.card_no
+        recovered, retap = self._recover_card(purse, card_no, now)
+        if retap is not None and retap.visit_id == visit.visit_id:
+            return retap
+        insured, patient, rule, fallback = self._split(visit, card_no, now)
+        try:
+            init = purse.initialize_purchase(
+                self.purchase_key_index, patient, self.terminal_id, capp=False
+            )
+        except InsufficientFunds:
+            return TapResult(
+                TapOutcome.INSUFFICIENT_BALANCE,
+                f"balance too low for {_yuan(patient)}: please top up",
+                card_no,
+            )
+        versions = self.lists.versions()
+        card_type = info.card_type
+        assert card_type is not None
+        draft = TapRecord(
+            kind=RecordKind.CLINIC,
+            status=RecordStatus.GREY,
+            terminal_seq=0,
+            card_no=card_no,
+            card_counter=init.offline_counter,
+            txn_type=int(TxnType.EP_PURCHASE),
+            amount_fen=patient,
+            balance_before_fen=init.balance_fen,
+            balance_after_fen=init.balance_fen - patient,
+            occurred_at=now,
+            tac=None,
+            card_type=card_type.label,
+            full_fare_fen=patient,  # no transport concession: nothing to claim from a subsidy
+            fare_rule=rule,
+            insured_fen=insured,
+            visit_id=visit.visit_id,
+            offline_fallback=fallback,
+            deny_list_version=versions.deny,
+            action_list_version=versions.action,
+        )
+        record, failed = self._debit(
+            purse,
+            draft,
+            init.offline_counter,
+            init.card_random,
+            init.key_version,
+            init.algorithm,
+            now,
+            None,
+        )
+        if failed is not None:
+            return replace(failed, recovered=tuple(recovered))
+        message = f"OK paid {_yuan(patient)}, insurance {_yuan(insured)}"
+        if fallback:
+            message += " (insurer offline: full bill charged, claim settled later)"
+        return TapResult(TapOutcome.OK, message, card_no, record, recovered=tuple(recovered))
