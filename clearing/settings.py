@@ -31,6 +31,11 @@ class Settings(BaseSettings):
         default=Path("var/keys.json"),
         description="Key store file of issuer master keys (test keys in the embedded default).",
     )
+    list_signing_key: str = Field(
+        default="",
+        description="Ed25519 private key (32-byte seed, hex) that signs the deny and action "
+        "lists. Empty: one is made once and kept in data_dir/list-signing-key.hex.",
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -1,0 +1,144 @@
+"""The back office's FastAPI application: `create_app(settings)` wires routers, errors, state.
+
+The database engine, the ledger and the list-signing key live on `app.state` for the app's
+lifetime (opened in the lifespan, closed at shutdown). Every error leaves as an RFC 9457
+problem (clearing/api/problems.py). Other areas add their routers through `ROUTER_MODULES`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from clearing import db
+from clearing.api import health
+from clearing.api.problems import install_problem_handlers, problem_response
+from clearing.lists.signing import load_server_key
+from clearing.settings import Settings, get_settings
+
+# Batches are at most 4 MiB (docs/terminal-protocol.md); nothing else comes close.
+REQUEST_BYTES_MAX = 4 * 1024 * 1024
+API_VERSION = "1.0.0"
+
+log = logging.getLogger("clearing.api")
+
+# Routers of each area: a module here that does not exist yet is skipped (built in parallel).
+ROUTER_MODULES = (
+    "clearing.auth.endpoints",
+    "clearing.registry.endpoints",
+    "clearing.ingest.endpoints",
+    "clearing.lists.endpoints",
+    "clearing.quarantine.endpoints",
+    "clearing.clinic.endpoints",
+    "clearing.settlement.endpoints",
+)
+
+
+class BodyLimit:
+    """Refuse a request body above `limit` bytes with 413, before it is read into memory."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                if not value.isdigit() or int(value) > self.limit:
+                    await self._refuse(scope, receive, send)
+                    return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem_response(
+            413,
+            "payload_too_large",
+            "Payload too large",
+            f"request bodies are limited to {self.limit} bytes",
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _open_ledger_module() -> Any | None:
+    try:
+        return importlib.import_module("ledger.writer")
+    except ModuleNotFoundError as error:
+        if error.name != "ledger.writer":
+            raise
+        return None
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = settings.resolved_database_url()
+        engine = db.make_engine(url)
+        app.state.engine = engine
+        app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+        app.state.list_key = load_server_key(settings)
+        app.state.ledger = None
+        async with AsyncExitStack() as stack:
+            writer = _open_ledger_module()
+            if writer is not None:
+                app.state.ledger = await stack.enter_async_context(await writer.Ledger.open(url))
+            try:
+                yield
+            finally:
+                await engine.dispose()
+
+    app = FastAPI(
+        title="onecard clearing",
+        version=API_VERSION,
+        summary="Back office of the city one-card: registry, ingestion, lists, clearing.",
+        description="Terminals sign their requests (docs/terminal-protocol.md); staff and "
+        "residents use bearer tokens. Every error is an RFC 9457 problem.",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.add_middleware(BodyLimit, limit=REQUEST_BYTES_MAX)
+    app.include_router(health.router)
+    for name in ROUTER_MODULES:
+        router = _router(name)
+        if router is not None:
+            app.include_router(router)
+    return app
+
+
+def _router(name: str) -> APIRouter | None:
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name is None or not (name == error.name or name.startswith(error.name + ".")):
+            raise
+        return None
+    return module.router

@@ -1,0 +1,39 @@
+"""Request-scoped dependencies: the database session (the request's transaction) and settings.
+
+The session commits when the endpoint returns and rolls back when it raises, before the
+response is sent (dependency scope "function"): a 200 means the work is durable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from clearing.settings import Settings
+
+
+def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    return request.app.state.sessionmaker
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with _sessionmaker(request)() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+# Exit code runs when the endpoint returns, before the response is sent.
+SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
+SettingsDep = Annotated[Settings, Depends(_settings)]

@@ -1,0 +1,178 @@
+"""RFC 9457 problem responses: the one place where every error becomes an HTTP answer.
+
+Domain errors (`ClearingError`, the ledger's and the books' errors), request validation, HTTP
+errors raised by the framework and unexpected exceptions all leave as
+`application/problem+json` with `type`, `title`, `status`, `detail` and a stable `code`.
+An unexpected exception is logged with its traceback and answered 500 without internals.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from clearing.api.errors import ClearingError
+from clearing.books.chart import BooksError
+from ledger.errors import LedgerError
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://onecard.example/problems/"
+VALIDATION_ERRORS_MAX = 20  # bound the size of a 422 body
+
+log = logging.getLogger("clearing.api")
+
+_HTTP_CODES = {
+    400: ("bad_request", "Bad request"),
+    401: ("unauthenticated", "Authentication required"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    406: ("not_acceptable", "Not acceptable"),
+    409: ("conflict", "Conflict with the current state"),
+    413: ("payload_too_large", "Payload too large"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+    422: ("invalid_request", "The request is not valid"),
+    429: ("too_many_requests", "Too many requests"),
+    503: ("unavailable", "Service unavailable"),
+}
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem detail, as every error of this API is answered."""
+
+    type: str = Field(description="URI naming the kind of problem")
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="Stable machine-readable code")
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="Validation errors (422 only)"
+    )
+
+
+# For `responses=` of routes: documents the problem body in the OpenAPI schema.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}}
+    for status in (400, 401, 403, 404, 409, 413, 422)
+}
+
+
+def problem_response(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    *,
+    instance: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + code.replace("_", "-"),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if instance is not None:
+        body["instance"] = instance
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+async def _clearing_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ClearingError)
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    return problem_response(
+        error.status,
+        error.code,
+        error.title,
+        error.detail,
+        instance=request.url.path,
+        headers=headers,
+    )
+
+
+async def _ledger_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, LedgerError)
+    status = error.http_status
+    if status >= 500:
+        log.error("ledger error on %s: %s", request.url.path, error.message)
+        return problem_response(
+            500 if status == 500 else status,
+            error.code,
+            "Ledger failure",
+            "The ledger could not complete the request; it has been logged.",
+            instance=request.url.path,
+        )
+    return problem_response(
+        status, error.code, "Ledger refused the request", error.message, instance=request.url.path
+    )
+
+
+async def _books_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, BooksError)
+    return problem_response(
+        422, error.code, "Not in the chart of accounts", str(error), instance=request.url.path
+    )
+
+
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    errors = [
+        {key: value for key, value in item.items() if key in ("loc", "msg", "type")}
+        for item in error.errors()[:VALIDATION_ERRORS_MAX]
+    ]
+    count = len(error.errors())
+    return problem_response(
+        422,
+        "invalid_request",
+        "The request is not valid",
+        f"{count} field(s) failed validation; see `errors`.",
+        instance=request.url.path,
+        errors=jsonable_encoder(errors),
+    )
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    code, title = _HTTP_CODES.get(error.status_code, ("http_error", "HTTP error"))
+    detail = error.detail if isinstance(error.detail, str) else title
+    return problem_response(
+        error.status_code,
+        code,
+        title,
+        detail,
+        instance=request.url.path,
+        headers=getattr(error, "headers", None),
+    )
+
+
+async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    return problem_response(
+        500,
+        "internal_error",
+        "Internal server error",
+        "An unexpected error occurred; it has been logged.",
+        instance=request.url.path,
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Route every error to a problem response (the single mapping point)."""
+    app.add_exception_handler(ClearingError, _clearing_error)
+    app.add_exception_handler(LedgerError, _ledger_error)
+    app.add_exception_handler(BooksError, _books_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

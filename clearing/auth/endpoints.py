@@ -1,0 +1,22 @@
+"""Who am I: the caller's role and subject, for clients to check a token."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from clearing.api.problems import PROBLEM_RESPONSES
+from clearing.auth.dependencies import PrincipalDep
+from clearing.auth.models import Role
+
+router = APIRouter(prefix="/v1", tags=["auth"], responses=PROBLEM_RESPONSES)
+
+
+class Me(BaseModel):
+    role: Role
+    subject: str | None
+
+
+@router.get("/me", summary="The caller's role and subject")
+async def me(principal: PrincipalDep) -> Me:
+    return Me(role=principal.role, subject=principal.subject)

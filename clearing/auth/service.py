@@ -1,0 +1,162 @@
+"""Who is calling: terminals by Ed25519 request signature, staff and residents by bearer token.
+
+Tokens are random (256 bits), shown once at issue and stored only as SHA-256. A terminal
+request is accepted only with a fresh timestamp, a valid signature by an active terminal's
+key and a nonce never seen before; the nonce is stored in the caller's transaction, so a
+refused request leaves nothing behind. Never commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from clearing.api.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
+from clearing.auth import repository
+from clearing.auth.models import ApiToken, Role
+from clearing.auth.signing import (
+    TIMESTAMP_SKEW_S_MAX,
+    parse_signed_headers,
+    signed_message,
+    timestamp_fresh,
+    verify_signature,
+)
+from clearing.registry import repository as registry_repository
+from clearing.registry.models import Terminal, TerminalStatus, utc_now
+
+TOKEN_PREFIX = "oc_"
+TOKEN_BYTES = 32
+TOKEN_LENGTH_MAX = 128
+NONCE_RETENTION = timedelta(seconds=2 * TIMESTAMP_SKEW_S_MAX)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """A verified staff member or resident. `subject`: participant code (operator), resident id."""
+
+    token_pk: int
+    role: Role
+    subject: str | None
+    participant_id: int | None
+
+    @property
+    def actor(self) -> str:
+        return f"{self.role.value}:{self.subject or self.token_pk}"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+async def issue_token(
+    session: AsyncSession,
+    role: Role,
+    *,
+    subject: str | None,
+    label: str,
+    expires_at: datetime | None = None,
+) -> tuple[str, ApiToken]:
+    """A new random token (returned once, in clear) and its stored, hashed row.
+
+    An operator token names its participant's code; a resident token names the resident id
+    that cards carry as `holder_id`.
+    """
+    participant_id = None
+    if role is Role.OPERATOR:
+        if not subject:
+            raise InvalidRequest("an operator token needs the participant code as its subject")
+        participant = await registry_repository.participant_by_code(session, subject)
+        if participant is None:
+            raise NotFound(f"no participant with code {subject!r}")
+        participant_id = participant.id
+    elif role is Role.RESIDENT and not subject:
+        raise InvalidRequest("a resident token needs the resident id as its subject")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
+    row = ApiToken(
+        token_sha256=hash_token(token),
+        role=role,
+        subject=subject,
+        participant_id=participant_id,
+        label=label,
+        created_at=utc_now(),
+        expires_at=expires_at,
+        revoked_at=None,
+    )
+    session.add(row)
+    await session.flush()
+    return token, row
+
+
+async def revoke_token(session: AsyncSession, token_pk: int) -> ApiToken:
+    row = await repository.token_by_id(session, token_pk)
+    if row is None:
+        raise NotFound(f"no token {token_pk}")
+    if row.revoked_at is None:
+        row.revoked_at = utc_now()
+        await session.flush()
+    return row
+
+
+async def list_tokens(session: AsyncSession) -> list[ApiToken]:
+    return await repository.list_tokens(session)
+
+
+async def authenticate_bearer(session: AsyncSession, authorization: str | None) -> Principal:
+    """The principal of an `Authorization: Bearer <token>` header, or Unauthenticated."""
+    if not authorization:
+        raise Unauthenticated("send `Authorization: Bearer <token>`")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > TOKEN_LENGTH_MAX:
+        raise Unauthenticated("send `Authorization: Bearer <token>`")
+    row = await repository.token_by_hash(session, hash_token(token))
+    now = utc_now()
+    if row is None or row.revoked_at is not None:
+        raise Unauthenticated("the token is unknown or revoked")
+    if row.expires_at is not None and row.expires_at <= now:
+        raise Unauthenticated("the token has expired")
+    return Principal(row.id, row.role, row.subject, row.participant_id)
+
+
+def require_role(principal: Principal, *roles: Role) -> None:
+    if principal.role not in roles:
+        allowed = ", ".join(role.value for role in roles)
+        raise Forbidden(f"this needs one of the roles: {allowed}")
+
+
+async def authenticate_terminal(
+    session: AsyncSession,
+    *,
+    method: str,
+    path_with_query: str,
+    headers: dict[str, str | None],
+    body: bytes,
+    now: datetime | None = None,
+) -> Terminal:
+    """The terminal that signed this request; Unauthenticated (401) or Forbidden (403) if not."""
+    now = now or utc_now()
+    signed = parse_signed_headers(headers)
+    if signed is None:
+        raise Unauthenticated(
+            "terminal requests need X-Onecard-Terminal, -Timestamp, -Nonce and -Signature"
+        )
+    if not timestamp_fresh(signed.timestamp, int(now.timestamp())):
+        raise Unauthenticated(
+            f"the timestamp is more than {TIMESTAMP_SKEW_S_MAX} s from the server's clock"
+        )
+    terminal = await repository.terminal(session, signed.terminal_id)
+    message = signed_message(method, path_with_query, signed.timestamp, signed.nonce, body)
+    if terminal is None or not verify_signature(terminal.public_key, signed.signature, message):
+        raise Unauthenticated("the signature does not verify for this terminal")
+    if terminal.status is not TerminalStatus.ACTIVE:
+        raise Forbidden(f"terminal {terminal.terminal_id} is {terminal.status.value}")
+    if not await repository.remember_nonce(
+        session, terminal.terminal_id, signed.nonce.upper(), now
+    ):
+        raise Unauthenticated("this nonce was already used: a replayed request")
+    await repository.forget_nonces_before(session, terminal.terminal_id, now - NONCE_RETENTION)
+    return terminal

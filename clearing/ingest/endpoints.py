@@ -1,0 +1,79 @@
+"""Batch upload by terminals (signed), and stored batches and sequence gaps for staff."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from clearing.api.deps import SessionDep
+from clearing.api.problems import PROBLEM_RESPONSES
+from clearing.auth.dependencies import PrincipalDep, SigningTerminalDep, TerminalIdPath
+from clearing.auth.models import Role
+from clearing.auth.service import require_role
+from clearing.ingest import service
+from clearing.ingest.schemas import BatchAck, BatchOut, BatchUpload, SequenceGapOut
+from clearing.registry import service as registry_service
+
+router = APIRouter(prefix="/v1", tags=["ingest"], responses=PROBLEM_RESPONSES)
+
+
+@router.post(
+    "/terminals/{terminal_id}/batches",
+    summary="Upload a signed batch of journal records",
+    description="Stored raw and committed before the answer; the same batch again is "
+    "acknowledged as a duplicate and stored once; another body under the same batch_id is 409.",
+)
+async def upload_batch(
+    terminal_id: TerminalIdPath,
+    upload: BatchUpload,
+    request: Request,
+    terminal: SigningTerminalDep,
+    session: SessionDep,
+) -> BatchAck:
+    body = await request.body()
+    stored = await service.store_batch(
+        session, terminal_id=terminal.terminal_id, body=body, upload=upload
+    )
+    # Durable before the acknowledgement, whatever the dependency does afterwards.
+    await session.commit()
+    return BatchAck(
+        batch_id=stored.batch_id,
+        records=stored.records,
+        duplicate=stored.duplicate,
+        received_at=stored.received_at,
+        sequence_gaps=[
+            SequenceGapOut(from_seq=g.from_seq, to_seq=g.to_seq) for g in stored.sequence_gaps
+        ],
+    )
+
+
+@router.get("/terminals/{terminal_id}/sequence-gaps", summary="Open gaps in a terminal's serials")
+async def sequence_gaps(
+    terminal_id: TerminalIdPath, principal: PrincipalDep, session: SessionDep
+) -> list[SequenceGapOut]:
+    await registry_service.get_terminal(session, principal, terminal_id)
+    gaps = await service.sequence_gaps(session, terminal_id)
+    return [SequenceGapOut(from_seq=g.from_seq, to_seq=g.to_seq) for g in gaps]
+
+
+@router.get("/batches", summary="Stored batches, newest first (operators: their terminals)")
+async def list_batches(
+    principal: PrincipalDep,
+    session: SessionDep,
+    terminal_id: Annotated[str | None, Query(pattern=r"^[0-9A-F]{12}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[BatchOut]:
+    require_role(principal, Role.ADMIN, Role.FINANCE, Role.OPERATOR)
+    terminal_ids: list[str] | None = None
+    if terminal_id is not None:
+        await registry_service.get_terminal(session, principal, terminal_id)
+        terminal_ids = [terminal_id]
+    elif principal.role is Role.OPERATOR:
+        own = await registry_service.list_terminals(session, principal, limit=500, offset=0)
+        terminal_ids = [terminal.terminal_id for terminal in own]
+    batches = await service.list_batches(
+        session, terminal_ids=terminal_ids, limit=limit, offset=offset
+    )
+    return [BatchOut.model_validate(batch) for batch in batches]

@@ -1,0 +1,80 @@
+"""Every query of ingestion: stored batches, staged tap records, sequence gaps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from clearing.ingest.models import IngestBatch, SequenceGap, TapRecord
+
+PAGE_MAX = 500
+
+
+async def batch(session: AsyncSession, terminal_id: str, batch_id: str) -> IngestBatch | None:
+    result = await session.execute(
+        select(IngestBatch).where(
+            IngestBatch.terminal_id == terminal_id, IngestBatch.batch_id == batch_id
+        )
+    )
+    return result.scalar_one_or_none()
+
+
+async def add_batch(session: AsyncSession, row: IngestBatch) -> IngestBatch:
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def insert_tap_records(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Core executemany: one round trip per batch, not one per record."""
+    if rows:
+        await session.execute(insert(TapRecord), rows)
+
+
+async def seq_range(session: AsyncSession, terminal_id: str) -> tuple[int, int] | None:
+    result = await session.execute(
+        select(func.min(TapRecord.terminal_seq), func.max(TapRecord.terminal_seq)).where(
+            TapRecord.terminal_id == terminal_id
+        )
+    )
+    low, high = result.one()
+    if low is None or high is None:
+        return None
+    return int(low), int(high)
+
+
+async def open_gaps(session: AsyncSession, terminal_id: str) -> list[SequenceGap]:
+    result = await session.execute(
+        select(SequenceGap)
+        .where(SequenceGap.terminal_id == terminal_id)
+        .order_by(SequenceGap.from_seq)
+        .execution_options(populate_existing=True)
+    )
+    return list(result.scalars())
+
+
+async def replace_gaps(session: AsyncSession, terminal_id: str, gaps: list[dict[str, Any]]) -> None:
+    """Core statements (not the ORM): the old rows may still sit in the identity map."""
+    await session.execute(
+        delete(SequenceGap)
+        .where(SequenceGap.terminal_id == terminal_id)
+        .execution_options(synchronize_session=False)
+    )
+    if gaps:
+        await session.execute(insert(SequenceGap), gaps)
+
+
+async def list_batches(
+    session: AsyncSession, *, terminal_ids: list[str] | None, limit: int, offset: int
+) -> list[IngestBatch]:
+    query = (
+        select(IngestBatch)
+        .order_by(IngestBatch.id.desc())
+        .limit(min(limit, PAGE_MAX))
+        .offset(offset)
+    )
+    if terminal_ids is not None:
+        query = query.where(IngestBatch.terminal_id.in_(terminal_ids))
+    return list((await session.execute(query)).scalars())

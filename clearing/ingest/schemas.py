@@ -1,0 +1,83 @@
+"""The upload body and its acknowledgement (docs/terminal-protocol.md, "Upload a batch")."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from clearing.ingest.models import TapKind, TapStatus
+
+RECORDS_PER_BATCH_MAX = 5000
+BATCH_BYTES_MAX = 4 * 1024 * 1024
+U32_MAX = 2**32 - 1
+
+BatchId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+CardNo = Annotated[str, StringConstraints(pattern=r"^[0-9]{16}$")]
+Tac = Annotated[str, StringConstraints(pattern=r"^[0-9A-Fa-f]{8}$")]
+Short = Annotated[str, StringConstraints(max_length=64)]
+CardTypeName = Annotated[str, StringConstraints(pattern=r"^(adult|student|senior|disabled)$")]
+
+
+class TapRecordIn(BaseModel):
+    """One journal record. Checked for shape only: what it means is the engine's job."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    kind: TapKind
+    status: TapStatus
+    terminal_seq: int = Field(ge=1, le=U32_MAX)
+    card_no: CardNo
+    card_counter: int = Field(ge=0, le=65535)
+    txn_type: int = Field(ge=0, le=255)
+    amount_fen: int = Field(ge=0, le=U32_MAX)
+    balance_before_fen: int = Field(ge=0, le=U32_MAX)
+    balance_after_fen: int = Field(ge=0, le=U32_MAX)
+    occurred_at: AwareDatetime
+    tac: Tac | None
+    card_type: CardTypeName
+    rider_category: Short
+    full_fare_fen: int = Field(ge=0, le=U32_MAX)
+    fare_rule: Short
+    route_id: Short | None = None
+    stop_id: Short | None = None
+    insured_fen: int = Field(default=0, ge=0, le=U32_MAX)
+    visit_id: Short | None = None
+    load_id: Short | None = None
+    offline_fallback: bool = False
+    deny_list_version: int = Field(ge=0, le=2**62)
+    action_list_version: int = Field(ge=0, le=2**62)
+
+
+class BatchUpload(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    batch_id: BatchId
+    records: list[TapRecordIn] = Field(max_length=RECORDS_PER_BATCH_MAX)
+
+
+class SequenceGapOut(BaseModel):
+    from_seq: int
+    to_seq: int
+
+
+class BatchAck(BaseModel):
+    batch_id: str
+    records: int
+    duplicate: bool
+    received_at: datetime
+    sequence_gaps: list[SequenceGapOut]
+
+
+class BatchOut(BaseModel):
+    """A stored batch as staff see it (without the raw body)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    terminal_id: str
+    batch_id: str
+    body_sha256: str
+    record_count: int
+    amount_fen_total: int
+    received_at: datetime

@@ -1,0 +1,150 @@
+"""Batch ingestion: store a terminal's signed upload raw and exactly once, stage its records.
+
+The raw body goes into `ingest_batches` and each record into `tap_records` (state received)
+in the caller's transaction; the endpoint commits before it acknowledges. A batch re-sent
+with the same body is acknowledged again and stored once; another body under the same
+batch_id is a conflict. Never commits; never judges a record (that is the engine's job).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from clearing.api.errors import Conflict, NotFound
+from clearing.ingest import repository
+from clearing.ingest.gaps import Gap, update_gaps
+from clearing.ingest.models import IngestBatch, TapState
+from clearing.ingest.schemas import BatchUpload
+from clearing.registry import repository as registry_repository
+from clearing.registry.models import utc_now
+
+
+class BatchConflict(Conflict):
+    code = "batch_conflict"
+    title = "Another batch was stored under this batch_id"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBatch:
+    batch_id: str
+    records: int
+    duplicate: bool
+    received_at: datetime
+    sequence_gaps: tuple[Gap, ...]
+
+
+async def store_batch(
+    session: AsyncSession,
+    *,
+    terminal_id: str,
+    body: bytes,
+    upload: BatchUpload,
+    now: datetime | None = None,
+) -> StoredBatch:
+    """Store one upload (raw and staged) unless this exact batch is already stored."""
+    now = now or utc_now()
+    # One terminal's uploads are stored one at a time: dedup and gaps stay exact.
+    terminal = await registry_repository.terminal_for_update(session, terminal_id)
+    if terminal is None:
+        raise NotFound(f"no terminal {terminal_id}")
+    body_sha256 = hashlib.sha256(body).hexdigest()
+    existing = await repository.batch(session, terminal_id, upload.batch_id)
+    if existing is not None:
+        if existing.body_sha256 != body_sha256:
+            raise BatchConflict(
+                f"batch {upload.batch_id} was already stored with a different body; "
+                "a corrected batch needs a new batch_id"
+            )
+        gaps = await repository.open_gaps(session, terminal_id)
+        return StoredBatch(
+            existing.batch_id,
+            existing.record_count,
+            True,
+            existing.received_at,
+            tuple(Gap(gap.from_seq, gap.to_seq) for gap in gaps),
+        )
+    seen = await repository.seq_range(session, terminal_id)
+    row = await repository.add_batch(
+        session,
+        IngestBatch(
+            terminal_id=terminal_id,
+            batch_id=upload.batch_id,
+            body=body,
+            body_sha256=body_sha256,
+            record_count=len(upload.records),
+            amount_fen_total=sum(record.amount_fen for record in upload.records),
+            received_at=now,
+        ),
+    )
+    await repository.insert_tap_records(
+        session,
+        [
+            {
+                **record.model_dump(),
+                "occurred_at": record.occurred_at,
+                "tac": record.tac.upper() if record.tac is not None else None,
+                "batch_pk": row.id,
+                "record_index": index,
+                "terminal_id": terminal_id,
+                "state": TapState.RECEIVED,
+                "quarantine_reason": None,
+                "received_at": now,
+                "state_changed_at": now,
+            }
+            for index, record in enumerate(upload.records)
+        ],
+    )
+    gaps = await _record_gaps(
+        session, terminal_id, seen, [record.terminal_seq for record in upload.records], now
+    )
+    if upload.records:
+        high = max(record.terminal_seq for record in upload.records)
+        if terminal.seq_high is None or high > terminal.seq_high:
+            terminal.seq_high = high
+    await session.flush()
+    return StoredBatch(upload.batch_id, len(upload.records), False, now, tuple(gaps))
+
+
+async def _record_gaps(
+    session: AsyncSession,
+    terminal_id: str,
+    seen: tuple[int, int] | None,
+    seqs: list[int],
+    now: datetime,
+) -> list[Gap]:
+    before = await repository.open_gaps(session, terminal_id)
+    detected = {(gap.from_seq, gap.to_seq): gap.detected_at for gap in before}
+    gaps, _ = update_gaps((Gap(gap.from_seq, gap.to_seq) for gap in before), seen, seqs)
+    if [(gap.from_seq, gap.to_seq) for gap in gaps] != list(detected):
+        await repository.replace_gaps(
+            session,
+            terminal_id,
+            [
+                {
+                    "terminal_id": terminal_id,
+                    "from_seq": gap.from_seq,
+                    "to_seq": gap.to_seq,
+                    "detected_at": detected.get((gap.from_seq, gap.to_seq), now),
+                }
+                for gap in gaps
+            ],
+        )
+    return gaps
+
+
+async def sequence_gaps(session: AsyncSession, terminal_id: str) -> list[Gap]:
+    return [
+        Gap(gap.from_seq, gap.to_seq) for gap in await repository.open_gaps(session, terminal_id)
+    ]
+
+
+async def list_batches(
+    session: AsyncSession, *, terminal_ids: list[str] | None, limit: int, offset: int
+) -> list[IngestBatch]:
+    return await repository.list_batches(
+        session, terminal_ids=terminal_ids, limit=limit, offset=offset
+    )

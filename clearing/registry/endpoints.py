@@ -1,0 +1,237 @@
+"""Registry routes: participants, terminals, cards and their life. Thin: parse, call, answer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel
+
+from clearing.api.deps import SessionDep
+from clearing.api.problems import PROBLEM_RESPONSES
+from clearing.auth.dependencies import PrincipalDep, TerminalIdPath
+from clearing.auth.models import Role
+from clearing.auth.service import Principal, require_role
+from clearing.registry import service
+from clearing.registry.models import Terminal
+from clearing.registry.money import CardLedger
+from clearing.registry.schemas import (
+    CardDetail,
+    CardEventOut,
+    CardIssue,
+    CardOut,
+    CardReason,
+    CardRefund,
+    CardReplace,
+    ParticipantCreate,
+    ParticipantOut,
+    ParticipantUpdate,
+    ReplacementOut,
+    TerminalCreate,
+    TerminalOut,
+    TerminalUpdate,
+)
+
+router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
+
+CodePath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,31}$")]
+CardNoPath = Annotated[str, Path(pattern=r"^[0-9]{16}$")]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+
+
+class CardChange(BaseModel):
+    card: CardOut
+    deny_list_version: int
+
+
+def _ledger(request: Request) -> CardLedger | None:
+    return request.app.state.ledger
+
+
+def _admin(principal: Principal) -> None:
+    require_role(principal, Role.ADMIN)
+
+
+# -- participants ------------------------------------------------------------------------------
+
+
+@router.post("/participants", status_code=201, tags=["registry"], summary="Add a participant")
+async def create_participant(
+    body: ParticipantCreate, principal: PrincipalDep, session: SessionDep
+) -> ParticipantOut:
+    _admin(principal)
+    return ParticipantOut.model_validate(await service.create_participant(session, body))
+
+
+@router.get("/participants", tags=["registry"], summary="Participants (operators: their own)")
+async def list_participants(
+    principal: PrincipalDep, session: SessionDep, limit: Limit = 100, offset: Offset = 0
+) -> list[ParticipantOut]:
+    rows = await service.list_participants(session, principal, limit=limit, offset=offset)
+    return [ParticipantOut.model_validate(row) for row in rows]
+
+
+@router.get("/participants/{code}", tags=["registry"], summary="One participant")
+async def get_participant(
+    code: CodePath, principal: PrincipalDep, session: SessionDep
+) -> ParticipantOut:
+    return ParticipantOut.model_validate(await service.get_participant(session, principal, code))
+
+
+@router.patch("/participants/{code}", tags=["registry"], summary="Change a participant")
+async def update_participant(
+    code: CodePath, body: ParticipantUpdate, principal: PrincipalDep, session: SessionDep
+) -> ParticipantOut:
+    _admin(principal)
+    return ParticipantOut.model_validate(await service.update_participant(session, code, body))
+
+
+# -- terminals ---------------------------------------------------------------------------------
+
+
+async def _terminal_out(session: SessionDep, terminals: list[Terminal]) -> list[TerminalOut]:
+    codes = await service.participant_codes(session, {t.participant_id for t in terminals})
+    return [
+        TerminalOut(
+            terminal_id=t.terminal_id,
+            participant=codes.get(t.participant_id, "?"),
+            kind=t.kind,
+            line=t.line,
+            public_key=t.public_key,
+            status=t.status,
+            seq_high=t.seq_high,
+            created_at=t.created_at,
+        )
+        for t in terminals
+    ]
+
+
+@router.post("/terminals", status_code=201, tags=["registry"], summary="Register a terminal")
+async def register_terminal(
+    body: TerminalCreate, principal: PrincipalDep, session: SessionDep
+) -> TerminalOut:
+    _admin(principal)
+    terminal = await service.register_terminal(session, body)
+    return (await _terminal_out(session, [terminal]))[0]
+
+
+@router.get("/terminals", tags=["registry"], summary="Terminals (operators: their own)")
+async def list_terminals(
+    principal: PrincipalDep, session: SessionDep, limit: Limit = 100, offset: Offset = 0
+) -> list[TerminalOut]:
+    rows = await service.list_terminals(session, principal, limit=limit, offset=offset)
+    return await _terminal_out(session, rows)
+
+
+@router.get("/terminals/{terminal_id}", tags=["registry"], summary="One terminal")
+async def get_terminal(
+    terminal_id: TerminalIdPath, principal: PrincipalDep, session: SessionDep
+) -> TerminalOut:
+    terminal = await service.get_terminal(session, principal, terminal_id)
+    return (await _terminal_out(session, [terminal]))[0]
+
+
+@router.patch("/terminals/{terminal_id}", tags=["registry"], summary="Suspend, re-key, move")
+async def update_terminal(
+    terminal_id: TerminalIdPath, body: TerminalUpdate, principal: PrincipalDep, session: SessionDep
+) -> TerminalOut:
+    _admin(principal)
+    terminal = await service.update_terminal(session, terminal_id, body)
+    return (await _terminal_out(session, [terminal]))[0]
+
+
+# -- cards -------------------------------------------------------------------------------------
+
+
+@router.post("/cards", status_code=201, tags=["cards"], summary="Issue a card (deposit + load)")
+async def issue_card(
+    body: CardIssue, request: Request, principal: PrincipalDep, session: SessionDep
+) -> CardOut:
+    _admin(principal)
+    card = await service.issue_card(session, _ledger(request), body, principal.actor)
+    return CardOut.model_validate(card)
+
+
+@router.get("/cards", tags=["cards"], summary="Cards (residents: their own)")
+async def list_cards(
+    principal: PrincipalDep, session: SessionDep, limit: Limit = 100, offset: Offset = 0
+) -> list[CardOut]:
+    rows = await service.list_cards(session, principal, limit=limit, offset=offset)
+    return [CardOut.model_validate(row) for row in rows]
+
+
+@router.get("/cards/{card_no}", tags=["cards"], summary="A card, its balance and its history")
+async def get_card(
+    card_no: CardNoPath, request: Request, principal: PrincipalDep, session: SessionDep
+) -> CardDetail:
+    view = await service.get_card(session, principal, card_no, _ledger(request))
+    return CardDetail(
+        card=CardOut.model_validate(view.card),
+        balance_fen=view.balance_fen,
+        events=[CardEventOut.model_validate(event) for event in view.events],
+    )
+
+
+@router.post("/cards/{card_no}/report-lost", tags=["cards"], summary="Report a card lost")
+async def report_lost(
+    card_no: CardNoPath, body: CardReason, principal: PrincipalDep, session: SessionDep
+) -> CardChange:
+    card, version = await service.report_lost(session, principal, card_no, body.reason)
+    return CardChange(card=CardOut.model_validate(card), deny_list_version=version)
+
+
+@router.post("/cards/{card_no}/block", tags=["cards"], summary="Block a card (deny list)")
+async def block_card(
+    card_no: CardNoPath, body: CardReason, principal: PrincipalDep, session: SessionDep
+) -> CardChange:
+    _admin(principal)
+    card, version = await service.block_card(session, card_no, principal.actor, body.reason)
+    return CardChange(card=CardOut.model_validate(card), deny_list_version=version)
+
+
+@router.post("/cards/{card_no}/unblock", tags=["cards"], summary="Unblock a blocked or found card")
+async def unblock_card(
+    card_no: CardNoPath, body: CardReason, principal: PrincipalDep, session: SessionDep
+) -> CardChange:
+    _admin(principal)
+    card, version = await service.unblock_card(session, card_no, principal.actor, body.reason)
+    return CardChange(card=CardOut.model_validate(card), deny_list_version=version)
+
+
+@router.post("/cards/{card_no}/replace", tags=["cards"], summary="Replace a card")
+async def replace_card(
+    card_no: CardNoPath,
+    body: CardReplace,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+) -> ReplacementOut:
+    _admin(principal)
+    replacement = await service.replace_card(
+        session, _ledger(request), card_no, body.new_card_no, principal.actor, body.reason
+    )
+    return ReplacementOut.model_validate(replacement)
+
+
+@router.get("/cards/{card_no}/replacement", tags=["cards"], summary="A replacement's progress")
+async def get_replacement(
+    card_no: CardNoPath, principal: PrincipalDep, session: SessionDep
+) -> ReplacementOut:
+    await service.get_card(session, principal, card_no, None)
+    return ReplacementOut.model_validate(await service.replacement_of(session, card_no))
+
+
+@router.post("/cards/{card_no}/refund", tags=["cards"], summary="Refund a returned card")
+async def refund_card(
+    card_no: CardNoPath,
+    body: CardRefund,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+) -> CardChange:
+    _admin(principal)
+    card, version = await service.refund_card(
+        session, _ledger(request), card_no, principal.actor, body.reason, body.paid_by
+    )
+    return CardChange(card=CardOut.model_validate(card), deny_list_version=version)
