@@ -315,7 +315,7 @@ class SoftCard:
 
     @property
     def card_no(self) -> str:
-        return self.state.public_info[22:30].hex().upper()
+        return self.state.public_info[12:20].hex().upper()
 
     @property
     def app_serial(self) -> bytes:

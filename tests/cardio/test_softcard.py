@@ -54,7 +54,7 @@ def test_issue_personalises_files_keys_and_balance(key_store: KeyStore) -> None:
     )
     purse, _ = _purse(card)
     info = purse.read_public_info()
-    assert info.card_no == "3100000000000007"
+    assert info.card_no == "3100000000000007" == card.card_no
     assert info.card_type is CardType.SENIOR
     assert info.issuer_id == key_store.issuer_id
     assert info.is_valid_on(date(2026, 6, 1)) and not info.is_valid_on(date(2032, 1, 1))

@@ -1,0 +1,321 @@
+"""`onecard card ...`: create a key store, issue a software card, read any purse card, attach a card to vpcd.
+
+Commands parse arguments, call cardio and print; they never print key material.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from clearing.settings import get_settings
+
+if TYPE_CHECKING:
+    from cardio.purse import Purse
+
+READER_DEFAULT = "Virtual PCD 00 00"
+RECONNECT_PAUSE_S = 0.5
+RECONNECT_TRIES_MAX = 600  # five minutes of pcscd being away, then give up
+
+
+def _yuan(fen: int) -> str:
+    return f"¥{fen // 100:,}.{fen % 100:02d}"
+
+
+def _years_later(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+def register(app: typer.Typer) -> None:
+    card_app = typer.Typer(
+        help="Cards: key store, issue, read, attach to a reader.", no_args_is_help=True
+    )
+
+    @card_app.command("keys")
+    def keys(
+        out: Annotated[
+            Path | None, typer.Option("--out", help="Key store file (default: ONECARD_KEY_STORE).")
+        ] = None,
+        force: Annotated[
+            bool, typer.Option("--force", help="Replace an existing key store.")
+        ] = False,
+    ) -> None:
+        """Create an issuer key store with random master keys (file mode 0600)."""
+        from cardio.errors import KeyStoreError
+        from cardio.keystore import create_key_store
+
+        path = out or get_settings().key_store
+        try:
+            store = create_key_store(path, overwrite=force)
+        except KeyStoreError as error:
+            raise typer.BadParameter(error.message, param_hint="--out") from None
+        kinds = ", ".join(f"{k.kind.value} #{k.index}" for k in store.keys)
+        Console().print(f"[green]key store written to {path}[/green] ({kinds}; keys not shown)")
+
+    @card_app.command("issue")
+    def issue(
+        out: Annotated[Path, typer.Option("--out", help="The card file to write (CARD.json).")],
+        number: Annotated[str, typer.Option("--number", help="Card number: 16 digits.")],
+        card_type: Annotated[
+            str, typer.Option("--type", help="adult, student, senior or disabled.")
+        ] = "adult",
+        balance: Annotated[
+            int, typer.Option("--balance", help="Opening balance in fen.", min=0)
+        ] = 0,
+        holder: Annotated[str, typer.Option("--holder", help="Cardholder name.")] = "",
+        id_number: Annotated[str, typer.Option("--id-number", help="ID document number.")] = "",
+        valid_years: Annotated[
+            int, typer.Option("--valid-years", help="Validity from today.", min=1, max=50)
+        ] = 10,
+        keys_path: Annotated[
+            Path | None,
+            typer.Option("--keys", help="Issuer key store (default: ONECARD_KEY_STORE)."),
+        ] = None,
+        create_keys: Annotated[
+            bool,
+            typer.Option("--create-keys", help="Create the key store with random keys if missing."),
+        ] = False,
+        force: Annotated[
+            bool, typer.Option("--force", help="Overwrite an existing card file.")
+        ] = False,
+    ) -> None:
+        """Personalise a software card: number, type, holder, validity, keys from the key store."""
+        from cardio.errors import CardioError
+        from cardio.keystore import create_key_store, load_key_store
+        from cardio.records import CardType
+        from cardio.softcard import SoftCard
+
+        try:
+            kind = CardType.from_label(card_type)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--type") from None
+        if out.exists() and not force:
+            raise typer.BadParameter(
+                f"{out} exists (use --force to replace it)", param_hint="--out"
+            )
+        path = keys_path or get_settings().key_store
+        try:
+            if create_keys and not Path(path).exists():
+                store = create_key_store(path)
+            else:
+                store = load_key_store(path)
+            today = date.today()
+            card = SoftCard.issue(
+                store,
+                number,
+                kind,
+                holder_name=holder,
+                id_number=id_number,
+                balance_fen=balance,
+                valid_from=today,
+                valid_until=_years_later(today, valid_years),
+            )
+            card.save(out)
+        except CardioError as error:
+            Console(stderr=True).print(f"[red]error:[/red] {error.message}")
+            raise typer.Exit(1) from None
+        Console().print(
+            f"[green]issued card {card.card_no}[/green] ({kind.label}, {_yuan(balance)}) to {out}"
+        )
+
+    @card_app.command("read")
+    def read(
+        reader: Annotated[
+            str, typer.Option("--reader", help="PC/SC reader name.")
+        ] = READER_DEFAULT,
+        card_file: Annotated[
+            Path | None,
+            typer.Option(
+                "--card", help="Read a software card file in-process instead of a reader."
+            ),
+        ] = None,
+        wait: Annotated[
+            float, typer.Option("--wait", help="Seconds to wait for a card.", min=0, max=600)
+        ] = 0.0,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """Read a purse card: public info, holder, balance and last transactions."""
+        from cardio.errors import CardioError
+        from cardio.purse import Purse
+
+        console = Console()
+        try:
+            if card_file is not None:
+                from cardio.inproc import InProcessTransport
+                from cardio.softcard import SoftCard
+
+                transport = InProcessTransport(SoftCard.load(card_file))
+                source = str(card_file)
+            else:
+                from cardio.pcsc import PcscTransport
+
+                transport = PcscTransport.open(reader, timeout_s=wait)
+                source = reader
+            try:
+                report = _read_card(Purse(transport))
+            finally:
+                transport.close()
+        except CardioError as error:
+            Console(stderr=True).print(f"[red]error:[/red] {error.message}")
+            raise typer.Exit(1) from None
+        if as_json:
+            print(json.dumps(report, ensure_ascii=False, default=str))
+            return
+        _print_report(console, source, report)
+
+    @card_app.command("attach")
+    def attach(
+        card_file: Annotated[
+            Path, typer.Option("--card", help="The software card file (CARD.json).")
+        ],
+        vpcd: Annotated[
+            str, typer.Option("--vpcd", help="vpcd reader address HOST:PORT.")
+        ] = "127.0.0.1:35963",
+    ) -> None:
+        """Plug a software card into pcscd through vpcd and serve it until stopped (Ctrl-C).
+
+        The card's state is written back to the file after every change, before the answer goes
+        out, so a card pulled mid-transaction keeps what it did.
+        """
+        from cardio.errors import CardioError, TransportError
+        from cardio.softcard import SoftCard
+        from cardio.vpcd import VpcdBridge, parse_host_port
+
+        console = Console()
+        try:
+            host, port = parse_host_port(vpcd)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--vpcd") from None
+        try:
+            card = SoftCard.load(card_file)
+        except CardioError as error:
+            Console(stderr=True).print(f"[red]error:[/red] {error.message}")
+            raise typer.Exit(1) from None
+
+        def persist() -> None:
+            card.save(card_file)
+
+        bridge = VpcdBridge(card, host, port, on_change=persist)
+
+        def stop(signum: int, _frame: object) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, stop)
+        tries = 0
+        try:
+            while True:
+                try:
+                    bridge.connect()
+                except TransportError as error:
+                    tries += 1
+                    if tries > RECONNECT_TRIES_MAX:
+                        Console(stderr=True).print(f"[red]error:[/red] {error.message}")
+                        raise typer.Exit(1) from None
+                    if tries == 1:
+                        console.print(f"[yellow]{error.message}; retrying[/yellow]")
+                    time.sleep(RECONNECT_PAUSE_S)  # pcscd is away: poll until it is back
+                    continue
+                tries = 0
+                console.print(
+                    f"card {card.card_no} attached to vpcd {host}:{port} "
+                    f"(balance {_yuan(card.balance_fen)}); Ctrl-C to remove it"
+                )
+                bridge.serve()
+                console.print("[yellow]vpcd closed the connection; reconnecting[/yellow]")
+        except KeyboardInterrupt:
+            bridge.pull()
+            card.save(card_file)
+            console.print(f"card removed; state saved to {card_file}")
+
+    app.add_typer(card_app, name="card")
+
+
+def _read_card(purse: Purse) -> dict[str, object]:
+    from cardio.errors import CardStatusError
+
+    selected = purse.select()
+    info = purse.read_public_info()
+    report: dict[str, object] = {
+        "card_no": info.card_no,
+        "issuer_id": info.issuer_id.hex().upper(),
+        "card_type": info.card_type.label if info.card_type else f"code {info.card_type_code:02X}",
+        "valid_from": info.valid_from.isoformat() if info.valid_from else None,
+        "valid_until": info.valid_until.isoformat() if info.valid_until else None,
+        "valid_today": info.is_valid_on(date.today()),
+        "aid": selected.df_name.hex().upper() if selected.df_name else None,
+        "balance_fen": purse.get_balance(),
+    }
+    try:
+        holder = purse.read_holder()
+        report["holder"] = holder.name
+    except CardStatusError:
+        report["holder"] = None
+    report["transactions"] = [
+        {
+            "counter": r.counter,
+            "type": {2: "load", 6: "purchase", 9: "transit (CAPP)"}.get(
+                r.txn_type, f"{r.txn_type:02X}"
+            ),
+            "amount_fen": r.amount_fen,
+            "terminal_id": r.terminal_id.hex().upper(),
+            "occurred_at": r.occurred_at.isoformat()
+            if isinstance(r.occurred_at, datetime)
+            else None,
+        }
+        for r in purse.read_log()
+    ]
+    try:
+        transit = purse.read_transit_record()
+        report["transit"] = {
+            "state": transit.state.name.lower(),
+            "line": transit.line,
+            "stop": transit.stop,
+            "tapped_at": transit.tapped_at.isoformat() if transit.tapped_at else None,
+            "transfers_used": transit.transfers_used,
+        }
+    except CardStatusError:
+        report["transit"] = None
+    return report
+
+
+def _print_report(console: Console, source: str, report: dict) -> None:
+    console.print(f"[bold]card {report['card_no']}[/bold] in {source}")
+    summary = Table(show_header=False, box=None)
+    summary.add_row("type", str(report["card_type"]))
+    summary.add_row("holder", str(report.get("holder") or "-"))
+    summary.add_row("balance", _yuan(int(report["balance_fen"])))  # type: ignore[arg-type]
+    summary.add_row(
+        "valid",
+        f"{report['valid_from'] or '-'} .. {report['valid_until'] or '-'}"
+        + ("" if report["valid_today"] else "  [red](not valid today)[/red]"),
+    )
+    summary.add_row("issuer", str(report["issuer_id"]))
+    transit = report.get("transit")
+    if transit and transit["state"] != "none":
+        summary.add_row(
+            "journey", f"{transit['state']} line {transit['line']} stop {transit['stop']}"
+        )
+    console.print(summary)
+    log = Table(title="last transactions")
+    for column in ("#", "type", "amount", "terminal", "time"):
+        log.add_column(column)
+    for row in report["transactions"]:  # type: ignore[union-attr]
+        log.add_row(
+            str(row["counter"]),
+            row["type"],
+            _yuan(row["amount_fen"]),
+            row["terminal_id"],
+            row["occurred_at"] or "-",
+        )
+    console.print(log)

@@ -1,0 +1,160 @@
+"""`onecard card keys|issue|read|attach`, the last one as a real process behind pcscd/vpcd."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cardio import testing
+from cardio.keystore import load_key_store
+from cardio.pcsc import PcscTransport, wait_for_card, wait_for_removal
+from cardio.purse import Purse
+from cardio.softcard import SoftCard
+from clearing.cli import app
+
+from .conftest import VPCD_PORT
+
+runner = CliRunner()
+
+
+def _issue(tmp_path: Path, *extra: str) -> tuple[Path, Path]:
+    keys = tmp_path / "keys.json"
+    card = tmp_path / "CARD.json"
+    result = runner.invoke(app, ["card", "keys", "--out", str(keys)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(
+        app,
+        [
+            "card",
+            "issue",
+            "--out",
+            str(card),
+            "--number",
+            "3100000000000123",
+            "--type",
+            "student",
+            "--balance",
+            "1500",
+            "--holder",
+            "Li Lei",
+            "--keys",
+            str(keys),
+            *extra,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return keys, card
+
+
+def test_keys_then_issue_then_read_in_process(tmp_path: Path) -> None:
+    keys, card = _issue(tmp_path)
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o600
+    assert stat.S_IMODE(card.stat().st_mode) == 0o600
+    for secret in (k.key.hex().upper() for k in load_key_store(keys).keys):
+        assert secret not in card.read_text()  # the card holds diversified keys, never masters
+    result = runner.invoke(app, ["card", "read", "--card", str(card), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["card_no"] == "3100000000000123"
+    assert report["card_type"] == "student"
+    assert report["balance_fen"] == 1500
+    assert report["holder"] == "Li Lei"
+    human = runner.invoke(app, ["card", "read", "--card", str(card)])
+    assert "¥15.00" in human.output and "3100000000000123" in human.output
+
+
+def test_issue_refuses_bad_type_existing_file_and_missing_key_store(tmp_path: Path) -> None:
+    keys, card = _issue(tmp_path)
+    again = runner.invoke(
+        app,
+        ["card", "issue", "--out", str(card), "--number", "3100000000000124", "--keys", str(keys)],
+    )
+    assert again.exit_code != 0
+    bad_type = runner.invoke(
+        app,
+        [
+            "card",
+            "issue",
+            "--out",
+            str(tmp_path / "b.json"),
+            "--number",
+            "3100000000000124",
+            "--type",
+            "pilot",
+            "--keys",
+            str(keys),
+        ],
+    )
+    assert bad_type.exit_code != 0
+    no_keys = runner.invoke(
+        app,
+        [
+            "card",
+            "issue",
+            "--out",
+            str(tmp_path / "c.json"),
+            "--number",
+            "3100000000000124",
+            "--keys",
+            str(tmp_path / "none.json"),
+        ],
+    )
+    assert no_keys.exit_code == 1
+    assert "no key store" in no_keys.output
+    assert not (tmp_path / "c.json").exists()
+
+
+@pytest.mark.pcsc
+def test_attach_serves_the_card_file_through_pcscd_and_persists_it(
+    tmp_path: Path, pcscd_reader: str
+) -> None:
+    keys, card_file = _issue(tmp_path)
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "onecard"),
+            "card",
+            "attach",
+            "--card",
+            str(card_file),
+            "--vpcd",
+            f"127.0.0.1:{VPCD_PORT}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        wait_for_card(pcscd_reader, 10.0)
+        result = runner.invoke(app, ["card", "read", "--reader", pcscd_reader, "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["balance_fen"] == 1500
+        with PcscTransport.open(pcscd_reader) as transport:
+            purse = Purse(transport)
+            info = purse.select().public_info
+            testing.purchase(
+                purse,
+                testing.ClearKeys(load_key_store(keys)),
+                info,
+                300,
+                bytes.fromhex("000001000050"),
+                5,
+                datetime(2026, 11, 29, 9, 0, 0),
+            )
+        # Saved before the answer went out: the file already holds the new balance.
+        assert SoftCard.load(card_file).balance_fen == 1200
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=10)
+        wait_for_removal(pcscd_reader, 5.0)
+    assert process.returncode == 0, output
+    assert b"state saved" in output
+    assert SoftCard.load(card_file).offline_counter == 1
