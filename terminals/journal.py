@@ -351,6 +351,12 @@ class Journal:
         rows = self._conn().execute(self._SELECT + "ORDER BY r.terminal_seq").fetchall()
         return [self._final(row) for row in rows]
 
+    def records_of_card(self, card_no: str) -> list[TapRecord]:
+        rows = self._conn().execute(
+            self._SELECT + "WHERE r.card_no = ? ORDER BY r.terminal_seq", (card_no,)
+        ).fetchall()
+        return [self._final(row) for row in rows]
+
     def unresolved_grey(self, card_no: str | None = None) -> list[TapRecord]:
         """Grey records whose outcome is still unknown (torn taps), oldest first."""
         query = self._SELECT + "WHERE c.outcome IS NULL"
