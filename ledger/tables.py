@@ -8,8 +8,12 @@ order like the unsigned integer). Transfers are insert-only: triggers refuse UPD
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Uuid
+
+from ledger.types import Transfer, TransferFlags
 
 metadata = MetaData(
     naming_convention={
@@ -139,3 +143,64 @@ def from_uuid(value: uuid.UUID | str | None) -> int:
     if isinstance(value, uuid.UUID):
         return value.int
     return uuid.UUID(value).int
+
+
+TRANSFER_SELECT = (
+    "id",
+    "debit_account_id",
+    "credit_account_id",
+    "amount",
+    "pending_id",
+    "reverses_id",
+    "ledger",
+    "code",
+    "flags",
+    "timeout_s",
+    "user_data_128",
+    "user_data_64",
+    "user_data_32",
+    "effective_at",
+    "timestamp",
+)
+
+
+def transfer_from_row(row: Sequence[Any]) -> Transfer:
+    """A stored transfer from a row whose first columns are `TRANSFER_SELECT`, in order."""
+    return Transfer(
+        id=from_uuid(row[0]),
+        debit_account_id=from_uuid(row[1]),
+        credit_account_id=from_uuid(row[2]),
+        amount=row[3],
+        pending_id=from_uuid(row[4]),
+        reverses_id=from_uuid(row[5]),
+        ledger=row[6],
+        code=row[7],
+        flags=TransferFlags(row[8]),
+        timeout_s=row[9],
+        user_data_128=from_uuid(row[10]),
+        user_data_64=row[11],
+        user_data_32=row[12],
+        effective_at=row[13] or 0,
+        timestamp=row[14],
+    )
+
+
+def transfer_values(t: Transfer) -> tuple[Any, ...]:
+    """The `TRANSFER_SELECT` columns of a transfer, as the database stores them."""
+    return (
+        to_uuid(t.id),
+        to_uuid(t.debit_account_id),
+        to_uuid(t.credit_account_id),
+        t.amount,
+        to_uuid_or_none(t.pending_id),
+        to_uuid_or_none(t.reverses_id),
+        t.ledger,
+        t.code,
+        int(t.flags),
+        t.timeout_s,
+        to_uuid_or_none(t.user_data_128),
+        t.user_data_64,
+        t.user_data_32,
+        t.effective_at or None,
+        t.timestamp,
+    )

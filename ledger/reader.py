@@ -1,0 +1,359 @@
+"""Read-only access to the ledger: accounts, balances (now and as of a time), transfers, history.
+
+Reconciliation imports this module only; it never writes (an import contract forbids the writing
+modules `ledger.writer` and `ledger.backends` to reconciliation). Every page is bounded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ledger.errors import InvalidArgumentError, PageTooLargeError
+from ledger.tables import (
+    TRANSFER_SELECT,
+    accounts,
+    from_uuid,
+    ledgers,
+    to_uuid,
+    transfer_from_row,
+    transfers,
+)
+from ledger.types import (
+    ID_MAX,
+    PAGE_DEFAULT,
+    PAGE_MAX,
+    Account,
+    AccountBalance,
+    AccountEntry,
+    AccountFlags,
+    AccountState,
+    LedgerSpec,
+    Transfer,
+    TransferFlags,
+)
+
+_ACCOUNT_COLUMNS = (
+    accounts.c.id,
+    accounts.c.ledger,
+    accounts.c.code,
+    accounts.c.name,
+    accounts.c.flags,
+    accounts.c.user_data_128,
+    accounts.c.user_data_64,
+    accounts.c.user_data_32,
+    accounts.c.debits_pending,
+    accounts.c.debits_posted,
+    accounts.c.credits_pending,
+    accounts.c.credits_posted,
+    accounts.c.timestamp,
+)
+_BALANCE_SIDES = {
+    True: ("dr_debits_pending", "dr_debits_posted", "dr_credits_pending", "dr_credits_posted"),
+    False: ("cr_debits_pending", "cr_debits_posted", "cr_credits_pending", "cr_credits_posted"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TransferPage:
+    """One page of an account's transfers; pass `next_after` as `after` for the next page."""
+
+    transfers: list[Transfer]
+    next_after: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    entries: list[AccountEntry]
+    next_after: int | None
+
+
+def _account_state(row: Sequence[Any]) -> AccountState:
+    account = Account(
+        id=from_uuid(row[0]),
+        ledger=row[1],
+        code=row[2],
+        name=row[3],
+        flags=AccountFlags(row[4]),
+        user_data_128=from_uuid(row[5]),
+        user_data_64=row[6],
+        user_data_32=row[7],
+    )
+    balance = AccountBalance(row[8], row[9], row[10], row[11], row[12])
+    return AccountState(account=account, balance=balance, timestamp=row[12])
+
+
+def _check_limit(limit: int) -> None:
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise InvalidArgumentError(f"limit must be an int >= 1, got {limit!r}")
+    if limit > PAGE_MAX:
+        raise PageTooLargeError(f"limit {limit} exceeds PAGE_MAX={PAGE_MAX}: page through results")
+
+
+def _check_ids(ids: Sequence[int]) -> None:
+    if len(ids) > PAGE_MAX:
+        raise PageTooLargeError(f"{len(ids)} ids exceed PAGE_MAX={PAGE_MAX}: ask in pages")
+    for i in ids:
+        if not isinstance(i, int) or isinstance(i, bool) or not 0 < i < ID_MAX:
+            raise InvalidArgumentError(f"malformed id {i!r}: ids are ints in 1 .. 2**128-2")
+
+
+class LedgerReader:
+    """Read-only queries. Each method takes an optional caller-owned connection (`conn=`)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @asynccontextmanager
+    async def _connection(self, conn: AsyncConnection | None) -> AsyncIterator[AsyncConnection]:
+        if conn is not None:
+            yield conn
+            return
+        async with self.engine.connect() as own:
+            yield own
+
+    async def lookup_ledgers(self, *, conn: AsyncConnection | None = None) -> list[LedgerSpec]:
+        async with self._connection(conn) as c:
+            rows = await c.execute(
+                select(ledgers.c.id, ledgers.c.name, ledgers.c.currency, ledgers.c.scale).order_by(
+                    ledgers.c.id
+                )
+            )
+            return [LedgerSpec(id=r[0], name=r[1], code=r[2], scale=r[3]) for r in rows]
+
+    async def lookup_accounts(
+        self, ids: Sequence[int], *, conn: AsyncConnection | None = None
+    ) -> list[AccountState]:
+        """The accounts found, in the order asked (unknown ids are left out, as TigerBeetle)."""
+        _check_ids(ids)
+        if not ids:
+            return []
+        async with self._connection(conn) as c:
+            rows = await c.execute(
+                select(*_ACCOUNT_COLUMNS).where(accounts.c.id.in_([to_uuid(i) for i in set(ids)]))
+            )
+            found = {s.id: s for s in map(_account_state, rows)}
+        return [found[i] for i in ids if i in found]
+
+    async def lookup_accounts_by_name(
+        self, names: Sequence[str], *, conn: AsyncConnection | None = None
+    ) -> list[AccountState]:
+        if len(names) > PAGE_MAX:
+            raise PageTooLargeError(f"{len(names)} names exceed PAGE_MAX={PAGE_MAX}")
+        if not names:
+            return []
+        async with self._connection(conn) as c:
+            rows = await c.execute(select(*_ACCOUNT_COLUMNS).where(accounts.c.name.in_(names)))
+            found = {s.name: s for s in map(_account_state, rows)}
+        return [found[n] for n in names if n in found]
+
+    async def list_accounts(
+        self,
+        *,
+        ledger: int | None = None,
+        name_prefix: str | None = None,
+        limit: int = PAGE_DEFAULT,
+        after_name: str | None = None,
+        conn: AsyncConnection | None = None,
+    ) -> list[AccountState]:
+        """Accounts ordered by name (optionally of one ledger, or names with a prefix)."""
+        _check_limit(limit)
+        query = select(*_ACCOUNT_COLUMNS).order_by(accounts.c.name).limit(limit)
+        if ledger is not None:
+            query = query.where(accounts.c.ledger == ledger)
+        if name_prefix:
+            query = query.where(
+                accounts.c.name >= name_prefix, accounts.c.name < name_prefix + "\U0010ffff"
+            )
+        if after_name is not None:
+            query = query.where(accounts.c.name > after_name)
+        async with self._connection(conn) as c:
+            return [_account_state(r) for r in await c.execute(query)]
+
+    async def lookup_transfers(
+        self, ids: Sequence[int], *, conn: AsyncConnection | None = None
+    ) -> list[Transfer]:
+        _check_ids(ids)
+        if not ids:
+            return []
+        async with self._connection(conn) as c:
+            rows = await c.execute(
+                select(*[transfers.c[n] for n in TRANSFER_SELECT]).where(
+                    transfers.c.id.in_([to_uuid(i) for i in set(ids)])
+                )
+            )
+            found = {t.id: t for t in map(transfer_from_row, rows)}
+        return [found[i] for i in ids if i in found]
+
+    def _account_query(
+        self,
+        account_id: int,
+        *,
+        since: int | None,
+        until: int | None,
+        after: int | None,
+        limit: int,
+        extra: Sequence[Any] = (),
+    ) -> Any:
+        _check_ids([account_id])
+        _check_limit(limit)
+        aid = to_uuid(account_id)
+        query = (
+            select(*[transfers.c[n] for n in TRANSFER_SELECT], *extra)
+            .where(or_(transfers.c.debit_account_id == aid, transfers.c.credit_account_id == aid))
+            .order_by(transfers.c.timestamp)
+            .limit(limit)
+        )
+        if since is not None:
+            query = query.where(transfers.c.timestamp >= since)
+        if until is not None:
+            query = query.where(transfers.c.timestamp < until)
+        if after is not None:
+            query = query.where(transfers.c.timestamp > after)
+        return query
+
+    async def get_account_transfers(
+        self,
+        account_id: int,
+        *,
+        since: int | None = None,
+        until: int | None = None,
+        after: int | None = None,
+        limit: int = PAGE_DEFAULT,
+        conn: AsyncConnection | None = None,
+    ) -> TransferPage:
+        """Transfers touching the account in [since, until), oldest first, after the cursor."""
+        query = self._account_query(account_id, since=since, until=until, after=after, limit=limit)
+        async with self._connection(conn) as c:
+            found = [transfer_from_row(r) for r in await c.execute(query)]
+        next_after = found[-1].timestamp if len(found) == limit else None
+        return TransferPage(found, next_after)
+
+    async def get_account_history(
+        self,
+        account_id: int,
+        *,
+        since: int | None = None,
+        until: int | None = None,
+        after: int | None = None,
+        limit: int = PAGE_DEFAULT,
+        conn: AsyncConnection | None = None,
+    ) -> HistoryPage:
+        """Every entry of the account with its four balances before and after it."""
+        balance_columns = [transfers.c[n] for side in (True, False) for n in _BALANCE_SIDES[side]]
+        query = self._account_query(
+            account_id, since=since, until=until, after=after, limit=limit, extra=balance_columns
+        )
+        async with self._connection(conn) as c:
+            rows = list(await c.execute(query))
+            if not rows:
+                return HistoryPage([], None)
+            before = await self._balance_before(c, account_id, rows[0][14])
+        entries = []
+        width = len(TRANSFER_SELECT)
+        for row in rows:
+            t = transfer_from_row(row)
+            is_debit = t.debit_account_id == account_id
+            values = row[width : width + 4] if is_debit else row[width + 4 : width + 8]
+            after_balance = AccountBalance(*values, t.timestamp)
+            entries.append(AccountEntry(t, account_id, is_debit, before, after_balance))
+            before = after_balance
+        next_after = entries[-1].transfer.timestamp if len(entries) == limit else None
+        return HistoryPage(entries, next_after)
+
+    async def _balance_before(self, c: AsyncConnection, account_id: int, at: int) -> AccountBalance:
+        """The account's balances after its last entry strictly before ledger timestamp `at`."""
+        aid = to_uuid(account_id)
+        best: AccountBalance = AccountBalance()
+        for is_debit, column in (
+            (True, transfers.c.debit_account_id),
+            (False, transfers.c.credit_account_id),
+        ):
+            names = _BALANCE_SIDES[is_debit]
+            row = (
+                await c.execute(
+                    select(transfers.c.timestamp, *[transfers.c[n] for n in names])
+                    .where(column == aid, transfers.c.timestamp < at)
+                    .order_by(transfers.c.timestamp.desc())
+                    .limit(1)
+                )
+            ).first()
+            if row is not None and row[0] > best.timestamp:
+                best = AccountBalance(row[1], row[2], row[3], row[4], row[0])
+        return best
+
+    async def get_balance_as_of(
+        self, account_id: int, at: int, *, conn: AsyncConnection | None = None
+    ) -> AccountBalance | None:
+        """Balances as recorded at ledger timestamp `at` (inclusive); None if no such account.
+
+        O(log n): read from the balances stored on the account's last entry up to `at`.
+        """
+        _check_ids([account_id])
+        async with self._connection(conn) as c:
+            exists = (
+                await c.execute(select(accounts.c.id).where(accounts.c.id == to_uuid(account_id)))
+            ).first()
+            if exists is None:
+                return None
+            return await self._balance_before(c, account_id, at + 1)
+
+    async def get_effective_balance_as_of(
+        self, account_id: int, at: int, *, conn: AsyncConnection | None = None
+    ) -> AccountBalance | None:
+        """Balances counting every transfer whose effective time (effective_at if back-dated,
+        else its timestamp) is at or before `at`, including postings recorded later."""
+        _check_ids([account_id])
+        aid = to_uuid(account_id)
+        pending = transfers.alias("pending")
+        when = func.coalesce(transfers.c.effective_at, transfers.c.timestamp)
+        flags = transfers.c.flags
+        is_pending = (flags.op("&")(int(TransferFlags.PENDING))) != 0
+        resolves = transfers.c.pending_id.is_not(None)
+        is_post = (flags.op("&")(int(TransferFlags.POST_PENDING_TRANSFER))) != 0
+        amount = transfers.c.amount
+        pending_amount = func.coalesce(pending.c.amount, 0)
+
+        def side(column: Any) -> Any:
+            return (
+                func.coalesce(
+                    func.sum(case((is_pending, amount), (resolves, -pending_amount), else_=0)),
+                    0,
+                ),
+                func.coalesce(
+                    func.sum(
+                        case(
+                            (is_pending, 0),
+                            (resolves & ~is_post, 0),
+                            else_=amount,
+                        )
+                    ),
+                    0,
+                ),
+            )
+
+        async with self._connection(conn) as c:
+            exists = (await c.execute(select(accounts.c.id).where(accounts.c.id == aid))).first()
+            if exists is None:
+                return None
+            base = transfers.outerjoin(pending, pending.c.id == transfers.c.pending_id)
+            dr = (
+                await c.execute(
+                    select(*side(transfers.c.debit_account_id))
+                    .select_from(base)
+                    .where(and_(transfers.c.debit_account_id == aid, when <= at))
+                )
+            ).one()
+            cr = (
+                await c.execute(
+                    select(*side(transfers.c.credit_account_id))
+                    .select_from(base)
+                    .where(and_(transfers.c.credit_account_id == aid, when <= at))
+                )
+            ).one()
+        return AccountBalance(int(dr[0]), int(dr[1]), int(cr[0]), int(cr[1]), at)
