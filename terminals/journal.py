@@ -352,9 +352,11 @@ class Journal:
         return [self._final(row) for row in rows]
 
     def records_of_card(self, card_no: str) -> list[TapRecord]:
-        rows = self._conn().execute(
-            self._SELECT + "WHERE r.card_no = ? ORDER BY r.terminal_seq", (card_no,)
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute(self._SELECT + "WHERE r.card_no = ? ORDER BY r.terminal_seq", (card_no,))
+            .fetchall()
+        )
         return [self._final(row) for row in rows]
 
     def unresolved_grey(self, card_no: str | None = None) -> list[TapRecord]:

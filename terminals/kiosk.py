@@ -23,12 +23,11 @@ from cardio.errors import (
 )
 from cardio.purse import Purse
 from cardio.records import mask_card_number
-
 from terminals.errors import MacInvalid, invariant
 from terminals.journal import Journal, RecordKind, RecordStatus, TapRecord
 from terminals.lists import ListStore, PendingLoad
 from terminals.sam import LoadHost, SerialStore
-from terminals.terminal import PurseTerminal, RecoveryOutcome, TapOutcome, TapResult, _yuan
+from terminals.terminal import PurseTerminal, RecoveryOutcome, TapOutcome, _yuan
 
 LOADS_PER_PRESENTATION_MAX = 8
 
@@ -71,7 +70,10 @@ class LoadKiosk:
 
     def _delivered(self, load_id: str, card_no: str) -> bool:
         for record in self.journal.records_of_card(card_no):
-            if record.load_id == load_id and self.journal.outcome(record.terminal_seq) != "not_debited":
+            if (
+                record.load_id == load_id
+                and self.journal.outcome(record.terminal_seq) != "not_debited"
+            ):
                 return True
         return False
 
@@ -85,7 +87,9 @@ class LoadKiosk:
         except ApplicationLocked:
             return LoadResult(TapOutcome.LOCKED, "card is locked: see the service desk")
         except CardioError as error:
-            return LoadResult(TapOutcome.CARD_ERROR, f"card error ({error.code}): see the service desk")
+            return LoadResult(
+                TapOutcome.CARD_ERROR, f"card error ({error.code}): see the service desk"
+            )
 
     def _deliver(self, purse: Purse, now: datetime) -> LoadResult:
         selected = purse.select()
@@ -93,14 +97,20 @@ class LoadKiosk:
         card_no = info.card_no
         masked = mask_card_number(card_no)
         if self.lists.is_denied(card_no):
-            return LoadResult(TapOutcome.DENIED, f"card {masked} is blocked: see the service desk", card_no)
+            return LoadResult(
+                TapOutcome.DENIED, f"card {masked} is blocked: see the service desk", card_no
+            )
         if info.card_type is None:
-            return LoadResult(TapOutcome.UNKNOWN_CARD, f"card {masked} has an unknown card type", card_no)
+            return LoadResult(
+                TapOutcome.UNKNOWN_CARD, f"card {masked} has an unknown card type", card_no
+            )
         for grey in self.journal.unresolved_grey(card_no):
             self._recovery.recover(purse, grey)
         delivered: list[TapRecord] = []
         pending = [
-            load for load in self.lists.pending_loads(card_no, now) if not self._delivered(load.load_id, card_no)
+            load
+            for load in self.lists.pending_loads(card_no, now)
+            if not self._delivered(load.load_id, card_no)
         ]
         for load in pending[:LOADS_PER_PRESENTATION_MAX]:
             record, failed = self._load(purse, info.card_type.label, load, now)
@@ -112,7 +122,10 @@ class LoadKiosk:
         total = sum(r.amount_fen for r in delivered)
         balance = delivered[-1].balance_after_fen
         return LoadResult(
-            TapOutcome.OK, f"OK loaded {_yuan(total)} balance {_yuan(balance)}", card_no, tuple(delivered)
+            TapOutcome.OK,
+            f"OK loaded {_yuan(total)} balance {_yuan(balance)}",
+            card_no,
+            tuple(delivered),
         )
 
     def _load(
@@ -123,7 +136,9 @@ class LoadKiosk:
             init = purse.initialize_load(self.load_key_index, load.amount_fen, self.terminal_id)
         except OutOfRange:
             empty = _placeholder(load, now, card_type)
-            return empty, LoadResult(TapOutcome.CARD_ERROR, f"card {masked} cannot hold that much", load.card_no)
+            return empty, LoadResult(
+                TapOutcome.CARD_ERROR, f"card {masked} cannot hold that much", load.card_no
+            )
         versions = self.lists.versions()
         draft = TapRecord(
             kind=RecordKind.LOAD,
@@ -147,19 +162,27 @@ class LoadKiosk:
         record = replace(draft, terminal_seq=self.serials.next())
         self.journal.append_grey(intent, record)
         try:
-            mac2 = self.host.authorize_load(load.card_no, init, load.amount_fen, int(TxnType.EP_LOAD), now)
+            mac2 = self.host.authorize_load(
+                load.card_no, init, load.amount_fen, int(TxnType.EP_LOAD), now
+            )
         except MacInvalid:
             self.journal.mark_not_debited(record.terminal_seq)
-            return record, LoadResult(TapOutcome.CARD_ERROR, f"card {masked} failed authentication", load.card_no)
+            return record, LoadResult(
+                TapOutcome.CARD_ERROR, f"card {masked} failed authentication", load.card_no
+            )
         try:
             tac = purse.credit_load(now, mac2)
         except TransportError:
             if self.on_record:
                 self.on_record()
-            return record, LoadResult(TapOutcome.TORN, f"card {masked} left too early: present it again", load.card_no)
+            return record, LoadResult(
+                TapOutcome.TORN, f"card {masked} left too early: present it again", load.card_no
+            )
         except PurseMacInvalid:
             self.journal.mark_not_debited(record.terminal_seq)
-            return record, LoadResult(TapOutcome.CARD_ERROR, f"card {masked} refused the load", load.card_no)
+            return record, LoadResult(
+                TapOutcome.CARD_ERROR, f"card {masked} refused the load", load.card_no
+            )
         self.journal.complete(record.terminal_seq, tac, draft.balance_after_fen)
         if self.on_record:
             self.on_record()
@@ -168,7 +191,18 @@ class LoadKiosk:
 
 def _placeholder(load: PendingLoad, now: datetime, card_type: str) -> TapRecord:
     return TapRecord(
-        RecordKind.LOAD, RecordStatus.GREY, 0, load.card_no, 0, int(TxnType.EP_LOAD), 0, 0, 0, now, None, card_type
+        RecordKind.LOAD,
+        RecordStatus.GREY,
+        0,
+        load.card_no,
+        0,
+        int(TxnType.EP_LOAD),
+        0,
+        0,
+        0,
+        now,
+        None,
+        card_type,
     )
 
 

@@ -26,15 +26,21 @@ from terminals.signing import canonical_list_bytes
 @dataclass
 class FakeState:
     terminals: dict[str, str] = field(default_factory=dict)  # terminal id -> public key hex
-    batches: dict[tuple[str, str], bytes] = field(default_factory=dict)  # (terminal, batch id) -> sha256
-    records: dict[tuple[str, int], dict] = field(default_factory=dict)  # (terminal, seq) -> record (latest)
+    batches: dict[tuple[str, str], bytes] = field(
+        default_factory=dict
+    )  # (terminal, batch id) -> sha256
+    records: dict[tuple[str, int], dict] = field(
+        default_factory=dict
+    )  # (terminal, seq) -> record (latest)
     record_posts: int = 0
     nonces: set[str] = field(default_factory=set)
     deny_versions: list[tuple[int, set[str]]] = field(default_factory=lambda: [(0, set())])
     action_versions: list[tuple[int, dict[str, dict]]] = field(default_factory=lambda: [(0, {})])
     drop_after_store: int = 0  # how many next batch POSTs to store and then drop unanswered
     fail_with_503: int = 0
-    splits: dict[str, tuple[int, str, str]] = field(default_factory=dict)  # card -> (insured ‰, scheme, rule)
+    splits: dict[str, tuple[int, str, str]] = field(
+        default_factory=dict
+    )  # card -> (insured ‰, scheme, rule)
     requests: list[str] = field(default_factory=list)
 
 
@@ -51,10 +57,10 @@ class FakeClearing:
             def log_message(self, *args: object) -> None:
                 return
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 fake._handle(self, "GET")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 fake._handle(self, "POST")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -91,7 +97,12 @@ class FakeClearing:
         with self.lock:
             version, loads = self.state.action_versions[-1]
             new = dict(loads)
-            new[load_id] = {"load_id": load_id, "card_no": card_no, "amount_fen": amount_fen, "expires_at": expires_at}
+            new[load_id] = {
+                "load_id": load_id,
+                "card_no": card_no,
+                "amount_fen": amount_fen,
+                "expires_at": expires_at,
+            }
             self.state.action_versions.append((version + 1, new))
             return version + 1
 
@@ -107,7 +118,11 @@ class FakeClearing:
         handler.wfile.write(raw)
 
     def _problem(self, handler: BaseHTTPRequestHandler, status: int, code: str) -> None:
-        self._answer(handler, status, {"type": "about:blank", "title": code, "status": status, "detail": code, "code": code})
+        self._answer(
+            handler,
+            status,
+            {"type": "about:blank", "title": code, "status": status, "detail": code, "code": code},
+        )
 
     def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
@@ -121,11 +136,15 @@ class FakeClearing:
         nonce = handler.headers.get("X-Onecard-Nonce", "")
         signature = handler.headers.get("X-Onecard-Signature", "")
         key = self.state.terminals.get(terminal)
-        message = "\n".join((method, handler.path, timestamp, nonce, hashlib.sha256(body).hexdigest())).encode()
+        message = "\n".join(
+            (method, handler.path, timestamp, nonce, hashlib.sha256(body).hexdigest())
+        ).encode()
         try:
             if key is None or len(nonce) != 32 or abs(time.time() - int(timestamp)) > 300:
                 raise InvalidSignature
-            Ed25519PublicKey.from_public_bytes(bytes.fromhex(key)).verify(bytes.fromhex(signature), message)
+            Ed25519PublicKey.from_public_bytes(bytes.fromhex(key)).verify(
+                bytes.fromhex(signature), message
+            )
         except (InvalidSignature, ValueError):
             return self._problem(handler, 401, "signature_invalid")
         with self.lock:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from cardio.crypto import CARD_TIME_ZONE
-from cardio.records import TransitRecord
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cardio.crypto import CARD_TIME_ZONE
+from cardio.records import TransitRecord
 from terminals.capp import TapPlace, decode_transit_record, encode_transit_record
 from terminals.fares.engine import CapProgress, Journey, RideState
 from terminals.fares.feed import load_sample_feed
@@ -34,9 +34,13 @@ def states(draw):
             draw(st.integers(0, 255)),
             draw(st.integers(0, 2**32 - 1)),
         )
-    caps = draw(st.lists(st.sampled_from(sorted(c.cap_id for c in FEED.caps)), unique=True, max_size=3))
+    caps = draw(
+        st.lists(st.sampled_from(sorted(c.cap_id for c in FEED.caps)), unique=True, max_size=3)
+    )
     progress = tuple(
-        CapProgress(cap, draw(st.dates(date(2020, 1, 1), date(2090, 1, 1))), draw(st.integers(0, 2**32 - 1)))
+        CapProgress(
+            cap, draw(st.dates(date(2020, 1, 1), date(2090, 1, 1))), draw(st.integers(0, 2**32 - 1))
+        )
         for cap in sorted(caps)
     )
     return RideState(journey, progress)

@@ -16,8 +16,23 @@ from terminals.journal import Journal, RecordKind, RecordStatus, TapRecord
 from .conftest import TERMINAL_ID
 
 DRAFT = TapRecord(
-    RecordKind.PURCHASE, RecordStatus.GREY, 0, "3100000000000001", 4, 9, 200, 1000, 800,
-    datetime(2026, 11, 30, 0, 0, tzinfo=UTC), None, "adult", "adult", 200, "urban:urban_flat", "1", "old_town",
+    RecordKind.PURCHASE,
+    RecordStatus.GREY,
+    0,
+    "3100000000000001",
+    4,
+    9,
+    200,
+    1000,
+    800,
+    datetime(2026, 11, 30, 0, 0, tzinfo=UTC),
+    None,
+    "adult",
+    "adult",
+    200,
+    "urban:urban_flat",
+    "1",
+    "old_town",
 )
 
 
@@ -34,7 +49,11 @@ def tap(journal: Journal, seq: int, complete: bool = True, card_counter: int = 4
 def test_records_cannot_be_updated_or_deleted(journal: Journal):
     tap(journal, 1)
     conn = sqlite3.connect(journal.path)
-    for statement in ("UPDATE records SET card_no = 'x'", "DELETE FROM records", "DELETE FROM completions"):
+    for statement in (
+        "UPDATE records SET card_no = 'x'",
+        "DELETE FROM records",
+        "DELETE FROM completions",
+    ):
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             conn.execute(statement)
     conn.close()
@@ -102,10 +121,29 @@ def test_wire_record_has_every_protocol_field(journal: Journal):
     tap(journal, 1)
     wire = json.loads(journal.next_batch().body)["records"][0]
     assert set(wire) == {
-        "kind", "status", "terminal_seq", "card_no", "card_counter", "txn_type", "amount_fen",
-        "balance_before_fen", "balance_after_fen", "occurred_at", "tac", "card_type", "rider_category",
-        "full_fare_fen", "fare_rule", "route_id", "stop_id", "insured_fen", "visit_id", "load_id",
-        "offline_fallback", "deny_list_version", "action_list_version",
+        "kind",
+        "status",
+        "terminal_seq",
+        "card_no",
+        "card_counter",
+        "txn_type",
+        "amount_fen",
+        "balance_before_fen",
+        "balance_after_fen",
+        "occurred_at",
+        "tac",
+        "card_type",
+        "rider_category",
+        "full_fare_fen",
+        "fare_rule",
+        "route_id",
+        "stop_id",
+        "insured_fen",
+        "visit_id",
+        "load_id",
+        "offline_fallback",
+        "deny_list_version",
+        "action_list_version",
     }
     assert wire["occurred_at"] == "2026-11-30T00:00:00Z" and wire["tac"] == "DEADBEEF"
 

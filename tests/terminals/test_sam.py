@@ -8,10 +8,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+
 from cardio import crypto
 from cardio.apdu import CommandApdu
 from cardio.keystore import KeyKind, KeyStore
-
 from terminals.errors import MacInvalid, SamError
 from terminals.sam import (
     Psam,
@@ -81,7 +81,9 @@ def test_unknown_key_version_is_refused_with_9403(sam: SoftwareSam):
 
 def test_unsupported_instruction_and_bad_length_answer_status_words(sam: SoftwareSam):
     assert sam.transmit(CommandApdu(0x80, 0x99, 0, 0).encode())[-2:] == b"\x6d\x00"
-    assert sam.transmit(CommandApdu(0x80, 0x70, 0, 0, b"\x00" * 10, le=8).encode())[-2:] == b"\x67\x00"
+    assert (
+        sam.transmit(CommandApdu(0x80, 0x70, 0, 0, b"\x00" * 10, le=8).encode())[-2:] == b"\x67\x00"
+    )
 
 
 def test_sam_key_file_holds_no_tac_key_and_must_be_private(issuer: KeyStore, tmp_path: Path):
@@ -90,7 +92,9 @@ def test_sam_key_file_holds_no_tac_key_and_must_be_private(issuer: KeyStore, tmp
     body = json.loads(path.read_text())
     assert set(body) == {"format", "terminal_id", "algorithm", "purchase"}
     assert issuer.master(KeyKind.TAC).key.hex().upper() not in path.read_text()
-    assert keys.purchase.key.hex() not in repr(keys) and "key" not in repr(SoftwareSam(keys, tmp_path / "s"))
+    assert keys.purchase.key.hex() not in repr(keys) and "key" not in repr(
+        SoftwareSam(keys, tmp_path / "s")
+    )
     os.chmod(path, 0o644)
     with pytest.raises(SamKeyError):
         load_sam_keys(path)
