@@ -14,7 +14,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clearing import db
@@ -87,6 +88,22 @@ class _TooLarge(Exception):
     pass
 
 
+def _sqlite_write_lock_at_begin(engine: AsyncEngine) -> None:
+    """Embedded SQLite: take the write lock at BEGIN and wait for it, so two requests never
+    fail on a lock upgrade (reads then writes) and never see "database is locked" at once."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _open_ledger_module() -> Any | None:
     try:
         return importlib.import_module("ledger.writer")
@@ -103,6 +120,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = settings.resolved_database_url()
         engine = db.make_engine(url)
+        if engine.dialect.name == "sqlite":
+            _sqlite_write_lock_at_begin(engine)
         app.state.engine = engine
         app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         app.state.list_key = load_server_key(settings)

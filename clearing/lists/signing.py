@@ -21,8 +21,8 @@ KEY_FILE_NAME = "list-signing-key.hex"
 
 
 def canonical_json(body: dict[str, Any]) -> bytes:
-    """The protocol's canonical form: sorted keys, no spaces, UTF-8."""
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """The protocol's canonical form: json.dumps defaults, sorted keys, no spaces."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
 def sign_body(key: Ed25519PrivateKey, body: dict[str, Any]) -> str:
