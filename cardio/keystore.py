@@ -181,7 +181,7 @@ def _parse(text: str) -> KeyStore:
         if not isinstance(item, dict):
             raise KeyStoreError(f"key #{n} must be an object")
         try:
-            kind = KeyKind(item.get("kind"))
+            kind = KeyKind(str(item.get("kind")))
         except ValueError:
             raise KeyStoreError(f"key #{n} has an unknown kind") from None
         index, version = item.get("index", 1), item.get("version", 1)

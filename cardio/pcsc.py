@@ -12,9 +12,14 @@ Every pyscard/PC/SC failure leaves here as a `cardio.errors.TransportError` subc
 
 from __future__ import annotations
 
-from smartcard import scard
-from smartcard.CardRequest import CardRequest
-from smartcard.Exceptions import CardRequestTimeoutException, SmartcardException
+import time
+
+from smartcard import scard  # type: ignore[import-untyped]
+from smartcard.CardRequest import CardRequest  # type: ignore[import-untyped]
+from smartcard.Exceptions import (  # type: ignore[import-untyped]
+    CardRequestTimeoutException,
+    SmartcardException,
+)
 
 from cardio.errors import CardRemoved, NoCard, ReaderNotFound, ReaderUnavailable, TransportError
 
@@ -108,7 +113,7 @@ def wait_for_card(reader: str, timeout_s: float = 5.0) -> None:
 
 
 def wait_for_removal(reader: str, timeout_s: float = 5.0) -> None:
-    """Block until pcscd sees no card in `reader` (SCardGetStatusChange); NoCard-free after that.
+    """Block until pcscd sees no card in `reader` (SCardGetStatusChange, no polling).
 
     Raises TransportError if a card is still there after `timeout_s`.
     """
@@ -117,9 +122,10 @@ def wait_for_removal(reader: str, timeout_s: float = 5.0) -> None:
     context = _context()
     try:
         states = [(reader, scard.SCARD_STATE_UNAWARE)]
-        deadline_ms = int(timeout_s * 1000)
+        deadline = time.monotonic() + timeout_s
         while True:
-            hresult, states = scard.SCardGetStatusChange(context, deadline_ms, states)
+            left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            hresult, states = scard.SCardGetStatusChange(context, left_ms, states)
             if _u32(hresult) == _u32(scard.SCARD_E_TIMEOUT):
                 raise TransportError(f"a card is still in {reader!r} after {timeout_s} s")
             if hresult != scard.SCARD_S_SUCCESS:
@@ -143,8 +149,8 @@ class PcscTransport:
         self, reader: str, context: int, handle: int, protocol: int, disposition: int
     ) -> None:
         self.reader = reader
-        self._context = context
-        self._handle = handle
+        self._context: int | None = context
+        self._handle: int | None = handle
         self._protocol = protocol
         self._disposition = disposition
         self._atr: bytes | None = None

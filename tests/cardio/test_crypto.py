@@ -247,3 +247,51 @@ def test_tac_verifies_with_the_issuer_key_and_fails_with_any_other(
     assert not crypto.verify_purchase_tac(
         other, serial, amount, tx, term, tseq, when, tac, algorithm
     )
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    master=keys16,
+    serial=serial8,
+    amount=amounts,
+    term=st.binary(min_size=6, max_size=6),
+    tseq=st.integers(0, 0xFFFFFFFF),
+    when=datetimes,
+    field=st.sampled_from(["serial", "amount", "type", "terminal", "tseq", "when", "tac"]),
+    algorithm=st.sampled_from(list(Algorithm)),
+)
+def test_a_tap_record_with_any_field_tampered_never_verifies(
+    master, serial, amount, term, tseq, when, field, algorithm
+) -> None:
+    dtk = crypto.diversify_key(master, serial, algorithm)
+    tac = crypto.purchase_tac(dtk, amount, 9, term, tseq, when, algorithm)
+    record = {
+        "serial": serial,
+        "amount": amount,
+        "type": 9,
+        "terminal": term,
+        "tseq": tseq,
+        "when": when,
+        "tac": tac,
+    }
+    tampered = {
+        "serial": bytes([serial[0] ^ 0x80]) + serial[1:],
+        "amount": amount ^ 1,
+        "type": 6,
+        "terminal": term[:-1] + bytes([term[-1] ^ 0x01]),
+        "tseq": tseq ^ 0x10000,
+        "when": when.replace(second=(when.second + 1) % 60),
+        "tac": bytes([tac[0] ^ 0x01]) + tac[1:],
+    }[field]
+    record[field] = tampered
+    assert not crypto.verify_purchase_tac(
+        master,
+        record["serial"],
+        record["amount"],
+        record["type"],
+        record["terminal"],
+        record["tseq"],
+        record["when"],
+        record["tac"],
+        algorithm,
+    )

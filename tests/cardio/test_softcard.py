@@ -374,3 +374,23 @@ def test_random_loads_and_purchases_keep_the_purse_consistent(
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )
+
+
+def test_an_sm4_card_purchases_and_loads_with_onecards_own_profile(tmp_path: Path) -> None:
+    from cardio.crypto import Algorithm
+    from cardio.keystore import create_key_store
+
+    store = create_key_store(tmp_path / "sm4.json", algorithm=Algorithm.SM4)
+    card = SoftCard.issue(store, "3100000000000404", balance_fen=1_000)
+    purse, _ = _purse(card)
+    info = purse.read_public_info()
+    keys = testing.ClearKeys(store)
+    outcome = testing.purchase(purse, keys, info, 150, TERMINAL, 12, WHEN, TransitRecord().encode())
+    assert outcome.init.algorithm is Algorithm.SM4
+    master_tac = store.master(KeyKind.TAC).key
+    args = (info.app_serial, 150, TxnType.CAPP_PURCHASE, TERMINAL, 12, WHEN, outcome.debit.tac)
+    assert crypto.verify_purchase_tac(master_tac, *args, Algorithm.SM4)
+    assert not crypto.verify_purchase_tac(master_tac, *args)  # not a 3DES TAC
+    loaded = testing.load(purse, keys, info, 500, TERMINAL, WHEN)
+    assert purse.get_balance() == 1_350 == loaded.balance_after_fen
+    assert SoftCard.from_json(card.to_json()).state.keys.algorithm is Algorithm.SM4
