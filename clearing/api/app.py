@@ -88,7 +88,7 @@ class _TooLarge(Exception):
     pass
 
 
-def _sqlite_write_lock_at_begin(engine: AsyncEngine) -> None:
+def sqlite_write_lock_at_begin(engine: AsyncEngine) -> None:
     """Embedded SQLite: take the write lock at BEGIN and wait for it, so two requests never
     fail on a lock upgrade (reads then writes) and never see "database is locked" at once."""
 
@@ -121,7 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         url = settings.resolved_database_url()
         engine = db.make_engine(url)
         if engine.dialect.name == "sqlite":
-            _sqlite_write_lock_at_begin(engine)
+            sqlite_write_lock_at_begin(engine)
         app.state.engine = engine
         app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         app.state.list_key = load_server_key(settings)

@@ -1,0 +1,351 @@
+"""`onecard registry ...`: participants, terminals, cards and access tokens, for admin staff.
+
+Commands parse arguments, call the registry and auth services in one transaction, and print.
+A token is shown once, when it is issued; only its hash is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from clearing import db
+from clearing.api.app import sqlite_write_lock_at_begin
+from clearing.api.errors import ClearingError
+from clearing.auth import service as auth_service
+from clearing.auth.models import Role
+from clearing.books.chart import BooksError
+from clearing.registry import service
+from clearing.registry.models import (
+    CardType,
+    ParticipantKind,
+    TerminalKind,
+    TerminalStatus,
+    utc_now,
+)
+from clearing.registry.schemas import (
+    CardIssue,
+    ParticipantCreate,
+    TerminalCreate,
+    TerminalUpdate,
+)
+from clearing.settings import get_settings
+from ledger.errors import LedgerError
+
+T = TypeVar("T")
+ACTOR = "admin:cli"
+console = Console()
+
+
+async def _in_transaction(
+    work: Callable[[AsyncSession, Any], Awaitable[T]], *, with_ledger: bool = False
+) -> T:
+    url = get_settings().resolved_database_url()
+    engine = db.make_engine(url)
+    if engine.dialect.name == "sqlite":
+        sqlite_write_lock_at_begin(engine)
+    try:
+        async with AsyncExitStack() as stack:
+            ledger = None
+            if with_ledger:
+                from ledger.writer import Ledger
+
+                ledger = await stack.enter_async_context(await Ledger.open(url))
+            async with async_sessionmaker(engine, expire_on_commit=False)() as session:
+                result = await work(session, ledger)
+                await session.commit()
+                return result
+    finally:
+        await engine.dispose()
+
+
+def _run(work: Callable[[AsyncSession, Any], Awaitable[T]], *, with_ledger: bool = False) -> T:
+    try:
+        return asyncio.run(_in_transaction(work, with_ledger=with_ledger))
+    except ClearingError as error:
+        console.print(f"[red]{error.code}: {escape(error.detail)}[/red]")
+        raise typer.Exit(1) from error
+    except (LedgerError, BooksError) as error:
+        console.print(f"[red]{error.code}: {escape(str(error))}[/red]")
+        raise typer.Exit(1) from error
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*["" if value is None else str(value) for value in row])
+    console.print(table)
+
+
+def _admin() -> auth_service.Principal:
+    return auth_service.Principal(0, Role.ADMIN, "cli", None)
+
+
+def register(app: typer.Typer) -> None:
+    registry = typer.Typer(help="Participants, terminals, cards and tokens.", no_args_is_help=True)
+    participant = typer.Typer(
+        help="Bus operators, clinics, utilities, funds.", no_args_is_help=True
+    )
+    terminal = typer.Typer(help="Validators, clinic terminals, kiosks.", no_args_is_help=True)
+    card = typer.Typer(help="Cards and their life.", no_args_is_help=True)
+    token = typer.Typer(help="Bearer tokens for staff and residents.", no_args_is_help=True)
+
+    @participant.command("add")
+    def participant_add(
+        code: str = typer.Argument(..., help="Short id, e.g. bus-1 (names payable:<code>)."),
+        name: str = typer.Option(..., help="Legal name."),
+        kind: ParticipantKind = typer.Option(..., help="What the participant is."),
+        commission_bp: int = typer.Option(..., min=0, max=10_000, help="Commission, basis points."),
+        bank_account: str = typer.Option(..., help="Settlement account (IBAN or CN account)."),
+        bank_name: str = typer.Option(..., help="Settlement bank."),
+        scheme: str | None = typer.Option(None, help="Insurer / fund: its scheme."),
+    ) -> None:
+        """Add a participant."""
+        body = _valid(
+            ParticipantCreate,
+            code=code,
+            name=name,
+            kind=kind,
+            commission_bp=commission_bp,
+            bank_account=bank_account,
+            bank_name=bank_name,
+            scheme=scheme,
+        )
+        row = _run(lambda s, _l: service.create_participant(s, body))
+        console.print(f"[green]participant {row.code} added ({row.kind.value})[/green]")
+
+    @participant.command("list")
+    def participant_list(limit: int = typer.Option(100, min=1, max=500)) -> None:
+        """List participants."""
+        rows = _run(lambda s, _l: service.list_participants(s, _admin(), limit=limit, offset=0))
+        _table(
+            "participants",
+            ["code", "name", "kind", "commission bp", "bank account", "bank", "status"],
+            [
+                [
+                    r.code,
+                    r.name,
+                    r.kind.value,
+                    r.commission_bp,
+                    r.bank_account,
+                    r.bank_name,
+                    r.status.value,
+                ]
+                for r in rows
+            ],
+        )
+
+    @terminal.command("add")
+    def terminal_add(
+        terminal_id: str = typer.Argument(..., help="SAM terminal number, 12 hex digits."),
+        participant_code: str = typer.Option(..., "--participant", help="Owner's code."),
+        kind: TerminalKind = typer.Option(TerminalKind.BUS),
+        public_key: str = typer.Option(..., help="Ed25519 public key, 64 hex digits."),
+        line: str | None = typer.Option(None, help="Line / route."),
+    ) -> None:
+        """Register a terminal and its public key."""
+        body = _valid(
+            TerminalCreate,
+            terminal_id=terminal_id.upper(),
+            participant=participant_code,
+            kind=kind,
+            public_key=public_key,
+            line=line,
+        )
+        row = _run(lambda s, _l: service.register_terminal(s, body))
+        console.print(f"[green]terminal {row.terminal_id} registered[/green]")
+
+    @terminal.command("list")
+    def terminal_list(limit: int = typer.Option(100, min=1, max=500)) -> None:
+        """List terminals."""
+        rows = _run(lambda s, _l: service.list_terminals(s, _admin(), limit=limit, offset=0))
+        _table(
+            "terminals",
+            ["terminal", "participant id", "kind", "line", "status", "highest seq"],
+            [
+                [r.terminal_id, r.participant_id, r.kind.value, r.line, r.status.value, r.seq_high]
+                for r in rows
+            ],
+        )
+
+    @terminal.command("status")
+    def terminal_status(terminal_id: str, status: TerminalStatus) -> None:
+        """Suspend, reactivate or retire a terminal."""
+        body = TerminalUpdate(status=status)
+        row = _run(lambda s, _l: service.update_terminal(s, terminal_id.upper(), body))
+        console.print(f"[green]terminal {row.terminal_id} is {row.status.value}[/green]")
+
+    @card.command("issue")
+    def card_issue(
+        card_no: str = typer.Argument(..., help="16 digits."),
+        holder_id: str = typer.Option(..., help="Resident id (what resident tokens name)."),
+        holder_name: str = typer.Option(...),
+        card_type: CardType = typer.Option(CardType.ADULT),
+        scheme: str | None = typer.Option(None, help="Medical-insurance scheme."),
+        deposit_fen: int = typer.Option(2000, min=0),
+        first_load_fen: int = typer.Option(0, min=0),
+        paid_by: str = typer.Option("cash", help="cash or bank"),
+    ) -> None:
+        """Issue a card; its deposit and first load are paid in."""
+        body = _valid(
+            CardIssue,
+            card_no=card_no,
+            holder_id=holder_id,
+            holder_name=holder_name,
+            card_type=card_type,
+            scheme=scheme,
+            deposit_fen=deposit_fen,
+            first_load_fen=first_load_fen,
+            paid_by=paid_by,
+        )
+        row = _run(lambda s, led: service.issue_card(s, led, body, ACTOR), with_ledger=True)
+        console.print(f"[green]card {row.card_no} issued to {row.holder_id}[/green]")
+
+    @card.command("show")
+    def card_show(card_no: str) -> None:
+        """A card, its ledger balance and its history."""
+        view = _run(lambda s, led: service.get_card(s, _admin(), card_no, led), with_ledger=True)
+        c = view.card
+        console.print(
+            f"card {c.card_no} {c.card_type.value} {c.status.value} holder {c.holder_id} "
+            f"balance {view.balance_fen} fen deposit {c.deposit_fen} fen"
+        )
+        _table(
+            "history",
+            ["at", "event", "actor", "amount fen", "reason"],
+            [
+                [e.at.isoformat(), e.kind.value, e.actor, e.amount_fen, e.reason]
+                for e in view.events
+            ],
+        )
+
+    @card.command("lost")
+    def card_lost(card_no: str, reason: str = typer.Option("reported lost")) -> None:
+        """Report a card lost: it goes on the deny list at once."""
+        row, version = _run(lambda s, _l: service.report_lost(s, _admin(), card_no, reason))
+        console.print(f"[green]card {row.card_no} is lost; deny list version {version}[/green]")
+
+    @card.command("block")
+    def card_block(card_no: str, reason: str = typer.Option(...)) -> None:
+        """Block a card (e.g. a suspected clone)."""
+        row, version = _run(lambda s, _l: service.block_card(s, card_no, ACTOR, reason))
+        console.print(f"[green]card {row.card_no} is blocked; deny list version {version}[/green]")
+
+    @card.command("unblock")
+    def card_unblock(card_no: str, reason: str = typer.Option(...)) -> None:
+        """Unblock a blocked card, or a lost card that was found."""
+        row, version = _run(lambda s, _l: service.unblock_card(s, card_no, ACTOR, reason))
+        console.print(f"[green]card {row.card_no} is active; deny list version {version}[/green]")
+
+    @card.command("replace")
+    def card_replace(
+        card_no: str, new_card_no: str = typer.Option(...), reason: str = typer.Option(...)
+    ) -> None:
+        """Replace a card; its balance follows once its last taps have cleared."""
+        row = _run(
+            lambda s, led: service.replace_card(s, led, card_no, new_card_no, ACTOR, reason),
+            with_ledger=True,
+        )
+        console.print(
+            f"[green]card {row.old_card_no} replaced by {row.new_card_no}; "
+            f"balance moves when ready ({row.state.value})[/green]"
+        )
+
+    @card.command("complete-replacements")
+    def card_complete_replacements() -> None:
+        """Move the balances of replaced cards whose last taps have cleared."""
+        rows = _run(lambda s, led: service.complete_replacements(s, led), with_ledger=True)
+        _table(
+            "balances moved",
+            ["old card", "new card", "moved fen", "pending load"],
+            [[r.old_card_no, r.new_card_no, r.moved_fen, r.load_id] for r in rows],
+        )
+
+    @card.command("refund")
+    def card_refund(
+        card_no: str,
+        reason: str = typer.Option("returned"),
+        paid_by: str = typer.Option("cash", help="cash or bank"),
+    ) -> None:
+        """Refund a returned card's balance and deposit."""
+        row, _ = _run(
+            lambda s, led: service.refund_card(s, led, card_no, ACTOR, reason, paid_by),
+            with_ledger=True,
+        )
+        console.print(f"[green]card {row.card_no} refunded[/green]")
+
+    @token.command("issue")
+    def token_issue(
+        role: Role = typer.Argument(..., help="finance, operator, admin or resident"),
+        subject: str | None = typer.Option(
+            None, help="Operator: participant code. Resident: resident id. Staff: a name."
+        ),
+        label: str = typer.Option("", help="Who or what the token is for."),
+        days: int | None = typer.Option(None, min=1, max=3650, help="Expires after N days."),
+    ) -> None:
+        """Issue a bearer token (shown once)."""
+        expires_at = utc_now() + timedelta(days=days) if days else None
+        secret, row = _run(
+            lambda s, _l: auth_service.issue_token(
+                s, role, subject=subject, label=label or role.value, expires_at=expires_at
+            )
+        )
+        console.print(f"token {row.id} ({row.role.value}, {row.subject or '-'}); keep it secret:")
+        print(secret)
+
+    @token.command("list")
+    def token_list() -> None:
+        """List tokens (never their secrets)."""
+        rows = _run(lambda s, _l: auth_service.list_tokens(s))
+        _table(
+            "tokens",
+            ["id", "role", "subject", "label", "created", "expires", "revoked"],
+            [
+                [
+                    r.id,
+                    r.role.value,
+                    r.subject,
+                    r.label,
+                    r.created_at.isoformat(),
+                    r.expires_at and r.expires_at.isoformat(),
+                    r.revoked_at and r.revoked_at.isoformat(),
+                ]
+                for r in rows
+            ],
+        )
+
+    @token.command("revoke")
+    def token_revoke(token_id: int) -> None:
+        """Revoke a token at once."""
+        row = _run(lambda s, _l: auth_service.revoke_token(s, token_id))
+        console.print(f"[green]token {row.id} revoked[/green]")
+
+    registry.add_typer(participant, name="participant")
+    registry.add_typer(terminal, name="terminal")
+    registry.add_typer(card, name="card")
+    registry.add_typer(token, name="token")
+    app.add_typer(registry, name="registry")
+
+
+def _valid(model: type[T], **fields: Any) -> T:
+    """Validate CLI input with the API's own schema; print what is wrong and stop."""
+    from pydantic import ValidationError
+
+    try:
+        return model(**fields)  # type: ignore[call-arg]
+    except ValidationError as error:
+        for item in error.errors():
+            where = ".".join(str(part) for part in item["loc"])
+            console.print(f"[red]{escape(where)}: {escape(item['msg'])}[/red]")
+        raise typer.Exit(2) from error

@@ -1,0 +1,42 @@
+"""`onecard serve`: run the back office's HTTP API (uvicorn) on ONECARD_DATABASE_URL."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from clearing import db
+from clearing.settings import get_settings
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("serve")
+    def serve(
+        host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+        port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
+        workers: int = typer.Option(1, min=1, max=64, help="Worker processes."),
+        migrate: bool = typer.Option(True, help="Apply schema migrations before serving."),
+        log_level: str = typer.Option("info", help="uvicorn log level."),
+    ) -> None:
+        """Serve the HTTP API (OpenAPI docs at /docs, health at /healthz and /readyz)."""
+        import uvicorn
+
+        url = get_settings().resolved_database_url()
+        if migrate:
+            db.upgrade(url)
+        Console().print(
+            f"[green]onecard clearing on http://{host}:{port} "
+            f"(docs: /docs, database: {db_kind(url)})[/green]"
+        )
+        uvicorn.run(
+            "clearing.api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+        )
+
+
+def db_kind(url: str) -> str:
+    return "PostgreSQL" if url.startswith("postgresql") else "SQLite (embedded)"
