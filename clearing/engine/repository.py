@@ -1,0 +1,420 @@
+"""Every query of the clearing engine. Core SQL on a caller-owned AsyncConnection, in batches:
+the hot path reads and writes thousands of rows per statement, never one per round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, text, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clearing.engine.decide import (
+    CardInfo,
+    PendingLoadInfo,
+    PostedTap,
+    Purse,
+    SplitInfo,
+    Tap,
+    TerminalInfo,
+)
+from clearing.engine.models import ClearedTap, ClearingRun, TapDisposition
+from clearing.ingest.models import TapRecord, TapState
+from clearing.quarantine.models import QuarantineAction, QuarantineActionRow
+from clearing.registry.models import Card, Participant, Terminal
+
+# One statement binds at most this many parameters (asyncpg and SQLite allow 32,767).
+PARAMS_MAX = 30_000
+# Serialises clearing chunks and settlement runs on PostgreSQL (SQLite has one writer anyway).
+CLEARING_LOCK_KEY = 0x0C0C_A2D0
+
+taps = TapRecord.__table__
+cleared = ClearedTap.__table__
+dispositions = TapDisposition.__table__
+runs = ClearingRun.__table__
+actions = QuarantineActionRow.__table__
+cards = Card.__table__
+terminals = Terminal.__table__
+participants = Participant.__table__
+
+
+def _is_pg(conn: AsyncConnection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+async def take_clearing_lock(conn: AsyncConnection) -> None:
+    """Wait for the clearing lock for the rest of this transaction (PostgreSQL)."""
+    if _is_pg(conn):
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLEARING_LOCK_KEY})
+
+
+_TAP_COLUMNS = (
+    taps.c.id,
+    taps.c.terminal_id,
+    taps.c.kind,
+    taps.c.status,
+    taps.c.terminal_seq,
+    taps.c.card_no,
+    taps.c.card_counter,
+    taps.c.txn_type,
+    taps.c.amount_fen,
+    taps.c.balance_before_fen,
+    taps.c.balance_after_fen,
+    taps.c.occurred_at,
+    taps.c.tac,
+    taps.c.card_type,
+    taps.c.full_fare_fen,
+    taps.c.route_id,
+    taps.c.insured_fen,
+    taps.c.visit_id,
+    taps.c.load_id,
+    taps.c.offline_fallback,
+)
+
+
+def _tap(row: Any) -> Tap:
+    return Tap(
+        id=row.id,
+        terminal_id=row.terminal_id,
+        kind=str(row.kind),
+        status=str(row.status),
+        terminal_seq=row.terminal_seq,
+        card_no=row.card_no,
+        card_counter=row.card_counter,
+        txn_type=row.txn_type,
+        amount_fen=row.amount_fen,
+        balance_before_fen=row.balance_before_fen,
+        balance_after_fen=row.balance_after_fen,
+        occurred_at=row.occurred_at,
+        tac=row.tac.upper() if row.tac else None,
+        card_type=row.card_type,
+        full_fare_fen=row.full_fare_fen,
+        route_id=row.route_id,
+        insured_fen=row.insured_fen,
+        visit_id=row.visit_id,
+        load_id=row.load_id,
+        offline_fallback=bool(row.offline_fallback),
+    )
+
+
+async def next_received(conn: AsyncConnection, limit: int) -> list[Tap]:
+    """The oldest staged records not yet cleared, in arrival order."""
+    rows = await conn.execute(
+        select(*_TAP_COLUMNS)
+        .where(taps.c.state == TapState.RECEIVED)
+        .order_by(taps.c.id)
+        .limit(limit)
+    )
+    return [_tap(row) for row in rows]
+
+
+async def next_retryable(
+    conn: AsyncConnection, reasons: Sequence[str], after_id: int, limit: int
+) -> list[tuple[Tap, str]]:
+    """Quarantined records whose reason a later record may cure, after `after_id`."""
+    rows = await conn.execute(
+        select(*_TAP_COLUMNS, taps.c.quarantine_reason)
+        .where(
+            taps.c.state == TapState.QUARANTINED,
+            taps.c.quarantine_reason.in_(list(reasons)),
+            taps.c.id > after_id,
+        )
+        .order_by(taps.c.id)
+        .limit(limit)
+    )
+    return [(_tap(row), row.quarantine_reason) for row in rows]
+
+
+async def taps_by_id(conn: AsyncConnection, ids: Sequence[int]) -> list[Tap]:
+    out: list[Tap] = []
+    for part in _chunks(list(ids), PARAMS_MAX):
+        rows = await conn.execute(select(*_TAP_COLUMNS).where(taps.c.id.in_(part)))
+        out.extend(_tap(row) for row in rows)
+    return sorted(out, key=lambda tap: tap.id)
+
+
+async def terminal_infos(conn: AsyncConnection) -> dict[str, TerminalInfo]:
+    """Every terminal with its owner's participant code (a few thousand rows)."""
+    rows = await conn.execute(
+        select(
+            terminals.c.terminal_id, participants.c.code, terminals.c.kind, terminals.c.line
+        ).select_from(terminals.join(participants, terminals.c.participant_id == participants.c.id))
+    )
+    return {r[0]: TerminalInfo(r[1], str(r[2]), r[3]) for r in rows}
+
+
+async def card_infos(conn: AsyncConnection, card_nos: Iterable[str]) -> dict[str, CardInfo]:
+    wanted = sorted(set(card_nos))
+    found: dict[str, CardInfo] = {}
+    for part in _chunks(wanted, PARAMS_MAX):
+        rows = await conn.execute(
+            select(cards.c.card_no, cards.c.card_type, cards.c.scheme).where(
+                cards.c.card_no.in_(part)
+            )
+        )
+        found.update({r[0]: CardInfo(str(r[1]), r[2]) for r in rows})
+    return found
+
+
+_POSTED_COLUMNS = (
+    cleared.c.tap_record_id,
+    cleared.c.card_no,
+    cleared.c.purse,
+    cleared.c.card_counter,
+    cleared.c.terminal_id,
+    cleared.c.terminal_seq,
+    cleared.c.txn_type,
+    cleared.c.amount_fen,
+    cleared.c.balance_before_fen,
+    cleared.c.balance_after_fen,
+    cleared.c.occurred_at,
+)
+
+
+def _posted(row: Any) -> PostedTap:
+    return PostedTap(
+        row.tap_record_id,
+        row.card_no,
+        Purse(row.purse),
+        row.card_counter,
+        row.terminal_id,
+        row.terminal_seq,
+        row.txn_type,
+        row.amount_fen,
+        row.balance_before_fen,
+        row.balance_after_fen,
+        row.occurred_at,
+    )
+
+
+async def posted_by_card_keys(
+    conn: AsyncConnection, keys: Iterable[tuple[str, Purse, int]]
+) -> list[PostedTap]:
+    wanted = sorted({(k[0], str(k[1]), k[2]) for k in keys})
+    if not wanted:
+        return []
+    out: list[PostedTap] = []
+    if _is_pg(conn):
+        for part in _chunks(wanted, 50_000):
+            rows = await conn.execute(
+                text(
+                    "SELECT c.tap_record_id, c.card_no, c.purse, c.card_counter, c.terminal_id,"
+                    " c.terminal_seq, c.txn_type, c.amount_fen, c.balance_before_fen,"
+                    " c.balance_after_fen, c.occurred_at FROM cleared_taps c"
+                    " JOIN unnest(CAST(:cards AS varchar[]), CAST(:purses AS varchar[]),"
+                    " CAST(:counters AS integer[])) AS k(card_no, purse, card_counter)"
+                    " ON c.card_no = k.card_no AND c.purse = k.purse"
+                    " AND c.card_counter = k.card_counter"
+                ),
+                {
+                    "cards": [k[0] for k in part],
+                    "purses": [k[1] for k in part],
+                    "counters": [k[2] for k in part],
+                },
+            )
+            out.extend(_posted(row) for row in rows)
+        return out
+    for part in _chunks(wanted, PARAMS_MAX // 3):
+        rows = await conn.execute(
+            select(*_POSTED_COLUMNS).where(
+                tuple_(cleared.c.card_no, cleared.c.purse, cleared.c.card_counter).in_(part)
+            )
+        )
+        out.extend(_posted(row) for row in rows)
+    return out
+
+
+async def posted_by_terminal_keys(
+    conn: AsyncConnection, keys: Iterable[tuple[str, int]]
+) -> list[PostedTap]:
+    wanted = sorted(set(keys))
+    if not wanted:
+        return []
+    out: list[PostedTap] = []
+    if _is_pg(conn):
+        for part in _chunks(wanted, 50_000):
+            rows = await conn.execute(
+                text(
+                    "SELECT c.tap_record_id, c.card_no, c.purse, c.card_counter, c.terminal_id,"
+                    " c.terminal_seq, c.txn_type, c.amount_fen, c.balance_before_fen,"
+                    " c.balance_after_fen, c.occurred_at FROM cleared_taps c"
+                    " JOIN unnest(CAST(:terminals AS varchar[]), CAST(:seqs AS bigint[]))"
+                    " AS k(terminal_id, terminal_seq)"
+                    " ON c.terminal_id = k.terminal_id AND c.terminal_seq = k.terminal_seq"
+                ),
+                {"terminals": [k[0] for k in part], "seqs": [k[1] for k in part]},
+            )
+            out.extend(_posted(row) for row in rows)
+        return out
+    for part in _chunks(wanted, PARAMS_MAX // 2):
+        rows = await conn.execute(
+            select(*_POSTED_COLUMNS).where(
+                tuple_(cleared.c.terminal_id, cleared.c.terminal_seq).in_(part)
+            )
+        )
+        out.extend(_posted(row) for row in rows)
+    return out
+
+
+async def highest_counters(
+    conn: AsyncConnection, keys: Iterable[tuple[str, Purse]]
+) -> dict[tuple[str, Purse], int]:
+    """The highest posted card counter per (card, purse): proves a torn tap happened."""
+    wanted = sorted({(k[0], str(k[1])) for k in keys})
+    found: dict[tuple[str, Purse], int] = {}
+    for part in _chunks(wanted, PARAMS_MAX // 2):
+        rows = await conn.execute(
+            select(cleared.c.card_no, cleared.c.purse, func.max(cleared.c.card_counter))
+            .where(tuple_(cleared.c.card_no, cleared.c.purse).in_(part))
+            .group_by(cleared.c.card_no, cleared.c.purse)
+        )
+        found.update({(r[0], Purse(r[1])): r[2] for r in rows})
+    return found
+
+
+async def clinic_splits(
+    conn: AsyncConnection, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], SplitInfo]:
+    from clearing.clinic.models import ClinicSplit
+
+    splits = ClinicSplit.__table__
+    wanted = sorted(set(keys))
+    found: dict[tuple[str, str], SplitInfo] = {}
+    for part in _chunks(wanted, PARAMS_MAX // 2):
+        rows = await conn.execute(
+            select(
+                splits.c.participant_code,
+                splits.c.visit_id,
+                splits.c.card_no,
+                splits.c.scheme,
+                splits.c.bill_fen,
+                splits.c.insured_fen,
+                splits.c.patient_fen,
+            ).where(tuple_(splits.c.participant_code, splits.c.visit_id).in_(part))
+        )
+        found.update({(r[0], r[1]): SplitInfo(r[2], r[3], r[4], r[5], r[6]) for r in rows})
+    return found
+
+
+async def pending_loads(
+    conn: AsyncConnection, load_ids: Iterable[str]
+) -> dict[str, PendingLoadInfo]:
+    from clearing.lists.models import PendingLoad
+
+    loads = PendingLoad.__table__
+    wanted = sorted(set(load_ids))
+    found: dict[str, PendingLoadInfo] = {}
+    for part in _chunks(wanted, PARAMS_MAX):
+        rows = await conn.execute(
+            select(loads.c.load_id, loads.c.card_no, loads.c.amount_fen, loads.c.state).where(
+                loads.c.load_id.in_(part)
+            )
+        )
+        found.update({r[0]: PendingLoadInfo(r[1], r[2], str(r[3])) for r in rows})
+    return found
+
+
+async def release_overrides(
+    conn: AsyncConnection, tap_ids: Sequence[int]
+) -> dict[int, tuple[int, str | None, str | None]]:
+    """For released records: the latest release (action id, override, reason released from)."""
+    found: dict[int, tuple[int, str | None, str | None]] = {}
+    for part in _chunks(list(tap_ids), PARAMS_MAX):
+        rows = await conn.execute(
+            select(actions.c.tap_record_id, actions.c.id, actions.c.override, actions.c.reason)
+            .where(
+                actions.c.tap_record_id.in_(part),
+                actions.c.action == QuarantineAction.RELEASED,
+            )
+            .order_by(actions.c.id)
+        )
+        for r in rows:
+            found[r[0]] = (r[1], r[2], r[3])
+    return found
+
+
+async def last_settled_day(conn: AsyncConnection) -> date | None:
+    from clearing.settlement.models import SettlementRun
+
+    return (await conn.execute(select(func.max(SettlementRun.__table__.c.business_day)))).scalar()
+
+
+async def insert_cleared(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(insert(cleared), rows)
+
+
+async def insert_dispositions(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(insert(dispositions), rows)
+
+
+async def insert_actions(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(insert(actions), rows)
+
+
+async def set_states(
+    conn: AsyncConnection,
+    changes: dict[tuple[TapState, str | None], list[int]],
+    at: datetime,
+) -> None:
+    """Move records to their new state (and quarantine reason), grouped into few statements."""
+    for (state, reason), ids in changes.items():
+        for part in _chunks(sorted(ids), PARAMS_MAX):
+            await conn.execute(
+                update(taps)
+                .where(taps.c.id.in_(part))
+                .values(state=state, quarantine_reason=reason, state_changed_at=at)
+            )
+
+
+async def start_run(conn: AsyncConnection, trigger: str, at: datetime) -> int:
+    result = await conn.execute(
+        insert(runs)
+        .values(
+            trigger=trigger,
+            state="running",
+            started_at=at,
+            chunks=0,
+            records_seen=0,
+            posted=0,
+            duplicates=0,
+            voided=0,
+            quarantined=0,
+            amount_fen_posted=0,
+        )
+        .returning(runs.c.id)
+    )
+    return int(result.scalar_one())
+
+
+async def add_to_run(conn: AsyncConnection, run_id: int, **counts: int) -> None:
+    await conn.execute(
+        update(runs)
+        .where(runs.c.id == run_id)
+        .values(
+            chunks=runs.c.chunks + 1,
+            **{name: getattr(runs.c, name) + value for name, value in counts.items()},
+        )
+    )
+
+
+async def finish_run(conn: AsyncConnection, run_id: int, state: str, at: datetime) -> None:
+    await conn.execute(update(runs).where(runs.c.id == run_id).values(state=state, finished_at=at))
+
+
+async def run_row(conn: AsyncConnection, run_id: int) -> Any:
+    return (await conn.execute(select(runs).where(runs.c.id == run_id))).one()
+
+
+async def count_by_state(conn: AsyncConnection) -> dict[str, int]:
+    rows = await conn.execute(select(taps.c.state, func.count()).group_by(taps.c.state))
+    return {str(r[0]): int(r[1]) for r in rows}

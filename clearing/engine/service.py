@@ -1,0 +1,665 @@
+"""The clearing engine: staged tap records in, ledger transfers and quarantine out.
+
+Works chunk by chunk; each chunk is one database transaction holding the ledger transfers,
+the `cleared_taps` rows that make posting exactly-once, the audit rows and the records' new
+states, so a worker killed at any point leaves each chunk all done or not done at all, and
+the next run picks up exactly what is left. Never commits anything but its own chunks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from cardio.crypto import LoadTacInput, PurchaseTacInput, TacVerifier
+from clearing import books
+from clearing.books import LEDGER_CNY, TransferCode
+from clearing.engine import repository as repo
+from clearing.engine.decide import (
+    CardInfo,
+    Context,
+    Decision,
+    Outcome,
+    PendingLoadInfo,
+    PostedTap,
+    Purse,
+    Tap,
+    TerminalInfo,
+    decide,
+)
+from clearing.engine.reasons import RETRIED_AUTOMATICALLY, QuarantineReason
+from clearing.ingest.models import TapState
+from clearing.quarantine.models import ENGINE_ACTOR, QuarantineAction
+from clearing.settlement.days import BusinessCalendar
+from ledger import AccountState, CreateTransferResult, Transfer, TransferFlags, transfer_id
+from ledger.types import BATCH_MAX
+from ledger.writer import Ledger
+
+# A record makes at most two transfers (fare + subsidy, or patient share + insured share), so a
+# chunk of 4,000 records fits one ledger batch (BATCH_MAX = 8,190).
+CHUNK_RECORDS_DEFAULT = 4000
+CHUNK_RECORDS_MAX = BATCH_MAX // 2
+SUBSIDY_SCHEMES_DEFAULT = {"student": "student", "senior": "senior", "disabled": "disabled"}
+
+ProgressFn = Callable[[int], None]
+
+
+class EngineError(Exception):
+    code = "engine_error"
+
+
+def invariant(condition: bool, message: str) -> None:
+    """A bug if it fires; raises even under `python -O`."""
+    if not condition:
+        raise EngineError(f"invariant broken: {message}")
+
+
+@dataclass
+class RunSummary:
+    run_id: int
+    records_seen: int = 0
+    posted: int = 0
+    duplicates: int = 0
+    voided: int = 0
+    quarantined: int = 0
+    resolved: int = 0
+    amount_fen_posted: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: ChunkResult) -> None:
+        self.records_seen += other.seen
+        self.posted += other.posted
+        self.duplicates += other.duplicates
+        self.voided += other.voided
+        self.quarantined += other.quarantined
+        self.resolved += other.resolved
+        self.amount_fen_posted += other.amount_fen_posted
+        self.reasons.update(other.reasons)
+
+
+@dataclass
+class ChunkResult:
+    seen: int = 0
+    posted: int = 0
+    duplicates: int = 0
+    voided: int = 0
+    quarantined: int = 0
+    resolved: int = 0
+    amount_fen_posted: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    chunk_records: int = CHUNK_RECORDS_DEFAULT
+    subsidy_schemes: dict[str, str] = field(default_factory=lambda: dict(SUBSIDY_SCHEMES_DEFAULT))
+    calendar: BusinessCalendar = field(default_factory=BusinessCalendar)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.chunk_records <= CHUNK_RECORDS_MAX:
+            raise EngineError(f"chunk_records must be 1 .. {CHUNK_RECORDS_MAX}")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Pending:
+    """One record's decision while its chunk is being built."""
+
+    tap: Tap
+    decision: Decision
+    previous_reason: str | None = None  # when re-examined from quarantine
+    override_action: int | None = None
+    transfers: list[Transfer] = field(default_factory=list)
+    ledger_result: str | None = None
+
+
+class ClearingEngine:
+    """Clears staged tap records through the ledger. One instance per process (or task)."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        verifier: TacVerifier,
+        config: EngineConfig | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self.ledger = ledger
+        self.verifier = verifier
+        self.config = config or EngineConfig()
+        self.clock = clock
+        self._accounts_known: set[int] = set()
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    async def clear_pending(
+        self,
+        *,
+        trigger: str = "cli",
+        records_max: int | None = None,
+        progress: ProgressFn | None = None,
+    ) -> RunSummary:
+        """Clear every staged record (or at most `records_max`), then look again at quarantined
+        records that later records may cure. Returns the run's counters."""
+        async with self.ledger.transaction() as conn:
+            await books.open_books(self.ledger, conn=conn)
+            run_id = await repo.start_run(conn, trigger, self.clock())
+        summary = RunSummary(run_id)
+        state = "failed"
+        try:
+            remaining = records_max
+            while remaining is None or remaining > 0:
+                limit = self.config.chunk_records
+                if remaining is not None:
+                    limit = min(limit, remaining)
+                async with self.ledger.transaction() as conn:
+                    await repo.take_clearing_lock(conn)
+                    chunk = await repo.next_received(conn, limit)
+                    if not chunk:
+                        break
+                    result = await self._clear_chunk(conn, run_id, chunk, {})
+                summary.add(result)
+                if remaining is not None:
+                    remaining -= len(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+            await self._retry_quarantined(run_id, summary)
+            state = "finished"
+        finally:
+            async with self.ledger.transaction() as conn:
+                await repo.finish_run(conn, run_id, state, self.clock())
+        return summary
+
+    async def _retry_quarantined(self, run_id: int, summary: RunSummary) -> None:
+        after_id = 0
+        reasons = sorted(str(r) for r in RETRIED_AUTOMATICALLY)
+        while True:
+            async with self.ledger.transaction() as conn:
+                await repo.take_clearing_lock(conn)
+                rows = await repo.next_retryable(conn, reasons, after_id, self.config.chunk_records)
+                if not rows:
+                    return
+                after_id = rows[-1][0].id
+                previous = {tap.id: reason for tap, reason in rows}
+                result = await self._clear_chunk(conn, run_id, [t for t, _ in rows], previous)
+            result.seen = 0  # already counted when first seen
+            summary.add(result)
+
+    # -- one chunk -----------------------------------------------------------------------------
+
+    async def _clear_chunk(
+        self,
+        conn: AsyncConnection,
+        run_id: int,
+        chunk: Sequence[Tap],
+        previous_reasons: dict[int, str],
+    ) -> ChunkResult:
+        now = self.clock()
+        terminals = await repo.terminal_infos(conn)
+        cards = await repo.card_infos(conn, (t.card_no for t in chunk))
+        tac_ok = self._verify_tacs(chunk)
+        neighbour_keys = []
+        for tap in chunk:
+            neighbour_keys.append(tap.card_key)
+            neighbour_keys.append((tap.card_no, tap.purse, tap.card_counter - 1))
+            neighbour_keys.append((tap.card_no, tap.purse, tap.card_counter + 1))
+        by_card: dict[tuple[str, Purse, int], PostedTap] = {
+            (p.card_no, p.purse, p.card_counter): p
+            for p in await repo.posted_by_card_keys(conn, neighbour_keys)
+        }
+        by_terminal: dict[tuple[str, int], PostedTap] = {
+            (p.terminal_id, p.terminal_seq): p
+            for p in await repo.posted_by_terminal_keys(conn, (t.terminal_key for t in chunk))
+        }
+        greys = [t for t in chunk if t.is_grey]
+        highest = await repo.highest_counters(conn, ((t.card_no, t.purse) for t in greys))
+        clinic_keys = [
+            (terminals[t.terminal_id].participant_code, t.visit_id)
+            for t in chunk
+            if t.kind == "clinic" and t.visit_id and t.terminal_id in terminals
+        ]
+        splits = await repo.clinic_splits(conn, clinic_keys) if clinic_keys else {}
+        load_ids = [t.load_id for t in chunk if t.kind == "load" and t.load_id]
+        loads = await repo.pending_loads(conn, load_ids) if load_ids else {}
+        releases = await repo.release_overrides(conn, [t.id for t in chunk])
+        balances = await self._available_balances(conn, chunk, cards)
+
+        # Loads first (they fund the card), then each card's taps in counter order; records
+        # with the same card counter in arrival order, so the first one uploaded wins.
+        order = sorted(
+            chunk, key=lambda t: (t.kind != "load", t.card_no, t.purse, t.card_counter, t.id)
+        )
+        pendings: list[_Pending] = []
+        for tap in order:
+            terminal = terminals.get(tap.terminal_id)
+            release = releases.get(tap.id)
+            overrides = frozenset()
+            if release is not None and release[1]:
+                overrides = frozenset({QuarantineReason(release[1])})
+            highest_counter = highest.get((tap.card_no, tap.purse))
+            later_posted = highest_counter is not None and highest_counter > tap.card_counter
+            if not later_posted and tap.is_grey:
+                later_posted = any(
+                    (tap.card_no, tap.purse, c) in by_card
+                    for c in range(tap.card_counter + 1, tap.card_counter + 3)
+                )
+            ctx = Context(
+                now=now,
+                terminal=terminal,
+                card=cards.get(tap.card_no),
+                tac_ok=tac_ok.get(tap.id, False),
+                same_card_counter=by_card.get(tap.card_key),
+                same_terminal_seq=by_terminal.get(tap.terminal_key),
+                previous=by_card.get((tap.card_no, tap.purse, tap.card_counter - 1)),
+                following=by_card.get((tap.card_no, tap.purse, tap.card_counter + 1)),
+                later_counter_posted=later_posted,
+                split=splits.get((terminal.participant_code, tap.visit_id))
+                if terminal is not None and tap.visit_id
+                else None,
+                pending_load=loads.get(tap.load_id) if tap.load_id else None,
+                overrides=overrides,
+                subsidy_schemes=self.config.subsidy_schemes,
+            )
+            decision = decide(tap, ctx)
+            if decision.outcome.posts:
+                decision = self._check_balance(tap, decision, balances)
+            pending = _Pending(tap, decision, previous_reasons.get(tap.id))
+            if release is not None:
+                pending.override_action = release[0]
+            if decision.outcome.posts:
+                posted = PostedTap.of(tap)
+                by_card[tap.card_key] = posted
+                by_terminal[tap.terminal_key] = posted
+                if tap.kind == "load" and tap.load_id:
+                    loads[tap.load_id] = PendingLoadInfo(tap.card_no, tap.amount_fen, "delivered")
+            pendings.append(pending)
+
+        await self._post(conn, pendings, terminals, cards, release_suffix=releases)
+        return await self._record(conn, run_id, pendings, now, cards, terminals)
+
+    def _verify_tacs(self, chunk: Sequence[Tap]) -> dict[int, bool]:
+        out: dict[int, bool] = {}
+        for tap in chunk:
+            if tap.tac is None:
+                continue
+            try:
+                card_serial = bytes.fromhex(tap.card_no)
+                terminal_id = bytes.fromhex(tap.terminal_id)
+                tac = bytes.fromhex(tap.tac)
+            except ValueError:
+                out[tap.id] = False
+                continue
+            if tap.kind == "load":
+                out[tap.id] = self.verifier.verify_load(
+                    LoadTacInput(
+                        card_serial,
+                        tap.balance_after_fen,
+                        tap.card_counter,
+                        tap.amount_fen,
+                        tap.txn_type,
+                        terminal_id,
+                        tap.occurred_at,
+                        tac,
+                    )
+                )
+            else:
+                out[tap.id] = self.verifier.verify_purchase(
+                    PurchaseTacInput(
+                        card_serial,
+                        tap.amount_fen,
+                        tap.txn_type,
+                        terminal_id,
+                        tap.terminal_seq,
+                        tap.occurred_at,
+                        tac,
+                    )
+                )
+        return out
+
+    async def _available_balances(
+        self, conn: AsyncConnection, chunk: Sequence[Tap], cards: dict[str, CardInfo]
+    ) -> dict[str, int]:
+        """What each card and pending-load account of the chunk may still spend (by name)."""
+        names: list[str] = []
+        for card_no in sorted({t.card_no for t in chunk if t.card_no in cards}):
+            names.append(books.card(card_no))
+        for card_no in sorted(
+            {t.card_no for t in chunk if t.kind == "load" and t.card_no in cards}
+        ):
+            names.append(books.card_pending(card_no))
+        found: dict[str, int] = {}
+        for start in range(0, len(names), BATCH_MAX):
+            states: list[AccountState] = await self.ledger.lookup_accounts(
+                [books.account_of(n).id for n in names[start : start + BATCH_MAX]], conn=conn
+            )
+            for state in states:
+                found[state.name] = state.balance.credit_available
+                self._accounts_known.add(state.id)
+        return {name: found.get(name, 0) for name in names}
+
+    @staticmethod
+    def _check_balance(tap: Tap, decision: Decision, balances: dict[str, int]) -> Decision:
+        if tap.kind == "load":
+            source = books.card_pending(tap.card_no)
+            if balances.get(source, 0) < tap.amount_fen:
+                return Decision(Outcome.QUARANTINE, QuarantineReason.CARD_BALANCE_INSUFFICIENT)
+            balances[source] -= tap.amount_fen
+            target = books.card(tap.card_no)
+            balances[target] = balances.get(target, 0) + tap.amount_fen
+            return decision
+        if tap.amount_fen == 0:
+            return decision
+        account = books.card(tap.card_no)
+        if balances.get(account, 0) < tap.amount_fen:
+            return Decision(Outcome.QUARANTINE, QuarantineReason.CARD_BALANCE_INSUFFICIENT)
+        balances[account] -= tap.amount_fen
+        return decision
+
+    # -- posting -------------------------------------------------------------------------------
+
+    def _transfers_for(self, p: _Pending, suffix: str) -> list[Transfer]:
+        tap, decision = p.tap, p.decision
+        code_main = TransferCode.CLINIC_COPAY if tap.kind == "clinic" else TransferCode.TAP_PURCHASE
+        key = f"{tap.card_no}:{tap.purse}:{tap.card_counter}{suffix}"
+        out: list[Transfer] = []
+        if tap.kind == "load":
+            out.append(
+                Transfer(
+                    id=transfer_id(f"load:{tap.load_id}{suffix}"),
+                    debit_account_id=books.account_of(books.card_pending(tap.card_no)).id,
+                    credit_account_id=books.account_of(books.card(tap.card_no)).id,
+                    amount=tap.amount_fen,
+                    ledger=LEDGER_CNY,
+                    code=TransferCode.LOAD_CONFIRMED,
+                    user_data_64=tap.terminal_seq,
+                    user_data_32=tap.card_counter,
+                )
+            )
+            return out
+        payable = books.account_of(books.payable(decision.participant_code or "")).id
+        if tap.amount_fen > 0:
+            out.append(
+                Transfer(
+                    id=transfer_id(f"tap:{key}"),
+                    debit_account_id=books.account_of(books.card(tap.card_no)).id,
+                    credit_account_id=payable,
+                    amount=tap.amount_fen,
+                    ledger=LEDGER_CNY,
+                    code=code_main,
+                    user_data_64=tap.terminal_seq,
+                    user_data_32=tap.card_counter,
+                )
+            )
+        if decision.subsidy_fen and decision.subsidy_scheme:
+            out.append(
+                Transfer(
+                    id=transfer_id(f"subsidy:{key}"),
+                    debit_account_id=books.account_of(books.subsidy(decision.subsidy_scheme)).id,
+                    credit_account_id=payable,
+                    amount=decision.subsidy_fen,
+                    ledger=LEDGER_CNY,
+                    code=TransferCode.SUBSIDY_CLAIM,
+                    user_data_64=tap.terminal_seq,
+                    user_data_32=tap.card_counter,
+                )
+            )
+        if decision.insured_fen and decision.insurer_scheme:
+            out.append(
+                Transfer(
+                    id=transfer_id(f"insurer:{key}"),
+                    debit_account_id=books.account_of(books.insurer(decision.insurer_scheme)).id,
+                    credit_account_id=payable,
+                    amount=decision.insured_fen,
+                    ledger=LEDGER_CNY,
+                    code=TransferCode.INSURER_CLAIM,
+                    user_data_64=tap.terminal_seq,
+                    user_data_32=tap.card_counter,
+                )
+            )
+        # The card debit and its claim succeed or fail together.
+        return [
+            dataclasses.replace(t, flags=t.flags | TransferFlags.LINKED) if i < len(out) - 1 else t
+            for i, t in enumerate(out)
+        ]
+
+    async def _post(
+        self,
+        conn: AsyncConnection,
+        pendings: list[_Pending],
+        terminals: dict[str, TerminalInfo],
+        cards: dict[str, CardInfo],
+        release_suffix: dict[int, tuple[int, str | None, str | None]],
+    ) -> None:
+        posting = [p for p in pendings if p.decision.outcome.posts]
+        names: set[str] = set()
+        for p in posting:
+            suffix = ""
+            release = release_suffix.get(p.tap.id)
+            if release is not None and release[2] == QuarantineReason.LEDGER_REFUSED:
+                # The ledger remembers a refused id forever: a re-clear needs a new one.
+                suffix = f":r{release[0]}"
+            p.transfers = self._transfers_for(p, suffix)
+            names.add(books.card(p.tap.card_no))
+            if p.tap.kind == "load":
+                names.add(books.card_pending(p.tap.card_no))
+            if p.decision.participant_code:
+                names.add(books.payable(p.decision.participant_code))
+            if p.decision.subsidy_scheme:
+                names.add(books.subsidy(p.decision.subsidy_scheme))
+            if p.decision.insurer_scheme:
+                names.add(books.insurer(p.decision.insurer_scheme))
+        missing = [n for n in sorted(names) if books.account_of(n).id not in self._accounts_known]
+        if missing:
+            opened = await books.ensure_accounts(self.ledger, missing, conn=conn)
+            self._accounts_known.update(opened.values())
+        batch: list[tuple[_Pending, int]] = []
+        transfers: list[Transfer] = []
+        for p in posting:
+            if len(transfers) + len(p.transfers) > BATCH_MAX:
+                await self._submit(conn, batch, transfers)
+                batch, transfers = [], []
+            for _ in p.transfers:
+                batch.append((p, len(transfers)))
+                transfers.append(_)
+        await self._submit(conn, batch, transfers)
+
+    async def _submit(
+        self, conn: AsyncConnection, batch: list[tuple[_Pending, int]], transfers: list[Transfer]
+    ) -> None:
+        if not transfers:
+            return
+        results = await self.ledger.create_transfers(transfers, conn=conn)
+        invariant(len(results) == len(transfers), "one ledger result per transfer")
+        for (p, index), result in zip(batch, results, strict=True):
+            if result in (CreateTransferResult.OK, CreateTransferResult.EXISTS):
+                continue
+            if p.ledger_result is None or p.ledger_result == "linked_event_failed":
+                p.ledger_result = str(result)
+            _ = index
+        for p, _ in batch:
+            if p.ledger_result is not None and p.decision.outcome.posts:
+                p.decision = Decision(Outcome.QUARANTINE, QuarantineReason.LEDGER_REFUSED)
+
+    # -- recording -----------------------------------------------------------------------------
+
+    async def _record(
+        self,
+        conn: AsyncConnection,
+        run_id: int,
+        pendings: list[_Pending],
+        now: datetime,
+        cards: dict[str, CardInfo],
+        terminals: dict[str, TerminalInfo],
+    ) -> ChunkResult:
+        result = ChunkResult(seen=len(pendings))
+        last_settled = await repo.last_settled_day(conn)
+        calendar = self.config.calendar
+        cleared_rows: list[dict[str, Any]] = []
+        disposition_rows: list[dict[str, Any]] = []
+        action_rows: list[dict[str, Any]] = []
+        states: dict[tuple[TapState, str | None], list[int]] = defaultdict(list)
+        delivered_loads: list[str] = []
+        for p in pendings:
+            tap, decision = p.tap, p.decision
+            outcome = decision.outcome
+            if outcome is Outcome.QUARANTINE:
+                reason = str(decision.reason)
+                if p.previous_reason == reason:
+                    continue  # re-examined and still waiting: nothing changed
+                result.quarantined += 1
+                result.reasons[reason] += 1
+                states[(TapState.QUARANTINED, reason)].append(tap.id)
+                note = "found by the clearing engine"
+                if p.ledger_result:
+                    note = f"the ledger refused the transfer: {p.ledger_result}"
+                action_rows.append(
+                    _action(tap.id, QuarantineAction.QUARANTINED, reason, ENGINE_ACTOR, note, now)
+                )
+                continue
+            states[(TapState.CLEARED, None)].append(tap.id)
+            if p.previous_reason is not None:
+                result.resolved += 1
+                action_rows.append(
+                    _action(
+                        tap.id,
+                        QuarantineAction.RESOLVED,
+                        p.previous_reason,
+                        ENGINE_ACTOR,
+                        f"cleared on a later run: {outcome.value}",
+                        now,
+                    )
+                )
+            if outcome in (Outcome.DUPLICATE, Outcome.GREY_VOID):
+                if outcome is Outcome.DUPLICATE:
+                    result.duplicates += 1
+                else:
+                    result.voided += 1
+                disposition_rows.append(
+                    {
+                        "tap_record_id": tap.id,
+                        "disposition": outcome.value,
+                        "duplicate_of": decision.duplicate_of,
+                        "run_id": run_id,
+                        "decided_at": now,
+                    }
+                )
+                continue
+            invariant(outcome.posts, f"unexpected outcome {outcome}")
+            result.posted += 1
+            result.amount_fen_posted += tap.amount_fen
+            main = p.transfers[0].id if p.transfers and tap.amount_fen > 0 else None
+            claim = p.transfers[-1].id if len(p.transfers) > 1 else None
+            if tap.kind == "load" and p.transfers:
+                main = p.transfers[0].id
+                if tap.load_id:
+                    delivered_loads.append(tap.load_id)
+            if main is None and claim is None and p.transfers:
+                claim = p.transfers[0].id  # a free concession ride: only the subsidy claim
+            terminal = terminals.get(tap.terminal_id)
+            card = cards.get(tap.card_no)
+            cleared_rows.append(
+                {
+                    "card_no": tap.card_no,
+                    "purse": tap.purse.value,
+                    "card_counter": tap.card_counter,
+                    "tap_record_id": tap.id,
+                    "terminal_id": tap.terminal_id,
+                    "terminal_seq": tap.terminal_seq,
+                    "participant_code": decision.participant_code or "",
+                    "kind": tap.kind,
+                    "txn_type": tap.txn_type,
+                    "card_type": card.card_type if card else tap.card_type,
+                    "route_id": tap.route_id or (terminal.line if terminal else None),
+                    "amount_fen": tap.amount_fen,
+                    "balance_before_fen": tap.balance_before_fen,
+                    "balance_after_fen": tap.balance_after_fen,
+                    "full_fare_fen": tap.full_fare_fen,
+                    "subsidy_fen": decision.subsidy_fen,
+                    "subsidy_scheme": decision.subsidy_scheme,
+                    "insured_fen": decision.insured_fen,
+                    "insurer_scheme": decision.insurer_scheme,
+                    "visit_id": tap.visit_id,
+                    "load_id": tap.load_id,
+                    "occurred_at": tap.occurred_at,
+                    "business_day": calendar.business_day(tap.occurred_at),
+                    "settlement_day": calendar.settlement_day(tap.occurred_at, now, last_settled),
+                    "outcome": outcome.value,
+                    "transfer_id": uuid.UUID(int=main) if main else None,
+                    "claim_transfer_id": uuid.UUID(int=claim) if claim else None,
+                    "run_id": run_id,
+                    "cleared_at": now,
+                }
+            )
+        await repo.insert_cleared(conn, cleared_rows)
+        await repo.insert_dispositions(conn, disposition_rows)
+        await repo.insert_actions(conn, action_rows)
+        await repo.set_states(conn, states, now)
+        if delivered_loads:
+            await _mark_loads_delivered(conn, delivered_loads)
+        await repo.add_to_run(
+            conn,
+            run_id,
+            records_seen=result.seen,
+            posted=result.posted,
+            duplicates=result.duplicates,
+            voided=result.voided,
+            quarantined=result.quarantined,
+            amount_fen_posted=result.amount_fen_posted,
+        )
+        return result
+
+
+def _action(
+    tap_id: int, action: QuarantineAction, reason: str | None, actor: str, note: str, at: datetime
+) -> dict[str, Any]:
+    return {
+        "tap_record_id": tap_id,
+        "action": action.value,
+        "reason": reason,
+        "override": None,
+        "actor": actor,
+        "note": note,
+        "at": at,
+    }
+
+
+async def _mark_loads_delivered(conn: AsyncConnection, load_ids: list[str]) -> None:
+    """The pending loads leave the action list (the lists service owns that change)."""
+    from clearing.lists import service as lists_service
+    from clearing.lists.models import PendingLoadState
+
+    session = AsyncSession(bind=conn)
+    try:
+        for load_id in load_ids:
+            await lists_service.mark_pending_load(session, load_id, PendingLoadState.DELIVERED)
+        await session.flush()
+    finally:
+        await session.close()
+
+
+def load_verifier(key_store_path: Any) -> TacVerifier:
+    """The TAC verifier of the issuer key store named in the settings."""
+    from cardio.keystore import KeyKind, load_key_store
+
+    store = load_key_store(key_store_path)
+    return TacVerifier(store.master(KeyKind.TAC).key, store.algorithm)
+
+
+@contextlib.asynccontextmanager
+async def open_engine(
+    url: str, key_store_path: Any, config: EngineConfig | None = None
+) -> AsyncIterator[ClearingEngine]:
+    """A ready engine on the database at `url` (its own ledger, closed on exit)."""
+    verifier = load_verifier(key_store_path)
+    async with await Ledger.open(url) as ledger:
+        yield ClearingEngine(ledger, verifier, config)
