@@ -20,7 +20,13 @@ from datetime import datetime
 
 from cardio.apdu import CommandApdu, ResponseApdu, Transport, find_tlv, parse_tlv, transceive
 from cardio.crypto import CryptoInputError, TxnType, bcd_date_time
-from cardio.errors import ApduError, RecordNotFound, ResponseMalformed
+from cardio.errors import (
+    ApduError,
+    FileNotFound,
+    RecordNotFound,
+    ResponseMalformed,
+    WrongParameters,
+)
 from cardio.records import (
     HOLDER_LEN,
     LOG_RECORD_LEN,
@@ -171,6 +177,20 @@ class Purse:
     def select(self, aid: bytes = AID_TUNION_EP) -> SelectResult:
         """SELECT the purse application by name (FileNotFound, 6A82, for an unknown AID)."""
         return _parse_fci(self.send(PurseCommands.select_name(aid)).check())
+
+    def select_any(self) -> SelectResult:
+        """SELECT the purse however this card offers it: the T-Union AID, the 住建部 city-card AID,
+        then the EP DF 1001 (FileNotFound if none exists)."""
+        for attempt in (
+            lambda: self.select(AID_TUNION_EP),
+            lambda: self.select(AID_MOHURD_EP),
+            self.select_ep_df,
+        ):
+            try:
+                return attempt()
+            except (FileNotFound, WrongParameters):
+                continue
+        raise FileNotFound(message="no electronic purse on this card (T-Union, 住建部 or DF 1001)")
 
     def select_ppse(self) -> SelectResult:
         return _parse_fci(self.send(PurseCommands.select_name(PPSE_NAME)).check())

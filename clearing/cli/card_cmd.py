@@ -242,9 +242,11 @@ def register(app: typer.Typer) -> None:
 
 
 def _read_card(purse: Purse) -> dict[str, object]:
-    from cardio.errors import CardStatusError
+    """Public info and balance must read; the optional parts (holder, log, transit record) of a
+    foreign card may be missing, protected or laid out differently: shown as unavailable."""
+    from cardio.errors import CardioError, TransportError
 
-    selected = purse.select()
+    selected = purse.select_any()
     info = purse.read_public_info()
     report: dict[str, object] = {
         "card_no": info.card_no,
@@ -259,8 +261,16 @@ def _read_card(purse: Purse) -> dict[str, object]:
     try:
         holder = purse.read_holder()
         report["holder"] = holder.name
-    except CardStatusError:
+    except TransportError:
+        raise
+    except CardioError:
         report["holder"] = None
+    try:
+        log = purse.read_log()
+    except TransportError:
+        raise
+    except CardioError:
+        log = []
     report["transactions"] = [
         {
             "counter": r.counter,
@@ -273,7 +283,7 @@ def _read_card(purse: Purse) -> dict[str, object]:
             if isinstance(r.occurred_at, datetime)
             else None,
         }
-        for r in purse.read_log()
+        for r in log
     ]
     try:
         transit = purse.read_transit_record()
@@ -284,7 +294,9 @@ def _read_card(purse: Purse) -> dict[str, object]:
             "tapped_at": transit.tapped_at.isoformat() if transit.tapped_at else None,
             "transfers_used": transit.transfers_used,
         }
-    except CardStatusError:
+    except TransportError:
+        raise
+    except CardioError:
         report["transit"] = None
     return report
 

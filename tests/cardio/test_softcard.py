@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -394,3 +394,56 @@ def test_an_sm4_card_purchases_and_loads_with_onecards_own_profile(tmp_path: Pat
     loaded = testing.load(purse, keys, info, 500, TERMINAL, WHEN)
     assert purse.get_balance() == 1_350 == loaded.balance_after_fen
     assert SoftCard.from_json(card.to_json()).state.keys.algorithm is Algorithm.SM4
+
+
+PURSE_HEADERS = [
+    bytes.fromhex(x)
+    for x in (
+        "80500102",
+        "80500302",
+        "80500002",
+        "80540100",
+        "80520000",
+        "80DC02D0",
+        "80DC00F0",
+        "805A0006",
+        "805A0009",
+        "805A0002",
+        "805C0002",
+        "00B2011C",
+        "00B201C4",
+        "00B09500",
+        "00A40400",
+        "00840000",
+    )
+]
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    apdus=st.lists(
+        st.one_of(
+            st.binary(max_size=40),
+            st.builds(
+                lambda header, body: header + bytes([len(body)]) + body,
+                st.sampled_from(PURSE_HEADERS),
+                st.binary(max_size=140),
+            ),
+        ),
+        max_size=30,
+    )
+)
+def test_random_apdus_never_crash_the_card_or_move_money(
+    soft_card: SoftCard, apdus: list[bytes]
+) -> None:
+    card = SoftCard.from_json(soft_card.to_json())
+    card.process(bytes.fromhex("00A4040008A00000063201010500"))
+    for apdu in apdus:
+        response = card.process(apdu)
+        assert len(response) >= 2
+    # Without a valid MAC1/MAC2 nothing may change (a random 4-byte MAC passes with p = 2^-32).
+    assert card.balance_fen == 5_000
+    assert (card.offline_counter, card.online_counter, card.state.log) == (0, 0, [])
+    assert card.state_version == 0

@@ -174,3 +174,36 @@ def test_trace_status_words_raise_their_typed_errors(sw: str, name: str) -> None
     with pytest.raises(Exception) as caught:
         Purse(card).get_transaction_proof(TxnType.EP_PURCHASE, 1)
     assert type(caught.value).__name__ == name
+
+
+def test_select_any_falls_back_from_t_union_to_the_city_card_aid() -> None:
+    fci = (
+        "6F32 8409A00000000386980701 A525 9F080101 9F0C1E" + CHANGSHA_0015.replace(" ", "") + "9000"
+    )
+    card = ScriptedCard(
+        [("00A4040008A00000063201010500", "6A82"), ("00A4040009A0000000038698070100", fci)]
+    )
+    assert Purse(card).select_any().df_name == AID_MOHURD_EP
+    assert card.done()
+
+
+def test_select_any_falls_back_to_the_ep_df_and_then_gives_up() -> None:
+    card = ScriptedCard(
+        [
+            ("00A4040008A00000063201010500", "6A82"),
+            ("00A4040009A0000000038698070100", "6A82"),
+            ("00A4000002100100", "9000"),
+        ]
+    )
+    assert Purse(card).select_any().df_name is None
+    none = ScriptedCard(
+        [
+            ("00A4040008A00000063201010500", "6A82"),
+            ("00A4040009A0000000038698070100", "6A82"),
+            ("00A4000002100100", "6A82"),
+        ]
+    )
+    from cardio.errors import FileNotFound
+
+    with pytest.raises(FileNotFound):
+        Purse(none).select_any()
