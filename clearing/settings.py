@@ -31,6 +31,14 @@ class Settings(BaseSettings):
         default=Path("var/keys.json"),
         description="Key store file of issuer master keys (test keys in the embedded default).",
     )
+    # Clearing and settlement (clearing/engine, clearing/settlement).
+    business_time_zone: str = Field(default="Asia/Shanghai", description="The business day's zone.")
+    settlement_cutoff: str = Field(default="04:00", description="HH:MM that closes a business day.")
+    clearing_interval_s: int = Field(default=300, ge=10, description="Beat: clear this often.")
+    settlement_dir: Path | None = Field(default=None, description="Empty: data_dir/settlement.")
+    escrow_name: str = Field(default="onecard City Card Co.", description="Payer of payouts.")
+    escrow_account: str = Field(default="6222000000000000001", description="Escrow account.")
+    escrow_bank: str = Field(default="Bank of the City", description="Escrow account's bank.")
     list_signing_key: str = Field(
         default="",
         description="Ed25519 private key (32-byte seed, hex) that signs the deny and action "
