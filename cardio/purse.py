@@ -144,6 +144,10 @@ class PurseCommands:
         return CommandApdu(0x80, 0x5A, 0x00, txn_type, counter_after.to_bytes(2, "big"), le=8)
 
     @staticmethod
+    def get_message() -> CommandApdu:
+        return CommandApdu(0x80, 0xCA, 0x00, 0x00, le=9)
+
+    @staticmethod
     def get_challenge(length: int = 4) -> CommandApdu:
         return CommandApdu(0x00, 0x84, 0x00, 0x00, le=length)
 
@@ -304,6 +308,12 @@ class Purse:
         ProofNotAvailable (9406) when that transaction never happened."""
         command = PurseCommands.get_transaction_proof(int(txn_type), counter_after)
         return TransactionProof.parse(self.send(command).expect(8, "GET TRANSACTION PROOF"))
+
+    def get_auth_code(self) -> bytes:
+        """GET MESSAGE (80 CA 00 00 09) of 住建部 (CJ/T 166) cards: the 9-byte security code the card
+        then expects appended to the MAC1 input (PURSE.md §3.6; `crypto.purchase_mac1(auth_code=...)`).
+        Cards without it answer 6D00 (InsNotSupported)."""
+        return self.send(PurseCommands.get_message()).expect(9, "GET MESSAGE")
 
     def get_challenge(self, length: int = 4) -> bytes:
         return self.send(PurseCommands.get_challenge(length)).expect(length, "GET CHALLENGE")

@@ -12,6 +12,11 @@ Public API:
 - `SoftCard.load(path)` / `save(path)` / `to_json()` / `from_json(text)`: the CARD.json file (0600).
 - `state_version`: increases on every persistent change (the bridge saves when it moves).
 - Read-only views: `balance_fen`, `online_counter`, `offline_counter`, `public_info`, `card_no`.
+
+GET TRANSACTION PROOF answers for the LAST purchase (P2 06/09) and the LAST load (P2 02) only, as
+real cards do: MAC2 ‖ TAC of the purchase, and the host's MAC2 that the card accepted ‖ TAC for a
+load (which MAC a real card returns for a load was not found in the sources). Anything else: 9406.
+Not implemented (6D00): GET MESSAGE of 住建部 cards, PIN, ED (存折), secure-messaging updates.
 """
 
 from __future__ import annotations

@@ -207,3 +207,28 @@ def test_select_any_falls_back_to_the_ep_df_and_then_gives_up() -> None:
 
     with pytest.raises(FileNotFound):
         Purse(none).select_any()
+
+
+def test_get_message_of_a_city_card_returns_its_9_byte_auth_code() -> None:
+    card = ScriptedCard([("80CA000009", "8588D32B7688D32B76 9000")])
+    assert Purse(card).get_auth_code() == h("8588D32B7688D32B76")
+
+
+def test_pcsc_return_codes_map_to_cardio_errors() -> None:
+    from smartcard import scard
+
+    from cardio.errors import CardRemoved, NoCard, ReaderNotFound, ReaderUnavailable, TransportError
+    from cardio.pcsc import error_for_hresult
+
+    cases = {
+        scard.SCARD_W_REMOVED_CARD: CardRemoved,
+        scard.SCARD_E_NOT_TRANSACTED: CardRemoved,
+        scard.SCARD_W_RESET_CARD: CardRemoved,
+        scard.SCARD_E_NO_SMARTCARD: NoCard,
+        scard.SCARD_E_UNKNOWN_READER: ReaderNotFound,
+        scard.SCARD_E_NO_SERVICE: ReaderUnavailable,
+        scard.SCARD_E_SERVICE_STOPPED: ReaderUnavailable,
+    }
+    for code, cls in cases.items():
+        assert type(error_for_hresult(code, "doing")) is cls
+    assert type(error_for_hresult(scard.SCARD_E_INVALID_PARAMETER, "doing")) is TransportError
