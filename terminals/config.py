@@ -1,0 +1,142 @@
+"""A terminal's configuration file (TOML) and provisioning of its SAM key file and credential.
+
+Provisioning copies only the purchase (and, for a kiosk, load) master key into the SAM key file;
+the issuer key store itself never goes to a terminal. Nothing here prints key material.
+
+    terminal_id = "000001000050"
+    data_dir = "var/terminals/000001000050"      # journal.db, sam-serial, lists.json
+    sam_keys = "var/terminals/000001000050/sam-keys.json"
+    credential = "var/terminals/000001000050/credential.json"
+    clearing_url = "http://127.0.0.1:8000"        # optional: no uploads without it
+    server_public_key = "<64 hex>"               # the service's list-signing key (GET /v1/lists/public-key)
+    [bus]
+    feed = ""                                      # empty: the sample feed in the package
+    route_id = "1"
+    stop_id = "old_town"
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from cardio.keystore import KeyStore
+from terminals.errors import TerminalError
+from terminals.fares.feed import FareFeed, load_feed, load_sample_feed
+from terminals.sam import provision_sam_keys
+from terminals.signing import new_credential, write_credential
+
+CONFIG_BYTES_MAX = 64 * 1024
+
+
+class ConfigError(TerminalError):
+    """The terminal configuration is missing a field or names something that does not exist."""
+
+    code = "config_error"
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalConfig:
+    terminal_id: str
+    data_dir: Path
+    sam_keys: Path
+    credential: Path
+    clearing_url: str | None
+    server_public_key: str
+    feed: str
+    route_id: str
+    stop_id: str
+
+    @property
+    def journal_path(self) -> Path:
+        return self.data_dir / "journal.db"
+
+    @property
+    def sam_serial_path(self) -> Path:
+        return self.data_dir / "sam-serial"
+
+    @property
+    def lists_path(self) -> Path:
+        return self.data_dir / "lists.json"
+
+    def load_feed(self) -> FareFeed:
+        return load_feed(self.feed) if self.feed else load_sample_feed()
+
+
+def load_config(path: Path | str) -> TerminalConfig:
+    path = Path(path)
+    try:
+        if path.stat().st_size > CONFIG_BYTES_MAX:
+            raise ConfigError(f"{path} is larger than {CONFIG_BYTES_MAX} bytes")
+        body = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"no terminal configuration at {path}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from None
+    base = path.parent
+
+    def need(key: str) -> str:
+        value = body.get(key)
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{path}: `{key}` is required")
+        return value
+
+    def resolve(value: str) -> Path:
+        candidate = Path(value)
+        return candidate if candidate.is_absolute() else (base / candidate)
+
+    terminal_id = need("terminal_id").upper()
+    if len(terminal_id) != 12 or any(c not in "0123456789ABCDEF" for c in terminal_id):
+        raise ConfigError(f"{path}: terminal_id must be 12 hex digits")
+    bus = body.get("bus", {})
+    return TerminalConfig(
+        terminal_id=terminal_id,
+        data_dir=resolve(need("data_dir")),
+        sam_keys=resolve(need("sam_keys")),
+        credential=resolve(need("credential")),
+        clearing_url=body.get("clearing_url") or None,
+        server_public_key=str(body.get("server_public_key") or "00" * 32),
+        feed=str(resolve(bus["feed"])) if bus.get("feed") else "",
+        route_id=str(bus.get("route_id", "1")),
+        stop_id=str(bus.get("stop_id", "")),
+    )
+
+
+def provision_terminal(
+    issuer: KeyStore,
+    terminal_id: str,
+    out_dir: Path | str,
+    *,
+    with_load: bool = False,
+    clearing_url: str = "",
+    server_public_key: str = "",
+    route_id: str = "1",
+    stop_id: str = "old_town",
+) -> tuple[Path, str]:
+    """Write the SAM key file, the credential and a config; returns (config path, public key hex)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    terminal_id = terminal_id.upper()
+    provision_sam_keys(
+        issuer, bytes.fromhex(terminal_id), out / "sam-keys.json", with_load=with_load
+    )
+    credential = new_credential(terminal_id)
+    write_credential(credential, out / "credential.json")
+    config = out / "terminal.toml"
+    lines = [
+        f'terminal_id = "{terminal_id}"',
+        'data_dir = "."',
+        'sam_keys = "sam-keys.json"',
+        'credential = "credential.json"',
+        f'clearing_url = "{clearing_url}"',
+        f'server_public_key = "{server_public_key}"',
+        "",
+        "[bus]",
+        'feed = ""',
+        f'route_id = "{route_id}"',
+        f'stop_id = "{stop_id}"',
+        "",
+    ]
+    config.write_text("\n".join(lines), encoding="utf-8")
+    return config, credential.public_key_hex

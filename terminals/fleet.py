@@ -1,0 +1,267 @@
+"""A simulated fleet of bus validators on the sample feed's lines, for tests and the city demo.
+
+Each bus has its own software SAM (own serial), journal, credential, lists and uploader; buses go
+offline and online during the day and upload when they can. Cards are software cards tapped
+in-process. Randomness comes from a seeded generator: the same seed gives the same day.
+
+    fleet = Fleet(issuer_key_store, load_sample_feed(), Path("var/fleet"), buses=4,
+                  clearing_url="http://127.0.0.1:8000", list_public_key=hex)
+    for terminal_id, public_key in fleet.credentials(): register them in the clearing registry
+    day = fleet.simulate_day(cards, date(2026, 11, 30))
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from cardio.inproc import InProcessTransport
+from cardio.keystore import KeyStore
+from cardio.softcard import SoftCard
+from terminals.client import ClearingClient
+from terminals.errors import TerminalError, invariant
+from terminals.fares.feed import FareFeed
+from terminals.journal import Journal, TapRecord
+from terminals.lists import ListStore
+from terminals.sam import Psam, SoftwareSam, load_sam_keys, provision_sam_keys
+from terminals.signing import TerminalCredential, load_credential, new_credential, write_credential
+from terminals.terminal import TapOutcome, Validator
+from terminals.uploader import SyncReport, Uploader
+
+BUSES_MAX = 999
+TAPS_PER_CARD_MAX = 20
+SERVICE_START = time(6, 0)
+SERVICE_END = time(22, 0)
+NO_LIST_KEY = "00" * 32  # a fleet without a clearing service accepts no list at all
+
+
+def fleet_terminal_id(number: int) -> str:
+    invariant(1 <= number <= BUSES_MAX, "bus number out of range")
+    return f"000001{number:06d}"
+
+
+@dataclass
+class Bus:
+    terminal_id: str
+    route_id: str
+    validator: Validator
+    journal: Journal
+    credential: TerminalCredential
+    uploader: Uploader | None
+    online: bool = True
+    sync_failures: int = 0
+
+
+@dataclass
+class BusDay:
+    terminal_id: str
+    route_id: str
+    taps: int = 0
+    paid: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    fares_fen: int = 0
+    offline_periods: int = 0
+    uploads: int = 0
+    records_uploaded: int = 0
+
+
+@dataclass
+class FleetDay:
+    day: date
+    buses: list[BusDay]
+
+    @property
+    def taps(self) -> int:
+        return sum(b.taps for b in self.buses)
+
+    @property
+    def paid(self) -> int:
+        return sum(b.paid for b in self.buses)
+
+    @property
+    def fares_fen(self) -> int:
+        return sum(b.fares_fen for b in self.buses)
+
+
+class Fleet:
+    """N buses on the feed's routes, each with its own SAM, journal and uploader."""
+
+    def __init__(
+        self,
+        issuer: KeyStore,
+        feed: FareFeed,
+        data_dir: Path | str,
+        buses: int = 4,
+        *,
+        clearing_url: str | None = None,
+        list_public_key: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        invariant(1 <= buses <= BUSES_MAX, f"a fleet has 1..{BUSES_MAX} buses")
+        self.feed = feed
+        self.data_dir = Path(data_dir)
+        self.clearing_url = clearing_url
+        self.random = random.Random(seed)
+        self.zone = ZoneInfo(feed.timezone)
+        routes = sorted(feed.route_network, key=lambda r: (len(r), r))
+        invariant(bool(routes), "the feed has no routes with a network")
+        self.stops = sorted(feed.stop_areas) or ["stop"]
+        self.buses: list[Bus] = []
+        for number in range(1, buses + 1):
+            terminal_id = fleet_terminal_id(number)
+            home = self.data_dir / terminal_id
+            home.mkdir(parents=True, exist_ok=True)
+            key_path = home / "sam-keys.json"
+            keys = (
+                load_sam_keys(key_path)
+                if key_path.exists()
+                else provision_sam_keys(issuer, bytes.fromhex(terminal_id), key_path)
+            )
+            credential_path = home / "credential.json"
+            if credential_path.exists():
+                credential = load_credential(credential_path)
+            else:
+                credential = new_credential(terminal_id)
+                write_credential(credential, credential_path)
+            sam = SoftwareSam(keys, home / "sam-serial")
+            journal = Journal(home / "journal.db", terminal_id)
+            journal.reconcile(sam.last_serial)
+            lists = ListStore(home / "lists.json", list_public_key or NO_LIST_KEY)
+            route = routes[(number - 1) % len(routes)]
+            validator = Validator(
+                journal,
+                Psam(sam),
+                feed,
+                lists,
+                route,
+                self.stops[0],
+                purchase_key_index=keys.purchase.index,
+            )
+            uploader = None
+            if clearing_url is not None:
+                uploader = Uploader(
+                    journal,
+                    lists,
+                    lambda c=credential: ClearingClient(clearing_url, c),
+                    interval_s=60,
+                )
+            self.buses.append(Bus(terminal_id, route, validator, journal, credential, uploader))
+
+    def credentials(self) -> list[tuple[str, str]]:
+        """(terminal id, Ed25519 public key hex) of every bus, to register with the clearing service."""
+        return [(bus.terminal_id, bus.credential.public_key_hex) for bus in self.buses]
+
+    def close(self) -> None:
+        for bus in self.buses:
+            bus.journal.close()
+
+    def sync(self, bus: Bus) -> SyncReport | None:
+        """One upload cycle of a bus, if it is online and has a clearing service; never raises."""
+        if bus.uploader is None or not bus.online:
+            return None
+        try:
+            report = bus.uploader.sync_once()
+        except TerminalError:
+            bus.sync_failures += 1
+            return None
+        return report
+
+    def sync_all(self) -> list[SyncReport | None]:
+        """The end of the day at the depot: every bus online and uploading."""
+        for bus in self.buses:
+            bus.online = True
+        return [self.sync(bus) for bus in self.buses]
+
+    def simulate_day(
+        self,
+        cards: Sequence[SoftCard],
+        day: date,
+        *,
+        taps_per_card: tuple[int, int] = (2, 6),
+        offline_share: float = 0.3,
+        sync_every_taps: int = 10,
+    ) -> FleetDay:
+        """Every card rides a few times on random buses; buses drop offline for random hours."""
+        low, high = taps_per_card
+        invariant(0 <= low <= high <= TAPS_PER_CARD_MAX, "taps per card out of bounds")
+        invariant(0.0 <= offline_share <= 1.0, "offline share is a fraction")
+        start = datetime.combine(day, SERVICE_START, tzinfo=self.zone)
+        span_s = int((datetime.combine(day, SERVICE_END, tzinfo=self.zone) - start).total_seconds())
+        rides: list[tuple[datetime, int, int]] = []
+        for index in range(len(cards)):
+            for _ in range(self.random.randint(low, high)):
+                rides.append(
+                    (
+                        start + timedelta(seconds=self.random.randrange(span_s)),
+                        index,
+                        self.random.randrange(len(self.buses)),
+                    )
+                )
+        rides.sort()
+        reports = {bus.terminal_id: BusDay(bus.terminal_id, bus.route_id) for bus in self.buses}
+        transports = [InProcessTransport(card) for card in cards]
+        hour = -1
+        for moment, card_index, bus_index in rides:
+            if moment.hour != hour:  # each hour every bus may lose or regain its network
+                hour = moment.hour
+                for bus in self.buses:
+                    was = bus.online
+                    bus.online = self.random.random() >= offline_share
+                    if was and not bus.online:
+                        reports[bus.terminal_id].offline_periods += 1
+            bus = self.buses[bus_index]
+            report = reports[bus.terminal_id]
+            bus.validator.clock = lambda m=moment: m
+            bus.validator.move_to(bus.route_id, self.random.choice(self.stops))
+            result = bus.validator.tap(transports[card_index])
+            report.taps += 1
+            if result.paid and result.record is not None:
+                report.paid += 1
+                report.fares_fen += result.record.amount_fen
+            elif result.outcome is not TapOutcome.OK:
+                report.refused[result.outcome.value] = (
+                    report.refused.get(result.outcome.value, 0) + 1
+                )
+            if report.taps % sync_every_taps == 0:
+                synced = self.sync(bus)
+                if synced is not None:
+                    report.uploads += synced.batches_sent
+                    report.records_uploaded += synced.records_sent
+        for bus, synced in zip(self.buses, self.sync_all(), strict=True):
+            if synced is not None:
+                reports[bus.terminal_id].uploads += synced.batches_sent
+                reports[bus.terminal_id].records_uploaded += synced.records_sent
+        return FleetDay(day, [reports[bus.terminal_id] for bus in self.buses])
+
+    def records(self) -> dict[str, list[TapRecord]]:
+        return {bus.terminal_id: bus.journal.records() for bus in self.buses}
+
+
+def simulate_day(
+    issuer: KeyStore,
+    feed: FareFeed,
+    cards: Sequence[SoftCard],
+    day: date,
+    data_dir: Path | str,
+    *,
+    buses: int = 4,
+    clearing_url: str | None = None,
+    list_public_key: str | None = None,
+    seed: int = 0,
+    offline_share: float = 0.3,
+) -> tuple[Fleet, FleetDay]:
+    """Build a fleet and run one day; the fleet is returned open (call `fleet.close()`)."""
+    fleet = Fleet(
+        issuer,
+        feed,
+        data_dir,
+        buses,
+        clearing_url=clearing_url,
+        list_public_key=list_public_key,
+        seed=seed,
+    )
+    return fleet, fleet.simulate_day(cards, day, offline_share=offline_share)
