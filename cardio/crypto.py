@@ -34,7 +34,7 @@ from __future__ import annotations
 import enum
 import hmac
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -468,10 +468,35 @@ class LoadTacInput:
     tac: bytes
 
 
+class _EcbMac:
+    """The purse MAC (single-DES or SM4 key) with one cached ECB context and CBC chaining done here:
+    about twice as fast as building a CBC cipher per MAC, which matters at a million TACs."""
+
+    __slots__ = ("_block", "_update")
+
+    def __init__(self, key: bytes, algorithm: Algorithm) -> None:
+        if algorithm is Algorithm.SM4:
+            cipher = Cipher(algorithms.SM4(_need(key, 16, "SM4 TAC key")), modes.ECB())
+        else:
+            cipher = Cipher(TripleDES(_need(key, 8, "TAC key") * 3), modes.ECB())
+        self._update = cipher.encryptor().update
+        self._block = algorithm.block_len
+
+    def mac(self, data: bytes) -> bytes:
+        block = self._block
+        padded = _pad(data, block)
+        chained = 0
+        for i in range(0, len(padded), block):
+            plain = chained ^ int.from_bytes(padded[i : i + block], "big")
+            chained = int.from_bytes(self._update(plain.to_bytes(block, "big")), "big")
+        return chained.to_bytes(block, "big")[:MAC_LEN]
+
+
 class TacVerifier:
     """Batched TAC verification from one issuer master TAC key, with a bounded per-card key cache.
 
     A malformed item (wrong length, out of range) verifies as False instead of failing the batch.
+    Not thread-safe: one verifier per worker.
     """
 
     __slots__ = ("_algorithm", "_cache", "_cache_max", "_master")
@@ -484,7 +509,7 @@ class TacVerifier:
     ) -> None:
         self._master = _need(dtk_master, 16, "master TAC key")
         self._algorithm = algorithm
-        self._cache: OrderedDict[bytes, bytes] = OrderedDict()
+        self._cache: OrderedDict[bytes, _EcbMac] = OrderedDict()
         if cache_cards_max < 1:
             raise CryptoInputError("cache_cards_max must be at least 1")
         self._cache_max = cache_cards_max
@@ -492,19 +517,20 @@ class TacVerifier:
     def __repr__(self) -> str:
         return f"TacVerifier(algorithm={self._algorithm.name}, cards_cached={len(self._cache)})"
 
-    def _key(self, card_app_serial: bytes) -> bytes:
+    def _mac_of(self, card_app_serial: bytes) -> Callable[[bytes], bytes]:
         x = _diversifier(card_app_serial)
-        key = self._cache.get(x)
-        if key is None:
+        card_mac = self._cache.get(x)
+        if card_mac is None:
             key = tac_key(diversify_key(self._master, x, self._algorithm), self._algorithm)
-            self._cache[x] = key
+            card_mac = _EcbMac(key, self._algorithm)
+            self._cache[x] = card_mac
             if len(self._cache) > self._cache_max:
                 self._cache.popitem(last=False)
-        return key
+        return card_mac.mac
 
     def verify_purchase(self, item: PurchaseTacInput) -> bool:
         try:
-            key = self._key(item.card_app_serial)
+            card_mac = self._mac_of(item.card_app_serial)
             data = _purchase_tac_data(
                 item.amount_fen,
                 item.txn_type,
@@ -514,11 +540,11 @@ class TacVerifier:
             )
         except CryptoInputError:
             return False
-        return _compare(mac(key, data, algorithm=self._algorithm), item.tac)
+        return _compare(card_mac(data), item.tac)
 
     def verify_load(self, item: LoadTacInput) -> bool:
         try:
-            key = self._key(item.card_app_serial)
+            card_mac = self._mac_of(item.card_app_serial)
             data = _load_tac_data(
                 item.balance_after_fen,
                 item.online_counter,
@@ -529,7 +555,7 @@ class TacVerifier:
             )
         except CryptoInputError:
             return False
-        return _compare(mac(key, data, algorithm=self._algorithm), item.tac)
+        return _compare(card_mac(data), item.tac)
 
     def verify_purchases(self, items: Iterable[PurchaseTacInput]) -> list[bool]:
         """One result per item, in order."""

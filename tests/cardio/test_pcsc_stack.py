@@ -284,3 +284,23 @@ def test_unknown_reader_and_empty_reader_are_typed(pcscd_reader: str) -> None:
         PcscTransport.open(pcscd_reader)
     with pytest.raises(NoCard):
         wait_for_card(pcscd_reader, 0.2)
+
+
+def test_get_challenge_and_trip_records_through_pcscd(
+    attached_card: AttachedCard, key_store: KeyStore
+) -> None:
+    from cardio.records import TripRecord
+
+    purse = attached_card.purse()
+    purse.select()
+    one, two = purse.get_challenge(), purse.get_challenge(8)
+    assert len(one) == 4 and len(two) == 8 and one != two[:4]
+    info = purse.read_public_info()
+    keys = testing.ClearKeys(key_store)
+    trip = TripRecord(6, bytes(8), 2, bytes(7), 100, 4_900, WHEN, b"\x31\x00", bytes(8))
+    init = purse.initialize_purchase(1, 100, TERMINAL, capp=True)
+    sespk = keys.sespk(info.app_serial, init, 2)
+    purse.update_capp_data_cache(trip.encode(), sfi=0x1E, record_id=0)
+    purse.debit(2, WHEN, crypto.purchase_mac1(sespk, 100, TxnType.CAPP_PURCHASE, TERMINAL, WHEN))
+    assert purse.read_trips() == [trip]
+    assert purse.get_balance() == 4_900
