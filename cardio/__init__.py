@@ -13,5 +13,6 @@ Modules (each documents its public API in its docstring):
 - `cardio.inproc`    in-process transport (software card, removal and tear injection)
 - `cardio.pcsc`      PC/SC transport via pyscard (the only module importing `smartcard`)
 - `cardio.vpcd`      the bridge that plugs a software card into pcscd through vpcd
+- `cardio.trace`     an APDU trace wrapper for any transport (names, lengths, SW; never data)
 - `cardio.testing`   reference purchase/load flows with clear master keys (tests, bench, demo only)
 """
