@@ -158,3 +158,29 @@ def test_attach_serves_the_card_file_through_pcscd_and_persists_it(
     assert process.returncode == 0, output
     assert b"state saved" in output
     assert SoftCard.load(card_file).offline_counter == 1
+
+
+def test_an_sm4_key_store_issues_sm4_cards(tmp_path: Path) -> None:
+    from cardio.crypto import Algorithm
+
+    keys = tmp_path / "sm4.json"
+    assert (
+        runner.invoke(app, ["card", "keys", "--out", str(keys), "--algorithm", "sm4"]).exit_code
+        == 0
+    )
+    assert (
+        runner.invoke(app, ["card", "keys", "--out", str(keys)]).exit_code != 0
+    )  # exists: refused
+    card = tmp_path / "CARD.json"
+    result = runner.invoke(
+        app,
+        ["card", "issue", "--out", str(card), "--number", "3100000000000444", "--keys", str(keys)],
+    )
+    assert result.exit_code == 0, result.output
+    assert SoftCard.load(card).state.keys.algorithm is Algorithm.SM4
+    assert (
+        runner.invoke(
+            app, ["card", "keys", "--out", str(tmp_path / "x.json"), "--algorithm", "aes"]
+        ).exit_code
+        != 0
+    )
