@@ -50,14 +50,25 @@ def register(app: typer.Typer) -> None:
         force: Annotated[
             bool, typer.Option("--force", help="Replace an existing key store.")
         ] = False,
+        algorithm: Annotated[
+            str,
+            typer.Option(
+                "--algorithm",
+                help="3des (interoperable, default) or sm4 (onecard's own profile, our cards only).",
+            ),
+        ] = "3des",
     ) -> None:
         """Create an issuer key store with random master keys (file mode 0600)."""
+        from cardio.crypto import Algorithm
         from cardio.errors import KeyStoreError
         from cardio.keystore import create_key_store
 
+        choices = {"3des": Algorithm.TDES, "sm4": Algorithm.SM4}
+        if algorithm.lower() not in choices:
+            raise typer.BadParameter("3des or sm4", param_hint="--algorithm")
         path = out or get_settings().key_store
         try:
-            store = create_key_store(path, overwrite=force)
+            store = create_key_store(path, algorithm=choices[algorithm.lower()], overwrite=force)
         except KeyStoreError as error:
             raise typer.BadParameter(error.message, param_hint="--out") from None
         kinds = ", ".join(f"{k.kind.value} #{k.index}" for k in store.keys)
