@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
+from pydantic import BaseModel
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -146,18 +147,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(BodyLimit, limit=REQUEST_BYTES_MAX)
     app.include_router(health.router)
+    extra_models: list[type[BaseModel]] = []
     for name in ROUTER_MODULES:
-        router = _router(name)
-        if router is not None:
-            app.include_router(router)
+        module = _router_module(name)
+        if module is not None:
+            app.include_router(module.router)
+            extra_models.extend(getattr(module, "OPENAPI_MODELS", ()))
+    _describe_models(app, extra_models)
     return app
 
 
-def _router(name: str) -> APIRouter | None:
+def _router_module(name: str) -> Any | None:
     try:
-        module = importlib.import_module(name)
+        return importlib.import_module(name)
     except ModuleNotFoundError as error:
         if error.name is None or not (name == error.name or name.startswith(error.name + ".")):
             raise
         return None
-    return module.router
+
+
+def _describe_models(app: FastAPI, models: list[type[BaseModel]]) -> None:
+    """Add to the OpenAPI components the bodies that endpoints parse themselves (after auth)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in models:
+            described = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, definition in described.pop("$defs", {}).items():
+                components.setdefault(name, definition)
+            components.setdefault(model.__name__, described)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from clearing.api.deps import SessionDep
 from clearing.api.problems import PROBLEM_RESPONSES
@@ -18,20 +20,44 @@ from clearing.registry import service as registry_service
 router = APIRouter(prefix="/v1", tags=["ingest"], responses=PROBLEM_RESPONSES)
 
 
+# Bodies parsed by the endpoint itself but described in the OpenAPI schema (clearing/api/app.py).
+OPENAPI_MODELS = (BatchUpload,)
+
+
+def parse_upload(body: bytes) -> BatchUpload:
+    """The batch, parsed only after the signature verified: an unauthenticated caller learns
+    nothing from validation errors (401 comes first)."""
+    try:
+        return BatchUpload.model_validate_json(body)
+    except ValidationError as error:
+        errors = [
+            {**item, "loc": ("body", *item["loc"])} for item in error.errors(include_url=False)
+        ]
+        raise RequestValidationError(errors) from error
+
+
 @router.post(
     "/terminals/{terminal_id}/batches",
     summary="Upload a signed batch of journal records",
     description="Stored raw and committed before the answer; the same batch again is "
     "acknowledged as a duplicate and stored once; another body under the same batch_id is 409.",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/BatchUpload"}}
+            },
+        }
+    },
 )
 async def upload_batch(
     terminal_id: TerminalIdPath,
-    upload: BatchUpload,
     request: Request,
     terminal: SigningTerminalDep,
     session: SessionDep,
 ) -> BatchAck:
     body = await request.body()
+    upload = parse_upload(body)
     stored = await service.store_batch(
         session, terminal_id=terminal.terminal_id, body=body, upload=upload
     )

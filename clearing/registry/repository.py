@@ -42,9 +42,13 @@ async def terminal_by_id(session: AsyncSession, terminal_id: str) -> Terminal | 
 
 
 async def terminal_for_update(session: AsyncSession, terminal_id: str) -> Terminal | None:
-    """The terminal row, locked for the rest of the transaction (PostgreSQL; SQLite locks all)."""
+    """The terminal row, locked for the rest of the transaction (PostgreSQL; SQLite locks all).
+
+    FOR NO KEY UPDATE: it serializes writers of this terminal but not the KEY SHARE locks that
+    foreign keys to it take (the request's nonce row) — FOR UPDATE deadlocked two uploads.
+    """
     result = await session.execute(
-        select(Terminal).where(Terminal.terminal_id == terminal_id).with_for_update()
+        select(Terminal).where(Terminal.terminal_id == terminal_id).with_for_update(key_share=True)
     )
     return result.scalar_one_or_none()
 
@@ -72,7 +76,9 @@ async def card_by_no(session: AsyncSession, card_no: str) -> Card | None:
 
 
 async def card_for_update(session: AsyncSession, card_no: str) -> Card | None:
-    result = await session.execute(select(Card).where(Card.card_no == card_no).with_for_update())
+    result = await session.execute(
+        select(Card).where(Card.card_no == card_no).with_for_update(key_share=True)
+    )
     return result.scalar_one_or_none()
 
 

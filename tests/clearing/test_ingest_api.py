@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -265,3 +266,23 @@ async def test_oversized_body_is_413(sqlite_url, tmp_path) -> None:
         assert response.status_code == 413
         assert response.json()["code"] == "payload_too_large"
         assert (await stored(w, w.terminal.terminal_id))[:2] == (0, 0)
+
+
+async def test_authentication_comes_before_body_validation(sqlite_url, tmp_path) -> None:
+    async with world(sqlite_url, tmp_path) as w:
+        path = f"/v1/terminals/{w.terminal.terminal_id}/batches"
+        for body in (b"not json", b'{"batch_id": "x", "records": [{}]}'):
+            response = await w.client.post(
+                path, content=body, headers={"Content-Type": "application/json"}
+            )
+            assert response.status_code == 401, response.text
+            assert "errors" not in response.json()
+
+
+async def test_concurrent_uploads_of_one_batch_store_it_once(pg_url, tmp_path) -> None:
+    async with world(pg_url, tmp_path) as w:
+        body = batch_body("b-race", records(random_card_no(), range(1, 51)))
+        responses = await asyncio.gather(*(w.terminal.post_batch(body) for _ in range(4)))
+        assert [r.status_code for r in responses] == [200] * 4
+        assert sorted(r.json()["duplicate"] for r in responses) == [False, True, True, True]
+        assert (await stored(w, w.terminal.terminal_id))[:2] == (1, 50)

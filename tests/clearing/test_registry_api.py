@@ -382,3 +382,36 @@ async def test_card_state_rules(sqlite_url, tmp_path) -> None:
             f"/v1/cards/{random_card_no()}/block", json={"reason": "x"}, headers=admin
         )
         assert missing.status_code == 404
+
+
+async def test_replacement_waits_until_the_whole_fleet_holds_the_deny_list(
+    sqlite_url, tmp_path
+) -> None:
+    async with world(sqlite_url, tmp_path) as w:
+        admin = w.auth("admin")
+        old, new = random_card_no(), random_card_no()
+        await w.client.post(
+            "/v1/cards", json=card_body(old, "r-8", deposit=0, load=900), headers=admin
+        )
+        await w.client.post(
+            f"/v1/cards/{old}/replace",
+            json={"new_card_no": new, "reason": "damaged"},
+            headers=admin,
+        )
+        second = await w.add_terminal()
+        ledger = w.app.state.ledger
+        soon = utc_now() + registry_service.REPLACEMENT_SETTLE + timedelta(minutes=1)
+
+        async def complete(now):
+            async with w.app.state.sessionmaker() as session:
+                done = await registry_service.complete_replacements(session, ledger, now=now)
+                await session.commit()
+            return [r.old_card_no for r in done]
+
+        assert await complete(soon) == []  # no terminal has fetched the deny list yet
+        assert (await w.terminal.get_list("deny", 0)).status_code == 200
+        assert await complete(soon) == []  # one terminal still behind
+        assert (await second.get_list("deny", 0)).status_code == 200
+        assert await complete(utc_now()) == []  # the whole fleet has it, but just now
+        assert await complete(soon) == [old]
+        assert await balances(w, chart.card(old), chart.card_pending(new)) == [0, 900]
