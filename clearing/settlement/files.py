@@ -128,8 +128,13 @@ def settlement_csv(business_day: date, lines: Sequence[PayoutLine]) -> str:
     return out.getvalue()
 
 
+# Characters XML 1.0 cannot carry (C0 controls but tab, newline, carriage return; surrogates;
+# U+FFFE/U+FFFF); names come from the registry and must never break the bank's file.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def _text(value: str, limit: int, what: str) -> str:
-    value = value.strip()
+    value = " ".join(_NOT_XML.sub(" ", value).split())
     if not value:
         raise SettlementFileError(f"{what} must not be empty")
     return value[:limit]

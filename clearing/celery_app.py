@@ -1,0 +1,73 @@
+"""The Celery app of the back office: broker from the settings (RabbitMQ or Redis), eager and
+in-process when no broker is set (the embedded default), one beat schedule in UTC.
+
+Tasks are idempotent and acknowledged late: a worker killed mid-task leaves its message on the
+broker and the next worker runs it again (the engine posts nothing twice). Each task runs its
+coroutine with `asyncio.run` on a database engine opened and disposed inside that loop.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from celery import Celery
+from celery.schedules import crontab
+
+from clearing.settings import Settings, get_settings
+from clearing.settlement.days import parse_cutoff
+
+TASK_MODULES = ("clearing.engine.tasks", "clearing.settlement.tasks")
+# Settle a little after the cut-off, so the clearing run that follows it has begun.
+SETTLE_AFTER_CUTOFF = timedelta(minutes=10)
+TASK_TIME_LIMIT_S = 3600  # a clearing run of a whole day's backlog fits easily
+
+
+def settlement_crontab(settings: Settings) -> crontab:
+    """The UTC hour and minute of (cut-off + a margin) in the business time zone."""
+    cutoff = parse_cutoff(settings.settlement_cutoff)
+    zone = ZoneInfo(settings.business_time_zone)
+    local = datetime.combine(date(2026, 1, 1), cutoff, tzinfo=zone) + SETTLE_AFTER_CUTOFF
+    at = local.astimezone(UTC)
+    return crontab(hour=at.hour, minute=at.minute)
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    app = Celery(
+        "onecard",
+        broker=settings.celery_broker_url or "memory://",
+        backend=settings.celery_result_backend or None,
+        include=list(TASK_MODULES),
+    )
+    app.conf.update(
+        task_always_eager=settings.celery_eager,
+        task_eager_propagates=True,
+        task_store_eager_result=False,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=TASK_TIME_LIMIT_S,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        timezone="UTC",
+        enable_utc=True,
+        broker_connection_retry_on_startup=True,
+        beat_schedule={
+            "clear-staged-taps": {
+                "task": "clearing.clear_staged",
+                "schedule": float(settings.clearing_interval_s),
+                "kwargs": {"trigger": "beat"},
+            },
+            "settle-closed-day": {
+                "task": "clearing.settle_day",
+                "schedule": settlement_crontab(settings),
+                "kwargs": {"business_day": None},
+            },
+        },
+    )
+    return app
+
+
+app = make_celery()
