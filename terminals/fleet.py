@@ -16,6 +16,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -37,6 +38,10 @@ TAPS_PER_CARD_MAX = 20
 SERVICE_START = time(6, 0)
 SERVICE_END = time(22, 0)
 NO_LIST_KEY = "00" * 32  # a fleet without a clearing service accepts no list at all
+
+
+def _fixed(moment: datetime) -> datetime:
+    return moment
 
 
 def fleet_terminal_id(number: int) -> str:
@@ -146,7 +151,7 @@ class Fleet:
                 uploader = Uploader(
                     journal,
                     lists,
-                    lambda c=credential: ClearingClient(clearing_url, c),
+                    partial(ClearingClient, clearing_url, credential),
                     interval_s=60,
                 )
             self.buses.append(Bus(terminal_id, route, validator, journal, credential, uploader))
@@ -215,7 +220,7 @@ class Fleet:
                         reports[bus.terminal_id].offline_periods += 1
             bus = self.buses[bus_index]
             report = reports[bus.terminal_id]
-            bus.validator.clock = lambda m=moment: m
+            bus.validator.clock = partial(_fixed, moment)
             bus.validator.move_to(bus.route_id, self.random.choice(self.stops))
             result = bus.validator.tap(transports[card_index])
             report.taps += 1

@@ -408,9 +408,22 @@ class ClinicTerminal(PurseTerminal):
         if refused is not None or info is None:
             return refused  # type: ignore[return-value]
         card_no = info.card_no
-        recovered, retap = self._recover_card(purse, card_no, now)
-        if retap is not None and retap.visit_id == visit.visit_id:
-            return retap
+        recovered, _retap = self._recover_card(purse, card_no, now)
+        # One visit is paid once: a re-presentation after a torn charge, or the same visit
+        # submitted twice, shows the payment already made.
+        paid = [
+            r
+            for r in self.journal.records_of_card(card_no)
+            if r.visit_id == visit.visit_id and r.status is RecordStatus.COMPLETE
+        ]
+        if paid:
+            return TapResult(
+                TapOutcome.RECOVERED,
+                f"visit {visit.visit_id} is paid: {_yuan(paid[-1].amount_fen)} by card",
+                card_no,
+                paid[-1],
+                recovered=tuple(recovered),
+            )
         insured, patient, rule, fallback = self._split(visit, card_no, now)
         try:
             init = purse.initialize_purchase(

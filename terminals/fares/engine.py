@@ -164,8 +164,7 @@ def match_leg_rules(feed: FareFeed, leg: Leg) -> tuple[FareLegRule, ...]:
             rule
             for rule in rules
             if all(
-                not getattr(rule, name)
-                or (values[name] is not None and getattr(rule, name) in values[name])
+                not getattr(rule, name) or getattr(rule, name) in (values[name] or frozenset())
                 for name in _LEG_FIELDS
             )
         ]
@@ -250,11 +249,18 @@ def match_transfer_rules(
         wanted = value if value in listed else ""
         rules = [rule for rule in rules if getattr(rule, attribute) == wanted]
     number = journey.transfers + 1
-    counted = [r for r in rules if r.transfer_count is not None]
-    eligible = [r for r in counted if r.transfer_count == -1 or r.transfer_count >= number]
-    if eligible:
-        smallest = min((r.transfer_count for r in eligible if r.transfer_count != -1), default=-1)
-        eligible = [r for r in eligible if r.transfer_count == smallest]
+    eligible = [
+        r
+        for r in rules
+        if r.transfer_count is not None and (r.transfer_count == -1 or r.transfer_count >= number)
+    ]
+    finite = [
+        r.transfer_count
+        for r in eligible
+        if r.transfer_count is not None and r.transfer_count != -1
+    ]
+    smallest = min(finite, default=-1)
+    eligible = [r for r in eligible if r.transfer_count == smallest]
     rules = [r for r in rules if r.transfer_count is None] + eligible
     return tuple(r for r in rules if _within_limit(r, journey, leg))
 

@@ -482,17 +482,17 @@ def _build(reader: _Reader, feed_version: str) -> FareFeed | None:
                 f"{amount_text} has more than {CURRENCY_DECIMALS[currency]} decimals for {currency}",
             )
             continue
-        key = (product_id, category, medium)
-        if key in product_keys:
+        product_key = (product_id, category, medium)
+        if product_key in product_keys:
             reader.problem(
                 "fare_products.txt",
                 number,
                 "fare_product_id",
                 f"{product_id!r} for rider category {category!r} and medium {medium!r} "
-                f"repeats row {product_keys[key]}",
+                f"repeats row {product_keys[product_key]}",
             )
             continue
-        product_keys[key] = number
+        product_keys[product_key] = number
         currencies.add(currency)
         products.append(FareProductPrice(product_id, category, medium, int(scaled), currency))
     if len(currencies) > 1:
@@ -830,15 +830,15 @@ def _read_services(reader: _Reader) -> dict[str, Service]:
     removed: dict[str, set[date]] = {}
     for number, row in exceptions.rows:
         service_id = reader.required(exceptions, number, row, "service_id")
-        day = _parse_date(row.get("date", ""))
-        if day is None:
+        exception_day = _parse_date(row.get("date", ""))
+        if exception_day is None:
             reader.problem("calendar_dates.txt", number, "date", "is not a date YYYYMMDD")
             continue
         kind = row.get("exception_type", "")
         if kind == "1":
-            added.setdefault(service_id, set()).add(day)
+            added.setdefault(service_id, set()).add(exception_day)
         elif kind == "2":
-            removed.setdefault(service_id, set()).add(day)
+            removed.setdefault(service_id, set()).add(exception_day)
         else:
             reader.problem(
                 "calendar_dates.txt", number, "exception_type", f"{kind!r} is not 1 or 2"

@@ -269,3 +269,44 @@ def test_torn_load_is_completed_on_the_next_presentation(
     (record,) = journal.records()
     assert record.status.value == "complete" and record.tac is not None
     journal.close()
+
+
+def test_a_visit_is_paid_once_even_after_a_torn_charge(
+    journal, sam, make_card, clock, server_lists
+):
+    patient = make_card(balance_fen=10_000)
+    clinic = ClinicTerminal(journal, Psam(sam), server_lists, None, clock=clock)
+    patient.tear_next(0x54)
+    assert clinic.charge(patient, ClinicVisit("V-7", 2_500)).outcome is TapOutcome.TORN
+    patient.insert()
+    again = clinic.charge(patient, ClinicVisit("V-7", 2_500))
+    assert again.outcome is TapOutcome.RECOVERED and patient.card.balance_fen == 7_500
+    twice = clinic.charge(patient, ClinicVisit("V-7", 2_500))
+    assert twice.outcome is TapOutcome.RECOVERED and patient.card.balance_fen == 7_500
+    (record,) = journal.records()
+    assert record.offline_fallback and record.status.value == "complete"
+
+
+def test_background_uploader_is_woken_by_taps_and_never_blocks_them(
+    validator, make_card, journal, server, credential, server_lists
+):
+    import threading
+
+    uploader = uploader_for(journal, server_lists, server, credential, interval_s=3600)
+    validator.on_record = uploader.wake
+    uploader.start()
+    try:
+        transport = make_card(balance_fen=10_000)
+        for _ in range(3):
+            assert validator.tap(transport).paid  # the tap returns whatever the uploader does
+            validator.clock.advance(minutes=61)
+        done = threading.Event()
+        for _ in range(500):  # poll for the condition, bounded (no fixed sleep)
+            if journal.stats().uploaded == 3:
+                done.set()
+                break
+            done.wait(0.02)
+        assert done.is_set(), uploader.last_error
+    finally:
+        uploader.stop()
+    assert sorted(seq for (_, seq) in server.state.records) == [1, 2, 3]
