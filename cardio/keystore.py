@@ -8,6 +8,8 @@ Public API:
   random keys (os.urandom), written atomically with mode 0600; refuses to overwrite unless asked.
 - `load_key_store(path) -> KeyStore`; `KeyStore.master(kind, index=None) -> MasterKey`;
   `KeyStore.card_keys(app_serial) -> CardKeys` (each card key diversified from its master, §3.2).
+- `KeyStore.only(*kinds)` + `write_key_store(store, path)`: a least-privilege copy (e.g. TAC only
+  for the clearing service); `master()` of a kind the store lacks is a KeyStoreError.
 - `KeyStoreError` (a `cardio.errors.CardioError`) for a missing, malformed or too-open file.
 
 File format (`"format": "onecard-keystore/1"`):
@@ -37,6 +39,7 @@ __all__ = [
     "MasterKey",
     "create_key_store",
     "load_key_store",
+    "write_key_store",
 ]
 
 KEY_STORE_FORMAT = "onecard-keystore/1"
@@ -99,20 +102,27 @@ class KeyStore:
             if (key.kind, key.index) in seen:
                 raise KeyStoreError(f"duplicate {key.kind} key index {key.index}")
             seen.add((key.kind, key.index))
-        kinds = {key.kind for key in self.keys}
-        for kind in KeyKind:
-            if kind not in kinds:
-                raise KeyStoreError(f"the key store has no {kind} master key")
+        if not self.keys:
+            raise KeyStoreError("the key store holds no keys")
 
     def master(self, kind: KeyKind, index: int | None = None) -> MasterKey:
         """The master key of `kind` with that key index (the highest index when None)."""
         candidates = [k for k in self.keys if k.kind is kind]
+        if not candidates:
+            raise KeyStoreError(f"this key store holds no {kind} master key")
         if index is None:
             return max(candidates, key=lambda k: k.index)
         for key in candidates:
             if key.index == index:
                 return key
         raise KeyStoreError(f"no {kind} master key with index {index}")
+
+    def only(self, *kinds: KeyKind) -> KeyStore:
+        """The same store with only these kinds of key: least privilege for each holder (the
+        clearing service needs only the TAC key, a SAM only the purchase key, the load host only
+        the load key)."""
+        keys = tuple(k for k in self.keys if k.kind in kinds)
+        return KeyStore(issuer_id=self.issuer_id, algorithm=self.algorithm, keys=keys)
 
     def card_keys(self, app_serial: bytes) -> CardKeys:
         """The keys to personalise (or simulate) the card with this 10-byte application serial."""

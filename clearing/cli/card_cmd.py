@@ -57,20 +57,47 @@ def register(app: typer.Typer) -> None:
                 help="3des (interoperable, default) or sm4 (onecard's own profile, our cards only).",
             ),
         ] = "3des",
+        source: Annotated[
+            Path | None,
+            typer.Option("--from", help="Copy from this key store instead of creating keys."),
+        ] = None,
+        only: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--only",
+                help="With --from: keep only this kind (purchase, load, tac, maintenance); "
+                "repeatable. E.g. --only tac for the clearing service.",
+            ),
+        ] = None,
     ) -> None:
-        """Create an issuer key store with random master keys (file mode 0600)."""
+        """Create an issuer key store with random master keys (file mode 0600), or write a
+        least-privilege copy of one (--from ... --only tac)."""
         from cardio.crypto import Algorithm
         from cardio.errors import KeyStoreError
-        from cardio.keystore import create_key_store
+        from cardio.keystore import KeyKind, create_key_store, load_key_store, write_key_store
 
         choices = {"3des": Algorithm.TDES, "sm4": Algorithm.SM4}
         if algorithm.lower() not in choices:
             raise typer.BadParameter("3des or sm4", param_hint="--algorithm")
         path = out or get_settings().key_store
         try:
-            store = create_key_store(path, algorithm=choices[algorithm.lower()], overwrite=force)
+            if source is not None:
+                kinds = [KeyKind(k.lower()) for k in (only or [k.value for k in KeyKind])]
+                store = load_key_store(source).only(*kinds)
+                write_key_store(store, path, overwrite=force)
+            else:
+                if only:
+                    raise typer.BadParameter("--only needs --from", param_hint="--only")
+                store = create_key_store(
+                    path, algorithm=choices[algorithm.lower()], overwrite=force
+                )
+        except ValueError:
+            raise typer.BadParameter(
+                "one of purchase, load, tac, maintenance", param_hint="--only"
+            ) from None
         except KeyStoreError as error:
-            raise typer.BadParameter(error.message, param_hint="--out") from None
+            Console(stderr=True).print(f"[red]error:[/red] {error.message}")
+            raise typer.Exit(1) from None
         kinds = ", ".join(f"{k.kind.value} #{k.index}" for k in store.keys)
         Console().print(f"[green]key store written to {path}[/green] ({kinds}; keys not shown)")
 

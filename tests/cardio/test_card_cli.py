@@ -184,3 +184,28 @@ def test_an_sm4_key_store_issues_sm4_cards(tmp_path: Path) -> None:
         ).exit_code
         != 0
     )
+
+
+def test_keys_from_only_tac_writes_a_least_privilege_copy(tmp_path: Path) -> None:
+    from cardio.keystore import KeyKind
+
+    keys, _card = _issue(tmp_path)
+    tac = tmp_path / "tac.json"
+    result = runner.invoke(
+        app, ["card", "keys", "--from", str(keys), "--only", "tac", "--out", str(tac)]
+    )
+    assert result.exit_code == 0, result.output
+    copy = load_key_store(tac)
+    assert [k.kind for k in copy.keys] == [KeyKind.TAC]
+    assert copy.master(KeyKind.TAC) == load_key_store(keys).master(KeyKind.TAC)
+    assert stat.S_IMODE(tac.stat().st_mode) == 0o600
+    bad = runner.invoke(
+        app, ["card", "keys", "--from", str(keys), "--only", "gold", "--out", str(tmp_path / "g")]
+    )
+    assert bad.exit_code != 0
+    orphan = runner.invoke(app, ["card", "keys", "--only", "tac", "--out", str(tmp_path / "o")])
+    assert orphan.exit_code != 0
+    missing = runner.invoke(
+        app, ["card", "keys", "--from", str(tmp_path / "none"), "--out", str(tmp_path / "m")]
+    )
+    assert missing.exit_code == 1 and "no key store" in missing.output

@@ -57,7 +57,7 @@ def test_missing_file_is_a_key_store_error(tmp_path: Path) -> None:
     "mutate",
     [
         lambda body: body.update(format="other"),
-        lambda body: body["keys"].pop(),
+        lambda body: body["keys"].clear(),
         lambda body: body["keys"][0].update(key="zz"),
         lambda body: body["keys"][0].update(key="00" * 8),
         lambda body: body["keys"][0].update(kind="nonsense"),
@@ -112,3 +112,17 @@ def test_master_by_index(tmp_path: Path) -> None:
     assert store.master(KeyKind.LOAD, 1).index == 1
     with pytest.raises(KeyStoreError):
         store.master(KeyKind.LOAD, 2)
+
+
+def test_a_least_privilege_copy_holds_only_the_kinds_asked(tmp_path: Path) -> None:
+    from cardio.keystore import write_key_store
+
+    full = create_key_store(tmp_path / "keys.json")
+    write_key_store(full.only(KeyKind.TAC), tmp_path / "tac.json")
+    tac_only = load_key_store(tmp_path / "tac.json")
+    assert tac_only.master(KeyKind.TAC) == full.master(KeyKind.TAC)
+    assert [k.kind for k in tac_only.keys] == [KeyKind.TAC]
+    with pytest.raises(KeyStoreError, match="no purchase master key"):
+        tac_only.master(KeyKind.PURCHASE)
+    with pytest.raises(KeyStoreError):
+        tac_only.card_keys(bytes(10))  # personalising a card needs every key
