@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from terminals.client import ClearingClient
-from terminals.errors import ListSignatureInvalid, ServiceUnavailable, TerminalError
+from terminals.errors import TerminalError
 from terminals.journal import GREY_HOLD_DEFAULT, RECORDS_PER_BATCH_DEFAULT, Journal
 from terminals.lists import ListDeltaRefused, ListStore
 
@@ -109,14 +109,12 @@ class Uploader:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            # Clear before the cycle: a wake that arrives during it triggers the next one.
+            self._wake.clear()
             try:
                 self.sync_once()
-            except (
-                ServiceUnavailable,
-                ListSignatureInvalid,
-                ListDeltaRefused,
-                TerminalError,
-            ) as error:
+            except TerminalError as error:
+                # ServiceUnavailable, a refused upload or list: back off and try again later.
                 self.failures += 1
                 self.last_error = f"{error.code}: {error.message}"
                 delay = self.backoff_s()
@@ -125,7 +123,6 @@ class Uploader:
                 self.last_error = None
                 delay = self.interval_s
             self._wake.wait(timeout=delay)
-            self._wake.clear()
 
     def start(self) -> None:
         if self._thread is not None:
