@@ -8,10 +8,14 @@ Identifiers are random per test, so tests share one PostgreSQL database without 
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import socket
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -209,3 +213,78 @@ async def world(url: str, data_dir: Path) -> AsyncIterator[World]:
             "resident": await w.token(Role.RESIDENT, random_code("resident")),
         }
         yield w
+
+
+SERVER_STARTUP_TIMEOUT_S = 30
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def issue_token_in_subprocess(env: dict[str, str], role: Role, subject: str) -> str:
+    """A token issued by a separate process (no event loop shared with the tests)."""
+    script = (
+        "import asyncio\n"
+        "from clearing.cli.registry_cmd import _in_transaction\n"
+        "from clearing.auth import service\n"
+        "from clearing.auth.models import Role\n"
+        "async def go(s, _l):\n"
+        f"    token, _ = await service.issue_token(s, Role('{role.value}'), subject={subject!r}, label='test')\n"
+        "    return token\n"
+        "print(asyncio.run(_in_transaction(go)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, check=True, capture_output=True, text=True
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+@contextmanager
+def uvicorn_server(url: str, data_dir: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """`uvicorn clearing.api.app:create_app` in a subprocess on a migrated database; yields its
+    base URL and environment once /healthz answers (polled, never a fixed wait)."""
+    env = {
+        **os.environ,
+        "ONECARD_DATABASE_URL": url,
+        "ONECARD_DATA_DIR": str(data_dir),
+        "ONECARD_LIST_SIGNING_KEY": LIST_KEY_HEX,
+    }
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "clearing.api.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_STARTUP_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                assert process.stderr is not None
+                raise RuntimeError(f"uvicorn exited: {process.stderr.read().decode()[-2000:]}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)  # polling for readiness
+        yield base, env
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

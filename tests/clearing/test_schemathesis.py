@@ -7,15 +7,9 @@ generate requests for every operation, with and without valid credentials.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -23,32 +17,9 @@ from schemathesis.checks import not_a_server_error
 
 from clearing import db
 from clearing.auth.models import Role
+from tests.clearing.apiharness import issue_token_in_subprocess, uvicorn_server
 
-STARTUP_TIMEOUT_S = 30
 EXAMPLES_PER_OPERATION = 30
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _issue_admin_token(env: dict[str, str]) -> str:
-    script = (
-        "import asyncio\n"
-        "from clearing.cli.registry_cmd import _in_transaction\n"
-        "from clearing.auth import service\n"
-        "from clearing.auth.models import Role\n"
-        "async def go(s, _l):\n"
-        f"    token, _ = await service.issue_token(s, Role('{Role.ADMIN.value}'), subject='fuzz', label='fuzz')\n"
-        "    return token\n"
-        "print(asyncio.run(_in_transaction(go)))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script], env=env, check=True, capture_output=True, text=True
-    )
-    return out.stdout.strip().splitlines()[-1]
 
 
 @pytest.fixture(scope="module")
@@ -56,43 +27,8 @@ def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     data_dir: Path = tmp_path_factory.mktemp("fuzz")
     url = f"sqlite+aiosqlite:///{(data_dir / 'onecard.db').as_posix()}"
     db.upgrade(url)
-    env = {**os.environ, "ONECARD_DATABASE_URL": url, "ONECARD_DATA_DIR": str(data_dir)}
-    token = _issue_admin_token(env)
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "clearing.api.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"uvicorn exited: {process.stderr.read().decode()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)  # polling for readiness, not a fixed wait
-        yield base, token
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with uvicorn_server(url, data_dir) as (base, env):
+        yield base, issue_token_in_subprocess(env, Role.ADMIN, "fuzz")
 
 
 def _header(headers: dict, name: str) -> str:
