@@ -386,3 +386,97 @@ def test_state_from_an_older_period_is_ignored_not_trusted():
         state = price_leg(f, "adult", state, ride("b1", when=at(hour))).state
     later = at(8) + timedelta(days=1)
     assert price_leg(f, "adult", state, ride("b1", when=later)).fare_fen == 200
+
+
+# --------------------------------------------------------------------------- more catalogue cases
+
+
+def test_a_product_sold_only_on_paper_is_not_offered_to_a_card():
+    f = feed(
+        fare_products=(
+            "fare_product_id,rider_category_id,fare_media_id,amount,currency\n"
+            "paper_only,,paper,1.00,CNY\ncard_fare,,card,2.50,CNY\n"
+        ),
+        fare_leg_rules=(
+            "leg_group_id,network_id,fare_product_id,rule_priority\n"
+            "p,bus,paper_only,1\nc,bus,card_fare,1\n"
+        ),
+    )
+    quote = price_leg(f, "adult", EMPTY_STATE, ride("b1"))
+    assert (quote.fare_fen, quote.fare_product_id) == (250, "card_fare")
+
+
+def test_a_rider_without_a_row_pays_the_any_rider_row_then_the_default_rows():
+    f = feed(
+        fare_products=(
+            "fare_product_id,rider_category_id,amount,currency\n"
+            "a,adult,3.00,CNY\na,,2.50,CNY\nb,adult,4.00,CNY\n"
+        ),
+        fare_leg_rules="leg_group_id,network_id,fare_product_id\nbus,bus,a\nmetro,metro,b\n",
+    )
+    assert price_leg(f, "student", EMPTY_STATE, ride("b1")).fare_fen == 250
+    assert price_leg(f, "student", EMPTY_STATE, ride("m1")).fare_fen == 400
+    assert price_leg(f, "adult", EMPTY_STATE, ride("b1")).fare_fen == 300
+
+
+def test_transfer_product_is_priced_for_the_riders_category():
+    f = feed(
+        fare_products=PRODUCTS + "credit,adult,,-1.50,CNY\ncredit,student,,-0.50,CNY\n",
+        fare_leg_rules=LEG_RULES,
+        fare_transfer_rules=(
+            "from_leg_group_id,to_leg_group_id,transfer_count,duration_limit,"
+            "duration_limit_type,fare_transfer_type,fare_product_id\n"
+            "bus,metro,,3600,1,1,credit\n"
+        ),
+    )
+    legs = [ride("b1", when=at(8)), ride("m1", when=at(8, 30))]
+    assert charges(f, legs, rider="adult") == [200, 250]
+    assert charges(f, legs, rider="student") == [100, 350]  # metro has one price: 4.00 - 0.50
+
+
+def test_transfer_only_type_never_charges_below_zero():
+    f = transfer_feed("bus,metro,,3600,1,2,xfer_fee\n")  # AB = 0.50 < what was paid already
+    assert charges(f, [ride("b1", when=at(8)), ride("m1", when=at(8, 30))]) == [200, 0]
+
+
+def test_networks_may_come_from_routes_txt():
+    f = feed(
+        routes="route_id,route_type,network_id\nb1,3,bus\nm1,1,metro\n",
+        route_networks=None,
+        fare_products=PRODUCTS,
+        fare_leg_rules=LEG_RULES,
+    )
+    assert price_leg(f, "adult", EMPTY_STATE, ride("m1")).fare_fen == 400
+
+
+def test_whole_day_timeframe_and_rule_priority_combine():
+    f = feed(
+        fare_products=PRODUCTS,
+        calendar=(
+            "service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,end_date\n"
+            "all,1,1,1,1,1,1,1,20260101,20271231\n"
+        ),
+        timeframes=(
+            "timeframe_group_id,start_time,end_time,service_id\n"
+            "any_time,,,all\nnight,00:00:00,05:00:00,all\n"
+        ),
+        fare_leg_rules=(
+            "leg_group_id,network_id,from_timeframe_group_id,fare_product_id,rule_priority\n"
+            "day,bus,any_time,bus_fare,0\nnight,,night,peak_fare,5\n"
+        ),
+    )
+    assert price_leg(f, "adult", EMPTY_STATE, ride("b1", when=at(4, 59))).fare_fen == 500
+    assert price_leg(f, "adult", EMPTY_STATE, ride("b1", when=at(5, 0))).fare_fen == 200
+    assert price_leg(f, "adult", EMPTY_STATE, ride("b1", when=at(23, 59))).fare_fen == 200
+
+
+def test_network_cap_and_all_network_cap_both_hold():
+    f = cap_feed("all,adult,,day,7.00,CNY\nbus,adult,bus,day,3.00,CNY\n")
+    legs = [
+        ride("b1", when=at(7)),
+        ride("b1", when=at(8)),
+        ride("m1", when=at(9)),
+        ride("m1", when=at(10)),
+    ]
+    # bus: 2.00, then 1.00 (bus cap 3.00); metro 4.00 (all 7.00 now reached), then 0
+    assert charges(f, legs) == [200, 100, 400, 0]
