@@ -209,3 +209,38 @@ def test_keys_from_only_tac_writes_a_least_privilege_copy(tmp_path: Path) -> Non
         app, ["card", "keys", "--from", str(tmp_path / "none"), "--out", str(tmp_path / "m")]
     )
     assert missing.exit_code == 1 and "no key store" in missing.output
+
+
+def test_attach_reconnects_when_the_reader_goes_away_and_saves_on_sigterm(tmp_path: Path) -> None:
+    from .test_vpcd_bridge import FakeVpcd
+
+    _keys, card_file = _issue(tmp_path)
+    vpcd = FakeVpcd()
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "onecard"),
+            "card",
+            "attach",
+            "--card",
+            str(card_file),
+            "--vpcd",
+            f"127.0.0.1:{vpcd.port}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        vpcd.accept()
+        vpcd.send(b"\x04")
+        assert vpcd.recv()[:1] == b"\x3b"  # the ATR
+        vpcd.conn.close()  # pcscd restarted: the card must come back by itself
+        vpcd.accept()
+        vpcd.send(bytes.fromhex("00A4040008A00000063201010500"))
+        assert vpcd.recv()[-2:] == b"\x90\x00"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=10)
+        vpcd.close()
+    assert process.returncode == 0, output
+    assert b"reconnecting" in output and b"state saved" in output
+    assert SoftCard.load(card_file).balance_fen == 1500
