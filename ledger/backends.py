@@ -9,7 +9,7 @@ the transaction.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, case, func, insert, select, update
@@ -59,6 +59,10 @@ class SqlBackend:
 
     dialect = "sqlite"
 
+    def __init__(self, clock_ns: Callable[[], int] = time.time_ns) -> None:
+        # The wall clock, in nanoseconds; tests inject one that jumps to reach timeouts.
+        self.clock_ns = clock_ns
+
     # -- primitives (PostgresBackend overrides the hot ones) -----------------------------------
 
     async def reserve_timestamps(self, conn: AsyncConnection, count: int) -> int:
@@ -68,7 +72,7 @@ class SqlBackend:
         locks is the same for every batch.
         """
         invariant(count > 0, "reserve at least one timestamp")
-        now_ns = time.time_ns()
+        now_ns = self.clock_ns()
         statement = (
             update(clock)
             .where(clock.c.id == 1)
@@ -82,9 +86,12 @@ class SqlBackend:
         return last - count + 1
 
     async def due_deadlines(self, conn: AsyncConnection, now_ns: int, limit: int) -> list[int]:
+        # The ledger's time is the later of the wall clock and its last timestamp.
+        last = select(clock.c.last_ns).where(clock.c.id == 1).scalar_subquery()
+        ledger_now = case((last > now_ns, last), else_=now_ns)
         rows = await conn.execute(
             select(pending_deadlines.c.pending_id)
-            .where(pending_deadlines.c.expires_at <= now_ns)
+            .where(pending_deadlines.c.expires_at <= ledger_now)
             .order_by(pending_deadlines.c.expires_at)
             .limit(limit)
         )
@@ -232,7 +239,7 @@ class SqlBackend:
         own_ids = _valid_ids(t.id for t in flat)
         pending_refs = _valid_ids(t.pending_id for t in flat)
         reverse_refs = _valid_ids(t.reverses_id for t in flat)
-        due = await self.due_deadlines(conn, time.time_ns(), EXPIRE_PER_BATCH_MAX)
+        due = await self.due_deadlines(conn, self.clock_ns(), EXPIRE_PER_BATCH_MAX)
         refs = pending_refs | reverse_refs | set(due)
 
         # Accounts to lock: the batch's own, and those of the pending transfers it resolves
@@ -288,7 +295,7 @@ class SqlBackend:
 
     async def expire_pending_transfers(self, conn: AsyncConnection, limit: int) -> int:
         """Release up to `limit` pending transfers whose timeout passed; returns how many."""
-        due = await self.due_deadlines(conn, time.time_ns(), limit)
+        due = await self.due_deadlines(conn, self.clock_ns(), limit)
         if not due:
             return 0
         pendings = await self.fetch_transfers(conn, set(due))
@@ -518,5 +525,6 @@ class PostgresBackend(SqlBackend):
         )
 
 
-def backend_for(dialect_name: str) -> SqlBackend:
-    return PostgresBackend() if dialect_name == "postgresql" else SqlBackend()
+def backend_for(dialect_name: str, clock_ns: Callable[[], int] = time.time_ns) -> SqlBackend:
+    backend = PostgresBackend if dialect_name == "postgresql" else SqlBackend
+    return backend(clock_ns)

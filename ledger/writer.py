@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -47,6 +49,7 @@ RETRY_MAX = 16
 QUEUE_REQUESTS_MAX = 65_536
 EXPIRE_LIMIT_MAX = 8190
 _RETRYABLE_SQLSTATES = {"40001", "40P01", "23505"}
+_WRITE_OPTION = "ledger_write"
 
 
 class LedgerBusyError(LedgerError):
@@ -68,6 +71,17 @@ def _is_retryable(error: DBAPIError) -> bool:
         or "could not serialize" in text
         or (isinstance(error, OperationalError) and "locked" in text)
     )
+
+
+def _retry_reason(error: DBAPIError) -> str:
+    if isinstance(error, IntegrityError):
+        return "unique_violation"
+    text = str(error.orig).lower()
+    if "deadlock" in text:
+        return "deadlock"
+    if "serialize" in text:
+        return "serialization_failure"
+    return "busy"
 
 
 def _check_batch(items: Sequence[Any], kind: type) -> None:
@@ -104,7 +118,10 @@ def _sqlite_immediate(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Only the ledger's writing transactions take the write lock up front; readers keep a
+        # deferred BEGIN so they read (WAL) while a writer works.
+        immediate = connection.get_execution_options().get(_WRITE_OPTION)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 class Ledger:
@@ -115,10 +132,15 @@ class Ledger:
     """
 
     def __init__(
-        self, engine: AsyncEngine, *, owns_engine: bool = False, group_commit: bool = True
+        self,
+        engine: AsyncEngine,
+        *,
+        owns_engine: bool = False,
+        group_commit: bool = True,
+        clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self.engine = engine
-        self.backend: SqlBackend = backend_for(engine.dialect.name)
+        self.backend: SqlBackend = backend_for(engine.dialect.name, clock_ns)
         self.reader = LedgerReader(engine)
         self._owns_engine = owns_engine
         self._group_commit = group_commit
@@ -127,17 +149,24 @@ class Ledger:
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
         self.group_flushes = 0  # how many group transactions committed (observability)
-        self.retries = 0
+        self.retries: Counter[str] = Counter()  # retried transactions, by reason
 
     @classmethod
-    async def open(cls, url: str, *, group_commit: bool = True, pool_size: int = 5) -> Ledger:
+    async def open(
+        cls,
+        url: str,
+        *,
+        group_commit: bool = True,
+        pool_size: int = 5,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> Ledger:
         """Open a ledger on a migrated database (`onecard db upgrade` makes the schema)."""
         if url.startswith("sqlite"):
             engine = create_async_engine(url)
             _sqlite_immediate(engine)
         else:
             engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
-        return cls(engine, owns_engine=True, group_commit=group_commit)
+        return cls(engine, owns_engine=True, group_commit=group_commit, clock_ns=clock_ns)
 
     async def close(self) -> None:
         self._closed = True
@@ -172,13 +201,13 @@ class Ledger:
         attempt = 0
         while True:
             try:
-                async with self.engine.begin() as own:
+                async with self._write_transaction() as own:
                     return await work(own)
             except DBAPIError as error:
                 attempt += 1
                 if not _is_retryable(error) or attempt > RETRY_MAX:
                     raise
-                self.retries += 1
+                self.retries[_retry_reason(error)] += 1
                 # Jittered backoff, so racing transactions do not meet again at once.
                 await asyncio.sleep(random.random() * 0.001 * attempt)
 
@@ -283,7 +312,14 @@ class Ledger:
         raise AttributeError(name)
 
     @asynccontextmanager
+    async def _write_transaction(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(**{_WRITE_OPTION: True})
+            async with conn.begin():
+                yield conn
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A database transaction of the ledger's engine, for callers that group several calls."""
-        async with self.engine.begin() as conn:
+        """A writing transaction of the ledger's engine, for callers that group several calls."""
+        async with self._write_transaction() as conn:
             yield conn

@@ -1,0 +1,63 @@
+"""Small builders for the ledger tests: namespaced accounts and transfers on ledger 1 (CNY)."""
+
+from __future__ import annotations
+
+from ledger.ids import account_id, transfer_id
+from ledger.types import Account, AccountFlags, LedgerSpec, Transfer, TransferFlags
+from ledger.writer import Ledger
+
+CNY = 1
+USD = 2
+LEDGERS = [LedgerSpec(id=CNY, name="CNY in fen"), LedgerSpec(id=USD, name="USD cents", code="USD")]
+
+
+def acct(
+    ns: str, name: str, *, ledger: int = CNY, flags: AccountFlags = AccountFlags.NONE
+) -> Account:
+    return Account(account_id(f"{ns}:{name}"), ledger, 1, f"{ns}:{name}", flags=flags)
+
+
+def xfer(
+    ns: str,
+    key: str,
+    debit: Account | int,
+    credit: Account | int,
+    amount: int,
+    *,
+    ledger: int = CNY,
+    code: int = 1,
+    flags: TransferFlags = TransferFlags.NONE,
+    **extra: int,
+) -> Transfer:
+    return Transfer(
+        id=transfer_id(f"{ns}:{key}"),
+        debit_account_id=debit if isinstance(debit, int) else debit.id,
+        credit_account_id=credit if isinstance(credit, int) else credit.id,
+        amount=amount,
+        ledger=ledger,
+        code=code,
+        flags=flags,
+        **extra,
+    )
+
+
+async def setup_books(ledger: Ledger, ns: str) -> dict[str, Account]:
+    """bank (asset), card and card2 (may not go below zero), merchant, and a USD account."""
+    await ledger.create_ledgers(LEDGERS)
+    books = {
+        "bank": acct(ns, "bank"),
+        "card": acct(ns, "card", flags=AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS),
+        "card2": acct(ns, "card2", flags=AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS),
+        "merchant": acct(ns, "merchant"),
+        "limit": acct(ns, "limit", flags=AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS),
+        "usd": acct(ns, "usd", ledger=USD),
+    }
+    results = await ledger.create_accounts(list(books.values()))
+    assert all(r.value in ("ok", "exists") for r in results), results
+    return books
+
+
+async def balances(ledger: Ledger, account: Account) -> tuple[int, int, int, int]:
+    [state] = await ledger.reader.lookup_accounts([account.id])
+    b = state.balance
+    return (b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted)
