@@ -37,11 +37,17 @@ FARE_FEN = 1
 
 
 def _serve_card(
-    card_json: str, host: str, port: int, ready: multiprocessing.synchronize.Event
+    card_json: str,
+    host: str,
+    port: int,
+    ready: multiprocessing.synchronize.Event,
+    save_to: str | None,
 ) -> None:
     from cardio.vpcd import VpcdBridge
 
-    bridge = VpcdBridge(SoftCard.from_json(card_json), host, port)
+    card = SoftCard.from_json(card_json)
+    persist = (lambda: card.save(save_to)) if save_to else None
+    bridge = VpcdBridge(card, host, port, on_change=persist)
     bridge.connect()
     ready.set()
     bridge.serve()
@@ -134,6 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reader", default="Virtual PCD 00 00")
     parser.add_argument("--vpcd", default="127.0.0.1:35963", help="the reader's vpcd HOST:PORT")
     parser.add_argument("--no-pcsc", action="store_true", help="skip the pcscd run")
+    parser.add_argument(
+        "--persist",
+        action="store_true",
+        help="the card saves CARD.json (fsync) after every debit, as `onecard card attach` does",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.taps <= 100_000:
         parser.error("--taps must be 1..100000")
@@ -163,7 +174,15 @@ def main(argv: list[str] | None = None) -> int:
             ready = multiprocessing.get_context("fork").Event()
             served = fresh_card()
             process = multiprocessing.get_context("fork").Process(
-                target=_serve_card, args=(served.to_json(), host, port, ready), daemon=True
+                target=_serve_card,
+                args=(
+                    served.to_json(),
+                    host,
+                    port,
+                    ready,
+                    str(Path(tmp) / "CARD.json") if args.persist else None,
+                ),
+                daemon=True,
             )
             process.start()
             try:
@@ -184,7 +203,12 @@ def main(argv: list[str] | None = None) -> int:
                 process.terminate()
                 process.join(5)
                 wait_for_removal(args.reader, 5.0)
-            rows.append(("pcsc tap (pyscard->pcscd->vpcd->card)", pcsc_ms))
+            label = (
+                "pcsc tap, card saving CARD.json"
+                if args.persist
+                else "pcsc tap (pyscard->pcscd->vpcd->card)"
+            )
+            rows.append((label, pcsc_ms))
 
         crypto_us = _crypto_us_per_tap(store, card.app_serial, max(1000, args.taps))
         tac_us = _tac_verify_us(store, 20_000)
@@ -204,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     results = {
         "taps": args.taps,
+        "persist": args.persist,
         "pcsc_tap_p50_ms": round(_pct(pcsc_ms, 0.5), 3) if pcsc_ms else None,
         "pcsc_tap_p99_ms": round(_pct(pcsc_ms, 0.99), 3) if pcsc_ms else None,
         "inproc_tap_p50_ms": round(_pct(inproc_ms, 0.5), 3),
