@@ -17,7 +17,7 @@ from celery.schedules import crontab
 from clearing.settings import Settings, get_settings
 from clearing.settlement.days import parse_cutoff
 
-TASK_MODULES = ("clearing.engine.tasks", "clearing.settlement.tasks")
+TASK_MODULES = ("clearing.engine.tasks", "clearing.settlement.tasks", "clearing.registry.tasks")
 # Settle a little after the cut-off, so the clearing run that follows it has begun.
 SETTLE_AFTER_CUTOFF = timedelta(minutes=10)
 TASK_TIME_LIMIT_S = 3600  # a clearing run of a whole day's backlog fits easily
@@ -59,6 +59,10 @@ def make_celery(settings: Settings | None = None) -> Celery:
                 "task": "clearing.clear_staged",
                 "schedule": float(settings.clearing_interval_s),
                 "kwargs": {"trigger": "beat"},
+            },
+            "complete-card-replacements": {
+                "task": "clearing.complete_replacements",
+                "schedule": 900.0,  # a replaced card's balance moves within 15 min of being ready
             },
             "settle-closed-day": {
                 "task": "clearing.settle_day",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -415,3 +416,36 @@ async def test_replacement_waits_until_the_whole_fleet_holds_the_deny_list(
         assert await complete(utc_now()) == []  # the whole fleet has it, but just now
         assert await complete(soon) == [old]
         assert await balances(w, chart.card(old), chart.card_pending(new)) == [0, 900]
+
+
+async def test_replacement_task_moves_a_balance_held_past_the_maximum(
+    sqlite_url, tmp_path, monkeypatch
+) -> None:
+    async with world(sqlite_url, tmp_path) as w:
+        admin = w.auth("admin")
+        old, new = random_card_no(), random_card_no()
+        await w.client.post(
+            "/v1/cards", json=card_body(old, "r-5", deposit=0, load=700), headers=admin
+        )
+        await w.client.post(
+            f"/v1/cards/{old}/replace", json={"new_card_no": new, "reason": "x"}, headers=admin
+        )
+        async with w.app.state.sessionmaker() as session:
+            replacement = await session.get(CardReplacement, old)
+            replacement.requested_at = utc_now() - registry_service.REPLACEMENT_HOLD_MAX
+            await session.commit()
+        monkeypatch.setenv("ONECARD_DATABASE_URL", sqlite_url)
+        from clearing.registry import tasks
+        from clearing.settings import get_settings
+
+        get_settings.cache_clear()
+        try:
+            moved = await asyncio.to_thread(tasks.complete_replacements)
+            again = await asyncio.to_thread(tasks.complete_replacements)
+        finally:
+            get_settings.cache_clear()
+        assert moved == [
+            {"old_card_no": old, "new_card_no": new, "moved_fen": 700, "load_id": f"replace-{old}"}
+        ]
+        assert again == []
+        assert await balances(w, chart.card(old), chart.card_pending(new)) == [0, 700]
