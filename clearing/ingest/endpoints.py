@@ -9,12 +9,19 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from clearing.api.deps import SessionDep
+from clearing.api.errors import PayloadTooLarge
 from clearing.api.problems import PROBLEM_RESPONSES
 from clearing.auth.dependencies import PrincipalDep, SigningTerminalDep, TerminalIdPath
 from clearing.auth.models import Role
 from clearing.auth.service import require_role
 from clearing.ingest import service
-from clearing.ingest.schemas import BatchAck, BatchOut, BatchUpload, SequenceGapOut
+from clearing.ingest.schemas import (
+    RECORDS_PER_BATCH_MAX,
+    BatchAck,
+    BatchOut,
+    BatchUpload,
+    SequenceGapOut,
+)
 from clearing.registry import service as registry_service
 
 router = APIRouter(prefix="/v1", tags=["ingest"], responses=PROBLEM_RESPONSES)
@@ -30,6 +37,10 @@ def parse_upload(body: bytes) -> BatchUpload:
     try:
         return BatchUpload.model_validate_json(body)
     except ValidationError as error:
+        if any(e["type"] == "too_long" and tuple(e["loc"]) == ("records",) for e in error.errors()):
+            raise PayloadTooLarge(
+                f"at most {RECORDS_PER_BATCH_MAX} records per batch: split it"
+            ) from error
         errors = [
             {**item, "loc": ("body", *item["loc"])} for item in error.errors(include_url=False)
         ]
