@@ -91,9 +91,9 @@ def _is_bcd(raw: bytes) -> bool:
 
 
 def decode_bcd_date(raw: bytes, what: str = "date") -> date | None:
-    """YYYYMMDD BCD; all-zero means 'not set' (None)."""
+    """YYYYMMDD BCD; all-zero or all-FF (seen on cards without an expiry) means 'not set' (None)."""
     raw = _need(raw, 4, what)
-    if raw == bytes(4):
+    if raw in (bytes(4), b"\xff" * 4):
         return None
     if not _is_bcd(raw):
         raise ResponseMalformed(f"{what} is not BCD")

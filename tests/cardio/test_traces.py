@@ -232,3 +232,14 @@ def test_pcsc_return_codes_map_to_cardio_errors() -> None:
     for code, cls in cases.items():
         assert type(error_for_hresult(code, "doing")) is cls
     assert type(error_for_hresult(scard.SCARD_E_INVALID_PARAMETER, "doing")) is TransportError
+
+
+def test_a_card_without_expiry_dates_reads_as_open_ended() -> None:
+    raw = h("0731410000000000 0101 00004100000089999985 FFFFFFFF FFFFFFFF 0100".replace(" ", ""))
+    card = ScriptedCard([("00B095001E", raw.hex() + "9000")])
+    info = Purse(card).read_public_info()
+    assert info.valid_from is None and info.valid_until is None
+    assert info.is_valid_on(date(2099, 1, 1))
+    from cardio.records import CardType
+
+    assert info.card_type is CardType.ADULT
