@@ -1,0 +1,342 @@
+"""`onecard clear`, `onecard settle`, `onecard quarantine ...`, `onecard statement`,
+`onecard subsidies`: the finance staff's commands. Parse, call the services, print."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, timedelta
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from clearing.api.errors import ClearingError
+from clearing.engine.reasons import QuarantineReason
+from clearing.engine.service import EngineConfig, open_engine
+from clearing.settings import get_settings
+
+console = Console()
+ACTOR_DEFAULT = "finance:cli"
+
+
+def yuan(fen: int) -> str:
+    sign = "-" if fen < 0 else ""
+    fen = abs(fen)
+    return f"{sign}{fen // 100:,}.{fen % 100:02d}"
+
+
+async def _staged_count(url: str) -> int:
+    from sqlalchemy import func, select
+
+    from clearing.ingest.models import TapRecord
+    from ledger.writer import Ledger
+
+    async with await Ledger.open(url) as ledger, ledger.engine.connect() as conn:
+        return int(
+            (
+                await conn.execute(
+                    select(func.count()).select_from(TapRecord).where(TapRecord.state == "received")
+                )
+            ).scalar()
+            or 0
+        )
+
+
+async def clear_with_progress(records_max: int | None, chunk: int, quiet: bool = False) -> Any:
+    settings = get_settings()
+    url = settings.resolved_database_url()
+    total = await _staged_count(url)
+    if records_max is not None:
+        total = min(total, records_max)
+    config = EngineConfig(chunk_records=chunk)
+    async with open_engine(url, settings.key_store, config) as engine:
+        with Progress(
+            TextColumn("[bold]clearing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=quiet,
+        ) as progress:
+            task = progress.add_task("clear", total=max(total, 1))
+            summary = await engine.clear_pending(
+                trigger="cli",
+                records_max=records_max,
+                progress=lambda n: progress.advance(task, n),
+            )
+            progress.update(task, completed=max(total, 1))
+    return summary
+
+
+def print_summary(summary: Any) -> None:
+    table = Table(title=f"clearing run {summary.run_id}")
+    table.add_column("records seen", justify="right")
+    table.add_column("posted", justify="right")
+    table.add_column("duplicates", justify="right")
+    table.add_column("torn taps void", justify="right")
+    table.add_column("quarantined", justify="right")
+    table.add_column("resolved", justify="right")
+    table.add_column("CNY posted", justify="right")
+    table.add_row(
+        str(summary.records_seen),
+        str(summary.posted),
+        str(summary.duplicates),
+        str(summary.voided),
+        str(summary.quarantined),
+        str(summary.resolved),
+        yuan(summary.amount_fen_posted),
+    )
+    console.print(table)
+    for reason, count in sorted(summary.reasons.items()):
+        console.print(f"  quarantined for [yellow]{reason}[/yellow]: {count}")
+
+
+def print_settlement(settlement: Any, files: Any) -> None:
+    title = f"settlement {settlement.business_day}"
+    if settlement.already_settled:
+        title += " (already settled: nothing changed)"
+    table = Table(title=title)
+    for name in ("participant", "taps", "fares", "subsidy", "insured", "gross", "commission"):
+        table.add_column(name, justify="left" if name == "participant" else "right")
+    table.add_column("net paid", justify="right")
+    for line in settlement.lines:
+        table.add_row(
+            escape(line.participant_code),
+            str(line.taps),
+            yuan(line.fares_fen),
+            yuan(line.subsidy_fen),
+            yuan(line.insured_fen),
+            yuan(line.gross_fen),
+            f"{yuan(line.commission_fen)} ({line.commission_bp} bp)",
+            yuan(line.net_fen),
+        )
+    table.add_row(
+        "[bold]total",
+        str(settlement.taps),
+        "",
+        "",
+        "",
+        yuan(settlement.gross_fen),
+        yuan(settlement.commission_fen),
+        f"[bold]{yuan(settlement.net_fen)}",
+    )
+    console.print(table)
+    for claim in settlement.claims:
+        console.print(f"  claim on [cyan]{claim.account}[/cyan]: {yuan(claim.amount_fen)} CNY")
+    console.print(f"  instructions: {files.csv}")
+    console.print(f"  pain.001:     {files.xml or '(nobody to pay)'}")
+    console.print(f"  claims:       {files.claims}")
+
+
+def _fail(error: Exception) -> None:
+    console.print(f"[red]{escape(str(error))}[/red]")
+    raise typer.Exit(1)
+
+
+async def _quarantine_call(work: Any) -> Any:
+    from ledger.writer import Ledger
+
+    url = get_settings().resolved_database_url()
+    async with await Ledger.open(url) as ledger, ledger.transaction() as conn:
+        return await work(conn)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("clear")
+    def clear(
+        records_max: int = typer.Option(None, "--max", help="Clear at most this many records."),
+        chunk: int = typer.Option(4000, help="Records per database transaction (1-4095)."),
+    ) -> None:
+        """Clear every staged tap record: verify TACs, deduplicate, post, quarantine."""
+        summary = asyncio.run(clear_with_progress(records_max, chunk))
+        print_summary(summary)
+
+    @app.command("settle")
+    def settle(
+        day: str = typer.Option(
+            None, "--date", help="Business day YYYY-MM-DD (default: the last closed day)."
+        ),
+        force: bool = typer.Option(False, help="Settle a day whose cut-off has not passed."),
+        actor: str = typer.Option(ACTOR_DEFAULT, help="Who settles (audited)."),
+    ) -> None:
+        """Settle a business day: commission, payouts, CSV and pain.001 instructions."""
+        from clearing.settlement.service import SettlementError
+        from clearing.settlement.tasks import settle as settle_day
+
+        try:
+            business_day = date.fromisoformat(day) if day else None
+            settlement, files = asyncio.run(
+                settle_day(get_settings(), business_day, actor=actor, force=force)
+            )
+        except (SettlementError, ValueError) as error:
+            _fail(error)
+        print_settlement(settlement, files)
+
+    @app.command("statement")
+    def statement(
+        participant: str = typer.Argument(..., help="Participant code, e.g. bus-1."),
+        day: str = typer.Option(..., "--date", help="Settlement day YYYY-MM-DD."),
+    ) -> None:
+        """An operator's statement: what was cleared per line and terminal."""
+        from clearing.settlement.service import operator_statement
+
+        rows = asyncio.run(
+            _quarantine_call(
+                lambda conn: operator_statement(conn, participant, date.fromisoformat(day))
+            )
+        )
+        table = Table(title=f"{participant} statement {day}")
+        for name in ("line", "terminal", "taps", "fares", "subsidy", "insured"):
+            table.add_column(name, justify="right" if name not in ("line", "terminal") else "left")
+        for row in rows:
+            table.add_row(
+                escape(row.route_id or "-"),
+                row.terminal_id,
+                str(row.taps),
+                yuan(row.fares_fen),
+                yuan(row.subsidy_fen),
+                yuan(row.insured_fen),
+            )
+        console.print(table)
+
+    @app.command("subsidies")
+    def subsidies(
+        first: str = typer.Option(..., "--from", help="First business day YYYY-MM-DD."),
+        last: str = typer.Option(None, "--to", help="Last business day (default: --from)."),
+    ) -> None:
+        """Concession claims per operator, line and day (full fare - charged)."""
+        from clearing.settlement.service import subsidy_report
+
+        first_day = date.fromisoformat(first)
+        last_day = date.fromisoformat(last) if last else first_day
+        if last_day < first_day or last_day - first_day > timedelta(days=366):
+            _fail(ValueError("the range must run forwards and span at most a year"))
+        rows = asyncio.run(_quarantine_call(lambda conn: subsidy_report(conn, first_day, last_day)))
+        table = Table(title=f"concession claims {first_day} .. {last_day}")
+        for name in ("day", "operator", "line", "scheme", "rides", "full fare", "charged", "claim"):
+            table.add_column(name)
+        for row in rows:
+            table.add_row(
+                str(row.business_day),
+                escape(row.participant_code),
+                escape(row.route_id or "-"),
+                escape(row.scheme),
+                str(row.rides),
+                yuan(row.full_fare_fen),
+                yuan(row.charged_fen),
+                yuan(row.subsidy_fen),
+            )
+        console.print(table)
+
+    quarantine = typer.Typer(help="Records the engine could not clear.", no_args_is_help=True)
+
+    @quarantine.command("list")
+    def list_(
+        reason: QuarantineReason = typer.Option(None, help="Only this reason."),
+        limit: int = typer.Option(50, help="At most this many (1-1000)."),
+        after: int = typer.Option(0, help="Only records after this id (paging)."),
+    ) -> None:
+        """Quarantined records, oldest first, and the count per reason."""
+        from clearing.quarantine import service
+
+        async def work(conn: Any) -> Any:
+            rows = await service.list_quarantined(conn, reason=reason, after_id=after, limit=limit)
+            return rows, await service.counts_by_reason(conn)
+
+        try:
+            rows, counts = asyncio.run(_quarantine_call(work))
+        except ClearingError as error:
+            _fail(error)
+        print_quarantine(rows, counts)
+
+    @quarantine.command("show")
+    def show(tap_id: int = typer.Argument(..., help="Tap record id.")) -> None:
+        """One record: every field, its audit trail and how it ended."""
+        from clearing.quarantine import service
+
+        try:
+            detail = asyncio.run(_quarantine_call(lambda conn: service.show(conn, tap_id)))
+        except ClearingError as error:
+            _fail(error)
+        table = Table(title=f"tap record {tap_id}", show_header=False)
+        for key, value in detail.record.items():
+            table.add_row(key, escape(str(value)))
+        console.print(table)
+        for action in detail.actions:
+            override = f" override={action.override}" if action.override else ""
+            console.print(
+                f"  {action.at:%Y-%m-%d %H:%M:%S} {action.action} ({action.reason}{override}) "
+                f"by {escape(action.actor)}: {escape(action.note)}"
+            )
+        if detail.disposition:
+            console.print(f"  cleared without money: {detail.disposition}")
+
+    @quarantine.command("release")
+    def release(
+        tap_id: int = typer.Argument(..., help="Tap record id."),
+        note: str = typer.Option(..., help="Why: what was fixed (audited)."),
+        override: QuarantineReason = typer.Option(
+            None,
+            help="Accept this soft reason on re-clear (balance_chain_broken, grey_unresolved).",
+        ),
+        actor: str = typer.Option(ACTOR_DEFAULT, help="Who releases (audited)."),
+    ) -> None:
+        """Send a record back to clearing (`onecard clear` then decides again)."""
+        from clearing.quarantine import service
+
+        try:
+            asyncio.run(
+                _quarantine_call(
+                    lambda conn: service.release(
+                        conn, tap_id, actor=actor, note=note, override=override
+                    )
+                )
+            )
+        except ClearingError as error:
+            _fail(error)
+        console.print(f"[green]released {tap_id}[/green]: it clears on the next run")
+
+    @quarantine.command("write-off")
+    def write_off(
+        tap_id: int = typer.Argument(..., help="Tap record id."),
+        note: str = typer.Option(..., help="Why it will never clear (audited)."),
+        actor: str = typer.Option(ACTOR_DEFAULT, help="Who writes it off (audited)."),
+    ) -> None:
+        """Close a record for good; it moves no money."""
+        from clearing.quarantine import service
+
+        try:
+            asyncio.run(
+                _quarantine_call(
+                    lambda conn: service.write_off(conn, tap_id, actor=actor, note=note)
+                )
+            )
+        except ClearingError as error:
+            _fail(error)
+        console.print(f"[green]wrote off {tap_id}[/green]")
+
+    app.add_typer(quarantine, name="quarantine")
+
+
+def print_quarantine(rows: Any, counts: dict[str, int]) -> None:
+    table = Table(title="quarantine")
+    for name in ("id", "reason", "kind", "terminal", "card", "counter", "seq", "CNY", "tapped at"):
+        table.add_column(name)
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            f"[yellow]{row.reason}[/yellow]",
+            row.kind,
+            row.terminal_id,
+            row.card_no,
+            str(row.card_counter),
+            str(row.terminal_seq),
+            yuan(row.amount_fen),
+            f"{row.occurred_at:%Y-%m-%d %H:%M}",
+        )
+    console.print(table)
+    for reason, count in counts.items():
+        console.print(f"  {reason}: {count}")

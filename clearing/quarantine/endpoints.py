@@ -1,0 +1,85 @@
+"""Quarantine endpoints for finance staff: list, inspect, release, write off (all audited)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from clearing.api.deps import SessionDep
+from clearing.auth.dependencies import PrincipalDep
+from clearing.auth.models import Role
+from clearing.auth.service import require_role
+from clearing.engine.reasons import QuarantineReason
+from clearing.quarantine import service
+from clearing.quarantine.schemas import (
+    ActionOut,
+    QuarantinedOut,
+    ReasonCountOut,
+    RecordDetailOut,
+    ReleaseIn,
+    WriteOffIn,
+)
+
+router = APIRouter(prefix="/v1/quarantine", tags=["quarantine"])
+
+
+@router.get("", response_model=list[QuarantinedOut])
+async def list_quarantined(
+    session: SessionDep,
+    principal: PrincipalDep,
+    reason: QuarantineReason | None = None,
+    terminal_id: Annotated[str | None, Query(pattern=r"^[0-9A-F]{12}$")] = None,
+    after_id: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=service.PAGE_MAX)] = 100,
+) -> list[QuarantinedOut]:
+    require_role(principal, Role.FINANCE, Role.ADMIN)
+    conn = await session.connection()
+    rows = await service.list_quarantined(
+        conn, reason=reason, terminal_id=terminal_id, after_id=after_id, limit=limit
+    )
+    return [QuarantinedOut.model_validate(row) for row in rows]
+
+
+@router.get("/reasons", response_model=list[ReasonCountOut])
+async def reasons(session: SessionDep, principal: PrincipalDep) -> list[ReasonCountOut]:
+    require_role(principal, Role.FINANCE, Role.ADMIN)
+    counts = await service.counts_by_reason(await session.connection())
+    return [ReasonCountOut(reason=k, records=v) for k, v in counts.items()]
+
+
+@router.get("/{tap_id}", response_model=RecordDetailOut)
+async def show(
+    tap_id: int,
+    session: SessionDep,
+    principal: PrincipalDep,
+) -> RecordDetailOut:
+    require_role(principal, Role.FINANCE, Role.ADMIN)
+    detail = await service.show(await session.connection(), tap_id)
+    return RecordDetailOut(
+        record=detail.record,
+        actions=[ActionOut.model_validate(a) for a in detail.actions],
+        disposition=detail.disposition,
+    )
+
+
+@router.post("/{tap_id}/release", response_model=RecordDetailOut)
+async def release(
+    tap_id: int, body: ReleaseIn, session: SessionDep, principal: PrincipalDep
+) -> RecordDetailOut:
+    require_role(principal, Role.FINANCE)
+    conn = await session.connection()
+    await service.release(
+        conn, tap_id, actor=principal.actor, note=body.note, override=body.override
+    )
+    return await show(tap_id, session, principal)
+
+
+@router.post("/{tap_id}/write-off", response_model=RecordDetailOut)
+async def write_off(
+    tap_id: int, body: WriteOffIn, session: SessionDep, principal: PrincipalDep
+) -> RecordDetailOut:
+    require_role(principal, Role.FINANCE)
+    conn = await session.connection()
+    await service.write_off(conn, tap_id, actor=principal.actor, note=body.note)
+    return await show(tap_id, session, principal)

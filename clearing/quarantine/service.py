@@ -1,0 +1,229 @@
+"""The quarantine for finance staff: list, inspect, release (re-clear after a fix) or write off
+records the engine could not clear. Every action is audited with who and why.
+
+Takes the caller's connection and never commits it. Releasing only sends a record back to
+the engine (state `received`); the engine decides again, with the override if one was given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clearing.api.errors import Conflict, InvalidRequest, NotFound
+from clearing.engine.models import TapDisposition
+from clearing.engine.reasons import QuarantineReason
+from clearing.ingest.models import TapRecord, TapState
+from clearing.quarantine.models import QuarantineAction, QuarantineActionRow
+from clearing.registry.models import utc_now
+
+taps = TapRecord.__table__
+actions = QuarantineActionRow.__table__
+dispositions = TapDisposition.__table__
+
+PAGE_MAX = 1000
+NOTE_LENGTH_MAX = 2000
+ACTOR_LENGTH_MAX = 100
+
+
+class NotQuarantined(Conflict):
+    code = "not_quarantined"
+    title = "The record is not in quarantine"
+
+
+class OverrideNotAllowed(InvalidRequest):
+    code = "override_not_allowed"
+    title = "This reason cannot be overridden"
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedRecord:
+    id: int
+    terminal_id: str
+    kind: str
+    card_no: str
+    card_counter: int
+    terminal_seq: int
+    amount_fen: int
+    occurred_at: datetime
+    reason: str | None
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActionEntry:
+    id: int
+    action: str
+    reason: str | None
+    override: str | None
+    actor: str
+    note: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RecordDetail:
+    record: dict[str, Any]
+    actions: tuple[ActionEntry, ...]
+    disposition: str | None
+
+
+def _record(row: Any) -> QuarantinedRecord:
+    return QuarantinedRecord(
+        row.id,
+        row.terminal_id,
+        str(row.kind),
+        row.card_no,
+        row.card_counter,
+        row.terminal_seq,
+        row.amount_fen,
+        row.occurred_at,
+        row.quarantine_reason,
+        str(row.state),
+    )
+
+
+async def list_quarantined(
+    conn: AsyncConnection,
+    *,
+    reason: QuarantineReason | None = None,
+    terminal_id: str | None = None,
+    after_id: int = 0,
+    limit: int = 100,
+) -> list[QuarantinedRecord]:
+    """Quarantined records in arrival order, a page at a time (`after_id` = last id seen)."""
+    if not 1 <= limit <= PAGE_MAX:
+        raise InvalidRequest(f"limit must be 1 .. {PAGE_MAX}")
+    query = select(taps).where(taps.c.state == TapState.QUARANTINED, taps.c.id > after_id)
+    if reason is not None:
+        query = query.where(taps.c.quarantine_reason == reason.value)
+    if terminal_id is not None:
+        query = query.where(taps.c.terminal_id == terminal_id)
+    rows = await conn.execute(query.order_by(taps.c.id).limit(limit))
+    return [_record(row) for row in rows]
+
+
+async def counts_by_reason(conn: AsyncConnection) -> dict[str, int]:
+    rows = await conn.execute(
+        select(taps.c.quarantine_reason, func.count())
+        .where(taps.c.state == TapState.QUARANTINED)
+        .group_by(taps.c.quarantine_reason)
+        .order_by(taps.c.quarantine_reason)
+    )
+    return {r[0]: int(r[1]) for r in rows}
+
+
+async def show(conn: AsyncConnection, tap_id: int) -> RecordDetail:
+    row = (await conn.execute(select(taps).where(taps.c.id == tap_id))).first()
+    if row is None:
+        raise NotFound(f"no tap record {tap_id}")
+    history = await conn.execute(
+        select(actions).where(actions.c.tap_record_id == tap_id).order_by(actions.c.id)
+    )
+    disposition = (
+        await conn.execute(
+            select(dispositions.c.disposition).where(dispositions.c.tap_record_id == tap_id)
+        )
+    ).scalar()
+    record = {
+        key: (value.value if hasattr(value, "value") else value)
+        for key, value in row._mapping.items()
+    }
+    return RecordDetail(
+        record,
+        tuple(
+            ActionEntry(a.id, a.action, a.reason, a.override, a.actor, a.note, a.at)
+            for a in history
+        ),
+        disposition,
+    )
+
+
+def _check_note(actor: str, note: str) -> tuple[str, str]:
+    actor = actor.strip()
+    note = note.strip()
+    if not actor or len(actor) > ACTOR_LENGTH_MAX:
+        raise InvalidRequest(f"the actor must be 1 .. {ACTOR_LENGTH_MAX} characters")
+    if not note or len(note) > NOTE_LENGTH_MAX:
+        raise InvalidRequest(f"say why, in 1 .. {NOTE_LENGTH_MAX} characters")
+    return actor, note
+
+
+async def _quarantined_for_update(conn: AsyncConnection, tap_id: int) -> Any:
+    query = select(taps.c.id, taps.c.state, taps.c.quarantine_reason).where(taps.c.id == tap_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise NotFound(f"no tap record {tap_id}")
+    if row.state != TapState.QUARANTINED:
+        raise NotQuarantined(f"tap record {tap_id} is {row.state}, not quarantined")
+    return row
+
+
+async def release(
+    conn: AsyncConnection,
+    tap_id: int,
+    *,
+    actor: str,
+    note: str,
+    override: QuarantineReason | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Send a quarantined record back to clearing (after the cause was fixed, e.g. the card or
+    terminal registered). `override` accepts a soft reason (balance chain, torn tap) for it."""
+    actor, note = _check_note(actor, note)
+    row = await _quarantined_for_update(conn, tap_id)
+    if override is not None:
+        if not override.overridable:
+            raise OverrideNotAllowed(f"{override.value} is checked again on every release")
+        if row.quarantine_reason != override.value:
+            raise OverrideNotAllowed(
+                f"the record is quarantined for {row.quarantine_reason}, not {override.value}"
+            )
+    now = now or utc_now()
+    await conn.execute(
+        update(taps)
+        .where(taps.c.id == tap_id)
+        .values(state=TapState.RECEIVED, quarantine_reason=None, state_changed_at=now)
+    )
+    await conn.execute(
+        insert(actions).values(
+            tap_record_id=tap_id,
+            action=QuarantineAction.RELEASED.value,
+            reason=row.quarantine_reason,
+            override=override.value if override else None,
+            actor=actor,
+            note=note,
+            at=now,
+        )
+    )
+
+
+async def write_off(
+    conn: AsyncConnection, tap_id: int, *, actor: str, note: str, now: datetime | None = None
+) -> None:
+    """Close a quarantined record for good: it moves no money (the card keeps its balance)."""
+    actor, note = _check_note(actor, note)
+    row = await _quarantined_for_update(conn, tap_id)
+    now = now or utc_now()
+    await conn.execute(
+        update(taps)
+        .where(taps.c.id == tap_id)
+        .values(state=TapState.WRITTEN_OFF, state_changed_at=now)
+    )
+    await conn.execute(
+        insert(actions).values(
+            tap_record_id=tap_id,
+            action=QuarantineAction.WRITTEN_OFF.value,
+            reason=row.quarantine_reason,
+            override=None,
+            actor=actor,
+            note=note,
+            at=now,
+        )
+    )
