@@ -88,7 +88,7 @@ def _tck(body: bytes) -> int:
 SOFTCARD_ATR = b"\x3b" + _ATR_BODY + bytes((_tck(_ATR_BODY),))
 
 SW_OK = b"\x90\x00"
-ISSUER_APP_TYPE = 0x02  # onecard: purse application
+ISSUER_APP_TYPE = 0x01  # as on the Changsha card; MZT terminals read 02 as "abnormal"
 ISSUER_APP_VERSION = 0x01
 
 
