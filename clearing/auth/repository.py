@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -40,6 +41,7 @@ async def remember_nonce(
     """
     values = {"terminal_id": terminal_id, "nonce": nonce, "seen_at": seen_at}
     dialect = session.bind.dialect.name if session.bind is not None else ""
+    statement: Any
     if dialect == "postgresql":
         statement = postgresql.insert(TerminalNonce).values(values).on_conflict_do_nothing()
     elif dialect == "sqlite":

@@ -59,13 +59,13 @@ async def store_batch(
                 f"batch {upload.batch_id} was already stored with a different body; "
                 "a corrected batch needs a new batch_id"
             )
-        gaps = await repository.open_gaps(session, terminal_id)
+        stored_gaps = await repository.open_gaps(session, terminal_id)
         return StoredBatch(
             existing.batch_id,
             existing.record_count,
             True,
             existing.received_at,
-            tuple(Gap(gap.from_seq, gap.to_seq) for gap in gaps),
+            tuple(Gap(gap.from_seq, gap.to_seq) for gap in stored_gaps),
         )
     seen = await repository.seq_range(session, terminal_id)
     row = await repository.add_batch(
@@ -98,7 +98,7 @@ async def store_batch(
             for index, record in enumerate(upload.records)
         ],
     )
-    gaps = await _record_gaps(
+    open_gaps = await _record_gaps(
         session, terminal_id, seen, [record.terminal_seq for record in upload.records], now
     )
     if upload.records:
@@ -106,7 +106,7 @@ async def store_batch(
         if terminal.seq_high is None or high > terminal.seq_high:
             terminal.seq_high = high
     await session.flush()
-    return StoredBatch(upload.batch_id, len(upload.records), False, now, tuple(gaps))
+    return StoredBatch(upload.batch_id, len(upload.records), False, now, tuple(open_gaps))
 
 
 async def _record_gaps(

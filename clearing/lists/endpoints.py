@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from clearing.api.deps import SessionDep
 from clearing.api.problems import PROBLEM_RESPONSES
@@ -25,7 +25,11 @@ SinceQuery = Annotated[
 
 
 class ListDelta(BaseModel):
-    list: ListKind
+    """The signed body exactly as the protocol names its fields (`list` is an alias)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    list_kind: ListKind = Field(alias="list")
     since: int
     version: int
     added: list[Any]
