@@ -6,6 +6,7 @@ the issuer key store itself never goes to a terminal. Nothing here prints key ma
     terminal_id = "000001000050"
     data_dir = "var/terminals/000001000050"      # journal.db, sam-serial, lists.json
     sam_keys = "var/terminals/000001000050/sam-keys.json"
+    sam_reader = ""                                # optional: a PC/SC reader slot with a PSAM instead
     credential = "var/terminals/000001000050/credential.json"
     clearing_url = "http://127.0.0.1:8000"        # optional: no uploads without it
     server_public_key = "<64 hex>"               # the service's list-signing key (GET /v1/lists/public-key)
@@ -47,6 +48,7 @@ class TerminalConfig:
     feed: str
     route_id: str
     stop_id: str
+    sam_reader: str = ""
 
     @property
     def journal_path(self) -> Path:
@@ -100,6 +102,7 @@ def load_config(path: Path | str) -> TerminalConfig:
         feed=str(resolve(bus["feed"])) if bus.get("feed") else "",
         route_id=str(bus.get("route_id", "1")),
         stop_id=str(bus.get("stop_id", "")),
+        sam_reader=str(body.get("sam_reader") or ""),
     )
 
 

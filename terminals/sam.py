@@ -9,8 +9,10 @@ logs key material, and the serial is durable on disk before MAC1 leaves the SAM.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
+import operator
 import os
 import stat
 import threading
@@ -322,6 +324,31 @@ class SoftwareSam:
             return b"", SW_MAC_INVALID
         self._session = None
         return b"", SW_OK
+
+
+class SamCardSide:
+    """The software SAM as a card (ATR, power): plug it into a reader slot through the vpcd bridge
+    and the terminal reaches it over PC/SC exactly as it would a hardware PSAM."""
+
+    # TS 3B, T0 88 (TD1, 8 historical bytes), TD1 80, TD2 01 (T=1), "ONECSAM1", TCK.
+    _BODY = bytes.fromhex("888001") + b"ONECSAM1"
+    ATR = b"\x3b" + _BODY + bytes((functools.reduce(operator.xor, _BODY, 0),))
+
+    def __init__(self, sam: SoftwareSam) -> None:
+        self.sam = sam
+
+    @property
+    def atr(self) -> bytes:
+        return self.ATR
+
+    def process(self, apdu: bytes) -> bytes:
+        return self.sam.transmit(apdu)
+
+    def power_on(self) -> None:
+        return None
+
+    def power_off(self) -> None:
+        self.sam.close()  # a reset ends any open purchase session
 
 
 @dataclass(frozen=True, slots=True)

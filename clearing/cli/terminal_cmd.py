@@ -135,11 +135,16 @@ def run(
     journal = Journal(config.journal_path, config.terminal_id)
     lists = ListStore(config.lists_path, config.server_public_key)
     sam = SoftwareSam(keys, config.sam_serial_path)
-    filled = journal.reconcile(sam.last_serial)
-    if filled:
-        console.print(
-            f"[yellow]recovered {filled} serial(s) the SAM gave out before a power cut[/yellow]"
-        )
+    if config.sam_reader:
+        # A PSAM in a reader slot: its serial is its own; a lost one is filled at the next tap.
+        psam = Psam(PcscTransport.open(config.sam_reader))
+    else:
+        psam = Psam(sam)
+        filled = journal.reconcile(sam.last_serial)
+        if filled:
+            console.print(
+                f"[yellow]recovered {filled} serial(s) the SAM gave out before a power cut[/yellow]"
+            )
 
     def client() -> ClearingClient:
         assert config.clearing_url is not None
@@ -150,7 +155,7 @@ def run(
     if kind is TerminalKindArg.BUS:
         terminal: object = Validator(
             journal,
-            Psam(sam),
+            psam,
             config.load_feed(),
             lists,
             config.route_id,
@@ -161,7 +166,7 @@ def run(
     elif kind is TerminalKindArg.CLINIC:
         terminal = ClinicTerminal(
             journal,
-            Psam(sam),
+            psam,
             lists,
             client if config.clearing_url else None,
             purchase_key_index=keys.purchase.index,

@@ -185,3 +185,24 @@ def test_onecard_terminal_provision_run_and_journal(attach, issuer, tmp_path):
     journal = Journal(out / "journal.db", "000001000077")
     assert journal.records()[0].tac is not None
     journal.close()
+
+
+def test_the_sam_can_sit_in_a_reader_slot_like_a_hardware_psam(
+    attach, sam, journal, sample_feed, lists, clock, issuer
+):
+    """The SAM behind PC/SC (reader 00 01) and the card in-process: the same tap, the same record."""
+    from cardio.inproc import InProcessTransport
+    from cardio.pcsc import PcscTransport
+    from terminals.sam import Psam, SamCardSide
+    from terminals.terminal import Validator
+
+    attach(SamCardSide(sam))
+    slot = PcscTransport.open(READER)
+    try:
+        bus = Validator(journal, Psam(slot), sample_feed, lists, "3", "east_market", clock=clock)
+        card = SoftCard.issue(issuer, "3100000000000504", balance_fen=1000)
+        result = bus.tap(InProcessTransport(card))
+    finally:
+        slot.close()
+    assert result.outcome is TapOutcome.OK and card.balance_fen == 800
+    assert result.record.terminal_seq == sam.last_serial == 1
