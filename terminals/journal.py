@@ -24,6 +24,7 @@ from terminals.errors import JournalError, invariant
 
 RECORDS_PER_BATCH_MAX = 5000  # the protocol's limit per batch
 RECORDS_PER_BATCH_DEFAULT = 500
+BATCH_BYTES_MAX = 4 * 1024 * 1024  # the protocol's limit per batch body
 GREY_HOLD_DEFAULT = timedelta(hours=1)  # how long a torn tap waits for its card before upload
 BUSY_TIMEOUT_MS = 5000
 
@@ -429,10 +430,18 @@ class Journal:
                 "SELECT COALESCE(MAX(batch_no), 0) + 1 FROM batches"
             ).fetchone()[0]
             batch_id = f"{self.terminal_id}-{batch_no:08d}"
-            body = json.dumps(
-                {"batch_id": batch_id, "records": [r.to_wire() for r in records]},
-                separators=(",", ":"),
-            ).encode("utf-8")
+            while True:
+                body = json.dumps(
+                    {"batch_id": batch_id, "records": [r.to_wire() for r in records]},
+                    separators=(",", ":"),
+                ).encode("utf-8")
+                if len(body) <= BATCH_BYTES_MAX:
+                    break
+                if len(records) == 1:
+                    raise JournalError(
+                        f"record {records[0].terminal_seq} alone is larger than {BATCH_BYTES_MAX} bytes"
+                    )
+                records = records[: len(records) // 2]  # the rest goes in the next batch
             conn.execute(
                 "INSERT INTO batches (batch_no, batch_id, body, records, created_at) VALUES (?, ?, ?, ?, ?)",
                 (batch_no, batch_id, body, len(records), _now()),

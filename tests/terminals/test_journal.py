@@ -152,3 +152,20 @@ def test_a_journal_belongs_to_one_terminal(tmp_path: Path):
     Journal(tmp_path / "j.db", TERMINAL_ID).close()
     with pytest.raises(JournalError):
         Journal(tmp_path / "j.db", "000001000099")
+
+
+def test_batches_stay_within_the_protocols_4_mib(journal: Journal):
+    from terminals.journal import BATCH_BYTES_MAX
+
+    big = "r" * (BATCH_BYTES_MAX // 3)  # three such records fit, four do not
+    for seq in range(1, 5):
+        intent = journal.append_intent(replace(DRAFT, fare_rule=big))
+        journal.append_grey(intent, replace(DRAFT, fare_rule=big, terminal_seq=seq))
+        journal.complete(seq, b"\x01\x02\x03\x04", 800)
+    first = journal.next_batch(records_max=10)
+    assert len(first.body) <= BATCH_BYTES_MAX and first.records == 2
+    journal.acknowledge(first, duplicate=False)
+    second = journal.next_batch(records_max=10)
+    assert second.records == 2 and len(second.body) <= BATCH_BYTES_MAX
+    exactly = json.loads(first.body)
+    assert [r["terminal_seq"] for r in exactly["records"]] == [1, 2]
