@@ -227,7 +227,8 @@ class Purse:
         )
 
     def read_log(self, records_max: int = LOG_RECORDS_MAX) -> list[LogRecord]:
-        """The transaction log 0018, most recent first, until 6A83 (no more records)."""
+        """The transaction log 0018, most recent first, until 6A83 (no more records) or an
+        unused slot (all 00 or all FF, which some cards answer instead of 6A83)."""
         if not 1 <= records_max <= LOG_RECORDS_MAX:
             raise ApduError(f"the log has at most {LOG_RECORDS_MAX} records")
         out: list[LogRecord] = []
@@ -237,6 +238,8 @@ class Purse:
                     LOG_RECORD_LEN, "0018"
                 )
             except RecordNotFound:
+                break
+            if raw in (bytes(LOG_RECORD_LEN), b"\xff" * LOG_RECORD_LEN):
                 break
             out.append(LogRecord.parse(raw))
         return out

@@ -243,3 +243,11 @@ def test_a_card_without_expiry_dates_reads_as_open_ended() -> None:
     from cardio.records import CardType
 
     assert info.card_type is CardType.ADULT
+
+
+def test_an_unused_log_slot_ends_the_log() -> None:
+    record = "0002 000000 00000064 06 000001000050 20261129 080000"
+    card = ScriptedCard([("00B201C417", record + "9000"), ("00B202C417", "00" * 23 + "9000")])
+    log = Purse(card).read_log()
+    assert [r.counter for r in log] == [2]
+    assert card.done()
