@@ -161,3 +161,60 @@ def test_card_pulled_during_selection_leaves_nothing_behind(validator, make_card
     transport.tear_next(0xA4)
     assert validator.tap(transport).outcome is TapOutcome.CARD_REMOVED
     assert journal.records() == []
+
+
+def other_bus(issuer, tmp_path, sample_feed, lists, clock):
+    from terminals.journal import Journal
+    from terminals.sam import Psam, SoftwareSam, provision_sam_keys
+    from terminals.terminal import Validator
+
+    keys = provision_sam_keys(issuer, bytes.fromhex("000001000061"), tmp_path / "b-keys.json")
+    journal = Journal(tmp_path / "b.db", "000001000061")
+    return Validator(
+        journal,
+        Psam(SoftwareSam(keys, tmp_path / "b-serial")),
+        sample_feed,
+        lists,
+        "5",
+        "monastery",
+        clock=clock,
+    )
+
+
+def test_torn_debit_whose_proof_is_gone_stays_grey_for_clearing(
+    validator, make_card, journal, clock, issuer, tmp_path, sample_feed, lists
+):
+    transport = make_card(balance_fen=1000)
+    transport.tear_next(0x54)  # debited on bus A, answer lost
+    validator.tap(transport)
+    transport.insert()
+    clock.advance(minutes=90)
+    assert (
+        other_bus(issuer, tmp_path, sample_feed, lists, clock).tap(transport).outcome
+        is TapOutcome.OK
+    )
+    clock.advance(minutes=90)
+    back = validator.tap(transport)  # bus A sees the card again: its proof was overwritten by bus B
+    assert back.outcome is TapOutcome.OK
+    first, second = journal.records()
+    assert first.status is RecordStatus.GREY and journal.outcome(first.terminal_seq) is None
+    assert second.status is RecordStatus.COMPLETE
+    assert transport.card.balance_fen == 1000 - 200 - 200 - 200
+
+
+def test_torn_before_debit_then_used_elsewhere_is_known_not_debited(
+    validator, make_card, journal, clock, issuer, tmp_path, sample_feed, lists
+):
+    transport = make_card(balance_fen=1000)
+    transport.tear_next(0xDC)  # never debited on bus A
+    validator.tap(transport)
+    transport.insert()
+    clock.advance(minutes=90)
+    other_bus(issuer, tmp_path, sample_feed, lists, clock).tap(
+        transport
+    )  # uses that counter on bus B
+    clock.advance(minutes=90)
+    assert validator.tap(transport).outcome is TapOutcome.OK
+    first, _ = journal.records()
+    assert journal.outcome(first.terminal_seq) == "not_debited"
+    assert transport.card.balance_fen == 1000 - 200 - 200
