@@ -1,0 +1,45 @@
+"""`POST /v1/terminals/{terminal_id}/clinic/splits`: the clinic terminal asks how a visit's bill
+splits between the insurance fund and the patient (terminal-signed like every terminal call)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from clearing.api.deps import SessionDep
+from clearing.auth.dependencies import SigningTerminalDep
+from clearing.clinic import service
+from clearing.clinic.adapter import InsuranceAdapter, RulesAdapter
+from clearing.clinic.schemas import SplitIn, SplitOut
+
+router = APIRouter(tags=["clinic"])
+_DEFAULT_ADAPTER = RulesAdapter()
+
+
+def _adapter(request: Request) -> InsuranceAdapter:
+    return getattr(request.app.state, "insurance_adapter", None) or _DEFAULT_ADAPTER
+
+
+@router.post("/v1/terminals/{terminal_id}/clinic/splits", response_model=SplitOut)
+async def split_visit(
+    request: Request, body: SplitIn, session: SessionDep, terminal: SigningTerminalDep
+) -> SplitOut:
+    """Split a visit's bill (idempotent per visit_id); the patient's share is then debited from
+    the card and the insured share is claimed from the fund when the record clears."""
+    split = await service.split_visit(
+        await session.connection(),
+        _adapter(request),
+        terminal,
+        visit_id=body.visit_id,
+        card_no=body.card_no,
+        bill_fen=body.bill_fen,
+        visit_at=body.visit_at,
+    )
+    return SplitOut(
+        visit_id=body.visit_id,
+        card_no=body.card_no,
+        scheme=split.scheme,
+        bill_fen=split.bill_fen,
+        insured_fen=split.insured_fen,
+        patient_fen=split.patient_fen,
+        rule=split.rule,
+    )
