@@ -7,7 +7,7 @@ Every pyscard/PC/SC failure leaves here as a `cardio.errors.TransportError` subc
 - `wait_for_card(reader, timeout_s) -> None` (CardRequest.waitforcard; NoCard on time-out)
 - `wait_for_removal(reader, timeout_s) -> None` (until pcscd sees the reader empty)
 - `PcscTransport.open(reader, share=True, timeout_s=0)`: connect (SCARD_LEAVE_CARD on release when
-  shared, so other handles on the same card are not reset), `.transmit(apdu) -> bytes`, `.atr`, `.close()`.
+  shared, so other handles on the same card are not reset), `.transmit(apdu) -> bytes`, `.atr`, `.reset()` (warm reset), `.close()`.
 """
 
 from __future__ import annotations
@@ -195,6 +195,26 @@ class PcscTransport:
             # mid-command: no status word means no answer.
             raise CardRemoved("the card left during the command (no status word came back)")
         return bytes(response)
+
+    def reset(self) -> None:
+        """Warm-reset the card (SCardReconnect with SCARD_RESET_CARD): it loses its session, as
+        when it leaves the field and comes back, and this handle stays usable."""
+        if self._handle is None:
+            raise CardRemoved("the connection is closed")
+        mode = (
+            scard.SCARD_SHARE_SHARED
+            if self._disposition == scard.SCARD_LEAVE_CARD
+            else scard.SCARD_SHARE_EXCLUSIVE
+        )
+        hresult, protocol = scard.SCardReconnect(
+            self._handle,
+            mode,
+            scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1,
+            scard.SCARD_RESET_CARD,
+        )
+        if hresult != scard.SCARD_S_SUCCESS:
+            raise error_for_hresult(hresult, "resetting the card")
+        self._protocol = protocol
 
     def close(self) -> None:
         if self._handle is not None:

@@ -304,3 +304,45 @@ def test_get_challenge_and_trip_records_through_pcscd(
     purse.debit(2, WHEN, crypto.purchase_mac1(sespk, 100, TxnType.CAPP_PURCHASE, TERMINAL, WHEN))
     assert purse.read_trips() == [trip]
     assert purse.get_balance() == 4_900
+
+
+def test_random_loads_and_purchases_through_pcscd_keep_the_purse_consistent(
+    attached_card: AttachedCard, key_store: KeyStore
+) -> None:
+    from hypothesis import HealthCheck, settings
+    from hypothesis.stateful import run_state_machine_as_test
+
+    from .test_softcard import PurseMachine
+
+    purse = attached_card.purse()
+
+    class PcscPurseMachine(PurseMachine):
+        def _plug(self, card: SoftCard) -> Purse:
+            attached_card.bridge.card = card  # a new card in the same reader
+            purse.transport.reset()
+            return purse
+
+        def _re_tap(self) -> None:
+            purse.transport.reset()  # pcscd resets the card through vpcd: its session is gone
+
+    PcscPurseMachine.key_store = key_store
+    run_state_machine_as_test(
+        PcscPurseMachine,
+        settings=settings(
+            max_examples=15,
+            stateful_step_count=15,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
+
+
+def test_a_warm_reset_ends_the_cards_session(attached_card: AttachedCard) -> None:
+    purse = attached_card.purse()
+    purse.select()
+    purse.initialize_purchase(1, 100, TERMINAL)
+    purse.transport.reset()
+    purse.select()
+    with pytest.raises(ConditionsNotSatisfied):
+        purse.debit(1, WHEN, bytes(4))
+    assert purse.get_balance() == 5_000

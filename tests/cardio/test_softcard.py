@@ -251,8 +251,7 @@ class PurseMachine(RuleBasedStateMachine):
     @initialize(opening=st.integers(0, 20_000))
     def issue(self, opening: int) -> None:
         self.card = SoftCard.issue(self.key_store, "3100000000009999", balance_fen=opening)
-        self.transport = InProcessTransport(self.card)
-        self.purse = Purse(self.transport)
+        self.purse = self._plug(self.card)
         self.info = self.purse.select().public_info
         self.keys = testing.ClearKeys(self.key_store)
         self.opening = opening
@@ -335,11 +334,19 @@ class PurseMachine(RuleBasedStateMachine):
         self.purchases += amount
         self.last_offline += 1
 
+    def _plug(self, card: SoftCard) -> Purse:
+        """Put the card in a reader; the pcscd variant overrides this."""
+        self.transport = InProcessTransport(card)
+        return Purse(self.transport)
+
+    def _re_tap(self) -> None:
+        self.transport.remove()
+        self.transport.insert()
+
     @precondition(lambda self: self.last_offline > 0)
     @rule()
     def re_tap_reads_the_last_proof(self) -> None:
-        self.transport.remove()
-        self.transport.insert()
+        self._re_tap()
         self.purse.select()
         last = self.purse.read_log(1)[0]
         if last.txn_type in (TxnType.EP_PURCHASE, TxnType.CAPP_PURCHASE):
