@@ -20,6 +20,8 @@ from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import httpx
+
 from cardio.inproc import InProcessTransport
 from cardio.keystore import KeyStore
 from cardio.softcard import SoftCard
@@ -105,7 +107,9 @@ class Fleet:
         clearing_url: str | None = None,
         list_public_key: str | None = None,
         seed: int = 0,
+        http_transport: httpx.BaseTransport | None = None,
     ) -> None:
+        """`http_transport` lets a caller route the buses' requests (e.g. an in-process app)."""
         invariant(1 <= buses <= BUSES_MAX, f"a fleet has 1..{BUSES_MAX} buses")
         self.feed = feed
         self.data_dir = Path(data_dir)
@@ -151,7 +155,7 @@ class Fleet:
                 uploader = Uploader(
                     journal,
                     lists,
-                    partial(ClearingClient, clearing_url, credential),
+                    partial(ClearingClient, clearing_url, credential, transport=http_transport),
                     interval_s=60,
                 )
             self.buses.append(Bus(terminal_id, route, validator, journal, credential, uploader))
@@ -258,8 +262,13 @@ def simulate_day(
     list_public_key: str | None = None,
     seed: int = 0,
     offline_share: float = 0.3,
+    http_transport: httpx.BaseTransport | None = None,
 ) -> tuple[Fleet, FleetDay]:
-    """Build a fleet and run one day; the fleet is returned open (call `fleet.close()`)."""
+    """Build a fleet and run one day; the fleet is returned open (call `fleet.close()`).
+
+    With a clearing service, register `fleet.credentials()` first: build the Fleet, register,
+    then call `fleet.simulate_day(...)` instead of this shortcut.
+    """
     fleet = Fleet(
         issuer,
         feed,
@@ -268,5 +277,6 @@ def simulate_day(
         clearing_url=clearing_url,
         list_public_key=list_public_key,
         seed=seed,
+        http_transport=http_transport,
     )
     return fleet, fleet.simulate_day(cards, day, offline_share=offline_share)
