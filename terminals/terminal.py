@@ -34,7 +34,7 @@ from cardio.records import (
 )
 from terminals.capp import TapPlace, decode_transit_record, encode_transit_record
 from terminals.client import ClearingClient
-from terminals.errors import MacInvalid, NoFare, ServiceUnavailable, UploadRefused
+from terminals.errors import MacInvalid, NoFare, SamError, ServiceUnavailable, UploadRefused
 from terminals.fares.engine import FareQuote, Leg, price_tap
 from terminals.fares.feed import FareFeed
 from terminals.journal import Journal, RecordKind, RecordStatus, TapRecord
@@ -199,19 +199,27 @@ class PurseTerminal:
         capp_record: Callable[[], bytes] | None,
     ) -> tuple[TapRecord, TapResult | None]:
         intent = self.journal.append_intent(draft)
-        sam = self.psam.init_for_purchase(
-            card_random,
-            init_counter,
-            draft.amount_fen,
-            draft.txn_type,
-            now,
-            key_version,
-            algorithm,  # type: ignore[arg-type]
-            draft.card_no,
-        )
+        masked = mask_card_number(draft.card_no)
+        try:
+            sam = self.psam.init_for_purchase(
+                card_random,
+                init_counter,
+                draft.amount_fen,
+                draft.txn_type,
+                now,
+                key_version,
+                algorithm,  # type: ignore[arg-type]
+                draft.card_no,
+            )
+        except SamError as error:
+            # No serial was given out (the SAM refused): the intent stays an orphan, no record.
+            return draft, TapResult(
+                TapOutcome.CARD_ERROR,
+                f"card {masked} not accepted by this terminal's SAM ({error.sw:04X})",
+                draft.card_no,
+            )
         record = replace(draft, terminal_seq=sam.terminal_serial)
         self.journal.append_grey(intent, record)
-        masked = mask_card_number(draft.card_no)
         try:
             if capp_record is not None:
                 purse.update_capp_data_cache(capp_record())

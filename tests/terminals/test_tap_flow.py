@@ -218,3 +218,23 @@ def test_torn_before_debit_then_used_elsewhere_is_known_not_debited(
     first, _ = journal.records()
     assert journal.outcome(first.terminal_seq) == "not_debited"
     assert transport.card.balance_fen == 1000 - 200 - 200
+
+
+def test_a_card_with_a_key_version_the_sam_does_not_hold_is_refused_without_a_serial(
+    validator, journal, sam, issuer, tmp_path
+):
+    from cardio.keystore import KeyKind, KeyStore, MasterKey
+
+    rotated = KeyStore(
+        issuer.issuer_id,
+        issuer.algorithm,
+        tuple(
+            MasterKey(k.kind, k.index, 2, k.key) if k.kind is KeyKind.PURCHASE else k
+            for k in issuer.keys
+        ),
+    )
+    transport = InProcessTransport(SoftCard.issue(rotated, "3100000000008888", balance_fen=1000))
+    result = validator.tap(transport)
+    assert result.outcome is TapOutcome.CARD_ERROR and "9403" in result.message
+    assert sam.last_serial == 0 and journal.records() == []
+    assert transport.card.balance_fen == 1000
