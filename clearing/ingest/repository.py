@@ -27,10 +27,24 @@ async def add_batch(session: AsyncSession, row: IngestBatch) -> IngestBatch:
     return row
 
 
-async def insert_tap_records(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Core executemany: one round trip per batch, not one per record."""
-    if rows:
-        await session.execute(insert(TapRecord), rows)
+async def insert_tap_records(
+    session: AsyncSession, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> None:
+    """One statement per batch. PostgreSQL: COPY on the session's own connection, inside its
+    transaction (ORM bulk insert measured ~15k rows/s here); other backends: Core executemany.
+    `rows` hold plain values (strings, ints, aware datetimes) in the order of `columns`."""
+    if not rows:
+        return
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        await driver.copy_records_to_table(TapRecord.__tablename__, records=rows, columns=columns)
+        return
+    await connection.execute(
+        TapRecord.__table__.insert(), [dict(zip(columns, row, strict=True)) for row in rows]
+    )
 
 
 async def seq_range(session: AsyncSession, terminal_id: str) -> tuple[int, int] | None:
