@@ -383,11 +383,13 @@ def load_tac(
     return mac(tac_key(dtk, algorithm), data, algorithm=algorithm)
 
 
-def secure_messaging_mac(key: bytes, challenge: bytes, apdu_without_mac: bytes) -> bytes:
+def secure_messaging_mac(
+    key: bytes, challenge: bytes, apdu_without_mac: bytes, algorithm: Algorithm = Algorithm.TDES
+) -> bytes:
     """Line-protection MAC (§3.7): retail MAC over CLA INS P1 P2 Lc data (Lc counting the MAC),
-    IV = the 4-byte GET CHALLENGE || 00 00 00 00."""
-    iv = _need(challenge, 4, "challenge") + bytes(4)
-    return mac(_need(key, 16, "maintenance key"), apdu_without_mac, iv=iv)
+    IV = the 4-byte GET CHALLENGE || 00 00 00 00. SM4 profile: SM4 CBC-MAC, IV = challenge || 12 x 00."""
+    iv = _need(challenge, 4, "challenge") + bytes(algorithm.block_len - 4)
+    return mac(_need(key, 16, "maintenance key"), apdu_without_mac, iv=iv, algorithm=algorithm)
 
 
 @lru_cache(maxsize=4096)

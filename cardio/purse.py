@@ -15,6 +15,7 @@ It holds no keys: MAC1 comes from the terminal's SAM, MAC2 goes back to it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -142,6 +143,13 @@ class PurseCommands:
         if not 0 <= counter_after <= 0xFFFF:
             raise ApduError("the card counter is 2 bytes")
         return CommandApdu(0x80, 0x5A, 0x00, txn_type, counter_after.to_bytes(2, "big"), le=8)
+
+    @staticmethod
+    def update_binary_secure(sfi: int, offset: int, data: bytes, mac: bytes) -> CommandApdu:
+        """UPDATE BINARY with line protection: CLA 04, data || MAC (Lc counts the MAC)."""
+        if len(mac) != 4:
+            raise ApduError("the line-protection MAC is 4 bytes")
+        return CommandApdu(0x04, 0xD6, 0x80 | sfi, offset, bytes(data) + bytes(mac))
 
     @staticmethod
     def get_message() -> CommandApdu:
@@ -311,6 +319,19 @@ class Purse:
         ProofNotAvailable (9406) when that transaction never happened."""
         command = PurseCommands.get_transaction_proof(int(txn_type), counter_after)
         return TransactionProof.parse(self.send(command).expect(8, "GET TRANSACTION PROOF"))
+
+    def update_binary_secure(
+        self, sfi: int, offset: int, data: bytes, mac_for: Callable[[bytes, bytes], bytes]
+    ) -> None:
+        """GET CHALLENGE, then UPDATE BINARY under line protection. `mac_for(challenge, apdu
+        without MAC)` is the SAM's (or HSM's) MAC with the card's maintenance key. A wrong MAC is
+        SecureMessagingMacInvalid (6988), not PurseMacInvalid."""
+        challenge = self.get_challenge(4)
+        header = bytes((0x04, 0xD6, 0x80 | sfi, offset, len(data) + 4))
+        mac = mac_for(challenge, header + bytes(data))
+        self.send(PurseCommands.update_binary_secure(sfi, offset, data, mac)).expect(
+            0, "UPDATE BINARY"
+        )
 
     def get_auth_code(self) -> bytes:
         """GET MESSAGE (80 CA 00 00 09) of 住建部 (CJ/T 166) cards: the 9-byte security code the card

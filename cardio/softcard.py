@@ -16,7 +16,9 @@ Public API:
 GET TRANSACTION PROOF answers for the LAST purchase (P2 06/09) and the LAST load (P2 02) only, as
 real cards do: MAC2 ‖ TAC of the purchase, and the host's MAC2 that the card accepted ‖ TAC for a
 load (which MAC a real card returns for a load was not found in the sources). Anything else: 9406.
-Not implemented (6D00): GET MESSAGE of 住建部 cards, PIN, ED (存折), secure-messaging updates.
+UPDATE BINARY of 0016/0017 needs line protection (CLA 04, MAC with the card's maintenance key over
+GET CHALLENGE): 6984 without a challenge, 6987 without a MAC, 6988 for a wrong one, 6982 in clear.
+Not implemented (6D00): GET MESSAGE of 住建部 cards, PIN, ED (存折).
 """
 
 from __future__ import annotations
@@ -374,7 +376,7 @@ class SoftCard:
         return data + SW_OK
 
     def _dispatch(self, c: CommandApdu) -> bytes:
-        if c.cla not in (0x00, 0x80):
+        if c.cla not in (0x00, 0x04, 0x80):
             raise _Refuse(0x6E00)
         handler = _HANDLERS.get((c.cla, c.ins))
         if handler is None:
@@ -471,6 +473,42 @@ class SoftCard:
             raise _Refuse(0x6700)
         self._challenge = self._random(c.le)
         return self._challenge
+
+    def _update_binary_plain(self, c: CommandApdu) -> bytes:
+        self._require_ep()
+        raise _Refuse(0x6982)  # the files are updated under line protection only (CLA 04)
+
+    def _update_binary_secure(self, c: CommandApdu) -> bytes:
+        """UPDATE BINARY with line protection (PURSE.md §3.7) of 0016 or 0017, maintenance key."""
+        self._require_ep()
+        challenge, self._challenge = self._challenge, None  # a challenge serves one command
+        if not c.p1 & 0x80:
+            raise _Refuse(0x6986)
+        field_name = {SFI_HOLDER: "holder", SFI_MANAGEMENT: "management"}.get(c.p1 & 0x1F)
+        if field_name is None:
+            raise _Refuse(0x6982 if c.p1 & 0x1F == SFI_PUBLIC_INFO else 0x6A82)
+        if len(c.data) < 5:
+            raise _Refuse(0x6987)  # no MAC
+        if challenge is None:
+            raise _Refuse(0x6984)
+        body, mac = c.data[:-4], c.data[-4:]
+        keys = self.state.keys
+        header = bytes((c.cla, c.ins, c.p1, c.p2, len(c.data)))
+        expected = crypto.secure_messaging_mac(
+            keys.maintenance, challenge[:4], header + body, keys.algorithm
+        )
+        if not secrets.compare_digest(expected, mac):
+            raise _Refuse(0x6988)
+        content: bytes = getattr(self.state, field_name)
+        if c.p2 + len(body) > len(content):
+            raise _Refuse(0x6700)
+        updated = content[: c.p2] + body + content[c.p2 + len(body) :]
+        if field_name == "holder":
+            self.state = replace(self.state, holder=updated)
+        else:
+            self.state = replace(self.state, management=updated)
+        self.state_version += 1
+        return b""
 
     # --- purse commands ----------------------------------------------------------------------
 
@@ -731,6 +769,8 @@ _HANDLERS: dict[tuple[int, int], Callable[[SoftCard, CommandApdu], bytes]] = {
     (0x00, 0xB0): SoftCard._read_binary,
     (0x00, 0xB2): SoftCard._read_record,
     (0x00, 0x84): SoftCard._get_challenge,
+    (0x00, 0xD6): SoftCard._update_binary_plain,
+    (0x04, 0xD6): SoftCard._update_binary_secure,
     (0x80, 0x5C): SoftCard._get_balance,
     (0x80, 0x50): SoftCard._initialize,
     (0x80, 0xDC): SoftCard._update_capp_data_cache,

@@ -7,6 +7,7 @@ It must never be used with production keys.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,6 +33,16 @@ class ClearKeys:
         return crypto.purchase_session_key(
             dpk, init.card_random, init.offline_counter, terminal_serial, init.algorithm
         )
+
+    def line_protection(self, app_serial: bytes) -> Callable[[bytes, bytes], bytes]:
+        """`mac_for(challenge, apdu)` with the card's maintenance key, for Purse.update_binary_secure."""
+        master = self.store.master(KeyKind.MAINTENANCE)
+        key = crypto.diversify_key(master.key, app_serial, self.store.algorithm)
+
+        def mac_for(challenge: bytes, apdu: bytes) -> bytes:
+            return crypto.secure_messaging_mac(key, challenge, apdu, self.store.algorithm)
+
+        return mac_for
 
     def seslk(self, app_serial: bytes, card_random: bytes, online_counter: int) -> bytes:
         master = self.store.master(KeyKind.LOAD)

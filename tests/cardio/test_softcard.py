@@ -27,7 +27,7 @@ from cardio.errors import (
 )
 from cardio.inproc import InProcessTransport
 from cardio.keystore import KeyKind, KeyStore
-from cardio.purse import Purse
+from cardio.purse import Purse, PurseCommands
 from cardio.records import CardType, JourneyState, TransitRecord, TripRecord
 from cardio.softcard import SOFTCARD_ATR, SoftCard
 
@@ -454,3 +454,46 @@ def test_random_apdus_never_crash_the_card_or_move_money(
     assert card.balance_fen == 5_000
     assert (card.offline_counter, card.online_counter, card.state.log) == (0, 0, [])
     assert card.state_version == 0
+
+
+def test_holder_update_under_line_protection(soft_card: SoftCard, key_store: KeyStore) -> None:
+    from cardio.errors import (
+        RandomNotAvailable,
+        SecureMessagingMacInvalid,
+        SecureMessagingMissing,
+        SecurityStatusNotSatisfied,
+    )
+    from cardio.records import HolderInfo
+
+    purse, _ = _purse(soft_card)
+    info = purse.read_public_info()
+    keys = testing.ClearKeys(key_store)
+    new_holder = HolderInfo.build(CardType.SENIOR, "Han Meimei", "110101194001010011").encode()
+    purse.update_binary_secure(0x16, 0, new_holder, keys.line_protection(info.app_serial))
+    holder = purse.read_holder()
+    assert holder.card_type is CardType.SENIOR and holder.id_number == "110101194001010011"
+    # A wrong MAC is the secure-messaging error 6988, never the purse's 9302; nothing changes.
+    with pytest.raises(SecureMessagingMacInvalid) as caught:
+        purse.update_binary_secure(0x16, 2, b"Mallory", lambda challenge, apdu: bytes(4))
+    assert caught.value.sw == 0x6988
+    assert purse.read_holder().name == "Han Meimei"
+    # Another card's maintenance key does not work either.
+    other = keys.line_protection(bytes.fromhex("00003100000000000099"))
+    with pytest.raises(SecureMessagingMacInvalid):
+        purse.update_binary_secure(0x16, 2, b"Mallory", other)
+    # A MAC computed over an old challenge is refused: each challenge serves one command.
+    mac_for = keys.line_protection(info.app_serial)
+    challenge = purse.get_challenge()
+    header = bytes((0x04, 0xD6, 0x96, 0x02, 7 + 4))
+    stale = mac_for(challenge, header + b"Mallory")
+    purse.get_challenge()
+    with pytest.raises(SecureMessagingMacInvalid):
+        purse.send(PurseCommands.update_binary_secure(0x16, 2, b"Mallory", stale)).check()
+    with pytest.raises(RandomNotAvailable):  # no challenge left
+        purse.send(PurseCommands.update_binary_secure(0x16, 2, b"Mallory", stale)).check()
+    with pytest.raises(SecurityStatusNotSatisfied):  # in clear
+        purse.send(CommandApdu(0x00, 0xD6, 0x96, 0x02, b"Mallory")).check()
+    with pytest.raises(SecureMessagingMissing):
+        purse.get_challenge()
+        purse.send(CommandApdu(0x04, 0xD6, 0x96, 0x02, b"abc")).check()
+    assert purse.read_holder().name == "Han Meimei"
