@@ -77,6 +77,13 @@ class LoadKiosk:
                 return True
         return False
 
+    def has_pending(self, card_no: str, now: datetime) -> bool:
+        """Whether a load for this card waits on the action list and is not delivered yet."""
+        return any(
+            not self._delivered(load.load_id, card_no)
+            for load in self.lists.pending_loads(card_no, now)
+        )
+
     def deliver(self, transport: Transport) -> LoadResult:
         purse = Purse(transport)
         now = self.clock().replace(microsecond=0)

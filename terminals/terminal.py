@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any, Protocol
 
 from cardio.apdu import CommandApdu, Transport
 from cardio.crypto import CARD_TIME_ZONE, TxnType
@@ -69,6 +70,7 @@ class TapResult:
     record: TapRecord | None = None
     quote: FareQuote | None = None
     recovered: tuple[TapRecord, ...] = ()
+    loaded: tuple[TapRecord, ...] = ()  # top-ups written onto the card in this presentation
 
     @property
     def paid(self) -> bool:
@@ -253,8 +255,20 @@ class PurseTerminal:
         return done, None
 
 
+class CardLoader(Protocol):
+    """What a load-capable validator needs of a load kiosk (terminals.kiosk.LoadKiosk)."""
+
+    def has_pending(self, card_no: str, now: datetime) -> bool: ...
+
+    def deliver(self, transport: Transport) -> Any: ...
+
+
 class Validator(PurseTerminal):
-    """A bus validator at one route and stop (tap-on only)."""
+    """A bus validator at one route and stop (tap-on only).
+
+    With a `loader` (a LoadKiosk sharing this journal and the SAM's serial store) it is a
+    load-capable validator: pending online top-ups are written onto the card before the fare.
+    """
 
     def __init__(
         self,
@@ -264,12 +278,15 @@ class Validator(PurseTerminal):
         lists: ListStore,
         route_id: str,
         stop_id: str,
+        *,
+        loader: CardLoader | None = None,
         **options: object,
     ) -> None:
         super().__init__(journal, psam, lists, **options)  # type: ignore[arg-type]
         self.feed = feed
         self.route_id = route_id
         self.stop_id = stop_id
+        self.loader = loader
 
     def move_to(self, route_id: str, stop_id: str) -> None:
         """The bus reached another stop (or changed line)."""
@@ -298,6 +315,15 @@ class Validator(PurseTerminal):
         recovered, retap = self._recover_card(purse, card_no, now)
         if retap is not None:
             return retap
+        loaded: tuple[TapRecord, ...] = ()
+        if self.loader is not None and self.loader.has_pending(card_no, now):
+            delivery = self.loader.deliver(purse.transport)
+            loaded = tuple(delivery.delivered)
+            if delivery.outcome is not TapOutcome.OK:
+                return TapResult(
+                    delivery.outcome, delivery.message, card_no, recovered=tuple(recovered)
+                )
+            purse.select()  # the load ended the card's session; start the purchase afresh
         # The raw record (not cardio's parsed view): onecard's extension lives in its reserved bytes.
         read_transit = CommandApdu(
             0x00, 0xB2, TRANSIT_RECORD_ID, (SFI_TRANSIT << 3) | 0x04, le=TRANSIT_RECORD_LEN
@@ -361,7 +387,9 @@ class Validator(PurseTerminal):
         message = f"OK {_yuan(quote.fare_fen)} balance {_yuan(record.balance_after_fen)}"
         if quote.transfer_rule:
             message += " (transfer)"
-        return TapResult(TapOutcome.OK, message, card_no, record, quote, tuple(recovered))
+        if loaded:
+            message += f" (loaded {_yuan(sum(r.amount_fen for r in loaded))})"
+        return TapResult(TapOutcome.OK, message, card_no, record, quote, tuple(recovered), loaded)
 
 
 @dataclass(frozen=True, slots=True)

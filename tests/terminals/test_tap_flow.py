@@ -238,3 +238,42 @@ def test_a_card_with_a_key_version_the_sam_does_not_hold_is_refused_without_a_se
     assert result.outcome is TapOutcome.CARD_ERROR and "9403" in result.message
     assert sam.last_serial == 0 and journal.records() == []
     assert transport.card.balance_fen == 1000
+
+
+def test_a_load_capable_validator_writes_the_top_up_before_the_fare(
+    journal, sam, sample_feed, lists, list_server, clock, make_card, tmp_path
+):
+    from datetime import timedelta
+
+    from terminals.kiosk import LoadKiosk
+    from terminals.sam import LoadHost, Psam, load_sam_keys
+    from terminals.terminal import Validator
+
+    keys = load_sam_keys(tmp_path / "sam-keys.json")  # this SAM also holds the load key
+    loader = LoadKiosk(journal, LoadHost(keys), sam.serials, lists, clock=clock)
+    bus = Validator(
+        journal, Psam(sam), sample_feed, lists, "1", "old_town", clock=clock, loader=loader
+    )
+    transport = make_card(balance_fen=50)  # too little for a 2.00 fare
+    card_no = transport.card.card_no
+    expires = (clock.now + timedelta(days=30)).isoformat()
+    lists.apply(
+        list_server.delta(
+            "action",
+            0,
+            3,
+            [{"load_id": "L-77", "card_no": card_no, "amount_fen": 3000, "expires_at": expires}],
+            [],
+            full=True,
+        )
+    )
+    result = bus.tap(transport)
+    assert result.outcome is TapOutcome.OK and "(loaded 30.00)" in result.message
+    assert transport.card.balance_fen == 50 + 3000 - 200
+    load, ride = journal.records()
+    assert (load.kind.value, load.terminal_seq, load.load_id) == ("load", 1, "L-77")
+    assert (ride.kind.value, ride.terminal_seq, ride.action_list_version) == ("purchase", 2, 3)
+    clock.advance(hours=2)
+    again = bus.tap(transport)  # the load is not delivered twice
+    assert again.loaded == () and transport.card.balance_fen == 3050 - 400
+    assert journal.sequence_holes() == []
