@@ -21,6 +21,7 @@ from clearing.books import chart
 from clearing.lists import service as lists_service
 from clearing.lists.service import deny_list_coverage
 from clearing.registry import money, repository
+from clearing.registry.lifecycle import CardAction, allowed_from, next_status
 from clearing.registry.models import (
     Card,
     CardEvent,
@@ -264,7 +265,7 @@ async def report_lost(
     card = await _card_for_update(session, card_no)
     if card.status is CardStatus.LOST:
         return card, await lists_service.deny_card(session, card_no, f"lost: {card_no}")
-    _require_status(card, CardStatus.ACTIVE, CardStatus.BLOCKED)
+    _require(card, CardAction.REPORT_LOST)
     version = await _set_status(
         session, card, CardStatus.LOST, CardEventKind.REPORTED_LOST, principal.actor, reason
     )
@@ -277,7 +278,7 @@ async def block_card(
     card = await _card_for_update(session, card_no)
     if card.status is CardStatus.BLOCKED:
         return card, await lists_service.deny_card(session, card_no, f"blocked: {card_no}")
-    _require_status(card, CardStatus.ACTIVE, CardStatus.LOST)
+    _require(card, CardAction.BLOCK)
     version = await _set_status(
         session, card, CardStatus.BLOCKED, CardEventKind.BLOCKED, actor, reason
     )
@@ -289,7 +290,7 @@ async def unblock_card(
 ) -> tuple[Card, int]:
     """A blocked card, or a lost card found again, becomes active and leaves the deny list."""
     card = await _card_for_update(session, card_no)
-    _require_status(card, CardStatus.BLOCKED, CardStatus.LOST)
+    _require(card, CardAction.UNBLOCK)
     card.status = CardStatus.ACTIVE
     card.status_changed_at = utc_now()
     version = await lists_service.allow_card(session, card_no, f"unblocked: {card_no}")
@@ -311,7 +312,7 @@ async def replace_card(
     """Issue `new_card_no` to the same holder; the old card is denied at once, its deposit moves
     now, and its balance moves (as a pending load) once its last taps have cleared."""
     old = await _card_for_update(session, old_card_no)
-    _require_status(old, CardStatus.ACTIVE, CardStatus.LOST, CardStatus.BLOCKED)
+    _require(old, CardAction.REPLACE)
     if old_card_no == new_card_no:
         raise InvalidRequest("the new card must have another number")
     if await repository.card_by_no(session, new_card_no) is not None:
@@ -444,7 +445,7 @@ async def refund_card(
     Refused while any of its taps still wait for clearing: the balance would be wrong.
     """
     card = await _card_for_update(session, card_no)
-    _require_status(card, CardStatus.ACTIVE, CardStatus.BLOCKED)
+    _require(card, CardAction.REFUND)
     if await repository.unsettled_tap_count(session, card_no) > 0:
         raise CardHasUnclearedTaps(
             f"card {card_no} has taps not yet cleared; run clearing, then refund"
@@ -496,11 +497,11 @@ async def _card_for_update(session: AsyncSession, card_no: str) -> Card:
     return card
 
 
-def _require_status(card: Card, *allowed: CardStatus) -> None:
-    if card.status not in allowed:
-        names = ", ".join(status.value for status in allowed)
+def _require(card: Card, action: CardAction) -> None:
+    if next_status(card.status, action) is None:
+        names = ", ".join(sorted(status.value for status in allowed_from(action)))
         raise CardStateConflict(
-            f"card {card.card_no} is {card.status.value}; this needs one of: {names}"
+            f"card {card.card_no} is {card.status.value}; {action.value} needs one of: {names}"
         )
 
 
