@@ -150,3 +150,54 @@ async def test_list_fetch_needs_the_terminals_own_signature(sqlite_url, tmp_path
         headers = w.terminal.headers("GET", path, b"")
         tampered = await w.client.get(path.replace("since=0", "since=1"), headers=headers)
         assert tampered.status_code == 401
+
+
+async def test_concurrent_losses_each_get_a_version_and_all_reach_the_list(
+    pg_url, tmp_path
+) -> None:
+    import asyncio
+
+    async with world(pg_url, tmp_path) as w:
+        cards = [await issue(w) for _ in range(6)]
+        held = (await w.terminal.get_list("deny", 0)).json()["version"]
+        responses = await asyncio.gather(
+            *(
+                w.client.post(
+                    f"/v1/cards/{card_no}/report-lost",
+                    json={"reason": "x"},
+                    headers=w.auth("admin"),
+                )
+                for card_no in cards
+            )
+        )
+        assert [r.status_code for r in responses] == [200] * 6
+        versions = sorted(r.json()["deny_list_version"] for r in responses)
+        assert len(set(versions)) == 6 and versions[0] > held
+        delta = (await w.terminal.get_list("deny", held)).json()
+        assert set(cards) <= set(delta["added"])
+
+
+async def test_rotated_terminal_key_refuses_the_old_key(sqlite_url, tmp_path) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from tests.clearing.apiharness import public_hex
+
+    async with world(sqlite_url, tmp_path) as w:
+        old_key = w.terminal.key
+        new_key = Ed25519PrivateKey.generate()
+        rotated = await w.client.patch(
+            f"/v1/terminals/{w.terminal.terminal_id}",
+            json={"public_key": public_hex(new_key)},
+            headers=w.auth("admin"),
+        )
+        assert rotated.status_code == 200
+        assert (await w.terminal.get_list("deny", 0)).status_code == 401
+        w.terminal.key = new_key
+        assert (await w.terminal.get_list("deny", 0)).status_code == 200
+        assert old_key is not new_key
+        refused = await w.client.patch(
+            f"/v1/terminals/{w.terminal.terminal_id}",
+            json={"public_key": public_hex(new_key)},
+            headers=w.auth("operator"),
+        )
+        assert refused.status_code == 403
