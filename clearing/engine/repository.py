@@ -8,7 +8,8 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, tuple_, update
+from sqlalchemy import BigInteger, func, insert, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearing.engine.decide import (
@@ -153,6 +154,15 @@ async def terminal_infos(conn: AsyncConnection) -> dict[str, TerminalInfo]:
 async def card_infos(conn: AsyncConnection, card_nos: Iterable[str]) -> dict[str, CardInfo]:
     wanted = sorted(set(card_nos))
     found: dict[str, CardInfo] = {}
+    if _is_pg(conn) and wanted:
+        rows = await conn.execute(
+            text(
+                "SELECT card_no, card_type, scheme FROM cards"
+                " WHERE card_no = ANY(CAST(:cards AS varchar[]))"
+            ),
+            {"cards": wanted},
+        )
+        return {r[0]: CardInfo(str(r[1]), r[2]) for r in rows}
     for part in _chunks(wanted, PARAMS_MAX):
         rows = await conn.execute(
             select(cards.c.card_no, cards.c.card_type, cards.c.scheme).where(
@@ -327,12 +337,14 @@ async def release_overrides(
     """For released records: the latest release (action id, override, reason released from)."""
     found: dict[int, tuple[int, str | None, str | None]] = {}
     for part in _chunks(list(tap_ids), PARAMS_MAX):
+        in_part = (
+            actions.c.tap_record_id == func.any(func.cast(list(part), ARRAY(BigInteger)))
+            if _is_pg(conn)
+            else actions.c.tap_record_id.in_(part)
+        )
         rows = await conn.execute(
             select(actions.c.tap_record_id, actions.c.id, actions.c.override, actions.c.reason)
-            .where(
-                actions.c.tap_record_id.in_(part),
-                actions.c.action == QuarantineAction.RELEASED,
-            )
+            .where(in_part, actions.c.action == QuarantineAction.RELEASED)
             .order_by(actions.c.id)
         )
         for r in rows:
@@ -346,9 +358,25 @@ async def last_settled_day(conn: AsyncConnection) -> date | None:
     return (await conn.execute(select(func.max(SettlementRun.__table__.c.business_day)))).scalar()
 
 
+_CLEARED_COLUMNS = tuple(column.name for column in cleared.columns)
+
+
 async def insert_cleared(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        await conn.execute(insert(cleared), rows)
+    """Insert posted taps; on PostgreSQL by COPY inside the caller's transaction (measured:
+    COPY is several times faster than a bulk INSERT for the engine's thousands of rows)."""
+    if not rows:
+        return
+    if _is_pg(conn):
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        if driver is not None and hasattr(driver, "copy_records_to_table"):
+            await driver.copy_records_to_table(
+                "cleared_taps",
+                records=[tuple(row[name] for name in _CLEARED_COLUMNS) for row in rows],
+                columns=list(_CLEARED_COLUMNS),
+            )
+            return
+    await conn.execute(insert(cleared), rows)
 
 
 async def insert_dispositions(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
@@ -368,6 +396,15 @@ async def set_states(
 ) -> None:
     """Move records to their new state (and quarantine reason), grouped into few statements."""
     for (state, reason), ids in changes.items():
+        if _is_pg(conn):
+            await conn.execute(
+                text(
+                    "UPDATE tap_records SET state = :state, quarantine_reason = :reason,"
+                    " state_changed_at = :at WHERE id = ANY(CAST(:ids AS bigint[]))"
+                ),
+                {"state": str(state), "reason": reason, "at": at, "ids": sorted(ids)},
+            )
+            continue
         for part in _chunks(sorted(ids), PARAMS_MAX):
             await conn.execute(
                 update(taps)

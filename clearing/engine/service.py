@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -106,6 +107,12 @@ class EngineConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.chunk_records <= CHUNK_RECORDS_MAX:
             raise EngineError(f"chunk_records must be 1 .. {CHUNK_RECORDS_MAX}")
+
+
+@functools.lru_cache(maxsize=1 << 19)
+def _account_id(name: str) -> int:
+    """The ledger id of a chart account (validated once per name, then cached)."""
+    return books.account_of(name).id
 
 
 def _utc_now() -> datetime:
@@ -340,7 +347,7 @@ class ClearingEngine:
         found: dict[str, int] = {}
         for start in range(0, len(names), BATCH_MAX):
             states: list[AccountState] = await self.ledger.lookup_accounts(
-                [books.account_of(n).id for n in names[start : start + BATCH_MAX]], conn=conn
+                [_account_id(n) for n in names[start : start + BATCH_MAX]], conn=conn
             )
             for state in states:
                 found[state.name] = state.balance.credit_available
@@ -376,8 +383,8 @@ class ClearingEngine:
             out.append(
                 Transfer(
                     id=transfer_id(f"load:{tap.load_id}{suffix}"),
-                    debit_account_id=books.account_of(books.card_pending(tap.card_no)).id,
-                    credit_account_id=books.account_of(books.card(tap.card_no)).id,
+                    debit_account_id=_account_id(books.card_pending(tap.card_no)),
+                    credit_account_id=_account_id(books.card(tap.card_no)),
                     amount=tap.amount_fen,
                     ledger=LEDGER_CNY,
                     code=TransferCode.LOAD_CONFIRMED,
@@ -386,12 +393,12 @@ class ClearingEngine:
                 )
             )
             return out
-        payable = books.account_of(books.payable(decision.participant_code or "")).id
+        payable = _account_id(books.payable(decision.participant_code or ""))
         if tap.amount_fen > 0:
             out.append(
                 Transfer(
                     id=transfer_id(f"tap:{key}"),
-                    debit_account_id=books.account_of(books.card(tap.card_no)).id,
+                    debit_account_id=_account_id(books.card(tap.card_no)),
                     credit_account_id=payable,
                     amount=tap.amount_fen,
                     ledger=LEDGER_CNY,
@@ -404,7 +411,7 @@ class ClearingEngine:
             out.append(
                 Transfer(
                     id=transfer_id(f"subsidy:{key}"),
-                    debit_account_id=books.account_of(books.subsidy(decision.subsidy_scheme)).id,
+                    debit_account_id=_account_id(books.subsidy(decision.subsidy_scheme)),
                     credit_account_id=payable,
                     amount=decision.subsidy_fen,
                     ledger=LEDGER_CNY,
@@ -417,7 +424,7 @@ class ClearingEngine:
             out.append(
                 Transfer(
                     id=transfer_id(f"insurer:{key}"),
-                    debit_account_id=books.account_of(books.insurer(decision.insurer_scheme)).id,
+                    debit_account_id=_account_id(books.insurer(decision.insurer_scheme)),
                     credit_account_id=payable,
                     amount=decision.insured_fen,
                     ledger=LEDGER_CNY,
@@ -458,7 +465,7 @@ class ClearingEngine:
                 names.add(books.subsidy(p.decision.subsidy_scheme))
             if p.decision.insurer_scheme:
                 names.add(books.insurer(p.decision.insurer_scheme))
-        missing = [n for n in sorted(names) if books.account_of(n).id not in self._accounts_known]
+        missing = [n for n in sorted(names) if _account_id(n) not in self._accounts_known]
         if missing:
             opened = await books.ensure_accounts(self.ledger, missing, conn=conn)
             self._accounts_known.update(opened.values())
