@@ -602,6 +602,26 @@ def _build(reader: _Reader, feed_version: str) -> FareFeed | None:
             )
             continue
         if group and service_id:
+            # GTFS: timeframes of one group and service must not overlap.
+            clash = next(
+                (
+                    t
+                    for t in timeframes
+                    if t.timeframe_group_id == group
+                    and t.service_id == service_id
+                    and t.start_s < end_s
+                    and start_s < t.end_s
+                ),
+                None,
+            )
+            if clash is not None:
+                reader.problem(
+                    "timeframes.txt",
+                    number,
+                    "start_time",
+                    f"overlaps another timeframe of group {group!r} and service {service_id!r}",
+                )
+                continue
             timeframes.append(Timeframe(group, start_s, end_s, service_id))
     timeframe_groups = {t.timeframe_group_id for t in timeframes} | {
         row.get("timeframe_group_id", "") for _, row in timeframes_table.rows
@@ -611,8 +631,29 @@ def _build(reader: _Reader, feed_version: str) -> FareFeed | None:
     legs_table = reader.table("fare_leg_rules.txt", ("fare_product_id",), must_exist=True)
     has_priority = "rule_priority" in legs_table.columns
     leg_rules: list[FareLegRule] = []
+    leg_keys: dict[tuple[str, ...], int] = {}
     for number, row in legs_table.rows:
         product_id = reader.required(legs_table, number, row, "fare_product_id")
+        # GTFS primary key: network, from/to area, from/to timeframe and product.
+        leg_key = tuple(
+            row.get(column, "")
+            for column in (
+                "network_id",
+                "from_area_id",
+                "to_area_id",
+                "from_timeframe_group_id",
+                "to_timeframe_group_id",
+                "fare_product_id",
+            )
+        )
+        if leg_key in leg_keys:
+            reader.problem(
+                "fare_leg_rules.txt",
+                number,
+                "fare_product_id",
+                f"repeats row {leg_keys[leg_key]} (same network, areas, timeframes and product)",
+            )
+        leg_keys.setdefault(leg_key, number)
         if product_id and product_id not in product_ids:
             reader.problem(
                 "fare_leg_rules.txt",

@@ -218,3 +218,23 @@ def test_cli_price_prints_fare_rule_transfer_and_cap_progress_per_tap(tmp_path: 
     assert first[6] == "0" and first[9].startswith("transfer_rule_row_2")
     assert second[6] == "200" and second[10] == "adult_day 200/600;adult_week 200/3000"
     assert third[5:8] == ["student", "100", "200"]
+
+
+def test_overlapping_timeframes_and_repeated_leg_rules_are_refused():
+    found = problems_of(
+        fare_products=GOOD_PRODUCTS,
+        fare_leg_rules="leg_group_id,network_id,fare_product_id\nbus,bus,bus_fare\nbus2,bus,bus_fare\n",
+        calendar=(
+            "service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,end_date\n"
+            "wk,1,1,1,1,1,0,0,20260101,20261231\n"
+        ),
+        timeframes=(
+            "timeframe_group_id,start_time,end_time,service_id\n"
+            "peak,07:00:00,09:00:00,wk\n"
+            "peak,08:30:00,10:00:00,wk\n"
+            "peak,09:00:00,10:00:00,wk\n"
+        ),
+    )
+    assert ("timeframes.txt", 3, "start_time") in found
+    assert ("timeframes.txt", 4, "start_time") not in found  # touching is not overlapping
+    assert ("fare_leg_rules.txt", 3, "fare_product_id") in found
