@@ -19,6 +19,7 @@ from clearing.registry.schemas import (
     CardDetail,
     CardEventOut,
     CardIssue,
+    CardIssueRun,
     CardOut,
     CardReason,
     CardRefund,
@@ -151,6 +152,17 @@ async def issue_card(
     _admin(principal)
     card = await service.issue_card(session, _ledger(request), body, principal.actor)
     return CardOut.model_validate(card)
+
+
+@router.post(
+    "/cards/issue-run", status_code=201, tags=["cards"], summary="Issue a run of cards at once"
+)
+async def issue_cards(
+    body: CardIssueRun, request: Request, principal: PrincipalDep, session: SessionDep
+) -> list[CardOut]:
+    _admin(principal)
+    cards = await service.issue_cards(session, _ledger(request), body.cards, principal.actor)
+    return [CardOut.model_validate(card) for card in cards]
 
 
 @router.get("/cards", tags=["cards"], summary="Cards (residents: their own)")

@@ -21,7 +21,8 @@ from clearing.api.errors import ClearingError
 from clearing.books import chart
 from clearing.books.codes import LEDGER_CNY, TransferCode
 from clearing.books.service import ensure_accounts, ensure_ledger
-from ledger import AccountState, Transfer, TransferFlags, account_id, transfer_id
+from ledger import BATCH_MAX, AccountState, Transfer, TransferFlags, account_id, transfer_id
+from ledger.errors import invariant
 
 
 class LedgerRefused(ClearingError):
@@ -158,17 +159,24 @@ def card_accounts(card_no: str) -> list[str]:
     return [chart.card(card_no), chart.card_pending(card_no), chart.card_deposit(card_no)]
 
 
-async def open_card_accounts(ledger: CardLedger, card_no: str, *, conn: Any) -> None:
-    """The CNY ledger, the fixed accounts and this card's three accounts (idempotent)."""
+async def open_card_accounts(ledger: CardLedger, card_nos: list[str], *, conn: Any) -> None:
+    """The CNY ledger, the fixed accounts and these cards' three accounts each (idempotent)."""
     await ensure_ledger(ledger, conn=conn)
-    await ensure_accounts(ledger, [*chart.FIXED_ACCOUNTS, *card_accounts(card_no)], conn=conn)
+    names = [name for card_no in card_nos for name in card_accounts(card_no)]
+    await ensure_accounts(ledger, [*chart.FIXED_ACCOUNTS, *names], conn=conn)
 
 
 async def post(ledger: CardLedger, transfers: list[Transfer], *, conn: Any) -> list[int]:
     """Submit `transfers` on `conn`; their ids, or LedgerRefused naming the first refusal."""
     if not transfers:
         return []
-    results = await ledger.create_transfers(transfers, conn=conn)
+    results: list[Any] = []
+    for start in range(0, len(transfers), BATCH_MAX):
+        chunk = transfers[start : start + BATCH_MAX]
+        invariant(
+            not chunk[-1].flags & TransferFlags.LINKED, "a linked chain may not span two batches"
+        )
+        results.extend(await ledger.create_transfers(chunk, conn=conn))
     for transfer, result in zip(transfers, results, strict=True):
         code = getattr(result, "result", result)
         if not getattr(code, "ok", False):

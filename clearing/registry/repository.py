@@ -75,6 +75,11 @@ async def card_by_no(session: AsyncSession, card_no: str) -> Card | None:
     return await session.get(Card, card_no)
 
 
+async def existing_card_nos(session: AsyncSession, card_nos: list[str]) -> set[str]:
+    result = await session.execute(select(Card.card_no).where(Card.card_no.in_(card_nos)))
+    return set(result.scalars())
+
+
 async def card_for_update(session: AsyncSession, card_no: str) -> Card | None:
     result = await session.execute(
         select(Card).where(Card.card_no == card_no).with_for_update(key_share=True)

@@ -115,6 +115,14 @@ class CardIssue(BaseModel):
     )
 
 
+class CardIssueRun(BaseModel):
+    """A personalisation run: many cards issued in one transaction."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cards: list[CardIssue] = Field(min_length=1, max_length=2000)
+
+
 class CardReplace(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

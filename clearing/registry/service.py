@@ -42,7 +42,7 @@ from clearing.registry.schemas import (
     TerminalCreate,
     TerminalUpdate,
 )
-from ledger import account_id
+from ledger import Transfer, account_id
 
 STAFF = (Role.ADMIN, Role.FINANCE)
 # After every active terminal holds the deny list that refuses the old card, wait this long
@@ -51,6 +51,7 @@ REPLACEMENT_SETTLE = timedelta(hours=1)
 # A terminal that never fetches again (broken, stolen) must not hold a resident's money forever.
 REPLACEMENT_HOLD_MAX = timedelta(days=7)
 REPLACEMENTS_PER_RUN_MAX = 500
+ISSUE_BATCH_MAX = 2000  # cards per personalisation run (≤ 4,000 transfers: one ledger batch)
 
 
 class CardStateConflict(Conflict):
@@ -220,40 +221,64 @@ async def issue_card(
     session: AsyncSession, ledger: money.CardLedger | None, body: CardIssue, actor: str
 ) -> Card:
     """A new active card; its deposit and first load are paid in (cash or bank)."""
-    if await repository.card_by_no(session, body.card_no) is not None:
-        raise Conflict(f"card {body.card_no} already exists")
+    return (await issue_cards(session, ledger, [body], actor))[0]
+
+
+async def issue_cards(
+    session: AsyncSession, ledger: money.CardLedger | None, bodies: list[CardIssue], actor: str
+) -> list[Card]:
+    """Issue a personalisation run of cards at once: one insert, one round of ledger accounts
+    and transfers (each card's deposit and first load linked: all or nothing per card, and
+    the whole run in the caller's transaction)."""
+    if not 1 <= len(bodies) <= ISSUE_BATCH_MAX:
+        raise InvalidRequest(f"issue 1 … {ISSUE_BATCH_MAX} cards at a time")
+    numbers = [body.card_no for body in bodies]
+    if len(set(numbers)) != len(numbers):
+        raise InvalidRequest("the same card number appears twice in one issue run")
+    existing = await repository.existing_card_nos(session, numbers)
+    if existing:
+        raise Conflict(f"card {sorted(existing)[0]} already exists ({len(existing)} in this run)")
     now = utc_now()
-    card = Card(
-        card_no=body.card_no,
-        card_type=body.card_type,
-        holder_id=body.holder_id,
-        holder_name=body.holder_name,
-        scheme=body.scheme,
-        status=CardStatus.ACTIVE,
-        deposit_fen=body.deposit_fen,
-        replaced_by=None,
-        replaces=None,
-        issued_at=now,
-        status_changed_at=now,
+    cards = [
+        Card(
+            card_no=body.card_no,
+            card_type=body.card_type,
+            holder_id=body.holder_id,
+            holder_name=body.holder_name,
+            scheme=body.scheme,
+            status=CardStatus.ACTIVE,
+            deposit_fen=body.deposit_fen,
+            replaced_by=None,
+            replaces=None,
+            issued_at=now,
+            status_changed_at=now,
+        )
+        for body in bodies
+    ]
+    session.add_all(cards)
+    await _flush_unique(session, "a card of this run already exists")
+    per_card = [
+        money.issue_transfers(body.card_no, body.deposit_fen, body.first_load_fen, body.paid_by)
+        for body in bodies
+    ]
+    moving = [body.card_no for body, transfers in zip(bodies, per_card, strict=True) if transfers]
+    transfer_ids = await _move_money(
+        session, ledger, moving, [t for transfers in per_card for t in transfers]
     )
-    session.add(card)
-    await _flush_unique(session, f"card {body.card_no} already exists")
-    transfers = money.issue_transfers(
-        body.card_no, body.deposit_fen, body.first_load_fen, body.paid_by
-    )
-    transfer_ids = await _move_money(session, ledger, [body.card_no], transfers)
-    _event(
-        session,
-        body.card_no,
-        CardEventKind.ISSUED,
-        actor,
-        f"paid by {body.paid_by}",
-        body.deposit_fen + body.first_load_fen,
-        transfer_ids,
-        now,
-    )
+    ids = iter(transfer_ids)
+    for body, transfers in zip(bodies, per_card, strict=True):
+        _event(
+            session,
+            body.card_no,
+            CardEventKind.ISSUED,
+            actor,
+            f"paid by {body.paid_by}",
+            body.deposit_fen + body.first_load_fen,
+            [next(ids) for _ in transfers],
+            now,
+        )
     await session.flush()
-    return card
+    return cards
 
 
 async def report_lost(
@@ -402,8 +427,7 @@ async def _move_balance(
 ) -> CardReplacement:
     conn = await session.connection()
     old_no, new_no = replacement.old_card_no, replacement.new_card_no
-    await money.open_card_accounts(ledger, old_no, conn=conn)
-    await money.open_card_accounts(ledger, new_no, conn=conn)
+    await money.open_card_accounts(ledger, [old_no, new_no], conn=conn)
     balance = await money.card_balance_fen(ledger, old_no, conn=conn) or 0
     transfer_ids = await money.post(
         ledger, money.balance_move_transfers(old_no, new_no, balance), conn=conn
@@ -453,7 +477,7 @@ async def refund_card(
     if ledger is None:
         raise Unavailable("the ledger is not available: card money cannot move")
     conn = await session.connection()
-    await money.open_card_accounts(ledger, card_no, conn=conn)
+    await money.open_card_accounts(ledger, [card_no], conn=conn)
     states = await ledger.lookup_accounts(
         [account_id(chart.card(card_no)), account_id(chart.card_deposit(card_no))], conn=conn
     )
@@ -555,15 +579,14 @@ async def _move_money(
     session: AsyncSession,
     ledger: money.CardLedger | None,
     card_nos: list[str],
-    transfers: list,
+    transfers: list[Transfer],
 ) -> list[int]:
     if not transfers:
         return []
     if ledger is None:
         raise Unavailable("the ledger is not available: card money cannot move")
     conn = await session.connection()
-    for card_no in card_nos:
-        await money.open_card_accounts(ledger, card_no, conn=conn)
+    await money.open_card_accounts(ledger, card_nos, conn=conn)
     return await money.post(ledger, transfers, conn=conn)
 
 

@@ -449,3 +449,31 @@ async def test_replacement_task_moves_a_balance_held_past_the_maximum(
         ]
         assert again == []
         assert await balances(w, chart.card(old), chart.card_pending(new)) == [0, 700]
+
+
+async def test_issue_run_is_all_or_nothing(db_url, tmp_path) -> None:
+    async with world(db_url, tmp_path) as w:
+        admin = w.auth("admin")
+        numbers = [random_card_no() for _ in range(300)]
+        run = [card_body(n, f"r-{i}", deposit=1000, load=i) for i, n in enumerate(numbers)]
+        issued = await w.client.post("/v1/cards/issue-run", json={"cards": run}, headers=admin)
+        assert issued.status_code == 201, issued.text
+        assert [c["card_no"] for c in issued.json()] == numbers
+        assert await balances(w, chart.card(numbers[7]), chart.card_deposit(numbers[7])) == [
+            7,
+            1000,
+        ]
+        assert await balances(w, chart.card(numbers[0])) == [0]
+        fresh = random_card_no()
+        clash = [card_body(fresh, "r-x"), card_body(numbers[3], "r-y")]
+        refused = await w.client.post("/v1/cards/issue-run", json={"cards": clash}, headers=admin)
+        assert refused.status_code == 409
+        assert (await w.client.get(f"/v1/cards/{fresh}", headers=admin)).status_code == 404
+        assert await balances(w, chart.card(fresh)) == [0]
+        twice = [card_body(fresh, "r-x"), card_body(fresh, "r-x")]
+        dup = await w.client.post("/v1/cards/issue-run", json={"cards": twice}, headers=admin)
+        assert dup.status_code == 422
+        too_many = {"cards": [card_body(random_card_no(), "r") for _ in range(2001)]}
+        assert (
+            await w.client.post("/v1/cards/issue-run", json=too_many, headers=admin)
+        ).status_code == 422
