@@ -3,7 +3,8 @@
 Every pyscard/PC/SC failure leaves here as a `cardio.errors.TransportError` subclass (`CardRemoved`,
 `NoCard`, `ReaderNotFound`, `ReaderUnavailable`). APDU payloads are never logged.
 
-- `list_readers() -> list[str]`
+- `list_readers() -> list[str]`, `readers_with_card() -> {name: card present}`
+- `find_card(timeout_s) -> str`: the first reader holding a card (waiting for one if asked)
 - `wait_for_card(reader, timeout_s) -> None` (CardRequest.waitforcard; NoCard on time-out)
 - `wait_for_removal(reader, timeout_s) -> None` (until pcscd sees the reader empty)
 - `PcscTransport.open(reader, share=True, timeout_s=0)`: connect (SCARD_LEAVE_CARD on release when
@@ -27,7 +28,9 @@ __all__ = [
     "PCSC_TIMEOUT_S_MAX",
     "PcscTransport",
     "error_for_hresult",
+    "find_card",
     "list_readers",
+    "readers_with_card",
     "wait_for_card",
     "wait_for_removal",
 ]
@@ -93,6 +96,44 @@ def list_readers() -> list[str]:
         return list(readers)
     finally:
         scard.SCardReleaseContext(context)
+
+
+def readers_with_card() -> dict[str, bool]:
+    """Every reader pcscd knows and whether a card is in it right now (no waiting)."""
+    names = list_readers()
+    if not names:
+        return {}
+    context = _context()
+    try:
+        states = [(name, scard.SCARD_STATE_UNAWARE) for name in names]
+        hresult, states = scard.SCardGetStatusChange(context, 0, states)
+        if hresult not in (scard.SCARD_S_SUCCESS, scard.SCARD_E_TIMEOUT):
+            raise error_for_hresult(hresult, "reading the readers' state")
+        return {name: bool(state & scard.SCARD_STATE_PRESENT) for name, state, _atr in states}
+    finally:
+        scard.SCardReleaseContext(context)
+
+
+def find_card(timeout_s: float = 0.0) -> str:
+    """The first reader (in pcscd's order) holding a card; waits up to `timeout_s` for one to be
+    put in any reader (CardRequest). NoCard if none, ReaderNotFound if pcscd knows no reader."""
+    if not 0 <= timeout_s <= PCSC_TIMEOUT_S_MAX:
+        raise ValueError(f"timeout_s must be within 0..{PCSC_TIMEOUT_S_MAX}")
+    present = readers_with_card()
+    if not present:
+        raise ReaderNotFound("pcscd knows no reader")
+    for name, has_card in present.items():
+        if has_card:
+            return name
+    if timeout_s > 0:
+        try:
+            service = CardRequest(readers=list(present), timeout=timeout_s).waitforcard()
+        except CardRequestTimeoutException:
+            raise NoCard(f"no card in any reader after {timeout_s} s") from None
+        except SmartcardException as error:
+            raise error_for_hresult(getattr(error, "hresult", -1), "waiting for a card") from None
+        return str(service.connection.getReader())
+    raise NoCard("no card in any reader")
 
 
 def wait_for_card(reader: str, timeout_s: float = 5.0) -> None:

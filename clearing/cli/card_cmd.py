@@ -21,7 +21,6 @@ from clearing.settings import get_settings
 if TYPE_CHECKING:
     from cardio.purse import Purse
 
-READER_DEFAULT = "Virtual PCD 00 00"
 RECONNECT_PAUSE_S = 0.5
 RECONNECT_TRIES_MAX = 600  # five minutes of pcscd being away, then give up
 
@@ -170,8 +169,11 @@ def register(app: typer.Typer) -> None:
     @card_app.command("read")
     def read(
         reader: Annotated[
-            str, typer.Option("--reader", help="PC/SC reader name.")
-        ] = READER_DEFAULT,
+            str | None,
+            typer.Option(
+                "--reader", help="PC/SC reader name (default: the first reader holding a card)."
+            ),
+        ] = None,
         card_file: Annotated[
             Path | None,
             typer.Option(
@@ -196,9 +198,13 @@ def register(app: typer.Typer) -> None:
                 transport = InProcessTransport(SoftCard.load(card_file))
                 source = str(card_file)
             else:
-                from cardio.pcsc import PcscTransport
+                from cardio.pcsc import PcscTransport, find_card
 
-                transport = PcscTransport.open(reader, timeout_s=wait)
+                if reader is None:
+                    reader = find_card(timeout_s=wait)
+                    transport = PcscTransport.open(reader)
+                else:
+                    transport = PcscTransport.open(reader, timeout_s=wait)
                 source = reader
             try:
                 report = _read_card(Purse(transport))
@@ -211,6 +217,22 @@ def register(app: typer.Typer) -> None:
             print(json.dumps(report, ensure_ascii=False, default=str))
             return
         _print_report(console, source, report)
+
+    @card_app.command("readers")
+    def readers() -> None:
+        """List the PC/SC readers pcscd knows and whether a card is in each."""
+        from cardio.errors import CardioError
+        from cardio.pcsc import readers_with_card
+
+        try:
+            present = readers_with_card()
+        except CardioError as error:
+            Console(stderr=True).print(f"[red]error:[/red] {error.message}")
+            raise typer.Exit(1) from None
+        if not present:
+            Console().print("no readers (is pcscd running? bash scripts/pcsc.sh start)")
+        for name, has_card in present.items():
+            typer.echo(f"{name}\t{'card present' if has_card else 'empty'}")
 
     @card_app.command("attach")
     def attach(

@@ -137,6 +137,11 @@ def test_attach_serves_the_card_file_through_pcscd_and_persists_it(
         result = runner.invoke(app, ["card", "read", "--reader", pcscd_reader, "--json"])
         assert result.exit_code == 0, result.output
         assert json.loads(result.output)["balance_fen"] == 1500
+        listed = runner.invoke(app, ["card", "readers"])
+        assert f"{pcscd_reader}\tcard present" in listed.output
+        found = runner.invoke(app, ["card", "read", "--json"])  # no --reader: the one with a card
+        assert found.exit_code == 0, found.output
+        assert json.loads(found.output)["card_no"] == "3100000000000123"
         with PcscTransport.open(pcscd_reader) as transport:
             purse = Purse(transport)
             info = purse.select().public_info

@@ -29,7 +29,7 @@ from cardio.purse import AID_MOHURD_EP, Purse, PurseCommands
 from cardio.records import CardType, JourneyState, TransitRecord
 from cardio.softcard import SoftCard
 
-from .conftest import CARD_NO, AttachedCard
+from .conftest import CARD_NO, VPCD_PORT, AttachedCard
 
 pytestmark = pytest.mark.pcsc
 
@@ -346,3 +346,28 @@ def test_a_warm_reset_ends_the_cards_session(attached_card: AttachedCard) -> Non
     with pytest.raises(ConditionsNotSatisfied):
         purse.debit(1, WHEN, bytes(4))
     assert purse.get_balance() == 5_000
+
+
+def test_find_card_returns_the_reader_holding_one_and_can_wait_for_it(
+    pcscd_reader: str, soft_card: SoftCard
+) -> None:
+    import threading
+
+    from cardio.pcsc import find_card, readers_with_card
+
+    assert readers_with_card()[pcscd_reader] is False
+    attached = AttachedCard(soft_card, pcscd_reader, VPCD_PORT)
+    found: list[str] = []
+    waiter = threading.Thread(target=lambda: found.append(find_card(timeout_s=10.0)))
+    waiter.start()
+    try:
+        attached.insert()
+        waiter.join(10.0)
+        assert found == [pcscd_reader]
+        assert readers_with_card()[pcscd_reader] is True
+        assert find_card() == pcscd_reader
+    finally:
+        attached.close()
+    if not any(readers_with_card().values()):  # the other reader may be in use by other tests
+        with pytest.raises(NoCard):
+            find_card()
