@@ -287,3 +287,17 @@ async def test_concurrent_uploads_of_one_batch_store_it_once(pg_url, tmp_path) -
         assert [r.status_code for r in responses] == [200] * 4
         assert sorted(r.json()["duplicate"] for r in responses) == [False, True, True, True]
         assert (await stored(w, w.terminal.terminal_id))[:2] == (1, 50)
+
+
+async def test_oversized_chunked_body_without_length_is_413(sqlite_url, tmp_path) -> None:
+    async with world(sqlite_url, tmp_path) as w:
+        chunk = b"x" * (1024 * 1024)
+
+        async def body():
+            for _ in range(5):
+                yield chunk
+
+        path = f"/v1/terminals/{w.terminal.terminal_id}/batches"
+        response = await w.client.post(path, content=body())
+        assert response.status_code == 413
+        assert response.json()["code"] == "payload_too_large"
