@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -25,6 +26,17 @@ from terminals.errors import JournalError, invariant
 RECORDS_PER_BATCH_MAX = 5000  # the protocol's limit per batch
 RECORDS_PER_BATCH_DEFAULT = 500
 BATCH_BYTES_MAX = 4 * 1024 * 1024  # the protocol's limit per batch body
+SHORT_TEXT_MAX = 64  # the service's limit on rule, category, route, stop, visit and load ids
+
+
+def short_text(text: str) -> str:
+    """`text` if it fits SHORT_TEXT_MAX, else a prefix and a CRC-32 that keeps it distinct."""
+    if len(text) <= SHORT_TEXT_MAX:
+        return text
+    digest = format(zlib.crc32(text.encode("utf-8")), "08x")
+    return f"{text[: SHORT_TEXT_MAX - 9]}~{digest}"
+
+
 GREY_HOLD_DEFAULT = timedelta(hours=1)  # how long a torn tap waits for its card before upload
 BUSY_TIMEOUT_MS = 5000
 
@@ -122,6 +134,18 @@ class TapRecord:
         invariant(0 <= self.card_counter <= 0xFFFF, "the card counter is 2 bytes")
         invariant(self.occurred_at.tzinfo is not None, "record times are timezone-aware")
         invariant(len(self.card_no) == 16 and self.card_no.isdigit(), "a card number is 16 digits")
+        for text in (
+            self.rider_category,
+            self.fare_rule,
+            self.route_id,
+            self.stop_id,
+            self.visit_id,
+            self.load_id,
+        ):
+            invariant(
+                text is None or len(text) <= SHORT_TEXT_MAX,
+                "a record's short text is at most 64 chars",
+            )
 
     def to_wire(self) -> dict[str, object]:
         """The JSON object of the upload protocol."""
@@ -403,10 +427,12 @@ class Journal:
         records_max: int = RECORDS_PER_BATCH_DEFAULT,
         grey_hold: timedelta = GREY_HOLD_DEFAULT,
         now: datetime | None = None,
+        bytes_max: int = BATCH_BYTES_MAX,
     ) -> Batch | None:
         """The oldest unacknowledged batch, else a new frozen batch of records not yet uploaded
         in their current state (torn taps only after `grey_hold`); None if nothing is due."""
         invariant(1 <= records_max <= RECORDS_PER_BATCH_MAX, "batch size out of bounds")
+        invariant(1024 <= bytes_max <= BATCH_BYTES_MAX, "batch byte limit out of bounds")
         with self._transaction() as conn:
             row = conn.execute(
                 "SELECT batch_no, batch_id, body, records FROM batches b WHERE NOT EXISTS "
@@ -435,11 +461,11 @@ class Journal:
                     {"batch_id": batch_id, "records": [r.to_wire() for r in records]},
                     separators=(",", ":"),
                 ).encode("utf-8")
-                if len(body) <= BATCH_BYTES_MAX:
+                if len(body) <= bytes_max:
                     break
                 if len(records) == 1:
                     raise JournalError(
-                        f"record {records[0].terminal_seq} alone is larger than {BATCH_BYTES_MAX} bytes"
+                        f"record {records[0].terminal_seq} alone is larger than {bytes_max} bytes"
                     )
                 records = records[: len(records) // 2]  # the rest goes in the next batch
             conn.execute(

@@ -38,7 +38,14 @@ from terminals.client import ClearingClient
 from terminals.errors import MacInvalid, NoFare, SamError, ServiceUnavailable, UploadRefused
 from terminals.fares.engine import FareQuote, Leg, price_tap
 from terminals.fares.feed import FareFeed
-from terminals.journal import Journal, RecordKind, RecordStatus, TapRecord
+from terminals.journal import (
+    SHORT_TEXT_MAX,
+    Journal,
+    RecordKind,
+    RecordStatus,
+    TapRecord,
+    short_text,
+)
 from terminals.lists import ListStore
 from terminals.sam import Psam
 
@@ -349,7 +356,9 @@ class Validator(PurseTerminal):
                 quote=quote,
             )
         versions = self.lists.versions()
-        fare_rule = quote.fare_rule + (f"|{quote.transfer_rule}" if quote.transfer_rule else "")
+        fare_rule = short_text(
+            quote.fare_rule + (f"|{quote.transfer_rule}" if quote.transfer_rule else "")
+        )
         draft = TapRecord(
             kind=RecordKind.PURCHASE,
             status=RecordStatus.GREY,
@@ -421,7 +430,12 @@ class ClinicTerminal(PurseTerminal):
                 split = client.clinic_split(visit.visit_id, card_no, visit.bill_fen, now)
         except (ServiceUnavailable, UploadRefused):
             return 0, visit.bill_fen, "offline_fallback", True
-        return split.insured_fen, split.patient_fen, f"{split.scheme}:{split.rule}", False
+        return (
+            split.insured_fen,
+            split.patient_fen,
+            short_text(f"{split.scheme}:{split.rule}"),
+            False,
+        )
 
     def charge(self, transport: Transport, visit: ClinicVisit) -> TapResult:
         purse = Purse(transport)
@@ -438,8 +452,10 @@ class ClinicTerminal(PurseTerminal):
             )
 
     def _charge(self, purse: Purse, visit: ClinicVisit, now: datetime) -> TapResult:
-        if visit.bill_fen <= 0:
-            raise ValueError("a clinic bill is a positive amount of fen")
+        if visit.bill_fen <= 0 or not 1 <= len(visit.visit_id) <= SHORT_TEXT_MAX:
+            raise ValueError(
+                "a clinic visit has an id of 1-64 characters and a positive bill in fen"
+            )
         info, refused = self._read_card(purse, now)
         if refused is not None or info is None:
             return refused  # type: ignore[return-value]

@@ -322,11 +322,22 @@ def _parse_date(value: str) -> date | None:
         return None
 
 
+WIRE_ID_MAX = 64  # ids that travel in tap records (rider category, route, stop) fit the protocol
+_WIRE_ID_COLUMNS = {
+    ("rider_categories.txt", "rider_category_id"),
+    ("routes.txt", "route_id"),
+    ("stops.txt", "stop_id"),
+}
+
+
 def _unique(reader: _Reader, table: _Table, column: str) -> dict[str, tuple[int, dict[str, str]]]:
     seen: dict[str, tuple[int, dict[str, str]]] = {}
     for number, row in table.rows:
         key = reader.required(table, number, row, column)
         if not key:
+            continue
+        if (table.name, column) in _WIRE_ID_COLUMNS and len(key) > WIRE_ID_MAX:
+            reader.problem(table.name, number, column, f"longer than {WIRE_ID_MAX} characters")
             continue
         if key in seen:
             reader.problem(table.name, number, column, f"{key!r} repeats row {seen[key][0]}")

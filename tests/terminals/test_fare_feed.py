@@ -238,3 +238,12 @@ def test_overlapping_timeframes_and_repeated_leg_rules_are_refused():
     assert ("timeframes.txt", 3, "start_time") in found
     assert ("timeframes.txt", 4, "start_time") not in found  # touching is not overlapping
     assert ("fare_leg_rules.txt", 3, "fare_product_id") in found
+
+
+def test_ids_that_travel_in_tap_records_must_fit_64_characters():
+    found = problems_of(
+        fare_products=GOOD_PRODUCTS,
+        fare_leg_rules=GOOD_LEGS,
+        routes="route_id,route_type\n" + "r" * 65 + ",3\nb1,3\n",
+    )
+    assert ("routes.txt", 2, "route_id") in found

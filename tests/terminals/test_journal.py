@@ -154,18 +154,23 @@ def test_a_journal_belongs_to_one_terminal(tmp_path: Path):
         Journal(tmp_path / "j.db", "000001000099")
 
 
-def test_batches_stay_within_the_protocols_4_mib(journal: Journal):
-    from terminals.journal import BATCH_BYTES_MAX
-
-    big = "r" * (BATCH_BYTES_MAX // 3)  # three such records fit, four do not
-    for seq in range(1, 5):
-        intent = journal.append_intent(replace(DRAFT, fare_rule=big))
-        journal.append_grey(intent, replace(DRAFT, fare_rule=big, terminal_seq=seq))
-        journal.complete(seq, b"\x01\x02\x03\x04", 800)
-    first = journal.next_batch(records_max=10)
-    assert len(first.body) <= BATCH_BYTES_MAX and first.records == 2
+def test_batches_stay_within_their_byte_limit(journal: Journal):
+    for seq in range(1, 9):
+        tap(journal, seq, card_counter=seq)
+    one = len(journal.next_batch(records_max=1).body)
+    journal.acknowledge(journal.next_batch(records_max=1), duplicate=False)
+    limit = 3 * one + 200  # three records fit, seven (all that is due) do not
+    assert limit >= 1024
+    first = journal.next_batch(records_max=10, bytes_max=limit)
+    assert len(first.body) <= limit and first.records == 3
+    assert [r["terminal_seq"] for r in json.loads(first.body)["records"]] == [2, 3, 4]
     journal.acknowledge(first, duplicate=False)
-    second = journal.next_batch(records_max=10)
-    assert second.records == 2 and len(second.body) <= BATCH_BYTES_MAX
-    exactly = json.loads(first.body)
-    assert [r["terminal_seq"] for r in exactly["records"]] == [1, 2]
+    assert journal.next_batch(records_max=10).records == 4  # the rest, in the next batch
+
+
+def test_long_rule_texts_are_shortened_distinctly_to_the_protocols_64():
+    from terminals.journal import SHORT_TEXT_MAX, short_text
+
+    a, b = "urban:" + "x" * 100, "urban:" + "x" * 99 + "y"
+    assert short_text("urban:urban_flat") == "urban:urban_flat"
+    assert len(short_text(a)) == SHORT_TEXT_MAX and short_text(a) != short_text(b)

@@ -24,7 +24,7 @@ from clearing.api.app import create_app
 from clearing.lists import service as lists_service
 from clearing.registry import service as registry_service
 from clearing.registry.models import ParticipantKind, TerminalKind
-from clearing.registry.schemas import ParticipantCreate, TerminalCreate
+from clearing.registry.schemas import CardIssue, ParticipantCreate, TerminalCreate
 from clearing.settings import Settings
 from terminals.client import ClearingClient
 from terminals.errors import ServiceUnavailable
@@ -37,6 +37,8 @@ from .conftest import TERMINAL_ID
 
 LIST_SEED_HEX = "22" * 32
 STOLEN_CARD = "3100000000000666"
+CLINIC_ID = "000001000070"
+PATIENT_CARD = "3100000000000707"
 SERVER_START_POLLS_MAX = 1000
 
 
@@ -101,9 +103,10 @@ class RealService:
     db_url: str
     list_public_key: str
     credential: TerminalCredential
+    clinic_credential: TerminalCredential
 
 
-async def _seed(url: str, credential: TerminalCredential) -> None:
+async def _seed(url: str, credential: TerminalCredential, clinic: TerminalCredential) -> None:
     engine = db.make_engine(url)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     async with sessions() as session:
@@ -129,6 +132,41 @@ async def _seed(url: str, credential: TerminalCredential) -> None:
             ),
         )
         await lists_service.deny_card(session, STOLEN_CARD, "reported stolen")
+        await registry_service.create_participant(
+            session,
+            ParticipantCreate(
+                code="plateau-clinic",
+                name="Plateau People's Clinic",
+                kind=ParticipantKind.CLINIC,
+                commission_bp=50,
+                bank_account="6222020200112233446",
+                bank_name="ICBC Plateau City",
+            ),
+        )
+        await registry_service.register_terminal(
+            session,
+            TerminalCreate(
+                terminal_id=CLINIC_ID,
+                participant="plateau-clinic",
+                kind=TerminalKind.CLINIC,
+                line="outpatients",
+                public_key=clinic.public_key_hex,
+            ),
+        )
+        await registry_service.issue_card(
+            session,
+            None,
+            CardIssue(
+                card_no=PATIENT_CARD,
+                card_type="senior",
+                holder_id="resident-707",
+                holder_name="Zhuoma",
+                scheme="urban",
+                deposit_fen=0,
+                first_load_fen=0,
+            ),
+            "test",
+        )
         await session.commit()
     await engine.dispose()
 
@@ -144,7 +182,8 @@ async def _count(url: str, sql: str) -> int:
 @pytest.fixture
 def real_service(sqlite_url: str, tmp_path: Path) -> Iterator[RealService]:
     credential = new_credential(TERMINAL_ID)
-    asyncio.run(_seed(sqlite_url, credential))
+    clinic_credential = new_credential(CLINIC_ID)
+    asyncio.run(_seed(sqlite_url, credential, clinic_credential))
     settings = Settings(
         database_url=sqlite_url, data_dir=tmp_path / "var", list_signing_key=LIST_SEED_HEX
     )
@@ -163,7 +202,7 @@ def real_service(sqlite_url: str, tmp_path: Path) -> Iterator[RealService]:
     key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(LIST_SEED_HEX)).public_key()
     public = key.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
     port = sock.getsockname()[1]
-    yield RealService(f"http://127.0.0.1:{port}", sqlite_url, public, credential)
+    yield RealService(f"http://127.0.0.1:{port}", sqlite_url, public, credential, clinic_credential)
     server.should_exit = True
     thread.join(timeout=10)
 
@@ -226,3 +265,54 @@ def test_a_stolen_card_listed_by_the_real_service_is_refused_offline(
     stolen = InProcessTransport(SoftCard.issue(issuer, STOLEN_CARD, balance_fen=1000))
     assert bus.tap(stolen).outcome is TapOutcome.DENIED
     assert stolen.card.balance_fen == 1000 and journal.records() == []
+
+
+def test_clinic_split_from_the_real_service_then_offline_fallback(
+    real_service, issuer, tmp_path, clock
+):
+    from cardio.inproc import InProcessTransport
+    from cardio.records import CardType
+    from cardio.softcard import SoftCard
+    from terminals.journal import Journal
+    from terminals.sam import Psam, SoftwareSam, provision_sam_keys
+    from terminals.terminal import ClinicTerminal, ClinicVisit
+
+    keys = provision_sam_keys(issuer, bytes.fromhex(CLINIC_ID), tmp_path / "clinic-keys.json")
+    journal = Journal(tmp_path / "clinic.db", CLINIC_ID)
+    lists = ListStore(tmp_path / "clinic-lists.json", real_service.list_public_key)
+    sam = SoftwareSam(keys, tmp_path / "clinic-serial")
+    online = ClinicTerminal(
+        journal,
+        Psam(sam),
+        lists,
+        lambda: ClearingClient(real_service.url, real_service.clinic_credential),
+        clock=clock,
+    )
+    patient = InProcessTransport(
+        SoftCard.issue(issuer, PATIENT_CARD, CardType.SENIOR, balance_fen=100_000)
+    )
+    result = online.charge(patient, ClinicVisit("V-2026-0001", 30_000))
+    assert result.outcome is TapOutcome.OK, result.message
+    record = result.record
+    assert record.insured_fen > 0 and record.insured_fen + record.amount_fen == 30_000
+    assert not record.offline_fallback and record.fare_rule.startswith("urban:")
+    assert patient.card.balance_fen == 100_000 - record.amount_fen
+    # The same visit presented again is not charged twice.
+    assert (
+        online.charge(patient, ClinicVisit("V-2026-0001", 30_000)).outcome is TapOutcome.RECOVERED
+    )
+    offline = ClinicTerminal(
+        journal,
+        Psam(sam),
+        lists,
+        lambda: ClearingClient("http://127.0.0.1:9", real_service.clinic_credential),
+        clock=clock,
+    )
+    fallback = offline.charge(patient, ClinicVisit("V-2026-0002", 5_000))
+    assert fallback.record.offline_fallback and fallback.record.amount_fen == 5_000
+    # Both records upload to the real service.
+    report = Uploader(
+        journal, lists, lambda: ClearingClient(real_service.url, real_service.clinic_credential)
+    ).sync_once()
+    assert report.records_sent == 2
+    journal.close()
