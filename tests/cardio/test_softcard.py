@@ -360,6 +360,11 @@ class PurseMachine(RuleBasedStateMachine):
         assert self.card.offline_counter == self.last_offline
         assert self.card.online_counter == self.last_online
 
+    @invariant()
+    def the_card_file_round_trips(self) -> None:
+        text = self.card.to_json()
+        assert SoftCard.from_json(text).to_json() == text
+
 
 @pytest.fixture
 def purse_machine(key_store: KeyStore) -> type[PurseMachine]:
