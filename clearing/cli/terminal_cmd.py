@@ -229,6 +229,10 @@ def run(
                 continue
     except KeyboardInterrupt:
         console.print("stopping")
+    except TerminalError as error:
+        # e.g. the journal cannot be written: no ride may be sold without its record.
+        Console(stderr=True).print(f"[red]terminal stopped:[/red] {error.code}: {error.message}")
+        raise typer.Exit(2) from None
     finally:
         if uploader:
             uploader.stop()
