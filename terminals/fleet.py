@@ -74,6 +74,8 @@ class BusDay:
     offline_periods: int = 0
     uploads: int = 0
     records_uploaded: int = 0
+    torn: int = 0  # taps whose debit answer was lost (grey records)
+    recovered: int = 0  # torn taps completed when their card came back to this bus
 
 
 @dataclass
@@ -179,10 +181,13 @@ class Fleet:
             return None
         return report
 
-    def sync_all(self) -> list[SyncReport | None]:
-        """The end of the day at the depot: every bus online and uploading."""
+    def sync_all(self, end_of_day: bool = True) -> list[SyncReport | None]:
+        """The depot: every bus online and uploading. At the end of the day a torn tap whose
+        card did not come back is uploaded as grey, for clearing to resolve."""
         for bus in self.buses:
             bus.online = True
+            if end_of_day and bus.uploader is not None:
+                bus.uploader.grey_hold = timedelta(0)
         return [self.sync(bus) for bus in self.buses]
 
     def simulate_day(
@@ -193,11 +198,14 @@ class Fleet:
         taps_per_card: tuple[int, int] = (2, 6),
         offline_share: float = 0.3,
         sync_every_taps: int = 10,
+        tear_share: float = 0.0,
     ) -> FleetDay:
-        """Every card rides a few times on random buses; buses drop offline for random hours."""
+        """Every card rides a few times on random buses; buses drop offline for random hours;
+        with `tear_share`, that share of taps tears (the card leaves during the debit)."""
         low, high = taps_per_card
         invariant(0 <= low <= high <= TAPS_PER_CARD_MAX, "taps per card out of bounds")
         invariant(0.0 <= offline_share <= 1.0, "offline share is a fraction")
+        invariant(0.0 <= tear_share <= 1.0, "tear share is a fraction")
         start = datetime.combine(day, SERVICE_START, tzinfo=self.zone)
         span_s = int((datetime.combine(day, SERVICE_END, tzinfo=self.zone) - start).total_seconds())
         rides: list[tuple[datetime, int, int]] = []
@@ -226,8 +234,15 @@ class Fleet:
             report = reports[bus.terminal_id]
             bus.validator.clock = partial(_fixed, moment)
             bus.validator.move_to(bus.route_id, self.random.choice(self.stops))
-            result = bus.validator.tap(transports[card_index])
+            transport = transports[card_index]
+            if self.random.random() < tear_share:
+                transport.tear_next(0x54)  # the debit reaches the card, its answer does not
+            result = bus.validator.tap(transport)
+            if not transport.present:
+                transport.insert()  # the passenger takes the card back out of the field
             report.taps += 1
+            report.torn += int(result.outcome is TapOutcome.TORN)
+            report.recovered += len(result.recovered)
             if result.paid and result.record is not None:
                 report.paid += 1
                 report.fares_fen += result.record.amount_fen
@@ -262,6 +277,7 @@ def simulate_day(
     list_public_key: str | None = None,
     seed: int = 0,
     offline_share: float = 0.3,
+    tear_share: float = 0.0,
     http_transport: httpx.BaseTransport | None = None,
 ) -> tuple[Fleet, FleetDay]:
     """Build a fleet and run one day; the fleet is returned open (call `fleet.close()`).
@@ -279,4 +295,4 @@ def simulate_day(
         seed=seed,
         http_transport=http_transport,
     )
-    return fleet, fleet.simulate_day(cards, day, offline_share=offline_share)
+    return fleet, fleet.simulate_day(cards, day, offline_share=offline_share, tear_share=tear_share)

@@ -64,3 +64,34 @@ def test_the_same_seed_gives_the_same_day(issuer, sample_feed, tmp_path):
         return [(b.taps, b.fares_fen) for b in day.buses]
 
     assert run(tmp_path / "a") == run(tmp_path / "b")
+
+
+def test_torn_taps_in_the_fleet_are_neither_lost_nor_charged_twice(issuer, sample_feed, tmp_path):
+    cards = [SoftCard.issue(issuer, f"31000000000040{n:02d}", balance_fen=50_000) for n in range(8)]
+    with FakeClearing() as server:
+        fleet = Fleet(
+            issuer,
+            sample_feed,
+            tmp_path / "fleet",
+            buses=2,
+            clearing_url=server.url,
+            list_public_key=server.list_public_key,
+            seed=3,
+        )
+        for terminal_id, public_key in fleet.credentials():
+            server.register(terminal_id, public_key)
+        day = fleet.simulate_day(cards, date(2026, 11, 30), tear_share=0.25, taps_per_card=(4, 8))
+        assert sum(b.torn for b in day.buses) > 3
+        records = [r for rs in fleet.records().values() for r in rs]
+        for card in cards:
+            mine = [r for r in records if r.card_no == card.card_no]
+            # every debit the card made is one record: complete, or grey if it never came back
+            assert sorted(r.card_counter for r in mine) == list(range(card.offline_counter))
+            assert sum(r.amount_fen for r in mine) == 50_000 - card.balance_fen
+        for bus in fleet.buses:
+            for record in bus.journal.records():
+                assert (
+                    server.state.records[(bus.terminal_id, record.terminal_seq)]["status"]
+                    == record.status.value
+                )
+        fleet.close()
