@@ -277,3 +277,39 @@ def test_a_load_capable_validator_writes_the_top_up_before_the_fare(
     again = bus.tap(transport)  # the load is not delivered twice
     assert again.loaded == () and transport.card.balance_fen == 3050 - 400
     assert journal.sequence_holes() == []
+
+
+def test_journaled_records_carry_what_the_back_office_needs_to_verify_the_tac(
+    validator, make_card, journal, issuer, clock
+):
+    from cardio.crypto import verify_purchase_tac
+    from cardio.keystore import KeyKind
+    from cardio.records import card_number_bytes
+
+    transport = make_card(balance_fen=1000)
+    for _ in range(3):
+        validator.tap(transport)
+        clock.advance(minutes=45)
+    dtk_master = issuer.master(KeyKind.TAC).key
+    for record in journal.records():
+        assert verify_purchase_tac(
+            dtk_master,
+            card_number_bytes(record.card_no),
+            record.amount_fen,
+            record.txn_type,
+            bytes.fromhex(validator.terminal_id_hex),
+            record.terminal_seq,
+            record.occurred_at,
+            bytes.fromhex(record.tac),
+        )
+        tampered = record.amount_fen + 1
+        assert not verify_purchase_tac(
+            dtk_master,
+            card_number_bytes(record.card_no),
+            tampered,
+            record.txn_type,
+            bytes.fromhex(validator.terminal_id_hex),
+            record.terminal_seq,
+            record.occurred_at,
+            bytes.fromhex(record.tac),
+        )

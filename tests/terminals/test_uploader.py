@@ -310,3 +310,45 @@ def test_background_uploader_is_woken_by_taps_and_never_blocks_them(
     finally:
         uploader.stop()
     assert sorted(seq for (_, seq) in server.state.records) == [1, 2, 3]
+
+
+def test_a_load_record_carries_what_the_back_office_needs_to_verify_its_tac(
+    make_card, clock, tmp_path, issuer, list_server
+):
+    from cardio.crypto import verify_load_tac
+    from cardio.keystore import KeyKind
+    from cardio.records import card_number_bytes
+    from terminals.sam import provision_sam_keys
+
+    keys = provision_sam_keys(
+        issuer, bytes.fromhex("000001000053"), tmp_path / "k.json", with_load=True
+    )
+    journal = Journal(tmp_path / "k.db", "000001000053")
+    lists = ListStore(None, list_server.public_key_hex)
+    transport = make_card(balance_fen=700)
+    card_no = transport.card.card_no
+    expires = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    lists.apply(
+        list_server.delta(
+            "action",
+            0,
+            1,
+            [{"load_id": "L-5", "card_no": card_no, "amount_fen": 1200, "expires_at": expires}],
+            [],
+            full=True,
+        )
+    )
+    kiosk = LoadKiosk(journal, LoadHost(keys), SerialStore(tmp_path / "s"), lists, clock=clock)
+    (record,) = kiosk.deliver(transport).delivered
+    assert verify_load_tac(
+        issuer.master(KeyKind.TAC).key,
+        card_number_bytes(card_no),
+        record.balance_after_fen,
+        record.card_counter,
+        record.amount_fen,
+        record.txn_type,
+        bytes.fromhex("000001000053"),
+        record.occurred_at,
+        bytes.fromhex(record.tac),
+    )
+    journal.close()
