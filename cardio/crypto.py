@@ -75,7 +75,7 @@ COUNTER_MAX = 0xFFFF  # 2-byte card transaction serials
 TERMINAL_SERIAL_MAX = 0xFFFFFFFF  # 4-byte PSAM transaction serial
 TERMINAL_ID_LEN = 6
 MAC_LEN = 4
-TAC_CACHE_CARDS_MAX = 200_000  # per-card TAC keys kept by a TacVerifier (16 bytes each)
+TAC_CACHE_CARDS_MAX = 50_000  # cards a TacVerifier keeps a MAC context for (~1.3 KB each, ~63 MB)
 
 
 class CryptoInputError(ValueError):
@@ -498,7 +498,8 @@ class TacVerifier:
     """Batched TAC verification from one issuer master TAC key, with a bounded per-card key cache.
 
     A malformed item (wrong length, out of range) verifies as False instead of failing the batch.
-    Not thread-safe: one verifier per worker.
+    Not thread-safe: one verifier per worker. The cache is least-recently-used and holds at most
+    `cache_cards_max` cards (about 1.3 KB each); batches sorted by card hit it best.
     """
 
     __slots__ = ("_algorithm", "_cache", "_cache_max", "_master")
@@ -528,6 +529,8 @@ class TacVerifier:
             self._cache[x] = card_mac
             if len(self._cache) > self._cache_max:
                 self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(x)
         return card_mac.mac
 
     def verify_purchase(self, item: PurchaseTacInput) -> bool:

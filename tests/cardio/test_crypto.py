@@ -178,6 +178,7 @@ def test_tac_verifier_batch_gives_one_result_per_item_and_tolerates_malformed_it
     load_tac = crypto.load_tac(dtk, 500, 3, 500, 2, h("000001000050"), h("20261129083005"))
     load = LoadTacInput(serial, 500, 3, 500, 2, h("000001000050"), h("20261129083005"), load_tac)
     assert verifier.verify_loads([load]) == [True]
+    assert "cards_cached=2" in repr(verifier)  # bounded by cache_cards_max
     assert "key" not in repr(verifier).lower().replace("cards_cached", "")
 
 
