@@ -16,6 +16,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clearing.api.errors import ClearingError
@@ -157,6 +158,27 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+def _data_exception(error: Exception) -> bool:
+    """A value the database cannot take (SQLSTATE class 22: out of range, bad input)."""
+    sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith("22")
+
+
+async def _out_of_range(request: Request, error: Exception) -> JSONResponse:
+    """A client value the endpoint did not bound reached the database: still the client's
+    error (422), never a 500. Logged, so the endpoint gets its bound."""
+    if isinstance(error, DBAPIError) and not _data_exception(error):
+        return await _unexpected(request, error)
+    log.warning("unbounded value reached the database on %s: %s", request.url.path, error)
+    return problem_response(
+        422,
+        "value_out_of_range",
+        "A value is out of range",
+        "a number or value in the request is outside what can be stored",
+        instance=request.url.path,
+    )
+
+
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
     return problem_response(
@@ -175,4 +197,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(BooksError, _books_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OverflowError, _out_of_range)
+    app.add_exception_handler(DBAPIError, _out_of_range)
     app.add_exception_handler(Exception, _unexpected)

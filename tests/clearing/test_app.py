@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.clearing.apiharness import running_app, world
 
 
@@ -43,3 +45,37 @@ async def test_openapi_describes_every_route_and_the_batch_body(sqlite_url, tmp_
         }
         for path in ("/v1/cards", "/v1/participants", "/v1/terminals/{terminal_id}/deny-list"):
             assert path in schema["paths"]
+
+
+@pytest.fixture(params=["pg_url", "sqlite_url"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    return request.getfixturevalue(request.param)
+
+
+async def test_values_the_database_cannot_take_are_422_and_other_db_errors_500(
+    db_url, tmp_path
+) -> None:
+    url = db_url
+    from sqlalchemy import select
+
+    from clearing.ingest.models import TapRecord
+
+    async with running_app(url, tmp_path) as (app, client):
+
+        async def overflow() -> None:
+            async with app.state.sessionmaker() as session:
+                await session.execute(select(TapRecord.id).where(TapRecord.id == 2**70))
+
+        async def broken_sql() -> None:
+            from sqlalchemy import text
+
+            async with app.state.sessionmaker() as session:
+                await session.execute(text("SELECT * FROM no_such_table"))
+
+        app.add_api_route("/test/overflow", overflow)
+        app.add_api_route("/test/broken", broken_sql)
+        too_big = await client.get("/test/overflow")
+        assert too_big.status_code == 422 and too_big.json()["code"] == "value_out_of_range"
+        broken = await client.get("/test/broken")
+        assert broken.status_code == 500 and broken.json()["code"] == "internal_error"
+        assert "no_such_table" not in broken.text  # internals stay in the log
