@@ -15,9 +15,10 @@ import typer
 
 from terminals.errors import FeedInvalid, NoFare
 from terminals.fares.engine import EMPTY_STATE, Leg, RideState, price_tap
-from terminals.fares.feed import load_feed, validate_feed
+from terminals.fares.feed import CardType, load_feed, validate_feed
 
 TAPS_MAX = 1_000_000
+CARD_TYPES = tuple(t.value for t in CardType)
 TAP_COLUMNS = ("card", "card_type", "time", "route_id", "stop_id")
 OUTPUT_COLUMNS = (
     "card",
@@ -94,6 +95,11 @@ def price(
         row, moment = rows[index]
         out: dict[str, object] = {c: row[c] for c in TAP_COLUMNS}
         leg = Leg(row["route_id"], row["stop_id"], moment)
+        if row["card_type"] not in CARD_TYPES:
+            failures += 1
+            out["error"] = f"unknown card type {row['card_type']!r}: one of {', '.join(CARD_TYPES)}"
+            results[index] = out
+            continue
         try:
             quote = price_tap(feed, row["card_type"], states.get(row["card"], EMPTY_STATE), leg)
         except NoFare as error:

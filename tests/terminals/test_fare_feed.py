@@ -247,3 +247,20 @@ def test_ids_that_travel_in_tap_records_must_fit_64_characters():
         routes="route_id,route_type\n" + "r" * 65 + ",3\nb1,3\n",
     )
     assert ("routes.txt", 2, "route_id") in found
+
+
+def test_cli_price_reports_rows_it_cannot_price_and_exits_1(tmp_path: Path):
+    taps = tmp_path / "taps.csv"
+    taps.write_text(
+        "card,card_type,time,route_id,stop_id\n"
+        "C1,pensioner,2026-11-30T07:00:00,1,old_town\n"
+        "C1,adult,2026-11-30T08:00:00,99,old_town\n"
+        "C2,adult,2026-11-30T08:00:00,1,old_town\n"
+    )
+    result = runner.invoke(app, ["fares", "price", str(sample_feed_dir()), "--taps", str(taps)])
+    assert result.exit_code == 1
+    assert "2 tap(s) could not be priced" in result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert "unknown card type 'pensioner'" in lines[1]
+    assert "no fare leg rule prices route '99'" in lines[2]
+    assert lines[3].split(",")[6] == "200"
