@@ -100,8 +100,9 @@ class ListStore:
                 raise ListDeltaRefused(
                     f"{kind} delta since {since} does not continue version {held}"
                 )
-            if version < held and not full:
-                raise ListDeltaRefused(f"{kind} delta goes back from {held} to {version}")
+            if version < held:
+                # Even a full list may not go back: a replayed old list could un-deny a stolen card.
+                raise ListDeltaRefused(f"{kind} list goes back from version {held} to {version}")
             if kind == "deny":
                 deny = set() if full else set(self._deny)
                 deny.difference_update(str(card) for card in removed)

@@ -352,3 +352,19 @@ def test_a_load_record_carries_what_the_back_office_needs_to_verify_its_tac(
         bytes.fromhex(record.tac),
     )
     journal.close()
+
+
+def test_lists_never_go_back_to_an_older_version(list_server, tmp_path):
+    from terminals.lists import ListDeltaRefused
+
+    lists = ListStore(tmp_path / "lists.json", list_server.public_key_hex)
+    old_full = list_server.delta("deny", 0, 4, [], [], full=True)
+    lists.apply(list_server.delta("deny", 0, 5, ["3100000000000001"], [], full=True))
+    with pytest.raises(ListDeltaRefused):
+        lists.apply(old_full)  # a replayed, genuinely signed older list
+    with pytest.raises(ListDeltaRefused):
+        lists.apply(list_server.delta("deny", 3, 6, [], ["3100000000000001"]))  # skips versions
+    assert lists.is_denied("3100000000000001") and lists.versions().deny == 5
+    assert lists.apply(list_server.delta("deny", 5, 6, [], ["3100000000000001"]))
+    assert not lists.is_denied("3100000000000001")
+    assert not lists.apply(list_server.delta("deny", 5, 6, [], []))  # already held
