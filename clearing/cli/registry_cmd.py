@@ -285,6 +285,24 @@ def register(app: typer.Typer) -> None:
         )
         console.print(f"[green]card {row.card_no} refunded[/green]")
 
+    @registry.command("deny-coverage")
+    def deny_coverage(
+        version: int | None = typer.Option(None, min=0, help="Deny-list version (default: now)."),
+    ) -> None:
+        """How far a deny-list version has reached the active fleet, and how fast."""
+        from clearing.lists.service import deny_list_coverage
+
+        c = _run(lambda s, _l: deny_list_coverage(s, version))
+        took = "not yet" if c.seconds_to_fleet is None else f"{c.seconds_to_fleet:.0f} s"
+        console.print(
+            f"deny list v{c.version}: {c.terminals_reached}/{c.terminals_active} active terminals "
+            f"hold it; whole fleet: {took}"
+        )
+        if c.terminals_behind:
+            shown = ", ".join(c.terminals_behind[:20])
+            more = len(c.terminals_behind) - 20
+            console.print(f"behind: {shown}" + (f" and {more} more" if more > 0 else ""))
+
     @token.command("issue")
     def token_issue(
         role: Role = typer.Argument(..., help="finance, operator, admin or resident"),
