@@ -71,7 +71,8 @@ async def clear_with_progress(records_max: int | None, chunk: int, quiet: bool =
     return summary
 
 
-def print_summary(summary: Any) -> None:
+def print_summary(summary: Any, out: Console | None = None) -> None:
+    out = out or console
     table = Table(title=f"clearing run {summary.run_id}")
     table.add_column("records seen", justify="right")
     table.add_column("posted", justify="right")
@@ -89,12 +90,13 @@ def print_summary(summary: Any) -> None:
         str(summary.resolved),
         yuan(summary.amount_fen_posted),
     )
-    console.print(table)
+    out.print(table)
     for reason, count in sorted(summary.reasons.items()):
-        console.print(f"  quarantined for [yellow]{reason}[/yellow]: {count}")
+        out.print(f"  quarantined for [yellow]{reason}[/yellow]: {count}")
 
 
-def print_settlement(settlement: Any, files: Any) -> None:
+def print_settlement(settlement: Any, files: Any, out: Console | None = None) -> None:
+    out = out or console
     title = f"settlement {settlement.business_day}"
     if settlement.already_settled:
         title += " (already settled: nothing changed)"
@@ -123,12 +125,12 @@ def print_settlement(settlement: Any, files: Any) -> None:
         yuan(settlement.commission_fen),
         f"[bold]{yuan(settlement.net_fen)}",
     )
-    console.print(table)
+    out.print(table)
     for claim in settlement.claims:
-        console.print(f"  claim on [cyan]{claim.account}[/cyan]: {yuan(claim.amount_fen)} CNY")
-    console.print(f"  instructions: {files.csv}")
-    console.print(f"  pain.001:     {files.xml or '(nobody to pay)'}")
-    console.print(f"  claims:       {files.claims}")
+        out.print(f"  claim on [cyan]{claim.account}[/cyan]: {yuan(claim.amount_fen)} CNY")
+    out.print(f"  instructions: {files.csv}")
+    out.print(f"  pain.001:     {files.xml or '(nobody to pay)'}")
+    out.print(f"  claims:       {files.claims}")
 
 
 def _fail(error: Exception) -> None:
@@ -321,7 +323,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(quarantine, name="quarantine")
 
 
-def print_quarantine(rows: Any, counts: dict[str, int]) -> None:
+def print_quarantine(rows: Any, counts: dict[str, int], out: Console | None = None) -> None:
+    out = out or console
     table = Table(title="quarantine")
     for name in ("id", "reason", "kind", "terminal", "card", "counter", "seq", "CNY", "tapped at"):
         table.add_column(name)
@@ -337,6 +340,6 @@ def print_quarantine(rows: Any, counts: dict[str, int]) -> None:
             yuan(row.amount_fen),
             f"{row.occurred_at:%Y-%m-%d %H:%M}",
         )
-    console.print(table)
+    out.print(table)
     for reason, count in counts.items():
-        console.print(f"  {reason}: {count}")
+        out.print(f"  {reason}: {count}")

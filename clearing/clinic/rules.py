@@ -89,8 +89,8 @@ def uninsured(bill_fen: int) -> Split:
 DEFAULT_RULES: dict[str, SchemeRule] = {
     rule.scheme: rule
     for rule in (
-        SchemeRule("employee", deductible_fen=800_00, insured_bp=7000, annual_cap_fen=20_000_00),
-        SchemeRule("resident", deductible_fen=500_00, insured_bp=5000, annual_cap_fen=10_000_00),
-        SchemeRule("urban", deductible_fen=100_00, insured_bp=8000, annual_cap_fen=5_000_00),
+        SchemeRule("employee", deductible_fen=50_00, insured_bp=7000, annual_cap_fen=20_000_00),
+        SchemeRule("resident", deductible_fen=100_00, insured_bp=5000, annual_cap_fen=10_000_00),
+        SchemeRule("urban", deductible_fen=0, insured_bp=8000, annual_cap_fen=5_000_00),
     )
 }
