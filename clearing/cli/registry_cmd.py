@@ -34,6 +34,7 @@ from clearing.registry.models import (
 )
 from clearing.registry.schemas import (
     CardIssue,
+    CardRefund,
     ParticipantCreate,
     TerminalCreate,
     TerminalUpdate,
@@ -279,8 +280,9 @@ def register(app: typer.Typer) -> None:
         paid_by: str = typer.Option("cash", help="cash or bank"),
     ) -> None:
         """Refund a returned card's balance and deposit."""
+        body = _valid(CardRefund, reason=reason, paid_by=paid_by)
         row, _ = _run(
-            lambda s, led: service.refund_card(s, led, card_no, ACTOR, reason, paid_by),
+            lambda s, led: service.refund_card(s, led, card_no, ACTOR, body.reason, body.paid_by),
             with_ledger=True,
         )
         console.print(f"[green]card {row.card_no} refunded[/green]")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -31,6 +31,7 @@ Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_w
 Line = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 HolderId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+PaidBy = Literal["cash", "bank"]
 
 
 class _Out(BaseModel):
@@ -110,9 +111,7 @@ class CardIssue(BaseModel):
     scheme: Scheme | None = Field(default=None, description="Medical-insurance scheme")
     deposit_fen: int = Field(ge=0, le=DEPOSIT_FEN_MAX)
     first_load_fen: int = Field(ge=0, le=AMOUNT_FEN_MAX)
-    paid_by: str = Field(
-        default="cash", pattern=r"^(cash|bank)$", description="cash at the counter or bank"
-    )
+    paid_by: PaidBy = Field(default="cash", description="cash at the counter, or bank transfer")
 
 
 class CardIssueRun(BaseModel):
@@ -140,7 +139,7 @@ class CardRefund(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Reason
-    paid_by: str = Field(default="cash", pattern=r"^(cash|bank)$")
+    paid_by: PaidBy = Field(default="cash", description="paid out in cash, or to a bank account")
 
 
 class CardOut(_Out):
