@@ -318,3 +318,74 @@ async def test_a_small_chunk_size_gives_the_same_books(world: World) -> None:
         count = (await conn.execute(select(func.count()).select_from(ClearedTap))).scalar()
     assert count == 5
     assert await world.balance(books.payable("bus-1")) == 750
+
+
+async def test_a_delivered_pending_load_moves_to_the_card_once(world: World) -> None:
+    from clearing.engine.synthetic import load
+    from clearing.lists import service as lists_service
+    from ledger import Transfer, transfer_id
+
+    async with world.ledger.transaction() as conn:
+        session = AsyncSession(bind=conn)
+        await books.ensure_accounts(
+            world.ledger, [books.STRIPE_BALANCE, books.card_pending(ADULT)], conn=conn
+        )
+        [paid] = await world.ledger.create_transfers(
+            [
+                Transfer(
+                    id=transfer_id("topup:L-1"),
+                    debit_account_id=books.account_of(books.STRIPE_BALANCE).id,
+                    credit_account_id=books.account_of(books.card_pending(ADULT)).id,
+                    amount=5_000,
+                    ledger=books.LEDGER_CNY,
+                    code=books.TransferCode.PENDING_LOAD,
+                )
+            ],
+            conn=conn,
+        )
+        assert paid.ok
+        await lists_service.add_pending_load(
+            session, load_id="L-1", card_no=ADULT, amount_fen=5_000, source="stripe"
+        )
+        await session.flush()
+        await session.close()
+    card = world.cards[ADULT]
+    delivered = load(
+        world.signer,
+        card,
+        terminal_id=BUS_TERMINAL,
+        terminal_seq=world.next_seq(BUS_TERMINAL),
+        amount_fen=5_000,
+        load_id="L-1",
+        at=datetime.now(UTC) - timedelta(minutes=5),
+    )
+    ride = world.ride(ADULT, 14_000)  # only possible with the load on the card
+    await world.upload([ride, delivered])  # the ride arrives first in the batch
+    await world.upload([delivered])  # and the load record again
+    summary = await world.engine.clear_pending()
+    assert (summary.posted, summary.duplicates, summary.quarantined) == (2, 1, 0)
+    assert await world.balance(books.card_pending(ADULT)) == 0
+    assert await world.balance(books.card(ADULT)) == 10_000 + 5_000 - 14_000
+    again = load(
+        world.signer,
+        card,
+        terminal_id=BUS_TERMINAL,
+        terminal_seq=world.next_seq(BUS_TERMINAL),
+        amount_fen=5_000,
+        load_id="L-1",
+        at=datetime.now(UTC),
+    )
+    await world.upload([again])  # the same pending load claimed by another card counter
+    await world.engine.clear_pending()
+    assert await world.reasons() == [R.LOAD_NOT_PENDING]
+
+
+async def test_a_tap_beyond_the_shadow_balance_waits_for_the_load(world: World) -> None:
+    card = world.cards[ADULT]
+    card.balance_fen += 5_000  # a load the back office has not cleared yet
+    ride = world.ride(ADULT, 12_000)
+    await world.upload([ride])
+    summary = await world.engine.clear_pending()
+    assert summary.quarantined == 1
+    assert await world.reasons() == [R.CARD_BALANCE_INSUFFICIENT]
+    assert await world.balance(books.card(ADULT)) == 10_000
