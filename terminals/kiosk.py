@@ -23,11 +23,11 @@ from cardio.errors import (
 )
 from cardio.purse import Purse
 from cardio.records import mask_card_number
-from terminals.errors import MacInvalid, invariant
+from terminals.errors import MacInvalid
 from terminals.journal import Journal, RecordKind, RecordStatus, TapRecord
 from terminals.lists import ListStore, PendingLoad
 from terminals.sam import LoadHost, SerialStore
-from terminals.terminal import PurseTerminal, RecoveryOutcome, TapOutcome, _yuan
+from terminals.terminal import TapOutcome, _yuan, recover_grey
 
 LOADS_PER_PRESENTATION_MAX = 8
 
@@ -62,7 +62,6 @@ class LoadKiosk:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.on_record = on_record
         self.terminal_id = load_host.terminal_id
-        self._recovery = _RecoveryOnly(journal, lists, self.terminal_id)
 
     def startup(self) -> int:
         """Fill serials handed out but never journaled (power cut); returns how many."""
@@ -112,7 +111,7 @@ class LoadKiosk:
                 TapOutcome.UNKNOWN_CARD, f"card {masked} has an unknown card type", card_no
             )
         for grey in self.journal.unresolved_grey(card_no):
-            self._recovery.recover(purse, grey)
+            recover_grey(self.journal, purse, grey, self.terminal_id)
         delivered: list[TapRecord] = []
         pending = [
             load
@@ -211,18 +210,3 @@ def _placeholder(load: PendingLoad, now: datetime, card_type: str) -> TapRecord:
         None,
         card_type,
     )
-
-
-class _RecoveryOnly(PurseTerminal):
-    """PurseTerminal's recovery without a PSAM (a kiosk has a load host instead)."""
-
-    def __init__(self, journal: Journal, lists: ListStore, terminal_id: bytes) -> None:
-        self.journal = journal
-        self.lists = lists
-        self.terminal_id = terminal_id
-        self.terminal_id_hex = terminal_id.hex().upper()
-        self.on_record = None
-
-    def recover(self, purse: Purse, grey: TapRecord) -> RecoveryOutcome:
-        invariant(grey.terminal_seq >= 1, "a grey record has a serial")
-        return PurseTerminal.recover(self, purse, grey)

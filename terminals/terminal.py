@@ -94,6 +94,39 @@ class RecoveryOutcome(StrEnum):
     UNDECIDED = "undecided"  # the card moved on and its proof is gone: clearing decides
 
 
+def recover_grey(
+    journal: Journal, purse: Purse, grey: TapRecord, terminal_id: bytes
+) -> RecoveryOutcome:
+    """Settle a torn record against the card now in the field (PURSE.md §6.3).
+
+    The card's log says whether the counter moved by this terminal's transaction: if it did,
+    GET TRANSACTION PROOF gives the TAC (completed); if the counter never reached it, or another
+    transaction used it, the debit never happened (not debited); if the card moved on and its
+    proof is gone, clearing decides from the card's later counters (undecided, stays grey).
+    """
+    is_load = grey.kind is RecordKind.LOAD
+    kinds = (int(TxnType.EP_LOAD),) if is_load else PURCHASE_TYPES
+    target = grey.card_counter + 1
+    log = [entry for entry in purse.read_log() if entry.txn_type in kinds]
+    entry = next((e for e in log if e.counter == target), None)
+    if entry is None:
+        current = max((e.counter for e in log), default=0)
+        if current >= target:
+            return RecoveryOutcome.UNDECIDED  # the cyclic log no longer shows that counter
+        journal.mark_not_debited(grey.terminal_seq)
+        return RecoveryOutcome.NOT_DEBITED
+    if entry.terminal_id != terminal_id or entry.amount_fen != grey.amount_fen:
+        # That counter value was used by another transaction: ours never happened.
+        journal.mark_not_debited(grey.terminal_seq)
+        return RecoveryOutcome.NOT_DEBITED
+    try:
+        proof = purse.get_transaction_proof(grey.txn_type, target)
+    except ProofNotAvailable:
+        return RecoveryOutcome.UNDECIDED
+    journal.complete(grey.terminal_seq, proof.tac, grey.balance_after_fen)
+    return RecoveryOutcome.COMPLETED
+
+
 class PurseTerminal:
     """What every purse terminal shares: card checks, torn-tap recovery and the journaled debit."""
 
@@ -147,27 +180,7 @@ class PurseTerminal:
 
     def recover(self, purse: Purse, grey: TapRecord) -> RecoveryOutcome:
         """Settle a grey record of the card now in the field (PURSE.md §6.3)."""
-        is_load = grey.kind is RecordKind.LOAD
-        kinds = (int(TxnType.EP_LOAD),) if is_load else PURCHASE_TYPES
-        target = grey.card_counter + 1
-        log = [entry for entry in purse.read_log() if entry.txn_type in kinds]
-        entry = next((e for e in log if e.counter == target), None)
-        if entry is None:
-            current = max((e.counter for e in log), default=0)
-            if current >= target:
-                return RecoveryOutcome.UNDECIDED  # the cyclic log no longer shows that counter
-            self.journal.mark_not_debited(grey.terminal_seq)
-            return RecoveryOutcome.NOT_DEBITED
-        if entry.terminal_id != self.terminal_id or entry.amount_fen != grey.amount_fen:
-            # That counter value was used by another transaction: ours never happened.
-            self.journal.mark_not_debited(grey.terminal_seq)
-            return RecoveryOutcome.NOT_DEBITED
-        try:
-            proof = purse.get_transaction_proof(grey.txn_type, target)
-        except ProofNotAvailable:
-            return RecoveryOutcome.UNDECIDED
-        self.journal.complete(grey.terminal_seq, proof.tac, grey.balance_after_fen)
-        return RecoveryOutcome.COMPLETED
+        return recover_grey(self.journal, purse, grey, self.terminal_id)
 
     def _recover_card(
         self, purse: Purse, card_no: str, now: datetime
