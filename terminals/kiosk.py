@@ -102,6 +102,8 @@ class LoadKiosk:
         info = selected.public_info or purse.read_public_info()
         card_no = info.card_no
         masked = mask_card_number(card_no)
+        if len(card_no) != 16 or not card_no.isdigit():
+            return LoadResult(TapOutcome.UNKNOWN_CARD, f"card {masked} is not a city card")
         if self.lists.is_denied(card_no):
             return LoadResult(
                 TapOutcome.DENIED, f"card {masked} is blocked: see the service desk", card_no

@@ -162,6 +162,9 @@ class PurseTerminal:
         info = selected.public_info or purse.read_public_info()
         card_no = info.card_no
         masked = mask_card_number(card_no)
+        if len(card_no) != 16 or not card_no.isdigit():
+            # Not one of ours (a foreign issuer's serial is not BCD digits): no fare rule knows it.
+            return info, TapResult(TapOutcome.UNKNOWN_CARD, f"card {masked} is not a city card")
         if self.lists.is_denied(card_no):
             return info, TapResult(
                 TapOutcome.DENIED, f"card {masked} is blocked: see the service desk", card_no

@@ -313,3 +313,20 @@ def test_journaled_records_carry_what_the_back_office_needs_to_verify_the_tac(
             record.occurred_at,
             bytes.fromhex(record.tac),
         )
+
+
+def test_a_foreign_card_whose_number_is_not_digits_is_refused_not_a_crash(
+    validator, make_card, journal
+):
+    from dataclasses import replace as replace_state
+
+    from cardio.records import PublicInfo
+
+    transport = make_card(balance_fen=1000)
+    card = transport.card
+    info = PublicInfo.parse(card.state.public_info)
+    foreign = replace_state(info, app_serial=bytes.fromhex("0000ABCDEF0123456789"))
+    card.state = replace_state(card.state, public_info=foreign.encode())
+    result = validator.tap(transport)
+    assert result.outcome is TapOutcome.UNKNOWN_CARD
+    assert journal.records() == [] and card.balance_fen == 1000
