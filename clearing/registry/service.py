@@ -8,6 +8,7 @@ change and its transfers commit or roll back together. Never commits.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -43,6 +44,8 @@ from clearing.registry.schemas import (
     TerminalUpdate,
 )
 from ledger import Transfer, account_id
+
+log = logging.getLogger("clearing.registry")
 
 STAFF = (Role.ADMIN, Role.FINANCE)
 # After every active terminal holds the deny list that refuses the old card, wait this long
@@ -418,7 +421,12 @@ async def complete_replacements(
     for replacement in await repository.waiting_replacements(session, REPLACEMENTS_PER_RUN_MAX):
         if not await replacement_ready(session, replacement, now):
             continue
-        done.append(await _move_balance(session, ledger, replacement, now))
+        # One replacement the ledger refuses must not hold back the others: a savepoint each.
+        try:
+            async with session.begin_nested():
+                done.append(await _move_balance(session, ledger, replacement, now))
+        except money.LedgerRefused as error:
+            log.warning("replacement of %s not moved: %s", replacement.old_card_no, error.detail)
     return done
 
 

@@ -477,3 +477,54 @@ async def test_issue_run_is_all_or_nothing(db_url, tmp_path) -> None:
         assert (
             await w.client.post("/v1/cards/issue-run", json=too_many, headers=admin)
         ).status_code == 422
+
+
+class RefusingLedger:
+    """The real ledger, except that it refuses any transfer out of one card (a fake of the
+    same protocol, standing in for a ledger-side refusal)."""
+
+    def __init__(self, ledger, refused_card_no: str) -> None:
+        self.ledger = ledger
+        self.refused = account_id(chart.card(refused_card_no))
+
+    async def create_ledgers(self, specs, *, conn=None):
+        return await self.ledger.create_ledgers(specs, conn=conn)
+
+    async def create_accounts(self, accounts, *, conn=None):
+        return await self.ledger.create_accounts(accounts, conn=conn)
+
+    async def lookup_accounts(self, ids, *, conn=None):
+        return await self.ledger.lookup_accounts(ids, conn=conn)
+
+    async def create_transfers(self, transfers, *, conn=None):
+        from ledger import CreateTransferResult
+
+        if any(t.debit_account_id == self.refused for t in transfers):
+            return [CreateTransferResult.EXCEEDS_CREDITS for _ in transfers]
+        return await self.ledger.create_transfers(transfers, conn=conn)
+
+
+async def test_a_refused_replacement_does_not_hold_back_the_others(sqlite_url, tmp_path) -> None:
+    async with world(sqlite_url, tmp_path) as w:
+        admin = w.auth("admin")
+        pairs = [(random_card_no(), random_card_no()) for _ in range(2)]
+        for holder, (old, new) in enumerate(pairs):
+            await w.client.post(
+                "/v1/cards", json=card_body(old, f"r-{holder}", deposit=0, load=500), headers=admin
+            )
+            await w.client.post(
+                f"/v1/cards/{old}/replace", json={"new_card_no": new, "reason": "x"}, headers=admin
+            )
+        (bad_old, bad_new), (good_old, good_new) = pairs
+        ledger = RefusingLedger(w.app.state.ledger, bad_old)
+        later = utc_now() + registry_service.REPLACEMENT_HOLD_MAX
+        async with w.app.state.sessionmaker() as session:
+            done = await registry_service.complete_replacements(session, ledger, now=later)
+            await session.commit()
+        assert [r.old_card_no for r in done] == [good_old]
+        assert await balances(w, chart.card(good_old), chart.card_pending(good_new)) == [0, 500]
+        assert await balances(w, chart.card(bad_old), chart.card_pending(bad_new)) == [500, 0]
+        async with w.app.state.sessionmaker() as session:
+            waiting = await session.get(CardReplacement, bad_old)
+            assert waiting.state is ReplacementState.WAITING and waiting.load_id is None
+            assert await session.get(PendingLoad, f"replace-{bad_old}") is None
