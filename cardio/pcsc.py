@@ -4,7 +4,7 @@ Every pyscard/PC/SC failure leaves here as a `cardio.errors.TransportError` subc
 `NoCard`, `ReaderNotFound`, `ReaderUnavailable`). APDU payloads are never logged.
 
 - `list_readers() -> list[str]`, `readers_with_card() -> {name: card present}`
-- `find_card(timeout_s) -> str`: the first reader holding a card (waiting for one if asked)
+- `find_card(timeout_s, readers=None) -> str`: the first reader holding a card (waiting if asked)
 - `wait_for_card(reader, timeout_s) -> None` (CardRequest.waitforcard; NoCard on time-out)
 - `wait_for_removal(reader, timeout_s) -> None` (until pcscd sees the reader empty)
 - `PcscTransport.open(reader, share=True, timeout_s=0)`: connect (SCARD_LEAVE_CARD on release when
@@ -114,14 +114,17 @@ def readers_with_card() -> dict[str, bool]:
         scard.SCardReleaseContext(context)
 
 
-def find_card(timeout_s: float = 0.0) -> str:
-    """The first reader (in pcscd's order) holding a card; waits up to `timeout_s` for one to be
-    put in any reader (CardRequest). NoCard if none, ReaderNotFound if pcscd knows no reader."""
+def find_card(timeout_s: float = 0.0, readers: list[str] | None = None) -> str:
+    """The first reader (in pcscd's order, among `readers` if given) holding a card; waits up to
+    `timeout_s` for one to be put in (CardRequest). NoCard if none, ReaderNotFound if there is no
+    such reader."""
     if not 0 <= timeout_s <= PCSC_TIMEOUT_S_MAX:
         raise ValueError(f"timeout_s must be within 0..{PCSC_TIMEOUT_S_MAX}")
     present = readers_with_card()
+    if readers is not None:
+        present = {name: has_card for name, has_card in present.items() if name in readers}
     if not present:
-        raise ReaderNotFound("pcscd knows no reader")
+        raise ReaderNotFound("no such reader" if readers is not None else "pcscd knows no reader")
     for name, has_card in present.items():
         if has_card:
             return name

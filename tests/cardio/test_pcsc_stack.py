@@ -358,16 +358,20 @@ def test_find_card_returns_the_reader_holding_one_and_can_wait_for_it(
     assert readers_with_card()[pcscd_reader] is False
     attached = AttachedCard(soft_card, pcscd_reader, VPCD_PORT)
     found: list[str] = []
-    waiter = threading.Thread(target=lambda: found.append(find_card(timeout_s=10.0)))
+    # Other engineers' tests may put cards in the other reader meanwhile: wait on ours only.
+    waiter = threading.Thread(
+        target=lambda: found.append(find_card(timeout_s=10.0, readers=[pcscd_reader]))
+    )
     waiter.start()
     try:
         attached.insert()
         waiter.join(10.0)
         assert found == [pcscd_reader]
         assert readers_with_card()[pcscd_reader] is True
-        assert find_card() == pcscd_reader
+        assert find_card() == pcscd_reader  # first in pcscd's order
     finally:
         attached.close()
-    if not any(readers_with_card().values()):  # the other reader may be in use by other tests
-        with pytest.raises(NoCard):
-            find_card()
+    with pytest.raises(NoCard):
+        find_card(readers=[pcscd_reader])
+    with pytest.raises(ReaderNotFound):
+        find_card(readers=["No Such Reader 99"])
