@@ -365,6 +365,9 @@ class Validator(PurseTerminal):
                 self.purchase_key_index, quote.fare_fen, self.terminal_id, capp=True
             )
         except InsufficientFunds:
+            init = None
+        if init is None or init.balance_fen < quote.fare_fen:
+            # A card's overdraft is never used: the journal and the books hold no negative purse.
             return TapResult(
                 TapOutcome.INSUFFICIENT_BALANCE,
                 f"balance too low for {_yuan(quote.fare_fen)}: please top up",
@@ -498,6 +501,8 @@ class ClinicTerminal(PurseTerminal):
                 self.purchase_key_index, patient, self.terminal_id, capp=False
             )
         except InsufficientFunds:
+            init = None
+        if init is None or init.balance_fen < patient:
             return TapResult(
                 TapOutcome.INSUFFICIENT_BALANCE,
                 f"balance too low for {_yuan(patient)}: please top up",

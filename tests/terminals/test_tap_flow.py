@@ -330,3 +330,14 @@ def test_a_foreign_card_whose_number_is_not_digits_is_refused_not_a_crash(
     result = validator.tap(transport)
     assert result.outcome is TapOutcome.UNKNOWN_CARD
     assert journal.records() == [] and card.balance_fen == 1000
+
+
+def test_a_cards_overdraft_is_never_used(validator, make_card, journal, sam):
+    from dataclasses import replace as replace_state
+
+    transport = make_card(balance_fen=150)
+    card = transport.card
+    card.state = replace_state(card.state, overdraft_limit_fen=500)  # the card would allow it
+    result = validator.tap(transport)
+    assert result.outcome is TapOutcome.INSUFFICIENT_BALANCE
+    assert card.balance_fen == 150 and journal.records() == [] and sam.last_serial == 0
