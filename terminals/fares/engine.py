@@ -370,7 +370,10 @@ def price_leg(feed: FareFeed, rider_category_id: str, state: RideState, leg: Leg
         charge = min(charge, max(0, cap.amount_fen - _spent(state, cap, starts[cap.cap_id])))
     invariant(0 <= charge <= chosen.charge_fen, "a cap may only lower a fare")
 
-    progress = {p.cap_id: p for p in state.caps if p.cap_id in {c.cap_id for c in feed.caps}}
+    # Keep only this rider category's caps: a card whose type changed drops the old progress,
+    # and the card holds at most CAPS_PER_CARD_MAX slots (the feed allows no more per category).
+    own = {c.cap_id for c in feed.caps if c.rider_category_id == rider_category_id}
+    progress = {p.cap_id: p for p in state.caps if p.cap_id in own}
     statuses = []
     for cap in caps:
         spent = _spent(state, cap, starts[cap.cap_id]) + charge

@@ -480,3 +480,15 @@ def test_network_cap_and_all_network_cap_both_hold():
     ]
     # bus: 2.00, then 1.00 (bus cap 3.00); metro 4.00 (all 7.00 now reached), then 0
     assert charges(f, legs) == [200, 100, 400, 0]
+
+
+def test_a_card_that_changes_category_keeps_only_its_new_categorys_cap_progress():
+    f = cap_feed(
+        "a1,adult,,day,9.00,CNY\na2,adult,,week,30.00,CNY\na3,adult,bus,day,5.00,CNY\n"
+        "a4,adult,metro,day,8.00,CNY\ns1,student,,day,3.00,CNY\n"
+    )
+    state = price_leg(f, "student", EMPTY_STATE, ride("b1", when=at(7))).state
+    assert [p.cap_id for p in state.caps] == ["s1"]
+    state = price_leg(f, "adult", state, ride("b1", when=at(8))).state
+    state = price_leg(f, "adult", state, ride("m1", when=at(9))).state
+    assert [p.cap_id for p in state.caps] == ["a1", "a2", "a3", "a4"]  # four slots, no student one
