@@ -15,6 +15,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearing.api.errors import Conflict, InvalidRequest, NotFound
+from clearing.engine import repository as engine_repo
 from clearing.engine.models import TapDisposition
 from clearing.engine.reasons import QuarantineReason
 from clearing.ingest.models import TapRecord, TapState
@@ -154,6 +155,8 @@ def _check_note(actor: str, note: str) -> tuple[str, str]:
 
 
 async def _quarantined_for_update(conn: AsyncConnection, tap_id: int) -> Any:
+    # Never while a clearing chunk is deciding: the engine may be re-examining this record.
+    await engine_repo.take_clearing_lock(conn)
     query = select(taps.c.id, taps.c.state, taps.c.quarantine_reason).where(taps.c.id == tap_id)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()
