@@ -139,3 +139,28 @@ def test_sample_feed_week_respects_daily_and_weekly_caps(rides, card_type):
     assert all(total <= day_cap for total in per_day.values())
     if card_type == "adult":
         assert week_total <= 3000
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(SAMPLE_ROUTES),
+            st.integers(0, 9 * 24 * 60),
+            st.sampled_from(["adult", "student", "senior", "disabled"]),
+        ),
+        max_size=30,
+    )
+)
+def test_the_state_after_every_tap_survives_the_card_record_unchanged(rides):
+    from terminals.capp import TapPlace, decode_transit_record, encode_transit_record
+
+    state = EMPTY_STATE
+    for route, minute, card_type in sorted(rides, key=lambda r: r[1]):
+        leg = Leg(route, "old_town", at(0) + timedelta(minutes=minute))
+        quote = price_tap(SAMPLE, card_type, state, leg)
+        raw = encode_transit_record(
+            quote.state, TapPlace(route, "old_town", bytes(6), quote.fare_fen)
+        )
+        state = decode_transit_record(raw, SAMPLE)
+        assert state == quote.state
