@@ -114,7 +114,7 @@ def run(
     from cardio.pcsc import PcscTransport, wait_for_card, wait_for_removal
     from terminals.client import ClearingClient
     from terminals.config import load_config
-    from terminals.errors import TerminalError
+    from terminals.errors import FeedInvalid, TerminalError
     from terminals.journal import Journal
     from terminals.kiosk import LoadKiosk
     from terminals.lists import ListStore
@@ -153,10 +153,18 @@ def run(
     uploader = Uploader(journal, lists, client) if config.clearing_url else None
     wake = uploader.wake if uploader else None
     if kind is TerminalKindArg.BUS:
+        try:
+            feed = config.load_feed()
+        except FeedInvalid as refused:
+            for problem in refused.problems:
+                Console(stderr=True).print(str(problem))
+            Console(stderr=True).print("[red]error:[/red] the fare feed is refused; fix it first")
+            journal.close()
+            raise typer.Exit(1) from None
         terminal: object = Validator(
             journal,
             psam,
-            config.load_feed(),
+            feed,
             lists,
             config.route_id,
             config.stop_id,

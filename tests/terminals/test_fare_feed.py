@@ -264,3 +264,39 @@ def test_cli_price_reports_rows_it_cannot_price_and_exits_1(tmp_path: Path):
     assert "unknown card type 'pensioner'" in lines[1]
     assert "no fare leg rule prices route '99'" in lines[2]
     assert lines[3].split(",")[6] == "200"
+
+
+def test_a_bus_terminal_refuses_to_start_on_a_broken_feed(issuer, tmp_path: Path):
+    from cardio.keystore import write_key_store
+
+    keys = tmp_path / "issuer.json"
+    write_key_store(issuer, keys)
+    out = tmp_path / "bus"
+    assert (
+        runner.invoke(
+            app,
+            [
+                "terminal",
+                "provision",
+                "--terminal-id",
+                "000001000088",
+                "--out",
+                str(out),
+                "--key-store",
+                str(keys),
+            ],
+        ).exit_code
+        == 0
+    )
+    broken = tmp_path / "feed"
+    shutil.copytree(sample_feed_dir(), broken)
+    (broken / "fare_products.txt").write_text(
+        "fare_product_id,amount,currency\nurban_flat,two,CNY\n"
+    )
+    config = out / "terminal.toml"
+    config.write_text(config.read_text().replace('feed = ""', f'feed = "{broken}"'))
+    result = runner.invoke(
+        app, ["terminal", "run", "bus", "--reader", "no reader", "--config", str(config)]
+    )
+    assert result.exit_code == 1
+    assert "fare_products.txt, row 2, field amount" in result.output
