@@ -1,7 +1,8 @@
-"""`onecard demo`: the ledger demo on the embedded default (SQLite unless ONECARD_DATABASE_URL says).
+"""`onecard demo`: the city demo (clearing/cli/city_demo.py) on the embedded default.
 
-Issues a few cards, loads them, taps on a bus, holds and settles a clinic co-payment, corrects a
-wrong fare with a reversal and prints the balances. Re-running it posts nothing twice.
+`onecard demo --ledger-only` is the ledger's own demo: it issues a few cards, loads them, taps on
+a bus, holds and settles a clinic co-payment, corrects a wrong fare with a reversal and prints the
+balances. Re-running it posts nothing twice.
 """
 
 from __future__ import annotations
@@ -119,9 +120,25 @@ async def run_demo(url: str, console: Console) -> bool:
 
 def register(app: typer.Typer) -> None:
     @app.command("demo")
-    def demo() -> None:
-        """Ledger demo on the embedded default: cards, loads, taps, a hold, a reversal."""
-        url = get_settings().resolved_database_url()
-        db.upgrade(url)
-        if not asyncio.run(run_demo(url, Console())):
-            raise typer.Exit(1)
+    def demo(
+        cards: int = typer.Option(3000, min=10, max=20_000, help="Cards to issue."),
+        buses: int = typer.Option(12, min=1, max=100, help="Buses in the fleet."),
+        visits: int = typer.Option(40, min=0, max=1000, help="Clinic visits."),
+        seed: int = typer.Option(2026, help="The same seed gives the same day."),
+        ledger_only: bool = typer.Option(
+            False, "--ledger-only", help="Only the ledger demo (cards, loads, taps, a reversal)."
+        ),
+    ) -> None:
+        """The city demo on the embedded default: cards, a day of buses and a clinic, clearing,
+        settlement (SQLite, eager Celery, in-process software cards; data in var/demo)."""
+        console = Console()
+        if ledger_only:
+            url = get_settings().resolved_database_url()
+            db.upgrade(url)
+            if not asyncio.run(run_demo(url, console)):
+                raise typer.Exit(1)
+            return
+        from clearing.cli.city_demo import print_city_report, run_city_demo
+
+        report = run_city_demo(console, cards=cards, buses=buses, visits=visits, seed=seed)
+        print_city_report(console, report)

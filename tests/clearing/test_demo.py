@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
+from clearing.cli import app
 from clearing.settings import get_settings
 from clearing.settlement.files import check_pain001
 from ledger.check import check_ledger
@@ -80,3 +82,10 @@ def test_the_city_demo_clears_and_settles_a_day(demo_home: Path) -> None:
     assert duplicates == 5
     text = console.export_text()
     assert "bad_tac" in text and "pain001.xml" in text
+
+
+def test_onecard_demo_runs_small(demo_home: Path) -> None:
+    result = CliRunner().invoke(app, ["demo", "--cards", "40", "--buses", "2", "--visits", "2"])
+    assert result.exit_code == 0, result.output
+    assert "settlement" in result.output
+    assert (demo_home / "settlement").is_dir()
