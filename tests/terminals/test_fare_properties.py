@@ -24,6 +24,7 @@ def tariffs(draw):
     transfer_amount = draw(st.integers(min_value=-800, max_value=800))
     transfer_type = draw(st.integers(min_value=0, max_value=2))
     limit_min = draw(st.integers(min_value=1, max_value=180))
+    limit_type = draw(st.integers(min_value=0, max_value=3))
     count = draw(st.sampled_from([-1, 1, 2, 3]))
     cap = draw(st.integers(min_value=0, max_value=2000))
     student_cap = draw(st.integers(min_value=0, max_value=1000))
@@ -45,9 +46,9 @@ def tariffs(draw):
         fare_transfer_rules=(
             "from_leg_group_id,to_leg_group_id,transfer_count,duration_limit,"
             "duration_limit_type,fare_transfer_type,fare_product_id\n"
-            f"bus,bus,{count},{limit_min * 60},1,{transfer_type},{product_cell}\n"
-            f"bus,metro,,{limit_min * 60},1,{transfer_type},{product_cell}\n"
-            f"metro,,,{limit_min * 60},1,{transfer_type},{product_cell}\n"
+            f"bus,bus,{count},{limit_min * 60},{limit_type},{transfer_type},{product_cell}\n"
+            f"bus,metro,,{limit_min * 60},{limit_type},{transfer_type},{product_cell}\n"
+            f"metro,,,{limit_min * 60},{limit_type},{transfer_type},{product_cell}\n"
         ),
         x_fare_caps=(
             "cap_id,rider_category_id,network_id,period,amount,currency\n"
@@ -55,21 +56,31 @@ def tariffs(draw):
             f"student_day,student,,day,{student_cap / 100:.2f},CNY\n"
         ),
     )
-    return feed(**files), limit_min * 60, {"adult": cap, "student": student_cap}
+    return feed(**files), (limit_min * 60, limit_type), {"adult": cap, "student": student_cap}
 
 
 @st.composite
 def days_of_taps(draw):
     size = draw(st.integers(min_value=1, max_value=12))
     minutes = sorted(draw(st.lists(st.integers(0, 47 * 60), min_size=size, max_size=size)))
-    return [
-        Leg(
-            draw(st.sampled_from(ROUTES)),
-            draw(st.sampled_from(STOPS)),
-            at(0) + timedelta(minutes=m),
-        )
-        for m in minutes
-    ]
+    legs = []
+    for m in minutes:
+        route = draw(st.sampled_from(ROUTES))
+        board = at(0) + timedelta(minutes=m)
+        if route == "m1" and draw(st.booleans()):  # metro validates on exit too
+            ride_min = draw(st.integers(1, 90))
+            legs.append(
+                Leg(
+                    route,
+                    draw(st.sampled_from(STOPS)),
+                    board,
+                    "s2",
+                    board + timedelta(minutes=ride_min),
+                )
+            )
+        else:
+            legs.append(Leg(route, draw(st.sampled_from(STOPS)), board))
+    return legs
 
 
 CARD_TYPES = st.sampled_from(["adult", "student", "senior"])
@@ -104,14 +115,17 @@ def test_with_a_daily_cap_a_days_total_never_exceeds_it(tariff, legs, card_type)
 @settings(max_examples=150, deadline=None)
 @given(tariffs(), days_of_taps(), CARD_TYPES)
 def test_a_transfer_never_applies_outside_its_window(tariff, legs, card_type):
-    fare_feed, limit_s, _ = tariff
+    fare_feed, (limit_s, limit_type), _ = tariff
     state = EMPTY_STATE
     previous = None
     for leg in legs:
         quote = price_tap(fare_feed, card_type, state, leg)
         if quote.transfer_rule is not None:
             assert previous is not None
-            assert leg.board_at - previous.board_at <= timedelta(seconds=limit_s)
+            start = previous.board_at if limit_type in (0, 1) else previous.alight_at
+            end = leg.board_at if limit_type in (1, 2) else leg.alight_at
+            assert start is not None and end is not None, "a window needs both validations"
+            assert timedelta(0) <= end - start <= timedelta(seconds=limit_s)
         state = quote.state
         previous = leg
 
