@@ -201,3 +201,38 @@ async def test_rotated_terminal_key_refuses_the_old_key(sqlite_url, tmp_path) ->
             headers=w.auth("operator"),
         )
         assert refused.status_code == 403
+
+
+async def test_expired_pending_loads_are_found_and_leave_the_action_list(
+    sqlite_url, tmp_path
+) -> None:
+    from datetime import timedelta
+
+    from clearing.api.errors import Conflict
+    from clearing.lists.models import PendingLoadState
+    from clearing.registry.models import utc_now
+
+    async with world(sqlite_url, tmp_path) as w:
+        card_no = await issue(w)
+        now = utc_now()
+        async with w.app.state.sessionmaker() as session:
+            for load_id, expires in (
+                ("L-old", now - timedelta(seconds=1)),
+                ("L-new", now + timedelta(days=1)),
+            ):
+                await lists_service.add_pending_load(
+                    session,
+                    load_id=load_id,
+                    card_no=card_no,
+                    amount_fen=100,
+                    source="test",
+                    expires_at=expires,
+                )
+            due = await lists_service.pending_loads_to_expire(session, now)
+            assert [load.load_id for load in due] == ["L-old"]
+            await lists_service.mark_pending_load(session, "L-old", PendingLoadState.EXPIRED)
+            with pytest.raises(Conflict):
+                await lists_service.mark_pending_load(session, "L-old", PendingLoadState.DELIVERED)
+            await session.commit()
+        full = (await w.terminal.get_list("action", 0)).json()
+        assert [item["load_id"] for item in full["added"]] == ["L-new"]
