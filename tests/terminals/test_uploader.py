@@ -368,3 +368,40 @@ def test_lists_never_go_back_to_an_older_version(list_server, tmp_path):
     assert lists.apply(list_server.delta("deny", 5, 6, [], ["3100000000000001"]))
     assert not lists.is_denied("3100000000000001")
     assert not lists.apply(list_server.delta("deny", 5, 6, [], []))  # already held
+
+
+def test_a_batch_id_reused_with_other_records_is_refused_and_nothing_marked_uploaded(
+    validator, make_card, journal, server, credential, server_lists, tmp_path
+):
+    from terminals.errors import UploadRefused
+
+    tap_some(validator, make_card, 2)
+    uploader_for(journal, server_lists, server, credential).sync_once()
+    # A replaced terminal whose journal started again under the same id: its batch 1 differs.
+    fresh = Journal(tmp_path / "fresh.db", TERMINAL_ID)
+    from terminals.journal import RecordKind, RecordStatus, TapRecord
+
+    draft = TapRecord(
+        RecordKind.PURCHASE,
+        RecordStatus.GREY,
+        0,
+        "3100000000000999",
+        0,
+        9,
+        200,
+        500,
+        300,
+        datetime(2026, 11, 30, tzinfo=UTC),
+        None,
+        "adult",
+    )
+    intent = fresh.append_intent(draft)
+    from dataclasses import replace
+
+    fresh.append_grey(intent, replace(draft, terminal_seq=1))
+    fresh.complete(1, b"\x01\x02\x03\x04", 300)
+    with pytest.raises(UploadRefused) as refused:
+        uploader_for(fresh, server_lists, server, credential).sync_once()
+    assert refused.value.status == 409
+    assert fresh.stats().uploaded == 0 and fresh.stats().batches_unacked == 1
+    fresh.close()
