@@ -19,6 +19,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearing import books
+from clearing.api.errors import Conflict
 from clearing.books import LEDGER_CNY, TransferCode
 from clearing.engine import repository as engine_repo
 from clearing.engine.models import ClearedTap
@@ -43,9 +44,9 @@ claims_table = SettlementClaim.__table__
 participants = Participant.__table__
 
 
-class SettlementError(Exception):
+class SettlementError(Conflict):
     code = "settlement_error"
-    status = 409
+    title = "The day cannot be settled"
 
 
 class DayNotClosed(SettlementError):

@@ -208,3 +208,50 @@ async def test_an_open_day_is_not_settled(world: World) -> None:
                 now=now,
                 actor="t",
             )
+
+
+async def test_operators_see_only_their_own_settlement(world: World, tmp_path: Path) -> None:
+    from clearing.auth import service as auth_service
+    from clearing.auth.models import Role
+    from tests.clearing.apiharness import running_app
+
+    calendar = BusinessCalendar(ZoneInfo("Asia/Shanghai"), time(4, 0))
+    tapped = datetime.now(UTC) - timedelta(days=2)
+    day = calendar.business_day(tapped)
+    await world.upload([world.ride(ADULT, 300, at=tapped)])
+    await world.engine.clear_pending()
+    async with running_app(world.url, tmp_path) as (app, client):
+        async with app.state.sessionmaker() as session:
+            tokens = {}
+            for role, subject in (
+                (Role.FINANCE, "fred"),
+                (Role.OPERATOR, "bus-1"),
+                (Role.OPERATOR, "clinic-1"),
+                (Role.RESIDENT, "resident-0"),
+            ):
+                token, _ = await auth_service.issue_token(session, role, subject=subject, label="t")
+                tokens[subject] = {"Authorization": f"Bearer {token}"}
+            await session.commit()
+        path = f"/v1/settlements/{day}"
+        assert (await client.get(path, headers=tokens["fred"])).status_code == 404
+        assert (await client.post(path, headers=tokens["bus-1"])).status_code == 403
+        settled = await client.post(path, headers=tokens["fred"])
+        assert settled.status_code == 200, settled.text
+        assert [line["net_fen"] for line in settled.json()["lines"]] == [300 - 2]
+        own = (await client.get(path, headers=tokens["bus-1"])).json()
+        assert [line["participant_code"] for line in own["lines"]] == ["bus-1"]
+        other = (await client.get(path, headers=tokens["clinic-1"])).json()
+        assert other["lines"] == [] and other["claims"] == []
+        assert (await client.get(path, headers=tokens["resident-0"])).status_code == 403
+        statement = f"{path}/statements/bus-1"
+        assert (await client.get(statement, headers=tokens["clinic-1"])).status_code == 403
+        rows = (await client.get(statement, headers=tokens["bus-1"])).json()
+        assert rows[0]["fares_fen"] == 300 and rows[0]["route_id"] == "L1"
+        today = calendar.business_day(datetime.now(UTC))
+        early = await client.post(f"/v1/settlements/{today}", headers=tokens["fred"])
+        assert early.status_code == 409
+        assert early.json()["code"] == "business_day_not_closed"
+        report = await client.get(
+            "/v1/subsidies", params={"from": str(day), "to": str(day)}, headers=tokens["fred"]
+        )
+        assert report.status_code == 200 and report.json() == []

@@ -1,0 +1,117 @@
+"""Settlement endpoints: finance staff settle a day and see every line; an operator sees only
+its own line and statement; the concession report is for finance staff."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from clearing.api.deps import SessionDep
+from clearing.api.errors import ClearingError, Forbidden, InvalidRequest, NotFound
+from clearing.auth.dependencies import PrincipalDep
+from clearing.auth.models import Role
+from clearing.auth.service import Principal, require_role
+from clearing.settings import get_settings
+from clearing.settlement import service
+from clearing.settlement.schemas import (
+    ClaimOut,
+    SettlementLineOut,
+    SettlementOut,
+    StatementRowOut,
+    SubsidyRowOut,
+)
+from clearing.settlement.tasks import calendar_of
+
+router = APIRouter(tags=["settlement"])
+REPORT_DAYS_MAX = 366
+
+
+class SettlementRefused(ClearingError):
+    code = "settlement_refused"
+    status = 409
+    title = "The day cannot be settled now"
+
+
+def _out(settlement: service.Settlement, principal: Principal) -> SettlementOut:
+    lines = list(settlement.lines)
+    claims = list(settlement.claims)
+    if principal.role is Role.OPERATOR:
+        lines = [line for line in lines if line.participant_code == principal.subject]
+        claims = []
+    return SettlementOut(
+        business_day=settlement.business_day,
+        created_at=settlement.created_at,
+        message_id=settlement.message_id,
+        already_settled=settlement.already_settled,
+        lines=[SettlementLineOut.model_validate(line) for line in lines],
+        claims=[ClaimOut.model_validate(claim) for claim in claims],
+    )
+
+
+@router.get("/v1/settlements/{business_day}", response_model=SettlementOut)
+async def get_settlement(
+    business_day: date, session: SessionDep, principal: PrincipalDep
+) -> SettlementOut:
+    """A settled day: finance and admin see every line, an operator only its own."""
+    require_role(principal, Role.FINANCE, Role.ADMIN, Role.OPERATOR)
+    settlement = await service.load_settlement(await session.connection(), business_day)
+    if settlement is None:
+        raise NotFound(f"business day {business_day} is not settled")
+    return _out(settlement, principal)
+
+
+@router.post("/v1/settlements/{business_day}", response_model=SettlementOut)
+async def settle(
+    business_day: date,
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+) -> SettlementOut:
+    """Settle a closed business day (idempotent: settling it again changes nothing). The
+    instruction files are written by `onecard settle` or the beat task."""
+    require_role(principal, Role.FINANCE)
+    ledger = request.app.state.ledger
+    if ledger is None:
+        raise SettlementRefused("the ledger is not available")
+    settlement = await service.settle_day(
+        await session.connection(),
+        ledger,
+        business_day,
+        calendar=calendar_of(getattr(request.app.state, "settings", None) or get_settings()),
+        now=datetime.now(UTC),
+        actor=principal.actor,
+    )
+    return _out(settlement, principal)
+
+
+@router.get(
+    "/v1/settlements/{business_day}/statements/{participant}",
+    response_model=list[StatementRowOut],
+)
+async def statement(
+    business_day: date, participant: str, session: SessionDep, principal: PrincipalDep
+) -> list[StatementRowOut]:
+    """What was cleared for a participant on a settlement day, per line and terminal."""
+    require_role(principal, Role.FINANCE, Role.ADMIN, Role.OPERATOR)
+    if principal.role is Role.OPERATOR and principal.subject != participant:
+        raise Forbidden("an operator sees only its own statement")
+    rows = await service.operator_statement(await session.connection(), participant, business_day)
+    return [StatementRowOut.model_validate(row) for row in rows]
+
+
+@router.get("/v1/subsidies", response_model=list[SubsidyRowOut])
+async def subsidies(
+    session: SessionDep,
+    principal: PrincipalDep,
+    first_day: Annotated[date, Query(alias="from")],
+    last_day: Annotated[date | None, Query(alias="to")] = None,
+) -> list[SubsidyRowOut]:
+    """Concession claims (full fare - charged) per operator, line and day."""
+    require_role(principal, Role.FINANCE, Role.ADMIN)
+    last = last_day or first_day
+    if last < first_day or last - first_day > timedelta(days=REPORT_DAYS_MAX):
+        raise InvalidRequest(f"the range must run forwards and span at most {REPORT_DAYS_MAX} days")
+    rows = await service.subsidy_report(await session.connection(), first_day, last)
+    return [SubsidyRowOut.model_validate(row) for row in rows]
