@@ -44,6 +44,13 @@ class Unauthenticated(ClearingError):
     code = "unauthenticated"
     status = 401
     title = "Authentication required"
+    challenge = "Bearer"  # the WWW-Authenticate scheme the caller should use
+
+
+class SignatureRequired(Unauthenticated):
+    """A terminal request without a valid signature (docs/terminal-protocol.md): 401."""
+
+    challenge = "Onecard-Signature"
 
 
 class Forbidden(ClearingError):

@@ -92,7 +92,8 @@ def problem_response(
 
 async def _clearing_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ClearingError)
-    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    challenge = getattr(error, "challenge", "Bearer")
+    headers = {"WWW-Authenticate": challenge} if error.status == 401 else None
     return problem_response(
         error.status,
         error.code,

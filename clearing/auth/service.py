@@ -15,7 +15,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clearing.api.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
+from clearing.api.errors import (
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    SignatureRequired,
+    Unauthenticated,
+)
 from clearing.auth import repository
 from clearing.auth.models import ApiToken, Role
 from clearing.auth.signing import (
@@ -141,22 +147,22 @@ async def authenticate_terminal(
     now = now or utc_now()
     signed = parse_signed_headers(headers)
     if signed is None:
-        raise Unauthenticated(
+        raise SignatureRequired(
             "terminal requests need X-Onecard-Terminal, -Timestamp, -Nonce and -Signature"
         )
     if not timestamp_fresh(signed.timestamp, int(now.timestamp())):
-        raise Unauthenticated(
+        raise SignatureRequired(
             f"the timestamp is more than {TIMESTAMP_SKEW_S_MAX} s from the server's clock"
         )
     terminal = await repository.terminal(session, signed.terminal_id)
     message = signed_message(method, path_with_query, signed.timestamp, signed.nonce, body)
     if terminal is None or not verify_signature(terminal.public_key, signed.signature, message):
-        raise Unauthenticated("the signature does not verify for this terminal")
+        raise SignatureRequired("the signature does not verify for this terminal")
     if terminal.status is not TerminalStatus.ACTIVE:
         raise Forbidden(f"terminal {terminal.terminal_id} is {terminal.status.value}")
     if not await repository.remember_nonce(
         session, terminal.terminal_id, signed.nonce.upper(), now
     ):
-        raise Unauthenticated("this nonce was already used: a replayed request")
+        raise SignatureRequired("this nonce was already used: a replayed request")
     await repository.forget_nonces_before(session, terminal.terminal_id, now - NONCE_RETENTION)
     return terminal

@@ -142,6 +142,7 @@ async def test_unsigned_batch_is_refused_and_stored_nowhere(db_url, tmp_path) ->
         )
         assert response.status_code == 401
         assert response.json()["status"] == 401
+        assert response.headers["www-authenticate"] == "Onecard-Signature"
         assert await stored(w, w.terminal.terminal_id) == (0, 0, 0)
 
 

@@ -58,6 +58,7 @@ async def test_requests_without_a_valid_token_are_401(sqlite_url, tmp_path) -> N
         assert (await w.client.get("/v1/cards")).status_code == 401
         bad = await w.client.get("/v1/cards", headers={"Authorization": "Bearer oc_nope"})
         assert bad.status_code == 401 and bad.json()["code"] == "unauthenticated"
+        assert bad.headers["www-authenticate"] == "Bearer"
         async with w.app.state.sessionmaker() as session:
             token, row = await auth_service.issue_token(session, Role.ADMIN, subject="x", label="t")
             await session.commit()
