@@ -7,13 +7,13 @@ deductible and cap are counted from. Same visit asked twice: the same answer. Ne
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clearing.api.errors import Conflict, Forbidden, NotFound
+from clearing.api.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from clearing.clinic.adapter import InsuranceAdapter, Visit
 from clearing.clinic.models import ClinicSplit
 from clearing.clinic.rules import Split, YearToDate
@@ -22,6 +22,8 @@ from clearing.registry.models import Card, CardStatus, Participant, Terminal, ut
 splits = ClinicSplit.__table__
 cards = Card.__table__
 BENEFIT_YEAR_ZONE = ZoneInfo("Asia/Shanghai")
+# A clinic terminal asks at the visit; a day or two of an offline clock is tolerated.
+VISIT_SKEW_MAX = timedelta(days=7)
 
 
 class VisitConflict(Conflict):
@@ -44,6 +46,12 @@ async def split_visit(
     bill_fen: int,
     visit_at: datetime,
 ) -> Split:
+    now = utc_now()
+    if abs(visit_at - now) > VISIT_SKEW_MAX:
+        raise InvalidRequest(
+            f"visit_at must be within {VISIT_SKEW_MAX.days} days of now: the split is asked "
+            "for at the visit"
+        )
     if str(terminal.kind) != "clinic":
         raise Forbidden(f"terminal {terminal.terminal_id} is not a clinic terminal")
     participant_code = (

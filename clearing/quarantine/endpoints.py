@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from clearing.api.deps import SessionDep
 from clearing.auth.dependencies import PrincipalDep
@@ -22,6 +22,7 @@ from clearing.quarantine.schemas import (
 )
 
 router = APIRouter(prefix="/v1/quarantine", tags=["quarantine"])
+TapId = Annotated[int, Path(ge=1, le=2**62, description="Tap record id")]
 
 
 @router.get("", response_model=list[QuarantinedOut])
@@ -30,7 +31,7 @@ async def list_quarantined(
     principal: PrincipalDep,
     reason: QuarantineReason | None = None,
     terminal_id: Annotated[str | None, Query(pattern=r"^[0-9A-F]{12}$")] = None,
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    after_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=service.PAGE_MAX)] = 100,
 ) -> list[QuarantinedOut]:
     require_role(principal, Role.FINANCE, Role.ADMIN)
@@ -50,7 +51,7 @@ async def reasons(session: SessionDep, principal: PrincipalDep) -> list[ReasonCo
 
 @router.get("/{tap_id}", response_model=RecordDetailOut)
 async def show(
-    tap_id: int,
+    tap_id: TapId,
     session: SessionDep,
     principal: PrincipalDep,
 ) -> RecordDetailOut:
@@ -65,7 +66,7 @@ async def show(
 
 @router.post("/{tap_id}/release", response_model=RecordDetailOut)
 async def release(
-    tap_id: int, body: ReleaseIn, session: SessionDep, principal: PrincipalDep
+    tap_id: TapId, body: ReleaseIn, session: SessionDep, principal: PrincipalDep
 ) -> RecordDetailOut:
     require_role(principal, Role.FINANCE)
     conn = await session.connection()
@@ -77,7 +78,7 @@ async def release(
 
 @router.post("/{tap_id}/write-off", response_model=RecordDetailOut)
 async def write_off(
-    tap_id: int, body: WriteOffIn, session: SessionDep, principal: PrincipalDep
+    tap_id: TapId, body: WriteOffIn, session: SessionDep, principal: PrincipalDep
 ) -> RecordDetailOut:
     require_role(principal, Role.FINANCE)
     conn = await session.connection()

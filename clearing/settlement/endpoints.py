@@ -26,6 +26,14 @@ from clearing.settlement.tasks import calendar_of
 
 router = APIRouter(tags=["settlement"])
 REPORT_DAYS_MAX = 366
+DAY_FIRST = date(2000, 1, 1)
+DAY_LAST = date(2100, 12, 31)
+
+
+def _check_day(day: date) -> date:
+    if not DAY_FIRST <= day <= DAY_LAST:
+        raise InvalidRequest(f"business days run from {DAY_FIRST} to {DAY_LAST}")
+    return day
 
 
 class SettlementRefused(ClearingError):
@@ -56,6 +64,7 @@ async def get_settlement(
 ) -> SettlementOut:
     """A settled day: finance and admin see every line, an operator only its own."""
     require_role(principal, Role.FINANCE, Role.ADMIN, Role.OPERATOR)
+    _check_day(business_day)
     settlement = await service.load_settlement(await session.connection(), business_day)
     if settlement is None:
         raise NotFound(f"business day {business_day} is not settled")
@@ -72,6 +81,7 @@ async def settle(
     """Settle a closed business day (idempotent: settling it again changes nothing). The
     instruction files are written by `onecard settle` or the beat task."""
     require_role(principal, Role.FINANCE)
+    _check_day(business_day)
     ledger = request.app.state.ledger
     if ledger is None:
         raise SettlementRefused("the ledger is not available")
@@ -110,7 +120,8 @@ async def subsidies(
 ) -> list[SubsidyRowOut]:
     """Concession claims (full fare - charged) per operator, line and day."""
     require_role(principal, Role.FINANCE, Role.ADMIN)
-    last = last_day or first_day
+    last = _check_day(last_day or first_day)
+    _check_day(first_day)
     if last < first_day or last - first_day > timedelta(days=REPORT_DAYS_MAX):
         raise InvalidRequest(f"the range must run forwards and span at most {REPORT_DAYS_MAX} days")
     rows = await service.subsidy_report(await session.connection(), first_day, last)
