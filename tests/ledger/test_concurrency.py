@@ -1,0 +1,92 @@
+"""PostgreSQL under contention: 32 concurrent clients on 5 accounts, no lost update, no
+overdraft, no deadlock; concurrent replays of one id post it once."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from ledger.check import check_ledger
+from ledger.types import AccountFlags, CreateTransferResult, TransferFlags
+from ledger.writer import Ledger
+from tests.ledger.helpers import balances, setup_books, xfer
+
+R = CreateTransferResult
+CLIENTS = 32
+CALLS_PER_CLIENT = 25
+
+pytestmark = pytest.mark.postgres
+
+
+async def test_32_clients_on_5_accounts_match_the_model_without_deadlock(pg_url, ns):
+    async with await Ledger.open(pg_url, group_commit=False, pool_size=CLIENTS) as led:
+        books = await setup_books(led, ns)
+        accounts = [books[n] for n in ("bank", "card", "card2", "merchant", "limit")]
+        funding = [
+            xfer(ns, "fund-card", books["bank"], books["card"], 2_000),
+            xfer(ns, "fund-card2", books["bank"], books["card2"], 2_000),
+            xfer(ns, "fund-limit", books["limit"], books["bank"], 2_000),
+        ]
+        assert await led.create_transfers(funding) == [R.OK] * 3
+        posted: list = list(funding)
+
+        async def client(k: int) -> None:
+            rng = random.Random(k)
+            for n in range(CALLS_PER_CLIENT):
+                a, b = rng.sample(accounts, 2)
+                amount = rng.randint(1, 400)
+                if rng.random() < 0.3:
+                    # opposing transfers in one linked batch: a->b then b->a
+                    batch = [
+                        xfer(ns, f"{k}:{n}:x", a, b, amount, flags=TransferFlags.LINKED),
+                        xfer(ns, f"{k}:{n}:y", b, a, rng.randint(1, 400)),
+                    ]
+                else:
+                    batch = [xfer(ns, f"{k}:{n}", a, b, amount)]
+                results = await led.create_transfers(batch)
+                for t, r in zip(batch, results, strict=True):
+                    assert r in (
+                        R.OK,
+                        R.EXCEEDS_CREDITS,
+                        R.EXCEEDS_DEBITS,
+                        R.LINKED_EVENT_FAILED,
+                    ), r
+                    if r is R.OK:
+                        posted.append(t)
+
+        await asyncio.gather(*(client(k) for k in range(CLIENTS)))
+        assert led.retries["deadlock"] == 0, led.retries
+
+        expected = {a.id: [0, 0, 0, 0] for a in accounts}
+        for t in posted:
+            expected[t.debit_account_id][1] += t.amount
+            expected[t.credit_account_id][3] += t.amount
+        for a in accounts:
+            assert list(await balances(led, a)) == expected[a.id], a.name
+            dp, dpo, cp, cpo = await balances(led, a)
+            if a.flags & AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS:
+                assert dpo <= cpo
+            if a.flags & AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS:
+                assert cpo <= dpo
+        assert len(posted) > CLIENTS  # the contention really moved money
+
+    engine = create_async_engine(pg_url)
+    try:
+        async with engine.connect() as conn:
+            report = await check_ledger(conn)
+        assert report.ok, report.problems
+    finally:
+        await engine.dispose()
+
+
+async def test_concurrent_submissions_of_one_id_post_once(pg_url, ns):
+    async with await Ledger.open(pg_url, group_commit=False, pool_size=16) as led:
+        books = await setup_books(led, ns)
+        t = xfer(ns, "once", books["bank"], books["merchant"], 7)
+        results = await asyncio.gather(*(led.create_transfers([t]) for _ in range(16)))
+        flat = [r for [r] in results]
+        assert flat.count(R.OK) == 1 and flat.count(R.EXISTS) == 15
+        assert await balances(led, books["merchant"]) == (0, 0, 0, 7)
