@@ -45,9 +45,11 @@ from ledger.types import BATCH_MAX
 from ledger.writer import Ledger
 
 # A record makes at most two transfers (fare + subsidy, or patient share + insured share), so a
-# chunk of 4,000 records fits one ledger batch (BATCH_MAX = 8,190).
+# chunk of 4,000 records fits one ledger batch (BATCH_MAX = 8,190); a record's linked pair is
+# never split across batches.
 CHUNK_RECORDS_DEFAULT = 4000
-CHUNK_RECORDS_MAX = BATCH_MAX // 2
+# Bigger chunks are posted in several ledger batches inside the chunk's transaction.
+CHUNK_RECORDS_MAX = 4 * BATCH_MAX
 SUBSIDY_SCHEMES_DEFAULT = {"student": "student", "senior": "senior", "disabled": "disabled"}
 
 ProgressFn = Callable[[int], None]

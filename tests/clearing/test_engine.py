@@ -389,3 +389,17 @@ async def test_a_tap_beyond_the_shadow_balance_waits_for_the_load(world: World) 
     assert summary.quarantined == 1
     assert await world.reasons() == [R.CARD_BALANCE_INSUFFICIENT]
     assert await world.balance(books.card(ADULT)) == 10_000
+
+
+@pytest.mark.postgres
+async def test_a_chunk_larger_than_one_ledger_batch_keeps_pairs_together(world: World) -> None:
+    if not world.url.startswith("postgresql"):
+        pytest.skip("one backend is enough for the batch split")
+    world.engine.config = EngineConfig(chunk_records=5000)
+    rides = [world.ride(STUDENT, 1, full_fare_fen=2) for _ in range(4200)]  # 8,400 transfers
+    await world.upload(rides)
+    summary = await world.engine.clear_pending()
+    assert (summary.posted, summary.quarantined) == (4200, 0)
+    assert await world.balance(books.card(STUDENT)) == 10_000 - 4200
+    assert await world.balance(books.subsidy("student")) == 4200
+    assert await world.balance(books.payable("bus-1")) == 8400

@@ -194,3 +194,15 @@ def test_a_clinic_record_must_match_its_split() -> None:
     assert decide(tap, ctx_for(tap, split=other)).reason is R.CLINIC_SPLIT_MISMATCH
     from_bus = ctx_for(tap, terminal=TerminalInfo("bus-1", "bus"))
     assert decide(tap, from_bus).reason is R.TERMINAL_NOT_ALLOWED
+
+
+def test_chunk_size_is_bounded_on_both_sides() -> None:
+    import pytest
+
+    from clearing.engine.service import CHUNK_RECORDS_MAX, EngineConfig, EngineError
+
+    assert EngineConfig(chunk_records=1).chunk_records == 1
+    assert EngineConfig(chunk_records=CHUNK_RECORDS_MAX).chunk_records == CHUNK_RECORDS_MAX
+    for bad in (0, CHUNK_RECORDS_MAX + 1):
+        with pytest.raises(EngineError):
+            EngineConfig(chunk_records=bad)
