@@ -255,3 +255,18 @@ async def test_operators_see_only_their_own_settlement(world: World, tmp_path: P
             "/v1/subsidies", params={"from": str(day), "to": str(day)}, headers=tokens["fred"]
         )
         assert report.status_code == 200 and report.json() == []
+
+
+@given(
+    st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2099, 1, 1)),
+    st.integers(0, 23),
+    st.integers(0, 59),
+)
+def test_business_day_matches_the_local_clock(moment: datetime, hour: int, minute: int) -> None:
+    zone = ZoneInfo("Asia/Shanghai")
+    calendar = BusinessCalendar(zone, time(hour, minute))
+    at = moment.replace(tzinfo=UTC)
+    local = at.astimezone(zone).replace(tzinfo=None)
+    expected = (local - timedelta(hours=hour, minutes=minute)).date()
+    assert calendar.business_day(at) == expected
+    assert calendar.day_start(expected) <= at < calendar.day_end(expected)
