@@ -5,7 +5,7 @@ the hot path reads and writes thousands of rows per statement, never one per rou
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BigInteger, func, insert, select, text, tuple_, update
@@ -413,7 +413,16 @@ async def set_states(
             )
 
 
+# A run still "running" after this long died with its worker (tasks are killed after 1 h).
+RUN_STALE_AFTER = timedelta(hours=2)
+
+
 async def start_run(conn: AsyncConnection, trigger: str, at: datetime) -> int:
+    await conn.execute(
+        update(runs)
+        .where(runs.c.state == "running", runs.c.started_at < at - RUN_STALE_AFTER)
+        .values(state="failed", finished_at=at)
+    )
     result = await conn.execute(
         insert(runs)
         .values(
