@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from clearing.engine.decide import (
+    FULL_FARE_FEN_MAX,
     CardInfo,
     Context,
     Outcome,
@@ -47,7 +48,7 @@ def taps(draw: st.DrawFn, kind: str | None = None) -> Tap:
         balance_after_fen=after,
         occurred_at=NOW - timedelta(minutes=draw(st.integers(0, 10_000))),
         tac=None if grey else draw(st.from_regex(r"\A[0-9A-F]{8}\Z")),
-        full_fare_fen=draw(st.integers(0, 20_000)),
+        full_fare_fen=draw(st.integers(0, FULL_FARE_FEN_MAX)),
         insured_fen=draw(st.integers(0, 5000)) if kind == "clinic" else 0,
         visit_id="V-1" if kind == "clinic" else None,
         load_id="L-1" if kind == "load" else None,
@@ -82,6 +83,13 @@ def test_a_genuine_complete_record_posts_with_the_right_claims(tap: Tap, card_ty
     else:
         assert decision.subsidy_fen == 0
     assert decision.insured_fen == (tap.insured_fen if tap.kind == "clinic" else 0)
+
+
+@given(taps(kind="purchase"), st.integers(1, 10**6))
+def test_a_fare_above_the_bound_claims_no_subsidy(tap: Tap, excess: int) -> None:
+    tap = replace(tap, status="complete", tac="0A0B0C0D", full_fare_fen=FULL_FARE_FEN_MAX + excess)
+    assert decide(tap, ctx_for(tap, "senior")).reason is R.FARE_OUT_OF_RANGE
+    assert decide(tap, ctx_for(tap, "adult")).outcome is Outcome.POST  # no claim: no bound
 
 
 @given(taps())
