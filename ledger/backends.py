@@ -59,9 +59,14 @@ class SqlBackend:
 
     dialect = "sqlite"
 
-    def __init__(self, clock_ns: Callable[[], int] = time.time_ns) -> None:
+    def __init__(
+        self, clock_ns: Callable[[], int] = time.time_ns, *, lock_accounts: bool = True
+    ) -> None:
         # The wall clock, in nanoseconds; tests inject one that jumps to reach timeouts.
         self.clock_ns = clock_ns
+        # False only under SERIALIZABLE isolation (the alternative the benchmark compares):
+        # then conflicts surface as serialization failures and the transaction is retried.
+        self.lock_for_update = lock_accounts
 
     # -- primitives (PostgresBackend overrides the hot ones) -----------------------------------
 
@@ -150,7 +155,7 @@ class SqlBackend:
     ) -> dict[int, rules.Balances]:
         if not ids:
             return {}
-        rows = await conn.execute(
+        query = (
             select(
                 accounts.c.id,
                 accounts.c.ledger,
@@ -162,8 +167,10 @@ class SqlBackend:
             )
             .where(accounts.c.id.in_([to_uuid(i) for i in sorted(ids)]))
             .order_by(accounts.c.id)
-            .with_for_update()
         )
+        if self.lock_for_update:
+            query = query.with_for_update()
+        rows = await conn.execute(query)
         return {from_uuid(r[0]): rules.Balances(*r[1:]) for r in rows}
 
     async def insert_transfers(self, conn: AsyncConnection, rows: list[rules.PostedRow]) -> None:
@@ -463,11 +470,30 @@ _INSERT_TRANSFERS_PG = (
     + ")"
 )
 _SELECT_TRANSFERS_PG = (
-    f"SELECT {', '.join(TRANSFER_SELECT)} FROM ledger_transfers WHERE id = ANY($1::uuid[])"
+    f"SELECT {', '.join('t.' + c for c in TRANSFER_SELECT)} FROM unnest($1::uuid[]) AS v(id)"
+    " JOIN ledger_transfers AS t ON t.id = v.id"
+)
+_SELECT_FAILURES_PG = (
+    f"SELECT {', '.join('f.' + c for c in TRANSFER_SELECT)}, f.result FROM unnest($1::uuid[])"
+    " AS v(id) JOIN ledger_transfer_failures AS f ON f.id = v.id"
+)
+_SELECT_RESOLUTIONS_PG = (
+    "SELECT t.pending_id, t.flags FROM unnest($1::uuid[]) AS v(id)"
+    " JOIN ledger_transfers AS t ON t.pending_id = v.id"
 )
 _LOCK_ACCOUNTS_PG = (
-    "SELECT id, ledger, flags, debits_pending, debits_posted, credits_pending, credits_posted"
-    " FROM ledger_accounts WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"
+    "SELECT a.id, a.ledger, a.flags, a.debits_pending, a.debits_posted, a.credits_pending,"
+    " a.credits_posted FROM unnest($1::uuid[]) AS v(id) JOIN ledger_accounts AS a ON a.id = v.id"
+    " ORDER BY a.id"
+)
+_DUE_DEADLINES_PG = (
+    "SELECT pending_id FROM ledger_pending_deadlines"
+    " WHERE expires_at <= GREATEST($1::bigint, (SELECT last_ns FROM ledger_clock WHERE id = 1))"
+    " ORDER BY expires_at LIMIT $2"
+)
+_RESERVE_PG = (
+    "UPDATE ledger_clock SET last_ns = GREATEST($1::bigint, last_ns + 1) + $2::bigint - 1"
+    " WHERE id = 1 RETURNING last_ns"
 )
 
 
@@ -478,10 +504,26 @@ class PostgresBackend(SqlBackend):
 
     @staticmethod
     async def _driver(conn: AsyncConnection) -> Any:
+        """The asyncpg connection under `conn`, inside `conn`'s database transaction."""
         raw = await conn.get_raw_connection()
+        adapted = raw.dbapi_connection
+        # SQLAlchemy's asyncpg adapter opens its transaction at the first statement it runs; a
+        # statement sent straight to asyncpg must not run before it (it would autocommit).
+        if getattr(adapted, "_transaction", False) is None:
+            await adapted._start_transaction()
         driver = raw.driver_connection
         invariant(driver.is_in_transaction(), "the ledger writes only inside a transaction")
         return driver
+
+    async def reserve_timestamps(self, conn: AsyncConnection, count: int) -> int:
+        invariant(count > 0, "reserve at least one timestamp")
+        driver = await self._driver(conn)
+        last = await driver.fetchval(_RESERVE_PG, self.clock_ns(), count)
+        return last - count + 1
+
+    async def due_deadlines(self, conn: AsyncConnection, now_ns: int, limit: int) -> list[int]:
+        driver = await self._driver(conn)
+        return [from_uuid(r[0]) for r in await driver.fetch(_DUE_DEADLINES_PG, now_ns, limit)]
 
     async def fetch_transfers(self, conn: AsyncConnection, ids: set[int]) -> dict[int, Transfer]:
         if not ids:
@@ -490,13 +532,35 @@ class PostgresBackend(SqlBackend):
         rows = await driver.fetch(_SELECT_TRANSFERS_PG, [to_uuid(i) for i in ids])
         return {t.id: t for t in map(transfer_from_row, rows)}
 
+    async def fetch_failures(
+        self, conn: AsyncConnection, ids: set[int]
+    ) -> dict[int, tuple[Transfer, CreateTransferResult]]:
+        if not ids:
+            return {}
+        driver = await self._driver(conn)
+        out = {}
+        for row in await driver.fetch(_SELECT_FAILURES_PG, [to_uuid(i) for i in ids]):
+            t = transfer_from_row(row)
+            out[t.id] = (t, CreateTransferResult(row[-1]))
+        return out
+
+    async def fetch_resolutions(
+        self, conn: AsyncConnection, pending_ids: set[int]
+    ) -> dict[int, int]:
+        if not pending_ids:
+            return {}
+        driver = await self._driver(conn)
+        rows = await driver.fetch(_SELECT_RESOLUTIONS_PG, [to_uuid(i) for i in pending_ids])
+        return {from_uuid(r[0]): r[1] for r in rows}
+
     async def lock_accounts(
         self, conn: AsyncConnection, ids: set[int]
     ) -> dict[int, rules.Balances]:
         if not ids:
             return {}
         driver = await self._driver(conn)
-        rows = await driver.fetch(_LOCK_ACCOUNTS_PG, [to_uuid(i) for i in sorted(ids)])
+        sql = _LOCK_ACCOUNTS_PG + (" FOR UPDATE OF a" if self.lock_for_update else "")
+        rows = await driver.fetch(sql, [to_uuid(i) for i in sorted(ids)])
         return {from_uuid(r[0]): rules.Balances(*r[1:]) for r in rows}
 
     async def insert_transfers(self, conn: AsyncConnection, rows: list[rules.PostedRow]) -> None:
@@ -525,6 +589,8 @@ class PostgresBackend(SqlBackend):
         )
 
 
-def backend_for(dialect_name: str, clock_ns: Callable[[], int] = time.time_ns) -> SqlBackend:
+def backend_for(
+    dialect_name: str, clock_ns: Callable[[], int] = time.time_ns, *, lock_accounts: bool = True
+) -> SqlBackend:
     backend = PostgresBackend if dialect_name == "postgresql" else SqlBackend
-    return backend(clock_ns)
+    return backend(clock_ns, lock_accounts=lock_accounts)

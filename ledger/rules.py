@@ -37,11 +37,16 @@ NS_PER_S = 1_000_000_000
 
 TR = CreateTransferResult
 AR = CreateAccountResult
-_TWO_PHASE = (
-    TransferFlags.PENDING
-    | TransferFlags.POST_PENDING_TRANSFER
-    | TransferFlags.VOID_PENDING_TRANSFER
-)
+# Flags as plain ints: IntFlag arithmetic costs a microsecond per operation, and the rules run
+# per transfer on batches of 8,190 (measured: a third of the rules' time was enum operators).
+_LINKED = int(TransferFlags.LINKED)
+_PENDING = int(TransferFlags.PENDING)
+_POST = int(TransferFlags.POST_PENDING_TRANSFER)
+_VOID = int(TransferFlags.VOID_PENDING_TRANSFER)
+_EXPIRED = int(TransferFlags.EXPIRED)
+_RESOLVING = _POST | _VOID
+_TWO_PHASE = _PENDING | _POST | _VOID
+_CLIENT_FLAGS = int(TRANSFER_FLAGS_CLIENT)
 
 
 def _is_int(value: object) -> bool:
@@ -158,9 +163,9 @@ def pending_expires_at(pending: Transfer) -> int:
 
 
 def resolution_result(flags: int) -> CreateTransferResult:
-    if flags & TransferFlags.EXPIRED:
+    if flags & _EXPIRED:
         return TR.PENDING_TRANSFER_EXPIRED
-    if flags & TransferFlags.POST_PENDING_TRANSFER:
+    if flags & _POST:
         return TR.PENDING_TRANSFER_ALREADY_POSTED
     return TR.PENDING_TRANSFER_ALREADY_VOIDED
 
@@ -180,9 +185,12 @@ def check_transfer_fields(t: Transfer) -> CreateTransferResult:
         return TR.ID_MUST_NOT_BE_INT_MAX
     if not 0 < t.id < ID_MAX:
         return TR.ID_OUT_OF_RANGE
-    if not _is_int(t.flags) or t.flags & ~TRANSFER_FLAGS_CLIENT or t.flags < 0:
+    if not _is_int(t.flags):
         return TR.FLAGS_ARE_RESERVED
-    if (t.flags & _TWO_PHASE).bit_count() > 1:
+    flags = int(t.flags)
+    if flags & ~_CLIENT_FLAGS or flags < 0:
+        return TR.FLAGS_ARE_RESERVED
+    if (flags & _TWO_PHASE).bit_count() > 1:
         return TR.FLAGS_ARE_MUTUALLY_EXCLUSIVE
     if not _id_ok(t.debit_account_id):
         return TR.DEBIT_ACCOUNT_ID_INVALID
@@ -212,7 +220,7 @@ def check_transfer_fields(t: Transfer) -> CreateTransferResult:
         return TR.TIMEOUT_INVALID
     if not _in_range(t.effective_at, EFFECTIVE_AT_MAX):
         return TR.EFFECTIVE_AT_INVALID
-    if t.flags & (TransferFlags.POST_PENDING_TRANSFER | TransferFlags.VOID_PENDING_TRANSFER):
+    if flags & _RESOLVING:
         if t.pending_id == 0:
             return TR.PENDING_ID_MUST_NOT_BE_ZERO
         if t.pending_id == t.id:
@@ -230,9 +238,9 @@ def check_transfer_fields(t: Transfer) -> CreateTransferResult:
         return TR.ACCOUNTS_MUST_BE_DIFFERENT
     if t.pending_id != 0:
         return TR.PENDING_ID_MUST_BE_ZERO
-    if t.timeout_s != 0 and not t.flags & TransferFlags.PENDING:
+    if t.timeout_s != 0 and not flags & _PENDING:
         return TR.TIMEOUT_RESERVED_FOR_PENDING_TRANSFER
-    if t.reverses_id != 0 and t.flags & TransferFlags.PENDING:
+    if t.reverses_id != 0 and flags & _PENDING:
         return TR.REVERSAL_MUST_NOT_BE_TWO_PHASE
     if t.reverses_id == t.id:
         return TR.REVERSES_ID_MUST_BE_DIFFERENT
@@ -251,14 +259,12 @@ def compare_with_existing(t: Transfer, e: Transfer) -> CreateTransferResult:
     For a post or void, zero debit/credit/ledger/code/amount in `t` were filled from the
     pending transfer when it was stored, so a zero matches what is stored.
     """
-    resolving = bool(
-        t.flags & (TransferFlags.POST_PENDING_TRANSFER | TransferFlags.VOID_PENDING_TRANSFER)
-    )
+    resolving = bool(int(t.flags) & _RESOLVING)
 
     def differs(submitted: int, stored: int) -> bool:
         return submitted != stored and not (resolving and submitted == 0)
 
-    if (t.flags & ~TransferFlags.LINKED) != (e.flags & ~TransferFlags.LINKED):
+    if (int(t.flags) & ~_LINKED) != (int(e.flags) & ~_LINKED):
         return TR.EXISTS_WITH_DIFFERENT_FLAGS
     if t.pending_id != e.pending_id:
         return TR.EXISTS_WITH_DIFFERENT_PENDING_ID
@@ -349,7 +355,7 @@ def _post_or_void(batch: TransferBatch, t: Transfer) -> CreateTransferResult:
     pending = batch.transfers.get(t.pending_id)
     if pending is None:
         return TR.PENDING_TRANSFER_NOT_FOUND
-    if not pending.flags & TransferFlags.PENDING:
+    if not int(pending.flags) & _PENDING:
         return TR.PENDING_TRANSFER_NOT_PENDING
     if t.debit_account_id and t.debit_account_id != pending.debit_account_id:
         return TR.PENDING_TRANSFER_HAS_DIFFERENT_DEBIT_ACCOUNT_ID
@@ -361,7 +367,7 @@ def _post_or_void(batch: TransferBatch, t: Transfer) -> CreateTransferResult:
         return TR.PENDING_TRANSFER_HAS_DIFFERENT_CODE
     if t.amount > pending.amount:
         return TR.EXCEEDS_PENDING_TRANSFER_AMOUNT
-    is_post = bool(t.flags & TransferFlags.POST_PENDING_TRANSFER)
+    is_post = bool(int(t.flags) & _POST)
     if not is_post and t.amount not in (0, pending.amount):
         return TR.PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT
     resolved = batch.resolutions.get(pending.id)
@@ -386,7 +392,7 @@ def _post_or_void(batch: TransferBatch, t: Transfer) -> CreateTransferResult:
         amount=amount,
         ledger=pending.ledger,
         code=t.code or pending.code,
-        flags=t.flags & ~TransferFlags.LINKED,
+        flags=TransferFlags(int(t.flags) & ~_LINKED),
     )
     _release_pending(batch, row, pending, posted_amount=amount if is_post else 0)
     return TR.OK
@@ -407,9 +413,7 @@ def _plain_or_pending(batch: TransferBatch, t: Transfer) -> CreateTransferResult
         original = batch.transfers.get(t.reverses_id)
         if original is None:
             return TR.REVERSED_TRANSFER_NOT_FOUND
-        if original.flags & (
-            TransferFlags.PENDING | TransferFlags.VOID_PENDING_TRANSFER | TransferFlags.EXPIRED
-        ):
+        if int(original.flags) & (_PENDING | _VOID | _EXPIRED):
             return TR.REVERSED_TRANSFER_NOT_POSTED
         if (
             t.debit_account_id != original.credit_account_id
@@ -421,7 +425,8 @@ def _plain_or_pending(batch: TransferBatch, t: Transfer) -> CreateTransferResult
         if t.amount > original.amount - batch.reversed_totals.get(original.id, 0):
             return TR.EXCEEDS_REVERSIBLE_AMOUNT
     amount = t.amount
-    pending = bool(t.flags & TransferFlags.PENDING)
+    flags = int(t.flags)
+    pending = bool(flags & _PENDING)
     if pending:
         if dr.debits_pending + amount > AMOUNT_MAX:
             return TR.OVERFLOWS_DEBITS_PENDING
@@ -455,7 +460,7 @@ def _plain_or_pending(batch: TransferBatch, t: Transfer) -> CreateTransferResult
     else:
         dr.debits_posted += amount
         cr.credits_posted += amount
-    stored = replace(t, flags=t.flags & ~TransferFlags.LINKED, timestamp=batch.take_timestamp())
+    stored = replace(t, flags=TransferFlags(flags & ~_LINKED), timestamp=batch.take_timestamp())
     batch._set(batch.transfers, stored.id, stored)
     if t.reverses_id:
         batch._set(
@@ -480,14 +485,14 @@ def _create_one(batch: TransferBatch, t: Transfer) -> CreateTransferResult:
     if failed is not None:
         original, code = failed
         return code if _same_submission(original, t) else TR.ID_ALREADY_FAILED
-    if t.flags & (TransferFlags.POST_PENDING_TRANSFER | TransferFlags.VOID_PENDING_TRANSFER):
+    if int(t.flags) & _RESOLVING:
         return _post_or_void(batch, t)
     return _plain_or_pending(batch, t)
 
 
 def _remember_failure(batch: TransferBatch, t: Transfer, result: CreateTransferResult) -> None:
     if result in TRANSFER_RESULTS_REMEMBERED and t.id not in batch.failures:
-        stored = replace(t, flags=t.flags & ~TransferFlags.LINKED)
+        stored = replace(t, flags=TransferFlags(int(t.flags) & ~_LINKED))
         batch.failures[t.id] = (stored, result)
         batch.new_failures.append((stored, result))
 
@@ -528,7 +533,7 @@ def create_transfers(
 
 def _linked(t: object) -> bool:
     flags = getattr(t, "flags", 0)
-    return _is_int(flags) and bool(flags & TransferFlags.LINKED)
+    return _is_int(flags) and bool(int(flags) & _LINKED)
 
 
 def _create_chain(batch: TransferBatch, chain: Sequence[Transfer]) -> list[CreateTransferResult]:

@@ -25,6 +25,7 @@ from ledger.backends import SqlBackend, backend_for
 from ledger.errors import (
     BatchMalformedError,
     BatchTooLargeError,
+    InvalidArgumentError,
     LedgerClosedError,
     LedgerConflictError,
     LedgerError,
@@ -138,9 +139,17 @@ class Ledger:
         owns_engine: bool = False,
         group_commit: bool = True,
         clock_ns: Callable[[], int] = time.time_ns,
+        isolation: str = "lock_ordering",
     ) -> None:
+        if isolation not in ("lock_ordering", "serializable"):
+            raise InvalidArgumentError(
+                f"isolation must be lock_ordering or serializable: {isolation}"
+            )
         self.engine = engine
-        self.backend: SqlBackend = backend_for(engine.dialect.name, clock_ns)
+        self.isolation = isolation
+        self.backend: SqlBackend = backend_for(
+            engine.dialect.name, clock_ns, lock_accounts=isolation == "lock_ordering"
+        )
         self.reader = LedgerReader(engine)
         self._owns_engine = owns_engine
         self._group_commit = group_commit
@@ -159,14 +168,30 @@ class Ledger:
         group_commit: bool = True,
         pool_size: int = 5,
         clock_ns: Callable[[], int] = time.time_ns,
+        isolation: str = "lock_ordering",
     ) -> Ledger:
-        """Open a ledger on a migrated database (`onecard db upgrade` makes the schema)."""
+        """Open a ledger on a migrated database (`onecard db upgrade` makes the schema).
+
+        `isolation`: "lock_ordering" (default: READ COMMITTED, accounts locked FOR UPDATE in id
+        order) or "serializable" (SERIALIZABLE, no row locks, retried on serialization failure;
+        kept so the benchmark can compare the two on PostgreSQL).
+        """
         if url.startswith("sqlite"):
             engine = create_async_engine(url)
             _sqlite_immediate(engine)
+        elif isolation == "serializable":
+            engine = create_async_engine(
+                url, pool_size=pool_size, max_overflow=pool_size, isolation_level="SERIALIZABLE"
+            )
         else:
             engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
-        return cls(engine, owns_engine=True, group_commit=group_commit, clock_ns=clock_ns)
+        return cls(
+            engine,
+            owns_engine=True,
+            group_commit=group_commit,
+            clock_ns=clock_ns,
+            isolation=isolation,
+        )
 
     async def close(self) -> None:
         self._closed = True

@@ -1,0 +1,263 @@
+"""Ledger benchmark: single transfers (1 and 16 clients, 1,000 accounts and 10 hot accounts),
+batches of 100, 1,000 and 8,000, and the COPY ceiling of the same database, in one run.
+
+    ONECARD_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/onecard_bench \
+        .venv/bin/python bench/ledger.py
+
+Applies the migrations, works in fresh accounts of its own (a run namespace), prints a table and
+ends with one line of JSON holding every figure. Measures; asserts nothing about speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rich.console import Console
+from rich.table import Table
+
+from clearing import db
+from ledger.backends import transfer_values
+from ledger.ids import account_id, transfer_id
+from ledger.tables import TRANSFER_COLUMNS
+from ledger.types import (
+    Account,
+    AccountFlags,
+    CreateTransferResult,
+    LedgerSpec,
+    Transfer,
+)
+from ledger.writer import Ledger
+
+CNY = 1
+ACCOUNTS_WIDE = 1_000
+ACCOUNTS_HOT = 10
+FUND_FEN = 10**12  # every card starts rich enough that no benchmark transfer is refused
+OK = (CreateTransferResult.OK,)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[k]
+
+
+class Bench:
+    def __init__(self, url: str, scale: float) -> None:
+        self.url = url
+        self.scale = scale
+        self.run = uuid.uuid4().hex[:8]
+        self.seq = 0
+        self.figures: dict[str, float] = {}
+        self.rows: list[tuple[str, str, str, str, str]] = []
+
+    def n(self, count: int) -> int:
+        return max(1, int(count * self.scale))
+
+    def next_id(self) -> int:
+        self.seq += 1
+        return transfer_id(f"bench:{self.run}:{self.seq}")
+
+    def transfer(self, accounts: list[int], rng: random.Random) -> Transfer:
+        debit, credit = rng.sample(accounts, 2)
+        return Transfer(self.next_id(), debit, credit, rng.randint(1, 500), CNY, 1)
+
+    async def setup(self, led: Ledger, label: str, count: int) -> list[int]:
+        await led.create_ledgers([LedgerSpec(id=CNY, name="CNY in fen")])
+        names = [f"bench:{self.run}:{label}:{k}" for k in range(count)]
+        funding_name = f"bench:{self.run}:{label}:funding"
+        accounts = [Account(account_id(funding_name), CNY, 1, funding_name)] + [
+            Account(account_id(n), CNY, 2, n, flags=AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
+            for n in names
+        ]
+        results = await led.create_accounts(accounts)
+        assert all(r.value == "ok" for r in results), results[:5]
+        ids = [a.id for a in accounts[1:]]
+        fund = [Transfer(self.next_id(), accounts[0].id, i, FUND_FEN, CNY, 1) for i in ids]
+        assert await led.create_transfers(fund) == [CreateTransferResult.OK] * len(fund)
+        return ids
+
+    async def singles(
+        self, led: Ledger, accounts: list[int], clients: int, per_client: int
+    ) -> tuple[float, float, float, int]:
+        """Each client posts one transfer per call; returns tps, p50 ms, p99 ms, failures."""
+        latencies: list[float] = []
+        failures = 0
+
+        async def client(k: int) -> None:
+            nonlocal failures
+            rng = random.Random(k)
+            for _ in range(per_client):
+                t = self.transfer(accounts, rng)
+                start = time.perf_counter()
+                try:
+                    [result] = await led.create_transfers([t])
+                except Exception:  # noqa: BLE001 - counted and reported, the run goes on
+                    failures += 1
+                    continue
+                latencies.append(time.perf_counter() - start)
+                if result not in OK:
+                    failures += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(client(k) for k in range(clients)))
+        elapsed = time.perf_counter() - start
+        return (
+            len(latencies) / elapsed,
+            percentile(latencies, 0.50) * 1e3,
+            percentile(latencies, 0.99) * 1e3,
+            failures,
+        )
+
+    async def batches(self, led: Ledger, accounts: list[int], size: int, total: int) -> float:
+        rng = random.Random(size)
+        count = max(1, total // size)
+        batches = [[self.transfer(accounts, rng) for _ in range(size)] for _ in range(count)]
+        start = time.perf_counter()
+        for batch in batches:
+            results = await led.create_transfers(batch)
+            assert results == [CreateTransferResult.OK] * size, set(results)
+        return count * size / (time.perf_counter() - start)
+
+    async def copy_ceiling(self, led: Ledger, rows: int, size: int) -> float:
+        """COPY the same number of transfer-shaped rows into a table of the same shape with a
+        primary key (the reference ceiling), in transactions of `size` rows."""
+        table = f"bench_copy_{self.run}"
+        rng = random.Random(7)
+        accounts = [account_id(f"x{k}") for k in range(ACCOUNTS_WIDE)]
+        records = []
+        for k in range(rows):
+            t = self.transfer(accounts, rng)
+            after = (0, k, 0, k)
+            records.append(transfer_values(replace(t, timestamp=k + 1)) + after + after)
+        async with led.engine.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            await raw.execute(
+                f"CREATE TABLE {table} (LIKE ledger_transfers INCLUDING DEFAULTS, PRIMARY KEY (id))"
+            )
+            try:
+                start = time.perf_counter()
+                for i in range(0, rows, size):
+                    async with raw.transaction():
+                        await raw.copy_records_to_table(
+                            table, records=records[i : i + size], columns=list(TRANSFER_COLUMNS)
+                        )
+                elapsed = time.perf_counter() - start
+            finally:
+                await raw.execute(f"DROP TABLE {table}")
+            await conn.rollback()
+        return rows / elapsed
+
+    def record(
+        self, name: str, what: str, tps: float, p50: float | None, p99: float | None
+    ) -> None:
+        self.figures[f"{name}_tps"] = round(tps, 1)
+        if p50 is not None and p99 is not None:
+            self.figures[f"{name}_p50_ms"] = round(p50, 2)
+            self.figures[f"{name}_p99_ms"] = round(p99, 2)
+        self.rows.append(
+            (
+                name,
+                what,
+                f"{tps:,.0f}",
+                "" if p50 is None else f"{p50:.2f}",
+                "" if p99 is None else f"{p99:.2f}",
+            )
+        )
+
+    async def main(self, console: Console) -> None:
+        async with await Ledger.open(self.url, pool_size=20) as led:
+            wide = await self.setup(led, "wide", ACCOUNTS_WIDE)
+            hot = await self.setup(led, "hot", ACCOUNTS_HOT)
+            # warm up connections and plans
+            await self.singles(led, wide, 4, 20)
+
+            singles: list[tuple[str, str, list[int], int, int]] = [
+                ("single_c1", "1 client, 1,000 accounts", wide, 1, self.n(1_000)),
+                ("single_c16", "16 clients, 1,000 accounts", wide, 16, self.n(400)),
+                ("hot_c1", "1 client, 10 hot accounts", hot, 1, self.n(1_000)),
+                ("hot_c16", "16 clients, 10 hot accounts", hot, 16, self.n(400)),
+            ]
+            for name, what, accounts, clients, per_client in singles:
+                tps, p50, p99, failed = await self.singles(led, accounts, clients, per_client)
+                self.record(name, what + " (group commit)", tps, p50, p99)
+                self.figures[f"{name}_failures"] = failed
+                console.log(f"{name}: {tps:,.0f}/s p99 {p99:.1f} ms")
+
+            total = self.n(40_000)
+            for size in (100, 1_000, 8_000):
+                tps = await self.batches(led, wide, size, max(total, size))
+                self.record(f"batch_{size}", f"batches of {size:,}", tps, None, None)
+                console.log(f"batch_{size}: {tps:,.0f}/s")
+
+            copy_rows = max(total, 8_000) // 8_000 * 8_000
+            copy = await self.copy_ceiling(led, copy_rows, 8_000)
+            self.figures["copy_rows_per_s"] = round(copy, 1)
+            self.rows.append(("copy", "COPY, same rows, table with PK", f"{copy:,.0f}", "", ""))
+
+        # One database transaction per call, no group commit: lock ordering vs serializable.
+        for isolation in ("lock_ordering", "serializable"):
+            async with await Ledger.open(
+                self.url, group_commit=False, pool_size=16, isolation=isolation
+            ) as led:
+                for label, accounts in (("wide", wide), ("hot", hot)):
+                    name = f"nogroup_{isolation}_{label}_c16"
+                    tps, p50, p99, failed = await self.singles(led, accounts, 16, self.n(100))
+                    self.record(name, f"16 clients, {label}, one txn per call", tps, p50, p99)
+                    self.figures[f"{name}_failures"] = failed
+                    self.figures[f"{name}_retries"] = sum(led.retries.values())
+                    console.log(f"{name}: {tps:,.0f}/s p99 {p99:.1f} ms, retries {led.retries}")
+
+        self.figures["batch_ratio_to_copy"] = round(
+            self.figures["batch_8000_tps"] / self.figures["copy_rows_per_s"], 3
+        )
+
+
+def _report(bench: Bench, console: Console) -> None:
+    table = Table(title=f"ledger benchmark on {bench.url.split('@')[-1]}")
+    for column in ("case", "what", "transfers/s", "p50 ms", "p99 ms"):
+        table.add_column(column, justify="left" if column in ("case", "what") else "right")
+    for row in bench.rows:
+        table.add_row(*row)
+    console.print(table)
+    console.print(
+        f"batched / COPY ceiling: {bench.figures['batch_ratio_to_copy']:.1%}  "
+        f"(batch_8000 {bench.figures['batch_8000_tps']:,.0f}/s vs COPY "
+        f"{bench.figures['copy_rows_per_s']:,.0f} rows/s)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="Multiply every operation count (0.1 = quick)."
+    )
+    args = parser.parse_args()
+    url = os.environ.get("ONECARD_DATABASE_URL", "")
+    if not url.startswith("postgresql"):
+        raise SystemExit(
+            "set ONECARD_DATABASE_URL=postgresql+asyncpg://user@host/db: the benchmark measures "
+            "PostgreSQL (the COPY ceiling needs it)"
+        )
+    db.upgrade(url)
+    console = Console(stderr=True)
+    bench = Bench(url, args.scale)
+    asyncio.run(bench.main(console))
+    _report(bench, Console())
+    print(json.dumps(bench.figures, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
