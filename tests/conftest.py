@@ -11,8 +11,17 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from clearing import db
+
+# CI (CI=true) runs every property test on a fixed sequence of examples, so a run is repeatable
+# and a red CI names an example anyone can replay; local runs explore new examples each time.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None, print_blob=True)
+settings.load_profile(
+    os.environ.get("ONECARD_HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev")
+)
 
 PG_URL_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/onecard_test"
 
