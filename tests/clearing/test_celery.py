@@ -29,9 +29,17 @@ from clearing.engine.synthetic import forged
 from clearing.ingest.models import TapRecord
 from clearing.settings import Settings
 from ledger.tables import transfers as ledger_transfers
-from tests.clearing.test_engine import ADULT, ADULT_2, SENIOR, STUDENT, World, world
+from tests.clearing.test_engine import (
+    ADULT,
+    ADULT_2,
+    SENIOR,
+    STUDENT,
+    World,
+    engine_pg_url,
+    world,
+)
 
-__all__ = ["world"]
+__all__ = ["engine_pg_url", "world"]
 
 pytestmark = [pytest.mark.celery, pytest.mark.postgres, pytest.mark.slow]
 
@@ -98,9 +106,9 @@ class Worker:
 
 
 @pytest.fixture
-def world_url(pg_url: str) -> str:
-    """The worker test runs on PostgreSQL only."""
-    return pg_url
+def world_url(engine_pg_url: str) -> str:
+    """The worker test runs on PostgreSQL only (the engine tests' own database)."""
+    return engine_pg_url
 
 
 @pytest.fixture

@@ -23,9 +23,17 @@ from clearing.registry.schemas import TerminalCreate
 from clearing.settlement.days import BusinessCalendar
 from clearing.settlement.service import settle_day
 from tests.clearing.apiharness import SignedTerminal, public_hex, running_app
-from tests.clearing.test_engine import ADULT, ADULT_2, BUS_TERMINAL, World, world, world_url
+from tests.clearing.test_engine import (
+    ADULT,
+    ADULT_2,
+    BUS_TERMINAL,
+    World,
+    engine_pg_url,
+    world,
+    world_url,
+)
 
-__all__ = ["world", "world_url"]
+__all__ = ["engine_pg_url", "world", "world_url"]
 
 rules = st.builds(
     SchemeRule,

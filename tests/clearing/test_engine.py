@@ -3,8 +3,8 @@ transfers, dispositions and quarantine out. Runs on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from cardio.keystore import create_key_store
-from clearing import books
+from clearing import books, db
 from clearing.engine.models import ClearedTap, TapDisposition
 from clearing.engine.reasons import QuarantineReason as R
 from clearing.engine.service import ClearingEngine, EngineConfig, load_verifier
@@ -33,12 +34,6 @@ BUS_TERMINAL = "0000010000A1"
 BUS_TERMINAL_2 = "0000010000A2"
 CLINIC_TERMINAL = "0000020000C1"
 PUBLIC_KEY = "11" * 32
-
-
-def _pg_url() -> str:
-    return os.environ.get(
-        "ONECARD_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/onecard_test"
-    )
 
 
 @dataclass
@@ -170,10 +165,36 @@ async def build_world(url: str, tmp_path: Path, *, chunk_records: int = 4000) ->
     return world
 
 
+@pytest.fixture(scope="session")
+def engine_pg_url(pg_url: str) -> str:
+    """A PostgreSQL database of the clearing-engine tests alone, next to the shared test
+    database: these tests commit (crashes, restarts, settlement runs) and empty their tables
+    between tests, which must never touch what other tests keep in the shared one."""
+    parsed = make_url(pg_url)
+    name = f"{parsed.database}_engine"
+
+    async def recreate() -> None:
+        admin = create_async_engine(
+            parsed.set(database="postgres").render_as_string(hide_password=False),
+            isolation_level="AUTOCOMMIT",
+        )
+        try:
+            async with admin.connect() as conn:
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        finally:
+            await admin.dispose()
+
+    asyncio.run(recreate())
+    url = parsed.set(database=name).render_as_string(hide_password=False)
+    db.upgrade(url)
+    return url
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def world_url(request: pytest.FixtureRequest) -> str:
     """A migrated database of each backend (sync: the migrations run their own event loop)."""
-    name = "sqlite_url" if request.param == "sqlite" else "pg_url"
+    name = "sqlite_url" if request.param == "sqlite" else "engine_pg_url"
     return request.getfixturevalue(name)
 
 

@@ -21,9 +21,9 @@ from clearing.quarantine.service import NotQuarantined, OverrideNotAllowed
 from clearing.registry import service as registry_service
 from clearing.registry.schemas import CardIssue
 from tests.clearing.apiharness import running_app
-from tests.clearing.test_engine import ADULT, World, world, world_url
+from tests.clearing.test_engine import ADULT, World, engine_pg_url, world, world_url
 
-__all__ = ["world", "world_url"]
+__all__ = ["engine_pg_url", "world", "world_url"]
 
 
 async def _quarantined_ids(world: World) -> list[int]:

@@ -24,9 +24,17 @@ from clearing.settlement.files import (
     settlement_csv,
 )
 from clearing.settlement.service import DayNotClosed, settle_day, write_files
-from tests.clearing.test_engine import ADULT, ADULT_2, SENIOR, World, world, world_url
+from tests.clearing.test_engine import (
+    ADULT,
+    ADULT_2,
+    SENIOR,
+    World,
+    engine_pg_url,
+    world,
+    world_url,
+)
 
-__all__ = ["world", "world_url"]
+__all__ = ["engine_pg_url", "world", "world_url"]
 
 gross = st.integers(min_value=0, max_value=10**13)
 rate = st.integers(min_value=0, max_value=10_000)
