@@ -316,7 +316,7 @@ async def run(url: str, taps: int, chunk: int) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--taps", type=int, default=100_000)
-    parser.add_argument("--chunk", type=int, default=4000, help="records per transaction")
+    parser.add_argument("--chunk", type=int, default=8000, help="records per transaction")
     parser.add_argument("--url", default=os.environ.get("ONECARD_DATABASE_URL", ""))
     args = parser.parse_args()
     url = args.url or DEFAULT_URL

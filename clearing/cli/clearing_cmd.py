@@ -150,7 +150,7 @@ def register(app: typer.Typer) -> None:
     @app.command("clear")
     def clear(
         records_max: int = typer.Option(None, "--max", help="Clear at most this many records."),
-        chunk: int = typer.Option(4000, help="Records per database transaction (1-32760)."),
+        chunk: int = typer.Option(8000, help="Records per database transaction (1-32760)."),
     ) -> None:
         """Clear every staged tap record: verify TACs, deduplicate, post, quarantine."""
         summary = asyncio.run(clear_with_progress(records_max, chunk))
