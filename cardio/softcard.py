@@ -366,12 +366,16 @@ class SoftCard:
             command = CommandApdu.decode(apdu)
         except ApduError:
             return b"\x67\x00"
+        # A command answered 6Cxx must not have happened: the terminal resends it with the right
+        # Le, so a DEBIT or CREDIT refused for its Le leaves the purse, session and files as they were.
+        before = (self.state, self.state_version, self._selected, self._session, self._challenge)
         try:
             data = self._dispatch(command)
         except _Refuse as refusal:
             return refusal.sw.to_bytes(2, "big")
         le = command.le
         if le is not None and le < 256 and len(data) > le:
+            self.state, self.state_version, self._selected, self._session, self._challenge = before
             return bytes((0x6C, len(data) & 0xFF))  # wrong Le: tell the terminal the right one
         return data + SW_OK
 
@@ -450,23 +454,36 @@ class SoftCard:
         self._require_ep()
         if c.data:
             raise _Refuse(0x6700)
-        if c.p2 & 0x07 != 0x04 or c.p1 == 0:
+        mode = c.p2 & 0x07
+        if mode not in (0x04, 0x05) or c.p1 == 0:
             raise _Refuse(0x6A86)
         sfi = c.p2 >> 3
         if sfi == SFI_LOG:
-            records = self.state.log
+            records = list(enumerate(self.state.log, start=1))
         elif sfi == SFI_TRIPS:
-            records = self.state.trips
+            records = list(enumerate(self.state.trips, start=1))
         elif sfi == SFI_TRANSIT:
-            record = self.state.transit_records.get(c.p1)
-            if record is None:
-                raise _Refuse(0x6A83)
-            return record
+            records = sorted(self.state.transit_records.items())
         else:
             raise _Refuse(0x6A82)
-        if c.p1 > len(records):
+        if mode == 0x04:  # record number P1
+            for number, record in records:
+                if number == c.p1:
+                    return record
             raise _Refuse(0x6A83)
-        return records[c.p1 - 1]
+        # 101: all records from P1 to the last (ISO 7816-4; sinpolib reads the log with 00 B2 01 C5 00),
+        # as many whole records as Le allows.
+        room = c.le or 256
+        chosen = b""
+        for number, record in records:
+            if number < c.p1:
+                continue
+            if len(chosen) + len(record) > room:
+                break
+            chosen += record
+        if not chosen:
+            raise _Refuse(0x6A83)
+        return chosen
 
     def _get_challenge(self, c: CommandApdu) -> bytes:
         if c.data or c.le not in (4, 8):
@@ -514,7 +531,8 @@ class SoftCard:
 
     def _get_balance(self, c: CommandApdu) -> bytes:
         self._require_ep()
-        if c.p1 != 0x00 or c.p2 != 0x02:
+        # P1 00..03 are all read by T-Union readers (Metrodroid); with no overdraft used they agree.
+        if c.p1 > 0x03 or c.p2 != 0x02:
             raise _Refuse(0x6A86)
         return self.state.balance_fen.to_bytes(4, "big")
 

@@ -504,3 +504,52 @@ def test_holder_update_under_line_protection(soft_card: SoftCard, key_store: Key
         purse.get_challenge()
         purse.send(CommandApdu(0x04, 0xD6, 0x96, 0x02, b"abc")).check()
     assert purse.read_holder().name == "Han Meimei"
+
+
+def test_a_debit_answered_6cxx_for_a_short_le_did_not_happen_and_the_resend_works(
+    soft_card: SoftCard, key_store: KeyStore
+) -> None:
+    """A terminal told 6C08 resends the same DEBIT with Le 08: the money moves once, on the resend."""
+    purse, transport = _purse(soft_card)
+    info = purse.read_public_info()
+    init = purse.initialize_purchase(1, 100, TERMINAL)
+    sespk = testing.ClearKeys(key_store).sespk(info.app_serial, init, 9)
+    mac1 = crypto.purchase_mac1(sespk, 100, TxnType.EP_PURCHASE, TERMINAL, WHEN)
+    data = (9).to_bytes(4, "big") + crypto.bcd_date_time(WHEN) + mac1
+    short = CommandApdu(0x80, 0x54, 0x01, 0x00, data, le=4).encode()
+    assert transport.transmit(short) == b"\x6c\x08"
+    assert soft_card.balance_fen == 5_000 and soft_card.offline_counter == 0
+    answer = transport.transmit(CommandApdu(0x80, 0x54, 0x01, 0x00, data, le=8).encode())
+    assert answer[-2:] == b"\x90\x00" and answer[4:8] == crypto.purchase_mac2(sespk, 100)
+    assert soft_card.balance_fen == 4_900 and soft_card.offline_counter == 1
+
+
+def test_read_record_p2_101_reads_every_log_record_from_p1(
+    soft_card: SoftCard, key_store: KeyStore
+) -> None:
+    """`00 B2 01 C5 00` (sinpolib) answers the whole log, newest first; from P1 = 2 one fewer."""
+    purse, transport = _purse(soft_card)
+    info = purse.read_public_info()
+    keys = testing.ClearKeys(key_store)
+    for serial, amount in enumerate((100, 200, 300), start=1):
+        testing.purchase(purse, keys, info, amount, TERMINAL, serial, WHEN)
+    every = transport.transmit(bytes.fromhex("00B201C500"))
+    assert every[-2:] == b"\x90\x00" and len(every) == 3 * 23 + 2
+    one_by_one = purse.read_log()
+    assert [r.amount_fen for r in one_by_one] == [300, 200, 100]
+    assert every[:-2] == b"".join(
+        transport.transmit(bytes([0, 0xB2, n, 0xC4, 0]))[:-2] for n in (1, 2, 3)
+    )
+    assert transport.transmit(bytes.fromhex("00B202C500"))[:-2] == every[23:-2]
+    assert transport.transmit(bytes.fromhex("00B204C500")) == b"\x6a\x83"
+
+
+@pytest.mark.parametrize("p1", [0x00, 0x01, 0x02, 0x03])
+def test_get_balance_answers_for_p1_0_to_3_as_t_union_readers_ask(
+    soft_card: SoftCard, p1: int
+) -> None:
+    _, transport = _purse(soft_card)
+    assert (
+        transport.transmit(bytes((0x80, 0x5C, p1, 0x02, 0x04)))
+        == (5_000).to_bytes(4, "big") + b"\x90\x00"
+    )
