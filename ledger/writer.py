@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import event
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ledger.backends import SqlBackend, backend_for
@@ -49,7 +49,6 @@ RETRY_MAX = 16
 # Callers waiting for the group-commit flusher, at most; beyond it create_transfers refuses.
 QUEUE_REQUESTS_MAX = 65_536
 EXPIRE_LIMIT_MAX = 8190
-_RETRYABLE_SQLSTATES = {"40001", "40P01", "23505"}
 _WRITE_OPTION = "ledger_write"
 
 
@@ -58,31 +57,32 @@ class LedgerBusyError(LedgerError):
     http_status = 503
 
 
-def _is_retryable(error: DBAPIError) -> bool:
-    if isinstance(error, IntegrityError):
-        # A unique violation on a transfer id or pending id: someone else committed first. A
-        # CHECK violation is never retried (it would mean a bug in the rules).
-        return "unique" in str(error.orig).lower() or "23505" in str(error)
-    sqlstate = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
-    if sqlstate in _RETRYABLE_SQLSTATES:
-        return True
-    text = str(error.orig).lower()
-    return (
-        "deadlock" in text
-        or "could not serialize" in text
-        or (isinstance(error, OperationalError) and "locked" in text)
-    )
+def _sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE of a database error, whether raised through SQLAlchemy or by asyncpg
+    directly (the PostgreSQL hot path talks to asyncpg on the same connection)."""
+    for candidate in (error, getattr(error, "orig", None)):
+        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(code, str):
+            return code
+    return None
 
 
-def _retry_reason(error: DBAPIError) -> str:
-    if isinstance(error, IntegrityError):
+def _retry_reason(error: BaseException) -> str | None:
+    """Why a failed transaction may be retried as a whole, or None if it may not."""
+    state = _sqlstate(error)
+    if state == "23505":
+        # A unique violation on a transfer id or pending id: another transaction committed
+        # the same id first; the retry sees it (exists). CHECK violations are never retried.
         return "unique_violation"
-    text = str(error.orig).lower()
-    if "deadlock" in text:
+    if state == "40P01":
         return "deadlock"
-    if "serialize" in text:
+    if state == "40001":
         return "serialization_failure"
-    return "busy"
+    if isinstance(error, OperationalError) and "locked" in str(error.orig).lower():
+        return "sqlite_busy"
+    if isinstance(error, IntegrityError) and "unique" in str(error.orig).lower():
+        return "unique_violation"
+    return None
 
 
 def _check_batch(items: Sequence[Any], kind: type) -> None:
@@ -216,8 +216,8 @@ class Ledger:
         if conn is not None:
             try:
                 return await work(conn)
-            except DBAPIError as error:
-                if _is_retryable(error):
+            except Exception as error:
+                if _retry_reason(error) is not None:
                     raise LedgerConflictError(
                         "a concurrent transaction wrote the same ids first or deadlocked: "
                         "roll back and retry your transaction"
@@ -228,11 +228,12 @@ class Ledger:
             try:
                 async with self._write_transaction() as own:
                     return await work(own)
-            except DBAPIError as error:
+            except Exception as error:
+                reason = _retry_reason(error)
                 attempt += 1
-                if not _is_retryable(error) or attempt > RETRY_MAX:
+                if reason is None or attempt > RETRY_MAX:
                     raise
-                self.retries[_retry_reason(error)] += 1
+                self.retries[reason] += 1
                 # Jittered backoff, so racing transactions do not meet again at once.
                 await asyncio.sleep(random.random() * 0.001 * attempt)
 

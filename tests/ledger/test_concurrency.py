@@ -90,3 +90,41 @@ async def test_concurrent_submissions_of_one_id_post_once(pg_url, ns):
         flat = [r for [r] in results]
         assert flat.count(R.OK) == 1 and flat.count(R.EXISTS) == 15
         assert await balances(led, books["merchant"]) == (0, 0, 0, 7)
+
+
+async def test_one_id_raced_on_disjoint_accounts_is_retried_into_one_post(pg_url, ns):
+    """Two transactions lock different accounts, so only the primary key decides the race: the
+    loser blocks on the winner's uncommitted row, fails with a unique violation once the winner
+    commits, is retried by the ledger and then reports the conflict precisely."""
+    from sqlalchemy import text
+
+    from ledger.ids import transfer_id
+    from ledger.types import Transfer
+
+    async with await Ledger.open(pg_url, group_commit=False, pool_size=4) as led:
+        books = await setup_books(led, ns)
+        tid = transfer_id(f"{ns}:raced")
+        winner = Transfer(tid, books["bank"].id, books["merchant"].id, 3, 1, 1)
+        loser = Transfer(tid, books["limit"].id, books["card"].id, 3, 1, 1)
+        async with led.transaction() as conn:
+            assert await led.create_transfers([winner], conn=conn) == [R.OK]
+            racing = asyncio.create_task(led.create_transfers([loser]))
+            async with led.engine.connect() as watcher:
+
+                async def blocked() -> None:
+                    while not (
+                        await watcher.execute(
+                            text(
+                                "SELECT count(*) FROM pg_stat_activity WHERE datname ="
+                                " current_database() AND wait_event_type = 'Lock'"
+                            )
+                        )
+                    ).scalar():
+                        await watcher.rollback()
+                        await asyncio.sleep(0)
+
+                await asyncio.wait_for(blocked(), timeout=30)
+        assert await racing == [R.EXISTS_WITH_DIFFERENT_DEBIT_ACCOUNT_ID]
+        assert led.retries["unique_violation"] >= 1
+        assert await balances(led, books["merchant"]) == (0, 0, 0, 3)
+        assert await balances(led, books["card"]) == (0, 0, 0, 0)
