@@ -8,9 +8,10 @@ deductible and cap are counted from. Same visit asked twice: the same answer. Ne
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearing.api.errors import Conflict, Forbidden, InvalidRequest, NotFound
@@ -19,8 +20,8 @@ from clearing.clinic.models import ClinicSplit
 from clearing.clinic.rules import Split, YearToDate
 from clearing.registry.models import Card, CardStatus, Participant, Terminal, utc_now
 
-splits = ClinicSplit.__table__
-cards = Card.__table__
+splits = cast(Table, ClinicSplit.__table__)
+cards = cast(Table, Card.__table__)
 BENEFIT_YEAR_ZONE = ZoneInfo("Asia/Shanghai")
 # A clinic terminal asks at the visit; a day or two of an offline clock is tolerated.
 VISIT_SKEW_MAX = timedelta(days=7)

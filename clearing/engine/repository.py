@@ -6,9 +6,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, func, insert, select, text, tuple_, update
+from sqlalchemy import (
+    BigInteger,
+    Table,
+    any_,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -31,14 +42,14 @@ PARAMS_MAX = 30_000
 # Serialises clearing chunks and settlement runs on PostgreSQL (SQLite has one writer anyway).
 CLEARING_LOCK_KEY = 0x0C0C_A2D0
 
-taps = TapRecord.__table__
-cleared = ClearedTap.__table__
-dispositions = TapDisposition.__table__
-runs = ClearingRun.__table__
-actions = QuarantineActionRow.__table__
-cards = Card.__table__
-terminals = Terminal.__table__
-participants = Participant.__table__
+taps = cast(Table, TapRecord.__table__)
+cleared = cast(Table, ClearedTap.__table__)
+dispositions = cast(Table, TapDisposition.__table__)
+runs = cast(Table, ClearingRun.__table__)
+actions = cast(Table, QuarantineActionRow.__table__)
+cards = cast(Table, Card.__table__)
+terminals = cast(Table, Terminal.__table__)
+participants = cast(Table, Participant.__table__)
 
 
 def _is_pg(conn: AsyncConnection) -> bool:
@@ -338,7 +349,8 @@ async def release_overrides(
     found: dict[int, tuple[int, str | None, str | None]] = {}
     for part in _chunks(list(tap_ids), PARAMS_MAX):
         in_part = (
-            actions.c.tap_record_id == func.any(func.cast(list(part), ARRAY(BigInteger)))
+            actions.c.tap_record_id
+            == any_(bindparam("release_ids", list(part), type_=ARRAY(BigInteger)))
             if _is_pg(conn)
             else actions.c.tap_record_id.in_(part)
         )

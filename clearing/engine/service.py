@@ -252,7 +252,7 @@ class ClearingEngine:
         for tap in order:
             terminal = terminals.get(tap.terminal_id)
             release = releases.get(tap.id)
-            overrides = frozenset()
+            overrides: frozenset[QuarantineReason] = frozenset()
             if release is not None and release[1]:
                 overrides = frozenset({QuarantineReason(release[1])})
             highest_counter = highest.get((tap.card_no, tap.purse))

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearing.api.errors import Conflict, InvalidRequest, NotFound
@@ -22,9 +22,9 @@ from clearing.ingest.models import TapRecord, TapState
 from clearing.quarantine.models import QuarantineAction, QuarantineActionRow
 from clearing.registry.models import utc_now
 
-taps = TapRecord.__table__
-actions = QuarantineActionRow.__table__
-dispositions = TapDisposition.__table__
+taps = cast(Table, TapRecord.__table__)
+actions = cast(Table, QuarantineActionRow.__table__)
+dispositions = cast(Table, TapDisposition.__table__)
 
 PAGE_MAX = 1000
 NOTE_LENGTH_MAX = 2000

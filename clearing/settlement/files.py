@@ -213,7 +213,8 @@ def pain001_xml(
         )
         _sub(_sub(transaction, "RmtInf"), "Ustrd", remittance[:MAX140])
     ET.indent(document)
-    return ET.tostring(document, encoding="utf-8", xml_declaration=True)
+    xml: bytes = ET.tostring(document, encoding="utf-8", xml_declaration=True)
+    return xml
 
 
 # The element order the pain.001.001.09 schema prescribes for what we emit.

@@ -13,9 +13,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearing import books
@@ -37,11 +37,11 @@ from clearing.settlement.files import (
 from clearing.settlement.models import SettlementClaim, SettlementLine, SettlementRun
 from ledger import CreateTransferResult, Transfer, transfer_id
 
-cleared = ClearedTap.__table__
-runs = SettlementRun.__table__
-lines_table = SettlementLine.__table__
-claims_table = SettlementClaim.__table__
-participants = Participant.__table__
+cleared = cast(Table, ClearedTap.__table__)
+runs = cast(Table, SettlementRun.__table__)
+lines_table = cast(Table, SettlementLine.__table__)
+claims_table = cast(Table, SettlementClaim.__table__)
+participants = cast(Table, Participant.__table__)
 
 
 class SettlementError(Conflict):
