@@ -229,6 +229,19 @@ async def check_ledger(conn: AsyncConnection) -> CheckReport:
                 f"last entry says {entry}, the account says {stored[aid]}",
             )
 
+    duplicated = (
+        await conn.execute(
+            select(func.count()).select_from(
+                select(transfers.c.timestamp)
+                .group_by(transfers.c.timestamp)
+                .having(func.count() > 1)
+                .subquery()
+            )
+        )
+    ).scalar_one()
+    if duplicated:
+        report.add("timestamp_duplicated", "ledger_transfers", f"{duplicated} timestamps repeat")
+
     last_ns = (await conn.execute(select(clock.c.last_ns))).scalar_one_or_none() or 0
     newest = (await conn.execute(select(func.max(transfers.c.timestamp)))).scalar() or 0
     if newest > last_ns:

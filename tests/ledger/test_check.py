@@ -131,3 +131,17 @@ async def test_database_refuses_an_overdraft_written_behind_the_ledger(own_db, n
         await _execute(
             own_db, f"UPDATE ledger_accounts SET debits_posted = 5000 WHERE name = '{ns}:card'"
         )
+
+
+async def test_repeated_timestamp_is_reported(fresh_pg_url, ns):
+    books = await _books_with_history(fresh_pg_url, ns)
+    tap_id = xfer(ns, "tap", books["card"], books["merchant"], 300).id
+    load_id = xfer(ns, "load", books["bank"], books["card"], 1_000).id
+    await _execute(
+        fresh_pg_url,
+        "ALTER TABLE ledger_transfers DISABLE TRIGGER ledger_transfers_immutable",
+        "UPDATE ledger_transfers SET timestamp = (SELECT timestamp FROM ledger_transfers"
+        f" WHERE id = '{load_id:032x}'::uuid) WHERE id = '{tap_id:032x}'::uuid",
+    )
+    report = await _report(fresh_pg_url)
+    assert "timestamp_duplicated" in report.counts
