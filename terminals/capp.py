@@ -17,18 +17,21 @@ standard part sees the last tap; 51.. is onecard's fare-state extension:
     25  fare charged (4)
     29  max fare (4)        00000000 (no open-journey fare on tap-on only buses)
     33  transfers (1)       transfers made in the open sub-journey
-    34  journey start (7 BCD)
+    34  window start (7 BCD)  boarding the transfer window counts from (engine Journey.started_at)
     41  cap day (4 BCD)     period start of the first cap slot (or 0)
     45  spent that day (4)
     49  rides (2)           00 00
-    51  4F 01               extension marker 'O' and layout version 1
+    51  4F 02               extension marker 'O' and layout version 2
     53  journey open (1)    00 none / 01 open
     54  leg group tag (2)   id tag of the last leg's leg_group_id (terminals.fares.feed.id_tag)
     56  journey paid (4)    fen paid in the open sub-journey
     60  cap slots (1)       0..4
     61  4 x 10 bytes        cap id tag (2) | period start (4 BCD) | spent fen (4)
-    101 CRC-32 (4)          over bytes 51..100, big-endian
-    105..127 00
+    101 window rule (2)     fare_transfer_rules.txt row of the previous transfer (0: none)
+    103 CRC-32 (4)          over bytes 51..102, big-endian
+    107..127 00
+
+Layout version 1 (no window rule, CRC at 101 over 51..100) is still read, with window rule 0.
 
 Ids are stored as 2-byte tags; the feed refuses tags that collide. A record that does not carry
 the extension, fails its CRC or names ids the current feed does not know gives the empty state
@@ -58,9 +61,11 @@ from terminals.fares.feed import CAPS_PER_CARD_MAX, FareFeed, id_tag
 
 EXTENSION_OFFSET = 51
 EXTENSION_MARKER = 0x4F
-EXTENSION_VERSION = 0x01
+EXTENSION_VERSION = 0x02
 CAP_SLOT_LEN = 10
-CRC_OFFSET = 101
+WINDOW_RULE_OFFSET = 101
+CRC_OFFSET = 103
+CRC_OFFSET_V1 = 101
 
 
 def route_line_number(route_id: str) -> int:
@@ -117,6 +122,8 @@ def encode_transit_record(state: RideState, place: TapPlace) -> bytes:
             + progress.spent_fen.to_bytes(4, "big")
         )
     extension += bytes(CAP_SLOT_LEN * (CAPS_PER_CARD_MAX - len(state.caps)))
+    window_rule = journey.window_rule_row if journey is not None else 0
+    extension += min(max(window_rule, 0), 0xFFFF).to_bytes(2, "big")
     invariant(len(extension) == CRC_OFFSET - EXTENSION_OFFSET, "extension layout length")
     extension += zlib.crc32(extension).to_bytes(4, "big")
     record = standard[:EXTENSION_OFFSET] + extension
@@ -133,12 +140,18 @@ def decode_transit_record(raw: bytes, feed: FareFeed) -> RideState:
         or raw[1] != TRANSIT_RECORD_ID
     ):
         return RideState()
-    extension = raw[EXTENSION_OFFSET : CRC_OFFSET + 4]
-    if extension[0] != EXTENSION_MARKER or extension[1] != EXTENSION_VERSION:
+    version = raw[EXTENSION_OFFSET + 1]
+    crc_offset = {EXTENSION_VERSION: CRC_OFFSET, 0x01: CRC_OFFSET_V1}.get(version)
+    if raw[EXTENSION_OFFSET] != EXTENSION_MARKER or crc_offset is None:
         return RideState()
+    extension = raw[EXTENSION_OFFSET : crc_offset + 4]
     body, crc = extension[:-4], int.from_bytes(extension[-4:], "big")
     if zlib.crc32(body) != crc:
         return RideState()
+    window_rule = 0
+    if version == EXTENSION_VERSION:
+        at = WINDOW_RULE_OFFSET - EXTENSION_OFFSET
+        window_rule = int.from_bytes(body[at : at + 2], "big")
     try:
         standard = TransitRecord.parse(raw)
     except (ApduError, ResponseMalformed):
@@ -156,6 +169,7 @@ def decode_transit_record(raw: bytes, feed: FareFeed) -> RideState:
                 last_alight_at=None,
                 transfers=standard.transfers_used,
                 paid_fen=int.from_bytes(body[5:9], "big"),
+                window_rule_row=window_rule,
             )
     progress: list[CapProgress] = []
     count = min(body[9], CAPS_PER_CARD_MAX)

@@ -11,9 +11,13 @@ Semantics (GTFS-Fares v2, https://gtfs.org/documentation/schedule/reference/):
   to_area_id and to_timeframe_group_id are empty.
 - fare_transfer_rules: from/to leg groups matched like leg fields; for a transfer within one
   leg group the rule with the smallest transfer_count >= this transfer's number (-1 =
-  unlimited) is used; duration_limit is measured between the previous leg (the transfer's
-  "current leg") and this leg, by duration_limit_type 0-3; a limit that needs an unknown
-  alighting time is not met. fare_transfer_type 0: A + AB, 1: A + AB + B, 2: AB.
+  unlimited) is used; duration_limit is measured by duration_limit_type 0-3 from the previous
+  leg, or, when the same transfer rule matched the previous transfer too, from the leg where
+  that run of the rule began (the spec's "first matched leg": a 60-minute window never slides
+  along a chain of transfers); a limit that needs an unknown alighting time is not met.
+  fare_transfer_type 0: A + AB, 1: A + AB + B, 2: AB for the first transfer of a sub-journey;
+  a later transfer adds BC (type 0 and 2) or BC + C (type 1) to what was paid (the spec's table
+  "S + BC").
 - When several products or a transfer and a fresh fare are possible, the rider pays the
   cheapest (ties start a new journey). No charge is ever negative.
 - Caps (x_fare_caps.txt) limit what a rider category pays per local day / ISO week, per
@@ -55,11 +59,16 @@ class Journey:
     """The open sub-journey: what a following leg may transfer from."""
 
     leg_group_id: str  # group of the previous leg
-    started_at: datetime  # boarding of the sub-journey's first leg
+    started_at: datetime  # boarding of the leg the transfer window counts from (see below)
     last_board_at: datetime  # boarding of the previous leg
     last_alight_at: datetime | None  # alighting of the previous leg, if known
     transfers: int  # transfers made so far in this sub-journey
     paid_fen: int  # what the rider paid for the sub-journey so far
+    # The transfer rule (feed row) of the previous transfer, 0 if none. While consecutive
+    # transfers match that same rule, its duration_limit counts from `started_at` (and
+    # `window_alight_at`), the leg where the run began; any other rule counts from the previous leg.
+    window_rule_row: int = 0
+    window_alight_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,19 +215,27 @@ def product_price_fen(feed: FareFeed, fare_product_id: str, rider_category_id: s
 # --------------------------------------------------------------------------- transfers
 
 
+def _window_start(rule: FareTransferRule, journey: Journey) -> tuple[datetime, datetime | None]:
+    """Boarding and alighting the rule's duration_limit counts from (GTFS: "first matched leg")."""
+    if journey.window_rule_row == rule.row:
+        return journey.started_at, journey.window_alight_at
+    return journey.last_board_at, journey.last_alight_at
+
+
 def _within_limit(rule: FareTransferRule, journey: Journey, leg: Leg) -> bool:
     if rule.duration_limit_s is None:
         return True
     limit = timedelta(seconds=rule.duration_limit_s)
     kind = rule.duration_limit_type
+    board_at, alight_at = _window_start(rule, journey)
     start = (
-        journey.last_board_at
+        board_at
         if kind
         in (
             DurationLimitType.DEPARTURE_TO_ARRIVAL,
             DurationLimitType.DEPARTURE_TO_DEPARTURE,
         )
-        else journey.last_alight_at
+        else alight_at
     )
     end = (
         leg.board_at
@@ -278,8 +295,10 @@ def _transfer_charge(
         charge = transfer_fen
     elif rule.fare_transfer_type is FareTransferType.FROM_PLUS_TRANSFER_PLUS_TO:
         charge = leg_fare_fen + transfer_fen
-    else:  # TRANSFER_ONLY: the whole sub-journey costs AB
+    elif journey.transfers == 0:  # TRANSFER_ONLY, A > B: the two legs together cost AB
         charge = transfer_fen - journey.paid_fen
+    else:  # TRANSFER_ONLY, B > C: S + BC (GTFS reference, cost processing of multiple transfers)
+        charge = transfer_fen
     return max(0, charge)
 
 
@@ -299,7 +318,9 @@ def _price_uncapped(feed: FareFeed, rider: str, journey: Journey | None, leg: Le
         if fare is None:
             continue
         fare = max(0, fare)
-        fresh = Journey(rule.leg_group_id, leg.board_at, leg.board_at, leg.alight_at, 0, fare)
+        fresh = Journey(
+            rule.leg_group_id, leg.board_at, leg.board_at, leg.alight_at, 0, fare, 0, leg.alight_at
+        )
         options.append(_Uncapped(fare, rule, None, fresh))
         if journey is None:
             continue
@@ -307,13 +328,16 @@ def _price_uncapped(feed: FareFeed, rider: str, journey: Journey | None, leg: Le
             charge = _transfer_charge(feed, transfer, rider, journey, fare)
             if charge is None:
                 continue
+            window_board_at, window_alight_at = _window_start(transfer, journey)
             continued = Journey(
                 rule.leg_group_id,
-                journey.started_at,
+                window_board_at,
                 leg.board_at,
                 leg.alight_at,
                 journey.transfers + 1,
                 journey.paid_fen + charge,
+                transfer.row,
+                window_alight_at,
             )
             options.append(_Uncapped(charge, rule, transfer, continued))
     if not options:

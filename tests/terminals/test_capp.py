@@ -33,6 +33,7 @@ def states(draw):
             None,
             draw(st.integers(0, 255)),
             draw(st.integers(0, 2**32 - 1)),
+            window_rule_row=draw(st.integers(0, 0xFFFF)),
         )
     caps = draw(
         st.lists(st.sampled_from(sorted(c.cap_id for c in FEED.caps)), unique=True, max_size=3)
@@ -57,7 +58,7 @@ def test_state_round_trips_through_the_128_byte_record(state):
 
 
 @settings(max_examples=100, deadline=None)
-@given(states(), st.integers(51, 104), st.integers(1, 255))
+@given(states(), st.integers(51, 106), st.integers(1, 255))
 def test_a_damaged_extension_gives_the_empty_state(state, offset, flip):
     raw = bytearray(encode_transit_record(state, PLACE))
     raw[offset] ^= flip
@@ -67,3 +68,17 @@ def test_a_damaged_extension_gives_the_empty_state(state, offset, flip):
 def test_a_blank_card_record_is_the_empty_state():
     blank = bytes((0x27, 0x02, 0x7D)) + bytes(125)
     assert decode_transit_record(blank, FEED) == RideState()
+
+
+def test_a_layout_1_record_is_still_read_with_no_window_rule():
+    """Cards written before layout 2 keep their transfer and cap state after the upgrade."""
+    import zlib
+
+    start = datetime(2026, 11, 30, 8, 0, tzinfo=CARD_TIME_ZONE)
+    journey = Journey(sorted(FEED.leg_groups)[0], start, start, None, 1, 200, window_rule_row=7)
+    raw = bytearray(encode_transit_record(RideState(journey), PLACE))
+    raw[52] = 0x01
+    raw[101:107] = zlib.crc32(bytes(raw[51:101])).to_bytes(4, "big") + bytes(2)
+    decoded = decode_transit_record(bytes(raw), FEED)
+    assert decoded.journey is not None and decoded.journey.window_rule_row == 0
+    assert decoded.journey.paid_fen == 200 and decoded.journey.transfers == 1

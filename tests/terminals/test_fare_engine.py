@@ -256,6 +256,30 @@ def test_transfer_count_minus_one_is_unlimited():
     assert charges(f, [ride("b1", when=at(8, 10 * i)) for i in range(6)]) == [200, 0, 0, 0, 0, 0]
 
 
+def test_a_chain_of_the_same_rule_counts_its_window_from_the_first_matched_leg():
+    """GTFS: consecutive matches of one transfer rule measure duration_limit from the first
+    matched leg, so a 60-minute window does not slide along a chain of 40-minute hops."""
+    f = transfer_feed("bus,bus,-1,3600,1,0,\n")
+    legs = [ride("b1", when=at(8, 0)), ride("b2", when=at(8, 40)), ride("b1", when=at(9, 20))]
+    assert charges(f, legs) == [200, 0, 200]
+    legs.append(ride("b2", when=at(10, 0)))  # 40 min after the new journey began at 09:20
+    assert charges(f, legs) == [200, 0, 200, 0]
+
+
+def test_another_rule_starts_its_window_at_the_previous_leg():
+    f = transfer_feed("bus,metro,,3600,1,0,\nmetro,bus,,3600,1,0,\n")
+    legs = [ride("b1", when=at(8, 0)), ride("m1", when=at(8, 40)), ride("b2", when=at(9, 20))]
+    assert charges(f, legs) == [200, 0, 0]
+
+
+def test_transfer_type_2_then_a_second_transfer_adds_bc():
+    """GTFS cost table: type 2 processes A > B as AB and B > C as S + BC."""
+    f = transfer_feed("bus,bus,2,3600,1,2,xfer_fee\n")
+    legs = [ride("b1", when=at(8, 0)), ride("b2", when=at(8, 10)), ride("b1", when=at(8, 20))]
+    # A > B: the pair costs AB = 0.50, already paid by A (never a refund); B > C: S + 0.50.
+    assert charges(f, legs) == [200, 0, 50]
+
+
 def test_empty_leg_groups_in_transfer_rules_mean_all_other_groups():
     f = transfer_feed("bus,,,3600,1,0,xfer_fee\n")
     # bus -> metro: "to all other groups" applies
