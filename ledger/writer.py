@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -30,10 +30,13 @@ from ledger.errors import (
     LedgerConflictError,
     LedgerError,
 )
-from ledger.reader import LedgerReader
+from ledger.reader import HistoryPage, LedgerReader, TransferPage
 from ledger.types import (
     BATCH_MAX,
+    PAGE_DEFAULT,
     Account,
+    AccountBalance,
+    AccountState,
     CreateAccountResult,
     CreateLedgerResult,
     CreateTransferResult,
@@ -153,7 +156,7 @@ class Ledger:
         self.reader = LedgerReader(engine)
         self._owns_engine = owns_engine
         self._group_commit = group_commit
-        self._queue: list[_Request] = []
+        self._queue: deque[_Request] = deque()
         self._wakeup = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
@@ -309,7 +312,7 @@ class Ledger:
             group: list[_Request] = []
             size = 0
             while self._queue and size + len(self._queue[0].transfers) <= BATCH_MAX:
-                request = self._queue.pop(0)
+                request = self._queue.popleft()
                 group.append(request)
                 size += len(request.transfers)
             await self._flush(group)
@@ -330,12 +333,55 @@ class Ledger:
             if not r.future.done():
                 r.future.set_result(result)
 
-    # -- reads (delegated to the read-only reader) ---------------------------------------------
+    # -- reads: the same as `self.reader` (ledger.reader.LedgerReader), here for convenience --
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith(("lookup_", "get_", "list_")):
-            return getattr(self.reader, name)
-        raise AttributeError(name)
+    async def lookup_accounts(
+        self, ids: Sequence[int], *, conn: AsyncConnection | None = None
+    ) -> list[AccountState]:
+        return await self.reader.lookup_accounts(ids, conn=conn)
+
+    async def lookup_accounts_by_name(
+        self, names: Sequence[str], *, conn: AsyncConnection | None = None
+    ) -> list[AccountState]:
+        return await self.reader.lookup_accounts_by_name(names, conn=conn)
+
+    async def lookup_transfers(
+        self, ids: Sequence[int], *, conn: AsyncConnection | None = None
+    ) -> list[Transfer]:
+        return await self.reader.lookup_transfers(ids, conn=conn)
+
+    async def get_account_transfers(
+        self,
+        account_id: int,
+        *,
+        since: int | None = None,
+        until: int | None = None,
+        after: int | None = None,
+        limit: int = PAGE_DEFAULT,
+        conn: AsyncConnection | None = None,
+    ) -> TransferPage:
+        return await self.reader.get_account_transfers(
+            account_id, since=since, until=until, after=after, limit=limit, conn=conn
+        )
+
+    async def get_account_history(
+        self,
+        account_id: int,
+        *,
+        since: int | None = None,
+        until: int | None = None,
+        after: int | None = None,
+        limit: int = PAGE_DEFAULT,
+        conn: AsyncConnection | None = None,
+    ) -> HistoryPage:
+        return await self.reader.get_account_history(
+            account_id, since=since, until=until, after=after, limit=limit, conn=conn
+        )
+
+    async def get_balance_as_of(
+        self, account_id: int, at: int, *, conn: AsyncConnection | None = None
+    ) -> AccountBalance | None:
+        return await self.reader.get_balance_as_of(account_id, at, conn=conn)
 
     @asynccontextmanager
     async def _write_transaction(self) -> AsyncIterator[AsyncConnection]:

@@ -54,7 +54,7 @@ async def run_demo(url: str, console: Console) -> bool:
             for no in CARDS
         ]
         account_results = await ledger.create_accounts(accounts)
-        console.print(f"accounts: {dict(Counter(account_results))}")
+        console.print(f"accounts: {_tally(account_results)}")
 
         card1, card2, card3 = (f"card:{no}" for no in CARDS)
         loads = [
@@ -71,7 +71,7 @@ async def run_demo(url: str, console: Console) -> bool:
         # Concurrent single calls share one database transaction (group commit).
         results = await asyncio.gather(*(ledger.create_transfers([t]) for t in loads + taps))
         for t, [result] in zip(loads + taps, results, strict=True):
-            console.print(f"  {t.amount / 100:>8.2f} CNY code {t.code}: {result}")
+            console.print(f"  {t.amount / 100:>8.2f} CNY code {t.code}: {result.value}")
 
         hold = _transfer(
             "demo:clinic:hold",
@@ -108,7 +108,7 @@ async def run_demo(url: str, console: Console) -> bool:
             f"reversal of the double fare (2.00 back): {await ledger.create_transfers([refund])}"
         )
         replay = await ledger.create_transfers(loads + taps)
-        console.print(f"replaying every load and tap: {dict(Counter(replay))}")
+        console.print(f"replaying every load and tap: {_tally(replay)}")
 
         states = await ledger.reader.list_accounts(ledger=CNY, limit=100)
         console.print(balances_table(states, title="balances after the demo (CNY)"))
@@ -116,6 +116,10 @@ async def run_demo(url: str, console: Console) -> bool:
             report = await check_ledger(conn)
         print_report(report, console)
         return report.ok
+
+
+def _tally(results: list) -> str:
+    return ", ".join(f"{r.value} x{n}" for r, n in Counter(results).items())
 
 
 def register(app: typer.Typer) -> None:
