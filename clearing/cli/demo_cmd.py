@@ -100,13 +100,11 @@ async def run_demo(url: str, console: Console) -> bool:
             CORRECTION,
             reverses_id=transfer_id("demo:tap:3"),
         )
-        console.print(
-            f"clinic hold 30.00, settled 24.00: {await ledger.create_transfers([hold])}"
-            f" {await ledger.create_transfers([settle])}"
-        )
-        console.print(
-            f"reversal of the double fare (2.00 back): {await ledger.create_transfers([refund])}"
-        )
+        [held] = await ledger.create_transfers([hold])
+        [settled] = await ledger.create_transfers([settle])
+        console.print(f"clinic hold 30.00: {held.value}; 24.00 of it settled: {settled.value}")
+        [corrected] = await ledger.create_transfers([refund])
+        console.print(f"reversal of the double fare (2.00 back): {corrected.value}")
         replay = await ledger.create_transfers(loads + taps)
         console.print(f"replaying every load and tap: {_tally(replay)}")
 
