@@ -28,6 +28,15 @@ def ledger_url(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue("pg_url")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def isolated_url(request: pytest.FixtureRequest) -> str:
+    """Like ledger_url, but PostgreSQL gets a database of its own: for tests that move the
+    ledger's clock forward (expiry), which must not leak into the shared test database."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    return request.getfixturevalue("fresh_pg_url")
+
+
 def _admin_dsn(url: str) -> tuple[str, str]:
     parsed = make_url(url)
     dsn = f"postgresql://{parsed.username or 'postgres'}@{parsed.host or '127.0.0.1'}:{parsed.port or 5432}/postgres"

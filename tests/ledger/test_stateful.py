@@ -368,5 +368,7 @@ def test_ledger_matches_the_model_on_sqlite(sqlite_url: str) -> None:
     _run_machine(sqlite_url)
 
 
-def test_ledger_matches_the_model_on_postgresql(pg_url: str) -> None:
-    _run_machine(pg_url)
+def test_ledger_matches_the_model_on_postgresql(fresh_pg_url: str) -> None:
+    # A database of its own: the machine moves the ledger's clock hours ahead to expire
+    # pending transfers, which must not leak into the shared test database.
+    _run_machine(fresh_pg_url)

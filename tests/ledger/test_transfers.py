@@ -262,9 +262,9 @@ async def test_void_releases_and_cannot_be_posted_after(ledger_url, ns):
         assert await balances(led, b["card"]) == (0, 0, 0, 1_000)
 
 
-async def test_pending_expires_after_its_timeout_and_releases_the_reservation(ledger_url, ns):
+async def test_pending_expires_after_its_timeout_and_releases_the_reservation(isolated_url, ns):
     clock = FakeClock()
-    async with await Ledger.open(ledger_url, clock_ns=clock) as led:
+    async with await Ledger.open(isolated_url, clock_ns=clock) as led:
         b = await setup_books(led, ns)
         await led.create_transfers([xfer(ns, "load", b["bank"], b["card"], 1_000)])
         hold = xfer(ns, "hold", b["card"], b["merchant"], 900, flags=PENDING, timeout_s=60)
@@ -280,9 +280,9 @@ async def test_pending_expires_after_its_timeout_and_releases_the_reservation(le
         assert expiry.flags & TransferFlags.EXPIRED and expiry.amount == 900
 
 
-async def test_expire_pending_transfers_sweeps_without_a_new_transfer(ledger_url, ns):
+async def test_expire_pending_transfers_sweeps_without_a_new_transfer(isolated_url, ns):
     clock = FakeClock()
-    async with await Ledger.open(ledger_url, clock_ns=clock) as led:
+    async with await Ledger.open(isolated_url, clock_ns=clock) as led:
         b = await setup_books(led, ns)
         await led.create_transfers([xfer(ns, "load", b["bank"], b["card"], 1_000)])
         holds = [
