@@ -20,6 +20,8 @@ from terminals.fares.feed import CardType, load_feed, validate_feed
 TAPS_MAX = 1_000_000
 CARD_TYPES = tuple(t.value for t in CardType)
 TAP_COLUMNS = ("card", "card_type", "time", "route_id", "stop_id")
+# Optional: where and when the rider validated on exit (metro gates); buses leave them empty.
+EXIT_COLUMNS = ("alight_stop_id", "alight_time")
 OUTPUT_COLUMNS = (
     "card",
     "time",
@@ -60,7 +62,11 @@ def _parse_time(text: str, zone: ZoneInfo) -> datetime:
 @fares_app.command("price")
 def price(
     feed_dir: Path = typer.Argument(..., help="Directory of the GTFS(-Fares v2) feed."),
-    taps: Path = typer.Option(..., "--taps", help="CSV: card,card_type,time,route_id,stop_id"),
+    taps: Path = typer.Option(
+        ...,
+        "--taps",
+        help="CSV: card,card_type,time,route_id,stop_id (optional: alight_stop_id,alight_time)",
+    ),
 ) -> None:
     """Price a day of taps per card (in time order) and print one CSV line per tap."""
     try:
@@ -81,20 +87,36 @@ def price(
             if len(rows) >= TAPS_MAX:
                 typer.echo(f"{taps}: more than {TAPS_MAX} taps", err=True)
                 raise typer.Exit(2)
-            try:
-                moment = _parse_time(row["time"], zone)
-            except ValueError as error:
-                typer.echo(f"{taps}, row {number}, field time: {error}", err=True)
-                raise typer.Exit(2) from error
-            rows.append((row, moment))
-    order = sorted(range(len(rows)), key=lambda i: (rows[i][0]["card"], rows[i][1], i))
+            times = {}
+            for column in ("time", "alight_time"):
+                text = row.get(column) or ""
+                if column == "alight_time" and not text.strip():
+                    times[column] = None
+                    continue
+                try:
+                    times[column] = _parse_time(text, zone)
+                except ValueError as error:
+                    typer.echo(f"{taps}, row {number}, field {column}: {error}", err=True)
+                    raise typer.Exit(2) from error
+            alight_stop = (row.get("alight_stop_id") or "").strip() or None
+            if (alight_stop is None) != (times["alight_time"] is None):
+                typer.echo(
+                    f"{taps}, row {number}, field alight_time: give alight_stop_id and "
+                    "alight_time together, or neither",
+                    err=True,
+                )
+                raise typer.Exit(2)
+            leg = Leg(
+                row["route_id"], row["stop_id"], times["time"], alight_stop, times["alight_time"]
+            )
+            rows.append((row, leg))
+    order = sorted(range(len(rows)), key=lambda i: (rows[i][0]["card"], rows[i][1].board_at, i))
     states: dict[str, RideState] = {}
     results: list[dict[str, object]] = [{} for _ in rows]
     failures = 0
     for index in order:
-        row, moment = rows[index]
+        row, leg = rows[index]
         out: dict[str, object] = {c: row[c] for c in TAP_COLUMNS}
-        leg = Leg(row["route_id"], row["stop_id"], moment)
         if row["card_type"] not in CARD_TYPES:
             failures += 1
             out["error"] = f"unknown card type {row['card_type']!r}: one of {', '.join(CARD_TYPES)}"

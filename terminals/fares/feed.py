@@ -18,10 +18,27 @@ from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from terminals.errors import FeedInvalid
+from terminals.errors import FeedInvalid, invariant
 
 TIMEZONE_DEFAULT = "Asia/Shanghai"
-CURRENCY_DECIMALS = {"CNY": 2, "EUR": 2, "USD": 2, "HKD": 2, "JPY": 0}
+# ISO 4217 minor units: every currency code is accepted (GTFS "Currency code"); most have 2
+# decimals, these have another number.
+CURRENCY_DECIMALS_NOT_2 = {
+    **dict.fromkeys(
+        "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0
+    ),
+    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
+    **dict.fromkeys("CLF UYW".split(), 4),
+}
+
+
+def currency_decimals(currency: str) -> int | None:
+    """Decimals of an ISO 4217 code (three capital letters), None if it is not one."""
+    if len(currency) != 3 or not currency.isascii() or not currency.isupper():
+        return None
+    return CURRENCY_DECIMALS_NOT_2.get(currency, 2)
+
+
 FEED_FILE_BYTES_MAX = 8 * 1024 * 1024  # a fare feed is small; refuse anything absurd
 FEED_ROWS_MAX = 100_000
 CAPS_PER_CARD_MAX = 4  # cap progress slots in the CAPP record (terminals.capp)
@@ -286,11 +303,36 @@ class _Reader:
         return parsed
 
 
+# The files fares are read from. A full agency feed also has stop_times.txt, shapes.txt, trips.txt
+# (often hundreds of megabytes): they say nothing about fares and are neither read nor bounded.
+FEED_FILES = frozenset(
+    {
+        "agency.txt",
+        "areas.txt",
+        "calendar.txt",
+        "calendar_dates.txt",
+        "fare_leg_rules.txt",
+        "fare_media.txt",
+        "fare_products.txt",
+        "fare_transfer_rules.txt",
+        "networks.txt",
+        "rider_categories.txt",
+        "route_networks.txt",
+        "routes.txt",
+        "stop_areas.txt",
+        "stops.txt",
+        "timeframes.txt",
+        "x_concessions.txt",
+        "x_fare_caps.txt",
+    }
+)
+
+
 def _read_directory(feed_dir: Path) -> dict[str, str]:
     files: dict[str, str] = {}
     if not feed_dir.is_dir():
         raise FeedInvalid([FeedProblem(str(feed_dir), 0, "", "is not a directory")])
-    for path in sorted(feed_dir.glob("*.txt")):
+    for path in sorted(p for p in feed_dir.glob("*.txt") if p.name in FEED_FILES):
         size = path.stat().st_size
         if size > FEED_FILE_BYTES_MAX:
             raise FeedInvalid(
@@ -301,6 +343,25 @@ def _read_directory(feed_dir: Path) -> dict[str, str]:
         except UnicodeDecodeError as error:
             raise FeedInvalid([FeedProblem(path.name, 0, "", f"not UTF-8: {error}")]) from error
     return files
+
+
+AMOUNT_MINOR_MAX = 0xFFFFFFFF  # what a card's 4-byte amount field can carry
+
+
+def _minor_units(text: str, decimals: int, currency: str) -> int | str:
+    """`text` in minor units (fen), or the problem with it."""
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        return f"{text!r} is not a number"
+    if not amount.is_finite():
+        return f"{text!r} is not a finite amount"
+    scaled = amount.scaleb(decimals)
+    if scaled != scaled.to_integral_value():
+        return f"{text} has more than {decimals} decimals for {currency}"
+    if abs(scaled) > AMOUNT_MINOR_MAX:
+        return f"{text} is beyond what a card amount holds ({AMOUNT_MINOR_MAX} minor units)"
+    return int(scaled)
 
 
 def _parse_time(value: str) -> int | None:
@@ -470,28 +531,21 @@ def _build(reader: _Reader, feed_version: str) -> FareFeed | None:
             reader.problem(
                 "fare_products.txt", number, "fare_media_id", f"unknown fare medium {medium!r}"
             )
-        if currency and currency not in CURRENCY_DECIMALS:
+        decimals = currency_decimals(currency)
+        if currency and decimals is None:
             reader.problem(
-                "fare_products.txt", number, "currency", f"unsupported currency {currency!r}"
+                "fare_products.txt",
+                number,
+                "currency",
+                f"{currency!r} is not an ISO 4217 currency code",
             )
             continue
         if not (product_id and currency and amount_text):
             continue
-        try:
-            amount = Decimal(amount_text)
-        except InvalidOperation:
-            reader.problem(
-                "fare_products.txt", number, "amount", f"{amount_text!r} is not a number"
-            )
-            continue
-        scaled = amount.scaleb(CURRENCY_DECIMALS[currency])
-        if scaled != scaled.to_integral_value():
-            reader.problem(
-                "fare_products.txt",
-                number,
-                "amount",
-                f"{amount_text} has more than {CURRENCY_DECIMALS[currency]} decimals for {currency}",
-            )
+        invariant(decimals is not None, "currency checked above")
+        minor = _minor_units(amount_text, decimals or 0, currency)
+        if isinstance(minor, str):
+            reader.problem("fare_products.txt", number, "amount", minor)
             continue
         product_key = (product_id, category, medium)
         if product_key in product_keys:
@@ -505,10 +559,12 @@ def _build(reader: _Reader, feed_version: str) -> FareFeed | None:
             continue
         product_keys[product_key] = number
         currencies.add(currency)
-        products.append(FareProductPrice(product_id, category, medium, int(scaled), currency))
+        products.append(FareProductPrice(product_id, category, medium, minor, currency))
     if len(currencies) > 1:
         reader.problem("fare_products.txt", 0, "currency", f"mixed currencies {sorted(currencies)}")
-    product_ids = {p.fare_product_id for p in products} | {k[0] for k in product_keys}
+    # Every product named in the file exists, even if one of its rows is broken (that row has
+    # its own problem; naming the product unknown elsewhere would only mislead).
+    product_ids = {row.get("fare_product_id", "") for _, row in products_table.rows} - {""}
 
     # networks.txt, routes.txt, route_networks.txt
     networks_table = reader.table("networks.txt", ("network_id",))
@@ -565,6 +621,18 @@ def _build(reader: _Reader, feed_version: str) -> FareFeed | None:
             reader.problem("stop_areas.txt", number, "stop_id", f"unknown stop {stop_id!r}")
         if area_id and stop_id:
             stop_areas.setdefault(stop_id, set()).add(area_id)
+    # GTFS stop_areas: a station (location_type 1) in an area puts all its platforms
+    # (location_type 0 or empty, parent_station = the station) there too, unless a platform
+    # is assigned to areas of its own.
+    for number, row in stops_table.rows:
+        stop_id, parent = row.get("stop_id", ""), row.get("parent_station", "")
+        if not (stop_id and parent) or row.get("location_type", "") not in ("", "0"):
+            continue
+        if parent not in stops:
+            reader.problem("stops.txt", number, "parent_station", f"unknown stop {parent!r}")
+            continue
+        if stop_id not in stop_areas and parent in stop_areas:
+            stop_areas[stop_id] = set(stop_areas[parent])
 
     # calendar.txt, calendar_dates.txt, timeframes.txt
     services = _read_services(reader)
@@ -763,20 +831,14 @@ def _build(reader: _Reader, feed_version: str) -> FareFeed | None:
             )
             continue
         amount_text = reader.required(caps_table, number, row, "amount")
-        try:
-            scaled = Decimal(amount_text).scaleb(CURRENCY_DECIMALS.get(currency, 2))
-        except InvalidOperation:
-            reader.problem("x_fare_caps.txt", number, "amount", f"{amount_text!r} is not a number")
+        cap_decimals = currency_decimals(currency)
+        minor = _minor_units(amount_text, 2 if cap_decimals is None else cap_decimals, currency)
+        if isinstance(minor, int) and minor < 0:
+            minor = f"{amount_text} is negative: a cap is a non-negative amount"
+        if isinstance(minor, str):
+            reader.problem("x_fare_caps.txt", number, "amount", minor)
             continue
-        if scaled != scaled.to_integral_value() or scaled < 0:
-            reader.problem(
-                "x_fare_caps.txt",
-                number,
-                "amount",
-                f"{amount_text} is not a non-negative amount in {currency}",
-            )
-            continue
-        caps.append(FareCap(cap_id, category, network_id, period, int(scaled)))
+        caps.append(FareCap(cap_id, category, network_id, period, minor))
     for category_id in {c.rider_category_id for c in caps}:
         count = sum(1 for c in caps if c.rider_category_id == category_id)
         if count > CAPS_PER_CARD_MAX:

@@ -69,7 +69,7 @@ def test_amounts_currency_and_duplicates_are_checked():
             "fare_product_id,rider_category_id,amount,currency\n"
             "a,,2.005,CNY\n"
             "b,,two,CNY\n"
-            "c,,1.00,XXX\n"
+            "c,,1.00,yuan\n"
             "d,adult,1.00,CNY\n"
             "d,adult,1.50,CNY\n"
         ),
