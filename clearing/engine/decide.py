@@ -71,18 +71,17 @@ class Tap:
     visit_id: str | None = None
     load_id: str | None = None
     offline_fallback: bool = False
+    # Derived once (the engine asks for them many times per record): which counter the record
+    # consumed and its two deduplication keys.
+    purse: Purse = field(init=False, repr=False, compare=False)
+    card_key: tuple[str, Purse, int] = field(init=False, repr=False, compare=False)
+    terminal_key: tuple[str, int] = field(init=False, repr=False, compare=False)
 
-    @property
-    def purse(self) -> Purse:
-        return Purse.ONLINE if self.kind == "load" else Purse.OFFLINE
-
-    @property
-    def card_key(self) -> tuple[str, Purse, int]:
-        return (self.card_no, self.purse, self.card_counter)
-
-    @property
-    def terminal_key(self) -> tuple[str, int]:
-        return (self.terminal_id, self.terminal_seq)
+    def __post_init__(self) -> None:
+        purse = Purse.ONLINE if self.kind == "load" else Purse.OFFLINE
+        object.__setattr__(self, "purse", purse)
+        object.__setattr__(self, "card_key", (self.card_no, purse, self.card_counter))
+        object.__setattr__(self, "terminal_key", (self.terminal_id, self.terminal_seq))
 
     @property
     def is_grey(self) -> bool:
