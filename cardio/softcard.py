@@ -580,7 +580,9 @@ class SoftCard:
             raise _Refuse(0x9403)
         if s.offline_counter >= COUNTER_MAX:
             raise _Refuse(0x9402)
-        if amount > s.balance_fen + s.overdraft_limit_fen:
+        # The purse never goes below zero (the 4-byte balance is unsigned; onecard's books have no
+        # negative card money): the overdraft limit is reported in the INIT answer, never lent.
+        if amount > s.balance_fen:
             raise _Refuse(0x9401)
         txn_type = TxnType.CAPP_PURCHASE if c.p1 == 0x03 else TxnType.EP_PURCHASE
         # The session key needs the terminal serial, which only DEBIT brings: keep the card key.
@@ -666,7 +668,7 @@ class SoftCard:
             "purse moved",
         )
         new_balance = s.balance_fen - session.amount_fen
-        invariant(new_balance >= -s.overdraft_limit_fen, "balance below the overdraft limit")
+        invariant(new_balance >= 0, "balance below zero")
         tac = crypto.purchase_tac(
             keys.dtk,
             session.amount_fen,

@@ -35,7 +35,14 @@ from cardio.records import (
 )
 from terminals.capp import TapPlace, decode_transit_record, encode_transit_record
 from terminals.client import ClearingClient
-from terminals.errors import MacInvalid, NoFare, SamError, ServiceUnavailable, UploadRefused
+from terminals.errors import (
+    MacInvalid,
+    NoFare,
+    SamError,
+    ServiceUnavailable,
+    UploadRefused,
+    invariant,
+)
 from terminals.fares.engine import FareQuote, Leg, price_tap
 from terminals.fares.feed import FareFeed
 from terminals.journal import (
@@ -194,7 +201,7 @@ class PurseTerminal:
         for grey in self.journal.unresolved_grey(card_no):
             if self.recover(purse, grey) is RecoveryOutcome.COMPLETED:
                 done = self.journal.record(grey.terminal_seq)
-                assert done is not None
+                invariant(done is not None, "a completed record is in the journal")
                 recovered.append(done)
                 if now - grey.occurred_at <= self.retap_window:
                     retap = done

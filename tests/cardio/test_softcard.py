@@ -553,3 +553,19 @@ def test_get_balance_answers_for_p1_0_to_3_as_t_union_readers_ask(
         transport.transmit(bytes((0x80, 0x5C, p1, 0x02, 0x04)))
         == (5_000).to_bytes(4, "big") + b"\x90\x00"
     )
+
+
+def test_an_overdraft_limit_is_reported_but_never_lent(key_store: KeyStore) -> None:
+    """A card file with an overdraft limit still refuses 9401 past its balance (it used to go
+    negative, and the next GET BALANCE crashed the card)."""
+    body = json.loads(SoftCard.issue(key_store, "3100000000000003", balance_fen=100).to_json())
+    body["purse"]["overdraft_limit_fen"] = 500
+    card = SoftCard.from_json(json.dumps(body))
+    purse, _ = _purse(card)
+    info = purse.read_public_info()
+    assert purse.initialize_purchase(1, 100, TERMINAL).overdraft_limit_fen == 500
+    with pytest.raises(InsufficientFunds):
+        testing.purchase(purse, testing.ClearKeys(key_store), info, 101, TERMINAL, 1, WHEN)
+    testing.purchase(purse, testing.ClearKeys(key_store), info, 100, TERMINAL, 2, WHEN)
+    assert purse.get_balance() == 0 == card.balance_fen
+    assert SoftCard.from_json(card.to_json()).balance_fen == 0
