@@ -471,31 +471,33 @@ class ClearingEngine:
         if missing:
             opened = await books.ensure_accounts(self.ledger, missing, conn=conn)
             self._accounts_known.update(opened.values())
-        batch: list[tuple[_Pending, int]] = []
+        owners: list[_Pending] = []
         transfers: list[Transfer] = []
         for p in posting:
             if len(transfers) + len(p.transfers) > BATCH_MAX:
-                await self._submit(conn, batch, transfers)
-                batch, transfers = [], []
-            for _ in p.transfers:
-                batch.append((p, len(transfers)))
-                transfers.append(_)
-        await self._submit(conn, batch, transfers)
+                await self._submit(conn, owners, transfers)
+                owners, transfers = [], []
+            for transfer in p.transfers:
+                owners.append(p)
+                transfers.append(transfer)
+        await self._submit(conn, owners, transfers)
 
     async def _submit(
-        self, conn: AsyncConnection, batch: list[tuple[_Pending, int]], transfers: list[Transfer]
+        self, conn: AsyncConnection, owners: list[_Pending], transfers: list[Transfer]
     ) -> None:
+        """Post one ledger batch; `owners[i]` is the record `transfers[i]` belongs to. A record
+        any of whose transfers the ledger refused goes to quarantine (its linked partner is
+        refused with it, as `linked_event_failed`: the record keeps the first real cause)."""
         if not transfers:
             return
         results = await self.ledger.create_transfers(transfers, conn=conn)
         invariant(len(results) == len(transfers), "one ledger result per transfer")
-        for (p, index), result in zip(batch, results, strict=True):
+        for p, result in zip(owners, results, strict=True):
             if result in (CreateTransferResult.OK, CreateTransferResult.EXISTS):
                 continue
             if p.ledger_result is None or p.ledger_result == "linked_event_failed":
                 p.ledger_result = str(result)
-            _ = index
-        for p, _ in batch:
+        for p in owners:
             if p.ledger_result is not None and p.decision.outcome.posts:
                 p.decision = Decision(Outcome.QUARANTINE, QuarantineReason.LEDGER_REFUSED)
 

@@ -155,3 +155,39 @@ async def test_endpoints_are_for_finance_staff(world: World, tmp_path: Path) -> 
         assert again.status_code == 409
         missing = await client.get("/v1/quarantine/999999999", headers=auth)
         assert missing.status_code == 404
+
+
+async def test_a_ledger_refusal_is_quarantined_and_released_under_a_new_id(world: World) -> None:
+    from clearing.books import LEDGER_CNY, TransferCode
+    from ledger import Transfer, transfer_id
+
+    ride = world.ride(ADULT, 300)
+    # someone already used this tap's transfer id for something else (a bug elsewhere)
+    async with world.ledger.transaction() as conn:
+        [squatted] = await world.ledger.create_transfers(
+            [
+                Transfer(
+                    id=transfer_id(f"tap:{ADULT}:offline:{ride['card_counter']}"),
+                    debit_account_id=books.account_of(books.card(ADULT)).id,
+                    credit_account_id=books.account_of(books.BANK_CASH).id,
+                    amount=1,
+                    ledger=LEDGER_CNY,
+                    code=TransferCode.CARD_REFUND,
+                )
+            ],
+            conn=conn,
+        )
+    assert squatted.ok
+    await world.upload([ride])
+    await world.engine.clear_pending()
+    [tap_id] = await _quarantined_ids(world)
+    assert await world.reasons() == [R.LEDGER_REFUSED]
+    async with world.ledger.engine.connect() as conn:
+        detail = await service.show(conn, tap_id)
+    assert "exists_with_different" in detail.actions[-1].note
+    async with world.ledger.transaction() as conn:
+        await service.release(conn, tap_id, actor="finance:fred", note="id clash fixed")
+    summary = await world.engine.clear_pending()
+    assert summary.posted == 1
+    assert await world.balance(books.payable("bus-1")) == 300
+    assert await world.balance(books.card(ADULT)) == 10_000 - 1 - 300
