@@ -469,22 +469,31 @@ _INSERT_TRANSFERS_PG = (
     )
     + ")"
 )
+# Look-ups by id: a LATERAL sub-select per id (OFFSET 0 keeps the planner from flattening it),
+# so PostgreSQL probes the index once per id. With a plain join of unnest(...) the planner chose
+# a hash join over a sequential scan of the whole transfer table, which grows with the ledger
+# (measured on 350,000 transfers, 8,000 ids: 70-100 ms joined, 13-16 ms as LATERAL probes).
 _SELECT_TRANSFERS_PG = (
-    f"SELECT {', '.join('t.' + c for c in TRANSFER_SELECT)} FROM unnest($1::uuid[]) AS v(id)"
-    " JOIN ledger_transfers AS t ON t.id = v.id"
+    "SELECT t.* FROM unnest($1::uuid[]) AS v(id) CROSS JOIN LATERAL"
+    f" (SELECT {', '.join(TRANSFER_SELECT)} FROM ledger_transfers AS x WHERE x.id = v.id"
+    " OFFSET 0) AS t"
 )
 _SELECT_FAILURES_PG = (
-    f"SELECT {', '.join('f.' + c for c in TRANSFER_SELECT)}, f.result FROM unnest($1::uuid[])"
-    " AS v(id) JOIN ledger_transfer_failures AS f ON f.id = v.id"
+    "SELECT f.* FROM unnest($1::uuid[]) AS v(id) CROSS JOIN LATERAL"
+    f" (SELECT {', '.join(TRANSFER_SELECT)}, result FROM ledger_transfer_failures AS x"
+    " WHERE x.id = v.id OFFSET 0) AS f"
 )
 _SELECT_RESOLUTIONS_PG = (
-    "SELECT t.pending_id, t.flags FROM unnest($1::uuid[]) AS v(id)"
-    " JOIN ledger_transfers AS t ON t.pending_id = v.id"
+    "SELECT t.pending_id, t.flags FROM unnest($1::uuid[]) AS v(id) CROSS JOIN LATERAL"
+    " (SELECT pending_id, flags FROM ledger_transfers AS x WHERE x.pending_id = v.id"
+    " OFFSET 0) AS t"
 )
+# Locks are taken probe by probe in the order of the (sorted) id array: one fixed order for
+# every batch, so concurrent batches never deadlock.
 _LOCK_ACCOUNTS_PG = (
-    "SELECT a.id, a.ledger, a.flags, a.debits_pending, a.debits_posted, a.credits_pending,"
-    " a.credits_posted FROM unnest($1::uuid[]) AS v(id) JOIN ledger_accounts AS a ON a.id = v.id"
-    " ORDER BY a.id"
+    "SELECT a.* FROM unnest($1::uuid[]) WITH ORDINALITY AS v(id, n) CROSS JOIN LATERAL"
+    " (SELECT id, ledger, flags, debits_pending, debits_posted, credits_pending, credits_posted"
+    " FROM ledger_accounts AS x WHERE x.id = v.id {lock}) AS a ORDER BY v.n"
 )
 _DUE_DEADLINES_PG = (
     "SELECT pending_id FROM ledger_pending_deadlines"
@@ -559,7 +568,7 @@ class PostgresBackend(SqlBackend):
         if not ids:
             return {}
         driver = await self._driver(conn)
-        sql = _LOCK_ACCOUNTS_PG + (" FOR UPDATE OF a" if self.lock_for_update else "")
+        sql = _LOCK_ACCOUNTS_PG.format(lock="FOR UPDATE" if self.lock_for_update else "OFFSET 0")
         rows = await driver.fetch(sql, [to_uuid(i) for i in sorted(ids)])
         return {from_uuid(r[0]): rules.Balances(*r[1:]) for r in rows}
 

@@ -50,7 +50,8 @@ _CLIENT_FLAGS = int(TRANSFER_FLAGS_CLIENT)
 
 
 def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    # `type(...) is int` first: the common case, and much cheaper than two isinstance calls.
+    return type(value) is int or (isinstance(value, int) and not isinstance(value, bool))
 
 
 def _id_ok(value: object) -> bool:
