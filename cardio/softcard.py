@@ -390,6 +390,10 @@ class SoftCard:
     # --- ISO commands ------------------------------------------------------------------------
 
     def _select(self, c: CommandApdu) -> bytes:
+        fci = self._select_fci(c)
+        return b"" if c.p2 == 0x0C else fci  # P2 0C: "no response data" (ISO 7816-4)
+
+    def _select_fci(self, c: CommandApdu) -> bytes:
         if c.p1 == 0x04 and c.p2 in (0x00, 0x0C):
             if c.data == PPSE_NAME:
                 self._end_session()

@@ -767,7 +767,9 @@ def _build(reader: _Reader, feed_version: str) -> FareFeed | None:
             bus_routes = [
                 r for r, n in route_network.items() if n == network_id and route_type.get(r) == 3
             ]
-            if bus_routes or (network_id == "" and 3 in route_type.values()):
+            # A rule of no network may name an alighting area (metro zones): checked below
+            # that buses keep a rule a tap-on alone can match.
+            if network_id and bus_routes:
                 reader.problem(
                     "fare_leg_rules.txt",
                     number,
@@ -788,6 +790,7 @@ def _build(reader: _Reader, feed_version: str) -> FareFeed | None:
                 priority or 0,
             )
         )
+    _check_buses_priced_at_tap_on(reader, leg_rules, has_priority, route_type, route_network)
     leg_groups = {rule.leg_group_id for rule in leg_rules} - {""}
 
     transfer_rules = _read_transfer_rules(reader, leg_groups, product_ids)
@@ -916,6 +919,44 @@ def _build(reader: _Reader, feed_version: str) -> FareFeed | None:
         card_media_id=card_media_id,
         leg_groups=frozenset(leg_groups),
     )
+
+
+def _check_buses_priced_at_tap_on(
+    reader: _Reader,
+    leg_rules: list[FareLegRule],
+    has_priority: bool,
+    route_type: Mapping[str, int],
+    route_network: Mapping[str, str],
+) -> None:
+    """Rules of no network that need the alighting stop or time are fine for metro gates, as long
+    as every bus route (route_type 3) still matches a rule that needs neither."""
+    needs_exit = [
+        r for r in leg_rules if not r.network_id and (r.to_area_id or r.to_timeframe_group_id)
+    ]
+    if not needs_exit:
+        return
+    tap_on = [r for r in leg_rules if not r.to_area_id and not r.to_timeframe_group_id]
+    listed = {r.network_id for r in leg_rules} - {""}
+    stranded: dict[str, list[str]] = {}
+    for route_id, kind in sorted(route_type.items()):
+        if kind != 3:
+            continue
+        network = route_network.get(route_id, "")
+        if has_priority:
+            priced = any(r.network_id in ("", network) for r in tap_on)
+        else:
+            wanted = network if network in listed else ""
+            priced = any(r.network_id == wanted for r in tap_on)
+        if not priced:
+            stranded.setdefault(network, []).append(route_id)
+    for network, routes in sorted(stranded.items()):
+        reader.problem(
+            "fare_leg_rules.txt",
+            needs_exit[0].row,
+            "to_area_id" if needs_exit[0].to_area_id else "to_timeframe_group_id",
+            f"bus routes {routes[:5]} (network {network or '(none)'!r}) match only rules that "
+            "need the alighting stop or time; buses see only tap-on: give them a rule without",
+        )
 
 
 def _read_services(reader: _Reader) -> dict[str, Service]:

@@ -569,3 +569,13 @@ def test_an_overdraft_limit_is_reported_but_never_lent(key_store: KeyStore) -> N
     testing.purchase(purse, testing.ClearKeys(key_store), info, 100, TERMINAL, 2, WHEN)
     assert purse.get_balance() == 0 == card.balance_fen
     assert SoftCard.from_json(card.to_json()).balance_fen == 0
+
+
+def test_select_with_p2_0c_selects_without_an_fci(soft_card: SoftCard) -> None:
+    transport = InProcessTransport(soft_card)
+    assert transport.transmit(bytes.fromhex("00A4000C021001")) == b"\x90\x00"
+    assert (
+        transport.transmit(bytes.fromhex("805C000204")) == (5_000).to_bytes(4, "big") + b"\x90\x00"
+    )
+    assert transport.transmit(bytes.fromhex("00A4040C08A000000632010105"))[-2:] == b"\x90\x00"
+    assert transport.transmit(bytes.fromhex("00A4040008A00000063201010500"))[:1] == b"\x6f"

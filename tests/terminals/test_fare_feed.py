@@ -146,6 +146,18 @@ def test_bus_rule_depending_on_the_alighting_stop_is_refused():
     assert ("fare_leg_rules.txt", 2, "to_area_id") in found
 
 
+def test_zone_rules_of_no_network_are_fine_while_buses_keep_a_tap_on_rule():
+    """Agencies often leave network_id empty on metro zone rules; with rule_priority a bus rule
+    beside them keeps every bus priced at tap-on, so the feed loads."""
+    products = GOOD_PRODUCTS + "zone_fare,,4.00,CNY\n"
+    zone_rule = "z,,zone1,zone2,zone_fare,0\n"
+    header = "leg_group_id,network_id,from_area_id,to_area_id,fare_product_id,rule_priority\n"
+    loaded = feed(fare_products=products, fare_leg_rules=header + zone_rule + "b,,,,bus_fare,0\n")
+    assert len(loaded.leg_rules) == 2
+    found = problems_of(fare_products=products, fare_leg_rules=header + zone_rule)
+    assert ("fare_leg_rules.txt", 2, "to_area_id") in found
+
+
 def test_extension_files_are_checked():
     found = problems_of(
         fare_products=GOOD_PRODUCTS,
