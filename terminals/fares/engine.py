@@ -12,8 +12,8 @@ Semantics (GTFS-Fares v2, https://gtfs.org/documentation/schedule/reference/):
 - fare_transfer_rules: from/to leg groups matched like leg fields; for a transfer within one
   leg group the rule with the smallest transfer_count >= this transfer's number (-1 =
   unlimited) is used; duration_limit is measured by duration_limit_type 0-3 from the previous
-  leg, or, when the same transfer rule matched the previous transfer too, from the leg where
-  that run of the rule began (the spec's "first matched leg": a 60-minute window never slides
+  leg, or, when a rule of the same from/to leg groups matched the previous transfer too, from the
+  leg where that run began (the spec's "first matched leg": a 60-minute window never slides
   along a chain of transfers); a limit that needs an unknown alighting time is not met.
   fare_transfer_type 0: A + AB, 1: A + AB + B, 2: AB for the first transfer of a sub-journey;
   a later transfer adds BC (type 0 and 2) or BC + C (type 1) to what was paid (the spec's table
@@ -65,8 +65,9 @@ class Journey:
     transfers: int  # transfers made so far in this sub-journey
     paid_fen: int  # what the rider paid for the sub-journey so far
     # The transfer rule (feed row) of the previous transfer, 0 if none. While consecutive
-    # transfers match that same rule, its duration_limit counts from `started_at` (and
-    # `window_alight_at`), the leg where the run began; any other rule counts from the previous leg.
+    # transfers match rules of that same from/to leg group pair, duration_limit counts from
+    # `started_at` (and `window_alight_at`), the leg where the run began; any other pair counts
+    # from the previous leg.
     window_rule_row: int = 0
     window_alight_at: datetime | None = None
 
@@ -215,19 +216,30 @@ def product_price_fen(feed: FareFeed, fare_product_id: str, rider_category_id: s
 # --------------------------------------------------------------------------- transfers
 
 
-def _window_start(rule: FareTransferRule, journey: Journey) -> tuple[datetime, datetime | None]:
-    """Boarding and alighting the rule's duration_limit counts from (GTFS: "first matched leg")."""
-    if journey.window_rule_row == rule.row:
+def _window_start(
+    feed: FareFeed, rule: FareTransferRule, journey: Journey
+) -> tuple[datetime, datetime | None]:
+    """Boarding and alighting the rule's duration_limit counts from.
+
+    GTFS: "when a transfer rule with the same from_leg_group_id and to_leg_group_id is matched
+    multiple times consecutively ..., the duration_limit ... should be measured starting from
+    the first matched leg" — the same pair of groups, whichever of its rows (transfer_count).
+    """
+    previous = next((r for r in feed.transfer_rules if r.row == journey.window_rule_row), None)
+    if previous is not None and (previous.from_leg_group_id, previous.to_leg_group_id) == (
+        rule.from_leg_group_id,
+        rule.to_leg_group_id,
+    ):
         return journey.started_at, journey.window_alight_at
     return journey.last_board_at, journey.last_alight_at
 
 
-def _within_limit(rule: FareTransferRule, journey: Journey, leg: Leg) -> bool:
+def _within_limit(feed: FareFeed, rule: FareTransferRule, journey: Journey, leg: Leg) -> bool:
     if rule.duration_limit_s is None:
         return True
     limit = timedelta(seconds=rule.duration_limit_s)
     kind = rule.duration_limit_type
-    board_at, alight_at = _window_start(rule, journey)
+    board_at, alight_at = _window_start(feed, rule, journey)
     start = (
         board_at
         if kind
@@ -279,7 +291,7 @@ def match_transfer_rules(
     smallest = min(finite, default=-1)
     eligible = [r for r in eligible if r.transfer_count == smallest]
     rules = [r for r in rules if r.transfer_count is None] + eligible
-    return tuple(r for r in rules if _within_limit(r, journey, leg))
+    return tuple(r for r in rules if _within_limit(feed, r, journey, leg))
 
 
 def _transfer_charge(
@@ -328,7 +340,7 @@ def _price_uncapped(feed: FareFeed, rider: str, journey: Journey | None, leg: Le
             charge = _transfer_charge(feed, transfer, rider, journey, fare)
             if charge is None:
                 continue
-            window_board_at, window_alight_at = _window_start(transfer, journey)
+            window_board_at, window_alight_at = _window_start(feed, transfer, journey)
             continued = Journey(
                 rule.leg_group_id,
                 window_board_at,

@@ -266,6 +266,13 @@ def test_a_chain_of_the_same_rule_counts_its_window_from_the_first_matched_leg()
     assert charges(f, legs) == [200, 0, 200, 0]
 
 
+def test_rows_of_one_group_pair_share_the_window_whatever_their_transfer_count():
+    f = transfer_feed("bus,bus,1,3600,1,0,\nbus,bus,3,3600,1,0,xfer_fee\n")
+    legs = [ride("b1", when=at(8, 0)), ride("b2", when=at(8, 40)), ride("b1", when=at(9, 20))]
+    # 09:20 is 80 minutes after 08:00, where the bus>bus run began: a fresh fare, not the fee.
+    assert charges(f, legs) == [200, 0, 200]
+
+
 def test_another_rule_starts_its_window_at_the_previous_leg():
     f = transfer_feed("bus,metro,,3600,1,0,\nmetro,bus,,3600,1,0,\n")
     legs = [ride("b1", when=at(8, 0)), ride("m1", when=at(8, 40)), ride("b2", when=at(9, 20))]

@@ -118,11 +118,18 @@ def test_a_transfer_never_applies_outside_its_window(tariff, legs, card_type):
     fare_feed, (limit_s, limit_type), _ = tariff
     state = EMPTY_STATE
     previous = None
+    run_start, run_pair = None, None  # where consecutive transfers of one group pair began
     for leg in legs:
         quote = price_tap(fare_feed, card_type, state, leg)
-        if quote.transfer_rule is not None:
+        if quote.transfer_rule is None:
+            run_start, run_pair = None, None
+        else:
             assert previous is not None
-            start = previous.board_at if limit_type in (0, 1) else previous.alight_at
+            pair = quote.transfer_rule.split(":", 1)[1]
+            if pair != run_pair:
+                run_start, run_pair = previous, pair
+            assert run_start is not None
+            start = run_start.board_at if limit_type in (0, 1) else run_start.alight_at
             end = leg.board_at if limit_type in (1, 2) else leg.alight_at
             assert start is not None and end is not None, "a window needs both validations"
             assert timedelta(0) <= end - start <= timedelta(seconds=limit_s)
