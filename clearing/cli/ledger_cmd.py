@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from clearing.settings import get_settings
@@ -104,7 +106,15 @@ def register(app: typer.Typer) -> None:
     @ledger_app.command("check")
     def check() -> None:
         """Recompute every balance from the transfers; exit 1 with a report if anything is off."""
-        report = asyncio.run(_check(get_settings().resolved_database_url()))
+        url = get_settings().resolved_database_url()
+        try:
+            report = asyncio.run(_check(url))
+        except (OperationalError, ProgrammingError) as error:
+            Console().print(
+                f"[red]cannot read the ledger at {make_url(url).render_as_string()}: "
+                f"{error.orig}. Is it migrated? Run `onecard db upgrade`.[/red]"
+            )
+            raise typer.Exit(2) from error
         print_report(report, Console())
         if not report.ok:
             raise typer.Exit(1)
