@@ -27,11 +27,11 @@ standard part sees the last tap; 51.. is onecard's fare-state extension:
     56  journey paid (4)    fen paid in the open sub-journey
     60  cap slots (1)       0..4
     61  4 x 10 bytes        cap id tag (2) | period start (4 BCD) | spent fen (4)
-    101 window rule (2)     fare_transfer_rules.txt row of the previous transfer (0: none)
+    101 window pair (2)     id tag of the previous transfer rule's "from>to" leg groups (0: none)
     103 CRC-32 (4)          over bytes 51..102, big-endian
     107..127 00
 
-Layout version 1 (no window rule, CRC at 101 over 51..100) is still read, with window rule 0.
+Layout version 1 (no window pair, CRC at 101 over 51..100) is still read, with window pair 0.
 
 Ids are stored as 2-byte tags; the feed refuses tags that collide. A record that does not carry
 the extension, fails its CRC or names ids the current feed does not know gives the empty state
@@ -63,7 +63,7 @@ EXTENSION_OFFSET = 51
 EXTENSION_MARKER = 0x4F
 EXTENSION_VERSION = 0x02
 CAP_SLOT_LEN = 10
-WINDOW_RULE_OFFSET = 101
+WINDOW_PAIR_OFFSET = 101
 CRC_OFFSET = 103
 CRC_OFFSET_V1 = 101
 
@@ -122,8 +122,8 @@ def encode_transit_record(state: RideState, place: TapPlace) -> bytes:
             + progress.spent_fen.to_bytes(4, "big")
         )
     extension += bytes(CAP_SLOT_LEN * (CAPS_PER_CARD_MAX - len(state.caps)))
-    window_rule = journey.window_rule_row if journey is not None else 0
-    extension += min(max(window_rule, 0), 0xFFFF).to_bytes(2, "big")
+    window_pair = journey.window_pair_tag if journey is not None else 0
+    extension += window_pair.to_bytes(2, "big")
     invariant(len(extension) == CRC_OFFSET - EXTENSION_OFFSET, "extension layout length")
     extension += zlib.crc32(extension).to_bytes(4, "big")
     record = standard[:EXTENSION_OFFSET] + extension
@@ -148,10 +148,10 @@ def decode_transit_record(raw: bytes, feed: FareFeed) -> RideState:
     body, crc = extension[:-4], int.from_bytes(extension[-4:], "big")
     if zlib.crc32(body) != crc:
         return RideState()
-    window_rule = 0
+    window_pair = 0
     if version == EXTENSION_VERSION:
-        at = WINDOW_RULE_OFFSET - EXTENSION_OFFSET
-        window_rule = int.from_bytes(body[at : at + 2], "big")
+        at = WINDOW_PAIR_OFFSET - EXTENSION_OFFSET
+        window_pair = int.from_bytes(body[at : at + 2], "big")
     try:
         standard = TransitRecord.parse(raw)
     except (ApduError, ResponseMalformed):
@@ -169,7 +169,7 @@ def decode_transit_record(raw: bytes, feed: FareFeed) -> RideState:
                 last_alight_at=None,
                 transfers=standard.transfers_used,
                 paid_fen=int.from_bytes(body[5:9], "big"),
-                window_rule_row=window_rule,
+                window_pair_tag=window_pair,
             )
     progress: list[CapProgress] = []
     count = min(body[9], CAPS_PER_CARD_MAX)

@@ -40,6 +40,7 @@ from terminals.fares.feed import (
     FareLegRule,
     FareTransferRule,
     FareTransferType,
+    id_tag,
 )
 
 
@@ -64,11 +65,11 @@ class Journey:
     last_alight_at: datetime | None  # alighting of the previous leg, if known
     transfers: int  # transfers made so far in this sub-journey
     paid_fen: int  # what the rider paid for the sub-journey so far
-    # The transfer rule (feed row) of the previous transfer, 0 if none. While consecutive
-    # transfers match rules of that same from/to leg group pair, duration_limit counts from
+    # The from/to leg-group pair of the previous transfer's rule as a card tag (`pair_tag`), 0 if
+    # none. While consecutive transfers match rules of that same pair, duration_limit counts from
     # `started_at` (and `window_alight_at`), the leg where the run began; any other pair counts
-    # from the previous leg.
-    window_rule_row: int = 0
+    # from the previous leg. A tag, not a feed row: it means the same after a tariff update.
+    window_pair_tag: int = 0
     window_alight_at: datetime | None = None
 
 
@@ -216,6 +217,11 @@ def product_price_fen(feed: FareFeed, fare_product_id: str, rider_category_id: s
 # --------------------------------------------------------------------------- transfers
 
 
+def pair_tag(rule: FareTransferRule) -> int:
+    """The card tag of a transfer rule's from/to leg-group pair (never 0)."""
+    return id_tag(f"{rule.from_leg_group_id}>{rule.to_leg_group_id}")
+
+
 def _window_start(
     feed: FareFeed, rule: FareTransferRule, journey: Journey
 ) -> tuple[datetime, datetime | None]:
@@ -225,11 +231,7 @@ def _window_start(
     multiple times consecutively ..., the duration_limit ... should be measured starting from
     the first matched leg" — the same pair of groups, whichever of its rows (transfer_count).
     """
-    previous = next((r for r in feed.transfer_rules if r.row == journey.window_rule_row), None)
-    if previous is not None and (previous.from_leg_group_id, previous.to_leg_group_id) == (
-        rule.from_leg_group_id,
-        rule.to_leg_group_id,
-    ):
+    if journey.window_pair_tag and journey.window_pair_tag == pair_tag(rule):
         return journey.started_at, journey.window_alight_at
     return journey.last_board_at, journey.last_alight_at
 
@@ -348,7 +350,7 @@ def _price_uncapped(feed: FareFeed, rider: str, journey: Journey | None, leg: Le
                 leg.alight_at,
                 journey.transfers + 1,
                 journey.paid_fen + charge,
-                transfer.row,
+                pair_tag(transfer),
                 window_alight_at,
             )
             options.append(_Uncapped(charge, rule, transfer, continued))

@@ -884,7 +884,8 @@ def _build(reader: _Reader, feed_version: str) -> FareFeed | None:
 
     # Ids that travel on the card as 2-byte tags must not collide.
     tags: dict[int, str] = {}
-    for name in sorted(leg_groups | {c.cap_id for c in caps}):
+    pairs = {f"{r.from_leg_group_id}>{r.to_leg_group_id}" for r in transfer_rules}
+    for name in sorted(leg_groups | {c.cap_id for c in caps} | pairs):
         tag = id_tag(name)
         if tag in tags and tags[tag] != name:
             reader.problem(

@@ -33,7 +33,7 @@ def states(draw):
             None,
             draw(st.integers(0, 255)),
             draw(st.integers(0, 2**32 - 1)),
-            window_rule_row=draw(st.integers(0, 0xFFFF)),
+            window_pair_tag=draw(st.integers(0, 0xFFFF)),
         )
     caps = draw(
         st.lists(st.sampled_from(sorted(c.cap_id for c in FEED.caps)), unique=True, max_size=3)
@@ -70,15 +70,15 @@ def test_a_blank_card_record_is_the_empty_state():
     assert decode_transit_record(blank, FEED) == RideState()
 
 
-def test_a_layout_1_record_is_still_read_with_no_window_rule():
+def test_a_layout_1_record_is_still_read_with_no_window_pair():
     """Cards written before layout 2 keep their transfer and cap state after the upgrade."""
     import zlib
 
     start = datetime(2026, 11, 30, 8, 0, tzinfo=CARD_TIME_ZONE)
-    journey = Journey(sorted(FEED.leg_groups)[0], start, start, None, 1, 200, window_rule_row=7)
+    journey = Journey(sorted(FEED.leg_groups)[0], start, start, None, 1, 200, window_pair_tag=7)
     raw = bytearray(encode_transit_record(RideState(journey), PLACE))
     raw[52] = 0x01
     raw[101:107] = zlib.crc32(bytes(raw[51:101])).to_bytes(4, "big") + bytes(2)
     decoded = decode_transit_record(bytes(raw), FEED)
-    assert decoded.journey is not None and decoded.journey.window_rule_row == 0
+    assert decoded.journey is not None and decoded.journey.window_pair_tag == 0
     assert decoded.journey.paid_fen == 200 and decoded.journey.transfers == 1
