@@ -42,7 +42,7 @@ fares_app = typer.Typer(help="Check and try out a GTFS-Fares v2 fare feed.", no_
 
 @fares_app.command("validate")
 def validate(
-    feed_dir: Path = typer.Argument(..., help="Directory of the GTFS(-Fares v2) feed."),
+    feed_dir: Path = typer.Argument(..., help="Directory (or .zip) of the GTFS(-Fares v2) feed."),
 ) -> None:
     """Check a feed and list every problem (file, row, field); exit 1 if there is any."""
     problems = validate_feed(feed_dir)
@@ -61,7 +61,7 @@ def _parse_time(text: str, zone: ZoneInfo) -> datetime:
 
 @fares_app.command("price")
 def price(
-    feed_dir: Path = typer.Argument(..., help="Directory of the GTFS(-Fares v2) feed."),
+    feed_dir: Path = typer.Argument(..., help="Directory (or .zip) of the GTFS(-Fares v2) feed."),
     taps: Path = typer.Option(
         ...,
         "--taps",

@@ -8,6 +8,7 @@ taps at their platforms, peak and off-peak timeframes with rule_priority, exit v
 
 from __future__ import annotations
 
+import zipfile
 from datetime import datetime
 from pathlib import Path
 
@@ -202,3 +203,28 @@ def test_a_currency_without_minor_units_keeps_its_caps_whole() -> None:
     files["x_fare_caps.txt"] = files["x_fare_caps.txt"].replace("600", "600.5")
     with pytest.raises(FeedInvalid, match="more than 0 decimals for JPY"):
         parse_feed(files)
+
+
+def test_a_zipped_feed_loads_from_the_top_or_from_its_one_folder(tmp_path: Path) -> None:
+    """Agencies publish feeds as zip files, sometimes with everything inside one folder."""
+    for name, prefix in (("flat.zip", ""), ("folder.zip", "gtfs_2026/")):
+        archive = tmp_path / name
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+            for file_name, text in FILES.items():
+                out.writestr(prefix + file_name, "\ufeff" + text.replace("\n", "\r\n"))
+        assert validate_feed(archive) == []
+        assert load_feed(archive).currency == "HKD"
+
+
+def test_a_zip_member_too_large_is_refused_before_it_is_inflated(tmp_path: Path) -> None:
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+        for file_name, text in FILES.items():
+            if file_name != "stop_areas.txt":
+                out.writestr(file_name, text)
+        out.writestr("stop_areas.txt", "area_id,stop_id\n" + "z1,BS1\n" * 1_400_000)
+    problems = validate_feed(archive)
+    assert [(p.file, p.row) for p in problems] == [("stop_areas.txt", 0)]
+    assert "more than" in problems[0].message
+    (tmp_path / "junk.zip").write_bytes(b"not a zip")
+    assert "not a zip archive" in validate_feed(tmp_path / "junk.zip")[0].message
