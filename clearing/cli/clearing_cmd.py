@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import date, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -326,7 +327,18 @@ def register(app: typer.Typer) -> None:
 def print_quarantine(rows: Any, counts: dict[str, int], out: Console | None = None) -> None:
     out = out or console
     table = Table(title="quarantine")
-    for name in ("id", "reason", "kind", "terminal", "card", "counter", "seq", "CNY", "tapped at"):
+    zone = ZoneInfo(get_settings().business_time_zone)
+    for name in (
+        "id",
+        "reason",
+        "kind",
+        "terminal",
+        "card",
+        "counter",
+        "seq",
+        "CNY",
+        "tapped (local)",
+    ):
         table.add_column(name)
     for row in rows:
         table.add_row(
@@ -338,7 +350,7 @@ def print_quarantine(rows: Any, counts: dict[str, int], out: Console | None = No
             str(row.card_counter),
             str(row.terminal_seq),
             yuan(row.amount_fen),
-            f"{row.occurred_at:%Y-%m-%d %H:%M}",
+            f"{row.occurred_at.astimezone(zone):%Y-%m-%d %H:%M}",
         )
     out.print(table)
     for reason, count in counts.items():
