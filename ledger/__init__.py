@@ -13,9 +13,10 @@ Public API
   create_transfers (one result per item), expire_pending_transfers, plus every read below.
   Each method takes an optional caller-owned SQLAlchemy `AsyncConnection` (`conn=`): the ledger
   then works inside the caller's database transaction and never commits it.
-- `ledger.reader.LedgerReader` (read-only, for reconciliation): lookup_accounts,
-  lookup_accounts_by_name, lookup_transfers, get_account_transfers (paginated by time range),
-  get_account_history (balance before/after every entry), get_balance_as_of.
+- `ledger.reader.LedgerReader(engine)` (read-only, for reconciliation): lookup_ledgers,
+  lookup_accounts, lookup_accounts_by_name, list_accounts, lookup_transfers,
+  get_account_transfers (paginated by time range), get_account_history (balance before/after
+  every entry), get_balance_as_of (recorded), get_effective_balance_as_of (back-dated postings).
 - `ledger.check.check_ledger(conn)`: the offline checker behind `onecard ledger check`.
 """
 
