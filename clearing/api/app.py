@@ -1,6 +1,7 @@
 """The back office's FastAPI application: `create_app(settings)` wires routers, errors, state.
 
-The database engine, the ledger and the list-signing key live on `app.state` for the app's
+The settings the app was made with are on `app.state.settings` (read through `SettingsDep`); the
+database engine, the ledger and the list-signing key live on `app.state` for the app's
 lifetime (opened in the lifespan, closed at shutdown). Every error leaves as an RFC 9457
 problem (clearing/api/problems.py). Other areas add their routers through `ROUTER_MODULES`.
 """
@@ -144,6 +145,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "residents use bearer tokens. Every error is an RFC 9457 problem.",
         lifespan=lifespan,
     )
+    # Set here, not in the lifespan: SettingsDep works for every request of this app, including
+    # those of a test client that never ran the lifespan.
+    app.state.settings = settings
     install_problem_handlers(app)
     app.add_middleware(BodyLimit, limit=REQUEST_BYTES_MAX)
     app.include_router(health.router)

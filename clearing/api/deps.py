@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from clearing.settings import Settings
+from ledger.errors import invariant
 
 
 def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
@@ -31,7 +32,10 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 def _settings(request: Request) -> Settings:
-    return request.app.state.settings
+    """The settings `create_app` was given (never re-read from the environment mid-flight)."""
+    settings = getattr(request.app.state, "settings", None)
+    invariant(isinstance(settings, Settings), "create_app stores its Settings on app.state")
+    return settings
 
 
 # Exit code runs when the endpoint returns, before the response is sent.

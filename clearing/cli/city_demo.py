@@ -431,7 +431,7 @@ async def _summary_data(url: str, day: date) -> tuple[Any, dict[str, int], list[
 
 def print_city_report(console: Console, report: DemoReport) -> None:
     from clearing.cli.clearing_cmd import print_quarantine, print_settlement, yuan
-    from clearing.settlement.tasks import settlement_dir
+    from clearing.settlement.service import settlement_dir
 
     settings = get_settings()
     day = date.fromisoformat(report.settlement["business_day"])

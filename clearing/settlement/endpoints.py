@@ -3,17 +3,20 @@ its own line and statement; the concession report is for finance staff."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from clearing.api.deps import SessionDep
+from clearing.api.deps import SessionDep, SettingsDep
 from clearing.api.errors import ClearingError, Forbidden, InvalidRequest, NotFound
+from clearing.api.problems import PROBLEM_RESPONSES
 from clearing.auth.dependencies import PrincipalDep
 from clearing.auth.models import Role
 from clearing.auth.service import Principal, require_role
-from clearing.settings import get_settings
 from clearing.settlement import service
 from clearing.settlement.schemas import (
     ClaimOut,
@@ -22,9 +25,8 @@ from clearing.settlement.schemas import (
     StatementRowOut,
     SubsidyRowOut,
 )
-from clearing.settlement.tasks import calendar_of
 
-router = APIRouter(tags=["settlement"])
+router = APIRouter(tags=["settlement"], responses=PROBLEM_RESPONSES)
 REPORT_DAYS_MAX = 366
 DAY_FIRST = date(2000, 1, 1)
 DAY_LAST = date(2100, 12, 31)
@@ -42,12 +44,19 @@ class SettlementRefused(ClearingError):
     title = "The day cannot be settled now"
 
 
-def _out(settlement: service.Settlement, principal: Principal) -> SettlementOut:
+def _out(
+    settlement: service.Settlement,
+    principal: Principal,
+    files: service.SettlementFiles | None = None,
+) -> SettlementOut:
     lines = list(settlement.lines)
     claims = list(settlement.claims)
     if principal.role is Role.OPERATOR:
         lines = [line for line in lines if line.participant_code == principal.subject]
         claims = []
+    names = []
+    if files is not None:
+        names = [path.name for path in (files.csv, files.xml, files.claims) if path is not None]
     return SettlementOut(
         business_day=settlement.business_day,
         created_at=settlement.created_at,
@@ -55,7 +64,16 @@ def _out(settlement: service.Settlement, principal: Principal) -> SettlementOut:
         already_settled=settlement.already_settled,
         lines=[SettlementLineOut.model_validate(line) for line in lines],
         claims=[ClaimOut.model_validate(claim) for claim in claims],
+        files=names,
     )
+
+
+@asynccontextmanager
+async def _request_transaction(session: AsyncSession) -> AsyncIterator[AsyncConnection]:
+    """The request's own transaction, committed on exit: the settlement is durable before its
+    files are written (the session dependency's later commit then has nothing left to do)."""
+    yield await session.connection()
+    await session.commit()
 
 
 @router.get("/v1/settlements/{business_day}", response_model=SettlementOut)
@@ -76,24 +94,25 @@ async def settle(
     business_day: date,
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     principal: PrincipalDep,
 ) -> SettlementOut:
-    """Settle a closed business day (idempotent: settling it again changes nothing). The
-    instruction files are written by `onecard settle` or the beat task."""
+    """Settle a closed business day and write its instruction files (CSV, pain.001, claims),
+    exactly as `onecard settle` does. Idempotent: settling it again changes nothing."""
     require_role(principal, Role.FINANCE)
     _check_day(business_day)
     ledger = request.app.state.ledger
     if ledger is None:
         raise SettlementRefused("the ledger is not available")
-    settlement = await service.settle_day(
-        await session.connection(),
+    settlement, files = await service.settle_and_write(
+        lambda: _request_transaction(session),
         ledger,
+        settings,
         business_day,
-        calendar=calendar_of(getattr(request.app.state, "settings", None) or get_settings()),
         now=datetime.now(UTC),
         actor=principal.actor,
     )
-    return _out(settlement, principal)
+    return _out(settlement, principal, files)
 
 
 @router.get(

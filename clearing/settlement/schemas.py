@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class SettlementLineOut(BaseModel):
@@ -41,6 +41,11 @@ class SettlementOut(BaseModel):
     already_settled: bool
     lines: list[SettlementLineOut]
     claims: list[ClaimOut]
+    files: list[str] = Field(
+        default_factory=list,
+        description="Instruction files written by this call (CSV, pain.001, claims), by name; "
+        "empty when only read",
+    )
 
 
 class StatementRowOut(BaseModel):

@@ -3,17 +3,21 @@ commission transfers, and the settlement instructions (CSV and pain.001).
 
 One database transaction under the clearing lock: the run row (primary key = the business
 day), its lines and claims, and the ledger transfers commit together. Settling a day that is
-already settled changes nothing and returns what was settled. Never commits a caller's
-connection; the files are written after the commit by `write_files`.
+already settled changes nothing and returns what was settled. `settle_day` never commits a
+caller's connection; `settle_and_write` (what the API, the command line and the beat task all
+call) runs it in the transaction its caller hands over and writes the files after the commit.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -24,7 +28,8 @@ from clearing.books import LEDGER_CNY, TransferCode
 from clearing.engine import repository as engine_repo
 from clearing.engine.models import ClearedTap
 from clearing.registry.models import Participant
-from clearing.settlement.days import BusinessCalendar
+from clearing.settings import Settings
+from clearing.settlement.days import BusinessCalendar, parse_cutoff
 from clearing.settlement.fees import day_totals
 from clearing.settlement.files import (
     Debtor,
@@ -385,6 +390,43 @@ def write_files(settlement: Settlement, out_dir: Path, debtor: Debtor) -> Settle
     )
     _write_atomic(claims_path, text.encode())
     return SettlementFiles(csv_path, xml_path, claims_path)
+
+
+def calendar_of(settings: Settings) -> BusinessCalendar:
+    return BusinessCalendar(
+        ZoneInfo(settings.business_time_zone), parse_cutoff(settings.settlement_cutoff)
+    )
+
+
+def debtor_of(settings: Settings) -> Debtor:
+    return Debtor(settings.escrow_name, settings.escrow_account, settings.escrow_bank)
+
+
+def settlement_dir(settings: Settings) -> Path:
+    return settings.settlement_dir or settings.data_dir / "settlement"
+
+
+async def settle_and_write(
+    transaction: Callable[[], AbstractAsyncContextManager[AsyncConnection]],
+    ledger: Any,
+    settings: Settings,
+    business_day: date | None,
+    *,
+    now: datetime,
+    actor: str,
+    force: bool = False,
+) -> tuple[Settlement, SettlementFiles]:
+    """Settle a day (default: the last closed one) in the transaction `transaction()` opens and
+    commits on exit, then write its instruction files. The one way every caller settles, so
+    the API, `onecard settle` and the beat task leave the same books and the same files."""
+    calendar = calendar_of(settings)
+    day = business_day or calendar.last_closed_day(now)
+    async with transaction() as conn:
+        settlement = await settle_day(
+            conn, ledger, day, calendar=calendar, now=now, actor=actor, force=force
+        )
+    files = write_files(settlement, settlement_dir(settings), debtor_of(settings))
+    return settlement, files
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

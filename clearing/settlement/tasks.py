@@ -5,30 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from clearing.celery_app import app
 from clearing.settings import Settings, get_settings
-from clearing.settlement.days import BusinessCalendar, parse_cutoff
-from clearing.settlement.files import Debtor
-from clearing.settlement.service import Settlement, SettlementFiles, settle_day, write_files
+from clearing.settlement.service import Settlement, SettlementFiles, settle_and_write
 from ledger.writer import Ledger
-
-
-def calendar_of(settings: Settings) -> BusinessCalendar:
-    return BusinessCalendar(
-        ZoneInfo(settings.business_time_zone), parse_cutoff(settings.settlement_cutoff)
-    )
-
-
-def debtor_of(settings: Settings) -> Debtor:
-    return Debtor(settings.escrow_name, settings.escrow_account, settings.escrow_bank)
-
-
-def settlement_dir(settings: Settings) -> Path:
-    return settings.settlement_dir or settings.data_dir / "settlement"
 
 
 async def settle(
@@ -40,16 +22,16 @@ async def settle(
     now: datetime | None = None,
 ) -> tuple[Settlement, SettlementFiles]:
     """Settle a day (default: the last closed one) and write its files."""
-    now = now or datetime.now(UTC)
-    calendar = calendar_of(settings)
-    day = business_day or calendar.last_closed_day(now)
     async with await Ledger.open(settings.resolved_database_url()) as ledger:
-        async with ledger.transaction() as conn:
-            settlement = await settle_day(
-                conn, ledger, day, calendar=calendar, now=now, actor=actor, force=force
-            )
-    files = write_files(settlement, settlement_dir(settings), debtor_of(settings))
-    return settlement, files
+        return await settle_and_write(
+            ledger.transaction,
+            ledger,
+            settings,
+            business_day,
+            now=now or datetime.now(UTC),
+            actor=actor,
+            force=force,
+        )
 
 
 @app.task(name="clearing.settle_day", acks_late=True, reject_on_worker_lost=True)

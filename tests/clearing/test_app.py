@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
+from clearing.api.app import create_app
+from clearing.api.deps import SettingsDep
+from clearing.settings import Settings
 from tests.clearing.apiharness import running_app, world
 
 
@@ -79,3 +83,42 @@ async def test_values_the_database_cannot_take_are_422_and_other_db_errors_500(
         broken = await client.get("/test/broken")
         assert broken.status_code == 500 and broken.json()["code"] == "internal_error"
         assert "no_such_table" not in broken.text  # internals stay in the log
+
+
+async def test_settings_dependency_gives_the_settings_the_app_was_made_with(
+    sqlite_url, tmp_path
+) -> None:
+    settings = Settings(database_url=sqlite_url, data_dir=tmp_path, settlement_cutoff="05:30")
+    app = create_app(settings)
+
+    async def cutoff(current: SettingsDep) -> dict[str, str]:
+        return {"cutoff": current.settlement_cutoff, "data_dir": str(current.data_dir)}
+
+    app.add_api_route("/test/settings", cutoff)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            answer = await client.get("/test/settings")
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"cutoff": "05:30", "data_dir": str(tmp_path)}
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/v1/quarantine/4611686018427387904", 404),  # 2**62: the bound itself
+        ("/v1/quarantine/4611686018427387905", 422),
+        ("/v1/quarantine/18446744073709551616", 422),  # past any 64-bit integer
+        ("/v1/quarantine?after_id=4611686018427387904", 200),
+        ("/v1/quarantine?after_id=4611686018427387905", 422),
+        ("/v1/quarantine?after_id=-1", 422),
+    ],
+)
+async def test_quarantine_ids_are_bounded_in_the_schema(sqlite_url, tmp_path, path, status) -> None:
+    async with world(sqlite_url, tmp_path) as w:
+        answer = await w.client.get(path, headers=w.auth("finance"))
+        assert answer.status_code == status, answer.text
+        if status == 422:
+            # refused by the schema (names the field), not by the database's range check
+            assert answer.json()["code"] == "invalid_request"
+            assert answer.json()["errors"][0]["loc"][-1] in ("tap_id", "after_id")

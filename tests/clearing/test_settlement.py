@@ -246,6 +246,22 @@ async def test_operators_see_only_their_own_settlement(world: World, tmp_path: P
         settled = await client.post(path, headers=tokens["fred"])
         assert settled.status_code == 200, settled.text
         assert [line["net_fen"] for line in settled.json()["lines"]] == [300 - 2]
+        # the API writes the same files as `onecard settle`, where the app's settings say
+        folder = tmp_path / "settlement"
+        written = sorted(path.name for path in folder.iterdir())
+        assert (
+            sorted(settled.json()["files"])
+            == written
+            == [
+                f"settlement-{day}-claims.csv",
+                f"settlement-{day}.csv",
+                f"settlement-{day}.pain001.xml",
+            ]
+        )
+        assert check_pain001((folder / f"settlement-{day}.pain001.xml").read_bytes()) == []
+        assert "bus-1" in (folder / f"settlement-{day}.csv").read_text()
+        again = await client.post(path, headers=tokens["fred"])
+        assert again.json()["already_settled"] and again.json()["lines"] == settled.json()["lines"]
         own = (await client.get(path, headers=tokens["bus-1"])).json()
         assert [line["participant_code"] for line in own["lines"]] == ["bus-1"]
         other = (await client.get(path, headers=tokens["clinic-1"])).json()
