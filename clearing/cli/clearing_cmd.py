@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -21,6 +22,28 @@ from clearing.settings import get_settings
 
 console = Console()
 ACTOR_DEFAULT = "finance:cli"
+
+
+# Tables must stay whole at 80 columns (a terminal, or a pipe where rich assumes 80): no outer
+# border, numbers never wrapped or cut, only free text (codes, reasons) folds onto a second line.
+def report_table(title: str, **options: Any) -> Table:
+    return Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAVY,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1, 0, 0),
+        **options,
+    )
+
+
+def number_column(table: Table, header: str, width: int = 8) -> None:
+    table.add_column(header, justify="right", no_wrap=True, min_width=width)
+
+
+def text_column(table: Table, header: str, width: int = 8) -> None:
+    table.add_column(header, overflow="fold", min_width=width)
 
 
 def yuan(fen: int) -> str:
@@ -74,14 +97,10 @@ async def clear_with_progress(records_max: int | None, chunk: int, quiet: bool =
 
 def print_summary(summary: Any, out: Console | None = None) -> None:
     out = out or console
-    table = Table(title=f"clearing run {summary.run_id}")
-    table.add_column("records seen", justify="right")
-    table.add_column("posted", justify="right")
-    table.add_column("duplicates", justify="right")
-    table.add_column("torn taps void", justify="right")
-    table.add_column("quarantined", justify="right")
-    table.add_column("resolved", justify="right")
-    table.add_column("CNY posted", justify="right")
+    table = report_table(f"clearing run {summary.run_id}")
+    for header in ("seen", "posted", "dups", "torn void", "quarantined", "resolved"):
+        number_column(table, header, 5)
+    number_column(table, "CNY posted", 10)
     table.add_row(
         str(summary.records_seen),
         str(summary.posted),
@@ -97,36 +116,61 @@ def print_summary(summary: Any, out: Console | None = None) -> None:
 
 
 def print_settlement(settlement: Any, files: Any, out: Console | None = None) -> None:
+    """Two tables that each fit 80 columns: what each participant earned, then what it is paid."""
     out = out or console
-    title = f"settlement {settlement.business_day}"
+    title = f"settlement {settlement.business_day} (CNY)"
     if settlement.already_settled:
-        title += " (already settled: nothing changed)"
-    table = Table(title=title)
-    for name in ("participant", "taps", "fares", "subsidy", "insured", "gross", "commission"):
-        table.add_column(name, justify="left" if name == "participant" else "right")
-    table.add_column("net paid", justify="right")
+        title += ": already settled, nothing changed"
+    earned = report_table(title)
+    text_column(earned, "participant", 11)
+    number_column(earned, "taps", 5)
+    for header in ("fares", "subsidy", "insured", "gross"):
+        number_column(earned, header, 9)
+    paid = report_table("payouts (CNY)")
+    text_column(paid, "participant", 11)
+    number_column(paid, "gross", 9)
+    number_column(paid, "rate", 6)
+    number_column(paid, "commission", 10)
+    number_column(paid, "net paid", 12)
     for line in settlement.lines:
-        table.add_row(
-            escape(line.participant_code),
+        code = escape(line.participant_code)
+        earned.add_row(
+            code,
             str(line.taps),
             yuan(line.fares_fen),
             yuan(line.subsidy_fen),
             yuan(line.insured_fen),
             yuan(line.gross_fen),
-            f"{yuan(line.commission_fen)} ({line.commission_bp} bp)",
+        )
+        paid.add_row(
+            code,
+            yuan(line.gross_fen),
+            f"{line.commission_bp / 100:.2f}%",
+            yuan(line.commission_fen),
             yuan(line.net_fen),
         )
-    table.add_row(
+    lines = settlement.lines
+    earned.add_section()
+    earned.add_row(
         "[bold]total",
         str(settlement.taps),
-        "",
-        "",
-        "",
+        yuan(sum(line.fares_fen for line in lines)),
+        yuan(sum(line.subsidy_fen for line in lines)),
+        yuan(sum(line.insured_fen for line in lines)),
         yuan(settlement.gross_fen),
+    )
+    paid.add_section()
+    paid.add_row(
+        "[bold]total",
+        yuan(settlement.gross_fen),
+        "",
         yuan(settlement.commission_fen),
         f"[bold]{yuan(settlement.net_fen)}",
     )
-    out.print(table)
+    out.print()
+    out.print(earned)
+    out.print()
+    out.print(paid)
     for claim in settlement.claims:
         out.print(f"  claim on [cyan]{claim.account}[/cyan]: {yuan(claim.amount_fen)} CNY")
     out.print(f"  instructions: {files.csv}")
@@ -191,9 +235,12 @@ def register(app: typer.Typer) -> None:
                 lambda conn: operator_statement(conn, participant, date.fromisoformat(day))
             )
         )
-        table = Table(title=f"{participant} statement {day}")
-        for name in ("line", "terminal", "taps", "fares", "subsidy", "insured"):
-            table.add_column(name, justify="right" if name not in ("line", "terminal") else "left")
+        table = report_table(f"{participant} statement {day} (CNY)")
+        text_column(table, "line", 6)
+        table.add_column("terminal", no_wrap=True, min_width=12)
+        number_column(table, "taps", 5)
+        for header in ("fares", "subsidy", "insured"):
+            number_column(table, header, 9)
         for row in rows:
             table.add_row(
                 escape(row.route_id or "-"),
@@ -218,9 +265,13 @@ def register(app: typer.Typer) -> None:
         if last_day < first_day or last_day - first_day > timedelta(days=366):
             _fail(ValueError("the range must run forwards and span at most a year"))
         rows = asyncio.run(_quarantine_call(lambda conn: subsidy_report(conn, first_day, last_day)))
-        table = Table(title=f"concession claims {first_day} .. {last_day}")
-        for name in ("day", "operator", "line", "scheme", "rides", "full fare", "charged", "claim"):
-            table.add_column(name)
+        table = report_table(f"concession claims {first_day} .. {last_day} (CNY)")
+        table.add_column("day", no_wrap=True, min_width=10)
+        for header in ("operator", "line", "scheme"):
+            text_column(table, header, 5)
+        number_column(table, "rides", 5)
+        for header in ("full fare", "charged", "claim"):
+            number_column(table, header, 9)
         for row in rows:
             table.add_row(
                 str(row.business_day),
@@ -264,7 +315,9 @@ def register(app: typer.Typer) -> None:
             detail = asyncio.run(_quarantine_call(lambda conn: service.show(conn, tap_id)))
         except ClearingError as error:
             _fail(error)
-        table = Table(title=f"tap record {tap_id}", show_header=False)
+        table = report_table(f"tap record {tap_id}", show_header=False)
+        table.add_column("field", no_wrap=True)
+        text_column(table, "value", 20)
         for key, value in detail.record.items():
             table.add_row(key, escape(str(value)))
         console.print(table)
@@ -325,33 +378,29 @@ def register(app: typer.Typer) -> None:
 
 
 def print_quarantine(rows: Any, counts: dict[str, int], out: Console | None = None) -> None:
+    """One record per two lines, so the table fits 80 columns: reason over kind, terminal over
+    its serial, card over its counter, day over the local time of the tap."""
     out = out or console
-    table = Table(title="quarantine")
+    table = report_table("quarantine")
     zone = ZoneInfo(get_settings().business_time_zone)
-    for name in (
-        "id",
-        "reason",
-        "kind",
-        "terminal",
-        "card",
-        "counter",
-        "seq",
-        "CNY",
-        "tapped (local)",
-    ):
-        table.add_column(name)
+    number_column(table, "id", 4)
+    text_column(table, "reason\nkind", 10)
+    table.add_column("terminal\nseq", no_wrap=True, min_width=12)
+    table.add_column("card\ncounter", no_wrap=True, min_width=16)
+    number_column(table, "CNY", 6)
+    table.add_column("tapped\n(local)", no_wrap=True, min_width=10)
     for row in rows:
+        local = row.occurred_at.astimezone(zone)
         table.add_row(
             str(row.id),
-            f"[yellow]{row.reason}[/yellow]",
-            row.kind,
-            row.terminal_id,
-            row.card_no,
-            str(row.card_counter),
-            str(row.terminal_seq),
+            # in words, so a long reason wraps between them; the codes are in the counts below
+            f"[yellow]{escape(str(row.reason).replace('_', ' '))}[/yellow]\n{row.kind}",
+            f"{row.terminal_id}\n#{row.terminal_seq}",
+            f"{row.card_no}\n#{row.card_counter}",
             yuan(row.amount_fen),
-            f"{row.occurred_at.astimezone(zone):%Y-%m-%d %H:%M}",
+            f"{local:%Y-%m-%d}\n{local:%H:%M}",
         )
+    out.print()
     out.print(table)
     for reason, count in counts.items():
         out.print(f"  {reason}: {count}")

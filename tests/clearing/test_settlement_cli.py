@@ -53,7 +53,7 @@ def test_finance_staff_clear_review_and_settle_a_day(cli_world) -> None:  # type
 
     listed = runner.invoke(app, ["quarantine", "list"])
     assert listed.exit_code == 0, listed.output
-    tap_id = re.search(r"│\s*(\d+)\s*│\s*bad_tac", listed.output).group(1)
+    tap_id = re.search(r"^\s*(\d+)\s+bad tac", listed.output, re.MULTILINE).group(1)
     shown = runner.invoke(app, ["quarantine", "show", tap_id])
     assert "quarantined" in shown.output and "engine" in shown.output
     refused = runner.invoke(app, ["quarantine", "write-off", tap_id, "--note", " "])
