@@ -9,6 +9,7 @@ problem (clearing/api/problems.py). Other areas add their routers through `ROUTE
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -22,7 +23,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clearing import db
 from clearing.api import health
-from clearing.api.problems import install_problem_handlers, problem_response
+from clearing.api.problems import (
+    PROBLEM_MEDIA_TYPE,
+    Problem,
+    install_problem_handlers,
+    problem_response,
+)
 from clearing.lists.signing import load_server_key
 from clearing.settings import Settings, get_settings
 
@@ -184,6 +190,31 @@ def _describe_models(app: FastAPI, models: list[type[BaseModel]]) -> None:
             for name, definition in described.pop("$defs", {}).items():
                 components.setdefault(name, definition)
             components.setdefault(model.__name__, described)
+        _document_problems(schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_problems(schema: dict[str, Any]) -> None:
+    """Every error answer is documented as what it is: an RFC 9457 problem. FastAPI documents its
+    own 422 as `application/json` HTTPValidationError, which this API never sends; routes name
+    only some statuses. So each 4xx/5xx entry gets the problem body, and every operation a
+    `default` problem for the rest (401 and 403 of authentication, 413 of the body limit, ...)."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    described = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.setdefault("Problem", described)
+    content = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for status, response in responses.items():
+                if status[:1] in ("4", "5"):
+                    response["content"] = dict(content)
+            responses.setdefault(
+                "default", {"description": "An error, as an RFC 9457 problem", "content": content}
+            )
+    text = json.dumps(schema["paths"])
+    for unused in ("HTTPValidationError", "ValidationError"):
+        if f"#/components/schemas/{unused}" not in text:
+            components.pop(unused, None)

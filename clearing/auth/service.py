@@ -155,7 +155,7 @@ async def authenticate_terminal(
             f"the timestamp is more than {TIMESTAMP_SKEW_S_MAX} s from the server's clock"
         )
     terminal = await repository.terminal(session, signed.terminal_id)
-    message = signed_message(method, path_with_query, signed.timestamp, signed.nonce, body)
+    message = signed_message(method, path_with_query, signed.timestamp_text, signed.nonce, body)
     if terminal is None or not verify_signature(terminal.public_key, signed.signature, message):
         raise SignatureRequired("the signature does not verify for this terminal")
     if terminal.status is not TerminalStatus.ACTIVE:

@@ -33,10 +33,11 @@ class SignedHeaders:
     timestamp: int
     nonce: str
     signature: bytes
+    timestamp_text: str  # as sent: what the terminal signed (leading zeros and all)
 
 
 def signed_message(
-    method: str, path_with_query: str, timestamp: int, nonce: str, body: bytes
+    method: str, path_with_query: str, timestamp: int | str, nonce: str, body: bytes
 ) -> bytes:
     """What a terminal signs: method, path+query, timestamp, nonce and SHA-256 of the body."""
     body_hash = hashlib.sha256(body).hexdigest()
@@ -71,7 +72,9 @@ def parse_signed_headers(headers: dict[str, str | None]) -> SignedHeaders | None
         return None
     if not NONCE_PATTERN.match(nonce) or not SIGNATURE_PATTERN.match(signature):
         return None
-    return SignedHeaders(terminal_id, int(timestamp), nonce, bytes.fromhex(signature))
+    return SignedHeaders(
+        terminal_id, int(timestamp), nonce, bytes.fromhex(signature), timestamp_text=timestamp
+    )
 
 
 def timestamp_fresh(timestamp: int, now_s: int) -> bool:

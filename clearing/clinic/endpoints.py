@@ -6,12 +6,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from clearing.api.deps import SessionDep
+from clearing.api.problems import PROBLEM_RESPONSES
 from clearing.auth.dependencies import SigningTerminalDep
 from clearing.clinic import service
 from clearing.clinic.adapter import InsuranceAdapter, RulesAdapter
 from clearing.clinic.schemas import SplitIn, SplitOut
 
-router = APIRouter(tags=["clinic"])
+router = APIRouter(tags=["clinic"], responses=PROBLEM_RESPONSES)
 _DEFAULT_ADAPTER = RulesAdapter()
 
 

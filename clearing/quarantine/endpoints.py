@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from clearing.api.deps import SessionDep
+from clearing.api.problems import PROBLEM_RESPONSES
 from clearing.auth.dependencies import PrincipalDep
 from clearing.auth.models import Role
 from clearing.auth.service import require_role
@@ -21,7 +22,7 @@ from clearing.quarantine.schemas import (
     WriteOffIn,
 )
 
-router = APIRouter(prefix="/v1/quarantine", tags=["quarantine"])
+router = APIRouter(prefix="/v1/quarantine", tags=["quarantine"], responses=PROBLEM_RESPONSES)
 TapId = Annotated[int, Path(ge=1, le=2**62, description="Tap record id")]
 
 
