@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clearing.api.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unavailable
+from clearing.api.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from clearing.auth.models import Role
 from clearing.auth.service import Principal, require_role
 from clearing.books import chart
@@ -213,7 +213,9 @@ async def _visible_card(session: AsyncSession, principal: Principal, card_no: st
     if card is None:
         raise NotFound(f"no card {card_no}")
     if principal.role is Role.RESIDENT and card.holder_id != principal.subject:
-        raise Forbidden("a resident may only see and act on their own cards")
+        # 404 as for a number never issued: a resident token must not find out which card
+        # numbers exist (403 here, 404 there would let it enumerate them)
+        raise NotFound(f"no card {card_no}")
     return card
 
 

@@ -536,7 +536,8 @@ ROLE_MATRIX = [
     ("GET", "/v1/participants/{other_op}", {"operator": 404, "finance": 200}),
     ("GET", "/v1/terminals", {"finance": 200, "operator": 200, "admin": 200, "resident": 403}),
     ("GET", "/v1/cards", {"finance": 200, "operator": 403, "admin": 200, "resident": 200}),
-    ("GET", "/v1/cards/{neighbour}", {"resident": 403, "operator": 403, "finance": 200}),
+    ("GET", "/v1/cards/{neighbour}", {"resident": 404, "operator": 403, "finance": 200}),
+    ("GET", "/v1/cards/3000000000000000", {"resident": 404}),
     ("GET", "/v1/cards/{card}", {"resident": 200}),
     ("GET", "/v1/quarantine", {"finance": 200, "admin": 200, "operator": 403, "resident": 403}),
     ("GET", "/v1/quarantine/reasons", {"finance": 200, "operator": 403, "resident": 403}),
@@ -595,11 +596,11 @@ def test_each_role_sees_only_what_it_may(city: City) -> None:
             "POST", f"/v1/cards/{city.neighbour_card}/block", role, json={"reason": "x"}
         )
         assert blocked.status_code == 403, (role, blocked.text)
-    # a resident may not report another's card lost
+    # a resident may not report another's card lost (nor learn that it exists)
     other_lost = city.call(
         "POST", f"/v1/cards/{city.neighbour_card}/report-lost", "resident", json={"reason": "x"}
     )
-    assert other_lost.status_code == 403
+    assert other_lost.status_code == 404
 
 
 def test_settling_through_the_api_writes_the_instruction_files(city: City) -> None:

@@ -103,14 +103,17 @@ async def test_resident_reads_own_card_but_not_anothers(db_url, tmp_path) -> Non
         assert own.status_code == 200
         assert own.json()["balance_fen"] == 5000
         other = await w.client.get(f"/v1/cards/{theirs}", headers=token)
-        assert other.status_code == 403
+        never_issued = await w.client.get(f"/v1/cards/{random_card_no()}", headers=token)
+        # refused exactly as a number never issued: nothing tells which numbers exist
+        assert other.status_code == never_issued.status_code == 404
+        assert other.json()["code"] == never_issued.json()["code"]
         assert other.headers["content-type"].startswith("application/problem+json")
         listed = await w.client.get("/v1/cards", headers=token)
         assert [c["card_no"] for c in listed.json()] == [mine]
         lost = await w.client.post(
             f"/v1/cards/{theirs}/report-lost", json={"reason": "mine now"}, headers=token
         )
-        assert lost.status_code == 403
+        assert lost.status_code == 404
         own_lost = await w.client.post(
             f"/v1/cards/{mine}/report-lost", json={"reason": "lost it"}, headers=token
         )
