@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from clearing.api.deps import SessionDep, SettingsDep
@@ -27,6 +27,9 @@ from clearing.settlement.schemas import (
 )
 
 router = APIRouter(tags=["settlement"], responses=PROBLEM_RESPONSES)
+ParticipantPath = Annotated[
+    str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,31}$", description="Participant code")
+]
 REPORT_DAYS_MAX = 366
 DAY_FIRST = date(2000, 1, 1)
 DAY_LAST = date(2100, 12, 31)
@@ -120,10 +123,11 @@ async def settle(
     response_model=list[StatementRowOut],
 )
 async def statement(
-    business_day: date, participant: str, session: SessionDep, principal: PrincipalDep
+    business_day: date, participant: ParticipantPath, session: SessionDep, principal: PrincipalDep
 ) -> list[StatementRowOut]:
     """What was cleared for a participant on a settlement day, per line and terminal."""
     require_role(principal, Role.FINANCE, Role.ADMIN, Role.OPERATOR)
+    _check_day(business_day)
     if principal.role is Role.OPERATOR and principal.subject != participant:
         raise Forbidden("an operator sees only its own statement")
     rows = await service.operator_statement(await session.connection(), participant, business_day)

@@ -551,6 +551,9 @@ ROLE_MATRIX = [
     ),
     ("GET", "/v1/lists/deny/coverage", {"finance": 200, "operator": 403, "resident": 403}),
     ("POST", "/v1/settlements/{day}", {"operator": 403, "admin": 403, "resident": 403}),
+    # bounded in the schema: a code that no participant could have, a day out of range
+    ("GET", "/v1/settlements/{day}/statements/" + "x" * 40, {"finance": 422}),
+    ("GET", "/v1/settlements/1900-01-01/statements/{op}", {"finance": 422}),
 ]
 
 
