@@ -61,6 +61,23 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
+async def _driver(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under `conn`, inside `conn`'s database transaction (PostgreSQL).
+
+    The hot statements go straight to asyncpg: SQLAlchemy's statement and row handling cost more
+    than PostgreSQL's own work for the engine's thousands of rows per statement."""
+    raw = await conn.get_raw_connection()
+    adapted = raw.dbapi_connection
+    # SQLAlchemy's asyncpg adapter opens its transaction at its first statement; a statement sent
+    # straight to asyncpg must not run before it (it would autocommit).
+    if getattr(adapted, "_transaction", False) is None:
+        await adapted._start_transaction()
+    driver = raw.driver_connection
+    if driver is None or not driver.is_in_transaction():
+        raise RuntimeError("the clearing engine writes only inside a transaction")
+    return driver
+
+
 async def take_clearing_lock(conn: AsyncConnection) -> None:
     """Wait for the clearing lock for the rest of this transaction (PostgreSQL)."""
     if _is_pg(conn):
@@ -116,8 +133,22 @@ def _tap(row: Any) -> Tap:
     )
 
 
+_TAP_SELECT_PG = (
+    "SELECT id, terminal_id, kind, status, terminal_seq, card_no, card_counter, txn_type,"
+    " amount_fen, balance_before_fen, balance_after_fen, occurred_at, upper(tac), card_type,"
+    " full_fare_fen, route_id, insured_fen, visit_id, load_id, offline_fallback"
+    " FROM tap_records WHERE state = $1 ORDER BY id LIMIT $2"
+)
+
+
 async def next_received(conn: AsyncConnection, limit: int) -> list[Tap]:
     """The oldest staged records not yet cleared, in arrival order."""
+    if _is_pg(conn):
+        driver = await _driver(conn)
+        # Columns in the order of Tap's fields: one positional call per record.
+        return [
+            Tap(*row) for row in await driver.fetch(_TAP_SELECT_PG, TapState.RECEIVED.value, limit)
+        ]
     rows = await conn.execute(
         select(*_TAP_COLUMNS)
         .where(taps.c.state == TapState.RECEIVED)
@@ -166,14 +197,12 @@ async def card_infos(conn: AsyncConnection, card_nos: Iterable[str]) -> dict[str
     wanted = sorted(set(card_nos))
     found: dict[str, CardInfo] = {}
     if _is_pg(conn) and wanted:
-        rows = await conn.execute(
-            text(
-                "SELECT card_no, card_type, scheme FROM cards"
-                " WHERE card_no = ANY(CAST(:cards AS varchar[]))"
-            ),
-            {"cards": wanted},
+        driver = await _driver(conn)
+        rows = await driver.fetch(
+            "SELECT card_no, card_type, scheme FROM cards WHERE card_no = ANY($1::varchar[])",
+            wanted,
         )
-        return {r[0]: CardInfo(str(r[1]), r[2]) for r in rows}
+        return {r[0]: CardInfo(r[1], r[2]) for r in rows}
     for part in _chunks(wanted, PARAMS_MAX):
         rows = await conn.execute(
             select(cards.c.card_no, cards.c.card_type, cards.c.scheme).where(
@@ -252,6 +281,65 @@ async def posted_by_card_keys(
     return out
 
 
+# One index probe per record (not three): the posted taps of its card and purse with a counter
+# from one below to one above its own (the duplicate, and both neighbours of the balance chain).
+_POSTED_NEAR_PG = (
+    "SELECT c.* FROM unnest($1::varchar[], $2::varchar[], $3::integer[], $4::integer[])"
+    " AS k(card_no, purse, low, high) CROSS JOIN LATERAL"
+    " (SELECT tap_record_id, card_no, purse, card_counter, terminal_id, terminal_seq, txn_type,"
+    " amount_fen, balance_before_fen, balance_after_fen, occurred_at FROM cleared_taps AS x"
+    " WHERE x.card_no = k.card_no AND x.purse = k.purse"
+    " AND x.card_counter BETWEEN k.low AND k.high OFFSET 0) AS c"
+)
+
+
+async def posted_near(conn: AsyncConnection, chunk: Sequence[Tap]) -> list[PostedTap]:
+    """Posted taps with the same card and purse as a record of `chunk` and a card counter at
+    most one away from the record's: what deduplication and the balance chain look at."""
+    if not _is_pg(conn):
+        keys = []
+        for tap in chunk:
+            keys.append(tap.card_key)
+            keys.append((tap.card_no, tap.purse, tap.card_counter - 1))
+            keys.append((tap.card_no, tap.purse, tap.card_counter + 1))
+        return await posted_by_card_keys(conn, keys)
+    # Merge each card's overlapping ranges, so a row is read once.
+    ranges: list[tuple[str, str, int, int]] = []
+    for card_no, purse, counter in sorted({tap.card_key for tap in chunk}):
+        if ranges and ranges[-1][0] == card_no and ranges[-1][1] == purse:
+            if counter - 1 <= ranges[-1][3]:
+                ranges[-1] = (card_no, purse, ranges[-1][2], counter + 1)
+                continue
+        ranges.append((card_no, purse, counter - 1, counter + 1))
+    if not ranges:
+        return []
+    driver = await _driver(conn)
+    out: list[PostedTap] = []
+    for part in _chunks(ranges, 50_000):
+        rows = await driver.fetch(
+            _POSTED_NEAR_PG,
+            [r[0] for r in part],
+            [str(r[1]) for r in part],
+            [r[2] for r in part],
+            [r[3] for r in part],
+        )
+        out.extend(
+            PostedTap(r[0], r[1], Purse(r[2]), r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10])
+            for r in rows
+        )
+    return out
+
+
+# One unique-index probe per key (LATERAL, so the planner never hash-joins the whole table).
+_POSTED_BY_TERMINAL_PG = (
+    "SELECT c.* FROM unnest($1::varchar[], $2::bigint[]) AS k(terminal_id, terminal_seq)"
+    " CROSS JOIN LATERAL (SELECT tap_record_id, card_no, purse, card_counter, terminal_id,"
+    " terminal_seq, txn_type, amount_fen, balance_before_fen, balance_after_fen, occurred_at"
+    " FROM cleared_taps AS x WHERE x.terminal_id = k.terminal_id"
+    " AND x.terminal_seq = k.terminal_seq OFFSET 0) AS c"
+)
+
+
 async def posted_by_terminal_keys(
     conn: AsyncConnection, keys: Iterable[tuple[str, int]]
 ) -> list[PostedTap]:
@@ -260,19 +348,15 @@ async def posted_by_terminal_keys(
         return []
     out: list[PostedTap] = []
     if _is_pg(conn):
+        driver = await _driver(conn)
         for part in _chunks(wanted, 50_000):
-            rows = await conn.execute(
-                text(
-                    "SELECT c.tap_record_id, c.card_no, c.purse, c.card_counter, c.terminal_id,"
-                    " c.terminal_seq, c.txn_type, c.amount_fen, c.balance_before_fen,"
-                    " c.balance_after_fen, c.occurred_at FROM cleared_taps c"
-                    " JOIN unnest(CAST(:terminals AS varchar[]), CAST(:seqs AS bigint[]))"
-                    " AS k(terminal_id, terminal_seq)"
-                    " ON c.terminal_id = k.terminal_id AND c.terminal_seq = k.terminal_seq"
-                ),
-                {"terminals": [k[0] for k in part], "seqs": [k[1] for k in part]},
+            rows = await driver.fetch(
+                _POSTED_BY_TERMINAL_PG, [k[0] for k in part], [k[1] for k in part]
             )
-            out.extend(_posted(row) for row in rows)
+            out.extend(
+                PostedTap(r[0], r[1], Purse(r[2]), r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10])
+                for r in rows
+            )
         return out
     for part in _chunks(wanted, PARAMS_MAX // 2):
         rows = await conn.execute(
@@ -370,25 +454,25 @@ async def last_settled_day(conn: AsyncConnection) -> date | None:
     return (await conn.execute(select(func.max(SettlementRun.__table__.c.business_day)))).scalar()
 
 
-_CLEARED_COLUMNS = tuple(column.name for column in cleared.columns)
+# The columns of cleared_taps in table order: the engine builds its rows as tuples in this order.
+CLEARED_COLUMNS = tuple(column.name for column in cleared.columns)
 
 
-async def insert_cleared(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    """Insert posted taps; on PostgreSQL by COPY inside the caller's transaction (measured:
-    COPY is several times faster than a bulk INSERT for the engine's thousands of rows)."""
+async def insert_cleared(conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert posted taps (tuples in CLEARED_COLUMNS order); on PostgreSQL by COPY inside the
+    caller's transaction (measured: COPY is several times faster than a bulk INSERT for the
+    engine's thousands of rows)."""
     if not rows:
         return
     if _is_pg(conn):
-        raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
-        if driver is not None and hasattr(driver, "copy_records_to_table"):
-            await driver.copy_records_to_table(
-                "cleared_taps",
-                records=[tuple(row[name] for name in _CLEARED_COLUMNS) for row in rows],
-                columns=list(_CLEARED_COLUMNS),
-            )
-            return
-    await conn.execute(insert(cleared), rows)
+        driver = await _driver(conn)
+        await driver.copy_records_to_table(
+            "cleared_taps", records=rows, columns=list(CLEARED_COLUMNS)
+        )
+        return
+    await conn.execute(
+        insert(cleared), [dict(zip(CLEARED_COLUMNS, row, strict=True)) for row in rows]
+    )
 
 
 async def insert_dispositions(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
@@ -409,12 +493,14 @@ async def set_states(
     """Move records to their new state (and quarantine reason), grouped into few statements."""
     for (state, reason), ids in changes.items():
         if _is_pg(conn):
-            await conn.execute(
-                text(
-                    "UPDATE tap_records SET state = :state, quarantine_reason = :reason,"
-                    " state_changed_at = :at WHERE id = ANY(CAST(:ids AS bigint[]))"
-                ),
-                {"state": str(state), "reason": reason, "at": at, "ids": sorted(ids)},
+            driver = await _driver(conn)
+            await driver.execute(
+                "UPDATE tap_records SET state = $1, quarantine_reason = $2, state_changed_at = $3"
+                " WHERE id = ANY($4::bigint[])",
+                state.value,
+                reason,
+                at,
+                sorted(ids),
             )
             continue
         for part in _chunks(sorted(ids), PARAMS_MAX):
