@@ -7,7 +7,7 @@ response is sent (dependency scope "function"): a 200 means the work is durable.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -35,7 +35,7 @@ def _settings(request: Request) -> Settings:
     """The settings `create_app` was given (never re-read from the environment mid-flight)."""
     settings = getattr(request.app.state, "settings", None)
     invariant(isinstance(settings, Settings), "create_app stores its Settings on app.state")
-    return settings
+    return cast(Settings, settings)
 
 
 # Exit code runs when the endpoint returns, before the response is sent.
