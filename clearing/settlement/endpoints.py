@@ -99,6 +99,9 @@ async def settle(
     session: SessionDep,
     settings: SettingsDep,
     principal: PrincipalDep,
+    force: Annotated[
+        bool, Query(description="Settle a day whose cut-off has not passed (closing early)")
+    ] = False,
 ) -> SettlementOut:
     """Settle a closed business day and write its instruction files (CSV, pain.001, claims),
     exactly as `onecard settle` does. Idempotent: settling it again changes nothing."""
@@ -114,6 +117,7 @@ async def settle(
         business_day,
         now=datetime.now(UTC),
         actor=principal.actor,
+        force=force,
     )
     return _out(settlement, principal, files)
 

@@ -275,6 +275,11 @@ async def test_operators_see_only_their_own_settlement(world: World, tmp_path: P
         early = await client.post(f"/v1/settlements/{today}", headers=tokens["fred"])
         assert early.status_code == 409
         assert early.json()["code"] == "business_day_not_closed"
+        closed_early = await client.post(
+            f"/v1/settlements/{today}", params={"force": "true"}, headers=tokens["fred"]
+        )
+        assert closed_early.status_code == 200, closed_early.text
+        assert f"settlement-{today}.csv" in closed_early.json()["files"]
         report = await client.get(
             "/v1/subsidies", params={"from": str(day), "to": str(day)}, headers=tokens["fred"]
         )
