@@ -198,7 +198,12 @@ def register(app: typer.Typer) -> None:
         chunk: int = typer.Option(8000, help="Records per database transaction (1-32760)."),
     ) -> None:
         """Clear every staged tap record: verify TACs, deduplicate, post, quarantine."""
-        summary = asyncio.run(clear_with_progress(records_max, chunk))
+        from cardio.errors import KeyStoreError
+
+        try:
+            summary = asyncio.run(clear_with_progress(records_max, chunk))
+        except KeyStoreError as error:  # no issuer keys: say what to do, not a traceback
+            _fail(error)
         print_summary(summary)
 
     @app.command("settle")

@@ -105,6 +105,14 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     }
     env.pop("ONECARD_LIST_SIGNING_KEY", None)
     _onecard(env, "db", "upgrade")
+    cleared = subprocess.run(
+        [ONECARD, "clear"], env=env, capture_output=True, text=True, timeout=120
+    )
+    # no issuer keys yet: a message that says what to do, not a traceback
+    said = " ".join(cleared.stdout.split())  # as read, whatever the line breaks
+    assert cleared.returncode == 1 and "onecard card keys" in said, cleared
+    assert "Traceback" not in cleared.stdout + cleared.stderr
+    _onecard(env, "card", "keys", "--out", env["ONECARD_KEY_STORE"])
     port = _free_port()
     server = subprocess.Popen(
         [ONECARD, "serve", "--port", str(port), "--no-migrate", "--log-level", "warning"],
@@ -525,6 +533,27 @@ def test_clinic_split_as_the_protocol_says(city: City) -> None:
     assert other_bill.status_code == 409
     unknown = {**visit, "visit_id": "V-unknown", "card_no": "3999999999999999"}
     assert check(city.svc.schema, clinic.send("POST", path, unknown)).status_code == 404
+    bad_id = {**visit, "visit_id": "V 1/2"}
+    assert check(city.svc.schema, clinic.send("POST", path, bad_id)).status_code == 422
+    blocked_card = "37" + "".join(str(secrets.randbelow(10)) for _ in range(14))
+    issued = city.call(
+        "POST",
+        "/v1/cards",
+        "admin",
+        json={
+            "card_no": blocked_card,
+            "card_type": "adult",
+            "holder_id": "blocked",
+            "holder_name": "Blocked",
+            "scheme": "urban",
+            "deposit_fen": 0,
+            "first_load_fen": 0,
+        },
+    )
+    assert issued.status_code == 201, issued.text
+    city.call("POST", f"/v1/cards/{blocked_card}/block", "admin", json={"reason": "stolen"})
+    on_blocked = {**visit, "visit_id": "V-blocked", "card_no": blocked_card}
+    assert check(city.svc.schema, clinic.send("POST", path, on_blocked)).status_code == 409
     bus_path = f"/v1/terminals/{city.bus.terminal_id}/clinic/splits"
     assert check(city.svc.schema, city.bus.send("POST", bus_path, visit)).status_code == 403
 
@@ -617,3 +646,32 @@ def test_settling_through_the_api_writes_the_instruction_files(city: City) -> No
     assert again.json()["already_settled"] is True
     operator_view = city.call("GET", f"/v1/settlements/{day}", "operator").json()
     assert all(line["participant_code"] == city.bus_op for line in operator_view["lines"])
+
+
+def test_forged_uploads_reach_the_quarantine_finance_sees(city: City) -> None:
+    bus = city.other_bus
+    path = f"/v1/terminals/{bus.terminal_id}/batches"
+    records = [tap(city.neighbour_card, 900 + n, 900 + n) for n in range(3)]
+    uploaded = bus.send("POST", path, {"batch_id": "forged-1", "records": records})
+    assert check(city.svc.schema, uploaded).status_code == 200, uploaded.text
+    _onecard(city.svc.env, "clear")
+    listed = city.call(
+        "GET", f"/v1/quarantine?terminal_id={bus.terminal_id}&reason=bad_tac", "finance"
+    ).json()
+    assert sorted(row["terminal_seq"] for row in listed) == [900, 901, 902]
+    first = listed[0]["id"]
+    assert city.call("GET", f"/v1/quarantine/{first}", "operator").status_code == 403
+    released = city.call(
+        "POST", f"/v1/quarantine/{first}/write-off", "admin", json={"note": "forged"}
+    )
+    assert released.status_code == 403
+    written = city.call(
+        "POST", f"/v1/quarantine/{first}/write-off", "finance", json={"note": "forged TAC"}
+    )
+    assert written.status_code == 200, written.text
+    [action] = [a for a in written.json()["actions"] if a["note"] == "forged TAC"]
+    assert action["actor"] == "finance:fiona"
+    twice = city.call(
+        "POST", f"/v1/quarantine/{first}/write-off", "finance", json={"note": "again"}
+    )
+    assert twice.status_code == 409
