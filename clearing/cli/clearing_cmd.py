@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import typer
@@ -22,6 +22,7 @@ from clearing.settings import get_settings
 
 console = Console()
 ACTOR_DEFAULT = "finance:cli"
+TAP_ID_MAX = 2**62  # as the API bounds it: no id past a 64-bit integer reaches the database
 
 
 # Tables must stay whole at 80 columns (a terminal, or a pipe where rich assumes 80): no outer
@@ -178,7 +179,7 @@ def print_settlement(settlement: Any, files: Any, out: Console | None = None) ->
     out.print(f"  claims:       {files.claims}")
 
 
-def _fail(error: Exception) -> None:
+def _fail(error: Exception) -> NoReturn:
     console.print(f"[red]{escape(str(error))}[/red]")
     raise typer.Exit(1)
 
@@ -215,11 +216,16 @@ def register(app: typer.Typer) -> None:
         actor: str = typer.Option(ACTOR_DEFAULT, help="Who settles (audited)."),
     ) -> None:
         """Settle a business day: commission, payouts, CSV and pain.001 instructions."""
+        from clearing.settlement.days import BUSINESS_DAY_FIRST, BUSINESS_DAY_LAST
         from clearing.settlement.service import SettlementError
         from clearing.settlement.tasks import settle as settle_day
 
         try:
             business_day = date.fromisoformat(day) if day else None
+            if business_day and not BUSINESS_DAY_FIRST <= business_day <= BUSINESS_DAY_LAST:
+                raise ValueError(
+                    f"business days run from {BUSINESS_DAY_FIRST} to {BUSINESS_DAY_LAST}"
+                )
             settlement, files = asyncio.run(
                 settle_day(get_settings(), business_day, actor=actor, force=force)
             )
@@ -235,10 +241,12 @@ def register(app: typer.Typer) -> None:
         """An operator's statement: what was cleared per line and terminal."""
         from clearing.settlement.service import operator_statement
 
+        try:
+            business_day = date.fromisoformat(day)
+        except ValueError as error:
+            _fail(error)
         rows = asyncio.run(
-            _quarantine_call(
-                lambda conn: operator_statement(conn, participant, date.fromisoformat(day))
-            )
+            _quarantine_call(lambda conn: operator_statement(conn, participant, business_day))
         )
         table = report_table(f"{participant} statement {day} (CNY)")
         text_column(table, "line", 6)
@@ -265,8 +273,11 @@ def register(app: typer.Typer) -> None:
         """Concession claims per operator, line and day (full fare - charged)."""
         from clearing.settlement.service import subsidy_report
 
-        first_day = date.fromisoformat(first)
-        last_day = date.fromisoformat(last) if last else first_day
+        try:
+            first_day = date.fromisoformat(first)
+            last_day = date.fromisoformat(last) if last else first_day
+        except ValueError as error:
+            _fail(error)
         if last_day < first_day or last_day - first_day > timedelta(days=366):
             _fail(ValueError("the range must run forwards and span at most a year"))
         rows = asyncio.run(_quarantine_call(lambda conn: subsidy_report(conn, first_day, last_day)))
@@ -296,7 +307,9 @@ def register(app: typer.Typer) -> None:
     def list_(
         reason: QuarantineReason = typer.Option(None, help="Only this reason."),
         limit: int = typer.Option(50, help="At most this many (1-1000)."),
-        after: int = typer.Option(0, help="Only records after this id (paging)."),
+        after: int = typer.Option(
+            0, min=0, max=TAP_ID_MAX, help="Only records after this id (paging)."
+        ),
     ) -> None:
         """Quarantined records, oldest first, and the count per reason."""
         from clearing.quarantine import service
@@ -312,7 +325,9 @@ def register(app: typer.Typer) -> None:
         print_quarantine(rows, counts)
 
     @quarantine.command("show")
-    def show(tap_id: int = typer.Argument(..., help="Tap record id.")) -> None:
+    def show(
+        tap_id: int = typer.Argument(..., min=1, max=TAP_ID_MAX, help="Tap record id."),
+    ) -> None:
         """One record: every field, its audit trail and how it ended."""
         from clearing.quarantine import service
 
@@ -337,7 +352,7 @@ def register(app: typer.Typer) -> None:
 
     @quarantine.command("release")
     def release(
-        tap_id: int = typer.Argument(..., help="Tap record id."),
+        tap_id: int = typer.Argument(..., min=1, max=TAP_ID_MAX, help="Tap record id."),
         note: str = typer.Option(..., help="Why: what was fixed (audited)."),
         override: QuarantineReason = typer.Option(
             None,
@@ -362,7 +377,7 @@ def register(app: typer.Typer) -> None:
 
     @quarantine.command("write-off")
     def write_off(
-        tap_id: int = typer.Argument(..., help="Tap record id."),
+        tap_id: int = typer.Argument(..., min=1, max=TAP_ID_MAX, help="Tap record id."),
         note: str = typer.Option(..., help="Why it will never clear (audited)."),
         actor: str = typer.Option(ACTOR_DEFAULT, help="Who writes it off (audited)."),
     ) -> None:

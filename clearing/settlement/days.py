@@ -11,6 +11,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+# The range of business days anyone may name (API and command line): a typo of a year is
+# refused instead of settling an empty day in 1900.
+BUSINESS_DAY_FIRST = date(2000, 1, 1)
+BUSINESS_DAY_LAST = date(2100, 12, 31)
+
 CUTOFF_DEFAULT = time(4, 0)
 TIME_ZONE_DEFAULT = "Asia/Shanghai"
 

@@ -18,6 +18,7 @@ from clearing.auth.dependencies import PrincipalDep
 from clearing.auth.models import Role
 from clearing.auth.service import Principal, require_role
 from clearing.settlement import service
+from clearing.settlement.days import BUSINESS_DAY_FIRST, BUSINESS_DAY_LAST
 from clearing.settlement.schemas import (
     ClaimOut,
     SettlementLineOut,
@@ -31,8 +32,8 @@ ParticipantPath = Annotated[
     str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,31}$", description="Participant code")
 ]
 REPORT_DAYS_MAX = 366
-DAY_FIRST = date(2000, 1, 1)
-DAY_LAST = date(2100, 12, 31)
+DAY_FIRST = BUSINESS_DAY_FIRST
+DAY_LAST = BUSINESS_DAY_LAST
 
 
 def _check_day(day: date) -> date:

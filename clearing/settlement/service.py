@@ -128,11 +128,13 @@ async def settle_day(
     lines: list[PayoutLine] = []
     transfers: list[Transfer] = []
     ids: dict[str, tuple[int | None, int | None]] = {}
-    await books.ensure_accounts(
-        ledger,
-        [books.payable(code) for code in totals] + [books.REVENUE_COMMISSION, books.BANK_ESCROW],
-        conn=conn,
-    )
+    if totals:  # a day with nothing cleared moves no money (and needs no books opened yet)
+        await books.ensure_accounts(
+            ledger,
+            [books.payable(code) for code in totals]
+            + [books.REVENUE_COMMISSION, books.BANK_ESCROW],
+            conn=conn,
+        )
     for code, row in sorted(totals.items()):
         totals_row = day_totals(
             code,

@@ -299,3 +299,30 @@ def test_business_day_matches_the_local_clock(moment: datetime, hour: int, minut
     expected = (local - timedelta(hours=hour, minutes=minute)).date()
     assert calendar.business_day(at) == expected
     assert calendar.day_start(expected) <= at < calendar.day_end(expected)
+
+
+async def test_a_day_with_nothing_cleared_settles_on_a_fresh_install(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """A new installation (no card issued, no ledger opened yet) settles an empty day: no
+    payouts, an empty instruction file, no pain.001; never a ledger error."""
+    from clearing.auth import service as auth_service
+    from clearing.auth.models import Role
+    from tests.clearing.apiharness import running_app
+
+    async with running_app(sqlite_url, tmp_path) as (app, client):
+        async with app.state.sessionmaker() as session:
+            token, _ = await auth_service.issue_token(
+                session, Role.FINANCE, subject="fred", label="t"
+            )
+            await session.commit()
+        day = date(2026, 1, 5)
+        settled = await client.post(
+            f"/v1/settlements/{day}", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert settled.status_code == 200, settled.text
+        assert settled.json()["lines"] == [] and settled.json()["claims"] == []
+        assert sorted(settled.json()["files"]) == [
+            f"settlement-{day}-claims.csv",
+            f"settlement-{day}.csv",
+        ]
