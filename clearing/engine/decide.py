@@ -44,7 +44,13 @@ class Outcome(enum.StrEnum):
 
     @property
     def posts(self) -> bool:
-        return self in (Outcome.POST, Outcome.GREY_POST, Outcome.OVERRIDE_POST)
+        # By value: asked several times per record, and an enum member's hash is Python code.
+        return self._value_ in _POSTING_VALUES
+
+
+_POSTING_VALUES = frozenset(
+    {Outcome.POST.value, Outcome.GREY_POST.value, Outcome.OVERRIDE_POST.value}
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,10 @@ def _is_pg(conn: AsyncConnection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
+def is_postgresql(conn: AsyncConnection) -> bool:
+    return _is_pg(conn)
+
+
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -137,18 +141,20 @@ _TAP_SELECT_PG = (
     "SELECT id, terminal_id, kind, status, terminal_seq, card_no, card_counter, txn_type,"
     " amount_fen, balance_before_fen, balance_after_fen, occurred_at, upper(tac), card_type,"
     " full_fare_fen, route_id, insured_fen, visit_id, load_id, offline_fallback"
-    " FROM tap_records WHERE state = $1 ORDER BY id LIMIT $2"
+    " FROM tap_records WHERE state = $1 AND id > $3 ORDER BY id LIMIT $2"
 )
 
 
-async def next_received(conn: AsyncConnection, limit: int) -> list[Tap]:
-    """The oldest staged records not yet cleared, in arrival order."""
+async def next_received(conn: AsyncConnection, limit: int, after_id: int = 0) -> list[Tap]:
+    """The oldest staged records not yet cleared, in arrival order (PostgreSQL's read-ahead
+    takes only those after `after_id`: the last record of the chunk still being cleared)."""
     if _is_pg(conn):
         driver = await _driver(conn)
         # Columns in the order of Tap's fields: one positional call per record.
-        return [
-            Tap(*row) for row in await driver.fetch(_TAP_SELECT_PG, TapState.RECEIVED.value, limit)
-        ]
+        rows = await driver.fetch(_TAP_SELECT_PG, TapState.RECEIVED.value, limit, after_id)
+        return [Tap(*row) for row in rows]
+    if after_id:
+        raise ValueError("after_id is for PostgreSQL's read-ahead only")
     rows = await conn.execute(
         select(*_TAP_COLUMNS)
         .where(taps.c.state == TapState.RECEIVED)
@@ -156,6 +162,17 @@ async def next_received(conn: AsyncConnection, limit: int) -> list[Tap]:
         .limit(limit)
     )
     return [_tap(row) for row in rows]
+
+
+async def next_received_ids(conn: AsyncConnection, limit: int) -> list[int]:
+    """The ids of what `next_received` would return (PostgreSQL)."""
+    driver = await _driver(conn)
+    rows = await driver.fetch(
+        "SELECT id FROM tap_records WHERE state = $1 ORDER BY id LIMIT $2",
+        TapState.RECEIVED.value,
+        limit,
+    )
+    return [r[0] for r in rows]
 
 
 async def next_retryable(

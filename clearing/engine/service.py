@@ -8,6 +8,7 @@ the next run picks up exactly what is left. Never commits anything but its own c
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import functools
@@ -133,6 +134,19 @@ class _Pending:
     ledger_result: str | None = None
 
 
+# TAC checks of a prefetched chunk run in slices of this many records, yielding in between.
+_TAC_SLICE = 1000
+
+
+@dataclass
+class _Prefetched:
+    """The next chunk read ahead: its records, their cards and TAC results."""
+
+    taps: list[Tap]
+    cards: dict[str, CardInfo]
+    tac_ok: dict[int, bool]
+
+
 class ClearingEngine:
     """Clears staged tap records through the ledger. One instance per process (or task)."""
 
@@ -165,6 +179,7 @@ class ClearingEngine:
             run_id = await repo.start_run(conn, trigger, self.clock())
         summary = RunSummary(run_id)
         state = "failed"
+        ahead: asyncio.Task[_Prefetched] | None = None
         try:
             remaining = records_max
             while remaining is None or remaining > 0:
@@ -173,10 +188,26 @@ class ClearingEngine:
                     limit = min(limit, remaining)
                 async with self.ledger.transaction() as conn:
                     await repo.take_clearing_lock(conn)
-                    chunk = await repo.next_received(conn, limit)
+                    prefetched = None
+                    if ahead is not None:
+                        prefetched, ahead = await ahead, None
+                    chunk = await self._next_chunk(conn, limit, prefetched)
                     if not chunk:
                         break
-                    result = await self._clear_chunk(conn, run_id, chunk, {})
+                    left = None if remaining is None else remaining - len(chunk)
+                    if repo.is_postgresql(conn) and len(chunk) == limit and left != 0:
+                        # Read the next chunk and check its TACs while this one is written: the
+                        # database works on one core while Python works on the other.
+                        ahead = asyncio.create_task(
+                            self._prefetch(
+                                chunk[-1].id,
+                                self.config.chunk_records if left is None else min(limit, left),
+                            )
+                        )
+                    used = (
+                        prefetched if prefetched is not None and chunk is prefetched.taps else None
+                    )
+                    result = await self._clear_chunk(conn, run_id, chunk, {}, used)
                 summary.add(result)
                 if remaining is not None:
                     remaining -= len(chunk)
@@ -185,9 +216,39 @@ class ClearingEngine:
             await self._retry_quarantined(run_id, summary)
             state = "finished"
         finally:
+            if ahead is not None:
+                ahead.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ahead
             async with self.ledger.transaction() as conn:
                 await repo.finish_run(conn, run_id, state, self.clock())
         return summary
+
+    async def _prefetch(self, after_id: int, limit: int) -> _Prefetched:
+        """The records the next chunk will most likely take (those after `after_id`, the last of
+        the chunk being cleared), with their cards and TAC results. Reads only; the next chunk
+        uses them only if, under the clearing lock, they are still exactly the next records."""
+        async with self.ledger.transaction() as conn:
+            taps = await repo.next_received(conn, limit, after_id)
+            cards = await repo.card_infos(conn, (t.card_no for t in taps))
+        tac_ok: dict[int, bool] = {}
+        for start in range(0, len(taps), _TAC_SLICE):
+            tac_ok.update(self._verify_tacs(taps[start : start + _TAC_SLICE]))
+            await asyncio.sleep(0)  # let the chunk being written go on between slices
+        return _Prefetched(taps, cards, tac_ok)
+
+    @staticmethod
+    async def _next_chunk(
+        conn: AsyncConnection, limit: int, prefetched: _Prefetched | None
+    ) -> list[Tap]:
+        """The next `limit` received records, in arrival order (the prefetched ones if they
+        still are exactly those: records received in state `received` never change)."""
+        if prefetched is not None and prefetched.taps:
+            ids = await repo.next_received_ids(conn, limit)
+            if ids == [t.id for t in prefetched.taps]:
+                return prefetched.taps
+            prefetched.taps.clear()  # stale: someone else cleared or staged records meanwhile
+        return await repo.next_received(conn, limit)
 
     async def _retry_quarantined(self, run_id: int, summary: RunSummary) -> None:
         after_id = 0
@@ -212,11 +273,15 @@ class ClearingEngine:
         run_id: int,
         chunk: Sequence[Tap],
         previous_reasons: dict[int, str],
+        prefetched: _Prefetched | None = None,
     ) -> ChunkResult:
         now = self.clock()
         terminals = await repo.terminal_infos(conn)
-        cards = await repo.card_infos(conn, (t.card_no for t in chunk))
-        tac_ok = self._verify_tacs(chunk)
+        if prefetched is not None:
+            cards, tac_ok = prefetched.cards, prefetched.tac_ok
+        else:
+            cards = await repo.card_infos(conn, (t.card_no for t in chunk))
+            tac_ok = self._verify_tacs(chunk)
         by_card: dict[tuple[str, Purse, int], PostedTap] = {
             (p.card_no, p.purse, p.card_counter): p for p in await repo.posted_near(conn, chunk)
         }

@@ -424,3 +424,25 @@ async def test_a_chunk_larger_than_one_ledger_batch_keeps_pairs_together(world: 
     assert await world.balance(books.card(STUDENT)) == 10_000 - 4200
     assert await world.balance(books.subsidy("student")) == 4200
     assert await world.balance(books.payable("bus-1")) == 8400
+
+
+@pytest.mark.postgres
+async def test_a_read_ahead_chunk_that_went_stale_is_read_again(world: World) -> None:
+    """The next chunk is read (and its TACs checked) while the current one is written; if the
+    records it read are no longer exactly the next ones when its turn comes, it is not used."""
+    if not world.url.startswith("postgresql"):
+        pytest.skip("the read-ahead runs on PostgreSQL only")
+    rides = [world.ride(card, 150) for card in (ADULT, ADULT_2, ADULT)]
+    await world.upload(rides)
+    ahead = await world.engine._prefetch(0, 2)
+    read_ahead = [t.id for t in ahead.taps]
+    assert len(read_ahead) == 2 and all(ahead.tac_ok.values())
+    first = await world.engine.clear_pending(records_max=1)  # clears the first one read ahead
+    assert first.posted == 1
+    async with world.ledger.transaction() as conn:
+        chunk = await world.engine._next_chunk(conn, 2, ahead)
+    assert [t.id for t in chunk] == [read_ahead[1], read_ahead[1] + 1]
+    assert ahead.taps == []  # marked stale: its cards and TAC results are not used either
+    summary = await world.engine.clear_pending()
+    assert (summary.posted, summary.duplicates, summary.quarantined) == (2, 0, 0)
+    assert await world.balance(books.payable("bus-1")) == 450
