@@ -1,4 +1,5 @@
-"""HTTP client of the terminal side of docs/terminal-protocol.md (httpx, every request signed).
+"""HTTP client of the terminal side of docs/terminal-protocol.md (httpx, every request signed
+per RFC 9421).
 
 Maps transport failures and 5xx to ServiceUnavailable (retry later) and 4xx problems to
 UploadRefused (retrying the same request will not help). It never logs bodies or keys.
@@ -71,17 +72,19 @@ class ClearingClient:
     def _request(
         self, method: str, path: str, body: bytes = b"", timeout_s: float | None = None
     ) -> Any:
-        headers = signed_headers(self.credential, method, path, body, int(self._clock()))
-        if body:
-            headers["Content-Type"] = "application/json"
+        request = self._http.build_request(
+            method,
+            path,
+            content=body if body else None,
+            headers={"Content-Type": "application/json"} if body else None,
+            timeout=timeout_s if timeout_s is not None else httpx.USE_CLIENT_DEFAULT,
+        )
+        # signed as it goes on the wire: the URL httpx built (base path and encoding included)
+        request.headers.update(
+            signed_headers(self.credential, method, str(request.url), body, int(self._clock()))
+        )
         try:
-            response = self._http.request(
-                method,
-                path,
-                content=body if body else None,
-                headers=headers,
-                timeout=timeout_s if timeout_s is not None else httpx.USE_CLIENT_DEFAULT,
-            )
+            response = self._http.send(request)
         except httpx.HTTPError as error:
             raise ServiceUnavailable(
                 f"clearing service unreachable: {type(error).__name__}"

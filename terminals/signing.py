@@ -1,26 +1,32 @@
 """The terminal's Ed25519 credential and request signing of docs/terminal-protocol.md.
 
-Signs METHOD, path with query, timestamp, nonce and the SHA-256 of the exact body bytes; checks the
-server's signature on list deltas. The private key lives in a 0600 file and is never printed.
+Signs every request per RFC 9421 (HTTP Message Signatures, through the maintained
+`http-message-signatures` library): method, path, query, the RFC 9530 Content-Digest of the exact
+body and the terminal id, with `created` and a fresh `nonce`. Checks the server's signature on
+list deltas. The private key lives in a 0600 file and is never printed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
 import stat
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algorithms
 
 from terminals.errors import TerminalError
 
 CREDENTIAL_FORMAT = "onecard-terminal-credential/1"
+HEADER_TERMINAL_ID = "Onecard-Terminal-Id"
+SIGNATURE_LABEL = "sig1"
+NONCE_BYTES = 16  # base64url: 22 characters
 
 
 class CredentialError(TerminalError):
@@ -88,25 +94,58 @@ def load_credential(path: Path | str) -> TerminalCredential:
         raise CredentialError(f"the credential {path} is malformed") from None
 
 
+@dataclass(frozen=True, slots=True)
+class _Outgoing:
+    """The request being signed, as the signing library reads it."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+
+
+def covered_components(has_query: bool, has_body: bool) -> tuple[str, ...]:
+    """What a terminal signs, in this order (docs/terminal-protocol.md)."""
+    components = ["@method", "@path"]
+    if has_query:
+        components.append("@query")
+    if has_body:
+        components.append("content-digest")
+    components.append(HEADER_TERMINAL_ID.lower())
+    return tuple(components)
+
+
 def signed_headers(
     credential: TerminalCredential,
     method: str,
-    path_with_query: str,
+    url: str,
     body: bytes,
-    timestamp: int,
+    created: int,
     nonce: str | None = None,
 ) -> dict[str, str]:
-    """The four X-Onecard-* headers of a signed terminal request."""
-    nonce = nonce or secrets.token_hex(16)
-    message = "\n".join(
-        (method.upper(), path_with_query, str(timestamp), nonce, hashlib.sha256(body).hexdigest())
-    ).encode("utf-8")
-    return {
-        "X-Onecard-Terminal": credential.terminal_id,
-        "X-Onecard-Timestamp": str(timestamp),
-        "X-Onecard-Nonce": nonce,
-        "X-Onecard-Signature": credential.sign(message),
-    }
+    """The headers that sign one request per RFC 9421: Onecard-Terminal-Id, Content-Digest (if
+    there is a body), Signature-Input and Signature.
+
+    `url` is the absolute URL exactly as it will be sent (path and query percent-encoded as on
+    the wire); `body` the exact bytes sent.
+    """
+    headers = {HEADER_TERMINAL_ID: credential.terminal_id}
+    message = _Outgoing(method.upper(), url, headers)
+    signer = HTTPMessageSigner(
+        signature_algorithm=algorithms.ED25519,
+        key_resolver=MappingKeyResolver(
+            public_keys={}, private_keys={credential.terminal_id: credential.private_key}
+        ),
+    )
+    signer.sign(
+        message,
+        key_id=credential.terminal_id,
+        created=datetime.fromtimestamp(created, UTC),
+        nonce=nonce or secrets.token_urlsafe(NONCE_BYTES),
+        label=SIGNATURE_LABEL,
+        covered_component_ids=covered_components("?" in url, bool(body)),
+        body=body if body else None,
+    )
+    return headers
 
 
 def canonical_list_bytes(body: dict[str, object]) -> bytes:

@@ -1,9 +1,10 @@
 """Who is calling: terminals by Ed25519 request signature, staff and residents by bearer token.
 
 Tokens are random (256 bits), shown once at issue and stored only as SHA-256. A terminal
-request is accepted only with a fresh timestamp, a valid signature by an active terminal's
-key and a nonce never seen before; the nonce is stored in the caller's transaction, so a
-refused request leaves nothing behind. Never commits.
+request is accepted only with an RFC 9421 signature (clearing/auth/signing.py) created within
+the window, covering what it must, by an active terminal's key, over a body that matches its
+Content-Digest, with a nonce never seen before; the nonce is stored in the caller's
+transaction, so a refused request leaves nothing behind. Never commits.
 """
 
 from __future__ import annotations
@@ -15,20 +16,19 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clearing.api.errors import (
-    Forbidden,
-    InvalidRequest,
-    NotFound,
-    SignatureRequired,
-    Unauthenticated,
-)
+from clearing.api.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
 from clearing.auth import repository
 from clearing.auth.models import ApiToken, Role
 from clearing.auth.signing import (
     TIMESTAMP_SKEW_S_MAX,
-    parse_signed_headers,
-    signed_message,
-    timestamp_fresh,
+    KeyUnknown,
+    NonceReplayed,
+    SignedRequest,
+    check_content_digest,
+    check_covered,
+    check_created,
+    check_keyid,
+    parse_signature_input,
     verify_signature,
 )
 from clearing.registry import repository as registry_repository
@@ -135,34 +135,31 @@ def require_role(principal: Principal, *roles: Role) -> None:
 
 
 async def authenticate_terminal(
-    session: AsyncSession,
-    *,
-    method: str,
-    path_with_query: str,
-    headers: dict[str, str | None],
-    body: bytes,
-    now: datetime | None = None,
+    session: AsyncSession, request: SignedRequest, *, now: datetime | None = None
 ) -> Terminal:
-    """The terminal that signed this request; Unauthenticated (401) or Forbidden (403) if not."""
+    """The terminal that signed this request; Unauthenticated (401) or Forbidden (403) if not.
+
+    Each check raises its own 401 problem, in this order: the signature headers are there and
+    readable, keyid is the terminal id, the required components are covered, `created` is
+    within the window, the body matches Content-Digest, the key is registered, the signature
+    verifies, then (403) the terminal is active, then the nonce is new.
+    """
     now = now or utc_now()
-    signed = parse_signed_headers(headers)
-    if signed is None:
-        raise SignatureRequired(
-            "terminal requests need X-Onecard-Terminal, -Timestamp, -Nonce and -Signature"
-        )
-    if not timestamp_fresh(signed.timestamp, int(now.timestamp())):
-        raise SignatureRequired(
-            f"the timestamp is more than {TIMESTAMP_SKEW_S_MAX} s from the server's clock"
-        )
-    terminal = await repository.terminal(session, signed.terminal_id)
-    message = signed_message(method, path_with_query, signed.timestamp_text, signed.nonce, body)
-    if terminal is None or not verify_signature(terminal.public_key, signed.signature, message):
-        raise SignatureRequired("the signature does not verify for this terminal")
+    signed = parse_signature_input(request)
+    check_keyid(signed)
+    check_covered(signed, request)
+    check_created(signed, int(now.timestamp()))
+    check_content_digest(request)
+    terminal = await repository.terminal(session, signed.keyid)
+    if terminal is None:
+        raise KeyUnknown(f"no terminal {signed.keyid} is registered: ask for it to be enrolled")
+    verify_signature(request, signed, terminal.public_key)
     if terminal.status is not TerminalStatus.ACTIVE:
         raise Forbidden(f"terminal {terminal.terminal_id} is {terminal.status.value}")
-    if not await repository.remember_nonce(
-        session, terminal.terminal_id, signed.nonce.upper(), now
-    ):
-        raise SignatureRequired("this nonce was already used: a replayed request")
+    if not await repository.remember_nonce(session, terminal.terminal_id, signed.nonce, now):
+        raise NonceReplayed(
+            f"nonce {signed.nonce!r} was already used within {NONCE_RETENTION.seconds} s: "
+            "a replayed request (use a new nonce for every request)"
+        )
     await repository.forget_nonces_before(session, terminal.terminal_id, now - NONCE_RETENTION)
     return terminal

@@ -29,11 +29,11 @@ from fastapi import FastAPI
 from clearing.api.app import create_app
 from clearing.auth import service as auth_service
 from clearing.auth.models import Role
-from clearing.auth.signing import sign_request
 from clearing.registry import service as registry_service
 from clearing.registry.models import ParticipantKind, TerminalKind
 from clearing.registry.schemas import ParticipantCreate, TerminalCreate
 from clearing.settings import Settings
+from terminals.signing import TerminalCredential, signed_headers
 
 LIST_KEY_HEX = "11" * 32
 
@@ -86,15 +86,12 @@ class SignedTerminal:
         nonce: str | None = None,
         ts: int | None = None,
     ) -> dict[str, str]:
+        """The RFC 9421 headers of the terminals package's signer; `ts` is `created`."""
         ts = int(time.time()) if ts is None else ts
-        nonce = nonce or secrets.token_hex(16).upper()
-        return {
-            "X-Onecard-Terminal": self.terminal_id,
-            "X-Onecard-Timestamp": str(ts),
-            "X-Onecard-Nonce": nonce,
-            "X-Onecard-Signature": sign_request(self.key, method, path, ts, nonce, body),
-            "Content-Type": "application/json",
-        }
+        url = f"{self.client.base_url}".rstrip("/") + path
+        credential = TerminalCredential(self.terminal_id, self.key)
+        headers = signed_headers(credential, method, url, body, ts, nonce)
+        return {**headers, "Content-Type": "application/json"}
 
     async def post_batch(self, body: bytes, *, path_terminal: str | None = None) -> httpx.Response:
         path = f"/v1/terminals/{path_terminal or self.terminal_id}/batches"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clearing import db
 from clearing.auth.models import Role
-from clearing.auth.signing import sign_request
+from terminals.signing import TerminalCredential, signed_headers
 from tests.clearing.apiharness import (
     issue_token_in_subprocess,
     public_hex,
@@ -37,15 +36,11 @@ RECORDS_PER_BATCH = 5000
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/onecard_test"
 
 
-def signed(key: Ed25519PrivateKey, terminal_id: str, method: str, path: str, body: bytes) -> dict:
-    ts, nonce = int(time.time()), secrets.token_hex(16)
-    return {
-        "X-Onecard-Terminal": terminal_id,
-        "X-Onecard-Timestamp": str(ts),
-        "X-Onecard-Nonce": nonce,
-        "X-Onecard-Signature": sign_request(key, method, path, ts, nonce, body),
-        "Content-Type": "application/json",
-    }
+def signed(key: Ed25519PrivateKey, terminal_id: str, method: str, url: str, body: bytes) -> dict:
+    """RFC 9421 headers from the terminals package's signer, for the absolute `url`."""
+    credential = TerminalCredential(terminal_id, key)
+    headers = signed_headers(credential, method, url, body, int(time.time()))
+    return {**headers, "Content-Type": "application/json"}
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -109,7 +104,7 @@ def main() -> None:
         started = time.perf_counter()
         for body in bodies:
             client.post(
-                path, content=body, headers=signed(key, terminal_id, "POST", path, body)
+                path, content=body, headers=signed(key, terminal_id, "POST", f"{base}{path}", body)
             ).raise_for_status()
         ingest_s = time.perf_counter() - started
         cards = [random_card_no() for _ in range(args.cards)]
@@ -135,14 +130,16 @@ def main() -> None:
             admin.post(f"/v1/cards/{c}/report-lost", json={"reason": "bench"}).raise_for_status()
             lost.append(time.perf_counter() - t0)
         list_path = f"/v1/terminals/{terminal_id}/deny-list?since=0"
-        head = client.get(list_path, headers=signed(key, terminal_id, "GET", list_path, b""))
+        head = client.get(
+            list_path, headers=signed(key, terminal_id, "GET", f"{base}{list_path}", b"")
+        )
         version = head.json()["version"]
         fetches = []
         delta_path = f"/v1/terminals/{terminal_id}/deny-list?since={max(0, version - 5)}"
         for _ in range(args.cards):
             t0 = time.perf_counter()
             client.get(
-                delta_path, headers=signed(key, terminal_id, "GET", delta_path, b"")
+                delta_path, headers=signed(key, terminal_id, "GET", f"{base}{delta_path}", b"")
             ).raise_for_status()
             fetches.append(time.perf_counter() - t0)
     records = args.batches * RECORDS_PER_BATCH

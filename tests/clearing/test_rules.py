@@ -1,4 +1,7 @@
-"""Pure rules of the service, by the thousand: sequence gaps, list deltas, request signatures."""
+"""Pure rules of the service, by the thousand: sequence gaps, list deltas, list signatures.
+
+(Request signatures: tests/clearing/test_http_signatures.py.)
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clearing.auth.signing import (
-    parse_signed_headers,
-    sign_request,
-    signed_message,
-    timestamp_fresh,
-    verify_signature,
-)
 from clearing.ingest.gaps import Gap, update_gaps
 from clearing.lists.deltas import apply_delta, net_delta
 from clearing.lists.models import ListOp
@@ -79,60 +75,6 @@ def test_delta_applied_to_the_list_at_since_gives_the_list_now(history, data) ->
     assert apply_delta(at_since, delta) == now
     assert not set(delta.added) & at_since  # never re-sends what the terminal holds
     assert set(delta.removed) <= at_since
-
-
-def test_signed_message_layout() -> None:
-    message = signed_message("post", "/v1/x?a=1", 1700000000, "AB" * 16, b"")
-    assert message == (
-        b"POST\n/v1/x?a=1\n1700000000\n" + b"AB" * 16 + b"\n"
-        b"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-    )
-
-
-@settings(max_examples=50, deadline=None)
-@given(st.binary(max_size=200), st.integers(min_value=0, max_value=2**40))
-def test_signature_verifies_only_the_signed_request(body, timestamp) -> None:
-    key = Ed25519PrivateKey.generate()
-    nonce = "0f" * 16
-    signature = bytes.fromhex(sign_request(key, "POST", "/v1/a", timestamp, nonce, body))
-    public = public_hex(key)
-    assert verify_signature(
-        public, signature, signed_message("POST", "/v1/a", timestamp, nonce, body)
-    )
-    assert not verify_signature(
-        public, signature, signed_message("POST", "/v1/a", timestamp, nonce, body + b"x")
-    )
-    assert not verify_signature(
-        public, signature, signed_message("POST", "/v1/b", timestamp, nonce, body)
-    )
-    assert not verify_signature(
-        public, signature, signed_message("POST", "/v1/a", timestamp + 1, nonce, body)
-    )
-
-
-def test_timestamp_window_both_sides() -> None:
-    assert timestamp_fresh(1000, 1300) and timestamp_fresh(1300, 1000)
-    assert not timestamp_fresh(1000, 1301) and not timestamp_fresh(1301, 1000)
-
-
-def test_malformed_signing_headers_are_rejected() -> None:
-    good = {
-        "X-Onecard-Terminal": "000001000050",
-        "X-Onecard-Timestamp": "1700000000",
-        "X-Onecard-Nonce": "a" * 32,
-        "X-Onecard-Signature": "b" * 128,
-    }
-    assert parse_signed_headers(good) is not None
-    for name, bad in [
-        ("X-Onecard-Terminal", "00000100005"),
-        ("X-Onecard-Terminal", "00000100005g"),
-        ("X-Onecard-Timestamp", "-5"),
-        ("X-Onecard-Timestamp", "1e9"),
-        ("X-Onecard-Nonce", "a" * 31),
-        ("X-Onecard-Signature", "b" * 127),
-        ("X-Onecard-Signature", None),
-    ]:
-        assert parse_signed_headers({**good, name: bad}) is None, name
 
 
 def test_list_signature_covers_every_field() -> None:

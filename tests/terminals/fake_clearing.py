@@ -1,7 +1,8 @@
 """A small, protocol-faithful clearing service for terminal tests (docs/terminal-protocol.md).
 
-It checks signatures, timestamps and nonces, stores batches once by batch_id (409 on a different
-body), reports sequence gaps, serves signed deny/action list deltas and clinic splits. It can be
+It checks RFC 9421 signatures with the `http-message-signatures` library's own verifier (not our
+clearing code): created window, nonce, keyid = terminal id, covered components and the body's
+Content-Digest. It stores batches once by batch_id (409 on a different body), reports sequence gaps, serves signed deny/action list deltas and clinic splits. It can be
 told to drop the connection after storing a batch and before answering (the lost-ack case).
 """
 
@@ -10,15 +11,20 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from http_message_signatures import (
+    HTTPMessageSignaturesException,
+    HTTPMessageVerifier,
+    InvalidSignature,
+    MappingKeyResolver,
+    algorithms,
+)
 
 from terminals.signing import canonical_list_bytes
 
@@ -42,6 +48,17 @@ class FakeState:
         default_factory=dict
     )  # card -> (insured ‰, scheme, rule)
     requests: list[str] = field(default_factory=list)
+
+
+class _Verifier(HTTPMessageVerifier):
+    max_clock_skew = timedelta(seconds=300)
+
+
+@dataclass(frozen=True)
+class _Received:
+    method: str
+    url: str
+    headers: object
 
 
 class FakeClearing:
@@ -131,21 +148,9 @@ class FakeClearing:
         if self.state.fail_with_503 > 0:
             self.state.fail_with_503 -= 1
             return self._problem(handler, 503, "unavailable")
-        terminal = handler.headers.get("X-Onecard-Terminal", "")
-        timestamp = handler.headers.get("X-Onecard-Timestamp", "")
-        nonce = handler.headers.get("X-Onecard-Nonce", "")
-        signature = handler.headers.get("X-Onecard-Signature", "")
-        key = self.state.terminals.get(terminal)
-        message = "\n".join(
-            (method, handler.path, timestamp, nonce, hashlib.sha256(body).hexdigest())
-        ).encode()
-        try:
-            if key is None or len(nonce) != 32 or abs(time.time() - int(timestamp)) > 300:
-                raise InvalidSignature
-            Ed25519PublicKey.from_public_bytes(bytes.fromhex(key)).verify(
-                bytes.fromhex(signature), message
-            )
-        except (InvalidSignature, ValueError):
+        terminal = handler.headers.get("Onecard-Terminal-Id", "")
+        nonce = self._verified_nonce(handler, method, terminal, body)
+        if nonce is None:
             return self._problem(handler, 401, "signature_invalid")
         with self.lock:
             if nonce in self.state.nonces:
@@ -164,6 +169,32 @@ class FakeClearing:
         if method == "POST" and action == "clinic/splits":
             return self._split(handler, json.loads(body))
         return self._problem(handler, 404, "not_found")
+
+    def _verified_nonce(
+        self, handler: BaseHTTPRequestHandler, method: str, terminal: str, body: bytes
+    ) -> str | None:
+        """The signed nonce if the RFC 9421 signature verifies for `terminal`, else None."""
+        key = self.state.terminals.get(terminal)
+        if key is None:
+            return None
+        public = Ed25519PublicKey.from_public_bytes(bytes.fromhex(key))
+        verifier = _Verifier(
+            signature_algorithm=algorithms.ED25519,
+            key_resolver=MappingKeyResolver(public_keys={terminal: public}, private_keys={}),
+        )
+        required = ["@method", "@path", "onecard-terminal-id"]
+        if "?" in handler.path:
+            required.append("@query")
+        received = _Received(method, self.url + handler.path, handler.headers)
+        try:
+            [result] = verifier.verify(
+                received, max_age=timedelta(0), require_components=required, body=body
+            )
+        except (InvalidSignature, HTTPMessageSignaturesException, ValueError):
+            return None
+        if result.parameters.get("keyid") != terminal or not result.nonce:
+            return None
+        return str(result.nonce)
 
     def _batch(self, handler: BaseHTTPRequestHandler, terminal: str, body: bytes) -> None:
         batch = json.loads(body)
