@@ -2,8 +2,9 @@
 
 It knows only what is published: `onecard` on the command line (to migrate, serve and issue the
 first tokens, as the README says), the OpenAPI schema at `/openapi.json` and
-docs/terminal-protocol.md. It imports nothing of `clearing`, `terminals` or `cardio`: its
-Ed25519 request signing and list-signature checks are written here from the protocol page, and
+docs/terminal-protocol.md. It imports nothing of `clearing`, `terminals` or `cardio` (nor any
+HTTP-signatures library): its RFC 9421 request signing (the signature base built by hand, Ed25519
+from `cryptography`) and list-signature checks are written here from the protocol page, and
 every answer is checked against the schema the server publishes. The server is `onecard serve`
 in its own process on a PostgreSQL database of these tests alone.
 """
@@ -11,6 +12,7 @@ in its own process on a PostgreSQL database of these tests alone.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import os
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import jsonschema_rs
@@ -192,11 +195,17 @@ def check(schema: dict[str, Any], response: httpx.Response) -> httpx.Response:
     return response
 
 
-# -- a terminal, signing as docs/terminal-protocol.md says ------------------------------------
+# -- a terminal, signing as docs/terminal-protocol.md says (RFC 9421 §2.5, by hand) -----------
+
+REQUIRED = ("@method", "@path", "@query", "content-digest", "onecard-terminal-id")
 
 
 def _public_hex(key: Ed25519PrivateKey) -> str:
     return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
 
 
 @dataclass
@@ -206,19 +215,41 @@ class Terminal:
     base: str
 
     def signed_headers(
-        self, method: str, path_with_query: str, body: bytes, *, ts: int | None = None, nonce=None
+        self,
+        method: str,
+        path_with_query: str,
+        body: bytes,
+        *,
+        ts: int | None = None,
+        nonce: str | None = None,
+        covered: tuple[str, ...] | None = None,
     ) -> dict[str, str]:
-        timestamp = str(int(time.time()) if ts is None else ts)
+        """Onecard-Terminal-Id, Content-Digest (with a body), Signature-Input and Signature."""
+        created = int(time.time()) if ts is None else ts
         nonce = nonce or secrets.token_hex(16)
-        message = "\n".join(
-            [method, path_with_query, timestamp, nonce, hashlib.sha256(body).hexdigest()]
-        ).encode("utf-8")
-        return {
-            "X-Onecard-Terminal": self.terminal_id,
-            "X-Onecard-Timestamp": timestamp,
-            "X-Onecard-Nonce": nonce,
-            "X-Onecard-Signature": self.key.sign(message).hex(),
+        target = urlsplit(self.base + path_with_query)
+        headers = {"Onecard-Terminal-Id": self.terminal_id}
+        values = {
+            "@method": method,
+            "@path": target.path,
+            "@query": f"?{target.query}",
+            "onecard-terminal-id": self.terminal_id,
         }
+        if body:
+            headers["Content-Digest"] = f"sha-256=:{_b64(hashlib.sha256(body).digest())}:"
+            values["content-digest"] = headers["Content-Digest"]
+        if covered is None:  # what the protocol page requires, nothing left out
+            covered = tuple(c for c in REQUIRED if c in values and (c != "@query" or target.query))
+        names = " ".join(f'"{name}"' for name in covered)
+        params = (
+            f'({names});created={created};keyid="{self.terminal_id}";nonce="{nonce}";alg="ed25519"'
+        )
+        lines = [f'"{name}": {values[name]}' for name in covered]
+        signature_base = "\n".join([*lines, f'"@signature-params": {params}'])
+        signature = self.key.sign(signature_base.encode("ascii"))
+        headers["Signature-Input"] = f"sig1={params}"
+        headers["Signature"] = f"sig1=:{_b64(signature)}:"
+        return headers
 
     def send(
         self, method: str, path_with_query: str, payload: Any = None, **sign: Any
@@ -398,10 +429,11 @@ def test_a_terminal_uploads_signed_batches_exactly_as_the_protocol_says(city: Ci
     later = {"batch_id": f"{bus.terminal_id}-00000002", "records": [tap(city.card, 5, 1)]}
     gapped = check(city.svc.schema, bus.send("POST", path, later))
     assert gapped.json()["sequence_gaps"] == [{"from_seq": 2, "to_seq": 4}]
-    # the signature covers the timestamp header as sent: "0" + seconds is still those seconds
-    padded = {"batch_id": f"{bus.terminal_id}-00000003", "records": [tap(city.card, 6, 2)]}
-    zero = check(city.svc.schema, bus.send("POST", path, padded, ts=f"0{int(time.time())}"))
-    assert zero.status_code == 200, zero.text
+    # RFC 9421 lets the signer choose the order of the covered components
+    reordered = {"batch_id": f"{bus.terminal_id}-00000003", "records": [tap(city.card, 6, 2)]}
+    order = ("onecard-terminal-id", "content-digest", "@path", "@method")
+    other_order = check(city.svc.schema, bus.send("POST", path, reordered, covered=order))
+    assert other_order.status_code == 200, other_order.text
     changed = {**batch, "records": [tap(city.card, 1, 0, amount_fen=300)]}
     conflict = check(city.svc.schema, bus.send("POST", path, changed))
     assert conflict.status_code == 409
@@ -420,21 +452,21 @@ def test_refused_terminal_requests_are_problems_and_store_nothing(city: City) ->
     assert check(schema, unsigned).status_code == 401
     assert "WWW-Authenticate" in unsigned.headers
     headers = bus.signed_headers("POST", path, body)
-    headers["X-Onecard-Signature"] = headers["X-Onecard-Signature"][:-2] + (
-        "00" if not headers["X-Onecard-Signature"].endswith("00") else "11"
-    )
-    assert (
-        check(schema, httpx.post(city.svc.base + path, content=body, headers=headers)).status_code
-        == 401
-    )
+    raw = bytearray(base64.b64decode(headers["Signature"].split(":")[1]))
+    raw[-1] ^= 0x01
+    headers["Signature"] = f"sig1=:{_b64(bytes(raw))}:"
+    forged = check(schema, httpx.post(city.svc.base + path, content=body, headers=headers))
+    assert forged.status_code == 401 and forged.json()["code"] == "signature_invalid"
     stale = bus.send("POST", path, batch(2), ts=int(time.time()) - 301)
     assert check(schema, stale).status_code == 401
+    assert stale.json()["code"] == "signature_stale"
     nonce = secrets.token_hex(16)
     content = json.dumps(batch(3)).encode()
     signed = bus.signed_headers("POST", path, content, nonce=nonce)
     assert httpx.post(city.svc.base + path, content=content, headers=signed).status_code == 200
     replayed = httpx.post(city.svc.base + path, content=content, headers=signed)
     assert check(schema, replayed).status_code == 401
+    assert replayed.json()["code"] == "signature_nonce_replayed"
     other_path = f"/v1/terminals/{city.other_bus.terminal_id}/batches"
     as_other = bus.send("POST", other_path, batch(4))
     assert check(schema, as_other).status_code == 403
@@ -512,6 +544,7 @@ def test_lists_are_signed_versioned_deltas(city: City) -> None:
         f"{city.svc.base}/v1/terminals/{bus.terminal_id}/deny-list?since=1", headers=headers
     )
     assert check(city.svc.schema, moved).status_code == 401
+    assert moved.json()["code"] == "signature_invalid"
 
 
 def test_clinic_split_as_the_protocol_says(city: City) -> None:
