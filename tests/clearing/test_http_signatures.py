@@ -22,9 +22,10 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from http_message_signatures import HTTPMessageVerifier, MappingKeyResolver, algorithms
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from clearing.auth import signing
 from clearing.auth.signing import (
     TIMESTAMP_SKEW_S_MAX,
     SignatureStale,
@@ -415,3 +416,65 @@ def test_the_worked_examples_of_the_protocol_page_are_real(method, path, body, n
     assert base in page, base
     for name, value in headers.items():
         assert f"{name}: {value}" in page, (name, value)
+
+
+field_text = st.one_of(
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255), max_size=120),
+    st.sampled_from(
+        [
+            'sig1=("@method");created=1;nonce="aaaaaaaaaaaaaaaa";keyid="000001000050";alg="ed25519"',
+            'sig1=("@method" "@path");created=1.5;nonce=x;keyid=1;alg=ed25519',
+            "sig1=:AAAA:, sig2=:AAAA:",
+            "sha-256=:AAAA:",
+            "sha-256=:LtEGTUXJgD2PjUD74vE8o8+dW0u45wiMFAoXmlcx2n4=:, md5=:AA==:",
+            "000001000050",
+        ]
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["Signature-Input", "Signature", "Content-Digest", "Onecard-Terminal-Id"]),
+        field_text,
+    ),
+    st.binary(max_size=40),
+)
+def test_any_signature_headers_are_a_401_reason_never_a_crash(fields, body) -> None:
+    """Whatever a caller sends in the four fields, the answer is one of the 401 reasons."""
+    key = Ed25519PrivateKey.generate()
+    request = SignedRequest.of(
+        "POST", f"{BASE}/v1/terminals/000001000050/batches", fields.items(), body
+    )
+    try:
+        signed = parse_signature_input(request)
+        signing.check_keyid(signed)
+        signing.check_covered(signed, request)
+        signing.check_content_digest(request)
+        signing.verify_signature(request, signed, public_hex(key))
+    except signing.SignatureRequired as refused:
+        assert refused.status == 401 and refused.code != "unauthenticated" and refused.detail
+    else:
+        raise AssertionError(f"accepted without a valid signature: {fields}")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["Signature-Input", "Signature", "Content-Digest", "Onecard-Terminal-Id"]),
+    field_text,
+)
+def test_one_altered_field_of_a_genuine_signature_is_refused(name, value) -> None:
+    key = Ed25519PrivateKey.generate()
+    url = f"{BASE}/v1/terminals/000001000050/batches"
+    credential = TerminalCredential("000001000050", key)
+    headers = signed_headers(credential, "POST", url, b'{"a":1}', int(time.time()))
+    assume(value.strip(" \t") != headers[name])  # an alteration, not the same field again
+    request = SignedRequest.of("POST", url, {**headers, name: value}.items(), b'{"a":1}')
+    with pytest.raises(signing.SignatureRequired) as refused:
+        signed = parse_signature_input(request)
+        signing.check_keyid(signed)
+        signing.check_covered(signed, request)
+        signing.check_content_digest(request)
+        signing.verify_signature(request, signed, public_hex(key))
+    assert refused.value.status == 401 and refused.value.code != "unauthenticated"
