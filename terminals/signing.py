@@ -45,9 +45,6 @@ class TerminalCredential:
         raw = self.private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         return raw.hex()
 
-    def sign(self, message: bytes) -> str:
-        return self.private_key.sign(message).hex()
-
 
 def new_credential(terminal_id: str) -> TerminalCredential:
     if len(terminal_id) != 12:

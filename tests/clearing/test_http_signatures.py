@@ -195,7 +195,7 @@ def _tamper(case: str, sent: Sent, vendor: HandSigner, other_id: str) -> Sent:
     if case == "keyid":
         return Sent("POST", path, body, signed("POST", path, body, keyid=other_id))
     if case in ("stale", "future"):
-        skew = TIMESTAMP_SKEW_S_MAX + 1
+        skew = TIMESTAMP_SKEW_S_MAX + 60  # clear of the edge (seconds pass while it runs)
         return Sent(
             "POST",
             path,
@@ -248,7 +248,8 @@ async def test_a_tampered_request_is_refused_with_its_reason_and_stores_nothing(
         problem = response.json()
         assert response.headers["content-type"].startswith("application/problem+json")
         assert problem["code"] == REFUSALS[case], problem
-        assert problem["detail"] and problem["status"] == 401
+        assert problem["status"] == 401
+        assert not problem["detail"].rstrip().endswith(":"), problem  # says why, in words
         assert await stored(w, vendor.terminal_id) == (0, 0, 0)
         assert await stored(w, other.terminal_id) == (0, 0, 0)
 
