@@ -4,16 +4,22 @@ PC/SC reader. Parses arguments and prints; the terminal logic lives in terminals
 
 from __future__ import annotations
 
-import signal
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-TAP_WAIT_S = 5.0
+from terminals.errors import invariant
+
+if TYPE_CHECKING:
+    from cardio.apdu import Transport
+    from terminals.journal import Journal
+    from terminals.uploader import Uploader
+
+UPLOADER_STOP_S = 1.0  # an upload in flight is re-sent byte for byte at the next start
 
 
 class TerminalKindArg(StrEnum):
@@ -109,15 +115,20 @@ def run(
         str, typer.Option("--visit", help="clinic: VISIT_ID:BILL_FEN (else asked per card).")
     ] = "",
 ) -> None:
-    """Serve cards on a PC/SC reader until stopped (Ctrl-C); uploads run in the background."""
-    from cardio.errors import CardioError, NoCard, TransportError
-    from cardio.pcsc import PcscTransport, wait_for_card, wait_for_removal
+    """Serve cards on a PC/SC reader until stopped; uploads run in the background.
+
+    SIGINT (Ctrl-C) or SIGTERM stops it within a second, after the card being served: the
+    uploader stops, the journal closes, and it exits 0 ("journal closed" is its last line).
+    """
+    from cardio.errors import CardioError
+    from cardio.pcsc import PcscTransport
     from terminals.client import ClearingClient
     from terminals.config import load_config
     from terminals.errors import FeedInvalid, TerminalError
     from terminals.journal import Journal
     from terminals.kiosk import LoadKiosk
     from terminals.lists import ListStore
+    from terminals.reader_loop import StopRequest, serve_reader, stop_on_signals
     from terminals.sam import LoadHost, Psam, SoftwareSam, load_sam_keys
     from terminals.signing import load_credential
     from terminals.terminal import ClinicTerminal, ClinicVisit, Validator
@@ -194,57 +205,54 @@ def run(
     if uploader:
         uploader.start()
 
-    def stop(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
+    def serve_card(transport: Transport) -> str:
+        if isinstance(terminal, Validator):
+            result = terminal.tap(transport)
+            return f"{result.outcome.value}: {result.message}"
+        if isinstance(terminal, ClinicTerminal):
+            visit_id, bill = _visit(visit)
+            charged = terminal.charge(transport, ClinicVisit(visit_id, bill))
+            return f"{charged.outcome.value}: {charged.message}"
+        invariant(isinstance(terminal, LoadKiosk), "a terminal is a validator, clinic or kiosk")
+        loaded = terminal.deliver(transport)  # type: ignore[attr-defined]
+        return f"{loaded.outcome.value}: {loaded.message}"
 
-    signal.signal(signal.SIGTERM, stop)
+    def show(line: str) -> None:
+        console.print(f"{datetime.now(UTC):%H:%M:%S} {line}")
+
+    stop = StopRequest()
     console.print(
-        f"{kind.value} terminal {config.terminal_id} on {reader!r}; present a card (Ctrl-C stops)"
+        f"{kind.value} terminal {config.terminal_id} on {reader!r}; present a card "
+        "(Ctrl-C or SIGTERM stops)"
     )
+    code = 0
     try:
-        while True:
-            try:
-                wait_for_card(reader, TAP_WAIT_S)
-            except NoCard:
-                continue
-            except CardioError as error:
-                Console(stderr=True).print(f"[red]error:[/red] {error.message}")
-                raise typer.Exit(1) from None
-            try:
-                transport = PcscTransport.open(reader)
-            except TransportError:
-                continue
-            try:
-                if isinstance(terminal, Validator):
-                    result = terminal.tap(transport)
-                    line = f"{result.outcome.value}: {result.message}"
-                elif isinstance(terminal, ClinicTerminal):
-                    visit_id, bill = _visit(visit)
-                    result = terminal.charge(transport, ClinicVisit(visit_id, bill))
-                    line = f"{result.outcome.value}: {result.message}"
-                else:
-                    assert isinstance(terminal, LoadKiosk)
-                    loaded = terminal.deliver(transport)
-                    line = f"{loaded.outcome.value}: {loaded.message}"
-            finally:
-                transport.close()
-            console.print(f"{datetime.now(UTC):%H:%M:%S} {line}")
-            if once:
-                break
-            try:
-                wait_for_removal(reader, 60.0)
-            except CardioError:
-                continue
-    except KeyboardInterrupt:
-        console.print("stopping")
+        with stop_on_signals(stop):
+            serve_reader(reader, serve_card, stop, once=once, on_line=show)
+    except CardioError as error:
+        Console(stderr=True).print(f"[red]error:[/red] {error.message}")
+        code = 1
     except TerminalError as error:
         # e.g. the journal cannot be written: no ride may be sold without its record.
         Console(stderr=True).print(f"[red]terminal stopped:[/red] {error.code}: {error.message}")
-        raise typer.Exit(2) from None
+        code = 2
     finally:
-        if uploader:
-            uploader.stop()
-        journal.close()
+        _shut_down(console, uploader, journal, stop.signal_name)
+    if code:
+        raise typer.Exit(code)
+
+
+def _shut_down(
+    console: Console, uploader: Uploader | None, journal: Journal, signal_name: str | None
+) -> None:
+    """Stop the uploader, then close the journal; say so (a service manager's log shows it)."""
+    if signal_name:
+        console.print(f"stopping on {signal_name}")
+    if uploader:
+        uploader.stop(timeout_s=UPLOADER_STOP_S)
+        console.print("uploader stopped")
+    journal.close()
+    console.print("journal closed")
 
 
 def _visit(option: str) -> tuple[str, int]:
