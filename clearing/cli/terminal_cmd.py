@@ -4,7 +4,7 @@ PC/SC reader. Parses arguments and prints; the terminal logic lives in terminals
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -16,6 +16,8 @@ from terminals.errors import invariant
 
 if TYPE_CHECKING:
     from cardio.apdu import Transport
+    from cardio.softcard import SoftCard
+    from terminals.fleet import BusDay
     from terminals.journal import Journal
     from terminals.uploader import Uploader
 
@@ -48,20 +50,50 @@ def provision(
     with_load: Annotated[
         bool, typer.Option("--with-load", help="Also the load key (a load kiosk).")
     ] = False,
-    clearing_url: Annotated[str, typer.Option("--clearing-url")] = "",
-    server_public_key: Annotated[str, typer.Option("--server-public-key")] = "",
+    clearing_url: Annotated[
+        str, typer.Option("--clearing-url", help="The clearing service (uploads, lists).")
+    ] = "",
+    server_public_key: Annotated[
+        str,
+        typer.Option(
+            "--server-public-key",
+            help="The service's list-signing key, 64 hex (default: fetched from --clearing-url "
+            "and pinned).",
+        ),
+    ] = "",
+    server_key_fingerprint: Annotated[
+        str,
+        typer.Option(
+            "--server-key-fingerprint",
+            help="Refuse the server key unless it has this fingerprint (as `onecard serve` "
+            "prints it, SHA256:...).",
+        ),
+    ] = "",
     route_id: Annotated[str, typer.Option("--route")] = "1",
     stop_id: Annotated[str, typer.Option("--stop")] = "old_town",
 ) -> None:
-    """Make a terminal's SAM key file (purchase key only, or + load key), credential and config."""
+    """Make a terminal's SAM key file (purchase key only, or + load key), credential and config.
+
+    The server's list-signing key comes from --server-public-key or, without it, from the
+    running service at --clearing-url (pinned in terminal.toml; its fingerprint is printed).
+    """
     from cardio.errors import CardioError
     from cardio.keystore import load_key_store
     from clearing.settings import get_settings
+    from terminals.client import fetch_list_public_key, key_fingerprint, valid_public_key_hex
     from terminals.config import provision_terminal
     from terminals.errors import TerminalError
 
     path = key_store or get_settings().key_store
+    fetched = not server_public_key and bool(clearing_url)
     try:
+        if server_public_key:
+            server_public_key = valid_public_key_hex(server_public_key)
+            _check_fingerprint(server_public_key, server_key_fingerprint)
+        elif clearing_url:
+            server_public_key = fetch_list_public_key(
+                clearing_url, expected_fingerprint=server_key_fingerprint
+            )
         issuer = load_key_store(path)
         config, public_key = provision_terminal(
             issuer,
@@ -77,7 +109,183 @@ def provision(
         Console(stderr=True).print(f"[red]error:[/red] {error.message}")
         raise typer.Exit(1) from None
     typer.echo(f"config: {config}")
-    typer.echo(f"register this terminal with public key {public_key}")
+    if server_public_key:
+        how = f"fetched from {clearing_url} and pinned" if fetched else "given"
+        if server_key_fingerprint:
+            how += ", fingerprint as expected"
+        typer.echo(f"server list-signing key ({how}): {key_fingerprint(server_public_key)}")
+    else:
+        typer.echo("no server key: this terminal accepts no deny or action list")
+    typer.echo(f"register this terminal with public key {public_key} (also in public-key.hex)")
+
+
+def _check_fingerprint(public_key_hex: str, expected: str) -> None:
+    from terminals.client import KeyRefused, key_fingerprint
+
+    if expected and key_fingerprint(public_key_hex) != expected.strip():
+        raise KeyRefused(
+            f"--server-public-key has fingerprint {key_fingerprint(public_key_hex)}, "
+            f"not {expected.strip()}"
+        )
+
+
+@terminal_app.command("simulate")
+def simulate(
+    configs: Annotated[
+        list[Path],
+        typer.Option("--config", help="A provisioned terminal's terminal.toml (repeatable)."),
+    ],
+    card_paths: Annotated[
+        list[Path],
+        typer.Option("--cards", help="A card file, or a directory of them (repeatable)."),
+    ],
+    taps: Annotated[
+        int, typer.Option("--taps", help="Taps in the span (0: only upload).", min=0)
+    ] = 100,
+    day: Annotated[
+        str,
+        typer.Option("--day", help="Business day YYYY-MM-DD (default: the last closed one)."),
+    ] = "",
+    first: Annotated[str, typer.Option("--from", help="Local time of the first tap.")] = "07:00",
+    last: Annotated[str, typer.Option("--to", help="Local time the span ends.")] = "19:00",
+    seed: Annotated[int, typer.Option("--seed", help="The same seed, the same taps.")] = 0,
+) -> None:
+    """Drive provisioned bus validators with software cards in-process: N taps over a span of
+    a business day, priced by each terminal's fare feed, journaled, and uploaded by its own
+    uploader to its clearing service. Card files are saved after every tap. No reader needed."""
+    from cardio.errors import CardioError
+    from terminals.config import load_config
+    from terminals.errors import TerminalError
+    from terminals.fleet import drive, open_bus, plan_taps
+
+    files = _card_files(card_paths)
+    start, end = _span(day, first, last)
+    console = Console()
+    buses = []
+    try:
+        cards = [_load_card(path) for path in files]
+        for path in configs:
+            buses.append(open_bus(load_config(path)))
+        before_fen = sum(card.balance_fen for card in cards)
+        console.print(
+            f"{len(buses)} terminal(s), {len(cards)} card(s), {taps} taps from "
+            f"{start:%Y-%m-%d %H:%M} to {end:%H:%M} {start.tzname()}"
+        )
+        plan = plan_taps(taps, len(cards), len(buses), start, end, seed) if taps else []
+        reports = drive(buses, cards, plan, after_tap=lambda i: cards[i].save(files[i]), seed=seed)
+        pending = [bus.journal.stats().pending_upload for bus in buses]
+    except (CardioError, TerminalError) as error:
+        Console(stderr=True).print(f"[red]error:[/red] {error.message}")
+        raise typer.Exit(1) from None
+    finally:
+        for bus in buses:
+            bus.journal.close()
+    after_fen = sum(card.balance_fen for card in cards)
+    _print_simulation(console, reports, pending, before_fen - after_fen, start.date())
+    errors = [f"{bus.terminal_id}: {bus.last_error}" for bus in buses if bus.last_error]
+    if sum(pending) or errors:
+        for line in errors:
+            Console(stderr=True).print(f"[red]upload failed[/red] {line}")
+        Console(stderr=True).print(
+            f"{sum(pending)} record(s) not uploaded; they stay in the journals: run again "
+            "with --taps 0 once the service answers"
+        )
+        raise typer.Exit(1)
+
+
+def _card_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.glob("*.json") if not p.name.startswith(".")))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise typer.BadParameter(f"{path} does not exist", param_hint="--cards")
+    if not files:
+        raise typer.BadParameter("no card files (*.json) found", param_hint="--cards")
+    if len(set(files)) != len(files):
+        raise typer.BadParameter("a card file is named twice", param_hint="--cards")
+    return files
+
+
+def _load_card(path: Path) -> SoftCard:
+    from cardio.softcard import SoftCard
+
+    return SoftCard.load(path)
+
+
+def _span(day: str, first: str, last: str) -> tuple[datetime, datetime]:
+    """The span's aware start and end on the business day (the back office's zone)."""
+    from clearing.settings import get_settings
+    from clearing.settlement.service import calendar_of
+
+    calendar = calendar_of(get_settings())
+    try:
+        business_day = (
+            date.fromisoformat(day) if day else calendar.last_closed_day(datetime.now(UTC))
+        )
+    except ValueError:
+        raise typer.BadParameter("a day is YYYY-MM-DD", param_hint="--day") from None
+    try:
+        start_at, end_at = time.fromisoformat(first), time.fromisoformat(last)
+    except ValueError:
+        raise typer.BadParameter("times are HH:MM", param_hint="--from/--to") from None
+    if end_at <= start_at:
+        raise typer.BadParameter("--to must be after --from", param_hint="--to")
+    zone = calendar.time_zone
+    return (
+        datetime.combine(business_day, start_at, tzinfo=zone),
+        datetime.combine(business_day, end_at, tzinfo=zone),
+    )
+
+
+def _print_simulation(
+    console: Console, reports: list[BusDay], pending: list[int], spent_fen: int, day: date
+) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"simulated taps, business day {day}", title_justify="left")
+    for header in ("terminal", "route", "taps", "paid", "refused", "fares CNY", "uploaded"):
+        table.add_column(header, justify="left" if header in ("terminal", "route") else "right")
+    table.add_column("pending", justify="right")
+    for report, left in zip(reports, pending, strict=True):
+        table.add_row(
+            report.terminal_id,
+            report.route_id,
+            str(report.taps),
+            str(report.paid),
+            str(sum(report.refused.values())),
+            _yuan(report.fares_fen),
+            str(report.records_uploaded),
+            str(left),
+        )
+    table.add_row(
+        "all",
+        "",
+        str(sum(r.taps for r in reports)),
+        str(sum(r.paid for r in reports)),
+        str(sum(sum(r.refused.values()) for r in reports)),
+        _yuan(sum(r.fares_fen for r in reports)),
+        str(sum(r.records_uploaded for r in reports)),
+        str(sum(pending)),
+        style="bold",
+    )
+    console.print(table)
+    refused: dict[str, int] = {}
+    for report in reports:
+        for reason, count in report.refused.items():
+            refused[reason] = refused.get(reason, 0) + count
+    for reason, count in sorted(refused.items()):
+        console.print(f"  refused [yellow]{reason}[/yellow]: {count}")
+    if refused.get("not_valid"):
+        console.print(f"  (a card not valid on {day}: issue it with --valid-from {day} or earlier)")
+    console.print(f"cards paid {_yuan(spent_fen)} in all (their files are saved)")
+
+
+def _yuan(fen: int) -> str:
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{abs(fen) // 100:,}.{abs(fen) % 100:02d}"
 
 
 @terminal_app.command("journal")
