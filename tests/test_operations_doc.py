@@ -117,7 +117,7 @@ def test_operations_doc_runs_from_an_empty_database_to_a_settled_day(
     assert simulated, output[-6000:]
     taps, paid, _refused, _fares, uploaded, pending = simulated.groups()
     assert int(taps) == 30 and int(paid) > 0
-    assert int(uploaded) == int(taps) and int(pending) == 0
+    assert int(uploaded) == int(paid) and int(pending) == 0
     assert "list-signing key SHA256:" in output
     assert "fetched from http://127.0.0.1" in output and "pinned" in output
     assert "books opened" in output
