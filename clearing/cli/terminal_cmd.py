@@ -429,13 +429,13 @@ def run(
         console.print(f"{datetime.now(UTC):%H:%M:%S} {line}")
 
     stop = StopRequest()
-    console.print(
-        f"{kind.value} terminal {config.terminal_id} on {reader!r}; present a card "
-        "(Ctrl-C or SIGTERM stops)"
-    )
     code = 0
     try:
-        with stop_on_signals(stop):
+        with stop_on_signals(stop):  # before the ready line: a signal after it is always ours
+            console.print(
+                f"{kind.value} terminal {config.terminal_id} on {reader!r}; present a card "
+                "(Ctrl-C or SIGTERM stops)"
+            )
             serve_reader(reader, serve_card, stop, once=once, on_line=show)
     except CardioError as error:
         Console(stderr=True).print(f"[red]error:[/red] {error.message}")

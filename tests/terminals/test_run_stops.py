@@ -20,8 +20,9 @@ import pytest
 
 from cardio.keystore import KeyStore, write_key_store
 from clearing.cli import app
-from tests.terminals.test_pcsc_terminal import READER, VPCD_PORT
-from tests.terminals.test_pcsc_terminal import reader as reader  # the fixture
+from tests.terminals.test_pcsc_terminal import READER
+from tests.terminals.test_pcsc_terminal import attach as attach  # the fixtures
+from tests.terminals.test_pcsc_terminal import reader as reader
 
 pytestmark = pytest.mark.pcsc
 
@@ -63,53 +64,88 @@ def _provision(issuer: KeyStore, tmp_path: Path) -> Path:
     return out
 
 
+class RunningTerminal:
+    """`onecard terminal run bus` in a subprocess; its output lines collected as they come."""
+
+    def __init__(self, config: Path) -> None:
+        self.lines: list[str] = []
+        self._seen = threading.Condition()
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "onecard"), "terminal", "run", "bus"]
+            + ["--reader", READER, "--config", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._seen:
+                self.lines.append(line.rstrip())
+                self._seen.notify_all()
+
+    def wait_for(self, text: str) -> None:
+        with self._seen:
+            found = self._seen.wait_for(
+                lambda: any(text in line for line in self.lines), READY_TIMEOUT_S
+            )
+        assert found, self.output
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def stop_with(self, signum: signal.Signals) -> int:
+        self.process.send_signal(signum)
+        try:
+            code = self.process.wait(timeout=STOP_TIMEOUT_S)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+        self._thread.join(5)
+        return code
+
+
+def assert_clean_stop(running: RunningTerminal, code: int, signum: signal.Signals, out: Path):
+    assert code == 0, running.output
+    assert f"stopping on {signum.name}" in running.output
+    assert "uploader stopped" in running.output
+    assert running.lines[-1] == "journal closed", running.output
+    assert (out / "journal.db").exists()
+    assert not (out / "journal.db-wal").exists(), "the journal was not closed"
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_terminal_run_stops_cleanly_on_a_signal_while_waiting_for_a_card(
     reader, issuer, tmp_path, signum
 ):
     out = _provision(issuer, tmp_path)
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "onecard"),
-            "terminal",
-            "run",
-            "bus",
-            "--reader",
-            READER,
-            "--config",
-            str(out / "terminal.toml"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "COLUMNS": "200", "ONECARD_VPCD_PORT": str(VPCD_PORT)},
-    )
-    lines: list[str] = []
-    ready = threading.Event()
+    running = RunningTerminal(out / "terminal.toml")
+    running.wait_for("present a card")
+    assert_clean_stop(running, running.stop_with(signum), signum, out)
 
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line.rstrip())
-            if "present a card" in line:
-                ready.set()
 
-    reader_thread = threading.Thread(target=read, daemon=True)
-    reader_thread.start()
-    try:
-        assert ready.wait(READY_TIMEOUT_S), "\n".join(lines)
-        process.send_signal(signum)
-        code = process.wait(timeout=STOP_TIMEOUT_S)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    reader_thread.join(5)
-    output = "\n".join(lines)
-    assert code == 0, output
-    assert f"stopping on {signum.name}" in output
-    assert "uploader stopped" in output
-    assert lines[-1] == "journal closed", output
-    assert (out / "journal.db").exists()
-    assert not (out / "journal.db-wal").exists(), "the journal was not closed"
+def test_terminal_run_stops_cleanly_while_a_served_card_is_still_on_the_reader(
+    attach, issuer, tmp_path
+):
+    """After a tap the loop waits for the card to leave: a signal there stops it too, and the
+    tap it made is in the journal, complete."""
+    from cardio.softcard import SoftCard
+    from terminals.journal import Journal, RecordStatus
+
+    out = _provision(issuer, tmp_path)
+    card = SoftCard.issue(issuer, "3100000000000599", balance_fen=1000)
+    attach(card)
+    running = RunningTerminal(out / "terminal.toml")
+    running.wait_for("ok: OK 2.00")
+    assert_clean_stop(running, running.stop_with(signal.SIGTERM), signal.SIGTERM, out)
+    assert card.balance_fen == 800
+    journal = Journal(out / "journal.db", "000001000099")
+    assert [r.status for r in journal.records()] == [RecordStatus.COMPLETE]
+    journal.close()
