@@ -28,6 +28,7 @@ class StopRequest:
     def __init__(self) -> None:
         self._event = threading.Event()
         self.signal_name: str | None = None
+        self._interruptible = False
 
     def set(self, signum: int | None = None) -> None:
         if signum is not None and self.signal_name is None:
@@ -37,13 +38,30 @@ class StopRequest:
     def is_set(self) -> bool:
         return self._event.is_set()
 
+    @contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """Within this block a signal also raises KeyboardInterrupt: for a wait on a person
+        (a prompt) that a flag alone would not end, where nothing has been debited yet."""
+        if self.is_set():
+            raise KeyboardInterrupt
+        self._interruptible = True
+        try:
+            yield
+        finally:
+            self._interruptible = False
+
+    def on_signal(self, signum: int) -> None:
+        self.set(signum)
+        if self._interruptible:
+            raise KeyboardInterrupt
+
 
 @contextmanager
 def stop_on_signals(stop: StopRequest) -> Iterator[StopRequest]:
     """SIGINT and SIGTERM set `stop` instead of raising; the old handlers come back after."""
 
     def handler(signum: int, _frame: object) -> None:
-        stop.set(signum)
+        stop.on_signal(signum)
 
     previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
     try:

@@ -15,10 +15,18 @@ from rich.console import Console
 from terminals.errors import invariant
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from cardio.apdu import Transport
     from cardio.softcard import SoftCard
+    from terminals.client import ClearingClient
+    from terminals.config import TerminalConfig
     from terminals.fleet import BusDay
     from terminals.journal import Journal
+    from terminals.lists import ListStore
+    from terminals.reader_loop import StopRequest
+    from terminals.sam import Psam, SamKeys
+    from terminals.signing import TerminalCredential
     from terminals.uploader import Uploader
 
 UPLOADER_STOP_S = 1.0  # an upload in flight is re-sent byte for byte at the next start
@@ -329,18 +337,11 @@ def run(
     uploader stops, the journal closes, and it exits 0 ("journal closed" is its last line).
     """
     from cardio.errors import CardioError
-    from cardio.pcsc import PcscTransport
-    from terminals.client import ClearingClient
     from terminals.config import load_config
-    from terminals.errors import FeedInvalid, TerminalError
-    from terminals.journal import Journal
-    from terminals.kiosk import LoadKiosk
-    from terminals.lists import ListStore
+    from terminals.errors import TerminalError
     from terminals.reader_loop import StopRequest, serve_reader, stop_on_signals
-    from terminals.sam import LoadHost, Psam, SoftwareSam, load_sam_keys
+    from terminals.sam import load_sam_keys
     from terminals.signing import load_credential
-    from terminals.terminal import ClinicTerminal, ClinicVisit, Validator
-    from terminals.uploader import Uploader
 
     console = Console()
     try:
@@ -350,6 +351,63 @@ def run(
     except TerminalError as error:
         Console(stderr=True).print(f"[red]error:[/red] {error.message}")
         raise typer.Exit(1) from None
+    stop = StopRequest()
+    code = 0
+    # Handlers first: a signal at any later point, even during start-up, stops cleanly.
+    with stop_on_signals(stop):
+        journal, uploader, serve_card = _open_terminal(
+            console, kind, config, keys, credential, visit, stop
+        )
+        try:
+            console.print(
+                f"{kind.value} terminal {config.terminal_id} on {reader!r}; present a card "
+                "(Ctrl-C or SIGTERM stops)"
+            )
+            serve_reader(
+                reader,
+                serve_card,
+                stop,
+                once=once,
+                on_line=lambda line: console.print(f"{datetime.now(UTC):%H:%M:%S} {line}"),
+            )
+        except (KeyboardInterrupt, typer.Abort):
+            # The visit prompt ended (click turns the interrupt into Abort): nothing charged.
+            if not stop.is_set():
+                Console(stderr=True).print("[red]error:[/red] no visit was given")
+                code = 1
+        except CardioError as error:
+            Console(stderr=True).print(f"[red]error:[/red] {error.message}")
+            code = 1
+        except TerminalError as error:
+            # e.g. the journal cannot be written: no ride may be sold without its record.
+            Console(stderr=True).print(
+                f"[red]terminal stopped:[/red] {error.code}: {error.message}"
+            )
+            code = 2
+        finally:
+            _shut_down(console, uploader, journal, stop.signal_name)
+    if code:
+        raise typer.Exit(code)
+
+
+def _open_terminal(
+    console: Console,
+    kind: TerminalKindArg,
+    config: TerminalConfig,
+    keys: SamKeys,
+    credential: TerminalCredential,
+    visit: str,
+    stop: StopRequest,
+) -> tuple[Journal, Uploader | None, Callable[[Transport], str]]:
+    """The journal, the started uploader (if any) and what serves one card on this terminal."""
+    from cardio.pcsc import PcscTransport
+    from terminals.client import ClearingClient
+    from terminals.errors import FeedInvalid
+    from terminals.journal import Journal
+    from terminals.lists import ListStore
+    from terminals.sam import Psam, SoftwareSam
+    from terminals.uploader import Uploader
+
     config.data_dir.mkdir(parents=True, exist_ok=True)
     journal = Journal(config.journal_path, config.terminal_id)
     lists = ListStore(config.lists_path, config.server_public_key)
@@ -364,90 +422,97 @@ def run(
             console.print(
                 f"[yellow]recovered {filled} serial(s) the SAM gave out before a power cut[/yellow]"
             )
+    clearing_url = config.clearing_url
 
     def client() -> ClearingClient:
-        assert config.clearing_url is not None
-        return ClearingClient(config.clearing_url, credential)
+        invariant(clearing_url is not None, "a client needs a clearing URL")
+        return ClearingClient(str(clearing_url), credential)
 
-    uploader = Uploader(journal, lists, client) if config.clearing_url else None
-    wake = uploader.wake if uploader else None
+    uploader = Uploader(journal, lists, client) if clearing_url else None
+    try:
+        serve_card = _card_server(
+            kind,
+            config,
+            keys,
+            journal,
+            lists,
+            psam,
+            client if clearing_url else None,
+            uploader.wake if uploader else None,
+            visit,
+            stop,
+        )
+    except FeedInvalid as refused:
+        for problem in refused.problems:
+            Console(stderr=True).print(str(problem))
+        Console(stderr=True).print("[red]error:[/red] the fare feed is refused; fix it first")
+        journal.close()
+        raise typer.Exit(1) from None
+    if uploader:
+        uploader.start()
+    return journal, uploader, serve_card
+
+
+def _card_server(
+    kind: TerminalKindArg,
+    config: TerminalConfig,
+    keys: SamKeys,
+    journal: Journal,
+    lists: ListStore,
+    psam: Psam,
+    client: Callable[[], ClearingClient] | None,
+    wake: Callable[[], None] | None,
+    visit: str,
+    stop: StopRequest,
+) -> Callable[[Transport], str]:
+    """What serves one card on this kind of terminal; returns the line to show."""
+    from terminals.kiosk import LoadKiosk
+    from terminals.sam import LoadHost, SerialStore
+    from terminals.terminal import ClinicTerminal, ClinicVisit, Validator
+
     if kind is TerminalKindArg.BUS:
-        try:
-            feed = config.load_feed()
-        except FeedInvalid as refused:
-            for problem in refused.problems:
-                Console(stderr=True).print(str(problem))
-            Console(stderr=True).print("[red]error:[/red] the fare feed is refused; fix it first")
-            journal.close()
-            raise typer.Exit(1) from None
-        terminal: object = Validator(
+        bus = Validator(
             journal,
             psam,
-            feed,
+            config.load_feed(),
             lists,
             config.route_id,
             config.stop_id,
             purchase_key_index=keys.purchase.index,
             on_record=wake,
         )
-    elif kind is TerminalKindArg.CLINIC:
-        terminal = ClinicTerminal(
-            journal,
-            psam,
-            lists,
-            client if config.clearing_url else None,
-            purchase_key_index=keys.purchase.index,
-            on_record=wake,
-        )
-    else:
-        from terminals.sam import SerialStore
 
-        terminal = LoadKiosk(
-            journal,
-            LoadHost(keys),
-            SerialStore(config.sam_serial_path),
-            lists,
-            load_key_index=keys.load.index if keys.load else 1,
-            on_record=wake,
-        )
-    if uploader:
-        uploader.start()
-
-    def serve_card(transport: Transport) -> str:
-        if isinstance(terminal, Validator):
-            result = terminal.tap(transport)
+        def tap(transport: Transport) -> str:
+            result = bus.tap(transport)
             return f"{result.outcome.value}: {result.message}"
-        if isinstance(terminal, ClinicTerminal):
-            visit_id, bill = _visit(visit)
-            charged = terminal.charge(transport, ClinicVisit(visit_id, bill))
+
+        return tap
+    if kind is TerminalKindArg.CLINIC:
+        clinic = ClinicTerminal(
+            journal, psam, lists, client, purchase_key_index=keys.purchase.index, on_record=wake
+        )
+
+        def charge(transport: Transport) -> str:
+            with stop.interruptible():  # a signal at the prompt ends it: nothing charged yet
+                visit_id, bill = _visit(visit)
+            charged = clinic.charge(transport, ClinicVisit(visit_id, bill))
             return f"{charged.outcome.value}: {charged.message}"
-        invariant(isinstance(terminal, LoadKiosk), "a terminal is a validator, clinic or kiosk")
-        loaded = terminal.deliver(transport)  # type: ignore[attr-defined]
+
+        return charge
+    kiosk = LoadKiosk(
+        journal,
+        LoadHost(keys),
+        SerialStore(config.sam_serial_path),
+        lists,
+        load_key_index=keys.load.index if keys.load else 1,
+        on_record=wake,
+    )
+
+    def deliver(transport: Transport) -> str:
+        loaded = kiosk.deliver(transport)
         return f"{loaded.outcome.value}: {loaded.message}"
 
-    def show(line: str) -> None:
-        console.print(f"{datetime.now(UTC):%H:%M:%S} {line}")
-
-    stop = StopRequest()
-    code = 0
-    try:
-        with stop_on_signals(stop):  # before the ready line: a signal after it is always ours
-            console.print(
-                f"{kind.value} terminal {config.terminal_id} on {reader!r}; present a card "
-                "(Ctrl-C or SIGTERM stops)"
-            )
-            serve_reader(reader, serve_card, stop, once=once, on_line=show)
-    except CardioError as error:
-        Console(stderr=True).print(f"[red]error:[/red] {error.message}")
-        code = 1
-    except TerminalError as error:
-        # e.g. the journal cannot be written: no ride may be sold without its record.
-        Console(stderr=True).print(f"[red]terminal stopped:[/red] {error.code}: {error.message}")
-        code = 2
-    finally:
-        _shut_down(console, uploader, journal, stop.signal_name)
-    if code:
-        raise typer.Exit(code)
+    return deliver
 
 
 def _shut_down(

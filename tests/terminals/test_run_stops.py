@@ -65,17 +65,18 @@ def _provision(issuer: KeyStore, tmp_path: Path) -> Path:
 
 
 class RunningTerminal:
-    """`onecard terminal run bus` in a subprocess; its output lines collected as they come."""
+    """`onecard terminal run KIND` in a subprocess; its output collected as it comes (a prompt
+    has no newline); its stdin stays open and silent, like a clerk who has not typed yet."""
 
-    def __init__(self, config: Path) -> None:
-        self.lines: list[str] = []
+    def __init__(self, config: Path, kind: str = "bus") -> None:
+        self.text = ""
         self._seen = threading.Condition()
         self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "onecard"), "terminal", "run", "bus"]
+            [str(Path(sys.executable).parent / "onecard"), "terminal", "run", kind]
             + ["--reader", READER, "--config", str(config)],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            text=True,
             cwd=REPO,
             env={**os.environ, "COLUMNS": "200"},
         )
@@ -84,21 +85,24 @@ class RunningTerminal:
 
     def _read(self) -> None:
         assert self.process.stdout is not None
-        for line in self.process.stdout:
+        fd = self.process.stdout.fileno()
+        while chunk := os.read(fd, 4096):
             with self._seen:
-                self.lines.append(line.rstrip())
+                self.text += chunk.decode("utf-8", "replace")
                 self._seen.notify_all()
 
     def wait_for(self, text: str) -> None:
         with self._seen:
-            found = self._seen.wait_for(
-                lambda: any(text in line for line in self.lines), READY_TIMEOUT_S
-            )
+            found = self._seen.wait_for(lambda: text in self.text, READY_TIMEOUT_S)
         assert found, self.output
 
     @property
     def output(self) -> str:
-        return "\n".join(self.lines)
+        return self.text
+
+    @property
+    def lines(self) -> list[str]:
+        return self.text.rstrip().splitlines()
 
     def stop_with(self, signum: signal.Signals) -> int:
         self.process.send_signal(signum)
@@ -108,6 +112,8 @@ class RunningTerminal:
             if self.process.poll() is None:
                 self.process.kill()
                 self.process.wait()
+            assert self.process.stdin is not None
+            self.process.stdin.close()
         self._thread.join(5)
         return code
 
@@ -149,3 +155,19 @@ def test_terminal_run_stops_cleanly_while_a_served_card_is_still_on_the_reader(
     journal = Journal(out / "journal.db", "000001000099")
     assert [r.status for r in journal.records()] == [RecordStatus.COMPLETE]
     journal.close()
+
+
+def test_clinic_run_stops_cleanly_on_a_signal_while_the_clerk_is_asked_for_the_visit(
+    attach, issuer, tmp_path
+):
+    """The prompt waits on a person, not on a reader slice: the signal ends it, nothing is
+    charged, and the shutdown is the same."""
+    from cardio.softcard import SoftCard
+
+    out = _provision(issuer, tmp_path)
+    card = SoftCard.issue(issuer, "3100000000000598", balance_fen=1000)
+    attach(card)
+    running = RunningTerminal(out / "terminal.toml", kind="clinic")
+    running.wait_for("visit (VISIT_ID:BILL_FEN)")
+    assert_clean_stop(running, running.stop_with(signal.SIGINT), signal.SIGINT, out)
+    assert card.balance_fen == 1000
