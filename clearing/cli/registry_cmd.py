@@ -200,8 +200,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Issue a card; its deposit and first load are paid in.
 
-        For a card personalised elsewhere. To personalise a software card and open its books in
-        one step: onecard card issue --register.
+        For a card personalised elsewhere.
+
+        To personalise a software card and open its books at once: card issue --register.
         """
         body = _valid(
             CardIssue,
