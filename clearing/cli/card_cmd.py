@@ -157,8 +157,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Personalise a software card: number, type, holder, validity, keys from the key store.
 
-        With --register the same command opens its books in the registry, so chip and books
-        hold the same number, type and balance.
+        With --register it also opens the card's books: chip and books agree.
         """
         from cardio.errors import CardioError
         from cardio.keystore import create_key_store, load_key_store

@@ -82,8 +82,7 @@ def provision(
 ) -> None:
     """Make a terminal's SAM key file (purchase key only, or + load key), credential and config.
 
-    The server's list-signing key comes from --server-public-key or, without it, from the
-    running service at --clearing-url (pinned in terminal.toml; its fingerprint is printed).
+    Without --server-public-key the key is fetched from --clearing-url and pinned.
     """
     from cardio.errors import CardioError
     from cardio.keystore import load_key_store
@@ -158,9 +157,14 @@ def simulate(
     last: Annotated[str, typer.Option("--to", help="Local time the span ends.")] = "19:00",
     seed: Annotated[int, typer.Option("--seed", help="The same seed, the same taps.")] = 0,
 ) -> None:
-    """Drive provisioned bus validators with software cards in-process: N taps over a span of
-    a business day, priced by each terminal's fare feed, journaled, and uploaded by its own
-    uploader to its clearing service. Card files are saved after every tap. No reader needed."""
+    """Tap card files on provisioned buses in-process, and upload: no reader needed.
+
+    N taps at random times of the span, priced by each bus's fare feed and journaled.
+
+    Uploads go through each bus's own uploader; card files are saved after every tap.
+
+    Exit 1 if a record stays unsent (run again with --taps 0).
+    """
     from cardio.errors import CardioError
     from terminals.config import load_config
     from terminals.errors import TerminalError
@@ -333,8 +337,7 @@ def run(
 ) -> None:
     """Serve cards on a PC/SC reader until stopped; uploads run in the background.
 
-    SIGINT (Ctrl-C) or SIGTERM stops it within a second, after the card being served: the
-    uploader stops, the journal closes, and it exits 0 ("journal closed" is its last line).
+    Ctrl-C or SIGTERM stops it within a second (after the card being served), exit 0.
     """
     from cardio.errors import CardioError
     from terminals.config import load_config
