@@ -329,7 +329,7 @@ def plan_taps(
     invariant(cards > 0 and buses > 0, "a run needs cards and buses")
     invariant(start.tzinfo is not None and start < end, "a span runs forwards, aware")
     rng = random.Random(seed)
-    span_s = int((end - start).total_seconds())
+    span_s = max(1, int((end - start).total_seconds()))
     plan = [
         (
             start + timedelta(seconds=rng.randrange(span_s)),

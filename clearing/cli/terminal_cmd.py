@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from terminals.errors import invariant
+from terminals.fleet import TAPS_PER_RUN_MAX as TAPS_MAX
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -147,7 +148,8 @@ def simulate(
         typer.Option("--cards", help="A card file, or a directory of them (repeatable)."),
     ],
     taps: Annotated[
-        int, typer.Option("--taps", help="Taps in the span (0: only upload).", min=0)
+        int,
+        typer.Option("--taps", help="Taps in the span (0: only upload).", min=0, max=TAPS_MAX),
     ] = 100,
     day: Annotated[
         str,
@@ -176,8 +178,12 @@ def simulate(
     buses = []
     try:
         cards = [_load_card(path) for path in files]
-        for path in configs:
-            buses.append(open_bus(load_config(path)))
+        terminals = [load_config(path) for path in configs]
+        if len({config.terminal_id for config in terminals}) != len(terminals):
+            # One SAM serial and one journal per terminal: two drivers would repeat serials.
+            raise typer.BadParameter("a terminal is named twice", param_hint="--config")
+        for config in terminals:
+            buses.append(open_bus(config))
         before_fen = sum(card.balance_fen for card in cards)
         console.print(
             f"{len(buses)} terminal(s), {len(cards)} card(s), {taps} taps from "

@@ -282,3 +282,21 @@ def test_simulate_without_card_files_is_a_usage_error(issuer_keys, tmp_path) -> 
     result = simulate("--config", str(out / "terminal.toml"), "--cards", str(tmp_path / "empty"))
     assert result.exit_code == 2
     assert "no card files" in said(result)
+
+
+def test_simulate_taps_are_bounded_and_a_terminal_is_driven_once(issuer_keys, tmp_path) -> None:
+    from terminals.fleet import TAPS_PER_RUN_MAX
+
+    out = tmp_path / "bus"
+    assert provision(issuer_keys, out, random_terminal_id()).exit_code == 0
+    cards = tmp_path / "cards"
+    _card_files(issuer_keys, cards, 1, date.today() - timedelta(days=5))
+    config = str(out / "terminal.toml")
+    too_many = simulate(
+        "--config", config, "--cards", str(cards), "--taps", str(TAPS_PER_RUN_MAX + 1)
+    )
+    assert too_many.exit_code == 2
+    twice = simulate("--config", config, "--config", config, "--cards", str(cards), "--taps", "1")
+    assert twice.exit_code == 2 and "a terminal is named twice" in said(twice)
+    journal_files = list(out.glob("journal.db"))
+    assert not journal_files  # refused before any terminal was opened
