@@ -4,6 +4,7 @@ PC/SC reader. Parses arguments and prints; the terminal logic lives in terminals
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from pathlib import Path
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from terminals.uploader import Uploader
 
 UPLOADER_STOP_S = 1.0  # an upload in flight is re-sent byte for byte at the next start
+UPLOADER_THREAD = "onecard-uploader"  # terminals.uploader names its thread so
 
 
 class TerminalKindArg(StrEnum):
@@ -532,7 +534,10 @@ def _shut_down(
         console.print(f"stopping on {signal_name}")
     if uploader:
         uploader.stop(timeout_s=UPLOADER_STOP_S)
-        console.print("uploader stopped")
+        if any(t.name == UPLOADER_THREAD and t.is_alive() for t in threading.enumerate()):
+            console.print("uploader still sending: its batch is sent again at the next start")
+        else:
+            console.print("uploader stopped")
     journal.close()
     console.print("journal closed")
 
