@@ -210,7 +210,7 @@ def register(app: typer.Typer) -> None:
                 f"; books opened (deposit {_yuan(deposit)}, first load {_yuan(balance)}, "
                 f"paid by {paid_by})"
                 if books is not None
-                else ""
+                else "; the chip only (--register opens its books too)"
             )
         )
 

@@ -116,5 +116,6 @@ def test_card_issue_without_register_still_writes_only_the_chip(embedded, tmp_pa
     result = issue(embedded, out, "3100000000000045")
     assert result.exit_code == 0, result.output
     assert SoftCard.load(out).balance_fen == 5000
+    assert "--register opens its books too" in " ".join(result.output.split())
     shown = embedded.invoke(app, ["registry", "card", "show", "3100000000000045"])
     assert shown.exit_code == 1
