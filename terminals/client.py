@@ -7,6 +7,8 @@ UploadRefused (retrying the same request will not help). It never logs bodies or
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -15,14 +17,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from terminals.errors import ServiceUnavailable, UploadRefused
+from terminals.errors import ServiceUnavailable, TerminalError, UploadRefused
 from terminals.journal import Batch
 from terminals.signing import TerminalCredential, signed_headers
 
 TIMEOUT_S_DEFAULT = 10.0
 CLINIC_TIMEOUT_S_DEFAULT = 3.0  # a patient is waiting at the counter
 RESPONSE_BYTES_MAX = 16 * 1024 * 1024
+PUBLIC_KEY_PATH = "/v1/lists/public-key"
+PUBLIC_KEY_BYTES = 32
+
+
+class KeyRefused(TerminalError):
+    """The server's public key is malformed or is not the key the operator expected."""
+
+    code = "server_key_refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,3 +173,60 @@ class ClearingClient:
         ):
             raise ServiceUnavailable("the clinic split does not add up to the bill")
         return split
+
+
+def key_fingerprint(public_key_hex: str) -> str:
+    """What an operator compares by eye: SHA256 of the raw key, base64 without padding (the
+    form OpenSSH prints), e.g. SHA256:n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg."""
+    digest = hashlib.sha256(bytes.fromhex(public_key_hex)).digest()
+    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
+
+
+def valid_public_key_hex(text: str) -> str:
+    """The key as 64 lowercase hex digits if it is an Ed25519 public key; KeyRefused if not."""
+    text = text.strip().lower()
+    try:
+        raw = bytes.fromhex(text)
+        if len(raw) != PUBLIC_KEY_BYTES:
+            raise ValueError("not 32 bytes")
+        Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError:
+        raise KeyRefused("the server public key must be an Ed25519 key, 64 hex digits") from None
+    return text
+
+
+def fetch_list_public_key(
+    base_url: str,
+    *,
+    expected_fingerprint: str = "",
+    timeout_s: float = TIMEOUT_S_DEFAULT,
+    transport: httpx.BaseTransport | None = None,
+) -> str:
+    """The clearing service's list-signing public key (GET /v1/lists/public-key), checked to be
+    an Ed25519 key and, when `expected_fingerprint` is given, to be that key. Without it the
+    first fetch is trusted and pinned: every list the terminal takes later must verify with it."""
+    try:
+        with httpx.Client(
+            base_url=base_url.rstrip("/"), timeout=timeout_s, transport=transport
+        ) as http:
+            response = http.get(PUBLIC_KEY_PATH)
+    except httpx.HTTPError as error:
+        raise ServiceUnavailable(
+            f"clearing service at {base_url} unreachable: {type(error).__name__}"
+        ) from error
+    if response.status_code != 200:
+        raise ServiceUnavailable(
+            f"GET {PUBLIC_KEY_PATH} answered {response.status_code}: is {base_url} a onecard "
+            "clearing service?"
+        )
+    try:
+        key = response.json()["public_key"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise KeyRefused(f"GET {PUBLIC_KEY_PATH} did not answer a public key") from None
+    key = valid_public_key_hex(str(key))
+    if expected_fingerprint and key_fingerprint(key) != expected_fingerprint.strip():
+        raise KeyRefused(
+            f"the server's key has fingerprint {key_fingerprint(key)}, not the expected "
+            f"{expected_fingerprint.strip()}: wrong server, or someone in between"
+        )
+    return key

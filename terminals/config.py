@@ -126,6 +126,8 @@ def provision_terminal(
     )
     credential = new_credential(terminal_id)
     write_credential(credential, out / "credential.json")
+    # The public half, for the registry (`--public-key "$(cat public-key.hex)"`); not a secret.
+    (out / "public-key.hex").write_text(credential.public_key_hex + "\n", encoding="ascii")
     config = out / "terminal.toml"
     lines = [
         f'terminal_id = "{terminal_id}"',

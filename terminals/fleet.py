@@ -13,7 +13,7 @@ in-process. Randomness comes from a seeded generator: the same seed gives the sa
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import partial
@@ -26,17 +26,19 @@ from cardio.inproc import InProcessTransport
 from cardio.keystore import KeyStore
 from cardio.softcard import SoftCard
 from terminals.client import ClearingClient
+from terminals.config import TerminalConfig
 from terminals.errors import TerminalError, invariant
 from terminals.fares.feed import FareFeed
 from terminals.journal import Journal, TapRecord
 from terminals.lists import ListStore
 from terminals.sam import Psam, SoftwareSam, load_sam_keys, provision_sam_keys
 from terminals.signing import TerminalCredential, load_credential, new_credential, write_credential
-from terminals.terminal import TapOutcome, Validator
+from terminals.terminal import TapOutcome, TapResult, Validator
 from terminals.uploader import SyncReport, Uploader
 
 BUSES_MAX = 999
 TAPS_PER_CARD_MAX = 20
+TAPS_PER_RUN_MAX = 100_000  # a simulated span of provisioned terminals
 SERVICE_START = time(6, 0)
 SERVICE_END = time(22, 0)
 NO_LIST_KEY = "00" * 32  # a fleet without a clearing service accepts no list at all
@@ -61,6 +63,7 @@ class Bus:
     uploader: Uploader | None
     online: bool = True
     sync_failures: int = 0
+    last_error: str | None = None
 
 
 @dataclass
@@ -172,14 +175,9 @@ class Fleet:
 
     def sync(self, bus: Bus) -> SyncReport | None:
         """One upload cycle of a bus, if it is online and has a clearing service; never raises."""
-        if bus.uploader is None or not bus.online:
+        if not bus.online:
             return None
-        try:
-            report = bus.uploader.sync_once()
-        except TerminalError:
-            bus.sync_failures += 1
-            return None
-        return report
+        return _sync(bus)
 
     def sync_all(self, end_of_day: bool = True) -> list[SyncReport | None]:
         """The depot: every bus online and uploading. At the end of the day a torn tap whose
@@ -240,16 +238,7 @@ class Fleet:
             result = bus.validator.tap(transport)
             if not transport.present:
                 transport.insert()  # the passenger takes the card back out of the field
-            report.taps += 1
-            report.torn += int(result.outcome is TapOutcome.TORN)
-            report.recovered += len(result.recovered)
-            if result.paid and result.record is not None:
-                report.paid += 1
-                report.fares_fen += result.record.amount_fen
-            elif result.outcome is not TapOutcome.OK:
-                report.refused[result.outcome.value] = (
-                    report.refused.get(result.outcome.value, 0) + 1
-                )
+            record_tap(report, result)
             if report.taps % sync_every_taps == 0:
                 synced = self.sync(bus)
                 if synced is not None:
@@ -296,3 +285,125 @@ def simulate_day(
         http_transport=http_transport,
     )
     return fleet, fleet.simulate_day(cards, day, offline_share=offline_share, tear_share=tear_share)
+
+
+# --- provisioned terminals (`onecard terminal simulate`) -----------------------------------------
+
+
+def open_bus(config: TerminalConfig, *, http_transport: httpx.BaseTransport | None = None) -> Bus:
+    """A provisioned validator (its terminal.toml: SAM key file, credential, journal, pinned list
+    key, fare feed, route) with its uploader when it has a clearing URL."""
+    keys = load_sam_keys(config.sam_keys)
+    credential = load_credential(config.credential)
+    feed = config.load_feed()
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    sam = SoftwareSam(keys, config.sam_serial_path)
+    journal = Journal(config.journal_path, config.terminal_id)
+    journal.reconcile(sam.last_serial)
+    lists = ListStore(config.lists_path, config.server_public_key)
+    stop = config.stop_id or (sorted(feed.stop_areas) or ["stop"])[0]
+    validator = Validator(
+        journal,
+        Psam(sam),
+        feed,
+        lists,
+        config.route_id,
+        stop,
+        purchase_key_index=keys.purchase.index,
+    )
+    uploader = None
+    if config.clearing_url:
+        uploader = Uploader(
+            journal,
+            lists,
+            partial(ClearingClient, config.clearing_url, credential, transport=http_transport),
+        )
+    return Bus(config.terminal_id, config.route_id, validator, journal, credential, uploader)
+
+
+def plan_taps(
+    taps: int, cards: int, buses: int, start: datetime, end: datetime, seed: int = 0
+) -> list[tuple[datetime, int, int]]:
+    """`taps` (time, card index, bus index), at random whole seconds of [start, end), in order."""
+    invariant(0 <= taps <= TAPS_PER_RUN_MAX, f"0..{TAPS_PER_RUN_MAX} taps a run")
+    invariant(cards > 0 and buses > 0, "a run needs cards and buses")
+    invariant(start.tzinfo is not None and start < end, "a span runs forwards, aware")
+    rng = random.Random(seed)
+    span_s = max(1, int((end - start).total_seconds()))
+    plan = [
+        (
+            start + timedelta(seconds=rng.randrange(span_s)),
+            rng.randrange(cards),
+            rng.randrange(buses),
+        )
+        for _ in range(taps)
+    ]
+    plan.sort()
+    return plan
+
+
+def record_tap(report: BusDay, result: TapResult) -> None:
+    """Count one tap's outcome in its bus's report."""
+    report.taps += 1
+    report.torn += int(result.outcome is TapOutcome.TORN)
+    report.recovered += len(result.recovered)
+    if result.paid and result.record is not None:
+        report.paid += 1
+        report.fares_fen += result.record.amount_fen
+    elif result.outcome is not TapOutcome.OK:
+        report.refused[result.outcome.value] = report.refused.get(result.outcome.value, 0) + 1
+
+
+def drive(
+    buses: Sequence[Bus],
+    cards: Sequence[SoftCard],
+    plan: Sequence[tuple[datetime, int, int]],
+    *,
+    sync_every_taps: int = 50,
+    after_tap: Callable[[int], None] | None = None,
+    seed: int = 0,
+) -> list[BusDay]:
+    """Tap `cards` in-process on `buses` as `plan` says (each bus at a random stop of its
+    route), uploading through each bus's own uploader before, every `sync_every_taps` taps and
+    after; `after_tap(card index)` runs after each tap (e.g. to save the card)."""
+    invariant(sync_every_taps > 0, "sync at least every N taps")
+    rng = random.Random(seed)
+    reports = [BusDay(bus.terminal_id, bus.route_id) for bus in buses]
+    stops = {id(bus): sorted(bus.validator.feed.stop_areas) or ["stop"] for bus in buses}
+
+    def sync(index: int) -> None:
+        synced = _sync(buses[index])
+        if synced is not None:
+            reports[index].uploads += synced.batches_sent
+            reports[index].records_uploaded += synced.records_sent
+
+    for index in range(len(buses)):
+        sync(index)  # the lists first: taps are decided under the current deny list
+    transports = [InProcessTransport(card) for card in cards]
+    for moment, card_index, bus_index in plan:
+        bus = buses[bus_index]
+        bus.validator.clock = partial(_fixed, moment)
+        bus.validator.move_to(bus.route_id, rng.choice(stops[id(bus)]))
+        record_tap(reports[bus_index], bus.validator.tap(transports[card_index]))
+        if after_tap is not None:
+            after_tap(card_index)
+        if reports[bus_index].taps % sync_every_taps == 0:
+            sync(bus_index)
+    for index, bus in enumerate(buses):
+        if bus.uploader is not None:
+            bus.uploader.grey_hold = timedelta(0)  # the day is over: a torn tap goes up grey
+        sync(index)
+    return reports
+
+
+def _sync(bus: Bus) -> SyncReport | None:
+    if bus.uploader is None:
+        return None
+    try:
+        report = bus.uploader.sync_once()
+    except TerminalError as error:
+        bus.sync_failures += 1
+        bus.last_error = f"{error.code}: {error.message}"
+        return None
+    bus.last_error = None
+    return report

@@ -10,16 +10,19 @@ import signal
 import time
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from clearing.settings import get_settings
+from ledger.errors import invariant
 
 if TYPE_CHECKING:
     from cardio.purse import Purse
+    from cardio.softcard import SoftCard
+    from clearing.registry.schemas import CardIssue
 
 RECONNECT_PAUSE_S = 0.5
 RECONNECT_TRIES_MAX = 600  # five minutes of pcscd being away, then give up
@@ -126,8 +129,36 @@ def register(app: typer.Typer) -> None:
         force: Annotated[
             bool, typer.Option("--force", help="Overwrite an existing card file.")
         ] = False,
+        register: Annotated[
+            bool,
+            typer.Option(
+                "--register",
+                help="Also open the card's books (as `registry card issue` does): the deposit "
+                "and the --balance as first load are paid in; the card file is written only "
+                "if the books accept it.",
+            ),
+        ] = False,
+        holder_id: Annotated[
+            str, typer.Option("--holder-id", help="With --register: the resident's id.")
+        ] = "",
+        deposit: Annotated[
+            int, typer.Option("--deposit", help="With --register: deposit in fen.", min=0)
+        ] = 2000,
+        paid_by: Annotated[
+            str, typer.Option("--paid-by", help="With --register: cash or bank.")
+        ] = "cash",
+        scheme: Annotated[
+            str | None,
+            typer.Option("--scheme", help="With --register: medical-insurance scheme."),
+        ] = None,
+        valid_from: Annotated[
+            str, typer.Option("--valid-from", help="First valid day YYYY-MM-DD (default today).")
+        ] = "",
     ) -> None:
-        """Personalise a software card: number, type, holder, validity, keys from the key store."""
+        """Personalise a software card: number, type, holder, validity, keys from the key store.
+
+        With --register it also opens the card's books: chip and books agree.
+        """
         from cardio.errors import CardioError
         from cardio.keystore import create_key_store, load_key_store
         from cardio.records import CardType
@@ -141,13 +172,21 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(
                 f"{out} exists (use --force to replace it)", param_hint="--out"
             )
+        try:
+            first_day = date.fromisoformat(valid_from) if valid_from else date.today()
+        except ValueError:
+            raise typer.BadParameter("a day is YYYY-MM-DD", param_hint="--valid-from") from None
+        books = None
+        if register:
+            books = _registration(
+                number, kind.label, holder, holder_id, deposit, balance, paid_by, scheme
+            )
         path = keys_path or get_settings().key_store
         try:
             if create_keys and not Path(path).exists():
                 store = create_key_store(path)
             else:
                 store = load_key_store(path)
-            today = date.today()
             card = SoftCard.issue(
                 store,
                 number,
@@ -155,15 +194,24 @@ def register(app: typer.Typer) -> None:
                 holder_name=holder,
                 id_number=id_number,
                 balance_fen=balance,
-                valid_from=today,
-                valid_until=_years_later(today, valid_years),
+                valid_from=first_day,
+                valid_until=_years_later(first_day, valid_years),
             )
-            card.save(out)
+            if books is None:
+                card.save(out)
         except CardioError as error:
             Console(stderr=True).print(f"[red]error:[/red] {error.message}")
             raise typer.Exit(1) from None
+        if books is not None:
+            _register_and_save(card, books, out)
         Console().print(
             f"[green]issued card {card.card_no}[/green] ({kind.label}, {_yuan(balance)}) to {out}"
+            + (
+                f"; books opened (deposit {_yuan(deposit)}, first load {_yuan(balance)}, "
+                f"paid by {paid_by})"
+                if books is not None
+                else "; the chip only (--register opens its books too)"
+            )
         )
 
     @card_app.command("read")
@@ -299,6 +347,62 @@ def register(app: typer.Typer) -> None:
             console.print(f"card removed; state saved to {card_file}")
 
     app.add_typer(card_app, name="card")
+
+
+def _registration(
+    number: str,
+    card_type: str,
+    holder: str,
+    holder_id: str,
+    deposit_fen: int,
+    load_fen: int,
+    paid_by: str,
+    scheme: str | None,
+) -> CardIssue:
+    """The registry's request for this card, checked by the API's own schema (exit 2 if not)."""
+    from clearing.cli.registry_cmd import _valid
+    from clearing.registry.schemas import CardIssue
+
+    if not holder_id:
+        raise typer.BadParameter("--register needs --holder-id", param_hint="--holder-id")
+    if not holder:
+        raise typer.BadParameter("--register needs --holder (the name)", param_hint="--holder")
+    return _valid(
+        CardIssue,
+        card_no=number,
+        card_type=card_type,
+        holder_id=holder_id,
+        holder_name=holder,
+        deposit_fen=deposit_fen,
+        first_load_fen=load_fen,
+        paid_by=paid_by,
+        scheme=scheme,
+    )
+
+
+def _register_and_save(card: SoftCard, body: CardIssue, out: Path) -> None:
+    """Open the books and write the card file as one step: the file is written (beside `out`)
+    inside the registry's transaction and renamed into place after the commit, so a refusal of
+    the books leaves no card file, and a failed file write leaves no books."""
+    from clearing.cli.registry_cmd import ACTOR, _run
+    from clearing.registry import service
+
+    invariant(card.card_no == body.card_no, "chip and books name the same card")
+    invariant(card.balance_fen == body.first_load_fen, "chip balance is the first load")
+    staged = out.with_name(f".{out.name}.issuing")
+
+    async def work(session: Any, ledger: Any) -> None:
+        await service.issue_card(session, ledger, body, ACTOR)
+        card.save(staged)
+
+    try:
+        _run(work, with_ledger=True)
+        staged.replace(out)
+    except OSError as error:  # the card file cannot be written: the books rolled back
+        Console(stderr=True).print(f"[red]error:[/red] cannot write {out}: {error.strerror}")
+        raise typer.Exit(1) from None
+    finally:
+        staged.unlink(missing_ok=True)
 
 
 def _read_card(purse: Purse) -> dict[str, object]:

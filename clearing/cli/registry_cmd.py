@@ -198,7 +198,12 @@ def register(app: typer.Typer) -> None:
         first_load_fen: int = typer.Option(0, min=0),
         paid_by: str = typer.Option("cash", help="cash or bank"),
     ) -> None:
-        """Issue a card; its deposit and first load are paid in."""
+        """Issue a card; its deposit and first load are paid in.
+
+        For a card personalised elsewhere.
+
+        To personalise a software card and open its books at once: card issue --register.
+        """
         body = _valid(
             CardIssue,
             card_no=card_no,

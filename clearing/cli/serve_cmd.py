@@ -6,7 +6,9 @@ import typer
 from rich.console import Console
 
 from clearing import db
+from clearing.lists.signing import load_server_key, public_key_hex
 from clearing.settings import get_settings
+from terminals.client import key_fingerprint
 
 
 def register(app: typer.Typer) -> None:
@@ -24,9 +26,13 @@ def register(app: typer.Typer) -> None:
         url = get_settings().resolved_database_url()
         if migrate:
             db.upgrade(url)
+        # Made on first use if missing; the app loads the same key. Terminals compare this.
+        list_key = public_key_hex(load_server_key(get_settings()))
         Console().print(
             f"[green]onecard clearing on http://{host}:{port} "
-            f"(docs: /docs, database: {db_kind(url)})[/green]"
+            f"(docs: /docs, database: {db_kind(url)})[/green]\n"
+            f"list-signing key {key_fingerprint(list_key)} "
+            "(terminal provision --server-key-fingerprint)"
         )
         uvicorn.run(
             "clearing.api.app:create_app",
