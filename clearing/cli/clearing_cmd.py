@@ -179,6 +179,22 @@ def print_settlement(settlement: Any, files: Any, out: Console | None = None) ->
     out.print(f"  claims:       {files.claims}")
 
 
+def print_settled_day(
+    settlement: Any, *, chosen_by_default: bool, out: Console | None = None
+) -> None:
+    """Say which day was settled when nobody named it, and say so when it moved no money."""
+    out = out or console
+    day = settlement.business_day
+    if chosen_by_default:
+        out.print(f"no --date given: business day [bold]{day}[/bold], the last closed day")
+    if not settlement.lines:
+        verb = "was" if settlement.already_settled else "is now"
+        out.print(
+            f"[yellow]nothing was cleared for {day}: it {verb} settled at zero, "
+            "nobody is paid[/yellow]"
+        )
+
+
 def _fail(error: Exception) -> NoReturn:
     console.print(f"[red]{escape(str(error))}[/red]")
     raise typer.Exit(1)
@@ -231,6 +247,7 @@ def register(app: typer.Typer) -> None:
             )
         except (SettlementError, ValueError) as error:
             _fail(error)
+        print_settled_day(settlement, chosen_by_default=business_day is None)
         print_settlement(settlement, files)
 
     @app.command("statement")

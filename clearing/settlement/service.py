@@ -62,6 +62,23 @@ class SettledOutOfOrder(SettlementError):
     code = "settled_out_of_order"
 
 
+class DayInFuture(SettlementError):
+    """A day after the current business day: nothing of it has happened yet, and settling it
+    would mark every real day before it as late (they settle after the last settled day)."""
+
+    code = "business_day_in_future"
+    status = 422
+    title = "The business day has not begun"
+
+
+class ParticipantPaysIntoEscrow(SettlementError):
+    """A participant whose payout account is the escrow account the payouts are paid from."""
+
+    code = "participant_account_is_escrow"
+    status = 422
+    title = "A participant's bank account is the escrow account"
+
+
 @dataclass(frozen=True, slots=True)
 class Claim:
     account: str
@@ -113,6 +130,12 @@ async def settle_day(
     existing = await load_settlement(conn, business_day)
     if existing is not None:
         return existing
+    current = calendar.business_day(now)
+    if business_day > current:
+        raise DayInFuture(
+            f"business day {business_day} has not begun (the current business day is "
+            f"{current}); --force closes only the current day early"
+        )
     if not force and not calendar.is_closed(business_day, now):
         raise DayNotClosed(
             f"business day {business_day} closes at {calendar.day_end(business_day)} (UTC); "
