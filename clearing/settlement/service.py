@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cardio.atomicfile import MODE_GROUP, write_bytes_atomic
 from clearing import books
 from clearing.api.errors import Conflict
 from clearing.books import LEDGER_CNY, TransferCode
@@ -393,7 +394,11 @@ def write_files(settlement: Settlement, out_dir: Path, debtor: Debtor) -> Settle
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"settlement-{settlement.business_day.isoformat()}"
     csv_path = out_dir / f"{stem}.csv"
-    _write_atomic(csv_path, settlement_csv(settlement.business_day, settlement.lines).encode())
+    write_bytes_atomic(
+        csv_path,
+        settlement_csv(settlement.business_day, settlement.lines).encode(),
+        mode=MODE_GROUP,
+    )
     xml_path: Path | None = None
     if any(line.net_fen > 0 for line in settlement.lines):
         xml = pain001_xml(
@@ -407,13 +412,13 @@ def write_files(settlement: Settlement, out_dir: Path, debtor: Debtor) -> Settle
         if problems:
             raise SettlementError(f"pain.001 failed its structural check: {problems}")
         xml_path = out_dir / f"{stem}.pain001.xml"
-        _write_atomic(xml_path, xml)
+        write_bytes_atomic(xml_path, xml, mode=MODE_GROUP)
     claims_path = out_dir / f"{stem}-claims.csv"
     text = "business_day,account,kind,scheme,items,amount_fen\n" + "".join(
         f"{settlement.business_day},{c.account},{c.kind},{c.scheme},{c.items},{c.amount_fen}\n"
         for c in settlement.claims
     )
-    _write_atomic(claims_path, text.encode())
+    write_bytes_atomic(claims_path, text.encode(), mode=MODE_GROUP)
     return SettlementFiles(csv_path, xml_path, claims_path)
 
 
@@ -452,12 +457,6 @@ async def settle_and_write(
         )
     files = write_files(settlement, settlement_dir(settings), debtor_of(settings))
     return settlement, files
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 # -- statements and reports ------------------------------------------------------------------
