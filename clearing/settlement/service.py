@@ -29,7 +29,7 @@ from clearing.books import LEDGER_CNY, TransferCode
 from clearing.engine import repository as engine_repo
 from clearing.engine.models import ClearedTap
 from clearing.registry.models import Participant
-from clearing.settings import Settings
+from clearing.settings import Settings, same_bank_account
 from clearing.settlement.days import BusinessCalendar, parse_cutoff
 from clearing.settlement.fees import day_totals
 from clearing.settlement.files import (
@@ -124,9 +124,11 @@ async def settle_day(
     now: datetime,
     actor: str,
     force: bool = False,
+    escrow_account: str | None = None,
 ) -> Settlement:
     """Settle `business_day` (idempotent). `force` settles a day whose cut-off has not passed
-    (finance staff closing early); records cleared later go to the next day."""
+    (finance staff closing early); records cleared later go to the next day. A participant
+    whose bank account is `escrow_account` (the payer) stops the settlement: nothing moves."""
     await engine_repo.take_clearing_lock(conn)
     existing = await load_settlement(conn, business_day)
     if existing is not None:
@@ -149,6 +151,8 @@ async def settle_day(
             "next open day"
         )
     totals = await _day_totals(conn, business_day)
+    if escrow_account is not None:
+        _refuse_escrow_payees(totals, escrow_account)
     lines: list[PayoutLine] = []
     transfers: list[Transfer] = []
     ids: dict[str, tuple[int | None, int | None]] = {}
@@ -280,6 +284,20 @@ async def settle_day(
     return Settlement(business_day, now, msg, tuple(lines), tuple(claims), False)
 
 
+def _refuse_escrow_payees(totals: dict[str, dict[str, Any]], escrow_account: str) -> None:
+    into_escrow = sorted(
+        code
+        for code, row in totals.items()
+        if same_bank_account(row["bank_account"], escrow_account)
+    )
+    if into_escrow:
+        raise ParticipantPaysIntoEscrow(
+            f"participant(s) {', '.join(into_escrow)} would be paid into the escrow account "
+            f"{escrow_account} the payouts are paid from; give them their own account "
+            "(onecard registry participant ...) or set ONECARD_ESCROW_ACCOUNT; nothing was settled"
+        )
+
+
 def _uuid(value: int | None) -> uuid.UUID | None:
     return uuid.UUID(int=value) if value else None
 
@@ -391,6 +409,10 @@ class SettlementFiles:
 
 def write_files(settlement: Settlement, out_dir: Path, debtor: Debtor) -> SettlementFiles:
     """Write the day's files (deterministic from the stored settlement: rewriting is harmless)."""
+    _refuse_escrow_payees(
+        {line.participant_code: {"bank_account": line.bank_account} for line in settlement.lines},
+        debtor.account,
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"settlement-{settlement.business_day.isoformat()}"
     csv_path = out_dir / f"{stem}.csv"
@@ -453,7 +475,14 @@ async def settle_and_write(
     day = business_day or calendar.last_closed_day(now)
     async with transaction() as conn:
         settlement = await settle_day(
-            conn, ledger, day, calendar=calendar, now=now, actor=actor, force=force
+            conn,
+            ledger,
+            day,
+            calendar=calendar,
+            now=now,
+            actor=actor,
+            force=force,
+            escrow_account=settings.escrow_account,
         )
     files = write_files(settlement, settlement_dir(settings), debtor_of(settings))
     return settlement, files

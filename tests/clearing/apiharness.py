@@ -33,7 +33,7 @@ from clearing.auth.signing import sign_request
 from clearing.registry import service as registry_service
 from clearing.registry.models import ParticipantKind, TerminalKind
 from clearing.registry.schemas import ParticipantCreate, TerminalCreate
-from clearing.settings import Settings
+from clearing.settings import ESCROW_ACCOUNT_DEFAULT, Settings
 
 LIST_KEY_HEX = "11" * 32
 
@@ -189,6 +189,7 @@ class World:
                     bank_account="6222020200112233445",
                     bank_name="ICBC Plateau City",
                 ),
+                escrow_account=ESCROW_ACCOUNT_DEFAULT,
             )
             await session.commit()
         return code
