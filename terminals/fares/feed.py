@@ -941,15 +941,7 @@ def _build(reader: _Reader, feed_version: str) -> FareFeed | None:
             reader.problem("x_fare_caps.txt", number, "amount", minor)
             continue
         caps.append(FareCap(cap_id, category, network_id, period, minor))
-    for category_id in {c.rider_category_id for c in caps}:
-        count = sum(1 for c in caps if c.rider_category_id == category_id)
-        if count > CAPS_PER_CARD_MAX:
-            reader.problem(
-                "x_fare_caps.txt",
-                0,
-                "rider_category_id",
-                f"{count} caps for {category_id!r}; a card holds progress for at most {CAPS_PER_CARD_MAX}",
-            )
+    _check_cap_slots(reader, caps, categories)
 
     # x_concessions.txt (onecard extension: card type -> rider category)
     concessions_table = reader.table("x_concessions.txt", ("card_type", "rider_category_id"))
@@ -1023,6 +1015,30 @@ def _build(reader: _Reader, feed_version: str) -> FareFeed | None:
         card_media_id=card_media_id,
         leg_groups=frozenset(leg_groups),
     )
+
+
+def _check_cap_slots(
+    reader: _Reader, caps: list[FareCap], categories: Mapping[str, RiderCategory]
+) -> None:
+    """A card holds at most CAPS_PER_CARD_MAX cap slots: a concession card holds its own caps
+    and the default category's (its full fares are what that rider would pay, caps included)."""
+    count: dict[str, int] = {}
+    for cap in caps:
+        count[cap.rider_category_id] = count.get(cap.rider_category_id, 0) + 1
+    default = next((c.rider_category_id for c in categories.values() if c.is_default), "")
+    for category_id in sorted(set(count) | set(categories)):
+        slots = count.get(category_id, 0)
+        if category_id != default:
+            slots += count.get(default, 0)
+        if slots > CAPS_PER_CARD_MAX:
+            reader.problem(
+                "x_fare_caps.txt",
+                0,
+                "rider_category_id",
+                f"a {category_id!r} card needs {slots} cap slots (its own caps and the default "
+                f"category's, which price its full fare); a card holds at most "
+                f"{CAPS_PER_CARD_MAX}",
+            )
 
 
 def _check_files_the_rules_need(reader: _Reader, leg_rules: list[FareLegRule]) -> None:
