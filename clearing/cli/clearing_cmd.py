@@ -195,6 +195,26 @@ def print_settled_day(
         )
 
 
+def _undo_future_settlements() -> None:
+    from clearing.settlement.service import SettlementError
+    from clearing.settlement.tasks import undo_future
+
+    try:
+        undone, removed = asyncio.run(undo_future(get_settings()))
+    except SettlementError as error:
+        _fail(error)
+    if not undone.days:
+        console.print("no settlement of a day that has not begun: nothing to undo")
+        return
+    days = ", ".join(str(day) for day in undone.days)
+    console.print(f"undid the settlement(s) of {days}: those days had not begun and moved no money")
+    console.print(
+        f"  {undone.records_moved} cleared record(s) given back to the days they belong to"
+    )
+    for path in removed:
+        console.print(f"  removed {path}")
+
+
 def _fail(error: Exception) -> NoReturn:
     console.print(f"[red]{escape(str(error))}[/red]")
     raise typer.Exit(1)
@@ -228,14 +248,25 @@ def register(app: typer.Typer) -> None:
         day: str = typer.Option(
             None, "--date", help="Business day YYYY-MM-DD (default: the last closed day)."
         ),
-        force: bool = typer.Option(False, help="Settle a day whose cut-off has not passed."),
+        force: bool = typer.Option(
+            False, help="Close the current business day early (never a later one)."
+        ),
         actor: str = typer.Option(ACTOR_DEFAULT, help="Who settles (audited)."),
+        undo_future: bool = typer.Option(
+            False,
+            "--undo-future",
+            help="Repair: undo settlements of days that have not begun and moved no money "
+            "(made before such days were refused); their records go back to their days.",
+        ),
     ) -> None:
         """Settle a business day: commission, payouts, CSV and pain.001 instructions."""
         from clearing.settlement.days import BUSINESS_DAY_FIRST, BUSINESS_DAY_LAST
         from clearing.settlement.service import SettlementError
         from clearing.settlement.tasks import settle as settle_day
 
+        if undo_future:
+            _undo_future_settlements()
+            return
         try:
             business_day = date.fromisoformat(day) if day else None
             if business_day and not BUSINESS_DAY_FIRST <= business_day <= BUSINESS_DAY_LAST:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, case, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cardio.atomicfile import MODE_GROUP, write_bytes_atomic
@@ -30,7 +30,7 @@ from clearing.engine import repository as engine_repo
 from clearing.engine.models import ClearedTap
 from clearing.registry.models import Participant
 from clearing.settings import Settings, same_bank_account
-from clearing.settlement.days import BusinessCalendar, parse_cutoff
+from clearing.settlement.days import BUSINESS_DAY_FIRST, BusinessCalendar, parse_cutoff
 from clearing.settlement.fees import day_totals
 from clearing.settlement.files import (
     Debtor,
@@ -78,6 +78,11 @@ class ParticipantPaysIntoEscrow(SettlementError):
     code = "participant_account_is_escrow"
     status = 422
     title = "A participant's bank account is the escrow account"
+
+
+class FutureSettlementMovedMoney(SettlementError):
+    code = "future_settlement_moved_money"
+    title = "A settlement of a day that had not begun moved money"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +150,11 @@ async def settle_day(
             "settle it after its cut-off"
         )
     last = await engine_repo.last_settled_day(conn)
+    if last is not None and last > current:
+        raise SettledOutOfOrder(
+            f"{last}, a day that has not begun, is settled (before such days were refused), so "
+            f"every earlier day is blocked: undo it with `onecard settle --undo-future`"
+        )
     if last is not None and last > business_day:
         raise SettledOutOfOrder(
             f"{last} is already settled; a later record of {business_day} settles with the "
@@ -296,6 +306,72 @@ def _refuse_escrow_payees(totals: dict[str, dict[str, Any]], escrow_account: str
             f"{escrow_account} the payouts are paid from; give them their own account "
             "(onecard registry participant ...) or set ONECARD_ESCROW_ACCOUNT; nothing was settled"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class FutureUndone:
+    days: tuple[date, ...]  # settlements undone (days that had not begun)
+    records_moved: int  # cleared records given back to the days they belong to
+
+
+async def undo_future_settlements(
+    conn: AsyncConnection, *, calendar: BusinessCalendar, now: datetime
+) -> FutureUndone:
+    """Undo settlements of days that had not begun, made before settle_day refused them.
+
+    Such a run is the latest settled day, so every real day was refused as out of order and
+    every record cleared since went to the day after it (operators unpaid). A run that moved no
+    money is removed and those records get back the day they belong to (their business day, no
+    earlier than the day after the last real settlement, no later than today). A run that paid
+    someone is refused: its transfers and bank file need a person.
+    """
+    await engine_repo.take_clearing_lock(conn)
+    current = calendar.business_day(now)
+    future = (
+        await conn.execute(
+            select(runs).where(runs.c.business_day > current).order_by(runs.c.business_day)
+        )
+    ).all()
+    if not future:
+        return FutureUndone((), 0)
+    paid = [r.business_day for r in future if r.participants or r.taps or r.gross_fen]
+    if paid:
+        raise FutureSettlementMovedMoney(
+            f"the settlement(s) of {', '.join(map(str, paid))} (days that have not begun) moved "
+            "money: reverse their payout transfers and recall their bank files by hand; "
+            "nothing was changed"
+        )
+    days = tuple(r.business_day for r in future)
+    await conn.execute(delete(claims_table).where(claims_table.c.business_day.in_(days)))
+    await conn.execute(delete(lines_table).where(lines_table.c.business_day.in_(days)))
+    await conn.execute(delete(runs).where(runs.c.business_day.in_(days)))
+    last = await engine_repo.last_settled_day(conn)
+    floor = last + timedelta(days=1) if last is not None else BUSINESS_DAY_FIRST
+    moved = await conn.execute(
+        update(cleared)
+        .where(cleared.c.settlement_day > max(current, floor))
+        .values(
+            settlement_day=case(
+                (cleared.c.business_day > current, max(current, floor)),
+                (cleared.c.business_day < floor, floor),
+                else_=cleared.c.business_day,
+            )
+        )
+    )
+    return FutureUndone(days, int(moved.rowcount or 0))
+
+
+def remove_files(days: tuple[date, ...], out_dir: Path) -> list[Path]:
+    """Remove the instruction files of undone days (a zero CSV and claims file each)."""
+    removed = []
+    for day in days:
+        stem = f"settlement-{day.isoformat()}"
+        for name in (f"{stem}.csv", f"{stem}.pain001.xml", f"{stem}-claims.csv"):
+            path = out_dir / name
+            if path.exists():
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def _uuid(value: int | None) -> uuid.UUID | None:
