@@ -304,7 +304,7 @@ def _refuse_escrow_payees(totals: dict[str, dict[str, Any]], escrow_account: str
         raise ParticipantPaysIntoEscrow(
             f"participant(s) {', '.join(into_escrow)} would be paid into the escrow account "
             f"{escrow_account} the payouts are paid from; give them their own account "
-            "(onecard registry participant ...) or set ONECARD_ESCROW_ACCOUNT; nothing was settled"
+            "(PATCH /v1/participants/<code>) or set ONECARD_ESCROW_ACCOUNT; nothing was settled"
         )
 
 
