@@ -460,8 +460,8 @@ def _full_fare(
         return charge_fen, None
     try:
         quote = price_leg(feed, default, state.full or EMPTY_STATE, leg)
-    except NoFare:  # a product the default rider is not sold: nothing to compare with
-        return charge_fen, state.full
+    except NoFare:  # a product the default rider is not sold: nothing to compare with, and
+        return charge_fen, None  # the default rider's window and caps start again afterwards
     return quote.fare_fen, quote.state
 
 

@@ -555,3 +555,22 @@ def test_a_concession_card_must_have_room_for_the_adult_caps_of_its_full_fare():
             "s1,student,,day,3.00,CNY\ns2,student,,week,9.00,CNY\n"
         )
     assert "a 'student' card needs 5 cap slots" in str(refused.value)
+
+
+def test_a_ride_the_default_rider_cannot_buy_claims_nothing_and_still_fits_on_the_card():
+    from terminals.capp import TapPlace, decode_transit_record, encode_transit_record
+
+    f = feed(
+        fare_products=(
+            "fare_product_id,rider_category_id,amount,currency\n"
+            "bus_fare,adult,2.00,CNY\nbus_fare,senior,0,CNY\nsenior_only,senior,0,CNY\n"
+        ),
+        fare_leg_rules=(
+            "leg_group_id,network_id,fare_product_id\nbus,bus,bus_fare\nmetro,metro,senior_only\n"
+        ),
+    )
+    state = price_tap(f, "senior", EMPTY_STATE, ride("b1", when=at(7))).state
+    quote = price_tap(f, "senior", state, ride("m1", when=at(8)))
+    assert (quote.fare_fen, quote.full_fare_fen) == (0, 0)
+    raw = encode_transit_record(quote.state, TapPlace("m1", "s1", bytes(6), 0))
+    assert decode_transit_record(raw, f) == quote.state
