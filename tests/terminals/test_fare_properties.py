@@ -207,3 +207,23 @@ def test_the_state_after_every_tap_survives_the_card_record_unchanged(rides):
         )
         state = decode_transit_record(raw, SAMPLE)
         assert state == quote.state
+
+
+@settings(max_examples=150, deadline=None)
+@given(tariffs(), days_of_taps(), st.sampled_from(["student", "senior"]))
+def test_full_fares_still_match_when_both_cards_carry_their_state(tariff, legs, card_type):
+    """As at a validator: after each tap the state is written to the card and read back."""
+    from terminals.capp import TapPlace, decode_transit_record, encode_transit_record
+
+    fare_feed, _, _ = tariff
+
+    def tap(kind: str, state, leg: Leg):
+        quote = price_tap(fare_feed, kind, state, leg)
+        raw = encode_transit_record(quote.state, TapPlace(leg.route_id, "s1", bytes(6), 0))
+        return quote, decode_transit_record(raw, fare_feed)
+
+    concession = adult = EMPTY_STATE
+    for leg in legs:
+        quote, concession = tap(card_type, concession, leg)
+        adult_quote, adult = tap("adult", adult, leg)
+        assert quote.full_fare_fen == adult_quote.fare_fen
