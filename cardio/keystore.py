@@ -28,6 +28,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cardio.atomicfile import MODE_SECRET, write_text_atomic
 from cardio.crypto import Algorithm, diversify_key
 from cardio.errors import KeyStoreError
 
@@ -226,19 +227,7 @@ def write_key_store(store: KeyStore, path: str | os.PathLike[str], overwrite: bo
     path = Path(path)
     if path.exists() and not overwrite:
         raise KeyStoreError(f"{path} exists; refusing to overwrite a key store")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(store.to_json())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, store.to_json(), mode=MODE_SECRET)
 
 
 def create_key_store(

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from cardio import crypto
 from cardio.apdu import CommandApdu, encode_tlv
+from cardio.atomicfile import MODE_SECRET, write_text_atomic
 from cardio.crypto import Algorithm, CryptoInputError, TxnType
 from cardio.errors import ApduError, CardFileError
 from cardio.keystore import CardKeys, KeyStore
@@ -286,20 +287,7 @@ class SoftCard:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write CARD.json atomically (temporary file + fsync + rename), mode 0600: it holds card keys."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(self.to_json())
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        write_text_atomic(path, self.to_json(), mode=MODE_SECRET)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SoftCard:

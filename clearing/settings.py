@@ -12,6 +12,12 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATA_DIR_DEFAULT = Path("var")
+ESCROW_ACCOUNT_DEFAULT = "6222000000000000001"
+
+
+def same_bank_account(first: str, second: str) -> bool:
+    """Whether two account numbers name one account (IBANs are printed in groups of four)."""
+    return "".join(first.split()).upper() == "".join(second.split()).upper()
 
 
 class Settings(BaseSettings):
@@ -37,7 +43,10 @@ class Settings(BaseSettings):
     clearing_interval_s: int = Field(default=300, ge=10, description="Beat: clear this often.")
     settlement_dir: Path | None = Field(default=None, description="Empty: data_dir/settlement.")
     escrow_name: str = Field(default="onecard City Card Co.", description="Payer of payouts.")
-    escrow_account: str = Field(default="6222000000000000001", description="Escrow account.")
+    escrow_account: str = Field(
+        default=ESCROW_ACCOUNT_DEFAULT,
+        description="Escrow account: pays every payout, so no participant may be paid into it.",
+    )
     escrow_bank: str = Field(default="Bank of the City", description="Escrow account's bank.")
     list_signing_key: str = Field(
         default="",

@@ -21,17 +21,26 @@ standard part sees the last tap; 51.. is onecard's fare-state extension:
     41  cap day (4 BCD)     period start of the first cap slot (or 0)
     45  spent that day (4)
     49  rides (2)           00 00
-    51  4F 02               extension marker 'O' and layout version 2
+    51  4F 03               extension marker 'O' and layout version 3
     53  journey open (1)    00 none / 01 open
     54  leg group tag (2)   id tag of the last leg's leg_group_id (terminals.fares.feed.id_tag)
     56  journey paid (4)    fen paid in the open sub-journey
-    60  cap slots (1)       0..4
+    60  cap slots (1)       0..4, the card's own caps then its full-fare caps (below)
     61  4 x 10 bytes        cap id tag (2) | period start (4 BCD) | spent fen (4)
     101 window pair (2)     id tag of the previous transfer rule's "from>to" leg groups (0: none)
-    103 CRC-32 (4)          over bytes 51..102, big-endian
-    107..127 00
+    -- a concession card's full-fare state (engine RideState.full: what the default rider
+       category would have after the same taps; its caps are the default category's slots)
+    103 full state (1)      00 none / 01 present
+    104 leg group tag (2)   of the full-fare journey (0: no open journey)
+    106 journey paid (4)
+    110 transfers (1)
+    111 window start (4)    seconds from the full-fare window start to the last boarding
+    115 window pair (2)
+    117 CRC-32 (4)          over bytes 51..116, big-endian
+    121..127 00
 
-Layout version 1 (no window pair, CRC at 101 over 51..100) is still read, with window pair 0.
+Layout version 2 (no full-fare state, CRC at 103 over 51..102) and version 1 (no window pair
+either, CRC at 101 over 51..100) are still read: no full-fare state, window pair 0.
 
 Ids are stored as 2-byte tags; the feed refuses tags that collide. A record that does not carry
 the extension, fails its CRC or names ids the current feed does not know gives the empty state
@@ -42,7 +51,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from cardio.crypto import CARD_TIME_ZONE
 from cardio.errors import ApduError, ResponseMalformed
@@ -61,11 +70,14 @@ from terminals.fares.feed import CAPS_PER_CARD_MAX, FareFeed, id_tag
 
 EXTENSION_OFFSET = 51
 EXTENSION_MARKER = 0x4F
-EXTENSION_VERSION = 0x02
+EXTENSION_VERSION = 0x03
 CAP_SLOT_LEN = 10
 WINDOW_PAIR_OFFSET = 101
-CRC_OFFSET = 103
+FULL_STATE_OFFSET = 103
+CRC_OFFSET = 117
+CRC_OFFSET_V2 = 103
 CRC_OFFSET_V1 = 101
+WINDOW_SECONDS_MAX = 0xFFFFFFFF
 
 
 def route_line_number(route_id: str) -> int:
@@ -91,7 +103,9 @@ def _local_naive(moment: datetime) -> datetime:
 def encode_transit_record(state: RideState, place: TapPlace) -> bytes:
     """The 128-byte 001A record carrying `state` after a tap at `place`."""
     journey = state.journey
-    invariant(len(state.caps) <= CAPS_PER_CARD_MAX, "too many cap slots for the card")
+    full_caps = state.full.caps if state.full is not None else ()
+    slots = state.caps + full_caps
+    invariant(len(slots) <= CAPS_PER_CARD_MAX, "too many cap slots for the card")
     day_caps = list(state.caps)
     standard = TransitRecord(
         state=JourneyState.BOARDED,
@@ -114,22 +128,61 @@ def encode_transit_record(state: RideState, place: TapPlace) -> bytes:
         extension += max(0, journey.paid_fen).to_bytes(4, "big")
     else:
         extension += bytes(7)
-    extension += bytes((len(state.caps),))
-    for progress in state.caps:
+    extension += bytes((len(slots),))
+    for progress in slots:
         extension += (
             id_tag(progress.cap_id).to_bytes(2, "big")
             + encode_bcd_date(progress.period_start)
             + progress.spent_fen.to_bytes(4, "big")
         )
-    extension += bytes(CAP_SLOT_LEN * (CAPS_PER_CARD_MAX - len(state.caps)))
+    extension += bytes(CAP_SLOT_LEN * (CAPS_PER_CARD_MAX - len(slots)))
     window_pair = journey.window_pair_tag if journey is not None else 0
     extension += window_pair.to_bytes(2, "big")
+    extension += _encode_full_state(state)
     invariant(len(extension) == CRC_OFFSET - EXTENSION_OFFSET, "extension layout length")
     extension += zlib.crc32(extension).to_bytes(4, "big")
     record = standard[:EXTENSION_OFFSET] + extension
     record += bytes(TRANSIT_RECORD_LEN - len(record))
     invariant(len(record) == TRANSIT_RECORD_LEN, "a transit record is 128 bytes")
     return record
+
+
+def _encode_full_state(state: RideState) -> bytes:
+    """Bytes 103..116: the full-fare journey (its boarding times are the card's last tap)."""
+    if state.full is None:
+        return bytes(CRC_OFFSET - FULL_STATE_OFFSET)
+    full = state.full.journey
+    if full is None or state.journey is None:
+        return b"\x01" + bytes(CRC_OFFSET - FULL_STATE_OFFSET - 1)
+    invariant(full.last_board_at == state.journey.last_board_at, "one last tap for both states")
+    window_s = int((full.last_board_at - full.started_at).total_seconds())
+    return (
+        b"\x01"
+        + id_tag(full.leg_group_id).to_bytes(2, "big")
+        + max(0, full.paid_fen).to_bytes(4, "big")
+        + min(full.transfers, 0xFF).to_bytes(1, "big")
+        + min(max(0, window_s), WINDOW_SECONDS_MAX).to_bytes(4, "big")
+        + full.window_pair_tag.to_bytes(2, "big")
+    )
+
+
+def _decode_full_journey(
+    body: bytes, groups: dict[int, str], last_board_at: datetime | None
+) -> Journey | None:
+    at = FULL_STATE_OFFSET - EXTENSION_OFFSET
+    group = groups.get(int.from_bytes(body[at + 1 : at + 3], "big"))
+    if group is None or last_board_at is None:
+        return None
+    window_s = int.from_bytes(body[at + 8 : at + 12], "big")
+    return Journey(
+        leg_group_id=group,
+        started_at=last_board_at - timedelta(seconds=window_s),
+        last_board_at=last_board_at,
+        last_alight_at=None,
+        transfers=body[at + 7],
+        paid_fen=int.from_bytes(body[at + 3 : at + 7], "big"),
+        window_pair_tag=int.from_bytes(body[at + 12 : at + 14], "big"),
+    )
 
 
 def decode_transit_record(raw: bytes, feed: FareFeed) -> RideState:
@@ -141,7 +194,9 @@ def decode_transit_record(raw: bytes, feed: FareFeed) -> RideState:
     ):
         return RideState()
     version = raw[EXTENSION_OFFSET + 1]
-    crc_offset = {EXTENSION_VERSION: CRC_OFFSET, 0x01: CRC_OFFSET_V1}.get(version)
+    crc_offset = {EXTENSION_VERSION: CRC_OFFSET, 0x02: CRC_OFFSET_V2, 0x01: CRC_OFFSET_V1}.get(
+        version
+    )
     if raw[EXTENSION_OFFSET] != EXTENSION_MARKER or crc_offset is None:
         return RideState()
     extension = raw[EXTENSION_OFFSET : crc_offset + 4]
@@ -149,7 +204,7 @@ def decode_transit_record(raw: bytes, feed: FareFeed) -> RideState:
     if zlib.crc32(body) != crc:
         return RideState()
     window_pair = 0
-    if version == EXTENSION_VERSION:
+    if version >= 0x02:
         at = WINDOW_PAIR_OFFSET - EXTENSION_OFFSET
         window_pair = int.from_bytes(body[at : at + 2], "big")
     try:
@@ -185,4 +240,16 @@ def decode_transit_record(raw: bytes, feed: FareFeed) -> RideState:
         progress.append(
             CapProgress(cap_id, period, int.from_bytes(body[start + 6 : start + 10], "big"))
         )
-    return RideState(journey, tuple(sorted(progress, key=lambda p: p.cap_id)))
+    own = sorted(progress, key=lambda p: p.cap_id)
+    if version < EXTENSION_VERSION or body[FULL_STATE_OFFSET - EXTENSION_OFFSET] != 1:
+        return RideState(journey, tuple(own))
+    # The default category's caps are the full-fare state's; the card's own are the others.
+    default = feed.default_rider_category
+    category = {c.cap_id: c.rider_category_id for c in feed.caps}
+    full_caps = tuple(p for p in own if category.get(p.cap_id) == default)
+    own_caps = tuple(p for p in own if category.get(p.cap_id) != default)
+    last_board_at = journey.last_board_at if journey is not None else None
+    if last_board_at is None and standard.tapped_at is not None:
+        last_board_at = standard.tapped_at.replace(tzinfo=CARD_TIME_ZONE)
+    full_journey = _decode_full_journey(body, groups, last_board_at)
+    return RideState(journey, own_caps, RideState(full_journey, full_caps))

@@ -22,6 +22,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from cardio.atomicfile import MODE_PUBLIC, write_text_atomic
 from cardio.keystore import KeyStore
 from terminals.errors import TerminalError
 from terminals.fares.feed import FareFeed, load_feed, load_sample_feed
@@ -143,5 +144,5 @@ def provision_terminal(
         f'stop_id = "{stop_id}"',
         "",
     ]
-    config.write_text("\n".join(lines), encoding="utf-8")
+    write_text_atomic(config, "\n".join(lines), mode=MODE_PUBLIC)
     return config, credential.public_key_hex

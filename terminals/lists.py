@@ -8,12 +8,12 @@ old or the new version, never half of one. Lookups never touch the network.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from cardio.atomicfile import MODE_PUBLIC, write_text_atomic
 from terminals.errors import ListSignatureInvalid, TerminalError
 from terminals.signing import list_signature_valid
 
@@ -143,13 +143,7 @@ class ListStore:
                 for a in self._actions.values()
             ],
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(body, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, json.dumps(body), mode=MODE_PUBLIC)
 
     def _read(self) -> None:
         assert self.path is not None

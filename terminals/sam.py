@@ -13,7 +13,6 @@ import functools
 import hmac
 import json
 import operator
-import os
 import stat
 import threading
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cardio.apdu import CommandApdu, ResponseApdu, Transport, transceive
+from cardio.atomicfile import MODE_SECRET, write_text_atomic
 from cardio.crypto import (
     TERMINAL_SERIAL_MAX,
     Algorithm,
@@ -105,14 +105,7 @@ def write_sam_keys(keys: SamKeys, path: Path | str, overwrite: bool = False) -> 
     }
     if keys.load is not None:
         body["load"] = _key_json(keys.load)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(body, indent=2))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(body, indent=2), mode=MODE_SECRET)
 
 
 def provision_sam_keys(
@@ -205,19 +198,7 @@ class SerialStore:
             raise SamError(
                 SW_OUT_OF_RANGE, "the SAM's transaction serial is exhausted: replace the SAM"
             )
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, f"{value}\n".encode("ascii"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        directory = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        write_text_atomic(self.path, f"{value}\n", mode=MODE_SECRET, encoding="ascii")
         self._last = value
         return value
 

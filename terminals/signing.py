@@ -9,7 +9,6 @@ list deltas. The private key lives in a 0600 file and is never printed.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import stat
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algorithms
 
+from cardio.atomicfile import MODE_SECRET, write_text_atomic
 from terminals.errors import TerminalError
 
 CREDENTIAL_FORMAT = "onecard-terminal-credential/1"
@@ -64,13 +64,7 @@ def write_credential(credential: TerminalCredential, path: Path | str) -> None:
         "terminal_id": credential.terminal_id,
         "ed25519_private": raw.hex(),
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(body))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(body), mode=MODE_SECRET)
 
 
 def load_credential(path: Path | str) -> TerminalCredential:

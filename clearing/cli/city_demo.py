@@ -157,6 +157,12 @@ async def _issue_cards(
     return cards, schemes
 
 
+def demo_bank_account(number: int) -> str:
+    """A demo participant's payout account: its own range (6222 01...), apart from the escrow
+    default (6222 00...01) the payouts are paid from."""
+    return f"622201{number:013d}"
+
+
 async def _register(url: str, buses: list[tuple[str, str, str]], clinic_key: str) -> None:
     now = datetime.now(UTC)
     async with await Ledger.open(url) as ledger, ledger.transaction() as conn:
@@ -166,7 +172,7 @@ async def _register(url: str, buses: list[tuple[str, str, str]], clinic_key: str
                 "name": name,
                 "kind": "bus_operator",
                 "commission_bp": bp,
-                "bank_account": f"6222{n:015d}",
+                "bank_account": demo_bank_account(n),
                 "bank_name": "Bank of the City",
                 "scheme": None,
                 "status": "active",
@@ -180,7 +186,7 @@ async def _register(url: str, buses: list[tuple[str, str, str]], clinic_key: str
                 "name": CLINIC[1],
                 "kind": "clinic",
                 "commission_bp": CLINIC[2],
-                "bank_account": "6222000000000000099",
+                "bank_account": demo_bank_account(99),
                 "bank_name": "Bank of the City",
                 "scheme": None,
                 "status": "active",
@@ -193,7 +199,7 @@ async def _register(url: str, buses: list[tuple[str, str, str]], clinic_key: str
                 "name": "City Medical Insurance Fund",
                 "kind": "insurer",
                 "commission_bp": 0,
-                "bank_account": "6222000000000000100",
+                "bank_account": demo_bank_account(100),
                 "bank_name": "Bank of the City",
                 "scheme": "urban",
                 "status": "active",

@@ -179,6 +179,42 @@ def print_settlement(settlement: Any, files: Any, out: Console | None = None) ->
     out.print(f"  claims:       {files.claims}")
 
 
+def print_settled_day(
+    settlement: Any, *, chosen_by_default: bool, out: Console | None = None
+) -> None:
+    """Say which day was settled when nobody named it, and say so when it moved no money."""
+    out = out or console
+    day = settlement.business_day
+    if chosen_by_default:
+        out.print(f"no --date given: business day [bold]{day}[/bold], the last closed day")
+    if not settlement.lines:
+        verb = "was" if settlement.already_settled else "is now"
+        out.print(
+            f"[yellow]nothing was cleared for {day}: it {verb} settled at zero, "
+            "nobody is paid[/yellow]"
+        )
+
+
+def _undo_future_settlements() -> None:
+    from clearing.settlement.service import SettlementError
+    from clearing.settlement.tasks import undo_future
+
+    try:
+        undone, removed = asyncio.run(undo_future(get_settings()))
+    except SettlementError as error:
+        _fail(error)
+    if not undone.days:
+        console.print("no settlement of a day that has not begun: nothing to undo")
+        return
+    days = ", ".join(str(day) for day in undone.days)
+    console.print(f"undid the settlement(s) of {days}: those days had not begun and moved no money")
+    console.print(
+        f"  {undone.records_moved} cleared record(s) given back to the days they belong to"
+    )
+    for path in removed:
+        console.print(f"  removed {path}")
+
+
 def _fail(error: Exception) -> NoReturn:
     console.print(f"[red]{escape(str(error))}[/red]")
     raise typer.Exit(1)
@@ -212,14 +248,25 @@ def register(app: typer.Typer) -> None:
         day: str = typer.Option(
             None, "--date", help="Business day YYYY-MM-DD (default: the last closed day)."
         ),
-        force: bool = typer.Option(False, help="Settle a day whose cut-off has not passed."),
+        force: bool = typer.Option(
+            False, help="Close the current business day early (never a later one)."
+        ),
         actor: str = typer.Option(ACTOR_DEFAULT, help="Who settles (audited)."),
+        undo_future: bool = typer.Option(
+            False,
+            "--undo-future",
+            help="Repair: undo settlements of days that have not begun and moved no money "
+            "(made before such days were refused); their records go back to their days.",
+        ),
     ) -> None:
         """Settle a business day: commission, payouts, CSV and pain.001 instructions."""
         from clearing.settlement.days import BUSINESS_DAY_FIRST, BUSINESS_DAY_LAST
         from clearing.settlement.service import SettlementError
         from clearing.settlement.tasks import settle as settle_day
 
+        if undo_future:
+            _undo_future_settlements()
+            return
         try:
             business_day = date.fromisoformat(day) if day else None
             if business_day and not BUSINESS_DAY_FIRST <= business_day <= BUSINESS_DAY_LAST:
@@ -231,6 +278,7 @@ def register(app: typer.Typer) -> None:
             )
         except (SettlementError, ValueError) as error:
             _fail(error)
+        print_settled_day(settlement, chosen_by_default=business_day is None)
         print_settlement(settlement, files)
 
     @app.command("statement")

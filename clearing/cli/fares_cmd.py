@@ -15,7 +15,7 @@ import typer
 
 from terminals.errors import FeedInvalid, NoFare
 from terminals.fares.engine import EMPTY_STATE, Leg, RideState, price_tap
-from terminals.fares.feed import CardType, load_feed, validate_feed
+from terminals.fares.feed import CardType, check_feed, load_feed
 
 TAPS_MAX = 1_000_000
 CARD_TYPES = tuple(t.value for t in CardType)
@@ -44,14 +44,20 @@ fares_app = typer.Typer(help="Check and try out a GTFS-Fares v2 fare feed.", no_
 def validate(
     feed_dir: Path = typer.Argument(..., help="Directory (or .zip) of the GTFS(-Fares v2) feed."),
 ) -> None:
-    """Check a feed and list every problem (file, row, field); exit 1 if there is any."""
-    problems = validate_feed(feed_dir)
-    for problem in problems:
+    """Check a feed and list every problem (file, row, field); exit 1 if there is any.
+
+    A valid feed may still have warnings (e.g. a concession card type priced as the default
+    rider category): they are listed, and the feed is accepted."""
+    report = check_feed(feed_dir)
+    for problem in report.problems:
         typer.echo(str(problem))
-    if problems:
-        typer.echo(f"{len(problems)} problem(s): the feed would be refused.", err=True)
+    if report.problems:
+        typer.echo(f"{len(report.problems)} problem(s): the feed would be refused.", err=True)
         raise typer.Exit(1)
-    typer.echo(f"{feed_dir}: valid")
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}")
+    suffix = f" ({len(report.warnings)} warning(s))" if report.warnings else ""
+    typer.echo(f"{feed_dir}: valid{suffix}")
 
 
 def _parse_time(text: str, zone: ZoneInfo) -> datetime:

@@ -123,7 +123,8 @@ def register(app: typer.Typer) -> None:
             bank_name=bank_name,
             scheme=scheme,
         )
-        row = _run(lambda s, _l: service.create_participant(s, body))
+        escrow = get_settings().escrow_account
+        row = _run(lambda s, _l: service.create_participant(s, body, escrow_account=escrow))
         console.print(f"[green]participant {row.code} added ({row.kind.value})[/green]")
 
     @participant.command("list")

@@ -15,6 +15,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from cardio.atomicfile import MODE_SECRET, write_text_atomic
 from clearing.settings import Settings
 
 KEY_FILE_NAME = "list-signing-key.hex"
@@ -69,14 +70,8 @@ def load_server_key(settings: Settings) -> Ed25519PrivateKey:
         return _from_hex(path.read_text(), str(path))
     # Write a temporary file, then link it into place: concurrent starters agree on one key.
     seed = os.urandom(32)
-    temporary = path.with_name(f".{KEY_FILE_NAME}.{os.getpid()}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(seed.hex() + "\n")
     try:
-        os.link(temporary, path)
+        write_text_atomic(path, seed.hex() + "\n", mode=MODE_SECRET, exclusive=True)
     except FileExistsError:
         return _from_hex(path.read_text(), str(path))
-    finally:
-        temporary.unlink()
     return Ed25519PrivateKey.from_private_bytes(seed)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel
 
-from clearing.api.deps import SessionDep
+from clearing.api.deps import SessionDep, SettingsDep
 from clearing.api.problems import PROBLEM_RESPONSES
 from clearing.auth.dependencies import PrincipalDep, TerminalIdPath
 from clearing.auth.models import Role
@@ -59,10 +59,13 @@ def _admin(principal: Principal) -> None:
 
 @router.post("/participants", status_code=201, tags=["registry"], summary="Add a participant")
 async def create_participant(
-    body: ParticipantCreate, principal: PrincipalDep, session: SessionDep
+    body: ParticipantCreate, principal: PrincipalDep, session: SessionDep, settings: SettingsDep
 ) -> ParticipantOut:
     _admin(principal)
-    return ParticipantOut.model_validate(await service.create_participant(session, body))
+    created = await service.create_participant(
+        session, body, escrow_account=settings.escrow_account
+    )
+    return ParticipantOut.model_validate(created)
 
 
 @router.get("/participants", tags=["registry"], summary="Participants (operators: their own)")
@@ -82,10 +85,17 @@ async def get_participant(
 
 @router.patch("/participants/{code}", tags=["registry"], summary="Change a participant")
 async def update_participant(
-    code: CodePath, body: ParticipantUpdate, principal: PrincipalDep, session: SessionDep
+    code: CodePath,
+    body: ParticipantUpdate,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> ParticipantOut:
     _admin(principal)
-    return ParticipantOut.model_validate(await service.update_participant(session, code, body))
+    changed = await service.update_participant(
+        session, code, body, escrow_account=settings.escrow_account
+    )
+    return ParticipantOut.model_validate(changed)
 
 
 # -- terminals ---------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from clearing.registry.schemas import (
     TerminalCreate,
     TerminalUpdate,
 )
+from clearing.settings import same_bank_account
 from ledger import Transfer, account_id
 
 log = logging.getLogger("clearing.registry")
@@ -67,10 +68,27 @@ class CardHasUnclearedTaps(Conflict):
     title = "The card still has taps waiting to be cleared"
 
 
+class BankAccountIsEscrow(InvalidRequest):
+    code = "participant_account_is_escrow"
+    title = "A participant's bank account is the escrow account"
+
+
 # -- participants ------------------------------------------------------------------------------
 
 
-async def create_participant(session: AsyncSession, body: ParticipantCreate) -> Participant:
+def _refuse_escrow(bank_account: str | None, escrow_account: str) -> None:
+    """The escrow account pays every payout: a participant paid into it would be paid nothing."""
+    if bank_account is not None and same_bank_account(bank_account, escrow_account):
+        raise BankAccountIsEscrow(
+            f"{bank_account} is the card company's escrow account, which the payouts are paid "
+            "from; give the participant its own settlement account"
+        )
+
+
+async def create_participant(
+    session: AsyncSession, body: ParticipantCreate, *, escrow_account: str
+) -> Participant:
+    _refuse_escrow(body.bank_account, escrow_account)
     if await repository.participant_by_code(session, body.code) is not None:
         raise Conflict(f"participant {body.code} already exists")
     participant = Participant(
@@ -82,8 +100,9 @@ async def create_participant(session: AsyncSession, body: ParticipantCreate) -> 
 
 
 async def update_participant(
-    session: AsyncSession, code: str, body: ParticipantUpdate
+    session: AsyncSession, code: str, body: ParticipantUpdate, *, escrow_account: str
 ) -> Participant:
+    _refuse_escrow(body.bank_account, escrow_account)
     participant = await _participant(session, code)
     for field, value in body.model_dump(exclude_unset=True).items():
         if value is None:

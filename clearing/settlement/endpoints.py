@@ -101,11 +101,14 @@ async def settle(
     settings: SettingsDep,
     principal: PrincipalDep,
     force: Annotated[
-        bool, Query(description="Settle a day whose cut-off has not passed (closing early)")
+        bool,
+        Query(description="Close the current business day before its cut-off (never a later one)"),
     ] = False,
 ) -> SettlementOut:
     """Settle a closed business day and write its instruction files (CSV, pain.001, claims),
-    exactly as `onecard settle` does. Idempotent: settling it again changes nothing."""
+    exactly as `onecard settle` does. Idempotent: settling it again changes nothing. A day
+    after the current business day is refused (422 business_day_in_future), `force` or not:
+    `force` closes only the current day early."""
     require_role(principal, Role.FINANCE)
     _check_day(business_day)
     ledger = request.app.state.ledger

@@ -19,17 +19,18 @@ from pathlib import Path
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, case, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cardio.atomicfile import MODE_GROUP, write_bytes_atomic
 from clearing import books
 from clearing.api.errors import Conflict
 from clearing.books import LEDGER_CNY, TransferCode
 from clearing.engine import repository as engine_repo
 from clearing.engine.models import ClearedTap
 from clearing.registry.models import Participant
-from clearing.settings import Settings
-from clearing.settlement.days import BusinessCalendar, parse_cutoff
+from clearing.settings import Settings, same_bank_account
+from clearing.settlement.days import BUSINESS_DAY_FIRST, BusinessCalendar, parse_cutoff
 from clearing.settlement.fees import day_totals
 from clearing.settlement.files import (
     Debtor,
@@ -60,6 +61,28 @@ class DayNotClosed(SettlementError):
 
 class SettledOutOfOrder(SettlementError):
     code = "settled_out_of_order"
+
+
+class DayInFuture(SettlementError):
+    """A day after the current business day: nothing of it has happened yet, and settling it
+    would mark every real day before it as late (they settle after the last settled day)."""
+
+    code = "business_day_in_future"
+    status = 422
+    title = "The business day has not begun"
+
+
+class ParticipantPaysIntoEscrow(SettlementError):
+    """A participant whose payout account is the escrow account the payouts are paid from."""
+
+    code = "participant_account_is_escrow"
+    status = 422
+    title = "A participant's bank account is the escrow account"
+
+
+class FutureSettlementMovedMoney(SettlementError):
+    code = "future_settlement_moved_money"
+    title = "A settlement of a day that had not begun moved money"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,25 +129,40 @@ async def settle_day(
     now: datetime,
     actor: str,
     force: bool = False,
+    escrow_account: str | None = None,
 ) -> Settlement:
     """Settle `business_day` (idempotent). `force` settles a day whose cut-off has not passed
-    (finance staff closing early); records cleared later go to the next day."""
+    (finance staff closing early); records cleared later go to the next day. A participant
+    whose bank account is `escrow_account` (the payer) stops the settlement: nothing moves."""
     await engine_repo.take_clearing_lock(conn)
     existing = await load_settlement(conn, business_day)
     if existing is not None:
         return existing
+    current = calendar.business_day(now)
+    if business_day > current:
+        raise DayInFuture(
+            f"business day {business_day} has not begun (the current business day is "
+            f"{current}); --force closes only the current day early"
+        )
     if not force and not calendar.is_closed(business_day, now):
         raise DayNotClosed(
             f"business day {business_day} closes at {calendar.day_end(business_day)} (UTC); "
             "settle it after its cut-off"
         )
     last = await engine_repo.last_settled_day(conn)
+    if last is not None and last > current:
+        raise SettledOutOfOrder(
+            f"{last}, a day that has not begun, is settled (before such days were refused), so "
+            f"every earlier day is blocked: undo it with `onecard settle --undo-future`"
+        )
     if last is not None and last > business_day:
         raise SettledOutOfOrder(
             f"{last} is already settled; a later record of {business_day} settles with the "
             "next open day"
         )
     totals = await _day_totals(conn, business_day)
+    if escrow_account is not None:
+        _refuse_escrow_payees(totals, escrow_account)
     lines: list[PayoutLine] = []
     transfers: list[Transfer] = []
     ids: dict[str, tuple[int | None, int | None]] = {}
@@ -256,6 +294,86 @@ async def settle_day(
     return Settlement(business_day, now, msg, tuple(lines), tuple(claims), False)
 
 
+def _refuse_escrow_payees(totals: dict[str, dict[str, Any]], escrow_account: str) -> None:
+    into_escrow = sorted(
+        code
+        for code, row in totals.items()
+        if same_bank_account(row["bank_account"], escrow_account)
+    )
+    if into_escrow:
+        raise ParticipantPaysIntoEscrow(
+            f"participant(s) {', '.join(into_escrow)} would be paid into the escrow account "
+            f"{escrow_account} the payouts are paid from; give them their own account "
+            "(PATCH /v1/participants/<code>) or set ONECARD_ESCROW_ACCOUNT; nothing was settled"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FutureUndone:
+    days: tuple[date, ...]  # settlements undone (days that had not begun)
+    records_moved: int  # cleared records given back to the days they belong to
+
+
+async def undo_future_settlements(
+    conn: AsyncConnection, *, calendar: BusinessCalendar, now: datetime
+) -> FutureUndone:
+    """Undo settlements of days that had not begun, made before settle_day refused them.
+
+    Such a run is the latest settled day, so every real day was refused as out of order and
+    every record cleared since went to the day after it (operators unpaid). A run that moved no
+    money is removed and those records get back the day they belong to (their business day, no
+    earlier than the day after the last real settlement, no later than today). A run that paid
+    someone is refused: its transfers and bank file need a person.
+    """
+    await engine_repo.take_clearing_lock(conn)
+    current = calendar.business_day(now)
+    future = (
+        await conn.execute(
+            select(runs).where(runs.c.business_day > current).order_by(runs.c.business_day)
+        )
+    ).all()
+    if not future:
+        return FutureUndone((), 0)
+    paid = [r.business_day for r in future if r.participants or r.taps or r.gross_fen]
+    if paid:
+        raise FutureSettlementMovedMoney(
+            f"the settlement(s) of {', '.join(map(str, paid))} (days that have not begun) moved "
+            "money: reverse their payout transfers and recall their bank files by hand; "
+            "nothing was changed"
+        )
+    days = tuple(r.business_day for r in future)
+    await conn.execute(delete(claims_table).where(claims_table.c.business_day.in_(days)))
+    await conn.execute(delete(lines_table).where(lines_table.c.business_day.in_(days)))
+    await conn.execute(delete(runs).where(runs.c.business_day.in_(days)))
+    last = await engine_repo.last_settled_day(conn)
+    floor = last + timedelta(days=1) if last is not None else BUSINESS_DAY_FIRST
+    moved = await conn.execute(
+        update(cleared)
+        .where(cleared.c.settlement_day > max(current, floor))
+        .values(
+            settlement_day=case(
+                (cleared.c.business_day > current, max(current, floor)),
+                (cleared.c.business_day < floor, floor),
+                else_=cleared.c.business_day,
+            )
+        )
+    )
+    return FutureUndone(days, int(moved.rowcount or 0))
+
+
+def remove_files(days: tuple[date, ...], out_dir: Path) -> list[Path]:
+    """Remove the instruction files of undone days (a zero CSV and claims file each)."""
+    removed = []
+    for day in days:
+        stem = f"settlement-{day.isoformat()}"
+        for name in (f"{stem}.csv", f"{stem}.pain001.xml", f"{stem}-claims.csv"):
+            path = out_dir / name
+            if path.exists():
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
 def _uuid(value: int | None) -> uuid.UUID | None:
     return uuid.UUID(int=value) if value else None
 
@@ -367,10 +485,18 @@ class SettlementFiles:
 
 def write_files(settlement: Settlement, out_dir: Path, debtor: Debtor) -> SettlementFiles:
     """Write the day's files (deterministic from the stored settlement: rewriting is harmless)."""
+    _refuse_escrow_payees(
+        {line.participant_code: {"bank_account": line.bank_account} for line in settlement.lines},
+        debtor.account,
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"settlement-{settlement.business_day.isoformat()}"
     csv_path = out_dir / f"{stem}.csv"
-    _write_atomic(csv_path, settlement_csv(settlement.business_day, settlement.lines).encode())
+    write_bytes_atomic(
+        csv_path,
+        settlement_csv(settlement.business_day, settlement.lines).encode(),
+        mode=MODE_GROUP,
+    )
     xml_path: Path | None = None
     if any(line.net_fen > 0 for line in settlement.lines):
         xml = pain001_xml(
@@ -384,13 +510,13 @@ def write_files(settlement: Settlement, out_dir: Path, debtor: Debtor) -> Settle
         if problems:
             raise SettlementError(f"pain.001 failed its structural check: {problems}")
         xml_path = out_dir / f"{stem}.pain001.xml"
-        _write_atomic(xml_path, xml)
+        write_bytes_atomic(xml_path, xml, mode=MODE_GROUP)
     claims_path = out_dir / f"{stem}-claims.csv"
     text = "business_day,account,kind,scheme,items,amount_fen\n" + "".join(
         f"{settlement.business_day},{c.account},{c.kind},{c.scheme},{c.items},{c.amount_fen}\n"
         for c in settlement.claims
     )
-    _write_atomic(claims_path, text.encode())
+    write_bytes_atomic(claims_path, text.encode(), mode=MODE_GROUP)
     return SettlementFiles(csv_path, xml_path, claims_path)
 
 
@@ -425,16 +551,17 @@ async def settle_and_write(
     day = business_day or calendar.last_closed_day(now)
     async with transaction() as conn:
         settlement = await settle_day(
-            conn, ledger, day, calendar=calendar, now=now, actor=actor, force=force
+            conn,
+            ledger,
+            day,
+            calendar=calendar,
+            now=now,
+            actor=actor,
+            force=force,
+            escrow_account=settings.escrow_account,
         )
     files = write_files(settlement, settlement_dir(settings), debtor_of(settings))
     return settlement, files
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 # -- statements and reports ------------------------------------------------------------------

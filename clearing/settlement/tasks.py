@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 from clearing.celery_app import app
 from clearing.settings import Settings, get_settings
-from clearing.settlement.service import Settlement, SettlementFiles, settle_and_write
+from clearing.settlement.service import (
+    FutureUndone,
+    Settlement,
+    SettlementFiles,
+    calendar_of,
+    remove_files,
+    settle_and_write,
+    settlement_dir,
+    undo_future_settlements,
+)
 from ledger.writer import Ledger
 
 
@@ -32,6 +42,18 @@ async def settle(
             actor=actor,
             force=force,
         )
+
+
+async def undo_future(
+    settings: Settings, *, now: datetime | None = None
+) -> tuple[FutureUndone, list[Path]]:
+    """Undo settlements of days that had not begun (see the service) and remove their files."""
+    async with await Ledger.open(settings.resolved_database_url()) as ledger:
+        async with ledger.transaction() as conn:
+            undone = await undo_future_settlements(
+                conn, calendar=calendar_of(settings), now=now or datetime.now(UTC)
+            )
+    return undone, remove_files(undone.days, settlement_dir(settings))
 
 
 @app.task(name="clearing.settle_day", acks_late=True, reject_on_worker_lost=True)

@@ -84,10 +84,16 @@ class CapProgress:
 
 @dataclass(frozen=True, slots=True)
 class RideState:
-    """Transit state that travels on the card (CAPP record): transfer window and cap progress."""
+    """Transit state that travels on the card (CAPP record): transfer window and cap progress.
+
+    A concession card also carries `full`: the state a rider of the default category would have
+    after the same taps (its own transfer window and caps), so that each tap's full fare is what
+    that rider would pay, and the subsidy claimed is exactly full fare - fare.
+    """
 
     journey: Journey | None = None
     caps: tuple[CapProgress, ...] = ()
+    full: RideState | None = None
 
 
 EMPTY_STATE = RideState()
@@ -420,12 +426,7 @@ def price_leg(feed: FareFeed, rider_category_id: str, state: RideState, leg: Leg
             CapStatus(cap.cap_id, cap.period, starts[cap.cap_id], spent, cap.amount_fen)
         )
     journey = replace(chosen.journey, paid_fen=chosen.journey.paid_fen - chosen.charge_fen + charge)
-
-    default = feed.default_rider_category
-    if rider_category_id == default or not default:
-        full = charge
-    else:
-        full = max(charge, _price_uncapped(feed, default, state.journey, leg).charge_fen)
+    full, full_state = _full_fare(feed, rider_category_id, state, leg, charge)
     rule = chosen.rule
     return FareQuote(
         fare_fen=charge,
@@ -441,8 +442,27 @@ def price_leg(feed: FareFeed, rider_category_id: str, state: RideState, leg: Leg
         ),
         cap_savings_fen=chosen.charge_fen - charge,
         caps=tuple(statuses),
-        state=RideState(journey, tuple(sorted(progress.values(), key=lambda p: p.cap_id))),
+        state=RideState(
+            journey, tuple(sorted(progress.values(), key=lambda p: p.cap_id)), full_state
+        ),
     )
+
+
+def _full_fare(
+    feed: FareFeed, rider_category_id: str, state: RideState, leg: Leg, charge_fen: int
+) -> tuple[int, RideState | None]:
+    """What a rider of the default category would pay for this tap after the same taps, and
+    that rider's state after it. The default rider has a transfer window and caps of its own: a
+    senior's free ride restarts the senior's window, not the adult's (pricing the adult fare on
+    the senior's window claimed 0 for a ride an adult pays 2 yuan for)."""
+    default = feed.default_rider_category
+    if rider_category_id == default or not default:
+        return charge_fen, None
+    try:
+        quote = price_leg(feed, default, state.full or EMPTY_STATE, leg)
+    except NoFare:  # a product the default rider is not sold: nothing to compare with, and
+        return charge_fen, None  # the default rider's window and caps start again afterwards
+    return quote.fare_fen, quote.state
 
 
 def price_tap(feed: FareFeed, card_type: str, state: RideState, leg: Leg) -> FareQuote:

@@ -218,8 +218,24 @@ class FareFeed:
         return ""
 
     def rider_category_for(self, card_type: str) -> str:
-        """The rider category a card type rides under (x_concessions.txt, else the default)."""
-        return self.concessions.get(card_type, self.default_rider_category)
+        """The rider category a card type rides under: its x_concessions.txt row, else the
+        rider category of the same id (`senior` rides as `senior`), else the default."""
+        if card_type in self.concessions:
+            return self.concessions[card_type]
+        if card_type in self.rider_categories:
+            return card_type
+        return self.default_rider_category
+
+    def card_types_at_default(self) -> tuple[str, ...]:
+        """Concession card types that fall back to the default category: no x_concessions.txt
+        row and no rider category of their own id (the adult card rides at the default anyway)."""
+        return tuple(
+            t.value
+            for t in CardType
+            if t is not CardType.ADULT
+            and t.value not in self.concessions
+            and t.value not in self.rider_categories
+        )
 
 
 def id_tag(value: str) -> int:
@@ -482,11 +498,40 @@ def load_feed(feed_dir: Path | str) -> FareFeed:
 
 def validate_feed(feed_dir: Path | str) -> list[FeedProblem]:
     """Every problem of the feed in `feed_dir` (empty list: the feed is valid)."""
+    return check_feed(feed_dir).problems
+
+
+@dataclass(frozen=True, slots=True)
+class FeedReport:
+    """What `onecard fares validate` says: problems refuse the feed, warnings do not."""
+
+    problems: list[FeedProblem]
+    warnings: list[FeedProblem]
+
+
+def feed_warnings(feed: FareFeed) -> list[FeedProblem]:
+    """What a valid feed prices in a way its author may not mean (one warning per card type)."""
+    default = feed.default_rider_category
+    return [
+        FeedProblem(
+            "x_concessions.txt",
+            0,
+            "card_type",
+            f"card type {card_type!r} has no row here and no rider category of that id: "
+            f"its cards are priced as the default category {default!r} (no concession, "
+            "no subsidy claimed)",
+        )
+        for card_type in feed.card_types_at_default()
+    ]
+
+
+def check_feed(feed_dir: Path | str) -> FeedReport:
+    """The problems of the feed in `feed_dir`, and its warnings once it has none."""
     try:
-        load_feed(feed_dir)
+        feed = load_feed(feed_dir)
     except FeedInvalid as refused:
-        return list(refused.problems)
-    return []
+        return FeedReport(list(refused.problems), [])
+    return FeedReport([], feed_warnings(feed))
 
 
 def sample_feed_dir() -> Path:
@@ -844,6 +889,7 @@ def _build(reader: _Reader, feed_version: str) -> FareFeed | None:
             )
         )
     _check_buses_priced_at_tap_on(reader, leg_rules, has_priority, route_type, route_network)
+    _check_files_the_rules_need(reader, leg_rules)
     leg_groups = {rule.leg_group_id for rule in leg_rules} - {""}
 
     transfer_rules = _read_transfer_rules(reader, leg_groups, product_ids)
@@ -895,15 +941,7 @@ def _build(reader: _Reader, feed_version: str) -> FareFeed | None:
             reader.problem("x_fare_caps.txt", number, "amount", minor)
             continue
         caps.append(FareCap(cap_id, category, network_id, period, minor))
-    for category_id in {c.rider_category_id for c in caps}:
-        count = sum(1 for c in caps if c.rider_category_id == category_id)
-        if count > CAPS_PER_CARD_MAX:
-            reader.problem(
-                "x_fare_caps.txt",
-                0,
-                "rider_category_id",
-                f"{count} caps for {category_id!r}; a card holds progress for at most {CAPS_PER_CARD_MAX}",
-            )
+    _check_cap_slots(reader, caps, categories)
 
     # x_concessions.txt (onecard extension: card type -> rider category)
     concessions_table = reader.table("x_concessions.txt", ("card_type", "rider_category_id"))
@@ -927,12 +965,16 @@ def _build(reader: _Reader, feed_version: str) -> FareFeed | None:
             )
             continue
         concessions[card_type] = category
-    if categories and not defaults and set(concessions) != {t.value for t in CardType}:
+    unmapped = [
+        t.value for t in CardType if t.value not in concessions and t.value not in categories
+    ]
+    if categories and not defaults and unmapped:
         reader.problem(
             "rider_categories.txt",
             0,
             "is_default_fare_category",
-            "no default rider category, and x_concessions.txt does not map every card type",
+            f"no default rider category, and card type(s) {unmapped} have no x_concessions.txt "
+            "row and no rider category of their own id",
         )
 
     # Ids that travel on the card as 2-byte tags must not collide.
@@ -973,6 +1015,52 @@ def _build(reader: _Reader, feed_version: str) -> FareFeed | None:
         card_media_id=card_media_id,
         leg_groups=frozenset(leg_groups),
     )
+
+
+def _check_cap_slots(
+    reader: _Reader, caps: list[FareCap], categories: Mapping[str, RiderCategory]
+) -> None:
+    """A card holds at most CAPS_PER_CARD_MAX cap slots: a concession card holds its own caps
+    and the default category's (its full fares are what that rider would pay, caps included)."""
+    count: dict[str, int] = {}
+    for cap in caps:
+        count[cap.rider_category_id] = count.get(cap.rider_category_id, 0) + 1
+    default = next((c.rider_category_id for c in categories.values() if c.is_default), "")
+    for category_id in sorted(set(count) | set(categories)):
+        slots = count.get(category_id, 0)
+        if category_id != default:
+            slots += count.get(default, 0)
+        if slots > CAPS_PER_CARD_MAX:
+            reader.problem(
+                "x_fare_caps.txt",
+                0,
+                "rider_category_id",
+                f"a {category_id!r} card needs {slots} cap slots (its own caps and the default "
+                f"category's, which price its full fare); a card holds at most "
+                f"{CAPS_PER_CARD_MAX}",
+            )
+
+
+def _check_files_the_rules_need(reader: _Reader, leg_rules: list[FareLegRule]) -> None:
+    """A rule that names a network or an area needs the file that puts routes in networks or
+    stops in areas: without it no leg ever matches the rule, and every tap is refused a fare."""
+    needs = (
+        ("routes.txt", "network_id", "routes belong to networks through routes.txt"),
+        ("stop_areas.txt", "from_area_id", "stops belong to areas through stop_areas.txt"),
+        ("stop_areas.txt", "to_area_id", "stops belong to areas through stop_areas.txt"),
+    )
+    reported = set()
+    for file, column, why in needs:
+        naming = [rule for rule in leg_rules if getattr(rule, column)]
+        if naming and file not in reader.files and file not in reported:
+            reported.add(file)
+            reader.problem(
+                file,
+                0,
+                "",
+                f"required file is missing: fare_leg_rules.txt row {naming[0].row} names "
+                f"{column} {getattr(naming[0], column)!r}, and {why}",
+            )
 
 
 def _check_buses_priced_at_tap_on(

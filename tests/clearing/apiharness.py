@@ -32,7 +32,7 @@ from clearing.auth.models import Role
 from clearing.registry import service as registry_service
 from clearing.registry.models import ParticipantKind, TerminalKind
 from clearing.registry.schemas import ParticipantCreate, TerminalCreate
-from clearing.settings import Settings
+from clearing.settings import ESCROW_ACCOUNT_DEFAULT, Settings
 from terminals.signing import TerminalCredential, signed_headers
 
 LIST_KEY_HEX = "11" * 32
@@ -186,6 +186,7 @@ class World:
                     bank_account="6222020200112233445",
                     bank_name="ICBC Plateau City",
                 ),
+                escrow_account=ESCROW_ACCOUNT_DEFAULT,
             )
             await session.commit()
         return code

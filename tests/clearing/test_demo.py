@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from rich.console import Console
@@ -73,6 +74,11 @@ def test_the_city_demo_clears_and_settles_a_day(demo_home: Path) -> None:
     assert not settled["already_settled"]
     xml = Path(settled["xml"])
     assert check_pain001(xml.read_bytes()) == []
+    # the bank file pays from the escrow account, never into it
+    message = ElementTree.fromstring(xml.read_bytes())
+    debtor = {e.text for e in message.iterfind(".//{*}DbtrAcct/{*}Id/{*}Othr/{*}Id")}
+    creditors = {e.text for e in message.iterfind(".//{*}CdtrAcct/{*}Id/{*}Othr/{*}Id")}
+    assert len(debtor) == 1 and creditors and not debtor & creditors
     assert Path(settled["csv"]).read_text().count("\n") == 1 + settled["participants"]
     ok, reasons, duplicates = asyncio.run(
         _books_and_records(get_settings().resolved_database_url())

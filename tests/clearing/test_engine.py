@@ -27,6 +27,7 @@ from clearing.ingest.models import TapRecord
 from clearing.ingest.schemas import BatchUpload
 from clearing.registry import service as registry_service
 from clearing.registry.schemas import CardIssue, ParticipantCreate, TerminalCreate
+from clearing.settings import ESCROW_ACCOUNT_DEFAULT
 from ledger import account_id
 from ledger.writer import Ledger
 
@@ -127,6 +128,7 @@ async def build_world(url: str, tmp_path: Path, *, chunk_records: int = 4000) ->
                     bank_account=f"6222{bp:012d}",
                     bank_name="Bank of the City",
                 ),
+                escrow_account=ESCROW_ACCOUNT_DEFAULT,
             )
         for terminal_id, owner, kind in (
             (BUS_TERMINAL, "bus-1", "bus"),

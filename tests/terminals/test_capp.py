@@ -58,7 +58,7 @@ def test_state_round_trips_through_the_128_byte_record(state):
 
 
 @settings(max_examples=100, deadline=None)
-@given(states(), st.integers(51, 106), st.integers(1, 255))
+@given(states(), st.integers(51, 120), st.integers(1, 255))
 def test_a_damaged_extension_gives_the_empty_state(state, offset, flip):
     raw = bytearray(encode_transit_record(state, PLACE))
     raw[offset] ^= flip
@@ -82,3 +82,58 @@ def test_a_layout_1_record_is_still_read_with_no_window_pair():
     decoded = decode_transit_record(bytes(raw), FEED)
     assert decoded.journey is not None and decoded.journey.window_pair_tag == 0
     assert decoded.journey.paid_fen == 200 and decoded.journey.transfers == 1
+
+
+def _caps(draw, category: str) -> tuple[CapProgress, ...]:
+    ids = sorted(c.cap_id for c in FEED.caps if c.rider_category_id == category)
+    chosen = draw(st.lists(st.sampled_from(ids), unique=True)) if ids else []
+    return tuple(
+        CapProgress(
+            cap, draw(st.dates(date(2020, 1, 1), date(2090, 1, 1))), draw(st.integers(0, 9999))
+        )
+        for cap in sorted(chosen)
+    )
+
+
+@st.composite
+def concession_states(draw):
+    """A student card's state: its own journey and caps, and the adult's (full-fare) ones."""
+    last = draw(moments)
+    groups = sorted(FEED.leg_groups)
+
+    def journey() -> Journey:
+        return Journey(
+            draw(st.sampled_from(groups)),
+            last - timedelta(seconds=draw(st.integers(0, 10**6))),
+            last,
+            None,
+            draw(st.integers(0, 255)),
+            draw(st.integers(0, 2**32 - 1)),
+            window_pair_tag=draw(st.integers(0, 0xFFFF)),
+        )
+
+    full = RideState(journey() if draw(st.booleans()) else None, _caps(draw, "adult"))
+    return RideState(journey(), _caps(draw, "student"), full)
+
+
+@settings(max_examples=200, deadline=None)
+@given(concession_states())
+def test_a_concession_cards_full_fare_state_round_trips(state):
+    raw = encode_transit_record(state, PLACE)
+    assert len(raw) == 128
+    assert decode_transit_record(raw, FEED) == state
+
+
+def test_a_layout_2_record_is_still_read_with_no_full_fare_state():
+    """Cards written before layout 3 keep their own state; the full fare starts afresh."""
+    import zlib
+
+    start = datetime(2026, 11, 30, 8, 0, tzinfo=CARD_TIME_ZONE)
+    journey = Journey(sorted(FEED.leg_groups)[0], start, start, None, 1, 200, window_pair_tag=7)
+    full = RideState(journey, (CapProgress("adult_day", start.date(), 200),))
+    raw = bytearray(encode_transit_record(RideState(journey, (), full), PLACE))
+    raw[52] = 0x02
+    raw[103:121] = zlib.crc32(bytes(raw[51:103])).to_bytes(4, "big") + bytes(14)
+    decoded = decode_transit_record(bytes(raw), FEED)
+    assert decoded.journey == journey and decoded.full is None
+    assert decoded.caps == (CapProgress("adult_day", start.date(), 200),)  # one slot, as before

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from terminals.errors import NoFare
+from terminals.errors import FeedInvalid, NoFare
 from terminals.fares.engine import (
     EMPTY_STATE,
     CardTap,
@@ -516,10 +516,61 @@ def test_network_cap_and_all_network_cap_both_hold():
 def test_a_card_that_changes_category_keeps_only_its_new_categorys_cap_progress():
     f = cap_feed(
         "a1,adult,,day,9.00,CNY\na2,adult,,week,30.00,CNY\na3,adult,bus,day,5.00,CNY\n"
-        "a4,adult,metro,day,8.00,CNY\ns1,student,,day,3.00,CNY\n"
+        "s1,student,,day,3.00,CNY\n"
     )
     state = price_leg(f, "student", EMPTY_STATE, ride("b1", when=at(7))).state
     assert [p.cap_id for p in state.caps] == ["s1"]
+    assert state.full is not None  # the adult caps of its full fare: a1, a2, a3
+    assert [p.cap_id for p in state.full.caps] == ["a1", "a2", "a3"]
     state = price_leg(f, "adult", state, ride("b1", when=at(8))).state
     state = price_leg(f, "adult", state, ride("m1", when=at(9))).state
-    assert [p.cap_id for p in state.caps] == ["a1", "a2", "a3", "a4"]  # four slots, no student one
+    assert [p.cap_id for p in state.caps] == ["a1", "a2", "a3"]  # no student one
+    assert state.full is None
+
+
+def test_a_senior_claims_the_full_fare_an_adult_pays_for_the_same_three_rides():
+    """06:30, 07:30 and 08:30 on the sample feed: an adult pays 200 / 0 (transfer) / 200 (the
+    one-transfer allowance is spent); the senior rides free and its full fares are the same."""
+    sample = load_sample_feed()
+    senior = adult = EMPTY_STATE
+    full, paid, adult_paid = [], [], []
+    for hour, minute in ((6, 30), (7, 30), (8, 30)):
+        leg = Leg("1", "old_town", at(hour, minute))
+        quote = price_tap(sample, "senior", senior, leg)
+        senior = quote.state
+        full.append(quote.full_fare_fen)
+        paid.append(quote.fare_fen)
+        adult_quote = price_tap(sample, "adult", adult, leg)
+        adult = adult_quote.state
+        adult_paid.append(adult_quote.fare_fen)
+    assert adult_paid == [200, 0, 200]
+    assert full == [200, 0, 200]
+    assert paid == [0, 0, 0]
+
+
+def test_a_concession_card_must_have_room_for_the_adult_caps_of_its_full_fare():
+    with pytest.raises(FeedInvalid) as refused:
+        cap_feed(
+            "a1,adult,,day,9.00,CNY\na2,adult,,week,30.00,CNY\na3,adult,bus,day,5.00,CNY\n"
+            "s1,student,,day,3.00,CNY\ns2,student,,week,9.00,CNY\n"
+        )
+    assert "a 'student' card needs 5 cap slots" in str(refused.value)
+
+
+def test_a_ride_the_default_rider_cannot_buy_claims_nothing_and_still_fits_on_the_card():
+    from terminals.capp import TapPlace, decode_transit_record, encode_transit_record
+
+    f = feed(
+        fare_products=(
+            "fare_product_id,rider_category_id,amount,currency\n"
+            "bus_fare,adult,2.00,CNY\nbus_fare,senior,0,CNY\nsenior_only,senior,0,CNY\n"
+        ),
+        fare_leg_rules=(
+            "leg_group_id,network_id,fare_product_id\nbus,bus,bus_fare\nmetro,metro,senior_only\n"
+        ),
+    )
+    state = price_tap(f, "senior", EMPTY_STATE, ride("b1", when=at(7))).state
+    quote = price_tap(f, "senior", state, ride("m1", when=at(8)))
+    assert (quote.fare_fen, quote.full_fare_fen) == (0, 0)
+    raw = encode_transit_record(quote.state, TapPlace("m1", "s1", bytes(6), 0))
+    assert decode_transit_record(raw, f) == quote.state

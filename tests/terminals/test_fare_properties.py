@@ -88,14 +88,34 @@ CARD_TYPES = st.sampled_from(["adult", "student", "senior"])
 
 @settings(max_examples=150, deadline=None)
 @given(tariffs(), days_of_taps(), CARD_TYPES)
-def test_a_fare_is_never_negative_and_never_above_the_full_fare(tariff, legs, card_type):
+def test_a_fare_and_a_full_fare_are_never_negative(tariff, legs, card_type):
+    # A concession tap may cost more than the adult's same tap (the caps differ): its full fare
+    # is still the adult's, and clearing claims no subsidy for it (full - fare <= 0).
     fare_feed, _, _ = tariff
     state = EMPTY_STATE
     for leg in legs:
         quote = price_tap(fare_feed, card_type, state, leg)
-        assert quote.fare_fen >= 0
-        assert quote.full_fare_fen >= quote.fare_fen
+        assert quote.fare_fen >= 0 and quote.full_fare_fen >= 0
         state = quote.state
+
+
+@settings(max_examples=200, deadline=None)
+@given(tariffs(), days_of_taps(), st.sampled_from(["student", "senior"]))
+def test_a_concession_cards_full_fares_are_what_an_adult_card_pays(tariff, legs, card_type):
+    """For any taps, the concession card's full_fare sequence is the adult card's fare
+    sequence (transfer windows, transfer counts and caps of the adult's own)."""
+    fare_feed, _, _ = tariff
+    concession = adult = EMPTY_STATE
+    full_fares, adult_fares = [], []
+    for leg in legs:
+        quote = price_tap(fare_feed, card_type, concession, leg)
+        concession = quote.state
+        full_fares.append(quote.full_fare_fen)
+        adult_quote = price_tap(fare_feed, "adult", adult, leg)
+        adult = adult_quote.state
+        adult_fares.append(adult_quote.fare_fen)
+        assert adult_quote.full_fare_fen == adult_quote.fare_fen
+    assert full_fares == adult_fares
 
 
 @settings(max_examples=150, deadline=None)
@@ -187,3 +207,23 @@ def test_the_state_after_every_tap_survives_the_card_record_unchanged(rides):
         )
         state = decode_transit_record(raw, SAMPLE)
         assert state == quote.state
+
+
+@settings(max_examples=150, deadline=None)
+@given(tariffs(), days_of_taps(), st.sampled_from(["student", "senior"]))
+def test_full_fares_still_match_when_both_cards_carry_their_state(tariff, legs, card_type):
+    """As at a validator: after each tap the state is written to the card and read back."""
+    from terminals.capp import TapPlace, decode_transit_record, encode_transit_record
+
+    fare_feed, _, _ = tariff
+
+    def tap(kind: str, state, leg: Leg):
+        quote = price_tap(fare_feed, kind, state, leg)
+        raw = encode_transit_record(quote.state, TapPlace(leg.route_id, "s1", bytes(6), 0))
+        return quote, decode_transit_record(raw, fare_feed)
+
+    concession = adult = EMPTY_STATE
+    for leg in legs:
+        quote, concession = tap(card_type, concession, leg)
+        adult_quote, adult = tap("adult", adult, leg)
+        assert quote.full_fare_fen == adult_quote.fare_fen

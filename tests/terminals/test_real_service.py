@@ -25,7 +25,7 @@ from clearing.lists import service as lists_service
 from clearing.registry import service as registry_service
 from clearing.registry.models import ParticipantKind, TerminalKind
 from clearing.registry.schemas import CardIssue, ParticipantCreate, TerminalCreate
-from clearing.settings import Settings
+from clearing.settings import ESCROW_ACCOUNT_DEFAULT, Settings
 from terminals.client import ClearingClient
 from terminals.errors import ServiceUnavailable
 from terminals.lists import ListStore
@@ -120,6 +120,7 @@ async def _seed(url: str, credential: TerminalCredential, clinic: TerminalCreden
                 bank_account="6222020200112233445",
                 bank_name="ICBC Plateau City",
             ),
+            escrow_account=ESCROW_ACCOUNT_DEFAULT,
         )
         await registry_service.register_terminal(
             session,
@@ -142,6 +143,7 @@ async def _seed(url: str, credential: TerminalCredential, clinic: TerminalCreden
                 bank_account="6222020200112233446",
                 bank_name="ICBC Plateau City",
             ),
+            escrow_account=ESCROW_ACCOUNT_DEFAULT,
         )
         await registry_service.register_terminal(
             session,
