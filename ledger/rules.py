@@ -47,6 +47,7 @@ _EXPIRED = int(TransferFlags.EXPIRED)
 _RESOLVING = _POST | _VOID
 _TWO_PHASE = _PENDING | _POST | _VOID
 _CLIENT_FLAGS = int(TRANSFER_FLAGS_CLIENT)
+_ACCOUNT_CLIENT_FLAGS = int(ACCOUNT_FLAGS_CLIENT)
 _DEBITS_MUST_NOT_EXCEED_CREDITS = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
 _CREDITS_MUST_NOT_EXCEED_DEBITS = int(AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)
 
@@ -267,7 +268,7 @@ def compare_with_existing(t: Transfer, e: Transfer) -> CreateTransferResult:
     def differs(submitted: int, stored: int) -> bool:
         return submitted != stored and not (resolving and submitted == 0)
 
-    if (int(t.flags) & ~_LINKED) != (int(e.flags) & ~_LINKED):
+    if int(t.flags) != int(e.flags):  # LINKED included: it is stored like the other flags
         return TR.EXISTS_WITH_DIFFERENT_FLAGS
     if t.pending_id != e.pending_id:
         return TR.EXISTS_WITH_DIFFERENT_PENDING_ID
@@ -297,9 +298,8 @@ def compare_with_existing(t: Transfer, e: Transfer) -> CreateTransferResult:
 
 
 def _same_submission(a: Transfer, b: Transfer) -> bool:
-    return replace(a, flags=a.flags & ~TransferFlags.LINKED) == replace(
-        b, flags=b.flags & ~TransferFlags.LINKED
-    )
+    """Every field equal, the flags (LINKED included) too."""
+    return a == b
 
 
 # -- transfers: the batch ----------------------------------------------------------------------
@@ -355,8 +355,8 @@ def _release_pending(
 
 
 def _as_stored(t: Transfer, flags: int, timestamp: int) -> Transfer:
-    """`t` as stored (flags without LINKED, the ledger's timestamp); dataclasses.replace is
-    several times slower and this runs once per accepted transfer."""
+    """`t` as stored (its flags, LINKED included, and the ledger's timestamp);
+    dataclasses.replace is several times slower and this runs once per accepted transfer."""
     return Transfer(
         t.id,
         t.debit_account_id,
@@ -417,7 +417,7 @@ def _post_or_void(batch: TransferBatch, t: Transfer) -> CreateTransferResult:
         amount=amount,
         ledger=pending.ledger,
         code=t.code or pending.code,
-        flags=TransferFlags(int(t.flags) & ~_LINKED),
+        flags=TransferFlags(int(t.flags)),
     )
     _release_pending(batch, row, pending, posted_amount=amount if is_post else 0)
     return TR.OK
@@ -485,7 +485,7 @@ def _plain_or_pending(batch: TransferBatch, t: Transfer) -> CreateTransferResult
     else:
         dr.debits_posted += amount
         cr.credits_posted += amount
-    stored = _as_stored(t, flags & ~_LINKED, batch.take_timestamp())
+    stored = _as_stored(t, flags, batch.take_timestamp())
     batch._set(batch.transfers, stored.id, stored)
     if t.reverses_id:
         batch._set(
@@ -517,7 +517,7 @@ def _create_one(batch: TransferBatch, t: Transfer) -> CreateTransferResult:
 
 def _remember_failure(batch: TransferBatch, t: Transfer, result: CreateTransferResult) -> None:
     if result in TRANSFER_RESULTS_REMEMBERED and t.id not in batch.failures:
-        stored = replace(t, flags=TransferFlags(int(t.flags) & ~_LINKED))
+        stored = replace(t, flags=TransferFlags(int(t.flags)))
         batch.failures[t.id] = (stored, result)
         batch.new_failures.append((stored, result))
 
@@ -562,21 +562,27 @@ def _linked(t: object) -> bool:
 
 
 def _create_chain(batch: TransferBatch, chain: Sequence[Transfer]) -> list[CreateTransferResult]:
+    """All or nothing, as TigerBeetle: the first member that is not `ok` fails the chain with its
+    own code (`exists` included), every other member gets `linked_event_failed`, nothing is
+    applied. One refinement: a chain retried whole, every member `exists`, answers `exists` for
+    each (an idempotent retry)."""
     batch._undo = []
     results: list[CreateTransferResult] = []
     try:
-        for k, t in enumerate(chain):
+        for t in chain:
             result = _create_one(batch, t)
-            if result.ok:  # ok, or exists (a replay inside the chain)
-                results.append(result)
+            results.append(result)
+            # Go on while every member so far is `ok`, or every member so far is `exists`.
+            if result is results[0] and result.ok:
                 continue
             for undo in reversed(batch._undo):
                 undo()
             batch._undo = None
-            _remember_failure(batch, t, result)
-            results = [TR.LINKED_EVENT_FAILED] * len(chain)
-            results[k] = result
-            return results
+            failed = 0 if results[0] is not TR.OK else len(results) - 1
+            _remember_failure(batch, chain[failed], results[failed])
+            out = [TR.LINKED_EVENT_FAILED] * len(chain)
+            out[failed] = results[failed]
+            return out
     finally:
         batch._undo = None
     return results
@@ -594,11 +600,12 @@ def check_account_fields(a: Account) -> CreateAccountResult:
         return AR.ID_MUST_NOT_BE_INT_MAX
     if not 0 < a.id < ID_MAX:
         return AR.ID_OUT_OF_RANGE
-    if not _is_int(a.flags) or a.flags < 0 or a.flags & ~ACCOUNT_FLAGS_CLIENT:
+    # As plain ints: `~` of an IntFlag keeps only the declared bits, so `flags & ~KNOWN` on
+    # enums is always 0 and an unknown bit would pass (and be dropped on the way to storage).
+    if not _is_int(a.flags) or a.flags < 0 or int(a.flags) & ~_ACCOUNT_CLIENT_FLAGS:
         return AR.FLAGS_ARE_RESERVED
-    if (a.flags & AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS) and (
-        a.flags & AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS
-    ):
+    flags = int(a.flags)
+    if flags & _DEBITS_MUST_NOT_EXCEED_CREDITS and flags & _CREDITS_MUST_NOT_EXCEED_DEBITS:
         return AR.FLAGS_ARE_MUTUALLY_EXCLUSIVE
     if not (
         _id_ok(a.user_data_128)
@@ -622,7 +629,7 @@ def check_account_fields(a: Account) -> CreateAccountResult:
 
 
 def compare_account(a: Account, e: Account) -> CreateAccountResult:
-    if (a.flags & ~AccountFlags.LINKED) != (e.flags & ~AccountFlags.LINKED):
+    if int(a.flags) != int(e.flags):  # LINKED included: it is stored like the other flags
         return AR.EXISTS_WITH_DIFFERENT_FLAGS
     if a.user_data_128 != e.user_data_128:
         return AR.EXISTS_WITH_DIFFERENT_USER_DATA_128
@@ -647,7 +654,7 @@ def create_accounts(
 ) -> tuple[list[CreateAccountResult], list[Account]]:
     """Validate a batch of accounts against those stored; returns results and the new accounts.
 
-    Linked chains of accounts succeed or fail together, like transfers.
+    Linked chains of accounts follow the same rule as chains of transfers (`_create_chain`).
     """
     results: list[CreateAccountResult] = []
     created: list[Account] = []
@@ -665,7 +672,7 @@ def create_accounts(
             return AR.LEDGER_NOT_FOUND
         if names.get(a.name, a.id) != a.id:
             return AR.NAME_ALREADY_USED
-        stored = replace(a, flags=AccountFlags(a.flags & ~AccountFlags.LINKED))
+        stored = replace(a, flags=AccountFlags(int(a.flags)))
         by_id[a.id] = stored
         names[a.name] = a.id
         created.append(stored)
@@ -685,18 +692,21 @@ def create_accounts(
             results.append(AR.LINKED_EVENT_CHAIN_OPEN)
             break
         mark = len(created)
-        chain_results = []
-        for k in range(i, j + 1):
-            result = one(accounts[k])
-            if result not in (AR.OK, AR.EXISTS):
-                for a in created[mark:]:
-                    by_id.pop(a.id, None)
-                    names.pop(a.name, None)
-                del created[mark:]
-                chain_results = [AR.LINKED_EVENT_FAILED] * (j + 1 - i)
-                chain_results[k - i] = result
-                break
+        chain_results: list[CreateAccountResult] = []
+        for a in accounts[i : j + 1]:
+            result = one(a)
             chain_results.append(result)
+            if result is chain_results[0] and result in (AR.OK, AR.EXISTS):
+                continue
+            for undone in created[mark:]:
+                by_id.pop(undone.id, None)
+                names.pop(undone.name, None)
+            del created[mark:]
+            failed = 0 if chain_results[0] is not AR.OK else len(chain_results) - 1
+            code = chain_results[failed]
+            chain_results = [AR.LINKED_EVENT_FAILED] * (j + 1 - i)
+            chain_results[failed] = code
+            break
         results.extend(chain_results)
         i = j + 1
     return results, created

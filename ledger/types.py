@@ -229,6 +229,10 @@ class CreateTransferResult(StrEnum):
     idempotency checks against an existing transfer with the same id (`exists*`) or an id that
     failed before (its original code, or `id_already_failed` if the fields differ), then checks
     against the ledger's state (accounts, the pending or reversed transfer, balances).
+
+    In a linked chain the first member that is not `ok` (`exists` included) keeps its code and
+    every other member gets `linked_event_failed`; a chain whose every member is `exists` is an
+    idempotent retry (ledger/README.md, "Flags and linked chains").
     """
 
     OK = "ok"

@@ -1,10 +1,13 @@
 """Hypothesis stateful test: the ledger against a small in-memory model, on SQLite and PostgreSQL.
 
-Random transfers, linked chains, pending/post/void with partial amounts, expiry, reversals and
-replays of earlier submissions. After every step: balances equal the model's and the sum of their
-transfers, total debits equal total credits, every must-not-exceed flag holds (pending counted),
-and each entry's balance-before is the previous entry's balance-after. The model is written
-independently of ledger.rules, from the behaviour the issue states.
+Random transfers, linked chains (some mixing earlier submissions with new members), pending/post/
+void with partial amounts, expiry, reversals, spends and credits at the exact edge of a
+must-not-exceed limit (pending counted), reserved flags, and replays of earlier submissions (some
+with `linked` toggled). The model computes the expected result code of every transfer (`ok` where
+it is legal) and each step compares it with the ledger's. After every step: balances equal the
+model's and the sum of their transfers, total debits equal total credits, every must-not-exceed
+flag holds, and each entry's balance-before is the previous entry's balance-after. The model is
+written independently of ledger.rules, from the behaviour ledger/README.md states.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import asyncio
 import copy
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -45,6 +48,7 @@ TIMEOUT_S = 3600
 NAMES = ("bank", "card", "card2", "merchant", "limit")
 DMNEC = AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
 CMNED = AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS
+KNOWN_FLAGS = int(LINKED | PENDING | POST | VOID)
 
 
 @dataclass
@@ -55,12 +59,24 @@ class Model:
     status: dict[int, str] = field(default_factory=dict)  # pending id -> posted/voided/expired
     reversed: dict[int, int] = field(default_factory=dict)
     failures: dict[int, tuple[Transfer, CreateTransferResult]] = field(default_factory=dict)
+    submitted: dict[int, Transfer] = field(default_factory=dict)  # id -> the accepted submission
 
     def apply(self, t: Transfer) -> CreateTransferResult:
+        if int(t.flags) & ~KNOWN_FLAGS:
+            return R.FLAGS_ARE_RESERVED
         if t.id in self.transfers:
-            return R.EXISTS
+            # Only `linked` is ever varied on a retry here; it is stored and compared.
+            same = int(t.flags) == int(self.submitted[t.id].flags)
+            return R.EXISTS if same else R.EXISTS_WITH_DIFFERENT_FLAGS
         if t.id in self.failures:
-            return self.failures[t.id][1]
+            original, code = self.failures[t.id]
+            return code if original == t else R.ID_ALREADY_FAILED
+        result = self._apply_new(t)
+        if result is R.OK:
+            self.submitted[t.id] = t
+        return result
+
+    def _apply_new(self, t: Transfer) -> CreateTransferResult:
         if t.flags & (POST | VOID):
             p = self.transfers.get(t.pending_id)
             if p is None:
@@ -148,27 +164,35 @@ class Model:
             j = i
             while j < len(batch) and batch[j].flags & LINKED:
                 j += 1
-            chain = batch[i : j + 1]
-            trial = copy.deepcopy(self)
-            chain_results = []
-            for t in chain:
-                r = trial.apply(t)
-                chain_results.append(r)
-                if r not in (R.OK, R.EXISTS):
-                    break
-            if len(chain_results) == len(chain) and chain_results[-1] in (R.OK, R.EXISTS):
-                self.__dict__.update(trial.__dict__)
-                results.extend(chain_results)
-            else:
-                failing = chain[len(chain_results) - 1]
-                code = chain_results[-1]
-                if code in TRANSFER_RESULTS_REMEMBERED and failing.id not in self.failures:
-                    self.failures[failing.id] = (failing, code)
-                out = [R.LINKED_EVENT_FAILED] * len(chain)
-                out[len(chain_results) - 1] = code
-                results.extend(out)
+            if j == len(batch):  # the last item is linked: the chain is open
+                results += [R.LINKED_EVENT_FAILED] * (j - 1 - i) + [R.LINKED_EVENT_CHAIN_OPEN]
+                break
+            results.extend(self._chain(batch[i : j + 1]))
             i = j + 1
         return results
+
+    def _chain(self, chain: list[Transfer]) -> list[CreateTransferResult]:
+        """Every member `ok`: applied. Every member `exists`: an idempotent retry. Otherwise the
+        first member that is not `ok` fails the chain with its code, the others get
+        linked_event_failed, and nothing is applied."""
+        trial = copy.deepcopy(self)
+        codes = []
+        for t in chain:
+            codes.append(trial.apply(t))
+            if codes[-1] not in (R.OK, R.EXISTS):
+                break
+        if len(codes) == len(chain) and (
+            all(c is R.OK for c in codes) or all(c is R.EXISTS for c in codes)
+        ):
+            self.__dict__.update(trial.__dict__)
+            return codes
+        failed = next(k for k, c in enumerate(codes) if c is not R.OK)
+        code, failing = codes[failed], chain[failed]
+        if code in TRANSFER_RESULTS_REMEMBERED and failing.id not in self.failures:
+            self.failures[failing.id] = (failing, code)
+        out = [R.LINKED_EVENT_FAILED] * len(chain)
+        out[failed] = code
+        return out
 
     def expire_all(self) -> None:
         for pid, p in self.transfers.items():
@@ -292,8 +316,60 @@ def make_machine(url: str, loop: asyncio.AbstractEventLoop) -> type[RuleBasedSta
             elif all(r in (R.OK, R.EXISTS) for r in first):
                 assert got == [R.EXISTS] * len(batch)
             else:
-                assert R.OK not in got and R.EXISTS not in got
+                assert R.OK not in got  # a chain that failed fails again: nothing applied
             assert self.model.bal == before
+
+        # -- the edges of the limits: the exact room, one fen less or more, pending counted ----
+
+        @rule(card=st.sampled_from([1, 2]), delta=st.sampled_from([-1, 0, 0, 1]), data=st.data())
+        def spend_to_the_edge(self, card: int, delta: int, data: st.DataObject) -> None:
+            """Debit a card (debits may not exceed credits) by its room + delta."""
+            spender, shop = self.accounts[card], self.accounts[3]
+            dp, dpo, _, cpo = self.model.bal[spender.id]
+            amount = max(1, cpo - dpo - dp + delta)
+            flags = data.draw(st.sampled_from([TransferFlags.NONE, PENDING]))
+            self._submit([Transfer(self._id(), spender.id, shop.id, amount, CNY, 1, flags)])
+
+        @rule(amount=st.integers(1, 3_000))
+        def draw_on_the_limit(self, amount: int) -> None:
+            """Debit the limit account (credits may not exceed debits): room for credits."""
+            limit, bank = self.accounts[4], self.accounts[0]
+            self._submit([Transfer(self._id(), limit.id, bank.id, amount, CNY, 1)])
+
+        @rule(delta=st.sampled_from([-1, 0, 0, 1]), data=st.data())
+        def credit_to_the_edge(self, delta: int, data: st.DataObject) -> None:
+            """Credit the limit account by its room + delta."""
+            limit, bank = self.accounts[4], self.accounts[0]
+            _, dpo, cp, cpo = self.model.bal[limit.id]
+            amount = max(1, dpo - cpo - cp + delta)
+            flags = data.draw(st.sampled_from([TransferFlags.NONE, PENDING]))
+            self._submit([Transfer(self._id(), bank.id, limit.id, amount, CNY, 1, flags)])
+
+        # -- chains that mix earlier submissions with new members; linked toggled ----------------
+
+        @precondition(lambda self: bool(self.model.submitted or self.model.failures))
+        @rule(data=st.data(), head=st.booleans())
+        def chain_with_an_earlier_submission(self, data: st.DataObject, head: bool) -> None:
+            """An earlier submission (stored or remembered failure) as the head of a chain (made
+            linked) or its tail (made unlinked), with a new member: linked may thus differ."""
+            earlier = [*self.model.submitted.values()] + [
+                t for t, _ in self.model.failures.values()
+            ]
+            old = data.draw(st.sampled_from(earlier))
+            if head:
+                member = replace(old, flags=old.flags | LINKED)
+                self._submit([member, self._plain(data)])
+            else:
+                member = replace(old, flags=old.flags & ~LINKED)
+                self._submit([self._plain(data, linked=True), member])
+
+        @rule(data=st.data(), bit=st.sampled_from([1 << 4, 1 << 7, 1 << 14, 1 << 15]))
+        def reserved_flag(self, data: st.DataObject, bit: int) -> None:
+            """A flag outside the known ones, alone or closing a chain."""
+            t = self._plain(data)
+            odd = replace(t, flags=TransferFlags(int(t.flags) | bit))
+            chained = data.draw(st.booleans())
+            self._submit([self._plain(data, linked=True), odd] if chained else [odd])
 
         @rule()
         def time_passes_beyond_every_timeout(self) -> None:
