@@ -51,9 +51,11 @@ def provision(
     from cardio.errors import CardioError
     from cardio.keystore import load_key_store
     from clearing.settings import get_settings
-    from terminals.config import provision_terminal
+    from terminals.config import is_terminal_id, provision_terminal
     from terminals.errors import TerminalError
 
+    if not is_terminal_id(terminal_id.upper()):
+        raise typer.BadParameter("12 hex digits, e.g. 000001000050", param_hint="--terminal-id")
     path = key_store or get_settings().key_store
     try:
         issuer = load_key_store(path)
@@ -82,17 +84,25 @@ def journal_summary(
 ) -> None:
     """Show the journal's counts: records, grey, uploaded, sequence holes."""
     from terminals.config import load_config
+    from terminals.errors import TerminalError
     from terminals.journal import Journal
 
-    config = load_config(config_path)
-    journal = Journal(config.journal_path, config.terminal_id)
-    stats = journal.stats()
+    try:
+        config = load_config(config_path)
+        journal = Journal(config.journal_path, config.terminal_id)
+    except TerminalError as error:
+        Console(stderr=True).print(f"[red]error:[/red] {error.message}")
+        raise typer.Exit(1) from None
+    try:
+        stats = journal.stats()
+        holes = journal.sequence_holes()
+    finally:
+        journal.close()
     typer.echo(
         f"records {stats.records} (seq {stats.first_seq}..{stats.last_seq}), complete {stats.complete}, "
         f"grey {stats.grey}, not debited {stats.not_debited}, uploaded {stats.uploaded}, "
-        f"pending {stats.pending_upload}, holes {journal.sequence_holes()}"
+        f"pending {stats.pending_upload}, holes {holes}"
     )
-    journal.close()
 
 
 @terminal_app.command("run")
