@@ -7,6 +7,7 @@ driver's connection failures into DatabaseError with a message that says what to
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 from alembic import command
@@ -97,7 +98,7 @@ def connection_failure(url: str, error: BaseException) -> DatabaseError | None:
             )
         return None
     where = _host_port(parsed)
-    if isinstance(error, OSError):  # refused, unknown host, timed out
+    if isinstance(error, ConnectionError | socket.gaierror | TimeoutError):  # refused, no host
         return DatabaseUnreachable(
             f"cannot reach the database at {where}: is PostgreSQL running? "
             "(set ONECARD_DATABASE_URL)"

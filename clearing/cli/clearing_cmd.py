@@ -20,6 +20,7 @@ from clearing.api.errors import ClearingError, NotFound
 from clearing.auth.models import Role
 from clearing.auth.service import Principal
 from clearing.cli.database import ready_database_url
+from clearing.cli.failures import say
 from clearing.cli.money import yuan
 from clearing.engine.reasons import QuarantineReason
 from clearing.engine.service import EngineConfig, open_engine
@@ -182,7 +183,7 @@ def print_settlement(settlement: Any, files: Any, out: Console | None = None) ->
 
 
 def _fail(error: Exception) -> NoReturn:
-    console.print(f"[red]{escape(str(error))}[/red]")
+    say(str(error))
     raise typer.Exit(1)
 
 

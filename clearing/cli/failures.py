@@ -71,6 +71,8 @@ def explain(error: Exception) -> tuple[str, int]:
     known = _database_failure(error)
     if known:
         return known, EXIT_FAILED
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        return f"{error.filename}: {error.strerror}", EXIT_FAILED
     detail = _first_line(str(error))
     return (
         f"unexpected {type(error).__name__}{': ' + detail if detail else ''} "

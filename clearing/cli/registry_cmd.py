@@ -86,6 +86,12 @@ def _run(work: Callable[[AsyncSession, Any], Awaitable[T]], *, with_ledger: bool
 def _table(
     title: str, columns: list[str], rows: list[list[Any]], *, whole: tuple[str, ...] = ()
 ) -> None:
+    console.print(_build_table(title, columns, rows, whole=whole))
+
+
+def _build_table(
+    title: str, columns: list[str], rows: list[list[Any]], *, whole: tuple[str, ...] = ()
+) -> Table:
     """A table whose `whole` columns (ids, accounts, amounts) are never cut or wrapped; the
     other columns fold onto more lines when the terminal is narrow (80 columns, or a pipe)."""
     table = Table(title=title, box=box.SIMPLE_HEAVY, show_edge=False, pad_edge=False)
@@ -96,7 +102,37 @@ def _table(
             table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*["" if value is None else escape(str(value)) for value in row])
-    console.print(table)
+    return table
+
+
+def participants_table(rows: list[Any]) -> Table:
+    """Participants, fitting 80 columns: the bank account, commission and status are never cut
+    or folded (finance staff copy the account into payments); code over kind, name and bank
+    fold onto more lines instead."""
+    table = Table(
+        title="participants",
+        title_justify="left",
+        box=box.SIMPLE_HEAVY,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1, 0, 0),
+    )
+    table.add_column("code\nkind", overflow="fold", min_width=6)
+    table.add_column("name", overflow="fold", min_width=4)
+    table.add_column("commission", justify="right", no_wrap=True)
+    table.add_column("bank account", no_wrap=True)
+    table.add_column("bank", overflow="fold", min_width=4)
+    table.add_column("status", no_wrap=True)
+    for r in rows:
+        table.add_row(
+            f"{escape(r.code)}\n{r.kind.value}",
+            escape(r.name),
+            f"{r.commission_bp / 100:.2f}%",
+            escape(r.bank_account),
+            escape(r.bank_name),
+            r.status.value,
+        )
+    return table
 
 
 def _admin() -> auth_service.Principal:
@@ -140,23 +176,7 @@ def register(app: typer.Typer) -> None:
     def participant_list(limit: int = typer.Option(100, min=1, max=500)) -> None:
         """List participants."""
         rows = _run(lambda s, _l: service.list_participants(s, _admin(), limit=limit, offset=0))
-        _table(
-            "participants",
-            ["code", "name", "kind", "commission", "bank account", "bank", "status"],
-            [
-                [
-                    r.code,
-                    r.name,
-                    r.kind.value,
-                    f"{r.commission_bp / 100:.2f}%",
-                    r.bank_account,
-                    r.bank_name,
-                    r.status.value,
-                ]
-                for r in rows
-            ],
-            whole=("commission", "bank account"),
-        )
+        console.print(participants_table(rows))
 
     @terminal.command("add")
     def terminal_add(

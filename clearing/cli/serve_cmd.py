@@ -24,6 +24,8 @@ def register(app: typer.Typer) -> None:
         url = get_settings().resolved_database_url()
         if migrate:
             db.upgrade(url)
+        else:
+            db.ready(url, migrate_sqlite=False)  # never serve a database at another schema
         Console().print(
             f"[green]onecard clearing on http://{host}:{port} "
             f"(docs: /docs, database: {db_kind(url)})[/green]"

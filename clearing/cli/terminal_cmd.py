@@ -13,6 +13,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from clearing.cli.failures import say
+
 TAP_WAIT_S = 5.0
 
 
@@ -70,7 +72,7 @@ def provision(
             stop_id=stop_id,
         )
     except (CardioError, TerminalError) as error:
-        Console(stderr=True).print(f"[red]error:[/red] {error.message}")
+        say(error.message)
         raise typer.Exit(1) from None
     typer.echo(f"config: {config}")
     typer.echo(f"register this terminal with public key {public_key}")
@@ -91,7 +93,7 @@ def journal_summary(
         config = load_config(config_path)
         journal = Journal(config.journal_path, config.terminal_id)
     except TerminalError as error:
-        Console(stderr=True).print(f"[red]error:[/red] {error.message}")
+        say(error.message)
         raise typer.Exit(1) from None
     try:
         stats = journal.stats()
