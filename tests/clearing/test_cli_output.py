@@ -174,3 +174,31 @@ def test_statement_of_an_unknown_participant_is_an_error(embedded: CliRunner) ->
     result = embedded.invoke(app, ["statement", "bus-404", "--date", "2026-11-28"])
     assert result.exit_code == 1
     assert result.output.strip().endswith("no participant bus-404"), result.output
+
+
+def test_participant_list_on_the_command_line_shows_the_account_whole(
+    embedded: CliRunner,
+) -> None:
+    added = embedded.invoke(
+        app,
+        [
+            "registry",
+            "participant",
+            "add",
+            "clinic-central",
+            "--name",
+            "Central Hospital of the City",
+            "--kind",
+            "clinic",
+            "--commission-bp",
+            "125",
+            "--bank-account",
+            "6222020200112233445",
+            "--bank-name",
+            "Industrial and Commercial Bank of China",
+        ],
+    )
+    assert added.exit_code == 0, added.output
+    listed = embedded.invoke(app, ["registry", "participant", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "6222020200112233445" in listed.output and "…" not in listed.output, listed.output
