@@ -4,7 +4,11 @@ accounts never cut, a refund that asks and is audited, a statement that knows it
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -22,6 +26,7 @@ from clearing.registry.models import ParticipantKind, ParticipantStatus
 from clearing.settings import get_settings
 
 WIDTH = 80
+ONECARD = str(Path(sys.executable).parent / "onecard")
 CARD = "3100000000000001"
 
 
@@ -202,3 +207,39 @@ def test_participant_list_on_the_command_line_shows_the_account_whole(
     listed = embedded.invoke(app, ["registry", "participant", "list"])
     assert listed.exit_code == 0, listed.output
     assert "6222020200112233445" in listed.output and "…" not in listed.output, listed.output
+
+
+def _answer_on_a_terminal(env: dict[str, str], answer: bytes) -> subprocess.CompletedProcess:
+    """Run the console script's refund with a real terminal (a pty) on stdin, and answer."""
+    leader, follower = os.openpty()
+    try:
+        os.write(leader, answer)
+        done = subprocess.run(
+            [ONECARD, "registry", "card", "refund", CARD, "--reason", "moving away"],
+            env=env,
+            stdin=follower,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(follower)
+        os.close(leader)
+    return done
+
+
+def test_card_refund_asks_on_a_terminal_and_does_nothing_unless_told_yes(
+    embedded: CliRunner, tmp_path: Path
+) -> None:
+    _issue(embedded)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONECARD_")}
+    env["ONECARD_DATA_DIR"] = str(tmp_path)
+    declined = _answer_on_a_terminal(env, b"n\n")
+    assert declined.returncode == 1, declined
+    assert "refund card 3100000000000001" in declined.stdout
+    assert "not confirmed: nothing was done" in declined.stderr
+    assert "active" in embedded.invoke(app, ["registry", "card", "show", CARD]).output
+    accepted = _answer_on_a_terminal(env, b"y\n")
+    assert accepted.returncode == 0, accepted
+    assert "refunded" in embedded.invoke(app, ["registry", "card", "show", CARD]).output
