@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from clearing.db import normalize_url
+
 DATA_DIR_DEFAULT = Path("var")
 ESCROW_ACCOUNT_DEFAULT = "6222000000000000001"
 
@@ -28,8 +30,9 @@ class Settings(BaseSettings):
     )
     database_url: str = Field(
         default="",
-        description="SQLAlchemy URL. Empty: an embedded SQLite file in data_dir. "
-        "postgresql+asyncpg://... selects PostgreSQL.",
+        description="Database URL. Empty: an embedded SQLite file in data_dir. "
+        "postgresql://USER@HOST:PORT/NAME selects PostgreSQL (run on asyncpg whatever the "
+        "driver named); sqlite:///PATH another SQLite file.",
     )
     celery_broker_url: str = Field(default="", description="Empty: Celery runs eagerly in-process.")
     celery_result_backend: str = Field(default="", description="Empty: no result backend.")
@@ -55,8 +58,9 @@ class Settings(BaseSettings):
     )
 
     def resolved_database_url(self) -> str:
+        """The URL on the project's driver; raises DatabaseUrlInvalid for one it cannot use."""
         if self.database_url:
-            return self.database_url
+            return normalize_url(self.database_url)
         return f"sqlite+aiosqlite:///{(self.data_dir / 'onecard.db').as_posix()}"
 
     @property

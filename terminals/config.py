@@ -67,6 +67,10 @@ class TerminalConfig:
         return load_feed(self.feed) if self.feed else load_sample_feed()
 
 
+def is_terminal_id(text: str) -> bool:
+    return len(text) == 12 and all(c in "0123456789ABCDEF" for c in text)
+
+
 def load_config(path: Path | str) -> TerminalConfig:
     path = Path(path)
     try:
@@ -77,6 +81,10 @@ def load_config(path: Path | str) -> TerminalConfig:
         raise ConfigError(f"no terminal configuration at {path}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path} is not valid TOML: {error}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text (UTF-8 TOML) file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder, not a terminal configuration") from None
     base = path.parent
 
     def need(key: str) -> str:
@@ -90,7 +98,7 @@ def load_config(path: Path | str) -> TerminalConfig:
         return candidate if candidate.is_absolute() else (base / candidate)
 
     terminal_id = need("terminal_id").upper()
-    if len(terminal_id) != 12 or any(c not in "0123456789ABCDEF" for c in terminal_id):
+    if not is_terminal_id(terminal_id):
         raise ConfigError(f"{path}: terminal_id must be 12 hex digits")
     bus = body.get("bus", {})
     return TerminalConfig(
@@ -119,9 +127,11 @@ def provision_terminal(
     stop_id: str = "old_town",
 ) -> tuple[Path, str]:
     """Write the SAM key file, the credential and a config; returns (config path, public key hex)."""
+    terminal_id = terminal_id.upper()
+    if not is_terminal_id(terminal_id):  # before any file is made: a refusal leaves nothing
+        raise ConfigError(f"terminal id {terminal_id!r} must be 12 hex digits")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    terminal_id = terminal_id.upper()
     provision_sam_keys(
         issuer, bytes.fromhex(terminal_id), out / "sam-keys.json", with_load=with_load
     )

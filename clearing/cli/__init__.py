@@ -6,14 +6,18 @@ Commands parse arguments, call services and print with rich; they hold no busine
 from __future__ import annotations
 
 import importlib
+import sys
 
 import typer
 
+from clearing.cli.failures import OnecardGroup, debugging, explain, say
+
 app = typer.Typer(
     name="onecard",
+    cls=OnecardGroup,  # one place maps every error a command lets through to one line
     help="onecard: the city one-card clearing and payments platform.",
     no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=False,
 )
 
 # Each module defines register(app) and adds its commands or sub-apps.
@@ -40,4 +44,11 @@ for _name in _COMMAND_MODULES:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as error:  # raised outside any command (e.g. while parsing): still one line
+        if debugging():
+            raise
+        message, code = explain(error)
+        say(message)
+        sys.exit(code)

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from clearing.cli.money import yuan
 from clearing.settings import get_settings
 from ledger.errors import invariant
 
@@ -29,7 +30,7 @@ RECONNECT_TRIES_MAX = 600  # five minutes of pcscd being away, then give up
 
 
 def _yuan(fen: int) -> str:
-    return f"¥{fen // 100:,}.{fen % 100:02d}"
+    return f"¥{yuan(fen)}"
 
 
 def _years_later(day: date, years: int) -> date:

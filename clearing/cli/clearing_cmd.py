@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
@@ -14,14 +14,23 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from clearing.api.errors import ClearingError
+from clearing.api.errors import ClearingError, NotFound
+from clearing.auth.models import Role
+from clearing.auth.service import Principal
+from clearing.cli.database import ready_database_url
+from clearing.cli.failures import say
+from clearing.cli.money import yuan
 from clearing.engine.reasons import QuarantineReason
 from clearing.engine.service import EngineConfig, open_engine
+from clearing.registry import service as registry_service
 from clearing.settings import get_settings
+from clearing.settlement.service import operator_statement
 
 console = Console()
 ACTOR_DEFAULT = "finance:cli"
+CLI_FINANCE = Principal(0, Role.FINANCE, "cli", None)  # who the finance commands read as
 TAP_ID_MAX = 2**62  # as the API bounds it: no id past a 64-bit integer reaches the database
 
 
@@ -45,12 +54,6 @@ def number_column(table: Table, header: str, width: int = 8) -> None:
 
 def text_column(table: Table, header: str, width: int = 8) -> None:
     table.add_column(header, overflow="fold", min_width=width)
-
-
-def yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    fen = abs(fen)
-    return f"{sign}{fen // 100:,}.{fen % 100:02d}"
 
 
 async def _staged_count(url: str) -> int:
@@ -216,16 +219,38 @@ def _undo_future_settlements() -> None:
 
 
 def _fail(error: Exception) -> NoReturn:
-    console.print(f"[red]{escape(str(error))}[/red]")
+    say(str(error))
     raise typer.Exit(1)
 
 
-async def _quarantine_call(work: Any) -> Any:
+async def _statement_rows(conn: Any, participant: str, business_day: date) -> Any:
+    """An unknown participant is an error, not an empty statement."""
+    async with AsyncSession(bind=conn) as session:
+        await registry_service.get_participant(session, CLI_FINANCE, participant)
+    return await operator_statement(conn, participant, business_day)
+
+
+async def _in_transaction(url: str, work: Any) -> Any:
     from ledger.writer import Ledger
 
-    url = get_settings().resolved_database_url()
     async with await Ledger.open(url) as ledger, ledger.transaction() as conn:
         return await work(conn)
+
+
+def _db_call(work: Any) -> Any:
+    """Run `work(conn)` in one transaction on a database that is ready (or say what to do)."""
+    return asyncio.run(_in_transaction(ready_database_url(), work))
+
+
+def parse_day(text: str, option: str) -> date:
+    """A YYYY-MM-DD day from the command line, or a usage error saying so."""
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError as error:
+        why = "" if "isoformat" in str(error) else f" ({error})"
+        raise typer.BadParameter(
+            f"{text!r} is not a day{why}: use YYYY-MM-DD, e.g. 2026-11-28", param_hint=option
+        ) from None
 
 
 def register(app: typer.Typer) -> None:
@@ -237,6 +262,7 @@ def register(app: typer.Typer) -> None:
         """Clear every staged tap record: verify TACs, deduplicate, post, quarantine."""
         from cardio.errors import KeyStoreError
 
+        ready_database_url()
         try:
             summary = asyncio.run(clear_with_progress(records_max, chunk))
         except KeyStoreError as error:  # no issuer keys: say what to do, not a traceback
@@ -273,6 +299,7 @@ def register(app: typer.Typer) -> None:
                 raise ValueError(
                     f"business days run from {BUSINESS_DAY_FIRST} to {BUSINESS_DAY_LAST}"
                 )
+            ready_database_url()
             settlement, files = asyncio.run(
                 settle_day(get_settings(), business_day, actor=actor, force=force)
             )
@@ -287,15 +314,11 @@ def register(app: typer.Typer) -> None:
         day: str = typer.Option(..., "--date", help="Settlement day YYYY-MM-DD."),
     ) -> None:
         """An operator's statement: what was cleared per line and terminal."""
-        from clearing.settlement.service import operator_statement
-
+        business_day = parse_day(day, "--date")
         try:
-            business_day = date.fromisoformat(day)
-        except ValueError as error:
+            rows = _db_call(lambda conn: _statement_rows(conn, participant, business_day))
+        except NotFound as error:
             _fail(error)
-        rows = asyncio.run(
-            _quarantine_call(lambda conn: operator_statement(conn, participant, business_day))
-        )
         table = report_table(f"{participant} statement {day} (CNY)")
         text_column(table, "line", 6)
         table.add_column("terminal", no_wrap=True, min_width=12)
@@ -321,14 +344,13 @@ def register(app: typer.Typer) -> None:
         """Concession claims per operator, line and day (full fare - charged)."""
         from clearing.settlement.service import subsidy_report
 
-        try:
-            first_day = date.fromisoformat(first)
-            last_day = date.fromisoformat(last) if last else first_day
-        except ValueError as error:
-            _fail(error)
+        first_day = parse_day(first, "--from")
+        last_day = parse_day(last, "--to") if last else first_day
         if last_day < first_day or last_day - first_day > timedelta(days=366):
-            _fail(ValueError("the range must run forwards and span at most a year"))
-        rows = asyncio.run(_quarantine_call(lambda conn: subsidy_report(conn, first_day, last_day)))
+            raise typer.BadParameter(
+                "the range must run forwards and span at most a year", param_hint="--to"
+            )
+        rows = _db_call(lambda conn: subsidy_report(conn, first_day, last_day))
         table = report_table(f"concession claims {first_day} .. {last_day} (CNY)")
         table.add_column("day", no_wrap=True, min_width=10)
         for header in ("operator", "line", "scheme"):
@@ -367,7 +389,7 @@ def register(app: typer.Typer) -> None:
             return rows, await service.counts_by_reason(conn)
 
         try:
-            rows, counts = asyncio.run(_quarantine_call(work))
+            rows, counts = _db_call(work)
         except ClearingError as error:
             _fail(error)
         print_quarantine(rows, counts)
@@ -380,23 +402,10 @@ def register(app: typer.Typer) -> None:
         from clearing.quarantine import service
 
         try:
-            detail = asyncio.run(_quarantine_call(lambda conn: service.show(conn, tap_id)))
+            detail = _db_call(lambda conn: service.show(conn, tap_id))
         except ClearingError as error:
             _fail(error)
-        table = report_table(f"tap record {tap_id}", show_header=False)
-        table.add_column("field", no_wrap=True)
-        text_column(table, "value", 20)
-        for key, value in detail.record.items():
-            table.add_row(key, escape(str(value)))
-        console.print(table)
-        for action in detail.actions:
-            override = f" override={action.override}" if action.override else ""
-            console.print(
-                f"  {action.at:%Y-%m-%d %H:%M:%S} {action.action} ({action.reason}{override}) "
-                f"by {escape(action.actor)}: {escape(action.note)}"
-            )
-        if detail.disposition:
-            console.print(f"  cleared without money: {detail.disposition}")
+        print_record(tap_id, detail)
 
     @quarantine.command("release")
     def release(
@@ -412,11 +421,9 @@ def register(app: typer.Typer) -> None:
         from clearing.quarantine import service
 
         try:
-            asyncio.run(
-                _quarantine_call(
-                    lambda conn: service.release(
-                        conn, tap_id, actor=actor, note=note, override=override
-                    )
+            _db_call(
+                lambda conn: service.release(
+                    conn, tap_id, actor=actor, note=note, override=override
                 )
             )
         except ClearingError as error:
@@ -433,16 +440,42 @@ def register(app: typer.Typer) -> None:
         from clearing.quarantine import service
 
         try:
-            asyncio.run(
-                _quarantine_call(
-                    lambda conn: service.write_off(conn, tap_id, actor=actor, note=note)
-                )
-            )
+            _db_call(lambda conn: service.write_off(conn, tap_id, actor=actor, note=note))
         except ClearingError as error:
             _fail(error)
         console.print(f"[green]wrote off {tap_id}[/green]")
 
     app.add_typer(quarantine, name="quarantine")
+
+
+def _local(moment: datetime, zone: ZoneInfo) -> str:
+    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M:%S %Z}"
+
+
+def print_record(tap_id: int, detail: Any, out: Console | None = None) -> None:
+    """Every field of one record, times in the business time zone (as `quarantine list` shows
+    them) and money in yuan, then its audit trail."""
+    out = out or console
+    zone = ZoneInfo(get_settings().business_time_zone)
+    table = report_table(f"tap record {tap_id}", show_header=False)
+    table.add_column("field", no_wrap=True)
+    text_column(table, "value", 20)
+    for key, value in detail.record.items():
+        if isinstance(value, datetime):
+            table.add_row(key, _local(value, zone))
+        elif key.endswith("_fen") and isinstance(value, int):
+            table.add_row(f"{key.removesuffix('_fen')} (CNY)", yuan(value))
+        else:
+            table.add_row(key, escape(str(value)))
+    out.print(table)
+    for action in detail.actions:
+        override = f" override={action.override}" if action.override else ""
+        out.print(
+            f"  {_local(action.at, zone)} {action.action} ({action.reason}{override}) "
+            f"by {escape(action.actor)}: {escape(action.note)}"
+        )
+    if detail.disposition:
+        out.print(f"  cleared without money: {detail.disposition}")
 
 
 def print_quarantine(rows: Any, counts: dict[str, int], out: Console | None = None) -> None:

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from clearing import db
 from clearing.cli.ledger_cmd import balances_table, print_report
+from clearing.cli.money import yuan
 from clearing.settings import get_settings
 from ledger.check import check_ledger
 from ledger.ids import account_id, transfer_id
@@ -71,7 +72,7 @@ async def run_demo(url: str, console: Console) -> bool:
         # Concurrent single calls share one database transaction (group commit).
         results = await asyncio.gather(*(ledger.create_transfers([t]) for t in loads + taps))
         for t, [result] in zip(loads + taps, results, strict=True):
-            console.print(f"  {t.amount / 100:>8.2f} CNY code {t.code}: {result.value}")
+            console.print(f"  {yuan(t.amount):>8} CNY code {t.code}: {result.value}")
 
         hold = _transfer(
             "demo:clinic:hold",

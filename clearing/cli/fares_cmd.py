@@ -9,6 +9,7 @@ import csv
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import NoReturn
 from zoneinfo import ZoneInfo
 
 import typer
@@ -65,12 +66,66 @@ def _parse_time(text: str, zone: ZoneInfo) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=zone)
 
 
+def _refuse(message: str) -> NoReturn:
+    typer.echo(message, err=True)
+    raise typer.Exit(2)
+
+
+def _read_taps(taps: Path, zone: ZoneInfo) -> list[tuple[dict[str, str], Leg]]:
+    """The taps file's rows and their legs; a file that is not a UTF-8 CSV of taps is refused
+    with one line naming the file (and row and field where there is one)."""
+    try:
+        return _parse_taps(taps, zone)
+    except UnicodeDecodeError:
+        _refuse(f"{taps}: not a text file (a UTF-8 CSV of taps is expected)")
+    except csv.Error as error:
+        _refuse(f"{taps}: not a CSV file ({error})")
+    except OSError as error:
+        _refuse(f"{taps}: cannot be read ({error.strerror})")
+
+
+def _parse_taps(taps: Path, zone: ZoneInfo) -> list[tuple[dict[str, str], Leg]]:
+    with taps.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in TAP_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            _refuse(f"{taps}: missing column(s) {', '.join(missing)}")
+        rows: list[tuple[dict[str, str], Leg]] = []
+        for number, row in enumerate(reader, start=2):
+            if len(rows) >= TAPS_MAX:
+                _refuse(f"{taps}: more than {TAPS_MAX} taps")
+            times: dict[str, datetime | None] = {}
+            for column in ("time", "alight_time"):
+                text = row.get(column) or ""
+                if column == "alight_time" and not text.strip():
+                    times[column] = None
+                    continue
+                try:
+                    times[column] = _parse_time(text, zone)
+                except ValueError as error:
+                    _refuse(f"{taps}, row {number}, field {column}: {error}")
+            alight_stop = (row.get("alight_stop_id") or "").strip() or None
+            if (alight_stop is None) != (times["alight_time"] is None):
+                _refuse(
+                    f"{taps}, row {number}, field alight_time: give alight_stop_id and "
+                    "alight_time together, or neither"
+                )
+            leg = Leg(
+                row["route_id"], row["stop_id"], times["time"], alight_stop, times["alight_time"]
+            )
+            rows.append((row, leg))
+    return rows
+
+
 @fares_app.command("price")
 def price(
     feed_dir: Path = typer.Argument(..., help="Directory (or .zip) of the GTFS(-Fares v2) feed."),
     taps: Path = typer.Option(
         ...,
         "--taps",
+        exists=True,
+        dir_okay=False,
+        readable=True,
         help="CSV: card,card_type,time,route_id,stop_id (optional: alight_stop_id,alight_time)",
     ),
 ) -> None:
@@ -81,41 +136,7 @@ def price(
         for problem in refused.problems:
             typer.echo(str(problem), err=True)
         raise typer.Exit(2) from refused
-    zone = ZoneInfo(feed.timezone)
-    with taps.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in TAP_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            typer.echo(f"{taps}: missing column(s) {', '.join(missing)}", err=True)
-            raise typer.Exit(2)
-        rows = []
-        for number, row in enumerate(reader, start=2):
-            if len(rows) >= TAPS_MAX:
-                typer.echo(f"{taps}: more than {TAPS_MAX} taps", err=True)
-                raise typer.Exit(2)
-            times = {}
-            for column in ("time", "alight_time"):
-                text = row.get(column) or ""
-                if column == "alight_time" and not text.strip():
-                    times[column] = None
-                    continue
-                try:
-                    times[column] = _parse_time(text, zone)
-                except ValueError as error:
-                    typer.echo(f"{taps}, row {number}, field {column}: {error}", err=True)
-                    raise typer.Exit(2) from error
-            alight_stop = (row.get("alight_stop_id") or "").strip() or None
-            if (alight_stop is None) != (times["alight_time"] is None):
-                typer.echo(
-                    f"{taps}, row {number}, field alight_time: give alight_stop_id and "
-                    "alight_time together, or neither",
-                    err=True,
-                )
-                raise typer.Exit(2)
-            leg = Leg(
-                row["route_id"], row["stop_id"], times["time"], alight_stop, times["alight_time"]
-            )
-            rows.append((row, leg))
+    rows = _read_taps(taps, ZoneInfo(feed.timezone))
     order = sorted(range(len(rows)), key=lambda i: (rows[i][0]["card"], rows[i][1].board_at, i))
     states: dict[str, RideState] = {}
     results: list[dict[str, object]] = [{} for _ in rows]

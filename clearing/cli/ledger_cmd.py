@@ -8,19 +8,13 @@ from datetime import UTC, datetime
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from clearing.settings import get_settings
+from clearing.cli.database import ready_database_url
+from clearing.cli.money import yuan
 from ledger.check import CheckReport, check_ledger
 from ledger.reader import LedgerReader
 from ledger.types import PAGE_MAX, AccountFlags
-
-
-def _fen(amount: int) -> str:
-    sign = "-" if amount < 0 else ""
-    return f"{sign}{abs(amount) // 100:,}.{abs(amount) % 100:02d}"
 
 
 def _when(ns: int) -> str:
@@ -80,10 +74,10 @@ def balances_table(states: list, title: str = "balances (CNY)") -> Table:
         pending = b.credits_pending - b.debits_pending
         table.add_row(
             state.name,
-            _fen(natural),
-            _fen(b.debits_posted),
-            _fen(b.credits_posted),
-            _fen(pending) if pending else "",
+            yuan(natural),
+            yuan(b.debits_posted),
+            yuan(b.credits_posted),
+            yuan(pending) if pending else "",
         )
     return table
 
@@ -106,15 +100,7 @@ def register(app: typer.Typer) -> None:
     @ledger_app.command("check")
     def check() -> None:
         """Recompute every balance from the transfers; exit 1 with a report if anything is off."""
-        url = get_settings().resolved_database_url()
-        try:
-            report = asyncio.run(_check(url))
-        except (OperationalError, ProgrammingError) as error:
-            Console().print(
-                f"[red]cannot read the ledger at {make_url(url).render_as_string()}: "
-                f"{error.orig}. Is it migrated? Run `onecard db upgrade`.[/red]"
-            )
-            raise typer.Exit(2) from error
+        report = asyncio.run(_check(ready_database_url()))
         print_report(report, Console())
         if not report.ok:
             raise typer.Exit(1)
@@ -125,7 +111,7 @@ def register(app: typer.Typer) -> None:
         limit: int = typer.Option(100, min=1, max=PAGE_MAX, help="At most this many accounts."),
     ) -> None:
         """Accounts and their balances, by name."""
-        states = asyncio.run(_balances(get_settings().resolved_database_url(), prefix, limit))
+        states = asyncio.run(_balances(ready_database_url(), prefix, limit))
         Console().print(balances_table(states))
 
     @ledger_app.command("history")
@@ -134,7 +120,7 @@ def register(app: typer.Typer) -> None:
         limit: int = typer.Option(50, min=1, max=PAGE_MAX),
     ) -> None:
         """An account's entries with its posted balance before and after each."""
-        state, page = asyncio.run(_history(get_settings().resolved_database_url(), name, limit))
+        state, page = asyncio.run(_history(ready_database_url(), name, limit))
         console = Console()
         if state is None:
             console.print(f"[red]no account named {name}[/red]")
@@ -146,10 +132,10 @@ def register(app: typer.Typer) -> None:
             table.add_row(
                 _when(entry.transfer.timestamp),
                 "debit" if entry.is_debit else "credit",
-                _fen(entry.transfer.amount),
+                yuan(entry.transfer.amount),
                 str(entry.transfer.flags.name or ""),
-                _fen(entry.balance_before.credits_posted - entry.balance_before.debits_posted),
-                _fen(entry.balance_after.credits_posted - entry.balance_after.debits_posted),
+                yuan(entry.balance_before.credits_posted - entry.balance_before.debits_posted),
+                yuan(entry.balance_after.credits_posted - entry.balance_after.debits_posted),
             )
         console.print(table)
 

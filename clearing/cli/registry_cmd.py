@@ -7,12 +7,14 @@ A token is shown once, when it is issued; only its hash is stored.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from typing import Any, TypeVar
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -24,6 +26,9 @@ from clearing.api.errors import ClearingError
 from clearing.auth import service as auth_service
 from clearing.auth.models import Role
 from clearing.books.chart import BooksError
+from clearing.cli.database import ready_database_url
+from clearing.cli.failures import explain, say
+from clearing.cli.money import yuan
 from clearing.registry import service
 from clearing.registry.models import (
     CardType,
@@ -41,16 +46,17 @@ from clearing.registry.schemas import (
 )
 from clearing.settings import get_settings
 from ledger.errors import LedgerError
+from ledger.writer import Ledger
 
 T = TypeVar("T")
 ACTOR = "admin:cli"
+ACTOR_LENGTH_MAX = 100  # card_events.actor
 console = Console()
 
 
 async def _in_transaction(
-    work: Callable[[AsyncSession, Any], Awaitable[T]], *, with_ledger: bool = False
+    url: str, work: Callable[[AsyncSession, Any], Awaitable[T]], *, with_ledger: bool
 ) -> T:
-    url = get_settings().resolved_database_url()
     engine = db.make_engine(url)
     if engine.dialect.name == "sqlite":
         sqlite_write_lock_at_begin(engine)
@@ -58,8 +64,6 @@ async def _in_transaction(
         async with AsyncExitStack() as stack:
             ledger = None
             if with_ledger:
-                from ledger.writer import Ledger
-
                 ledger = await stack.enter_async_context(await Ledger.open(url))
             async with async_sessionmaker(engine, expire_on_commit=False)() as session:
                 result = await work(session, ledger)
@@ -70,23 +74,66 @@ async def _in_transaction(
 
 
 def _run(work: Callable[[AsyncSession, Any], Awaitable[T]], *, with_ledger: bool = False) -> T:
+    """Run `work` in one transaction; a refusal is one red line and exit 1 (2: bad input)."""
+    url = ready_database_url()
     try:
-        return asyncio.run(_in_transaction(work, with_ledger=with_ledger))
-    except ClearingError as error:
-        console.print(f"[red]{error.code}: {escape(error.detail)}[/red]")
-        raise typer.Exit(1) from error
-    except (LedgerError, BooksError) as error:
-        console.print(f"[red]{error.code}: {escape(str(error))}[/red]")
-        raise typer.Exit(1) from error
+        return asyncio.run(_in_transaction(url, work, with_ledger=with_ledger))
+    except (ClearingError, LedgerError, BooksError) as error:
+        message, code = explain(error)
+        say(message)
+        raise typer.Exit(code) from None
 
 
-def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    table = Table(title=title)
+def _table(
+    title: str, columns: list[str], rows: list[list[Any]], *, whole: tuple[str, ...] = ()
+) -> None:
+    console.print(_build_table(title, columns, rows, whole=whole))
+
+
+def _build_table(
+    title: str, columns: list[str], rows: list[list[Any]], *, whole: tuple[str, ...] = ()
+) -> Table:
+    """A table whose `whole` columns (ids, accounts, amounts) are never cut or wrapped; the
+    other columns fold onto more lines when the terminal is narrow (80 columns, or a pipe)."""
+    table = Table(title=title, box=box.SIMPLE_HEAVY, show_edge=False, pad_edge=False)
     for column in columns:
-        table.add_column(column)
+        if column in whole:
+            table.add_column(column, no_wrap=True, min_width=len(column))
+        else:
+            table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*["" if value is None else str(value) for value in row])
-    console.print(table)
+        table.add_row(*["" if value is None else escape(str(value)) for value in row])
+    return table
+
+
+def participants_table(rows: list[Any]) -> Table:
+    """Participants, fitting 80 columns: the bank account, commission and status are never cut
+    or folded (finance staff copy the account into payments); code over kind, name and bank
+    fold onto more lines instead."""
+    table = Table(
+        title="participants",
+        title_justify="left",
+        box=box.SIMPLE_HEAVY,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1, 0, 0),
+    )
+    table.add_column("code\nkind", overflow="fold", min_width=6)
+    table.add_column("name", overflow="fold", min_width=4)
+    table.add_column("commission", justify="right", no_wrap=True)
+    table.add_column("bank account", no_wrap=True)
+    table.add_column("bank", overflow="fold", min_width=4)
+    table.add_column("status", no_wrap=True)
+    for r in rows:
+        table.add_row(
+            f"{escape(r.code)}\n{r.kind.value}",
+            escape(r.name),
+            f"{r.commission_bp / 100:.2f}%",
+            escape(r.bank_account),
+            escape(r.bank_name),
+            r.status.value,
+        )
+    return table
 
 
 def _admin() -> auth_service.Principal:
@@ -131,22 +178,7 @@ def register(app: typer.Typer) -> None:
     def participant_list(limit: int = typer.Option(100, min=1, max=500)) -> None:
         """List participants."""
         rows = _run(lambda s, _l: service.list_participants(s, _admin(), limit=limit, offset=0))
-        _table(
-            "participants",
-            ["code", "name", "kind", "commission bp", "bank account", "bank", "status"],
-            [
-                [
-                    r.code,
-                    r.name,
-                    r.kind.value,
-                    r.commission_bp,
-                    r.bank_account,
-                    r.bank_name,
-                    r.status.value,
-                ]
-                for r in rows
-            ],
-        )
+        console.print(participants_table(rows))
 
     @terminal.command("add")
     def terminal_add(
@@ -226,15 +258,22 @@ def register(app: typer.Typer) -> None:
         c = view.card
         console.print(
             f"card {c.card_no} {c.card_type.value} {c.status.value} holder {c.holder_id} "
-            f"balance {view.balance_fen} fen deposit {c.deposit_fen} fen"
+            f"balance {yuan(view.balance_fen)} CNY deposit {yuan(c.deposit_fen)} CNY"
         )
         _table(
             "history",
-            ["at", "event", "actor", "amount fen", "reason"],
+            ["at (UTC)", "event", "actor", "CNY", "reason"],
             [
-                [e.at.isoformat(), e.kind.value, e.actor, e.amount_fen, e.reason]
+                [
+                    f"{e.at:%Y-%m-%d %H:%M:%S}",
+                    e.kind.value,
+                    e.actor,
+                    "" if e.amount_fen is None else yuan(e.amount_fen),
+                    e.reason,
+                ]
                 for e in view.events
             ],
+            whole=("at (UTC)", "CNY"),
         )
 
     @card.command("lost")
@@ -275,23 +314,31 @@ def register(app: typer.Typer) -> None:
         rows = _run(lambda s, led: service.complete_replacements(s, led), with_ledger=True)
         _table(
             "balances moved",
-            ["old card", "new card", "moved fen", "pending load"],
-            [[r.old_card_no, r.new_card_no, r.moved_fen, r.load_id] for r in rows],
+            ["old card", "new card", "moved CNY", "pending load"],
+            [[r.old_card_no, r.new_card_no, yuan(r.moved_fen), r.load_id] for r in rows],
+            whole=("old card", "new card", "moved CNY"),
         )
 
     @card.command("refund")
     def card_refund(
         card_no: str,
-        reason: str = typer.Option("returned"),
+        reason: str = typer.Option(..., help="Why the card is refunded (audited)."),
         paid_by: str = typer.Option("cash", help="cash or bank"),
+        actor: str = typer.Option(ACTOR, help="Who refunds (audited)."),
+        yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation (scripts)."),
     ) -> None:
-        """Refund a returned card's balance and deposit."""
+        """Refund a returned card's balance and deposit; the card is denied for good."""
         body = _valid(CardRefund, reason=reason, paid_by=paid_by)
+        actor = actor.strip()
+        if not 1 <= len(actor) <= ACTOR_LENGTH_MAX:
+            raise typer.BadParameter(f"1 .. {ACTOR_LENGTH_MAX} characters", param_hint="--actor")
+        if not yes:
+            _confirm(f"refund card {card_no} ({body.paid_by}) and deny it for good?")
         row, _ = _run(
-            lambda s, led: service.refund_card(s, led, card_no, ACTOR, body.reason, body.paid_by),
+            lambda s, led: service.refund_card(s, led, card_no, actor, body.reason, body.paid_by),
             with_ledger=True,
         )
-        console.print(f"[green]card {row.card_no} refunded[/green]")
+        console.print(f"[green]card {row.card_no} refunded by {escape(actor)}[/green]")
 
     @registry.command("deny-coverage")
     def deny_coverage(
@@ -362,6 +409,16 @@ def register(app: typer.Typer) -> None:
     registry.add_typer(card, name="card")
     registry.add_typer(token, name="token")
     app.add_typer(registry, name="registry")
+
+
+def _confirm(question: str) -> None:
+    """Ask before an action that cannot be undone; without a terminal to ask on, refuse."""
+    if not sys.stdin.isatty():
+        say("no terminal to confirm on: pass --yes to confirm")
+        raise typer.Exit(2)
+    if not typer.confirm(question, default=False):
+        say("not confirmed: nothing was done")
+        raise typer.Exit(1)
 
 
 def _valid(model: type[T], **fields: Any) -> T:

@@ -26,6 +26,8 @@ def register(app: typer.Typer) -> None:
         url = get_settings().resolved_database_url()
         if migrate:
             db.upgrade(url)
+        else:
+            db.ready(url, migrate_sqlite=False)  # never serve a database at another schema
         # Made on first use if missing; the app loads the same key. Terminals compare this.
         list_key = public_key_hex(load_server_key(get_settings()))
         Console().print(

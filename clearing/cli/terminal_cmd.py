@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from clearing.cli.failures import say
+from clearing.cli.money import yuan
 from terminals.errors import invariant
 from terminals.fleet import TAPS_PER_RUN_MAX as TAPS_MAX
 
@@ -91,9 +93,11 @@ def provision(
     from cardio.keystore import load_key_store
     from clearing.settings import get_settings
     from terminals.client import fetch_list_public_key, key_fingerprint, valid_public_key_hex
-    from terminals.config import provision_terminal
+    from terminals.config import is_terminal_id, provision_terminal
     from terminals.errors import TerminalError
 
+    if not is_terminal_id(terminal_id.upper()):
+        raise typer.BadParameter("12 hex digits, e.g. 000001000050", param_hint="--terminal-id")
     path = key_store or get_settings().key_store
     fetched = not server_public_key and bool(clearing_url)
     try:
@@ -116,7 +120,7 @@ def provision(
             stop_id=stop_id,
         )
     except (CardioError, TerminalError) as error:
-        Console(stderr=True).print(f"[red]error:[/red] {error.message}")
+        say(error.message)
         raise typer.Exit(1) from None
     typer.echo(f"config: {config}")
     if server_public_key:
@@ -276,7 +280,7 @@ def _print_simulation(
             str(report.taps),
             str(report.paid),
             str(sum(report.refused.values())),
-            _yuan(report.fares_fen),
+            yuan(report.fares_fen),
             str(report.records_uploaded),
             str(left),
         )
@@ -286,7 +290,7 @@ def _print_simulation(
         str(sum(r.taps for r in reports)),
         str(sum(r.paid for r in reports)),
         str(sum(sum(r.refused.values()) for r in reports)),
-        _yuan(sum(r.fares_fen for r in reports)),
+        yuan(sum(r.fares_fen for r in reports)),
         str(sum(r.records_uploaded for r in reports)),
         str(sum(pending)),
         style="bold",
@@ -300,12 +304,7 @@ def _print_simulation(
         console.print(f"  refused [yellow]{reason}[/yellow]: {count}")
     if refused.get("not_valid"):
         console.print(f"  (a card not valid on {day}: issue it with --valid-from {day} or earlier)")
-    console.print(f"cards paid {_yuan(spent_fen)} in all (their files are saved)")
-
-
-def _yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    return f"{sign}{abs(fen) // 100:,}.{abs(fen) % 100:02d}"
+    console.print(f"cards paid {yuan(spent_fen)} in all (their files are saved)")
 
 
 @terminal_app.command("journal")
@@ -316,17 +315,25 @@ def journal_summary(
 ) -> None:
     """Show the journal's counts: records, grey, uploaded, sequence holes."""
     from terminals.config import load_config
+    from terminals.errors import TerminalError
     from terminals.journal import Journal
 
-    config = load_config(config_path)
-    journal = Journal(config.journal_path, config.terminal_id)
-    stats = journal.stats()
+    try:
+        config = load_config(config_path)
+        journal = Journal(config.journal_path, config.terminal_id)
+    except TerminalError as error:
+        say(error.message)
+        raise typer.Exit(1) from None
+    try:
+        stats = journal.stats()
+        holes = journal.sequence_holes()
+    finally:
+        journal.close()
     typer.echo(
         f"records {stats.records} (seq {stats.first_seq}..{stats.last_seq}), complete {stats.complete}, "
         f"grey {stats.grey}, not debited {stats.not_debited}, uploaded {stats.uploaded}, "
-        f"pending {stats.pending_upload}, holes {journal.sequence_holes()}"
+        f"pending {stats.pending_upload}, holes {holes}"
     )
-    journal.close()
 
 
 @terminal_app.command("run")

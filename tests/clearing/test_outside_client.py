@@ -112,7 +112,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         [ONECARD, "clear"], env=env, capture_output=True, text=True, timeout=120
     )
     # no issuer keys yet: a message that says what to do, not a traceback
-    said = " ".join(cleared.stdout.split())  # as read, whatever the line breaks
+    said = " ".join((cleared.stdout + cleared.stderr).split())  # as read, wherever it goes
     assert cleared.returncode == 1 and "onecard card keys" in said, cleared
     assert "Traceback" not in cleared.stdout + cleared.stderr
     _onecard(env, "card", "keys", "--out", env["ONECARD_KEY_STORE"])

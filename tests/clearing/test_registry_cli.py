@@ -73,7 +73,7 @@ def test_admin_sets_up_an_operator_a_terminal_a_card_and_tokens(embedded) -> Non
         "5000",
     )
     shown = run(runner, "card", "show", "3100000000000001")
-    assert "balance 5000 fen" in shown and "active" in shown
+    assert "balance 50.00 CNY" in shown and "active" in shown
     assert "deny list version 1" in run(runner, "card", "lost", "3100000000000001")
     coverage = run(runner, "deny-coverage")
     assert "v1: 0/1 active terminals" in coverage and "000001000050" in coverage
