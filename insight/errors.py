@@ -1,0 +1,43 @@
+"""Errors of insight: each has a stable code and says what to do (mapped to RFC 9457 by the API)."""
+
+from __future__ import annotations
+
+from clearing.api.errors import ClearingError
+
+
+class InsightError(ClearingError):
+    code = "insight_error"
+    status = 400
+    title = "Insight could not be produced"
+
+
+class BudgetExhausted(InsightError):
+    """A release would spend more privacy budget on some day than the cap allows."""
+
+    code = "privacy_budget_exhausted"
+    status = 409
+    title = "Privacy budget exhausted"
+
+
+class ReleaseNotFound(InsightError):
+    code = "release_not_found"
+    status = 404
+    title = "No such release"
+
+
+class PeriodInvalid(InsightError):
+    code = "period_invalid"
+    status = 422
+    title = "The period is not valid"
+
+
+class DatabaseUnsupported(InsightError):
+    code = "database_unsupported"
+    status = 501
+    title = "Insight needs PostgreSQL"
+
+
+def invariant(condition: bool, message: str) -> None:
+    """A bug check that holds under `python -O` too."""
+    if not condition:
+        raise AssertionError(message)
