@@ -145,6 +145,7 @@ TERMINAL_ID = "5E5E5E5E5E5E"
 
 
 def _records(taps: Iterable[SynthTap], first_id: int, batch_pk: int) -> Iterator[tuple]:
+    # Card counters start past every earlier load's (first_id grows by each load's size).
     counters: Counter[str] = Counter()
     now = datetime.now(UTC)
     for i, tap in enumerate(taps):
@@ -152,7 +153,7 @@ def _records(taps: Iterable[SynthTap], first_id: int, batch_pk: int) -> Iterator
         fare_rule = "flat|transfer" if tap.transfer else "flat"
         yield (
             first_id + i, batch_pk, i, TERMINAL_ID, "purchase", "complete", first_id + i,
-            tap.card_no, counters[tap.card_no], 6, 200, 10_000, 9_800, tap.occurred_at, None,
+            tap.card_no, first_id + counters[tap.card_no], 6, 200, 10_000, 9_800, tap.occurred_at, None,
             tap.card_type, tap.card_type, 200, fare_rule, tap.route_id, tap.stop_id, 0, None,
             None, False, 0, 0, "cleared", None, now, now,
         )  # fmt: skip
