@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from clearing.api.deps import SessionDep
-from clearing.api.problems import PROBLEM_MEDIA_TYPE, PROBLEM_RESPONSES, Problem
+from clearing.api.problems import PROBLEM_RESPONSES
 from clearing.auth.dependencies import PrincipalDep
 from clearing.auth.models import Role
 from clearing.auth.service import require_role
@@ -127,12 +127,7 @@ def _out(release: service.Release) -> ReleaseOut:
     )
 
 
-@router.post(
-    "/releases",
-    status_code=status.HTTP_201_CREATED,
-    response_model=ReleaseOut,
-    responses={501: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}}},
-)
+@router.post("/releases", status_code=status.HTTP_201_CREATED, response_model=ReleaseOut)
 async def make_release(
     body: ReleaseRequest, session: SessionDep, principal: PrincipalDep
 ) -> ReleaseOut:

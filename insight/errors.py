@@ -32,8 +32,10 @@ class PeriodInvalid(InsightError):
 
 
 class DatabaseUnsupported(InsightError):
+    """The service runs on embedded SQLite: the request is fine, the deployment cannot serve it."""
+
     code = "database_unsupported"
-    status = 501
+    status = 409
     title = "Insight needs PostgreSQL"
 
 
