@@ -24,27 +24,36 @@ from insight.models import releases
 # Serialises releases so two never spend the same budget at once (pg_advisory_xact_lock).
 BUDGET_LOCK_KEY = 0x1A51_6E7
 RELEASES_LISTED_MAX = 500
+# Memory PostgreSQL may use per sort or hash of a release's statements (SET LOCAL: this
+# transaction only). The default 4 MB makes the chaining sort spill to disk.
+WORK_MEM = "256MB"
 
 _STAGE_RIDES = """
 CREATE TEMPORARY TABLE insight_rides ON COMMIT DROP AS
+WITH boardings AS (
+  SELECT ct.card_no, ct.business_day AS day, ct.occurred_at AS at, ct.card_counter AS counter,
+         ct.route_id AS route, tr.stop_id AS stop, ct.card_type,
+         strpos(tr.fare_rule, '|') > 0 AS transfer
+  FROM cleared_taps ct JOIN tap_records tr ON tr.id = ct.tap_record_id
+  WHERE ct.kind = 'purchase' AND ct.route_id IS NOT NULL AND tr.stop_id IS NOT NULL
+    AND ct.business_day BETWEEN :start AND :end
+), keys AS (
+  -- HMAC-SHA256(salt, card number), first 64 bits: once per card, not once per tap.
+  SELECT card_no, ('x' || encode(substr(
+           sha256(:opad || sha256(:ipad || convert_to(card_no, 'UTF8'))), 1, 8), 'hex')
+         )::bit(64)::bigint AS rider
+  FROM boardings GROUP BY card_no
+)
 SELECT * FROM (
-  SELECT rider, day, route, stop, card_type, transfer,
-         extract(hour FROM at AT TIME ZONE :tz)::int AS hour,
-         (extract(isodow FROM day) >= 6) AS weekend,
+  SELECT k.rider, b.day, b.route, b.stop, b.card_type, b.transfer,
+         extract(hour FROM b.at AT TIME ZONE :tz)::int AS hour,
+         (extract(isodow FROM b.day) >= 6) AS weekend,
          row_number() OVER w AS n,
-         lag(route) OVER w AS prev_route,
-         lead(stop) OVER w AS next_stop,
-         first_value(stop) OVER w AS first_stop
-  FROM (
-    SELECT sha256(:opad || sha256(:ipad || convert_to(ct.card_no, 'UTF8'))) AS rider,
-           ct.business_day AS day, ct.occurred_at AS at, ct.card_counter AS counter,
-           ct.route_id AS route, tr.stop_id AS stop, ct.card_type,
-           strpos(tr.fare_rule, '|') > 0 AS transfer
-    FROM cleared_taps ct JOIN tap_records tr ON tr.id = ct.tap_record_id
-    WHERE ct.kind = 'purchase' AND ct.route_id IS NOT NULL AND tr.stop_id IS NOT NULL
-      AND ct.business_day BETWEEN :start AND :end
-  ) AS boardings
-  WINDOW w AS (PARTITION BY rider, day ORDER BY at, counter)
+         lag(b.route) OVER w AS prev_route,
+         lead(b.stop) OVER w AS next_stop,
+         first_value(b.stop) OVER w AS first_stop
+  FROM boardings b JOIN keys k ON k.card_no = b.card_no
+  WINDOW w AS (PARTITION BY k.rider, b.day ORDER BY b.at, b.counter)
 ) AS chained
 WHERE n <= :per_day_max
 """
@@ -88,6 +97,7 @@ async def stage_rides(
 ) -> int:
     """Stage the period's boardings (bounded per rider-day); the number staged."""
     ipad, opad = pads
+    await conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
     await conn.execute(text("DROP TABLE IF EXISTS insight_rides"))
     await conn.execute(
         text(_STAGE_RIDES),
@@ -138,41 +148,57 @@ async def stage_alight(conn: AsyncConnection, alight: Mapping[tuple[str, str], s
         )
 
 
-# Each published table: its key columns and the query giving (keys..., count, riders). Every
-# staged boarding (or trip) falls in exactly one cell of each (the sensitivity argument).
+# Each published table: its key columns and the cells (keys..., count, riders). Every staged
+# boarding (or trip) falls in exactly one cell of each (the sensitivity argument). Riders per cell
+# are counted by a hash aggregate per (cell, rider) then per cell: PostgreSQL's count(DISTINCT)
+# sorts its whole input instead (measured about 2x slower here).
 _DESTINATION = (
     "LEFT JOIN insight_alight a ON a.route = r.route"
     " AND a.target = coalesce(r.next_stop, r.first_stop) AND a.alight <> r.stop"
 )
+
+
+def _cells(keys: str, source: str, where: str = "") -> str:
+    width = keys.count(",") + 1
+    inner = ", ".join(str(i) for i in range(1, width + 2))
+    outer = ", ".join(str(i) for i in range(1, width + 1))
+    return (
+        f"SELECT {', '.join(f'k{i}' for i in range(width))}, sum(n)::bigint, count(*) FROM ("
+        f"SELECT {', '.join(f'{k.strip()} AS k{i}' for i, k in enumerate(keys.split(',')))},"
+        f" r.rider, count(*) AS n FROM {source} {where} GROUP BY {inner}) AS per_rider"
+        f" GROUP BY {outer}"
+    )
+
+
 TABLE_QUERIES: dict[str, tuple[tuple[str, ...], str]] = {
-    "line_day": (
-        ("route_id", "business_day"),
-        "SELECT route, day, count(*), count(DISTINCT rider) FROM insight_rides GROUP BY 1, 2",
-    ),
+    "line_day": (("route_id", "business_day"), _cells("r.route, r.day", "insight_rides r")),
     "line_hour": (
         ("route_id", "weekend", "hour", "card_type"),
-        "SELECT route, weekend, hour, card_type, count(*), count(DISTINCT rider)"
-        " FROM insight_rides GROUP BY 1, 2, 3, 4",
+        _cells("r.route, r.weekend, r.hour, r.card_type", "insight_rides r"),
     ),
     "stop_hour": (
         ("stop_id", "weekend", "hour"),
-        "SELECT stop, weekend, hour, count(*), count(DISTINCT rider) FROM insight_rides"
-        " GROUP BY 1, 2, 3",
+        _cells("r.stop, r.weekend, r.hour", "insight_rides r"),
     ),
     "transfers": (
         ("from_route_id", "to_route_id"),
-        "SELECT prev_route, route, count(*), count(DISTINCT rider) FROM insight_rides"
-        " WHERE transfer AND prev_route IS NOT NULL GROUP BY 1, 2",
+        _cells(
+            "r.prev_route, r.route",
+            "insight_rides r",
+            "WHERE r.transfer AND r.prev_route IS NOT NULL",
+        ),
     ),
     "od": (
         ("origin_stop_id", "destination_stop_id", "card_type"),
-        f"SELECT r.stop, a.alight, r.card_type, count(*), count(DISTINCT r.rider)"
-        f" FROM insight_rides r {_DESTINATION} WHERE a.alight IS NOT NULL GROUP BY 1, 2, 3",
+        _cells(
+            "r.stop, a.alight, r.card_type",
+            f"insight_rides r {_DESTINATION}",
+            "WHERE a.alight IS NOT NULL",
+        ),
     ),
     "od_outcome": (
         ("destination_inferred",),
-        f"SELECT a.alight IS NOT NULL, count(*), count(DISTINCT r.rider)"
-        f" FROM insight_rides r {_DESTINATION} GROUP BY 1",
+        _cells("a.alight IS NOT NULL", f"insight_rides r {_DESTINATION}"),
     ),
 }
 

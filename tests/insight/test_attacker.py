@@ -188,7 +188,7 @@ async def test_card_keys_never_repeat_between_releases(worlds, pg_url: str) -> N
                     conn, InsightSettings(), NETWORK, JUNE, JUNE + timedelta(days=DAYS - 1)
                 )
                 rows = await conn.execute(text("SELECT DISTINCT rider FROM insight_rides"))
-                keys.append({bytes(row[0]) for row in rows})
+                keys.append({row[0] for row in rows})
                 await conn.rollback()
     finally:
         await engine.dispose()
