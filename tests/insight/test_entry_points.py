@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from clearing.auth import service as auth_service
 from clearing.auth.models import Role
 from clearing.cli import app as onecard
+from clearing.settings import get_settings
 from insight import synthetic
 from tests.clearing.apiharness import running_app
 from tests.insight.cityfixture import reset
@@ -23,6 +24,14 @@ pytestmark = pytest.mark.postgres
 START = date(2026, 3, 2)
 DAYS = 21
 END = START + timedelta(days=DAYS - 1)
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """The CLI reads ONECARD_DATABASE_URL through a cached get_settings: each test sets its own."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 async def _load(pg_url: str) -> set[str]:
@@ -136,3 +145,40 @@ async def test_a_planner_makes_and_reads_releases_over_the_api(
         )
         assert missing.status_code == 404
         assert missing.json()["code"] == "release_not_found"
+
+
+def test_cli_loads_a_synthetic_month_to_try_insight_on(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asyncio.run(_clean(pg_url))
+    monkeypatch.setenv("ONECARD_DATABASE_URL", pg_url)
+    try:
+        done = CliRunner().invoke(
+            onecard,
+            ["insight", "synthetic", "--from", "2026-05-04", "--riders", "40", "--days", "7"],
+        )
+        assert done.exit_code == 0, done.output
+        assert "loaded" in done.output and "40 riders" in done.output
+    finally:
+        asyncio.run(_clean(pg_url))
+
+
+def test_cli_on_embedded_sqlite_says_insight_needs_postgresql(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("ONECARD_DATABASE_URL", sqlite_url)
+    done = CliRunner().invoke(
+        onecard,
+        [
+            "insight",
+            "release",
+            "--from",
+            "2026-05-04",
+            "--to",
+            "2026-05-10",
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert done.exit_code == 1
+    assert "PostgreSQL" in done.output and "Traceback" not in done.output
