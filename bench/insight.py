@@ -4,7 +4,8 @@ Fills a fresh database with `--days` (30) days of cleared bus taps (`--taps-per-
 by SQL generate_series: riders commuting between two stops of their line on a network of
 `--stops` stops and `--lines` lines, written into a feed folder next to the sample fares), then
 times one release over the whole period: staging with the trip-chaining window functions, every
-GROUP BY, the chaining lookup, the noise and the budget ledger row. In the same run it times
+GROUP BY, the chaining lookup, the noise and the budget ledger row (then the same steps again,
+rolled back, for the split: stage_s, aggregates_s, od_s). In the same run it times
 PostgreSQL's own scan of the same rows (the join of cleared_taps and tap_records over the period,
 counted) as the ceiling, and reports the Python process's peak memory (the month never enters
 Python). Ends with one JSON line.
@@ -34,7 +35,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from clearing import db
-from insight import service
+from insight import repository, service
 from insight.network import load_network
 from insight.settings import InsightSettings
 from insight.synthetic import TERMINAL_ID, prepare_source
@@ -151,8 +152,21 @@ async def measure(url: str, feed: Path, days: int) -> dict[str, float | int]:
         made = await service.build_release(conn, settings, network, START, end, created_by="bench")
         await conn.commit()
         build_s = time.perf_counter() - began
+        # The same work again, step by step, for the split (rolled back: no budget spent).
+        began = time.perf_counter()
+        await service.stage_period(conn, settings, network, START, end)
+        stage_s = time.perf_counter() - began
+        split: dict[str, float] = {}
+        for name in service.TABLES:
+            began = time.perf_counter()
+            await repository.table_counts(conn, name)
+            split[name] = time.perf_counter() - began
+        await conn.rollback()
     await engine.dispose()
     return {
+        "stage_s": round(stage_s, 2),
+        "aggregates_s": round(sum(t for n, t in split.items() if not n.startswith("od")), 2),
+        "od_s": round(split["od"] + split["od_outcome"], 2),
         "rows_scanned": scanned,
         "ceiling_scan_s": round(ceiling_s, 2),
         "build_s": round(build_s, 2),

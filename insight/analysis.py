@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from insight import forecast
+from insight.forecast import Backtest
 from insight.service import Release
 
 
@@ -22,7 +23,7 @@ class LineOutlook:
     weekly_change: float
     forecast_days: list[date]
     forecast: list[int]
-    backtest: forecast.Backtest | None
+    backtest: Backtest | None
 
 
 @dataclass(frozen=True, slots=True)

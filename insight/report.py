@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import html
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from insight import analysis
@@ -70,7 +70,7 @@ def _polyline(values: Sequence[float], top: float, x0: float, step: float) -> st
     return points
 
 
-def line_chart(title: str, series: dict[str, Sequence[float]], dashed_from: int = -1) -> str:
+def line_chart(title: str, series: Mapping[str, Sequence[float]], dashed_from: int = -1) -> str:
     """An SVG line chart of equally spaced points, one line per series."""
     length = max((len(v) for v in series.values()), default=0)
     top = max((max(v) for v in series.values() if v), default=0) or 1

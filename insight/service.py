@@ -90,9 +90,11 @@ def _plain(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date) else value
 
 
-async def _stage(
+async def stage_period(
     conn: AsyncConnection, settings: InsightSettings, network: Network, start: date, end: date
 ) -> None:
+    """Stage the period's boardings under fresh card keys and the chaining lookup (temporary
+    tables of this transaction)."""
     salt = secrets.token_bytes(privacy.SALT_BYTES)
     pads = privacy.hmac_pads(salt)
     del salt  # only the pads reach the database, inside this transaction's statement
@@ -129,7 +131,7 @@ async def build_release(
             f"{settings.epsilon_per_release:g} would pass the cap of "
             f"{settings.epsilon_per_day_max:g} (ONECARD_INSIGHT_EPSILON_PER_DAY_MAX)"
         )
-    await _stage(conn, settings, network, start, end)
+    await stage_period(conn, settings, network, start, end)
     plan = privacy.plan_noise(
         privacy.split_budget(settings.epsilon_per_release, len(TABLES)),
         settings.taps_per_rider_day_max,

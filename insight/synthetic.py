@@ -70,7 +70,8 @@ class Rider:
 
 def make_riders(count: int, rng: random.Random) -> list[Rider]:
     riders: list[Rider] = []
-    types, weights = zip(*CARD_TYPES, strict=True)
+    types = [card_type for card_type, _ in CARD_TYPES]
+    weights = [weight for _, weight in CARD_TYPES]
     for i in range(count):
         card_type = rng.choices(types, weights)[0]
         off_peak = card_type == "senior"

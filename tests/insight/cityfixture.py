@@ -44,7 +44,7 @@ async def exact_counts(engine: AsyncEngine, start: date, end: date) -> dict[str,
     """Every table's cells before privacy (keys..., count, riders), for checking the SQL."""
     settings = InsightSettings()
     async with engine.connect() as conn:
-        await service._stage(conn, settings, NETWORK, start, end)
+        await service.stage_period(conn, settings, NETWORK, start, end)
         out = {name: await repository.table_counts(conn, name) for name in service.TABLES}
         await conn.rollback()
     return out

@@ -184,7 +184,7 @@ async def test_card_keys_never_repeat_between_releases(worlds, pg_url: str) -> N
     try:
         for _ in range(2):
             async with engine.connect() as conn:
-                await service._stage(
+                await service.stage_period(
                     conn, InsightSettings(), NETWORK, JUNE, JUNE + timedelta(days=DAYS - 1)
                 )
                 rows = await conn.execute(text("SELECT DISTINCT rider FROM insight_rides"))
