@@ -94,8 +94,8 @@ async def stage_rides(
     end: date,
     timezone: str,
     per_day_max: int,
-) -> int:
-    """Stage the period's boardings (bounded per rider-day); the number staged."""
+) -> None:
+    """Stage the period's boardings (bounded per rider-day)."""
     ipad, opad = pads
     await conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
     await conn.execute(text("DROP TABLE IF EXISTS insight_rides"))
@@ -111,8 +111,6 @@ async def stage_rides(
         },
     )
     await conn.execute(text("ANALYZE insight_rides"))
-    count = await conn.execute(text("SELECT count(*) FROM insight_rides"))
-    return int(count.scalar_one())
 
 
 async def route_stops(conn: AsyncConnection) -> dict[str, frozenset[str]]:
