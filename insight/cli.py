@@ -16,6 +16,7 @@ from typing import Annotated, TypeVar
 
 import asyncpg
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import make_url
@@ -75,6 +76,15 @@ def _run(work: Callable[[AsyncConnection], Awaitable[T]], *, commit: bool) -> T:
         raise _fail(f"database {make_url(url).render_as_string()}: {first}") from None
 
 
+def _settings() -> InsightSettings:
+    try:
+        return InsightSettings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = "ONECARD_INSIGHT_" + "_".join(str(part) for part in first["loc"]).upper()
+        raise _fail(f"{name}: {first['msg']}") from None
+
+
 def _network(settings: InsightSettings) -> Network:
     try:
         return load_network(settings.feed_dir)
@@ -91,7 +101,7 @@ def release_cmd(
 ) -> None:
     """Spend one release's privacy budget on a period and write its tables and report."""
     first, last = _day(start, "--from"), _day(end, "--to")
-    settings = InsightSettings()
+    settings = _settings()
     network = _network(settings)
 
     async def work(conn: AsyncConnection) -> service.Release:
@@ -135,7 +145,7 @@ def export_cmd(
         wanted = uuid.UUID(release_id)
     except ValueError:
         raise typer.BadParameter(f"{release_id!r} is not a release id") from None
-    network = _network(InsightSettings())
+    network = _network(_settings())
 
     async def work(conn: AsyncConnection) -> service.Release:
         return await service.load_release(conn, wanted)

@@ -182,3 +182,25 @@ def test_cli_on_embedded_sqlite_says_insight_needs_postgresql(
     )
     assert done.exit_code == 1
     assert "PostgreSQL" in done.output and "Traceback" not in done.output
+
+
+def test_cli_names_a_bad_insight_setting_in_one_line(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("ONECARD_DATABASE_URL", pg_url)
+    monkeypatch.setenv("ONECARD_INSIGHT_K_RIDERS_MIN", "1")
+    done = CliRunner().invoke(
+        onecard,
+        [
+            "insight",
+            "release",
+            "--from",
+            "2026-05-04",
+            "--to",
+            "2026-05-10",
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert done.exit_code == 1
+    assert "ONECARD_INSIGHT_K_RIDERS_MIN" in done.output and "Traceback" not in done.output
