@@ -47,6 +47,7 @@ ROUTER_MODULES = (
     "clearing.quarantine.endpoints",
     "clearing.clinic.endpoints",
     "clearing.settlement.endpoints",
+    "insight.endpoints",
 )
 
 

@@ -20,6 +20,7 @@ class Role(enum.StrEnum):
     OPERATOR = "operator"
     ADMIN = "admin"
     RESIDENT = "resident"
+    PLANNER = "planner"  # reads insight releases (aggregates only)
 
 
 class ApiToken(Base):

@@ -31,6 +31,7 @@ _COMMAND_MODULES = (
     "clearing.cli.registry_cmd",
     "clearing.cli.clearing_cmd",
     "clearing.cli.demo_cmd",
+    "insight.cli",
 )
 
 for _name in _COMMAND_MODULES:
