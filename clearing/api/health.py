@@ -10,9 +10,10 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from clearing.api.bodies import StrictJsonRoute
 from clearing.api.problems import problem_response
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=StrictJsonRoute, tags=["health"])
 
 
 class Health(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from clearing.api.bodies import StrictJsonRoute
 from clearing.api.deps import SessionDep
 from clearing.api.problems import PROBLEM_RESPONSES
 from clearing.auth.dependencies import SigningTerminalDep
@@ -12,7 +13,7 @@ from clearing.clinic import service
 from clearing.clinic.adapter import InsuranceAdapter, RulesAdapter
 from clearing.clinic.schemas import SplitIn, SplitOut
 
-router = APIRouter(tags=["clinic"], responses=PROBLEM_RESPONSES)
+router = APIRouter(route_class=StrictJsonRoute, tags=["clinic"], responses=PROBLEM_RESPONSES)
 _DEFAULT_ADAPTER = RulesAdapter()
 
 

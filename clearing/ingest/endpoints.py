@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from clearing.api.bodies import StrictJsonRoute, checked_json
 from clearing.api.deps import SessionDep
 from clearing.api.errors import PayloadTooLarge
 from clearing.api.problems import PROBLEM_RESPONSES
@@ -24,7 +25,9 @@ from clearing.ingest.schemas import (
 )
 from clearing.registry import service as registry_service
 
-router = APIRouter(prefix="/v1", tags=["ingest"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    route_class=StrictJsonRoute, prefix="/v1", tags=["ingest"], responses=PROBLEM_RESPONSES
+)
 
 
 # Bodies parsed by the endpoint itself but described in the OpenAPI schema (clearing/api/app.py).
@@ -35,7 +38,7 @@ def parse_upload(body: bytes) -> BatchUpload:
     """The batch, parsed only after the signature verified: an unauthenticated caller learns
     nothing from validation errors (401 comes first)."""
     try:
-        return BatchUpload.model_validate_json(body)
+        return BatchUpload.model_validate_json(checked_json(body))
     except ValidationError as error:
         if any(e["type"] == "too_long" and tuple(e["loc"]) == ("records",) for e in error.errors()):
             raise PayloadTooLarge(

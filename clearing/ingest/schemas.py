@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from clearing.api.bodies import JSON_ENUM, Instant, RequestModel
 from clearing.ingest.models import TapKind, TapStatus
 
 RECORDS_PER_BATCH_MAX = 5000
@@ -20,13 +21,13 @@ Short = Annotated[str, StringConstraints(max_length=64)]
 CardTypeName = Annotated[str, StringConstraints(pattern=r"^(adult|student|senior|disabled)$")]
 
 
-class TapRecordIn(BaseModel):
-    """One journal record. Checked for shape only: what it means is the engine's job."""
+class TapRecordIn(RequestModel):
+    """One journal record. Checked for shape only: what it means is the engine's job. Every
+    field of the protocol and nothing else: the raw body is stored, and a key the service
+    ignored could mean something to whoever reads it next."""
 
-    model_config = ConfigDict(extra="ignore")
-
-    kind: TapKind
-    status: TapStatus
+    kind: Annotated[TapKind, JSON_ENUM]
+    status: Annotated[TapStatus, JSON_ENUM]
     terminal_seq: int = Field(ge=1, le=U32_MAX)
     card_no: CardNo
     card_counter: int = Field(ge=0, le=65535)
@@ -34,7 +35,7 @@ class TapRecordIn(BaseModel):
     amount_fen: int = Field(ge=0, le=U32_MAX)
     balance_before_fen: int = Field(ge=0, le=U32_MAX)
     balance_after_fen: int = Field(ge=0, le=U32_MAX)
-    occurred_at: AwareDatetime
+    occurred_at: Instant
     tac: Tac | None
     card_type: CardTypeName
     rider_category: Short
@@ -50,9 +51,7 @@ class TapRecordIn(BaseModel):
     action_list_version: int = Field(ge=0, le=2**62)
 
 
-class BatchUpload(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class BatchUpload(RequestModel):
     batch_id: BatchId
     records: list[TapRecordIn] = Field(max_length=RECORDS_PER_BATCH_MAX)
 

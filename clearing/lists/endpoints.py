@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from clearing.api.bodies import StrictJsonRoute
 from clearing.api.deps import SessionDep
 from clearing.api.problems import PROBLEM_RESPONSES
 from clearing.auth.dependencies import PrincipalDep, SigningTerminalDep, TerminalIdPath
@@ -17,7 +18,9 @@ from clearing.lists import service
 from clearing.lists.models import ListKind
 from clearing.lists.signing import public_key_hex
 
-router = APIRouter(prefix="/v1", tags=["lists"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    route_class=StrictJsonRoute, prefix="/v1", tags=["lists"], responses=PROBLEM_RESPONSES
+)
 
 SinceQuery = Annotated[
     int, Query(ge=0, le=2**62, description="The version the terminal holds (0: whole list)")

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
+from clearing.api.bodies import StrictJsonRoute
 from clearing.api.deps import SessionDep
 from clearing.api.problems import PROBLEM_RESPONSES
 from clearing.auth.dependencies import PrincipalDep
@@ -22,7 +23,12 @@ from clearing.quarantine.schemas import (
     WriteOffIn,
 )
 
-router = APIRouter(prefix="/v1/quarantine", tags=["quarantine"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    route_class=StrictJsonRoute,
+    prefix="/v1/quarantine",
+    tags=["quarantine"],
+    responses=PROBLEM_RESPONSES,
+)
 TapId = Annotated[int, Path(ge=1, le=2**62, description="Tap record id")]
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel
 
+from clearing.api.bodies import StrictJsonRoute
 from clearing.api.deps import SessionDep
 from clearing.api.problems import PROBLEM_RESPONSES
 from clearing.auth.dependencies import PrincipalDep, TerminalIdPath
@@ -33,7 +34,7 @@ from clearing.registry.schemas import (
     TerminalUpdate,
 )
 
-router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
+router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", responses=PROBLEM_RESPONSES)
 
 CodePath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,31}$")]
 CardNoPath = Annotated[str, Path(pattern=r"^[0-9]{16}$")]

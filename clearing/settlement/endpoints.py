@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from clearing.api.bodies import StrictJsonRoute
 from clearing.api.deps import SessionDep, SettingsDep
 from clearing.api.errors import ClearingError, Forbidden, InvalidRequest, NotFound
 from clearing.api.problems import PROBLEM_RESPONSES
@@ -27,7 +28,7 @@ from clearing.settlement.schemas import (
     SubsidyRowOut,
 )
 
-router = APIRouter(tags=["settlement"], responses=PROBLEM_RESPONSES)
+router = APIRouter(route_class=StrictJsonRoute, tags=["settlement"], responses=PROBLEM_RESPONSES)
 ParticipantPath = Annotated[
     str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,31}$", description="Participant code")
 ]
