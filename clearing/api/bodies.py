@@ -107,6 +107,17 @@ def _json_text(value: Any) -> Any:
     raise ValueError("a date or time is an ISO 8601 string")
 
 
+def _integral_number(value: Any) -> Any:
+    """JSON Schema's integer is any number without a fraction (RFC 8259 has no integer type):
+    20429998.0 is one. Strings and booleans stay refused by the strict int after this."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer field of a request model: a JSON number without a fraction, never "100" or true.
+JsonInt = Annotated[int, BeforeValidator(_integral_number)]
+
 # JSON-mode strictness in Python mode: the value's JSON type is checked, then the lax parser
 # reads the string exactly as strict JSON mode does.
 Instant = Annotated[AwareDatetime, BeforeValidator(_json_text), Strict(False)]

@@ -27,7 +27,11 @@ class Readiness(BaseModel):
     ledger: bool
 
 
-@router.get("/healthz", summary="Liveness: the process answers")
+@router.get(
+    "/healthz",
+    summary="Liveness: the process answers",
+    description="200 as long as the process serves requests; checks nothing else (use /readyz for that).",
+)
 async def healthz() -> Health:
     return Health(status="ok")
 
@@ -35,6 +39,7 @@ async def healthz() -> Health:
 @router.get(
     "/readyz",
     summary="Readiness: the database answers and its schema is migrated",
+    description="200 when the database answers and its schema is at a migrated revision, with that revision and whether the ledger is open; 503 (problem) otherwise.",
     response_model=Readiness,
     responses={503: {"description": "Not ready (problem body)"}},
 )

@@ -20,6 +20,10 @@ class Me(BaseModel):
     subject: str | None
 
 
-@router.get("/me", summary="The caller's role and subject")
+@router.get(
+    "/me",
+    summary="The caller's role and subject",
+    description="Who the bearer token names: its role (admin, finance, operator, resident) and subject (a participant code or a resident's id). A client checks its token with it.",
+)
 async def me(principal: PrincipalDep) -> Me:
     return Me(role=principal.role, subject=principal.subject)

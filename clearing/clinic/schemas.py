@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from clearing.api.bodies import Instant, RequestModel
+from clearing.api.bodies import Instant, JsonInt, RequestModel
 from clearing.clinic.rules import BILL_FEN_MAX
 
 VisitId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
@@ -16,7 +16,7 @@ CardNo = Annotated[str, StringConstraints(pattern=r"^[0-9]{16}$")]
 class SplitIn(RequestModel):
     visit_id: VisitId
     card_no: CardNo
-    bill_fen: int = Field(ge=0, le=BILL_FEN_MAX)
+    bill_fen: JsonInt = Field(ge=0, le=BILL_FEN_MAX)
     visit_at: Instant
 
 

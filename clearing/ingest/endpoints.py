@@ -88,7 +88,11 @@ async def upload_batch(
     )
 
 
-@router.get("/terminals/{terminal_id}/sequence-gaps", summary="Open gaps in a terminal's serials")
+@router.get(
+    "/terminals/{terminal_id}/sequence-gaps",
+    summary="Open gaps in a terminal's serials",
+    description="Ranges of journal serials not received yet from this terminal: records still to upload, or lost. An operator may read only its own terminals.",
+)
 async def sequence_gaps(
     terminal_id: TerminalIdPath, principal: PrincipalDep, session: SessionDep
 ) -> list[SequenceGapOut]:
@@ -97,7 +101,11 @@ async def sequence_gaps(
     return [SequenceGapOut(from_seq=g.from_seq, to_seq=g.to_seq) for g in gaps]
 
 
-@router.get("/batches", summary="Stored batches, newest first (operators: their terminals)")
+@router.get(
+    "/batches",
+    summary="Stored batches, newest first (operators: their terminals)",
+    description="Batches as received (without the raw body): id, record count, amount total, body hash. Filter by terminal; an operator sees only its own terminals.",
+)
 async def list_batches(
     principal: PrincipalDep,
     session: SessionDep,

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from clearing.api.bodies import JSON_ENUM, RequestModel, omittable
+from clearing.api.bodies import JSON_ENUM, JsonInt, RequestModel, omittable
 from clearing.registry.models import (
     CardEventKind,
     CardStatus,
@@ -43,7 +43,7 @@ class ParticipantCreate(RequestModel):
     code: ParticipantCode = Field(description="Short id; names the account payable:<code>")
     name: Text200
     kind: Annotated[ParticipantKind, JSON_ENUM]
-    commission_bp: int = Field(ge=0, le=10_000, description="Commission in basis points")
+    commission_bp: JsonInt = Field(ge=0, le=10_000, description="Commission in basis points")
     bank_account: BankAccount
     bank_name: Text200
     scheme: Scheme | None = Field(default=None, description="Insurer / subsidy fund: its scheme")
@@ -53,7 +53,7 @@ class ParticipantUpdate(RequestModel):
     """What to change; a field left out keeps its value (none may be null)."""
 
     name: Text200 = omittable()
-    commission_bp: int = omittable(ge=0, le=10_000)
+    commission_bp: JsonInt = omittable(ge=0, le=10_000)
     bank_account: BankAccount = omittable()
     bank_name: Text200 = omittable()
     status: Annotated[ParticipantStatus, JSON_ENUM] = omittable()
@@ -104,8 +104,8 @@ class CardIssue(RequestModel):
     holder_id: HolderId = Field(description="The resident's id (what a resident token names)")
     holder_name: Text200
     scheme: Scheme | None = Field(default=None, description="Medical-insurance scheme")
-    deposit_fen: int = Field(ge=0, le=DEPOSIT_FEN_MAX)
-    first_load_fen: int = Field(ge=0, le=AMOUNT_FEN_MAX)
+    deposit_fen: JsonInt = Field(ge=0, le=DEPOSIT_FEN_MAX)
+    first_load_fen: JsonInt = Field(ge=0, le=AMOUNT_FEN_MAX)
     paid_by: PaidBy = Field(default="cash", description="cash at the counter, or bank transfer")
 
 

@@ -52,7 +52,7 @@ def problem_field(answer: Any) -> str:
         ("first_load_fen", "100"),
         ("first_load_fen", True),
         ("first_load_fen", False),
-        ("first_load_fen", 100.0),
+        ("first_load_fen", 100.5),
         ("deposit_fen", "0"),
         ("deposit_fen", True),
     ],
@@ -68,9 +68,14 @@ async def test_card_amounts_must_be_json_integers(sqlite_url, tmp_path, field, v
 
 
 async def test_a_well_typed_card_is_issued(sqlite_url, tmp_path) -> None:
+    """A JSON number without a fraction is an integer (JSON Schema's `integer`): 5000.0 too."""
     async with world(sqlite_url, tmp_path) as w:
-        answer = await w.client.post("/v1/cards", json=card_body(), headers=w.auth("admin"))
-        assert answer.status_code == 201, answer.text
+        for load in (5000, 5000.0):
+            body = card_body(first_load_fen=load)
+            answer = await w.client.post("/v1/cards", json=body, headers=w.auth("admin"))
+            assert answer.status_code == 201, answer.text
+            card = await w.client.get(f"/v1/cards/{body['card_no']}", headers=w.auth("admin"))
+            assert card.json()["balance_fen"] == 5000
 
 
 @pytest.mark.parametrize(
