@@ -10,6 +10,7 @@ from starlette.convertors import StringConvertor, register_url_convertor
 
 from clearing.api.bodies import StrictJsonRoute
 from clearing.api.deps import SessionDep
+from clearing.api.errors import NotFound
 from clearing.api.problems import PROBLEM_RESPONSES
 from clearing.auth.dependencies import PrincipalDep, TerminalIdPath
 from clearing.auth.models import Role
@@ -324,13 +325,20 @@ async def replace_card(
     "/cards/{card_no:card_no}/replacement",
     tags=["cards"],
     summary="A replacement's progress",
-    description="The replacement of this card: requested, or moved with the amount moved and the load that puts it on the new card. 404 if the card was never replaced. A resident may read only their own.",
+    description="The replacement of this card: requested, or moved with the amount moved and "
+    "the load that puts it on the new card; null while the card was never replaced (every card "
+    "has this resource, from its issue on). 404 if there is no such card. A resident may read "
+    "only their own.",
 )
 async def get_replacement(
     card_no: CardNoPath, principal: PrincipalDep, session: SessionDep
-) -> ReplacementOut:
+) -> ReplacementOut | None:
     await service.get_card(session, principal, card_no, None)
-    return ReplacementOut.model_validate(await service.replacement_of(session, card_no))
+    try:
+        replacement = await service.replacement_of(session, card_no)
+    except NotFound:  # the card exists (above): it has no replacement yet
+        return None
+    return ReplacementOut.model_validate(replacement)
 
 
 @router.post(

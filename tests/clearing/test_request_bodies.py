@@ -67,6 +67,29 @@ async def test_card_amounts_must_be_json_integers(sqlite_url, tmp_path, field, v
         assert missing.status_code == 404  # nothing was issued
 
 
+async def test_a_card_just_issued_has_its_replacement_resource(sqlite_url, tmp_path) -> None:
+    """Schemathesis follows the link from an issued card to its replacement: a resource of every
+    card (null until a replacement is asked for), never a 404 for a card that exists."""
+    async with world(sqlite_url, tmp_path) as w:
+        body = card_body()
+        issued = await w.client.post("/v1/cards", json=body, headers=w.auth("admin"))
+        assert issued.status_code == 201, issued.text
+        path = f"/v1/cards/{body['card_no']}/replacement"
+        fresh = await w.client.get(path, headers=w.auth("admin"))
+        assert fresh.status_code == 200 and fresh.json() is None
+        replace = {"new_card_no": random_card_no(), "reason": "damaged"}
+        asked = await w.client.post(
+            f"/v1/cards/{body['card_no']}/replace", json=replace, headers=w.auth("admin")
+        )
+        assert asked.status_code == 200, asked.text
+        replaced = await w.client.get(path, headers=w.auth("admin"))
+        assert replaced.json()["new_card_no"] == replace["new_card_no"]
+        unknown = await w.client.get(
+            f"/v1/cards/{random_card_no()}/replacement", headers=w.auth("admin")
+        )
+        assert unknown.status_code == 404
+
+
 async def test_a_well_typed_card_is_issued(sqlite_url, tmp_path) -> None:
     """A JSON number without a fraction is an integer (JSON Schema's `integer`): 5000.0 too."""
     async with world(sqlite_url, tmp_path) as w:
