@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Coroutine
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import HTTPException, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
@@ -102,7 +101,7 @@ class RequestModel(BaseModel):
 
 def _json_text(value: Any) -> Any:
     """Dates and times come as JSON strings (ISO 8601), never numbers."""
-    if isinstance(value, str | date | datetime):
+    if isinstance(value, str | datetime):
         return value
     raise ValueError("a date or time is an ISO 8601 string")
 
@@ -121,16 +120,10 @@ JsonInt = Annotated[int, BeforeValidator(_integral_number)]
 # JSON-mode strictness in Python mode: the value's JSON type is checked, then the lax parser
 # reads the string exactly as strict JSON mode does.
 Instant = Annotated[AwareDatetime, BeforeValidator(_json_text), Strict(False)]
-Day = Annotated[date, BeforeValidator(_json_text), Strict(False)]
 # An enum field of a request model, `Annotated[SomeStrEnum, JSON_ENUM]`: in Python mode strict
 # enums take only members; lax ones take the value, and a JSON value that is not one of the
 # (string) values is still refused.
 JSON_ENUM = Strict(False)
-
-
-def validation_error(error_list: list[dict[str, Any]]) -> RequestValidationError:
-    """A body's validation errors as the API reports them (locations start with "body")."""
-    return RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in error_list])
 
 
 def _drop_default(schema: dict[str, Any]) -> None:

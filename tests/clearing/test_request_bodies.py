@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
 
+from clearing.api.bodies import DuplicateKey, load_json
 from clearing.clinic.adapter import RulesAdapter
 from clearing.clinic.rules import SchemeRule
 from clearing.registry import service as registry_service
@@ -284,3 +287,33 @@ async def _clinic_terminal(w: Any) -> SignedTerminal:
         )
         await session.commit()
     return SignedTerminal(terminal_id, key, w.client)
+
+
+# Text without braces: the test finds objects by their "{" in the serialised document.
+words = st.text(st.characters(exclude_characters="{}"), max_size=4)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | words,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(words, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(json_values, words, st.randoms(use_true_random=False))
+def test_a_key_twice_is_refused_at_any_depth(document, key, random) -> None:
+    """Unique keys parse as the standard parser reads them; one object anywhere in the document
+    naming a key twice makes the whole body refused, with that key named."""
+    raw = json.dumps(document)
+    assert load_json(raw) == json.loads(raw)
+    objects = [i for i, char in enumerate(raw) if char == "{"]
+    at = random.choice(objects) if objects else None
+    if at is None:
+        raw, at = json.dumps({"wrapper": document}), 0
+    doubled = (
+        raw[: at + 1]
+        + f"{json.dumps(key)}: 1, {json.dumps(key)}: 2"
+        + (", " if raw[at + 1] != "}" else "")
+        + raw[at + 1 :]
+    )
+    with pytest.raises(DuplicateKey) as refused:
+        load_json(doubled)
+    assert refused.value.key == key
