@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import Match, Mount
 
 from clearing.api.errors import ClearingError
 from clearing.books.chart import BooksError
@@ -153,10 +153,11 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 def allowed_methods(request: Request) -> list[str]:
     """Every method some route of the app answers at this request's path. Starlette's own 405
     names only the first route that matched the path (`POST` for /v1/cards, which also has GET)."""
+    routes = [route for route in request.app.router.routes if not isinstance(route, Mount)]
     allowed = []
     for method in _METHODS:
         scope = {**request.scope, "method": method}
-        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+        if any(route.matches(scope)[0] is Match.FULL for route in routes):
             allowed.append(method)
     return allowed
 
@@ -167,8 +168,10 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     detail = error.detail if isinstance(error.detail, str) else title
     headers = dict(getattr(error, "headers", None) or {})
     if error.status_code == 405:
+        # A mounted app (the docs' static files) names its own methods; the routes are ours.
         allowed = allowed_methods(request)
-        headers["Allow"] = ", ".join(allowed)
+        if allowed or "Allow" not in headers:
+            headers["Allow"] = ", ".join(allowed)
         detail = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
     return problem_response(
         error.status_code,

@@ -177,6 +177,7 @@ async def test_every_operation_has_a_summary_and_a_description(sqlite_url, tmp_p
         ("GET", "/v1/cards/issue-run", "POST"),
         ("GET", "/v1/settlements/2026-11-28", None),  # allowed: not a 405
         ("DELETE", "/v1/settlements/2026-11-28", "GET, POST"),
+        ("DELETE", "/docs-assets/swagger-ui.css", "GET, HEAD"),  # static files: theirs
     ],
 )
 async def test_undeclared_methods_are_405_problems_naming_every_allowed_method(
