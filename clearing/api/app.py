@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clearing import db
 from clearing.api import health
+from clearing.api.docs import install_offline_docs
 from clearing.api.problems import (
     PROBLEM_MEDIA_TYPE,
     Problem,
@@ -151,11 +152,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Terminals sign their requests (docs/terminal-protocol.md); staff and "
         "residents use bearer tokens. Every error is an RFC 9457 problem.",
         lifespan=lifespan,
+        docs_url=None,  # served from the package by install_offline_docs, never a CDN
+        redoc_url=None,
     )
     # Set here, not in the lifespan: SettingsDep works for every request of this app, including
     # those of a test client that never ran the lifespan.
     app.state.settings = settings
     install_problem_handlers(app)
+    install_offline_docs(app)
     app.add_middleware(BodyLimit, limit=REQUEST_BYTES_MAX)
     app.include_router(health.router)
     extra_models: list[type[BaseModel]] = []

@@ -10,9 +10,10 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from clearing.api.bodies import StrictJsonRoute
 from clearing.api.problems import problem_response
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=StrictJsonRoute, tags=["health"])
 
 
 class Health(BaseModel):
@@ -26,7 +27,11 @@ class Readiness(BaseModel):
     ledger: bool
 
 
-@router.get("/healthz", summary="Liveness: the process answers")
+@router.get(
+    "/healthz",
+    summary="Liveness: the process answers",
+    description="200 as long as the process serves requests; checks nothing else (use /readyz for that).",
+)
 async def healthz() -> Health:
     return Health(status="ok")
 
@@ -34,6 +39,7 @@ async def healthz() -> Health:
 @router.get(
     "/readyz",
     summary="Readiness: the database answers and its schema is migrated",
+    description="200 when the database answers and its schema is at a migrated revision, with that revision and whether the ledger is open; 503 (problem) otherwise.",
     response_model=Readiness,
     responses={503: {"description": "Not ready (problem body)"}},
 )

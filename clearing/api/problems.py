@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 from clearing.api.errors import ClearingError
 from clearing.books.chart import BooksError
@@ -145,17 +146,40 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+# The methods an `Allow` header may name (RFC 9110 §10.2.1), in the order it names them.
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers at this request's path. Starlette's own 405
+    names only the first route that matched the path (`POST` for /v1/cards, which also has GET)."""
+    routes = [route for route in request.app.router.routes if not isinstance(route, Mount)]
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in routes):
+            allowed.append(method)
+    return allowed
+
+
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     code, title = _HTTP_CODES.get(error.status_code, ("http_error", "HTTP error"))
     detail = error.detail if isinstance(error.detail, str) else title
+    headers = dict(getattr(error, "headers", None) or {})
+    if error.status_code == 405:
+        # A mounted app (the docs' static files) names its own methods; the routes are ours.
+        allowed = allowed_methods(request)
+        if allowed or "Allow" not in headers:
+            headers["Allow"] = ", ".join(allowed)
+        detail = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
     return problem_response(
         error.status_code,
         code,
         title,
         detail,
         instance=request.url.path,
-        headers=getattr(error, "headers", None),
+        headers=headers or None,
     )
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from clearing.api.bodies import StrictJsonRoute
 from clearing.api.problems import PROBLEM_RESPONSES
 from clearing.auth.dependencies import PrincipalDep
 from clearing.auth.models import Role
 
-router = APIRouter(prefix="/v1", tags=["auth"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    route_class=StrictJsonRoute, prefix="/v1", tags=["auth"], responses=PROBLEM_RESPONSES
+)
 
 
 class Me(BaseModel):
@@ -17,6 +20,10 @@ class Me(BaseModel):
     subject: str | None
 
 
-@router.get("/me", summary="The caller's role and subject")
+@router.get(
+    "/me",
+    summary="The caller's role and subject",
+    description="Who the bearer token names: its role (admin, finance, operator, resident) and subject (a participant code or a resident's id). A client checks its token with it.",
+)
 async def me(principal: PrincipalDep) -> Me:
     return Me(role=principal.role, subject=principal.subject)

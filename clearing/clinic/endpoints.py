@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from clearing.api.bodies import StrictJsonRoute
 from clearing.api.deps import SessionDep
 from clearing.api.problems import PROBLEM_RESPONSES
 from clearing.auth.dependencies import SigningTerminalDep
@@ -12,7 +13,7 @@ from clearing.clinic import service
 from clearing.clinic.adapter import InsuranceAdapter, RulesAdapter
 from clearing.clinic.schemas import SplitIn, SplitOut
 
-router = APIRouter(tags=["clinic"], responses=PROBLEM_RESPONSES)
+router = APIRouter(route_class=StrictJsonRoute, tags=["clinic"], responses=PROBLEM_RESPONSES)
 _DEFAULT_ADAPTER = RulesAdapter()
 
 
@@ -20,12 +21,19 @@ def _adapter(request: Request) -> InsuranceAdapter:
     return getattr(request.app.state, "insurance_adapter", None) or _DEFAULT_ADAPTER
 
 
-@router.post("/v1/terminals/{terminal_id}/clinic/splits", response_model=SplitOut)
+@router.post(
+    "/v1/terminals/{terminal_id}/clinic/splits",
+    response_model=SplitOut,
+    summary="Split a clinic visit's bill (terminal-signed)",
+    description="A clinic terminal asks how a visit's bill splits between the card holder's "
+    "medical-insurance fund and the patient, by the scheme's rules (deductible, insured share, "
+    "annual cap). Idempotent per visit_id: asking again answers the same split, another bill "
+    "under the same visit_id is 409. The patient's share is then debited from the card and the "
+    "insured share is claimed from the fund when the clinic's record clears.",
+)
 async def split_visit(
     request: Request, body: SplitIn, session: SessionDep, terminal: SigningTerminalDep
 ) -> SplitOut:
-    """Split a visit's bill (idempotent per visit_id); the patient's share is then debited from
-    the card and the insured share is claimed from the fund when the record clears."""
     split = await service.split_visit(
         await session.connection(),
         _adapter(request),

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
+from clearing.api.bodies import Instant, JsonInt, RequestModel
 from clearing.clinic.rules import BILL_FEN_MAX
 
 VisitId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 CardNo = Annotated[str, StringConstraints(pattern=r"^[0-9]{16}$")]
 
 
-class SplitIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SplitIn(RequestModel):
     visit_id: VisitId
     card_no: CardNo
-    bill_fen: int = Field(ge=0, le=BILL_FEN_MAX)
-    visit_at: AwareDatetime
+    bill_fen: JsonInt = Field(ge=0, le=BILL_FEN_MAX)
+    visit_at: Instant
 
 
 class SplitOut(BaseModel):

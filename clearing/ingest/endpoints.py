@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from clearing.api.bodies import StrictJsonRoute, checked_json
 from clearing.api.deps import SessionDep
 from clearing.api.errors import PayloadTooLarge
 from clearing.api.problems import PROBLEM_RESPONSES
@@ -24,7 +25,9 @@ from clearing.ingest.schemas import (
 )
 from clearing.registry import service as registry_service
 
-router = APIRouter(prefix="/v1", tags=["ingest"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    route_class=StrictJsonRoute, prefix="/v1", tags=["ingest"], responses=PROBLEM_RESPONSES
+)
 
 
 # Bodies parsed by the endpoint itself but described in the OpenAPI schema (clearing/api/app.py).
@@ -35,7 +38,7 @@ def parse_upload(body: bytes) -> BatchUpload:
     """The batch, parsed only after the signature verified: an unauthenticated caller learns
     nothing from validation errors (401 comes first)."""
     try:
-        return BatchUpload.model_validate_json(body)
+        return BatchUpload.model_validate_json(checked_json(body))
     except ValidationError as error:
         if any(e["type"] == "too_long" and tuple(e["loc"]) == ("records",) for e in error.errors()):
             raise PayloadTooLarge(
@@ -85,7 +88,11 @@ async def upload_batch(
     )
 
 
-@router.get("/terminals/{terminal_id}/sequence-gaps", summary="Open gaps in a terminal's serials")
+@router.get(
+    "/terminals/{terminal_id}/sequence-gaps",
+    summary="Open gaps in a terminal's serials",
+    description="Ranges of journal serials not received yet from this terminal: records still to upload, or lost. An operator may read only its own terminals.",
+)
 async def sequence_gaps(
     terminal_id: TerminalIdPath, principal: PrincipalDep, session: SessionDep
 ) -> list[SequenceGapOut]:
@@ -94,7 +101,11 @@ async def sequence_gaps(
     return [SequenceGapOut(from_seq=g.from_seq, to_seq=g.to_seq) for g in gaps]
 
 
-@router.get("/batches", summary="Stored batches, newest first (operators: their terminals)")
+@router.get(
+    "/batches",
+    summary="Stored batches, newest first (operators: their terminals)",
+    description="Batches as received (without the raw body): id, record count, amount total, body hash. Filter by terminal; an operator sees only its own terminals.",
+)
 async def list_batches(
     principal: PrincipalDep,
     session: SessionDep,

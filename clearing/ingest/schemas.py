@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from clearing.api.bodies import JSON_ENUM, Instant, JsonInt, RequestModel
 from clearing.ingest.models import TapKind, TapStatus
 
 RECORDS_PER_BATCH_MAX = 5000
@@ -20,39 +21,37 @@ Short = Annotated[str, StringConstraints(max_length=64)]
 CardTypeName = Annotated[str, StringConstraints(pattern=r"^(adult|student|senior|disabled)$")]
 
 
-class TapRecordIn(BaseModel):
-    """One journal record. Checked for shape only: what it means is the engine's job."""
+class TapRecordIn(RequestModel):
+    """One journal record. Checked for shape only: what it means is the engine's job. Every
+    field of the protocol and nothing else: the raw body is stored, and a key the service
+    ignored could mean something to whoever reads it next."""
 
-    model_config = ConfigDict(extra="ignore")
-
-    kind: TapKind
-    status: TapStatus
-    terminal_seq: int = Field(ge=1, le=U32_MAX)
+    kind: Annotated[TapKind, JSON_ENUM]
+    status: Annotated[TapStatus, JSON_ENUM]
+    terminal_seq: JsonInt = Field(ge=1, le=U32_MAX)
     card_no: CardNo
-    card_counter: int = Field(ge=0, le=65535)
-    txn_type: int = Field(ge=0, le=255)
-    amount_fen: int = Field(ge=0, le=U32_MAX)
-    balance_before_fen: int = Field(ge=0, le=U32_MAX)
-    balance_after_fen: int = Field(ge=0, le=U32_MAX)
-    occurred_at: AwareDatetime
+    card_counter: JsonInt = Field(ge=0, le=65535)
+    txn_type: JsonInt = Field(ge=0, le=255)
+    amount_fen: JsonInt = Field(ge=0, le=U32_MAX)
+    balance_before_fen: JsonInt = Field(ge=0, le=U32_MAX)
+    balance_after_fen: JsonInt = Field(ge=0, le=U32_MAX)
+    occurred_at: Instant
     tac: Tac | None
     card_type: CardTypeName
     rider_category: Short
-    full_fare_fen: int = Field(ge=0, le=U32_MAX)
+    full_fare_fen: JsonInt = Field(ge=0, le=U32_MAX)
     fare_rule: Short
     route_id: Short | None = None
     stop_id: Short | None = None
-    insured_fen: int = Field(default=0, ge=0, le=U32_MAX)
+    insured_fen: JsonInt = Field(default=0, ge=0, le=U32_MAX)
     visit_id: Short | None = None
     load_id: Short | None = None
     offline_fallback: bool = False
-    deny_list_version: int = Field(ge=0, le=2**62)
-    action_list_version: int = Field(ge=0, le=2**62)
+    deny_list_version: JsonInt = Field(ge=0, le=2**62)
+    action_list_version: JsonInt = Field(ge=0, le=2**62)
 
 
-class BatchUpload(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class BatchUpload(RequestModel):
     batch_id: BatchId
     records: list[TapRecordIn] = Field(max_length=RECORDS_PER_BATCH_MAX)
 

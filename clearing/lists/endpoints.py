@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from clearing.api.bodies import StrictJsonRoute
 from clearing.api.deps import SessionDep
 from clearing.api.problems import PROBLEM_RESPONSES
 from clearing.auth.dependencies import PrincipalDep, SigningTerminalDep, TerminalIdPath
@@ -17,7 +18,9 @@ from clearing.lists import service
 from clearing.lists.models import ListKind
 from clearing.lists.signing import public_key_hex
 
-router = APIRouter(prefix="/v1", tags=["lists"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    route_class=StrictJsonRoute, prefix="/v1", tags=["lists"], responses=PROBLEM_RESPONSES
+)
 
 SinceQuery = Annotated[
     int, Query(ge=0, le=2**62, description="The version the terminal holds (0: whole list)")
@@ -53,7 +56,11 @@ class CoverageOut(BaseModel):
     terminals_behind: list[str]
 
 
-@router.get("/terminals/{terminal_id}/deny-list", summary="Deny list delta (signed)")
+@router.get(
+    "/terminals/{terminal_id}/deny-list",
+    summary="Deny list delta (signed)",
+    description="Terminal-signed: the deny list since the version the terminal holds (or the whole list), signed by the server's list key so the terminal can verify it offline.",
+)
 async def deny_list(
     terminal_id: TerminalIdPath,
     request: Request,
@@ -71,7 +78,11 @@ async def deny_list(
     return ListDelta.model_validate(body)
 
 
-@router.get("/terminals/{terminal_id}/action-list", summary="Action list delta (signed)")
+@router.get(
+    "/terminals/{terminal_id}/action-list",
+    summary="Action list delta (signed)",
+    description="Terminal-signed: pending card actions (loads to write onto cards, replacements) since the version the terminal holds, signed like the deny list.",
+)
 async def action_list(
     terminal_id: TerminalIdPath,
     request: Request,
@@ -89,12 +100,20 @@ async def action_list(
     return ListDelta.model_validate(body)
 
 
-@router.get("/lists/public-key", summary="The server's list-signing public key")
+@router.get(
+    "/lists/public-key",
+    summary="The server's list-signing public key",
+    description="The Ed25519 public key that verifies deny and action lists (hex). Public: terminals pin it at installation.",
+)
 async def public_key(request: Request) -> PublicKey:
     return PublicKey(public_key=public_key_hex(request.app.state.list_key))
 
 
-@router.get("/lists/deny/coverage", summary="How far a deny-list version has reached the fleet")
+@router.get(
+    "/lists/deny/coverage",
+    summary="How far a deny-list version has reached the fleet",
+    description="Admin and finance: for a deny-list version (default the latest), how many active terminals hold it, when the last one got it and which are behind.",
+)
 async def deny_coverage(
     principal: PrincipalDep,
     session: SessionDep,

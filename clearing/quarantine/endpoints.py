@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
+from clearing.api.bodies import StrictJsonRoute
 from clearing.api.deps import SessionDep
 from clearing.api.problems import PROBLEM_RESPONSES
 from clearing.auth.dependencies import PrincipalDep
@@ -22,11 +23,23 @@ from clearing.quarantine.schemas import (
     WriteOffIn,
 )
 
-router = APIRouter(prefix="/v1/quarantine", tags=["quarantine"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    route_class=StrictJsonRoute,
+    prefix="/v1/quarantine",
+    tags=["quarantine"],
+    responses=PROBLEM_RESPONSES,
+)
 TapId = Annotated[int, Path(ge=1, le=2**62, description="Tap record id")]
 
 
-@router.get("", response_model=list[QuarantinedOut])
+@router.get(
+    "",
+    response_model=list[QuarantinedOut],
+    summary="Quarantined records (finance)",
+    description="Records the clearing engine held back instead of posting (bad TAC, unknown or "
+    "denied card, broken balance chain, ...), oldest first, paged by id (`after_id`, `limit`), "
+    "optionally for one reason or terminal. Finance and admin.",
+)
 async def list_quarantined(
     session: SessionDep,
     principal: PrincipalDep,
@@ -43,14 +56,27 @@ async def list_quarantined(
     return [QuarantinedOut.model_validate(row) for row in rows]
 
 
-@router.get("/reasons", response_model=list[ReasonCountOut])
+@router.get(
+    "/reasons",
+    response_model=list[ReasonCountOut],
+    summary="Quarantined records per reason (finance)",
+    description="How many records are held for each quarantine reason: where finance staff "
+    "start their day. Finance and admin.",
+)
 async def reasons(session: SessionDep, principal: PrincipalDep) -> list[ReasonCountOut]:
     require_role(principal, Role.FINANCE, Role.ADMIN)
     counts = await service.counts_by_reason(await session.connection())
     return [ReasonCountOut(reason=k, records=v) for k, v in counts.items()]
 
 
-@router.get("/{tap_id}", response_model=RecordDetailOut)
+@router.get(
+    "/{tap_id}",
+    response_model=RecordDetailOut,
+    summary="One quarantined record and its audit trail (finance)",
+    description="The record as the terminal sent it, every action taken on it (who, when, why) "
+    "and its disposition (released, written off, or still held). Finance and admin; 404 if the "
+    "id names no record.",
+)
 async def show(
     tap_id: TapId,
     session: SessionDep,
@@ -65,7 +91,14 @@ async def show(
     )
 
 
-@router.post("/{tap_id}/release", response_model=RecordDetailOut)
+@router.post(
+    "/{tap_id}/release",
+    response_model=RecordDetailOut,
+    summary="Release a record to clear again (finance)",
+    description="Finance: send a held record back to clearing once its cause is fixed, with a "
+    "note saying what was fixed; `override` accepts a soft reason (balance chain broken, grey "
+    "unresolved) on re-clear. Audited; 409 if the record is not held.",
+)
 async def release(
     tap_id: TapId, body: ReleaseIn, session: SessionDep, principal: PrincipalDep
 ) -> RecordDetailOut:
@@ -77,7 +110,13 @@ async def release(
     return await show(tap_id, session, principal)
 
 
-@router.post("/{tap_id}/write-off", response_model=RecordDetailOut)
+@router.post(
+    "/{tap_id}/write-off",
+    response_model=RecordDetailOut,
+    summary="Write a record off (finance)",
+    description="Finance: close a held record that will never clear (a forged or duplicate "
+    "record), with a note saying why. No money moves; audited; 409 if the record is not held.",
+)
 async def write_off(
     tap_id: TapId, body: WriteOffIn, session: SessionDep, principal: PrincipalDep
 ) -> RecordDetailOut:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from clearing.api.bodies import JSON_ENUM, RequestModel
 from clearing.engine.reasons import QuarantineReason
 
 
@@ -43,19 +44,15 @@ class RecordDetailOut(BaseModel):
     disposition: str | None
 
 
-class ReleaseIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ReleaseIn(RequestModel):
     note: str = Field(min_length=1, max_length=2000, description="Why: what was fixed")
-    override: QuarantineReason | None = Field(
+    override: Annotated[QuarantineReason, JSON_ENUM] | None = Field(
         default=None,
         description="Accept this soft reason (balance_chain_broken, grey_unresolved) on re-clear",
     )
 
 
-class WriteOffIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class WriteOffIn(RequestModel):
     note: str = Field(min_length=1, max_length=2000, description="Why it will never clear")
 
 

@@ -6,8 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel
+from starlette.convertors import StringConvertor, register_url_convertor
 
+from clearing.api.bodies import StrictJsonRoute
 from clearing.api.deps import SessionDep, SettingsDep
+from clearing.api.errors import NotFound
 from clearing.api.problems import PROBLEM_RESPONSES
 from clearing.auth.dependencies import PrincipalDep, TerminalIdPath
 from clearing.auth.models import Role
@@ -33,10 +36,20 @@ from clearing.registry.schemas import (
     TerminalUpdate,
 )
 
-router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
+router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", responses=PROBLEM_RESPONSES)
 
 CodePath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,31}$")]
-CardNoPath = Annotated[str, Path(pattern=r"^[0-9]{16}$")]
+CardNoPath = Annotated[str, Path(pattern=r"^[0-9]{16}$", description="Card number, 16 digits")]
+
+
+class CardNoConvertor(StringConvertor):
+    """`{card_no:card_no}` matches 16 digits only, so /cards/issue-run is never read as a card
+    number: a GET there is 405 (Allow: POST), not a 422 about a malformed card number."""
+
+    regex = "[0-9]{16}"
+
+
+register_url_convertor("card_no", CardNoConvertor())
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
@@ -57,7 +70,13 @@ def _admin(principal: Principal) -> None:
 # -- participants ------------------------------------------------------------------------------
 
 
-@router.post("/participants", status_code=201, tags=["registry"], summary="Add a participant")
+@router.post(
+    "/participants",
+    status_code=201,
+    tags=["registry"],
+    summary="Add a participant",
+    description="Admin: register a bus operator, clinic, utility or fund with its commission (basis points) and bank account; its payable account is opened in the ledger. 409 if the code is taken.",
+)
 async def create_participant(
     body: ParticipantCreate, principal: PrincipalDep, session: SessionDep, settings: SettingsDep
 ) -> ParticipantOut:
@@ -68,7 +87,12 @@ async def create_participant(
     return ParticipantOut.model_validate(created)
 
 
-@router.get("/participants", tags=["registry"], summary="Participants (operators: their own)")
+@router.get(
+    "/participants",
+    tags=["registry"],
+    summary="Participants (operators: their own)",
+    description="Participants in code order, paged (limit, offset). Admin and finance see all; an operator sees only itself.",
+)
 async def list_participants(
     principal: PrincipalDep, session: SessionDep, limit: Limit = 100, offset: Offset = 0
 ) -> list[ParticipantOut]:
@@ -76,14 +100,24 @@ async def list_participants(
     return [ParticipantOut.model_validate(row) for row in rows]
 
 
-@router.get("/participants/{code}", tags=["registry"], summary="One participant")
+@router.get(
+    "/participants/{code}",
+    tags=["registry"],
+    summary="One participant",
+    description="A participant by code. An operator may read only itself (others are 404, their existence not disclosed).",
+)
 async def get_participant(
     code: CodePath, principal: PrincipalDep, session: SessionDep
 ) -> ParticipantOut:
     return ParticipantOut.model_validate(await service.get_participant(session, principal, code))
 
 
-@router.patch("/participants/{code}", tags=["registry"], summary="Change a participant")
+@router.patch(
+    "/participants/{code}",
+    tags=["registry"],
+    summary="Change a participant",
+    description="Admin: change name, commission, bank account, bank name or status. A field left out keeps its value; none may be null.",
+)
 async def update_participant(
     code: CodePath,
     body: ParticipantUpdate,
@@ -118,7 +152,13 @@ async def _terminal_out(session: SessionDep, terminals: list[Terminal]) -> list[
     ]
 
 
-@router.post("/terminals", status_code=201, tags=["registry"], summary="Register a terminal")
+@router.post(
+    "/terminals",
+    status_code=201,
+    tags=["registry"],
+    summary="Register a terminal",
+    description="Admin: register a terminal by its SAM number with its Ed25519 public key (it signs every request with the private key) and its owning participant.",
+)
 async def register_terminal(
     body: TerminalCreate, principal: PrincipalDep, session: SessionDep
 ) -> TerminalOut:
@@ -127,7 +167,12 @@ async def register_terminal(
     return (await _terminal_out(session, [terminal]))[0]
 
 
-@router.get("/terminals", tags=["registry"], summary="Terminals (operators: their own)")
+@router.get(
+    "/terminals",
+    tags=["registry"],
+    summary="Terminals (operators: their own)",
+    description="Terminals, paged (limit, offset). An operator sees only its own.",
+)
 async def list_terminals(
     principal: PrincipalDep, session: SessionDep, limit: Limit = 100, offset: Offset = 0
 ) -> list[TerminalOut]:
@@ -135,7 +180,12 @@ async def list_terminals(
     return await _terminal_out(session, rows)
 
 
-@router.get("/terminals/{terminal_id}", tags=["registry"], summary="One terminal")
+@router.get(
+    "/terminals/{terminal_id}",
+    tags=["registry"],
+    summary="One terminal",
+    description="A terminal with its status, key and the highest journal serial received. An operator may read only its own.",
+)
 async def get_terminal(
     terminal_id: TerminalIdPath, principal: PrincipalDep, session: SessionDep
 ) -> TerminalOut:
@@ -143,7 +193,12 @@ async def get_terminal(
     return (await _terminal_out(session, [terminal]))[0]
 
 
-@router.patch("/terminals/{terminal_id}", tags=["registry"], summary="Suspend, re-key, move")
+@router.patch(
+    "/terminals/{terminal_id}",
+    tags=["registry"],
+    summary="Suspend, re-key, move",
+    description="Admin: change a terminal's status (suspend, retire), its public key or its line. A field left out keeps its value; none may be null.",
+)
 async def update_terminal(
     terminal_id: TerminalIdPath, body: TerminalUpdate, principal: PrincipalDep, session: SessionDep
 ) -> TerminalOut:
@@ -155,7 +210,13 @@ async def update_terminal(
 # -- cards -------------------------------------------------------------------------------------
 
 
-@router.post("/cards", status_code=201, tags=["cards"], summary="Issue a card (deposit + load)")
+@router.post(
+    "/cards",
+    status_code=201,
+    tags=["cards"],
+    summary="Issue a card (deposit + load)",
+    description="Admin: issue one personalised card, taking its deposit and first load (cash at the counter or bank transfer) into the books in one transaction. 409 if the number is taken.",
+)
 async def issue_card(
     body: CardIssue, request: Request, principal: PrincipalDep, session: SessionDep
 ) -> CardOut:
@@ -165,7 +226,11 @@ async def issue_card(
 
 
 @router.post(
-    "/cards/issue-run", status_code=201, tags=["cards"], summary="Issue a run of cards at once"
+    "/cards/issue-run",
+    status_code=201,
+    tags=["cards"],
+    summary="Issue a run of cards at once",
+    description="Admin: a personalisation run of up to 2,000 cards, issued all or nothing in one transaction.",
 )
 async def issue_cards(
     body: CardIssueRun, request: Request, principal: PrincipalDep, session: SessionDep
@@ -175,7 +240,12 @@ async def issue_cards(
     return [CardOut.model_validate(card) for card in cards]
 
 
-@router.get("/cards", tags=["cards"], summary="Cards (residents: their own)")
+@router.get(
+    "/cards",
+    tags=["cards"],
+    summary="Cards (residents: their own)",
+    description="Cards, paged (limit, offset). A resident sees only the cards issued to them.",
+)
 async def list_cards(
     principal: PrincipalDep, session: SessionDep, limit: Limit = 100, offset: Offset = 0
 ) -> list[CardOut]:
@@ -183,7 +253,12 @@ async def list_cards(
     return [CardOut.model_validate(row) for row in rows]
 
 
-@router.get("/cards/{card_no}", tags=["cards"], summary="A card, its balance and its history")
+@router.get(
+    "/cards/{card_no:card_no}",
+    tags=["cards"],
+    summary="A card, its balance and its history",
+    description="A card, the ledger balance of card:<no> (null without a ledger) and its life events. A resident may read only their own cards.",
+)
 async def get_card(
     card_no: CardNoPath, request: Request, principal: PrincipalDep, session: SessionDep
 ) -> CardDetail:
@@ -195,7 +270,12 @@ async def get_card(
     )
 
 
-@router.post("/cards/{card_no}/report-lost", tags=["cards"], summary="Report a card lost")
+@router.post(
+    "/cards/{card_no:card_no}/report-lost",
+    tags=["cards"],
+    summary="Report a card lost",
+    description="The holder (resident) or admin reports a card lost: it goes on the deny list at once; the answer names the deny-list version terminals must reach.",
+)
 async def report_lost(
     card_no: CardNoPath, body: CardReason, principal: PrincipalDep, session: SessionDep
 ) -> CardChange:
@@ -203,7 +283,12 @@ async def report_lost(
     return CardChange(card=CardOut.model_validate(card), deny_list_version=version)
 
 
-@router.post("/cards/{card_no}/block", tags=["cards"], summary="Block a card (deny list)")
+@router.post(
+    "/cards/{card_no:card_no}/block",
+    tags=["cards"],
+    summary="Block a card (deny list)",
+    description="Admin: block a card (fraud, damage); terminals refuse it once they hold the returned deny-list version.",
+)
 async def block_card(
     card_no: CardNoPath, body: CardReason, principal: PrincipalDep, session: SessionDep
 ) -> CardChange:
@@ -212,7 +297,12 @@ async def block_card(
     return CardChange(card=CardOut.model_validate(card), deny_list_version=version)
 
 
-@router.post("/cards/{card_no}/unblock", tags=["cards"], summary="Unblock a blocked or found card")
+@router.post(
+    "/cards/{card_no:card_no}/unblock",
+    tags=["cards"],
+    summary="Unblock a blocked or found card",
+    description="Admin: take a blocked or lost-then-found card off the deny list.",
+)
 async def unblock_card(
     card_no: CardNoPath, body: CardReason, principal: PrincipalDep, session: SessionDep
 ) -> CardChange:
@@ -221,7 +311,12 @@ async def unblock_card(
     return CardChange(card=CardOut.model_validate(card), deny_list_version=version)
 
 
-@router.post("/cards/{card_no}/replace", tags=["cards"], summary="Replace a card")
+@router.post(
+    "/cards/{card_no:card_no}/replace",
+    tags=["cards"],
+    summary="Replace a card",
+    description="Admin: replace a lost or damaged card by a new one; the old card is denied and its balance moves to the new card once no more taps of the old one can arrive (see its replacement).",
+)
 async def replace_card(
     card_no: CardNoPath,
     body: CardReplace,
@@ -236,15 +331,32 @@ async def replace_card(
     return ReplacementOut.model_validate(replacement)
 
 
-@router.get("/cards/{card_no}/replacement", tags=["cards"], summary="A replacement's progress")
+@router.get(
+    "/cards/{card_no:card_no}/replacement",
+    tags=["cards"],
+    summary="A replacement's progress",
+    description="The replacement of this card: requested, or moved with the amount moved and "
+    "the load that puts it on the new card; null while the card was never replaced (every card "
+    "has this resource, from its issue on). 404 if there is no such card. A resident may read "
+    "only their own.",
+)
 async def get_replacement(
     card_no: CardNoPath, principal: PrincipalDep, session: SessionDep
-) -> ReplacementOut:
+) -> ReplacementOut | None:
     await service.get_card(session, principal, card_no, None)
-    return ReplacementOut.model_validate(await service.replacement_of(session, card_no))
+    try:
+        replacement = await service.replacement_of(session, card_no)
+    except NotFound:  # the card exists (above): it has no replacement yet
+        return None
+    return ReplacementOut.model_validate(replacement)
 
 
-@router.post("/cards/{card_no}/refund", tags=["cards"], summary="Refund a returned card")
+@router.post(
+    "/cards/{card_no:card_no}/refund",
+    tags=["cards"],
+    summary="Refund a returned card",
+    description="Admin: refund a returned card's balance and deposit (cash or bank) and close it for good.",
+)
 async def refund_card(
     card_no: CardNoPath,
     body: CardRefund,

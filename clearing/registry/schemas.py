@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from clearing.api.bodies import JSON_ENUM, JsonInt, RequestModel, omittable
 from clearing.registry.models import (
     CardEventKind,
     CardStatus,
@@ -38,26 +39,24 @@ class _Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-class ParticipantCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ParticipantCreate(RequestModel):
     code: ParticipantCode = Field(description="Short id; names the account payable:<code>")
     name: Text200
-    kind: ParticipantKind
-    commission_bp: int = Field(ge=0, le=10_000, description="Commission in basis points")
+    kind: Annotated[ParticipantKind, JSON_ENUM]
+    commission_bp: JsonInt = Field(ge=0, le=10_000, description="Commission in basis points")
     bank_account: BankAccount
     bank_name: Text200
     scheme: Scheme | None = Field(default=None, description="Insurer / subsidy fund: its scheme")
 
 
-class ParticipantUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ParticipantUpdate(RequestModel):
+    """What to change; a field left out keeps its value (none may be null)."""
 
-    name: Text200 | None = None
-    commission_bp: int | None = Field(default=None, ge=0, le=10_000)
-    bank_account: BankAccount | None = None
-    bank_name: Text200 | None = None
-    status: ParticipantStatus | None = None
+    name: Text200 = omittable()
+    commission_bp: JsonInt = omittable(ge=0, le=10_000)
+    bank_account: BankAccount = omittable()
+    bank_name: Text200 = omittable()
+    status: Annotated[ParticipantStatus, JSON_ENUM] = omittable()
 
 
 class ParticipantOut(_Out):
@@ -72,22 +71,20 @@ class ParticipantOut(_Out):
     created_at: datetime
 
 
-class TerminalCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TerminalCreate(RequestModel):
     terminal_id: TerminalId = Field(description="The SAM's terminal number, 12 upper-case hex")
     participant: ParticipantCode = Field(description="Code of the owning participant")
-    kind: TerminalKind
+    kind: Annotated[TerminalKind, JSON_ENUM]
     line: Line | None = Field(default=None, description="Bus line / route id, or counter name")
     public_key: PublicKeyHex = Field(description="Ed25519 public key, raw 32 bytes in hex")
 
 
-class TerminalUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TerminalUpdate(RequestModel):
+    """What to change; a field left out keeps its value (none may be null)."""
 
-    status: TerminalStatus | None = None
-    line: Line | None = None
-    public_key: PublicKeyHex | None = None
+    status: Annotated[TerminalStatus, JSON_ENUM] = omittable()
+    line: Line = omittable()
+    public_key: PublicKeyHex = omittable()
 
 
 class TerminalOut(_Out):
@@ -101,43 +98,33 @@ class TerminalOut(_Out):
     created_at: datetime
 
 
-class CardIssue(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CardIssue(RequestModel):
     card_no: CardNo
-    card_type: CardType
+    card_type: Annotated[CardType, JSON_ENUM]
     holder_id: HolderId = Field(description="The resident's id (what a resident token names)")
     holder_name: Text200
     scheme: Scheme | None = Field(default=None, description="Medical-insurance scheme")
-    deposit_fen: int = Field(ge=0, le=DEPOSIT_FEN_MAX)
-    first_load_fen: int = Field(ge=0, le=AMOUNT_FEN_MAX)
+    deposit_fen: JsonInt = Field(ge=0, le=DEPOSIT_FEN_MAX)
+    first_load_fen: JsonInt = Field(ge=0, le=AMOUNT_FEN_MAX)
     paid_by: PaidBy = Field(default="cash", description="cash at the counter, or bank transfer")
 
 
-class CardIssueRun(BaseModel):
+class CardIssueRun(RequestModel):
     """A personalisation run: many cards issued in one transaction."""
-
-    model_config = ConfigDict(extra="forbid")
 
     cards: list[CardIssue] = Field(min_length=1, max_length=2000)
 
 
-class CardReplace(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CardReplace(RequestModel):
     new_card_no: CardNo
     reason: Reason
 
 
-class CardReason(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CardReason(RequestModel):
     reason: Reason
 
 
-class CardRefund(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CardRefund(RequestModel):
     reason: Reason
     paid_by: PaidBy = Field(default="cash", description="paid out in cash, or to a bank account")
 

@@ -257,8 +257,10 @@ async def issue_cards(
     if not 1 <= len(bodies) <= ISSUE_BATCH_MAX:
         raise InvalidRequest(f"issue 1 … {ISSUE_BATCH_MAX} cards at a time")
     numbers = [body.card_no for body in bodies]
-    if len(set(numbers)) != len(numbers):
-        raise InvalidRequest("the same card number appears twice in one issue run")
+    repeated = sorted({number for number in numbers if numbers.count(number) > 1})
+    if repeated:
+        # Like a number already issued: the second issue of it conflicts with the first (409).
+        raise Conflict(f"card {repeated[0]} appears twice in this run: issue each number once")
     existing = await repository.existing_card_nos(session, numbers)
     if existing:
         raise Conflict(f"card {sorted(existing)[0]} already exists ({len(existing)} in this run)")

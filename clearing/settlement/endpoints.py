@@ -8,15 +8,17 @@ from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from clearing.api.bodies import StrictJsonRoute
 from clearing.api.deps import SessionDep, SettingsDep
 from clearing.api.errors import ClearingError, Forbidden, InvalidRequest, NotFound
 from clearing.api.problems import PROBLEM_RESPONSES
 from clearing.auth.dependencies import PrincipalDep
 from clearing.auth.models import Role
 from clearing.auth.service import Principal, require_role
+from clearing.registry import service as registry_service
 from clearing.settlement import service
 from clearing.settlement.days import BUSINESS_DAY_FIRST, BUSINESS_DAY_LAST
 from clearing.settlement.schemas import (
@@ -27,13 +29,27 @@ from clearing.settlement.schemas import (
     SubsidyRowOut,
 )
 
-router = APIRouter(tags=["settlement"], responses=PROBLEM_RESPONSES)
+router = APIRouter(route_class=StrictJsonRoute, tags=["settlement"], responses=PROBLEM_RESPONSES)
 ParticipantPath = Annotated[
     str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,31}$", description="Participant code")
 ]
 REPORT_DAYS_MAX = 366
 DAY_FIRST = BUSINESS_DAY_FIRST
 DAY_LAST = BUSINESS_DAY_LAST
+
+# The business days anyone may name (DAY_FIRST..DAY_LAST), as a pattern the schema states: only
+# real dates (months of 30 and 31 days, February's 28, the 29th in leap years: every fourth year
+# from 2000, which is one, to 2096; 2100 is not).
+_YEAR = r"(?:20[0-9]{2}|2100)"
+_MONTH_DAY = (
+    r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+    r"|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+)
+_LEAP_DAY = r"20(?:[02468][048]|[13579][26])-02-29"
+DAY_PATTERN = rf"^(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_DAY})$"
+_DAY_SCHEMA = {"pattern": DAY_PATTERN, "description": f"A business day, {DAY_FIRST} to {DAY_LAST}"}
+DayPath = Annotated[date, Path(json_schema_extra=_DAY_SCHEMA)]
 
 
 def _check_day(day: date) -> date:
@@ -80,11 +96,17 @@ async def _request_transaction(session: AsyncSession) -> AsyncIterator[AsyncConn
     await session.commit()
 
 
-@router.get("/v1/settlements/{business_day}", response_model=SettlementOut)
+@router.get(
+    "/v1/settlements/{business_day}",
+    response_model=SettlementOut,
+    summary="A settled business day",
+    description="The settlement of a day that was settled: participants' lines (gross, "
+    "commission, net to pay) and the claims on the insurance and subsidy funds. Finance and "
+    "admin see every line, an operator only its own and no claims. 404 if the day is not settled.",
+)
 async def get_settlement(
-    business_day: date, session: SessionDep, principal: PrincipalDep
+    business_day: DayPath, session: SessionDep, principal: PrincipalDep
 ) -> SettlementOut:
-    """A settled day: finance and admin see every line, an operator only its own."""
     require_role(principal, Role.FINANCE, Role.ADMIN, Role.OPERATOR)
     _check_day(business_day)
     settlement = await service.load_settlement(await session.connection(), business_day)
@@ -93,9 +115,18 @@ async def get_settlement(
     return _out(settlement, principal)
 
 
-@router.post("/v1/settlements/{business_day}", response_model=SettlementOut)
+@router.post(
+    "/v1/settlements/{business_day}",
+    response_model=SettlementOut,
+    summary="Settle a business day (finance)",
+    description="Settle a closed business day and write its instruction files (CSV, pain.001, "
+    "claims), exactly as `onecard settle` does. Idempotent: settling it again changes nothing "
+    "and answers the same settlement (`already_settled`). A day whose cut-off has not passed is "
+    "refused (409) unless `force` closes it early; `force` closes only the current business day: a "
+    "later day is refused (422 business_day_in_future), `force` or not.",
+)
 async def settle(
-    business_day: date,
+    business_day: DayPath,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
@@ -105,10 +136,6 @@ async def settle(
         Query(description="Close the current business day before its cut-off (never a later one)"),
     ] = False,
 ) -> SettlementOut:
-    """Settle a closed business day and write its instruction files (CSV, pain.001, claims),
-    exactly as `onecard settle` does. Idempotent: settling it again changes nothing. A day
-    after the current business day is refused (422 business_day_in_future), `force` or not:
-    `force` closes only the current day early."""
     require_role(principal, Role.FINANCE)
     _check_day(business_day)
     ledger = request.app.state.ledger
@@ -129,31 +156,65 @@ async def settle(
 @router.get(
     "/v1/settlements/{business_day}/statements/{participant}",
     response_model=list[StatementRowOut],
+    summary="A participant's statement for a settlement day",
+    description="What was cleared for a participant on a settlement day, per line and "
+    "terminal (taps, fares, subsidy, insured share). An operator sees only its own; a "
+    "participant the registry does not know is 404 (never an empty statement).",
 )
 async def statement(
-    business_day: date, participant: ParticipantPath, session: SessionDep, principal: PrincipalDep
+    business_day: DayPath,
+    participant: ParticipantPath,
+    session: SessionDep,
+    principal: PrincipalDep,
 ) -> list[StatementRowOut]:
-    """What was cleared for a participant on a settlement day, per line and terminal."""
     require_role(principal, Role.FINANCE, Role.ADMIN, Role.OPERATOR)
     _check_day(business_day)
     if principal.role is Role.OPERATOR and principal.subject != participant:
         raise Forbidden("an operator sees only its own statement")
+    await registry_service.get_participant(session, principal, participant)
     rows = await service.operator_statement(await session.connection(), participant, business_day)
     return [StatementRowOut.model_validate(row) for row in rows]
 
 
-@router.get("/v1/subsidies", response_model=list[SubsidyRowOut])
+@router.get(
+    "/v1/subsidies",
+    response_model=list[SubsidyRowOut],
+    summary="Concession claims per operator, line and day",
+    description="What the social-security and civil-affairs funds owe for concession rides "
+    "(full fare minus what the rider paid), per operator, line and business day, from `from` "
+    f"to `to` (both included; `to` defaults to `from`). One answer covers at most "
+    f"{REPORT_DAYS_MAX} days: for a longer range the `Link` header (rel=next) names the rest. A "
+    "range that ends before it starts holds no day: an empty list.",
+    responses={
+        200: {
+            "headers": {
+                "Link": {
+                    "description": "rel=next: the rest of a range longer than one answer covers",
+                    "schema": {"type": "string"},
+                }
+            }
+        }
+    },
+)
 async def subsidies(
+    request: Request,
+    response: Response,
     session: SessionDep,
     principal: PrincipalDep,
-    first_day: Annotated[date, Query(alias="from")],
-    last_day: Annotated[date | None, Query(alias="to")] = None,
+    first_day: Annotated[date, Query(alias="from", json_schema_extra=_DAY_SCHEMA)],
+    last_day: Annotated[date | None, Query(alias="to", json_schema_extra=_DAY_SCHEMA)] = None,
 ) -> list[SubsidyRowOut]:
-    """Concession claims (full fare - charged) per operator, line and day."""
     require_role(principal, Role.FINANCE, Role.ADMIN)
     last = _check_day(last_day or first_day)
     _check_day(first_day)
-    if last < first_day or last - first_day > timedelta(days=REPORT_DAYS_MAX):
-        raise InvalidRequest(f"the range must run forwards and span at most {REPORT_DAYS_MAX} days")
+    if last < first_day:
+        return []
+    window_last = first_day + timedelta(days=REPORT_DAYS_MAX - 1)
+    if last > window_last:
+        rest = request.url.include_query_params(
+            **{"from": str(window_last + timedelta(days=1)), "to": str(last)}
+        )
+        response.headers["Link"] = f'<{rest.path}?{rest.query}>; rel="next"'
+        last = window_last
     rows = await service.subsidy_report(await session.connection(), first_day, last)
     return [SubsidyRowOut.model_validate(row) for row in rows]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from urllib.parse import urlsplit
+
 import httpx
 import pytest
+from fastapi.routing import APIRoute
 
 from clearing.api.app import create_app
 from clearing.api.deps import SettingsDep
@@ -122,3 +126,69 @@ async def test_quarantine_ids_are_bounded_in_the_schema(sqlite_url, tmp_path, pa
             # refused by the schema (names the field), not by the database's range check
             assert answer.json()["code"] == "invalid_request"
             assert answer.json()["errors"][0]["loc"][-1] in ("tap_id", "after_id")
+
+
+ASSET_URL = re.compile(r"""(?:src|href|spec-url)\s*=\s*["']([^"']+)["']|url:\s*'([^']+)'""")
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+async def test_docs_pages_load_everything_from_this_host(sqlite_url, tmp_path, page) -> None:
+    """The API pages work on a back-office network with no internet: every script, style, icon
+    and the schema come from the service itself, and each of them answers."""
+    async with running_app(sqlite_url, tmp_path) as (_, client):
+        html = await client.get(page)
+        assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+        urls = [a or b for a, b in ASSET_URL.findall(html.text)]
+        assert any(url.endswith(".js") for url in urls), urls
+        assert "/openapi.json" in urls
+        for url in urls:
+            target = urlsplit(url)
+            assert not target.scheme and not target.netloc, f"{page} loads {url} from outside"
+            asset = await client.get(url)
+            assert asset.status_code == 200 and asset.content, url
+
+
+async def test_every_operation_has_a_summary_and_a_description(sqlite_url, tmp_path) -> None:
+    async with running_app(sqlite_url, tmp_path) as (app, client):
+        schema = (await client.get("/openapi.json")).json()
+    names = {
+        (method.lower(), route.path_format): route.name
+        for route in app.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    }
+    missing = []
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            # FastAPI makes up a summary from the function's name ("Write Off"): not one.
+            made_up = names.get((method, path), "").replace("_", " ").title()
+            if operation.get("summary") in (None, "", made_up) or not operation.get("description"):
+                missing.append(f"{method.upper()} {path}")
+    assert not missing, missing
+    assert len(schema["paths"]) >= 20
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("DELETE", "/v1/cards", "GET, POST"),
+        ("OPTIONS", "/v1/participants", "GET, POST"),
+        ("PUT", "/v1/participants/bus-1", "GET, PATCH"),
+        ("GET", "/v1/cards/issue-run", "POST"),
+        ("GET", "/v1/settlements/2026-11-28", None),  # allowed: not a 405
+        ("DELETE", "/v1/settlements/2026-11-28", "GET, POST"),
+        ("DELETE", "/docs-assets/swagger-ui.css", "GET, HEAD"),  # static files: theirs
+    ],
+)
+async def test_undeclared_methods_are_405_problems_naming_every_allowed_method(
+    sqlite_url, tmp_path, method, path, allow
+) -> None:
+    async with world(sqlite_url, tmp_path) as w:
+        answer = await w.client.request(method, path, headers=w.auth("finance"))
+        if allow is None:
+            assert answer.status_code != 405
+            return
+        assert answer.status_code == 405, answer.text
+        assert answer.headers["allow"] == allow
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert answer.json()["code"] == "method_not_allowed" and method in answer.json()["detail"]
