@@ -132,22 +132,31 @@ async def ids_in_state(conn: AsyncConnection, ids: Sequence[int], state: TapStat
 _RECORD_SQLSTATE_CLASSES = ("22", "23")
 
 
-def record_tied(error: BaseException) -> bool:
-    """The failure is tied to the records a statement carried: without the culprit the same
-    work succeeds. False for a failure of the database itself (connection lost, disk full, a
-    lock or statement timeout, a serialization failure): that stops the run, the next resumes.
-    Plain Python errors raised on a record's values (ValueError, OverflowError, ...) are tied."""
+def database_failure(error: BaseException) -> bool:
+    """A failure of the database itself (connection lost, disk full, a lock or statement
+    timeout, a serialization failure), not of the values a statement carried."""
     if isinstance(error, (IntegrityError, DataError)):
-        return True
-    if isinstance(error, SQLAlchemyError):
         return False
+    if isinstance(error, SQLAlchemyError):
+        return True
     sqlstate = getattr(error, "sqlstate", None)
     if isinstance(sqlstate, str):
-        return sqlstate[:2] in _RECORD_SQLSTATE_CLASSES
+        return sqlstate[:2] not in _RECORD_SQLSTATE_CLASSES
     if isinstance(error, (OSError, TimeoutError, ConnectionError)):
-        return False
+        return True
     # asyncpg's own errors without a SQLSTATE (a connection closed under us) are the database's.
-    return not type(error).__module__.startswith("asyncpg")
+    return type(error).__module__.startswith("asyncpg")
+
+
+# Errors that say the code is wrong, whatever record it ran on: never pinned on a record.
+_CODE_ERRORS = (AttributeError, NameError, ImportError, NotImplementedError, RecursionError)
+
+
+def record_tied(error: BaseException) -> bool:
+    """The failure is tied to the records a statement or a rule was given: without the culprit
+    the same work succeeds (a unique key taken, a value out of a column's range, a ValueError
+    or OverflowError on a record's values). A database failure or a code error is not."""
+    return not database_failure(error) and not isinstance(error, _CODE_ERRORS)
 
 
 _TAP_COLUMNS = (

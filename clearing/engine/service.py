@@ -202,12 +202,17 @@ class _Prefetched:
     tac_ok: dict[int, bool]
 
 
+def _tied(error: BaseException) -> bool:
+    """Tied to the records at hand (see repo.record_tied); an invariant broken is a bug."""
+    return not isinstance(error, EngineError) and repo.record_tied(error)
+
+
 async def _prefetched(ahead: asyncio.Task[_Prefetched]) -> _Prefetched | None:
     """The read-ahead's result, or None if it failed on a record (the chunk is read again)."""
     try:
         return await ahead
     except Exception as error:
-        if not repo.record_tied(error):
+        if not _tied(error):
             raise
         return None
 
@@ -281,8 +286,8 @@ class ClearingEngine:
             await self._retry_quarantined(run)
             state = "finished"
         except Exception as error:
-            if repo.record_tied(error) or isinstance(error, EngineError):
-                raise
+            if not repo.database_failure(error):
+                raise  # a bug: loud, with its traceback
             raise DatabaseFailed(
                 f"clearing run {run_id} stopped: the database failed ({_describe(error)});"
                 " every chunk cleared before it is kept: run the clearing again to resume"
@@ -293,7 +298,7 @@ class ClearingEngine:
                     await repo.finish_run(conn, run_id, state, self.clock())
             except Exception as error:
                 # The database is gone: the run stays "running" until it is seen stale.
-                if state == "finished" or repo.record_tied(error):
+                if state == "finished" or not repo.database_failure(error):
                     raise
         return run.summary
 
@@ -329,7 +334,7 @@ class ClearingEngine:
                         used = prefetched if prefetched and chunk is prefetched.taps else None
                         result = await self._clear_chunk(conn, run.run_id, chunk, {}, used)
                 except Exception as error:
-                    if not chunk or not repo.record_tied(error):
+                    if not chunk or not _tied(error):
                         raise
                     result = await self._clear_isolating(run, chunk, {}, TapState.RECEIVED)
                 run.summary.add(result)
@@ -374,7 +379,7 @@ class ClearingEngine:
                         continue  # another run took them meanwhile
                     result = await self._clear_chunk(conn, run.run_id, part, previous)
             except Exception as error:
-                if not repo.record_tied(error):
+                if not _tied(error):
                     raise
                 self._accounts_known.clear()
                 if len(part) > 1:
@@ -457,7 +462,7 @@ class ClearingEngine:
                     chunk = [t for t, _ in rows]
                     result = await self._clear_chunk(conn, run.run_id, chunk, previous)
             except Exception as error:
-                if not rows or not repo.record_tied(error):
+                if not rows or not _tied(error):
                     raise
                 result = await self._clear_isolating(run, chunk, previous, TapState.QUARANTINED)
             result.seen = 0  # already counted when first seen
@@ -484,9 +489,9 @@ class ClearingEngine:
             previous = previous_reasons.get(tap.id)
             try:
                 pending = self._decide_one(tap, facts, previous)
-            except EngineError:
-                raise  # a bug, not a record
-            except Exception as error:  # noqa: BLE001 (quarantined with the error, not dropped)
+            except Exception as error:
+                if not _tied(error):
+                    raise  # a bug or the database, not this record
                 failed = Decision(Outcome.QUARANTINE, QuarantineReason.RECORD_FAILED)
                 pending = _Pending(tap, failed, previous, error=_describe(error))
             pendings.append(pending)
