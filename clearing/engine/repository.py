@@ -5,6 +5,7 @@ the hot path reads and writes thousands of rows per statement, never one per rou
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
@@ -284,7 +285,10 @@ def _raw_tap(row: Any) -> Tap:
     if values[11] is None:
         wrong(11)
         values[11] = _UNREADABLE_AT
-    return Tap(*values, unreadable="; ".join(problems) or None)
+    fields: Any = values  # positional, in the order of Tap's fields
+    return (
+        replace(Tap(*fields), unreadable="; ".join(problems) or None) if problems else Tap(*fields)
+    )
 
 
 def _stored_utc(value: Any) -> datetime | None:
@@ -328,8 +332,9 @@ async def next_retryable(
     out: list[tuple[Tap, str]] = []
     for row in rows:
         if _is_pg(conn):
-            tac = row[12].upper() if row[12] else None
-            tap = Tap(*row[:12], tac, *row[13:20])
+            fields: Any = list(row[:20])
+            fields[12] = fields[12].upper() if fields[12] else None
+            tap = Tap(*fields)
         else:
             tap = _raw_tap(row)
         out.append((tap, str(row[20])))

@@ -4,17 +4,22 @@ everything behind it clears, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select, text
+from typer.testing import CliRunner
 
 from clearing import books
+from clearing.cli import app
 from clearing.engine.reasons import QuarantineReason as R
 from clearing.engine.service import DatabaseFailed
 from clearing.ingest.models import TapRecord
 from clearing.quarantine.models import QuarantineActionRow
+from clearing.settings import get_settings
 from tests.clearing.test_engine import (
     ADULT,
     ADULT_2,
@@ -175,3 +180,25 @@ async def test_a_database_failure_stops_the_run_cleanly_and_the_next_run_resumes
     summary = await world.engine.clear_pending()
     assert (summary.records_seen, summary.posted, summary.quarantined) == (3, 3, 0)
     assert await world.balance(books.payable("bus-1")) == 500
+
+
+@pytest.mark.postgres
+async def test_the_clear_command_reports_a_database_failure_in_one_line(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not world.url.startswith("postgresql"):
+        pytest.skip("SQLite reports every trigger abort as a constraint: no failure to mimic")
+    await world.upload([world.ride(card, 100) for card in (ADULT, ADULT_2, SENIOR)])
+    await _refuse_cleared_row(world, ADULT_2, 0, "53100")  # disk full
+    monkeypatch.setenv("ONECARD_DATABASE_URL", world.url)
+    monkeypatch.setenv("ONECARD_KEY_STORE", str(tmp_path / "keys.json"))
+    get_settings.cache_clear()
+    try:
+        result = await asyncio.to_thread(CliRunner().invoke, app, ["clear"])
+    finally:
+        get_settings.cache_clear()
+        await _drop_refusal(world)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert "the database failed" in said and "run the clearing again to resume" in said
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
