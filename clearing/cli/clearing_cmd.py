@@ -162,7 +162,7 @@ def print_summary(summary: Any, out: Console | None = None) -> None:
     out.print(table)
     for reason, count in sorted(summary.reasons.items()):
         out.print(f"  quarantined for [yellow]{reason}[/yellow]: {count}")
-    if summary.waits:
+    if getattr(summary, "waits", 0):  # a run that shared the backlog with another
         out.print(
             f"  waited for {_holders(summary.waited_for)}: these counts are this run's own,"
             " the other run cleared the rest"
