@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from clearing import books
 from clearing.cli import app
 from clearing.engine.reasons import QuarantineReason as R
-from clearing.engine.service import DatabaseFailed
+from clearing.engine.service import DatabaseFailed, EngineConfig
 from clearing.ingest.models import TapRecord
 from clearing.quarantine.models import QuarantineActionRow
 from clearing.settings import get_settings
@@ -140,7 +140,11 @@ def _on(world: World) -> str:
     return " ON cleared_taps" if world.url.startswith("postgresql") else ""
 
 
-async def test_a_record_the_database_refuses_is_quarantined_with_the_error(world: World) -> None:
+@pytest.mark.parametrize("chunk", [4000, 2])  # one chunk; chunks read ahead on PostgreSQL
+async def test_a_record_the_database_refuses_is_quarantined_with_the_error(
+    world: World, chunk: int
+) -> None:
+    world.engine.config = EngineConfig(chunk_records=chunk)
     rides = [world.ride(card, 100) for card in (ADULT, ADULT_2, SENIOR, ADULT, ADULT_2)]
     await _refuse_cleared_row(world, ADULT_2, 1, "23514")
     try:
@@ -165,8 +169,6 @@ async def test_a_database_failure_stops_the_run_cleanly_and_the_next_run_resumes
 ) -> None:
     if not world.url.startswith("postgresql"):
         pytest.skip("SQLite reports every trigger abort as a constraint: no failure to mimic")
-    from clearing.engine.service import EngineConfig
-
     world.engine.config = EngineConfig(chunk_records=2)
     rides = [world.ride(card, 100) for card in (ADULT, ADULT_2, SENIOR, ADULT_2, ADULT)]
     await world.upload(rides)
