@@ -4,6 +4,10 @@ Works chunk by chunk; each chunk is one database transaction holding the ledger 
 the `cleared_taps` rows that make posting exactly-once, the audit rows and the records' new
 states, so a worker killed at any point leaves each chunk all done or not done at all, and
 the next run picks up exactly what is left. Never commits anything but its own chunks.
+
+No record may stop clearing: a chunk that fails on a record's values is cleared again in halves
+until the one record that fails alone is quarantined (RECORD_FAILED, the error in its note);
+only a failure of the database itself stops a run (DatabaseFailed), and the next run resumes.
 """
 
 from __future__ import annotations
