@@ -12,8 +12,16 @@ import typer
 from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clearing.api.errors import ClearingError, NotFound
@@ -23,7 +31,7 @@ from clearing.cli.database import ready_database_url
 from clearing.cli.failures import say
 from clearing.cli.money import yuan
 from clearing.engine.reasons import QuarantineReason
-from clearing.engine.service import EngineConfig, open_engine
+from clearing.engine.service import EngineConfig, EngineError, RunListener, open_engine
 from clearing.registry import service as registry_service
 from clearing.settings import get_settings
 from clearing.settlement.service import operator_statement
@@ -73,6 +81,45 @@ async def _staged_count(url: str) -> int:
         )
 
 
+class BarListener(RunListener):
+    """One run's progress bar: the records this run cleared out of those left for it. When it
+    has to wait for another run (or a settlement) it says so, once per other run, and counts
+    the backlog again once it has the lock: what the other run cleared is not its own."""
+
+    def __init__(
+        self, progress: Progress, task: TaskID, records_max: int | None, out: Console
+    ) -> None:
+        self.progress = progress
+        self.task = task
+        self.records_max = records_max
+        self.out = out
+        self.done = 0
+        self.told: set[tuple[int, ...]] = set()
+
+    def cleared(self, records: int) -> None:
+        self.done += records
+        self.progress.advance(self.task, records)
+
+    def waiting(self, other_runs: tuple[int, ...]) -> None:
+        if other_runs not in self.told:
+            self.told.add(other_runs)
+            self.out.print(f"waiting for {_holders(other_runs)}: the backlog is shared")
+        self.progress.update(self.task, description="waiting")
+
+    def backlog(self, records: int) -> None:
+        total = self.done + records
+        if self.records_max is not None:
+            total = min(total, self.records_max)
+        self.progress.update(self.task, total=max(total, 1), description="clearing")
+
+
+def _holders(other_runs: tuple[int, ...] | set[int]) -> str:
+    if not other_runs:
+        return "a settlement run"
+    runs = ", ".join(str(r) for r in sorted(other_runs))
+    return f"clearing run{'s' if len(other_runs) > 1 else ''} {runs}"
+
+
 async def clear_with_progress(records_max: int | None, chunk: int, quiet: bool = False) -> Any:
     settings = get_settings()
     url = settings.resolved_database_url()
@@ -82,20 +129,21 @@ async def clear_with_progress(records_max: int | None, chunk: int, quiet: bool =
     config = EngineConfig(chunk_records=chunk)
     async with open_engine(url, settings.key_store, config) as engine:
         with Progress(
-            TextColumn("[bold]clearing"),
+            TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             console=console,
             disable=quiet,
         ) as progress:
-            task = progress.add_task("clear", total=max(total, 1))
+            task = progress.add_task("clearing", total=max(total, 1))
+            listener = BarListener(progress, task, records_max, console)
             summary = await engine.clear_pending(
-                trigger="cli",
-                records_max=records_max,
-                progress=lambda n: progress.advance(task, n),
+                trigger="cli", records_max=records_max, progress=listener
             )
-            progress.update(task, completed=max(total, 1))
+            # What this run cleared is its whole bar (another run may have taken the rest).
+            done = max(listener.done, 1)
+            progress.update(task, total=done, completed=done, description="cleared")
     return summary
 
 
@@ -117,6 +165,11 @@ def print_summary(summary: Any, out: Console | None = None) -> None:
     out.print(table)
     for reason, count in sorted(summary.reasons.items()):
         out.print(f"  quarantined for [yellow]{reason}[/yellow]: {count}")
+    if getattr(summary, "waits", 0):  # a run that shared the backlog with another
+        out.print(
+            f"  waited for {_holders(summary.waited_for)}: these counts are this run's own,"
+            " the other run cleared the rest"
+        )
 
 
 def print_settlement(settlement: Any, files: Any, out: Console | None = None) -> None:
@@ -267,6 +320,11 @@ def register(app: typer.Typer) -> None:
             summary = asyncio.run(clear_with_progress(records_max, chunk))
         except KeyStoreError as error:  # no issuer keys: say what to do, not a traceback
             _fail(error)
+        except EngineError as error:  # the database failed: what cleared is kept, rerun
+            _fail(error)
+        except (SQLAlchemyError, OSError) as error:  # never reached the first chunk
+            lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+            _fail(RuntimeError(f"the database cannot be reached: {lines[0] if lines else error}"))
         print_summary(summary)
 
     @app.command("settle")

@@ -77,6 +77,9 @@ class Tap:
     visit_id: str | None = None
     load_id: str | None = None
     offline_fallback: bool = False
+    # Why a stored field could not be read as its type (SQLite keeps whatever it is given): the
+    # record is inconsistent, and its placeholder values are never looked up or posted.
+    unreadable: str | None = None
     # Derived once (the engine asks for them many times per record): which counter the record
     # consumed and its two deduplication keys.
     purse: Purse = field(init=False, repr=False, compare=False)
@@ -127,9 +130,15 @@ class PostedTap:
         )
 
     def same_transaction(self, tap: Tap) -> bool:
-        """Everything the TAC covers is equal: it is the very same tap uploaded again."""
+        """Everything that identifies a card transaction is equal (card, purse, card counter,
+        terminal, terminal serial, amount, type, time): the very same tap uploaded again. The
+        purchase TAC covers neither the card counter nor the balances, so a valid TAC alone does
+        not make two records one transaction."""
         return (
-            self.terminal_id == tap.terminal_id
+            self.card_no == tap.card_no
+            and self.purse == tap.purse
+            and self.card_counter == tap.card_counter
+            and self.terminal_id == tap.terminal_id
             and self.terminal_seq == tap.terminal_seq
             and self.amount_fen == tap.amount_fen
             and self.txn_type == tap.txn_type
@@ -199,6 +208,9 @@ class Decision:
     insured_fen: int = 0
     participant_code: str | None = None
 
+    # The other record a reused card counter or terminal serial belongs to (finance sees both).
+    conflicts_with: PostedTap | None = None
+
     def __post_init__(self) -> None:
         if (self.outcome is Outcome.QUARANTINE) != (self.reason is not None):
             raise ValueError("a quarantine needs a reason, and only a quarantine has one")
@@ -206,12 +218,14 @@ class Decision:
             raise ValueError("claims are never negative")
 
 
-def _quarantine(reason: R) -> Decision:
-    return Decision(Outcome.QUARANTINE, reason)
+def _quarantine(reason: R, conflicts_with: PostedTap | None = None) -> Decision:
+    return Decision(Outcome.QUARANTINE, reason, conflicts_with=conflicts_with)
 
 
 def record_consistent(tap: Tap) -> bool:
     """The record's own fields agree with each other and with the protocol's ranges."""
+    if tap.unreadable is not None:
+        return False
     if not (0 <= tap.amount_fen <= AMOUNT_FEN_MAX):
         return False
     if not (0 <= tap.balance_before_fen <= AMOUNT_FEN_MAX):
@@ -302,11 +316,14 @@ def decide(tap: Tap, ctx: Context) -> Decision:
             # happened on the card (PURSE.md §6.3: 94 06 on GET TRANSACTION PROOF).
             return Decision(Outcome.GREY_VOID, duplicate_of=same.tap_record_id)
         if same.amount_fen != tap.amount_fen:
-            return _quarantine(R.COUNTER_REUSED_DIFFERENT_AMOUNT)
-        return _quarantine(R.COUNTER_REUSED)
+            return _quarantine(R.COUNTER_REUSED_DIFFERENT_AMOUNT, same)
+        return _quarantine(R.COUNTER_REUSED, same)
     other = ctx.same_terminal_seq
     if other is not None and not other.same_transaction(tap):
-        return _quarantine(R.TERMINAL_SEQ_REUSED)
+        # The terminal's SAM never issues a serial twice: another card, another counter or
+        # other contents under a serial already cleared is a re-send or a second terminal
+        # with the same id, never a second payment.
+        return _quarantine(R.TERMINAL_SEQ_REUSED, other)
 
     outcome = Outcome.POST
     if tap.is_grey:

@@ -10,7 +10,11 @@ import enum
 
 
 class QuarantineReason(enum.StrEnum):
-    """Declared in the order the engine checks them: the first that applies is the reason."""
+    """Declared in the order the engine checks them: the first that applies is the reason.
+
+    `decide` checks UNKNOWN_TERMINAL .. BALANCE_CHAIN_BROKEN in this order; the service then
+    checks the card's shadow balance, the ledger its rules, and whatever raises on one record
+    is RECORD_FAILED (tests/clearing/test_engine_reasons.py asserts every adjacent pair)."""
 
     UNKNOWN_TERMINAL = "unknown_terminal"  # the terminal is not in the registry
     RECORD_INCONSISTENT = "record_inconsistent"  # fields contradict each other (type, balances)
@@ -31,6 +35,9 @@ class QuarantineReason(enum.StrEnum):
     BALANCE_CHAIN_BROKEN = "balance_chain_broken"  # the card lost money between two counters
     CARD_BALANCE_INSUFFICIENT = "card_balance_insufficient"  # shadow balance too low (yet)
     LEDGER_REFUSED = "ledger_refused"  # the ledger refused the transfer (see the audit note)
+    # Last: found only when clearing the record raised (a value the database or the rules could
+    # not take); the error is in the audit note. The rest of the run goes on without it.
+    RECORD_FAILED = "record_failed"
 
     @property
     def retried_automatically(self) -> bool:

@@ -5,7 +5,8 @@ the hot path reads and writes thousands of rows per statement, never one per rou
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -21,6 +22,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearing.engine.decide import (
@@ -88,6 +90,76 @@ async def take_clearing_lock(conn: AsyncConnection) -> None:
         await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLEARING_LOCK_KEY})
 
 
+async def try_clearing_lock(conn: AsyncConnection) -> bool:
+    """Take the clearing lock for the rest of this transaction if nobody holds it (PostgreSQL;
+    SQLite has one writer and needs none). False: another run or a settlement holds it."""
+    if not _is_pg(conn):
+        return True
+    taken = await conn.execute(
+        text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": CLEARING_LOCK_KEY}
+    )
+    return bool(taken.scalar())
+
+
+async def other_running_runs(conn: AsyncConnection, run_id: int) -> list[int]:
+    """The other clearing runs in progress (what a run waiting for the lock waits for)."""
+    rows = await conn.execute(
+        select(runs.c.id).where(runs.c.state == "running", runs.c.id != run_id).order_by(runs.c.id)
+    )
+    return [int(r[0]) for r in rows]
+
+
+async def count_received(conn: AsyncConnection) -> int:
+    """Records still waiting to be cleared (by any run)."""
+    count = await conn.execute(
+        select(func.count()).select_from(taps).where(taps.c.state == TapState.RECEIVED)
+    )
+    return int(count.scalar() or 0)
+
+
+async def ids_in_state(conn: AsyncConnection, ids: Sequence[int], state: TapState) -> set[int]:
+    """Which of `ids` are still in `state` (another run may have cleared some meanwhile)."""
+    found: set[int] = set()
+    for part in _chunks(sorted(ids), PARAMS_MAX):
+        rows = await conn.execute(
+            select(taps.c.id).where(taps.c.id.in_(part), taps.c.state == state)
+        )
+        found.update(int(r[0]) for r in rows)
+    return found
+
+
+# SQLSTATE classes of a statement refused for the values it carried: 22 data exception (a value
+# out of a column's range), 23 integrity constraint violation (a unique key taken).
+_RECORD_SQLSTATE_CLASSES = ("22", "23")
+
+
+def database_failure(error: BaseException) -> bool:
+    """A failure of the database itself (connection lost, disk full, a lock or statement
+    timeout, a serialization failure), not of the values a statement carried."""
+    if isinstance(error, (IntegrityError, DataError)):
+        return False
+    if isinstance(error, SQLAlchemyError):
+        return True
+    sqlstate = getattr(error, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate[:2] not in _RECORD_SQLSTATE_CLASSES
+    if isinstance(error, (OSError, TimeoutError, ConnectionError)):
+        return True
+    # asyncpg's own errors without a SQLSTATE (a connection closed under us) are the database's.
+    return type(error).__module__.startswith("asyncpg")
+
+
+# Errors that say the code is wrong, whatever record it ran on: never pinned on a record.
+_CODE_ERRORS = (AttributeError, NameError, ImportError, NotImplementedError, RecursionError)
+
+
+def record_tied(error: BaseException) -> bool:
+    """The failure is tied to the records a statement or a rule was given: without the culprit
+    the same work succeeds (a unique key taken, a value out of a column's range, a ValueError
+    or OverflowError on a record's values). A database failure or a code error is not."""
+    return not database_failure(error) and not isinstance(error, _CODE_ERRORS)
+
+
 _TAP_COLUMNS = (
     taps.c.id,
     taps.c.terminal_id,
@@ -150,18 +222,84 @@ async def next_received(conn: AsyncConnection, limit: int, after_id: int = 0) ->
     takes only those after `after_id`: the last record of the chunk still being cleared)."""
     if _is_pg(conn):
         driver = await _driver(conn)
-        # Columns in the order of Tap's fields: one positional call per record.
+        # Columns in the order of Tap's fields: one positional call per record. PostgreSQL's
+        # column types guarantee each field's type.
         rows = await driver.fetch(_TAP_SELECT_PG, TapState.RECEIVED.value, limit, after_id)
         return [Tap(*row) for row in rows]
     if after_id:
         raise ValueError("after_id is for PostgreSQL's read-ahead only")
     rows = await conn.execute(
-        select(*_TAP_COLUMNS)
-        .where(taps.c.state == TapState.RECEIVED)
-        .order_by(taps.c.id)
-        .limit(limit)
+        text(_TAP_SELECT_RAW + " WHERE state = :state ORDER BY id LIMIT :limit"),
+        {"state": TapState.RECEIVED.value, "limit": limit},
     )
-    return [_tap(row) for row in rows]
+    return [_raw_tap(row) for row in rows]
+
+
+# SQLite stores any value in any column: the engine reads the raw values and checks each
+# field's type itself, so one record with a wrong type cannot stop the read of its chunk.
+_TAP_SELECT_RAW = (
+    "SELECT id, terminal_id, kind, status, terminal_seq, card_no, card_counter, txn_type,"
+    " amount_fen, balance_before_fen, balance_after_fen, occurred_at, tac, card_type,"
+    " full_fare_fen, route_id, insured_fen, visit_id, load_id, offline_fallback,"
+    " quarantine_reason FROM tap_records"
+)
+_INT_FIELDS = (4, 6, 7, 8, 9, 10, 14, 16)
+_STR_FIELDS = (1, 2, 3, 5, 13)
+_OPTIONAL_STR_FIELDS = (12, 15, 17, 18)
+_TAP_FIELD_NAMES = (
+    "id", "terminal_id", "kind", "status", "terminal_seq", "card_no", "card_counter",
+    "txn_type", "amount_fen", "balance_before_fen", "balance_after_fen", "occurred_at", "tac",
+    "card_type", "full_fare_fen", "route_id", "insured_fen", "visit_id", "load_id",
+    "offline_fallback",
+)  # fmt: skip
+_UNREADABLE_AT = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _raw_tap(row: Any) -> Tap:
+    """A Tap from raw stored values; a value of the wrong type becomes a placeholder of the
+    right one (never consistent: -1, its repr) and is named in `Tap.unreadable`."""
+    values = list(row[:20])
+    problems: list[str] = []
+
+    def wrong(index: int) -> None:
+        problems.append(f"{_TAP_FIELD_NAMES[index]}={values[index]!r:.40}")
+
+    for index in _INT_FIELDS:
+        if type(values[index]) is not int:
+            wrong(index)
+            values[index] = -1
+    for index in _STR_FIELDS:
+        if type(values[index]) is not str:
+            wrong(index)
+            values[index] = repr(values[index])[:40]
+    for index in _OPTIONAL_STR_FIELDS:
+        if values[index] is not None and type(values[index]) is not str:
+            wrong(index)
+            values[index] = repr(values[index])[:40]
+    if values[12] is not None:
+        values[12] = values[12].upper()
+    if values[19] not in (0, 1):
+        wrong(19)
+    values[19] = values[19] == 1
+    values[11] = _stored_utc(values[11])
+    if values[11] is None:
+        wrong(11)
+        values[11] = _UNREADABLE_AT
+    fields: Any = values  # positional, in the order of Tap's fields
+    return (
+        replace(Tap(*fields), unreadable="; ".join(problems) or None) if problems else Tap(*fields)
+    )
+
+
+def _stored_utc(value: Any) -> datetime | None:
+    """A timestamp as SQLite stores it (ISO text, UTC), or None if it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 async def next_received_ids(conn: AsyncConnection, limit: int) -> list[int]:
@@ -180,16 +318,27 @@ async def next_retryable(
 ) -> list[tuple[Tap, str]]:
     """Quarantined records whose reason a later record may cure, after `after_id`."""
     rows = await conn.execute(
-        select(*_TAP_COLUMNS, taps.c.quarantine_reason)
-        .where(
-            taps.c.state == TapState.QUARANTINED,
-            taps.c.quarantine_reason.in_(list(reasons)),
-            taps.c.id > after_id,
-        )
-        .order_by(taps.c.id)
-        .limit(limit)
+        text(
+            _TAP_SELECT_RAW + " WHERE state = :state AND quarantine_reason IN :reasons"
+            " AND id > :after_id ORDER BY id LIMIT :limit"
+        ).bindparams(bindparam("reasons", expanding=True)),
+        {
+            "state": TapState.QUARANTINED.value,
+            "reasons": list(reasons),
+            "after_id": after_id,
+            "limit": limit,
+        },
     )
-    return [(_tap(row), row.quarantine_reason) for row in rows]
+    out: list[tuple[Tap, str]] = []
+    for row in rows:
+        if _is_pg(conn):
+            fields: Any = list(row[:20])
+            fields[12] = fields[12].upper() if fields[12] else None
+            tap = Tap(*fields)
+        else:
+            tap = _raw_tap(row)
+        out.append((tap, str(row[20])))
+    return out
 
 
 async def taps_by_id(conn: AsyncConnection, ids: Sequence[int]) -> list[Tap]:

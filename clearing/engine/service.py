@@ -4,6 +4,10 @@ Works chunk by chunk; each chunk is one database transaction holding the ledger 
 the `cleared_taps` rows that make posting exactly-once, the audit rows and the records' new
 states, so a worker killed at any point leaves each chunk all done or not done at all, and
 the next run picks up exactly what is left. Never commits anything but its own chunks.
+
+No record may stop clearing: a chunk that fails on a record's values is cleared again in halves
+until the one record that fails alone is quarantined (RECORD_FAILED, the error in its note);
+only a failure of the database itself stops a run (DatabaseFailed), and the next run resumes.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from clearing import books
 from clearing.books import LEDGER_CNY, TransferCode
 from clearing.engine import repository as repo
 from clearing.engine.decide import (
+    CARD_COUNTER_MAX,
+    TERMINAL_SEQ_MAX,
     CardInfo,
     Context,
     Decision,
@@ -33,6 +39,7 @@ from clearing.engine.decide import (
     PendingLoadInfo,
     PostedTap,
     Purse,
+    SplitInfo,
     Tap,
     TerminalInfo,
     decide,
@@ -53,11 +60,39 @@ CHUNK_RECORDS_DEFAULT = 8000
 CHUNK_RECORDS_MAX = 4 * BATCH_MAX
 SUBSIDY_SCHEMES_DEFAULT = {"student": "student", "senior": "senior", "disabled": "disabled"}
 
-ProgressFn = Callable[[int], None]
-
 
 class EngineError(Exception):
     code = "engine_error"
+
+
+class DatabaseFailed(EngineError):
+    """The database itself failed during a run (not one record): the run stopped cleanly."""
+
+    code = "database_failed"
+
+
+class RunListener:
+    """What a run tells whoever watches it (the CLI's progress bar); this one ignores it all."""
+
+    def cleared(self, records: int) -> None:
+        """This run took `records` more records off the backlog."""
+
+    def waiting(self, other_runs: tuple[int, ...]) -> None:
+        """The clearing lock is held (by these other clearing runs, or a settlement when
+        none): this run waits for it."""
+
+    def backlog(self, records: int) -> None:
+        """After a wait: `records` are still staged (others may have cleared some)."""
+
+
+# An error as finance staff read it in a quarantine note or a CLI line (one line, bounded).
+ERROR_NOTE_LENGTH_MAX = 500
+
+
+def _describe(error: BaseException) -> str:
+    cause = getattr(error, "orig", None) or error  # SQLAlchemy wraps the driver's error
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}"[:ERROR_NOTE_LENGTH_MAX]
 
 
 def invariant(condition: bool, message: str) -> None:
@@ -77,6 +112,9 @@ class RunSummary:
     resolved: int = 0
     amount_fen_posted: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+    # Other clearing runs this run waited for (it shared the backlog with them), and how often.
+    waited_for: set[int] = field(default_factory=set)
+    waits: int = 0
 
     def add(self, other: ChunkResult) -> None:
         self.records_seen += other.seen
@@ -99,6 +137,26 @@ class ChunkResult:
     resolved: int = 0
     amount_fen_posted: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+
+    def merge(self, other: ChunkResult) -> None:
+        self.seen += other.seen
+        self.posted += other.posted
+        self.duplicates += other.duplicates
+        self.voided += other.voided
+        self.quarantined += other.quarantined
+        self.resolved += other.resolved
+        self.amount_fen_posted += other.amount_fen_posted
+        self.reasons.update(other.reasons)
+
+
+@dataclass
+class _Run:
+    summary: RunSummary
+    listener: RunListener
+
+    @property
+    def run_id(self) -> int:
+        return self.summary.run_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +190,7 @@ class _Pending:
     override_action: int | None = None
     transfers: list[Transfer] = field(default_factory=list)
     ledger_result: str | None = None
+    error: str | None = None  # what raised while deciding it (RECORD_FAILED)
 
 
 # TAC checks of a prefetched chunk run in slices of this many records, yielding in between.
@@ -145,6 +204,48 @@ class _Prefetched:
     taps: list[Tap]
     cards: dict[str, CardInfo]
     tac_ok: dict[int, bool]
+
+
+def _tied(error: BaseException) -> bool:
+    """Tied to the records at hand (see repo.record_tied); an invariant broken is a bug."""
+    return not isinstance(error, EngineError) and repo.record_tied(error)
+
+
+async def _prefetched(ahead: asyncio.Task[_Prefetched]) -> _Prefetched | None:
+    """The read-ahead's result, or None if it failed on a record (the chunk is read again)."""
+    try:
+        return await ahead
+    except Exception as error:
+        if not _tied(error):
+            raise
+        return None
+
+
+@dataclass(slots=True)
+class _Facts:
+    """What is known about one chunk's records before deciding (gathered in batches)."""
+
+    now: datetime
+    terminals: dict[str, TerminalInfo]
+    cards: dict[str, CardInfo]
+    tac_ok: dict[int, bool]
+    by_card: dict[tuple[str, Purse, int], PostedTap]
+    by_terminal: dict[tuple[str, int], PostedTap]
+    highest: dict[tuple[str, Purse], int]
+    splits: dict[tuple[str, str], SplitInfo]
+    loads: dict[str, PendingLoadInfo]
+    releases: dict[int, tuple[int, str | None, str | None]]
+    balances: dict[str, int]
+
+
+def _lookup_safe(tap: Tap) -> bool:
+    """The record's keys fit the columns they are looked up in (an inconsistent record's
+    counter or serial may not: it is decided without lookups, as RECORD_INCONSISTENT)."""
+    return (
+        tap.unreadable is None
+        and 0 <= tap.card_counter <= CARD_COUNTER_MAX
+        and 1 <= tap.terminal_seq <= TERMINAL_SEQ_MAX
+    )
 
 
 class ClearingEngine:
@@ -170,59 +271,156 @@ class ClearingEngine:
         *,
         trigger: str = "cli",
         records_max: int | None = None,
-        progress: ProgressFn | None = None,
+        progress: RunListener | None = None,
     ) -> RunSummary:
         """Clear every staged record (or at most `records_max`), then look again at quarantined
-        records that later records may cure. Returns the run's counters."""
+        records that later records may cure. Returns the run's own counters (another run
+        clearing at the same time counts its records in its own summary).
+
+        No record stops a run: what fails on one record quarantines it (RECORD_FAILED, with the
+        error) and the run goes on. A failure of the database itself raises DatabaseFailed;
+        every chunk committed before it stays, and the next run resumes from there."""
         async with self.ledger.transaction() as conn:
             await books.open_books(self.ledger, conn=conn)
             run_id = await repo.start_run(conn, trigger, self.clock())
-        summary = RunSummary(run_id)
+        run = _Run(RunSummary(run_id), progress or RunListener())
         state = "failed"
-        ahead: asyncio.Task[_Prefetched] | None = None
         try:
-            remaining = records_max
+            await self._clear_received(run, records_max)
+            await self._retry_quarantined(run)
+            state = "finished"
+        except Exception as error:
+            if not repo.database_failure(error):
+                raise  # a bug: loud, with its traceback
+            raise DatabaseFailed(
+                f"clearing run {run_id} stopped: the database failed ({_describe(error)});"
+                " every chunk cleared before it is kept: run the clearing again to resume"
+            ) from error
+        finally:
+            try:
+                async with self.ledger.transaction() as conn:
+                    await repo.finish_run(conn, run_id, state, self.clock())
+            except Exception as error:
+                # The database is gone: the run stays "running" until it is seen stale.
+                if state == "finished" or not repo.database_failure(error):
+                    raise
+        return run.summary
+
+    async def _clear_received(self, run: _Run, records_max: int | None) -> None:
+        """The staged records, chunk by chunk, until none is left (or `records_max`)."""
+        ahead: asyncio.Task[_Prefetched] | None = None
+        remaining = records_max
+        try:
             while remaining is None or remaining > 0:
                 limit = self.config.chunk_records
                 if remaining is not None:
                     limit = min(limit, remaining)
-                async with self.ledger.transaction() as conn:
-                    await repo.take_clearing_lock(conn)
-                    prefetched = None
-                    if ahead is not None:
-                        prefetched, ahead = await ahead, None
-                    chunk = await self._next_chunk(conn, limit, prefetched)
-                    if not chunk:
-                        break
-                    left = None if remaining is None else remaining - len(chunk)
-                    if repo.is_postgresql(conn) and len(chunk) == limit and left != 0:
-                        # Read the next chunk and check its TACs while this one is written: the
-                        # database works on one core while Python works on the other.
-                        ahead = asyncio.create_task(
-                            self._prefetch(
-                                chunk[-1].id,
-                                self.config.chunk_records if left is None else min(limit, left),
+                chunk: list[Tap] = []
+                try:
+                    async with self.ledger.transaction() as conn:
+                        await self._lock(conn, run)
+                        prefetched = None
+                        if ahead is not None:
+                            prefetched, ahead = await _prefetched(ahead), None
+                        chunk = await self._next_chunk(conn, limit, prefetched)
+                        if not chunk:
+                            break
+                        left = None if remaining is None else remaining - len(chunk)
+                        if repo.is_postgresql(conn) and len(chunk) == limit and left != 0:
+                            # Read the next chunk and check its TACs while this one is written:
+                            # the database works on one core while Python works on the other.
+                            ahead = asyncio.create_task(
+                                self._prefetch(
+                                    chunk[-1].id,
+                                    self.config.chunk_records if left is None else min(limit, left),
+                                )
                             )
-                        )
-                    used = (
-                        prefetched if prefetched is not None and chunk is prefetched.taps else None
-                    )
-                    result = await self._clear_chunk(conn, run_id, chunk, {}, used)
-                summary.add(result)
+                        used = prefetched if prefetched and chunk is prefetched.taps else None
+                        result = await self._clear_chunk(conn, run.run_id, chunk, {}, used)
+                except Exception as error:
+                    if not chunk or not _tied(error):
+                        raise
+                    result = await self._clear_isolating(run, chunk, {}, TapState.RECEIVED)
+                run.summary.add(result)
                 if remaining is not None:
                     remaining -= len(chunk)
-                if progress is not None:
-                    progress(len(chunk))
-            await self._retry_quarantined(run_id, summary)
-            state = "finished"
+                run.listener.cleared(len(chunk))
         finally:
             if ahead is not None:
                 ahead.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await ahead
-            async with self.ledger.transaction() as conn:
-                await repo.finish_run(conn, run_id, state, self.clock())
-        return summary
+
+    async def _lock(self, conn: AsyncConnection, run: _Run) -> None:
+        """Take the clearing lock; if another run (or a settlement) holds it, say so, wait, and
+        tell how much of the backlog is still left once this run has the lock again."""
+        if await repo.try_clearing_lock(conn):
+            return
+        others = await repo.other_running_runs(conn, run.run_id)
+        run.summary.waited_for.update(others)
+        run.summary.waits += 1
+        run.listener.waiting(tuple(others))
+        await repo.take_clearing_lock(conn)
+        run.listener.backlog(await repo.count_received(conn))
+
+    async def _clear_isolating(
+        self, run: _Run, chunk: Sequence[Tap], previous: dict[int, str], state: TapState
+    ) -> ChunkResult:
+        """Clear a chunk that failed as a whole: its halves each in their own transaction, down
+        to the one record that fails alone, which goes to quarantine with the error while the
+        rest clears. Costs a few extra transactions per poisoned record, none on a clean chunk."""
+        self._accounts_known.clear()  # accounts the rolled-back chunk opened are gone
+        total = ChunkResult()
+        parts = [list(chunk)]
+        while parts:
+            part = parts.pop()
+            try:
+                async with self.ledger.transaction() as conn:
+                    await self._lock(conn, run)
+                    still = await repo.ids_in_state(conn, [t.id for t in part], state)
+                    part = [t for t in part if t.id in still]
+                    if not part:
+                        continue  # another run took them meanwhile
+                    result = await self._clear_chunk(conn, run.run_id, part, previous)
+            except Exception as error:
+                if not _tied(error):
+                    raise
+                self._accounts_known.clear()
+                if len(part) > 1:
+                    middle = len(part) // 2
+                    parts += [part[middle:], part[:middle]]  # the earlier half first
+                    continue
+                result = await self._quarantine_failed(run, part[0], previous, state, error)
+            total.merge(result)
+        return total
+
+    async def _quarantine_failed(
+        self,
+        run: _Run,
+        tap: Tap,
+        previous: dict[int, str],
+        state: TapState,
+        error: BaseException,
+    ) -> ChunkResult:
+        """Quarantine the one record whose clearing raised, with the error, in its own
+        transaction (nothing of it was posted: its chunk rolled back)."""
+        now = self.clock()
+        reason = QuarantineReason.RECORD_FAILED.value
+        note = f"clearing this record failed: {_describe(error)}"
+        seen = 0 if tap.id in previous else 1
+        async with self.ledger.transaction() as conn:
+            await self._lock(conn, run)
+            if not await repo.ids_in_state(conn, [tap.id], state):
+                return ChunkResult()
+            await repo.insert_actions(
+                conn,
+                [_action(tap.id, QuarantineAction.QUARANTINED, reason, ENGINE_ACTOR, note, now)],
+            )
+            await repo.set_states(conn, {(TapState.QUARANTINED, reason): [tap.id]}, now)
+            await repo.add_to_run(conn, run.run_id, records_seen=seen, quarantined=1)
+        result = ChunkResult(seen=seen, quarantined=1)
+        result.reasons[reason] += 1
+        return result
 
     async def _prefetch(self, after_id: int, limit: int) -> _Prefetched:
         """The records the next chunk will most likely take (those after `after_id`, the last of
@@ -250,20 +448,29 @@ class ClearingEngine:
             prefetched.taps.clear()  # stale: someone else cleared or staged records meanwhile
         return await repo.next_received(conn, limit)
 
-    async def _retry_quarantined(self, run_id: int, summary: RunSummary) -> None:
+    async def _retry_quarantined(self, run: _Run) -> None:
         after_id = 0
         reasons = sorted(str(r) for r in RETRIED_AUTOMATICALLY)
         while True:
-            async with self.ledger.transaction() as conn:
-                await repo.take_clearing_lock(conn)
-                rows = await repo.next_retryable(conn, reasons, after_id, self.config.chunk_records)
-                if not rows:
-                    return
-                after_id = rows[-1][0].id
-                previous = {tap.id: reason for tap, reason in rows}
-                result = await self._clear_chunk(conn, run_id, [t for t, _ in rows], previous)
+            rows: list[tuple[Tap, str]] = []
+            try:
+                async with self.ledger.transaction() as conn:
+                    await self._lock(conn, run)
+                    rows = await repo.next_retryable(
+                        conn, reasons, after_id, self.config.chunk_records
+                    )
+                    if not rows:
+                        return
+                    after_id = rows[-1][0].id
+                    previous = {tap.id: reason for tap, reason in rows}
+                    chunk = [t for t, _ in rows]
+                    result = await self._clear_chunk(conn, run.run_id, chunk, previous)
+            except Exception as error:
+                if not rows or not _tied(error):
+                    raise
+                result = await self._clear_isolating(run, chunk, previous, TapState.QUARANTINED)
             result.seen = 0  # already counted when first seen
-            summary.add(result)
+            run.summary.add(result)
 
     # -- one chunk -----------------------------------------------------------------------------
 
@@ -275,33 +482,7 @@ class ClearingEngine:
         previous_reasons: dict[int, str],
         prefetched: _Prefetched | None = None,
     ) -> ChunkResult:
-        now = self.clock()
-        terminals = await repo.terminal_infos(conn)
-        if prefetched is not None:
-            cards, tac_ok = prefetched.cards, prefetched.tac_ok
-        else:
-            cards = await repo.card_infos(conn, (t.card_no for t in chunk))
-            tac_ok = self._verify_tacs(chunk)
-        by_card: dict[tuple[str, Purse, int], PostedTap] = {
-            (p.card_no, p.purse, p.card_counter): p for p in await repo.posted_near(conn, chunk)
-        }
-        by_terminal: dict[tuple[str, int], PostedTap] = {
-            (p.terminal_id, p.terminal_seq): p
-            for p in await repo.posted_by_terminal_keys(conn, (t.terminal_key for t in chunk))
-        }
-        greys = [t for t in chunk if t.is_grey]
-        highest = await repo.highest_counters(conn, ((t.card_no, t.purse) for t in greys))
-        clinic_keys = [
-            (terminals[t.terminal_id].participant_code, t.visit_id)
-            for t in chunk
-            if t.kind == "clinic" and t.visit_id and t.terminal_id in terminals
-        ]
-        splits = await repo.clinic_splits(conn, clinic_keys) if clinic_keys else {}
-        load_ids = [t.load_id for t in chunk if t.kind == "load" and t.load_id]
-        loads = await repo.pending_loads(conn, load_ids) if load_ids else {}
-        releases = await repo.release_overrides(conn, [t.id for t in chunk])
-        balances = await self._available_balances(conn, chunk, cards)
-
+        facts = await self._gather(conn, chunk, prefetched)
         # Loads first (they fund the card), then each card's taps in counter order; records
         # with the same card counter in arrival order, so the first one uploaded wins.
         order = sorted(
@@ -309,51 +490,99 @@ class ClearingEngine:
         )
         pendings: list[_Pending] = []
         for tap in order:
-            terminal = terminals.get(tap.terminal_id)
-            release = releases.get(tap.id)
-            overrides: frozenset[QuarantineReason] = frozenset()
-            if release is not None and release[1]:
-                overrides = frozenset({QuarantineReason(release[1])})
-            highest_counter = highest.get((tap.card_no, tap.purse))
-            later_posted = highest_counter is not None and highest_counter > tap.card_counter
-            if not later_posted and tap.is_grey:
-                later_posted = any(
-                    (tap.card_no, tap.purse, c) in by_card
-                    for c in range(tap.card_counter + 1, tap.card_counter + 3)
-                )
-            ctx = Context(
-                now=now,
-                terminal=terminal,
-                card=cards.get(tap.card_no),
-                tac_ok=tac_ok.get(tap.id, False),
-                same_card_counter=by_card.get(tap.card_key),
-                same_terminal_seq=by_terminal.get(tap.terminal_key),
-                previous=by_card.get((tap.card_no, tap.purse, tap.card_counter - 1)),
-                following=by_card.get((tap.card_no, tap.purse, tap.card_counter + 1)),
-                later_counter_posted=later_posted,
-                split=splits.get((terminal.participant_code, tap.visit_id))
-                if terminal is not None and tap.visit_id
-                else None,
-                pending_load=loads.get(tap.load_id) if tap.load_id else None,
-                overrides=overrides,
-                subsidy_schemes=self.config.subsidy_schemes,
-            )
-            decision = decide(tap, ctx)
-            if decision.outcome.posts:
-                decision = self._check_balance(tap, decision, balances)
-            pending = _Pending(tap, decision, previous_reasons.get(tap.id))
-            if release is not None:
-                pending.override_action = release[0]
-            if decision.outcome.posts:
-                posted = PostedTap.of(tap)
-                by_card[tap.card_key] = posted
-                by_terminal[tap.terminal_key] = posted
-                if tap.kind == "load" and tap.load_id:
-                    loads[tap.load_id] = PendingLoadInfo(tap.card_no, tap.amount_fen, "delivered")
+            previous = previous_reasons.get(tap.id)
+            try:
+                pending = self._decide_one(tap, facts, previous)
+            except Exception as error:
+                if not _tied(error):
+                    raise  # a bug or the database, not this record
+                failed = Decision(Outcome.QUARANTINE, QuarantineReason.RECORD_FAILED)
+                pending = _Pending(tap, failed, previous, error=_describe(error))
             pendings.append(pending)
+        await self._post(conn, pendings, facts.terminals, facts.cards, facts.releases)
+        return await self._record(conn, run_id, pendings, facts.now, facts.cards, facts.terminals)
 
-        await self._post(conn, pendings, terminals, cards, release_suffix=releases)
-        return await self._record(conn, run_id, pendings, now, cards, terminals)
+    async def _gather(
+        self, conn: AsyncConnection, chunk: Sequence[Tap], prefetched: _Prefetched | None
+    ) -> _Facts:
+        """What the chunk's decisions need, in a few batched reads. Records inconsistent in
+        themselves are never looked up (their values may be out of any column's range)."""
+        terminals = await repo.terminal_infos(conn)
+        if prefetched is not None:
+            cards, tac_ok = prefetched.cards, prefetched.tac_ok
+        else:
+            cards = await repo.card_infos(conn, (t.card_no for t in chunk))
+            tac_ok = self._verify_tacs(chunk)
+        sound = [t for t in chunk if _lookup_safe(t)]
+        by_card: dict[tuple[str, Purse, int], PostedTap] = {
+            (p.card_no, p.purse, p.card_counter): p for p in await repo.posted_near(conn, sound)
+        }
+        by_terminal: dict[tuple[str, int], PostedTap] = {
+            (p.terminal_id, p.terminal_seq): p
+            for p in await repo.posted_by_terminal_keys(conn, (t.terminal_key for t in sound))
+        }
+        greys = [t for t in sound if t.is_grey]
+        highest = await repo.highest_counters(conn, ((t.card_no, t.purse) for t in greys))
+        clinic_keys = [
+            (terminals[t.terminal_id].participant_code, t.visit_id)
+            for t in sound
+            if t.kind == "clinic" and t.visit_id and t.terminal_id in terminals
+        ]
+        splits = await repo.clinic_splits(conn, clinic_keys) if clinic_keys else {}
+        load_ids = [t.load_id for t in sound if t.kind == "load" and t.load_id]
+        loads = await repo.pending_loads(conn, load_ids) if load_ids else {}
+        releases = await repo.release_overrides(conn, [t.id for t in chunk])
+        balances = await self._available_balances(conn, sound, cards)
+        return _Facts(
+            self.clock(), terminals, cards, tac_ok, by_card, by_terminal, highest, splits,
+            loads, releases, balances,
+        )  # fmt: skip
+
+    def _decide_one(self, tap: Tap, facts: _Facts, previous_reason: str | None) -> _Pending:
+        """One record's decision; a posting one is remembered for the records after it."""
+        terminal = facts.terminals.get(tap.terminal_id)
+        release = facts.releases.get(tap.id)
+        overrides: frozenset[QuarantineReason] = frozenset()
+        if release is not None and release[1]:
+            overrides = frozenset({QuarantineReason(release[1])})
+        by_card = facts.by_card
+        highest_counter = facts.highest.get((tap.card_no, tap.purse))
+        later_posted = highest_counter is not None and highest_counter > tap.card_counter
+        if not later_posted and tap.is_grey:
+            later_posted = any(
+                (tap.card_no, tap.purse, c) in by_card
+                for c in range(tap.card_counter + 1, tap.card_counter + 3)
+            )
+        ctx = Context(
+            now=facts.now,
+            terminal=terminal,
+            card=facts.cards.get(tap.card_no),
+            tac_ok=facts.tac_ok.get(tap.id, False),
+            same_card_counter=by_card.get(tap.card_key),
+            same_terminal_seq=facts.by_terminal.get(tap.terminal_key),
+            previous=by_card.get((tap.card_no, tap.purse, tap.card_counter - 1)),
+            following=by_card.get((tap.card_no, tap.purse, tap.card_counter + 1)),
+            later_counter_posted=later_posted,
+            split=facts.splits.get((terminal.participant_code, tap.visit_id))
+            if terminal is not None and tap.visit_id
+            else None,
+            pending_load=facts.loads.get(tap.load_id) if tap.load_id else None,
+            overrides=overrides,
+            subsidy_schemes=self.config.subsidy_schemes,
+        )
+        decision = decide(tap, ctx)
+        if decision.outcome.posts:
+            decision = self._check_balance(tap, decision, facts.balances)
+        pending = _Pending(tap, decision, previous_reason)
+        if release is not None:
+            pending.override_action = release[0]
+        if decision.outcome.posts:
+            posted = PostedTap.of(tap)
+            by_card[tap.card_key] = posted
+            facts.by_terminal[tap.terminal_key] = posted
+            if tap.kind == "load" and tap.load_id:
+                facts.loads[tap.load_id] = PendingLoadInfo(tap.card_no, tap.amount_fen, "delivered")
+        return pending
 
     def _verify_tacs(self, chunk: Sequence[Tap]) -> dict[int, bool]:
         out: dict[int, bool] = {}
@@ -361,38 +590,39 @@ class ClearingEngine:
             if tap.tac is None:
                 continue
             try:
-                card_serial = bytes.fromhex(tap.card_no)
-                terminal_id = bytes.fromhex(tap.terminal_id)
-                tac = bytes.fromhex(tap.tac)
-            except ValueError:
-                out[tap.id] = False
-                continue
-            if tap.kind == "load":
-                out[tap.id] = self.verifier.verify_load(
-                    LoadTacInput(
-                        card_serial,
-                        tap.balance_after_fen,
-                        tap.card_counter,
-                        tap.amount_fen,
-                        tap.txn_type,
-                        terminal_id,
-                        tap.occurred_at,
-                        tac,
-                    )
-                )
-            else:
-                out[tap.id] = self.verifier.verify_purchase(
-                    PurchaseTacInput(
-                        card_serial,
-                        tap.amount_fen,
-                        tap.txn_type,
-                        terminal_id,
-                        tap.terminal_seq,
-                        tap.occurred_at,
-                        tac,
-                    )
-                )
+                out[tap.id] = self._verify_tac(tap)
+            except (ValueError, OverflowError, TypeError):
+                out[tap.id] = False  # a field the TAC cannot even be computed over: no proof
         return out
+
+    def _verify_tac(self, tap: Tap) -> bool:
+        tac = bytes.fromhex(tap.tac or "")
+        card_serial = bytes.fromhex(tap.card_no)
+        terminal_id = bytes.fromhex(tap.terminal_id)
+        if tap.kind == "load":
+            return self.verifier.verify_load(
+                LoadTacInput(
+                    card_serial,
+                    tap.balance_after_fen,
+                    tap.card_counter,
+                    tap.amount_fen,
+                    tap.txn_type,
+                    terminal_id,
+                    tap.occurred_at,
+                    tac,
+                )
+            )
+        return self.verifier.verify_purchase(
+            PurchaseTacInput(
+                card_serial,
+                tap.amount_fen,
+                tap.txn_type,
+                terminal_id,
+                tap.terminal_seq,
+                tap.occurred_at,
+                tac,
+            )
+        )
 
     async def _available_balances(
         self, conn: AsyncConnection, chunk: Sequence[Tap], cards: dict[str, CardInfo]
@@ -591,9 +821,7 @@ class ClearingEngine:
                 result.quarantined += 1
                 result.reasons[reason] += 1
                 states[(TapState.QUARANTINED, reason)].append(tap.id)
-                note = "found by the clearing engine"
-                if p.ledger_result:
-                    note = f"the ledger refused the transfer: {p.ledger_result}"
+                note = _quarantine_note(p)
                 action_rows.append(
                     _action(tap.id, QuarantineAction.QUARANTINED, reason, ENGINE_ACTOR, note, now)
                 )
@@ -702,6 +930,37 @@ _CLEARED_ORDER = (
     "settlement_day", "outcome", "transfer_id", "claim_transfer_id", "run_id", "cleared_at",
 )  # fmt: skip
 invariant(_CLEARED_ORDER == repo.CLEARED_COLUMNS, "cleared_taps rows are built in table order")
+
+
+def _quarantine_note(p: _Pending) -> str:
+    """Why, in finance staff's words: the error, the field that could not be read, or the other
+    record a reused counter or serial belongs to (both records shown)."""
+    if p.ledger_result:
+        return f"the ledger refused the transfer: {p.ledger_result}"
+    if p.error:
+        return f"clearing this record failed: {p.error}"
+    if p.tap.unreadable:
+        return f"a stored field is not of its type: {p.tap.unreadable}"
+    other = p.decision.conflicts_with
+    if other is None:
+        return "found by the clearing engine"
+    what = (
+        "card counter"
+        if p.decision.reason is not QuarantineReason.TERMINAL_SEQ_REUSED
+        else ("terminal serial")
+    )
+    return (
+        f"{what} already cleared with tap record {other.tap_record_id}: "
+        f"{_describe_posted(other)}; this record: {_describe_posted(PostedTap.of(p.tap))}"
+    )
+
+
+def _describe_posted(t: PostedTap) -> str:
+    return (
+        f"card {t.card_no} counter {t.card_counter} ({t.purse}), terminal {t.terminal_id}"
+        f" serial {t.terminal_seq}, type {t.txn_type}, {t.amount_fen} fen"
+        f" ({t.balance_before_fen} -> {t.balance_after_fen}), at {t.occurred_at.isoformat()}"
+    )
 
 
 def _action(

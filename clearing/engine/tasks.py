@@ -26,6 +26,7 @@ async def _clear(
         "quarantined": summary.quarantined,
         "resolved": summary.resolved,
         "amount_fen_posted": summary.amount_fen_posted,
+        "waited_for": sorted(summary.waited_for),  # other runs that shared the backlog
     }
 
 
