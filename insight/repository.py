@@ -31,29 +31,29 @@ WORK_MEM = "256MB"
 _STAGE_RIDES = """
 CREATE TEMPORARY TABLE insight_rides ON COMMIT DROP AS
 WITH boardings AS (
-  SELECT ct.card_no, ct.business_day AS day, ct.occurred_at AS at, ct.card_counter AS counter,
+  -- The rider key is HMAC-SHA256(salt, card number), first 64 bits, computed per tap: a join
+  -- back to a per-card key table let the planner pick a quadratic nested loop on tables whose
+  -- statistics are stale (seen on a busy test database: minutes instead of a second).
+  SELECT ('x' || encode(substr(
+           sha256(:opad || sha256(:ipad || convert_to(ct.card_no, 'UTF8'))), 1, 8), 'hex')
+         )::bit(64)::bigint AS rider,
+         ct.business_day AS day, ct.occurred_at AS at, ct.card_counter AS counter,
          ct.route_id AS route, tr.stop_id AS stop, ct.card_type,
          strpos(tr.fare_rule, '|') > 0 AS transfer
   FROM cleared_taps ct JOIN tap_records tr ON tr.id = ct.tap_record_id
   WHERE ct.kind = 'purchase' AND ct.route_id IS NOT NULL AND tr.stop_id IS NOT NULL
     AND ct.business_day BETWEEN :start AND :end
-), keys AS (
-  -- HMAC-SHA256(salt, card number), first 64 bits: once per card, not once per tap.
-  SELECT card_no, ('x' || encode(substr(
-           sha256(:opad || sha256(:ipad || convert_to(card_no, 'UTF8'))), 1, 8), 'hex')
-         )::bit(64)::bigint AS rider
-  FROM boardings GROUP BY card_no
 )
 SELECT * FROM (
-  SELECT k.rider, b.day, b.route, b.stop, b.card_type, b.transfer,
+  SELECT b.rider, b.day, b.route, b.stop, b.card_type, b.transfer,
          extract(hour FROM b.at AT TIME ZONE :tz)::int AS hour,
          (extract(isodow FROM b.day) >= 6) AS weekend,
          row_number() OVER w AS n,
          lag(b.route) OVER w AS prev_route,
          lead(b.stop) OVER w AS next_stop,
          first_value(b.stop) OVER w AS first_stop
-  FROM boardings b JOIN keys k ON k.card_no = b.card_no
-  WINDOW w AS (PARTITION BY k.rider, b.day ORDER BY b.at, b.counter)
+  FROM boardings b
+  WINDOW w AS (PARTITION BY b.rider, b.day ORDER BY b.at, b.counter)
 ) AS chained
 WHERE n <= :per_day_max
 """
