@@ -576,26 +576,7 @@ class SoftCard:
         terminal_serial = int.from_bytes(c.data[0:4], "big")
         date_time, mac1 = c.data[4:11], c.data[11:15]
         keys, s = self.state.keys, self.state
-        try:
-            sespk = crypto.purchase_session_key(
-                session.session_key,
-                session.card_random,
-                session.counter,
-                terminal_serial,
-                keys.algorithm,
-            )
-            expected = crypto.purchase_mac1(
-                sespk,
-                session.amount_fen,
-                session.txn_type,
-                session.terminal_id,
-                date_time,
-                algorithm=keys.algorithm,
-            )
-        except CryptoInputError:
-            raise _Refuse(0x6A80) from None  # e.g. a date that is not BCD
-        if not secrets.compare_digest(expected, mac1):
-            raise _Refuse(0x9302)
+        sespk = self._verify_purchase_mac1(session, terminal_serial, date_time, mac1)
         # Re-check against the current purse (nothing can have changed in between on this card).
         invariant(
             s.balance_fen == session.balance_fen and s.offline_counter == session.counter,
@@ -622,13 +603,7 @@ class SoftCard:
             session.terminal_id,
             None,
         ).encode()[:16] + bytes(date_time)
-        transit = dict(s.transit_records)
-        trips = list(s.trips)
-        for sfi, p1, record in session.capp_cache:
-            if sfi == SFI_TRANSIT:
-                transit[p1] = record
-            else:
-                trips = [record, *trips][:TRIP_RECORDS_MAX]
+        transit, trips = _capp_records_after(s, session)
         # Commit: every field of the transaction in one step.
         self.state = replace(
             s,
@@ -641,6 +616,33 @@ class SoftCard:
         )
         self.state_version += 1
         return tac + mac2
+
+    def _verify_purchase_mac1(
+        self, session: _Session, terminal_serial: int, date_time: bytes, mac1: bytes
+    ) -> bytes:
+        """The purchase session key, once MAC1 verifies (9302 otherwise, 6A80 for bad input)."""
+        algorithm = self.state.keys.algorithm
+        try:
+            sespk = crypto.purchase_session_key(
+                session.session_key,
+                session.card_random,
+                session.counter,
+                terminal_serial,
+                algorithm,
+            )
+            expected = crypto.purchase_mac1(
+                sespk,
+                session.amount_fen,
+                session.txn_type,
+                session.terminal_id,
+                date_time,
+                algorithm=algorithm,
+            )
+        except CryptoInputError:
+            raise _Refuse(0x6A80) from None  # e.g. a date that is not BCD
+        if not secrets.compare_digest(expected, mac1):
+            raise _Refuse(0x9302)
+        return sespk
 
     def _credit_load(self, c: CommandApdu) -> bytes:
         self._require_ep()
@@ -732,6 +734,20 @@ _HANDLERS: dict[tuple[int, int], Callable[[SoftCard, CommandApdu], bytes]] = {
     (0x80, 0x52): SoftCard._credit_load,
     (0x80, 0x5A): SoftCard._get_transaction_proof,
 }
+
+
+def _capp_records_after(
+    state: CardState, session: _Session
+) -> tuple[dict[int, bytes], list[bytes]]:
+    """001A and 001E as the purchase's UPDATE CAPP DATA CACHE commands leave them."""
+    transit = dict(state.transit_records)
+    trips = list(state.trips)
+    for sfi, p1, record in session.capp_cache:
+        if sfi == SFI_TRANSIT:
+            transit[p1] = record
+        else:
+            trips = [record, *trips][:TRIP_RECORDS_MAX]
+    return transit, trips
 
 
 def _blank_transit_record() -> bytes:
