@@ -9,7 +9,7 @@ Modules (each documents its public API in its docstring):
 - `cardio.apdu`      command/response APDUs, the `Transport` protocol, 61xx/6Cxx handling, BER-TLV
 - `cardio.records`   byte layouts: 0015/0016/0017/0018/001A/001E, INITIALIZE/DEBIT/proof answers, CardType
 - `cardio.purse`     the terminal side: `Purse(transport)` with every purse command
-- `cardio.softcard`  the software card (card side), persisted as CARD.json
+- `cardio.softcard`  the software card (card side); `cardio.cardfile` keeps it in CARD.json
 - `cardio.inproc`    in-process transport (software card, removal and tear injection)
 - `cardio.pcsc`      PC/SC transport via pyscard (the only module importing `smartcard`)
 - `cardio.vpcd`      the bridge that plugs a software card into pcscd through vpcd

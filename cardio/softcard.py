@@ -9,7 +9,8 @@ Public API:
 - `SoftCard.issue(key_store, card_no, card_type, ...) -> SoftCard`: personalise a card.
 - `SoftCard.process(apdu: bytes) -> bytes`: one C-APDU in, one R-APDU out (never raises for
   anything a terminal can send); `power_on()` / `power_off()` / `reset()` end the session; `atr`.
-- `SoftCard.load(path)` / `save(path)` / `to_json()` / `from_json(text)`: the CARD.json file (0600).
+- `SoftCard.load(path)` / `save(path)` / `to_json()` / `from_json(text)`: the CARD.json file (0600),
+  kept in cardio.cardfile; `SoftCard.open(path)` (or `persist=`) saves on every change.
 - `state_version`: increases on every persistent change (the bridge saves when it moves).
 - Read-only views: `balance_fen`, `online_counter`, `offline_counter`, `public_info`, `card_no`.
 
@@ -23,20 +24,26 @@ Not implemented (6D00): GET MESSAGE of 住建部 cards, PIN, ED (存折).
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
-from pathlib import Path
 
 from cardio import crypto
 from cardio.apdu import CommandApdu, encode_tlv
-from cardio.atomicfile import MODE_SECRET, write_text_atomic
-from cardio.crypto import Algorithm, CryptoInputError, TxnType
+from cardio.cardfile import (
+    CARD_FILE_FORMAT,
+    CardFile,
+    read_card_file,
+    state_from_json,
+    state_to_json,
+    write_card_file,
+)
+from cardio.cardstate import BALANCE_LIMIT_FEN_DEFAULT, COUNTER_MAX, CardState, Proof
+from cardio.crypto import CryptoInputError, TxnType
 from cardio.errors import ApduError, CardFileError
-from cardio.keystore import CardKeys, KeyStore
+from cardio.keystore import KeyStore
 from cardio.purse import (
     AID_TUNION_EP,
     EP_DF_FID,
@@ -67,16 +74,14 @@ from cardio.records import (
 __all__ = [
     "BALANCE_LIMIT_FEN_DEFAULT",
     "CARD_FILE_FORMAT",
+    "PersistHook",
+    "Proof",
     "SOFTCARD_ATR",
     "CardState",
     "InvariantError",
     "SoftCard",
 ]
 
-CARD_FILE_FORMAT = "onecard-card/1"
-BALANCE_LIMIT_FEN_DEFAULT = 100_000  # 1,000 CNY, the usual e-purse ceiling
-CARD_FILE_BYTES_MAX = 1 << 20
-COUNTER_MAX = 0xFFFF
 # TS 3B, T0 88 (TD1, 8 historical bytes), TD1 80 (TD2), TD2 01 (T=1), "ONECARD1", TCK.
 _ATR_BODY = bytes.fromhex("888001") + b"ONECARD1"
 
@@ -113,36 +118,6 @@ class _Refuse(Exception):
         self.sw = sw
 
 
-@dataclass(frozen=True, slots=True)
-class Proof:
-    """What GET TRANSACTION PROOF returns for the last transaction of one kind."""
-
-    txn_type: int
-    counter_after: int
-    mac: bytes
-    tac: bytes
-
-
-@dataclass(slots=True)
-class CardState:
-    """Everything the card keeps in non-volatile memory."""
-
-    public_info: bytes
-    holder: bytes
-    management: bytes
-    keys: CardKeys = field(repr=False)
-    balance_fen: int = 0
-    balance_limit_fen: int = BALANCE_LIMIT_FEN_DEFAULT
-    overdraft_limit_fen: int = 0
-    online_counter: int = 0
-    offline_counter: int = 0
-    log: list[bytes] = field(default_factory=list)  # newest first
-    transit_records: dict[int, bytes] = field(default_factory=dict)  # 001A by record id
-    trips: list[bytes] = field(default_factory=list)  # 001E, newest first
-    last_purchase: Proof | None = None
-    last_load: Proof | None = None
-
-
 @dataclass(slots=True)
 class _Session:
     """Volatile: lost at power off (the card pulled away)."""
@@ -158,15 +133,27 @@ class _Session:
     capp_cache: list[tuple[int, int, bytes]] = field(default_factory=list)  # (sfi, p1, record)
 
 
+PersistHook = Callable[[CardState], None]
+
+
 class SoftCard:
-    """One software card. Not thread-safe: one reader (bridge or transport) drives it."""
+    """One software card. Not thread-safe: one reader (bridge or transport) drives it.
+
+    The card itself does no I/O. `persist`, if given, is called with the new state after every
+    command that changed it, before the answer leaves the card; if it raises, the command did not
+    happen (the state is restored, as a card torn before its write) and the error propagates.
+    """
 
     def __init__(
-        self, state: CardState, random_source: Callable[[int], bytes] = secrets.token_bytes
+        self,
+        state: CardState,
+        random_source: Callable[[int], bytes] = secrets.token_bytes,
+        persist: PersistHook | None = None,
     ) -> None:
         self.state = state
         self.state_version = 0
         self._random = random_source
+        self._persist = persist
         self._selected: bytes | None = None  # "ppse" / "ep" / None
         self._session: _Session | None = None
         self._challenge: bytes | None = None
@@ -228,79 +215,26 @@ class SoftCard:
         return cls(state)
 
     def to_json(self) -> str:
-        s, k = self.state, self.state.keys
-        body = {
-            "format": CARD_FILE_FORMAT,
-            "card_no": self.card_no,
-            "files": {
-                "0015": s.public_info.hex().upper(),
-                "0016": s.holder.hex().upper(),
-                "0017": s.management.hex().upper(),
-            },
-            "keys": {
-                "algorithm": int(k.algorithm),
-                "dpk": k.dpk.hex().upper(),
-                "dpk_index": k.dpk_index,
-                "dpk_version": k.dpk_version,
-                "dlk": k.dlk.hex().upper(),
-                "dlk_index": k.dlk_index,
-                "dlk_version": k.dlk_version,
-                "dtk": k.dtk.hex().upper(),
-                "maintenance": k.maintenance.hex().upper(),
-            },
-            "purse": {
-                "balance_fen": s.balance_fen,
-                "balance_limit_fen": s.balance_limit_fen,
-                "overdraft_limit_fen": s.overdraft_limit_fen,
-                "online_counter": s.online_counter,
-                "offline_counter": s.offline_counter,
-            },
-            "log": [r.hex().upper() for r in s.log],
-            "transit_records": {
-                str(i): r.hex().upper() for i, r in sorted(s.transit_records.items())
-            },
-            "trips": [r.hex().upper() for r in s.trips],
-            "last_purchase": _proof_json(s.last_purchase),
-            "last_load": _proof_json(s.last_load),
-        }
-        return json.dumps(body, indent=2) + "\n"
+        """The CARD.json text of this card (cardio.cardfile)."""
+        return state_to_json(self.state)
 
     @classmethod
     def from_json(cls, text: str) -> SoftCard:
-        try:
-            body = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise CardFileError(f"the card file is not valid JSON (line {error.lineno})") from None
-        try:
-            return cls(_state_from_json(body))
-        except (
-            KeyError,
-            TypeError,
-            ValueError,
-            AttributeError,
-            CryptoInputError,
-            ApduError,
-        ) as error:
-            raise CardFileError(
-                f"the card file is malformed: {type(error).__name__} {error}"
-            ) from None
+        return cls(state_from_json(text))
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write CARD.json atomically (temporary file + fsync + rename), mode 0600: it holds card keys."""
-        write_text_atomic(path, self.to_json(), mode=MODE_SECRET)
+        write_card_file(path, self.state)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SoftCard:
-        path = Path(path)
-        try:
-            if path.stat().st_size > CARD_FILE_BYTES_MAX:
-                raise CardFileError(f"{path} is larger than {CARD_FILE_BYTES_MAX} bytes")
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise CardFileError(
-                f"no card file at {path}: issue one with `onecard card issue`"
-            ) from None
-        return cls.from_json(text)
+        """The card in the CARD.json at `path`; saving it stays the caller's business."""
+        return cls(read_card_file(path))
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> SoftCard:
+        """The card in the CARD.json at `path`, saved back there on every persistent change."""
+        return cls(read_card_file(path), persist=CardFile(path))
 
     # --- views -------------------------------------------------------------------------------
 
@@ -365,6 +299,14 @@ class SoftCard:
         if le is not None and le < 256 and len(data) > le:
             self.state, self.state_version, self._selected, self._session, self._challenge = before
             return bytes((0x6C, len(data) & 0xFF))  # wrong Le: tell the terminal the right one
+        if self._persist is not None and self.state_version != before[1]:
+            try:
+                self._persist(self.state)
+            except BaseException:
+                self.state, self.state_version, self._selected, self._session, self._challenge = (
+                    before
+                )
+                raise
         return data + SW_OK
 
     def _dispatch(self, c: CommandApdu) -> bytes:
@@ -634,26 +576,7 @@ class SoftCard:
         terminal_serial = int.from_bytes(c.data[0:4], "big")
         date_time, mac1 = c.data[4:11], c.data[11:15]
         keys, s = self.state.keys, self.state
-        try:
-            sespk = crypto.purchase_session_key(
-                session.session_key,
-                session.card_random,
-                session.counter,
-                terminal_serial,
-                keys.algorithm,
-            )
-            expected = crypto.purchase_mac1(
-                sespk,
-                session.amount_fen,
-                session.txn_type,
-                session.terminal_id,
-                date_time,
-                algorithm=keys.algorithm,
-            )
-        except CryptoInputError:
-            raise _Refuse(0x6A80) from None  # e.g. a date that is not BCD
-        if not secrets.compare_digest(expected, mac1):
-            raise _Refuse(0x9302)
+        sespk = self._verify_purchase_mac1(session, terminal_serial, date_time, mac1)
         # Re-check against the current purse (nothing can have changed in between on this card).
         invariant(
             s.balance_fen == session.balance_fen and s.offline_counter == session.counter,
@@ -680,13 +603,7 @@ class SoftCard:
             session.terminal_id,
             None,
         ).encode()[:16] + bytes(date_time)
-        transit = dict(s.transit_records)
-        trips = list(s.trips)
-        for sfi, p1, record in session.capp_cache:
-            if sfi == SFI_TRANSIT:
-                transit[p1] = record
-            else:
-                trips = [record, *trips][:TRIP_RECORDS_MAX]
+        transit, trips = _capp_records_after(s, session)
         # Commit: every field of the transaction in one step.
         self.state = replace(
             s,
@@ -699,6 +616,33 @@ class SoftCard:
         )
         self.state_version += 1
         return tac + mac2
+
+    def _verify_purchase_mac1(
+        self, session: _Session, terminal_serial: int, date_time: bytes, mac1: bytes
+    ) -> bytes:
+        """The purchase session key, once MAC1 verifies (9302 otherwise, 6A80 for bad input)."""
+        algorithm = self.state.keys.algorithm
+        try:
+            sespk = crypto.purchase_session_key(
+                session.session_key,
+                session.card_random,
+                session.counter,
+                terminal_serial,
+                algorithm,
+            )
+            expected = crypto.purchase_mac1(
+                sespk,
+                session.amount_fen,
+                session.txn_type,
+                session.terminal_id,
+                date_time,
+                algorithm=algorithm,
+            )
+        except CryptoInputError:
+            raise _Refuse(0x6A80) from None  # e.g. a date that is not BCD
+        if not secrets.compare_digest(expected, mac1):
+            raise _Refuse(0x9302)
+        return sespk
 
     def _credit_load(self, c: CommandApdu) -> bytes:
         self._require_ep()
@@ -792,87 +736,21 @@ _HANDLERS: dict[tuple[int, int], Callable[[SoftCard, CommandApdu], bytes]] = {
 }
 
 
+def _capp_records_after(
+    state: CardState, session: _Session
+) -> tuple[dict[int, bytes], list[bytes]]:
+    """001A and 001E as the purchase's UPDATE CAPP DATA CACHE commands leave them."""
+    transit = dict(state.transit_records)
+    trips = list(state.trips)
+    for sfi, p1, record in session.capp_cache:
+        if sfi == SFI_TRANSIT:
+            transit[p1] = record
+        else:
+            trips = [record, *trips][:TRIP_RECORDS_MAX]
+    return transit, trips
+
+
 def _blank_transit_record() -> bytes:
     raw = bytearray(TransitRecord().encode())
     raw[3] = 0x00  # valid flag: never written
     return bytes(raw)
-
-
-def _proof_json(proof: Proof | None) -> dict[str, object] | None:
-    if proof is None:
-        return None
-    return {
-        "txn_type": proof.txn_type,
-        "counter_after": proof.counter_after,
-        "mac": proof.mac.hex().upper(),
-        "tac": proof.tac.hex().upper(),
-    }
-
-
-def _proof_from_json(body: dict[str, object] | None) -> Proof | None:
-    if body is None:
-        return None
-    mac, tac = bytes.fromhex(str(body["mac"])), bytes.fromhex(str(body["tac"]))
-    if len(mac) != 4 or len(tac) != 4:
-        raise ValueError("proof MAC and TAC are 4 bytes")
-    txn_type, counter_after = body["txn_type"], body["counter_after"]
-    if not isinstance(txn_type, int) or not isinstance(counter_after, int):
-        raise ValueError("proof type and counter are integers")
-    return Proof(txn_type, counter_after, mac, tac)
-
-
-def _hex_exact(value: object, length: int, what: str) -> bytes:
-    raw = bytes.fromhex(str(value))
-    if len(raw) != length:
-        raise ValueError(f"{what} must be {length} bytes")
-    return raw
-
-
-def _int_in(value: object, low: int, high: int, what: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ValueError(f"{what} must be an integer in {low}..{high}")
-    return value
-
-
-def _state_from_json(body: dict) -> CardState:
-    if not isinstance(body, dict) or body.get("format") != CARD_FILE_FORMAT:
-        raise ValueError(f"format must be {CARD_FILE_FORMAT!r}")
-    files, k, p = body["files"], body["keys"], body["purse"]
-    keys = CardKeys(
-        algorithm=Algorithm(k["algorithm"]),
-        dpk=_hex_exact(k["dpk"], 16, "dpk"),
-        dpk_index=_int_in(k["dpk_index"], 1, 255, "dpk_index"),
-        dpk_version=_int_in(k["dpk_version"], 0, 255, "dpk_version"),
-        dlk=_hex_exact(k["dlk"], 16, "dlk"),
-        dlk_index=_int_in(k["dlk_index"], 1, 255, "dlk_index"),
-        dlk_version=_int_in(k["dlk_version"], 0, 255, "dlk_version"),
-        dtk=_hex_exact(k["dtk"], 16, "dtk"),
-        maintenance=_hex_exact(k["maintenance"], 16, "maintenance"),
-    )
-    limit = _int_in(p["balance_limit_fen"], 0, 0xFFFFFFFF, "balance_limit_fen")
-    overdraft = _int_in(p["overdraft_limit_fen"], 0, 0xFFFFFF, "overdraft_limit_fen")
-    state = CardState(
-        public_info=_hex_exact(files["0015"], 30, "0015"),
-        holder=_hex_exact(files["0016"], 55, "0016"),
-        management=_hex_exact(files["0017"], 60, "0017"),
-        keys=keys,
-        balance_fen=_int_in(p["balance_fen"], 0, limit, "balance_fen"),
-        balance_limit_fen=limit,
-        overdraft_limit_fen=overdraft,
-        online_counter=_int_in(p["online_counter"], 0, COUNTER_MAX, "online_counter"),
-        offline_counter=_int_in(p["offline_counter"], 0, COUNTER_MAX, "offline_counter"),
-        log=[_hex_exact(r, 23, "log record") for r in body.get("log", [])][:LOG_RECORDS_MAX],
-        transit_records={
-            _int_in(int(i), 1, 255, "record id"): _hex_exact(
-                r, TRANSIT_RECORD_LEN, "transit record"
-            )
-            for i, r in body.get("transit_records", {}).items()
-        },
-        trips=[_hex_exact(r, TRIP_RECORD_LEN, "trip record") for r in body.get("trips", [])][
-            :TRIP_RECORDS_MAX
-        ],
-        last_purchase=_proof_from_json(body.get("last_purchase")),
-        last_load=_proof_from_json(body.get("last_load")),
-    )
-    PublicInfo.parse(state.public_info)  # must be a well-formed 0015
-    return state

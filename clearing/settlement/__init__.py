@@ -2,5 +2,6 @@
 
 Public API: `clearing.settlement.service.settle_day`, `load_settlement`, `write_files`,
 `operator_statement`, `subsidy_report`; `clearing.settlement.tasks.settle` (settle and write
-the files) and the Celery task `clearing.settle_day`; pure parts in `days`, `fees`, `files`.
+the files) and the Celery task `clearing.settle_day`; every query in `repository`; pure parts
+in `days`, `fees`, `payout`, `files`.
 """

@@ -247,24 +247,18 @@ def _fen(text: str | None) -> int:
 def check_pain001(xml: bytes) -> list[str]:
     """Structural check of a pain.001.001.09 file as we write it: namespace, element order,
     mandatory elements, text lengths, counts and control sums. Returns the problems found."""
-    problems: list[str] = []
     try:
         root = ET.fromstring(xml)
     except ET.ParseError as error:
         return [f"not well-formed XML: {error}"]
-    if root.tag != f"{{{PAIN001_NS}}}Document":
-        return [f"root must be Document in {PAIN001_NS}, got {root.tag}"]
-    children = list(root)
-    if len(children) != 1 or _local(children[0].tag) != "CstmrCdtTrfInitn":
-        return ["Document must hold exactly one CstmrCdtTrfInitn"]
-    initiation = children[0]
-    parts = [_local(child.tag) for child in initiation]
-    if not parts or parts[0] != "GrpHdr" or any(p != "PmtInf" for p in parts[1:]) or len(parts) < 2:
-        return ["CstmrCdtTrfInitn must be GrpHdr then one or more PmtInf"]
+    initiation = _initiation(root)
+    if isinstance(initiation, str):
+        return [initiation]
     ns = {"p": PAIN001_NS}
     header = initiation.find("p:GrpHdr", ns)
     if header is None:
         return ["GrpHdr is missing"]
+    problems: list[str] = []
     if tuple(_local(c.tag) for c in header) != _GRPHDR_ORDER:
         problems.append(f"GrpHdr elements must be {_GRPHDR_ORDER}")
     msg_id = header.findtext("p:MsgId", None, ns) or ""
@@ -273,64 +267,95 @@ def check_pain001(xml: bytes) -> list[str]:
     total_count = 0
     total_fen = 0
     for payment in initiation.findall("p:PmtInf", ns):
-        tags = [_local(c.tag) for c in payment]
-        head, transactions = tags[: len(_PMTINF_HEAD)], tags[len(_PMTINF_HEAD) :]
-        if tuple(head) != _PMTINF_HEAD or any(t != "CdtTrfTxInf" for t in transactions):
-            problems.append(f"PmtInf elements must be {_PMTINF_HEAD} then CdtTrfTxInf*")
-            continue
-        if payment.findtext("p:PmtMtd", None, ns) != "TRF":
-            problems.append("PmtMtd must be TRF")
-        if not re.fullmatch(
-            r"\d{4}-\d{2}-\d{2}", payment.findtext("p:ReqdExctnDt/p:Dt", "", ns) or ""
-        ):
-            problems.append("ReqdExctnDt/Dt must be an ISO date")
-        count = 0
-        sum_fen = 0
-        seen_ids: set[str] = set()
-        for transaction in payment.findall("p:CdtTrfTxInf", ns):
-            tx_tags = tuple(_local(c.tag) for c in transaction)
-            if tx_tags != _TX_ORDER:
-                problems.append(f"CdtTrfTxInf elements must be {_TX_ORDER}, got {tx_tags}")
-                continue
-            e2e = transaction.findtext("p:PmtId/p:EndToEndId", "", ns) or ""
-            if not 1 <= len(e2e) <= MAX35:
-                problems.append("EndToEndId must be 1-35 characters")
-            if e2e in seen_ids:
-                problems.append(f"EndToEndId {e2e} repeats")
-            seen_ids.add(e2e)
-            amount = transaction.find("p:Amt/p:InstdAmt", ns)
-            if amount is None or amount.get("Ccy") != CURRENCY:
-                problems.append("InstdAmt must carry Ccy=CNY")
-                continue
-            try:
-                fen = _fen(amount.text)
-            except SettlementFileError as error:
-                problems.append(str(error))
-                continue
-            if fen <= 0:
-                problems.append("InstdAmt must be positive")
-            account = transaction.findtext("p:CdtrAcct/p:Id/p:Othr/p:Id", "", ns) or ""
-            if not 1 <= len(account) <= ACCOUNT_ID_MAX:
-                problems.append("CdtrAcct/Id/Othr/Id must be 1-34 characters")
-            name = transaction.findtext("p:Cdtr/p:Nm", "", ns) or ""
-            if not 1 <= len(name) <= MAX140:
-                problems.append("Cdtr/Nm must be 1-140 characters")
-            count += 1
-            sum_fen += fen
-        if payment.findtext("p:NbOfTxs", "", ns) != str(count):
-            problems.append("PmtInf NbOfTxs does not match its transactions")
-        try:
-            if _fen(payment.findtext("p:CtrlSum", None, ns)) != sum_fen:
-                problems.append("PmtInf CtrlSum does not match its transactions")
-        except SettlementFileError as error:
-            problems.append(f"PmtInf CtrlSum: {error}")
+        count, sum_fen = _check_payment(payment, problems)
         total_count += count
         total_fen += sum_fen
-    if header.findtext("p:NbOfTxs", "", ns) != str(total_count):
-        problems.append("GrpHdr NbOfTxs does not match the transactions")
-    try:
-        if _fen(header.findtext("p:CtrlSum", None, ns)) != total_fen:
-            problems.append("GrpHdr CtrlSum does not match the transactions")
-    except SettlementFileError as error:
-        problems.append(f"GrpHdr CtrlSum: {error}")
+    _check_control(header, total_count, total_fen, "GrpHdr", "the", problems)
     return problems
+
+
+def _initiation(root: ET.Element) -> ET.Element | str:
+    """The one CstmrCdtTrfInitn of a Document (GrpHdr then PmtInf+), or what is wrong."""
+    if root.tag != f"{{{PAIN001_NS}}}Document":
+        return f"root must be Document in {PAIN001_NS}, got {root.tag}"
+    children = list(root)
+    if len(children) != 1 or _local(children[0].tag) != "CstmrCdtTrfInitn":
+        return "Document must hold exactly one CstmrCdtTrfInitn"
+    initiation = children[0]
+    parts = [_local(child.tag) for child in initiation]
+    if not parts or parts[0] != "GrpHdr" or any(p != "PmtInf" for p in parts[1:]) or len(parts) < 2:
+        return "CstmrCdtTrfInitn must be GrpHdr then one or more PmtInf"
+    return initiation
+
+
+def _check_payment(payment: ET.Element, problems: list[str]) -> tuple[int, int]:
+    """Check one PmtInf; (its transactions that count, their sum in fen)."""
+    ns = {"p": PAIN001_NS}
+    tags = [_local(c.tag) for c in payment]
+    head, transactions = tags[: len(_PMTINF_HEAD)], tags[len(_PMTINF_HEAD) :]
+    if tuple(head) != _PMTINF_HEAD or any(t != "CdtTrfTxInf" for t in transactions):
+        problems.append(f"PmtInf elements must be {_PMTINF_HEAD} then CdtTrfTxInf*")
+        return 0, 0
+    if payment.findtext("p:PmtMtd", None, ns) != "TRF":
+        problems.append("PmtMtd must be TRF")
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", payment.findtext("p:ReqdExctnDt/p:Dt", "", ns) or ""):
+        problems.append("ReqdExctnDt/Dt must be an ISO date")
+    count = 0
+    sum_fen = 0
+    seen_ids: set[str] = set()
+    for transaction in payment.findall("p:CdtTrfTxInf", ns):
+        fen = _check_transaction(transaction, seen_ids, problems)
+        if fen is not None:
+            count += 1
+            sum_fen += fen
+    _check_control(payment, count, sum_fen, "PmtInf", "its", problems)
+    return count, sum_fen
+
+
+def _check_transaction(
+    transaction: ET.Element, seen_ids: set[str], problems: list[str]
+) -> int | None:
+    """Check one CdtTrfTxInf; its amount in fen, None if it has no amount to count."""
+    ns = {"p": PAIN001_NS}
+    tx_tags = tuple(_local(c.tag) for c in transaction)
+    if tx_tags != _TX_ORDER:
+        problems.append(f"CdtTrfTxInf elements must be {_TX_ORDER}, got {tx_tags}")
+        return None
+    e2e = transaction.findtext("p:PmtId/p:EndToEndId", "", ns) or ""
+    if not 1 <= len(e2e) <= MAX35:
+        problems.append("EndToEndId must be 1-35 characters")
+    if e2e in seen_ids:
+        problems.append(f"EndToEndId {e2e} repeats")
+    seen_ids.add(e2e)
+    amount = transaction.find("p:Amt/p:InstdAmt", ns)
+    if amount is None or amount.get("Ccy") != CURRENCY:
+        problems.append("InstdAmt must carry Ccy=CNY")
+        return None
+    try:
+        fen = _fen(amount.text)
+    except SettlementFileError as error:
+        problems.append(str(error))
+        return None
+    if fen <= 0:
+        problems.append("InstdAmt must be positive")
+    account = transaction.findtext("p:CdtrAcct/p:Id/p:Othr/p:Id", "", ns) or ""
+    if not 1 <= len(account) <= ACCOUNT_ID_MAX:
+        problems.append("CdtrAcct/Id/Othr/Id must be 1-34 characters")
+    name = transaction.findtext("p:Cdtr/p:Nm", "", ns) or ""
+    if not 1 <= len(name) <= MAX140:
+        problems.append("Cdtr/Nm must be 1-140 characters")
+    return fen
+
+
+def _check_control(
+    element: ET.Element, count: int, sum_fen: int, what: str, whose: str, problems: list[str]
+) -> None:
+    """NbOfTxs and CtrlSum of a GrpHdr or PmtInf against the transactions they cover."""
+    ns = {"p": PAIN001_NS}
+    if element.findtext("p:NbOfTxs", "", ns) != str(count):
+        problems.append(f"{what} NbOfTxs does not match {whose} transactions")
+    try:
+        if _fen(element.findtext("p:CtrlSum", None, ns)) != sum_fen:
+            problems.append(f"{what} CtrlSum does not match {whose} transactions")
+    except SettlementFileError as error:
+        problems.append(f"{what} CtrlSum: {error}")

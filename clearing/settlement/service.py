@@ -6,32 +6,28 @@ day), its lines and claims, and the ledger transfers commit together. Settling a
 already settled changes nothing and returns what was settled. `settle_day` never commits a
 caller's connection; `settle_and_write` (what the API, the command line and the beat task all
 call) runs it in the transaction its caller hands over and writes the files after the commit.
+The flow only: the queries are in `repository`, the payout arithmetic in `payout`.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, case, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cardio.atomicfile import MODE_GROUP, write_bytes_atomic
 from clearing import books
 from clearing.api.errors import Conflict
-from clearing.books import LEDGER_CNY, TransferCode
 from clearing.engine import repository as engine_repo
-from clearing.engine.models import ClearedTap
-from clearing.registry.models import Participant
 from clearing.settings import Settings, same_bank_account
+from clearing.settlement import payout, repository
 from clearing.settlement.days import BUSINESS_DAY_FIRST, BusinessCalendar, parse_cutoff
-from clearing.settlement.fees import day_totals
 from clearing.settlement.files import (
     Debtor,
     PayoutLine,
@@ -40,14 +36,41 @@ from clearing.settlement.files import (
     pain001_xml,
     settlement_csv,
 )
-from clearing.settlement.models import SettlementClaim, SettlementLine, SettlementRun
-from ledger import CreateTransferResult, Transfer, transfer_id
+from clearing.settlement.payout import Claim, Settlement, TransferIds
+from clearing.settlement.repository import (
+    StatementRow,
+    SubsidyRow,
+    load_settlement,
+    operator_statement,
+    subsidy_report,
+)
+from ledger import CreateTransferResult
 
-cleared = cast(Table, ClearedTap.__table__)
-runs = cast(Table, SettlementRun.__table__)
-lines_table = cast(Table, SettlementLine.__table__)
-claims_table = cast(Table, SettlementClaim.__table__)
-participants = cast(Table, Participant.__table__)
+__all__ = [
+    "Claim",
+    "DayInFuture",
+    "DayNotClosed",
+    "FutureSettlementMovedMoney",
+    "FutureUndone",
+    "ParticipantPaysIntoEscrow",
+    "SettledOutOfOrder",
+    "Settlement",
+    "SettlementError",
+    "SettlementFiles",
+    "StatementRow",
+    "SubsidyRow",
+    "calendar_of",
+    "debtor_of",
+    "load_settlement",
+    "operator_statement",
+    "remove_files",
+    "settle_and_write",
+    "settle_day",
+    "settlement_dir",
+    "subsidy_report",
+    "undo_future_settlements",
+    "write_files",
+]
 
 
 class SettlementError(Conflict):
@@ -85,41 +108,6 @@ class FutureSettlementMovedMoney(SettlementError):
     title = "A settlement of a day that had not begun moved money"
 
 
-@dataclass(frozen=True, slots=True)
-class Claim:
-    account: str
-    kind: str  # insurer | subsidy
-    scheme: str
-    items: int
-    amount_fen: int
-
-
-@dataclass(frozen=True, slots=True)
-class Settlement:
-    business_day: date
-    created_at: datetime
-    message_id: str
-    lines: tuple[PayoutLine, ...]
-    claims: tuple[Claim, ...]
-    already_settled: bool
-
-    @property
-    def gross_fen(self) -> int:
-        return sum(line.gross_fen for line in self.lines)
-
-    @property
-    def commission_fen(self) -> int:
-        return sum(line.commission_fen for line in self.lines)
-
-    @property
-    def net_fen(self) -> int:
-        return sum(line.net_fen for line in self.lines)
-
-    @property
-    def taps(self) -> int:
-        return sum(line.taps for line in self.lines)
-
-
 async def settle_day(
     conn: AsyncConnection,
     ledger: Any,
@@ -138,6 +126,34 @@ async def settle_day(
     existing = await load_settlement(conn, business_day)
     if existing is not None:
         return existing
+    await _refuse_unsettleable_day(conn, business_day, calendar=calendar, now=now, force=force)
+    lines = await _day_lines(conn, business_day)
+    if escrow_account is not None:
+        _refuse_escrow_payees(
+            {line.participant_code: line.bank_account for line in lines}, escrow_account
+        )
+    ids = await _post_transfers(conn, ledger, business_day, lines)
+    claims = await repository.day_claims(conn, business_day)
+    msg = message_id(business_day)
+    header = repository.RunHeader(
+        business_day, calendar.day_end(business_day), actor, now, msg, payout.run_totals(lines)
+    )
+    await repository.insert_run(conn, header)
+    await repository.insert_lines(conn, business_day, lines, ids)
+    await repository.insert_claims(conn, business_day, claims)
+    return Settlement(business_day, now, msg, lines, tuple(claims), False)
+
+
+async def _refuse_unsettleable_day(
+    conn: AsyncConnection,
+    business_day: date,
+    *,
+    calendar: BusinessCalendar,
+    now: datetime,
+    force: bool,
+) -> None:
+    """A day may settle once it has begun, its cut-off has passed (or `force`), and no later
+    day is settled (a late record of it goes to the next open day instead)."""
     current = calendar.business_day(now)
     if business_day > current:
         raise DayInFuture(
@@ -160,71 +176,40 @@ async def settle_day(
             f"{last} is already settled; a later record of {business_day} settles with the "
             "next open day"
         )
-    totals = await _day_totals(conn, business_day)
-    if escrow_account is not None:
-        _refuse_escrow_payees(totals, escrow_account)
-    lines: list[PayoutLine] = []
-    transfers: list[Transfer] = []
-    ids: dict[str, tuple[int | None, int | None]] = {}
-    if totals:  # a day with nothing cleared moves no money (and needs no books opened yet)
-        await books.ensure_accounts(
-            ledger,
-            [books.payable(code) for code in totals]
-            + [books.REVENUE_COMMISSION, books.BANK_ESCROW],
-            conn=conn,
-        )
-    for code, row in sorted(totals.items()):
-        totals_row = day_totals(
-            code,
-            taps=row["taps"],
-            fares_fen=row["fares_fen"],
-            subsidy_fen=row["subsidy_fen"],
-            insured_fen=row["insured_fen"],
-            commission_bp=row["commission_bp"],
-        )
-        line = PayoutLine(
-            participant_code=code,
-            participant_name=row["name"],
-            bank_name=row["bank_name"],
-            bank_account=row["bank_account"],
-            taps=totals_row.taps,
-            fares_fen=totals_row.fares_fen,
-            subsidy_fen=totals_row.subsidy_fen,
-            insured_fen=totals_row.insured_fen,
-            commission_bp=totals_row.commission_bp,
-            commission_fen=totals_row.commission_fen,
-            net_fen=totals_row.net_fen,
-        )
-        lines.append(line)
-        commission_id = payout_id = None
-        payable = books.account_of(books.payable(code)).id
-        if line.commission_fen:
-            commission_id = transfer_id(f"settle:{business_day}:{code}:commission")
-            transfers.append(
-                Transfer(
-                    id=commission_id,
-                    debit_account_id=payable,
-                    credit_account_id=books.account_of(books.REVENUE_COMMISSION).id,
-                    amount=line.commission_fen,
-                    ledger=LEDGER_CNY,
-                    code=TransferCode.COMMISSION,
-                )
-            )
-        if line.net_fen:
-            payout_id = transfer_id(f"settle:{business_day}:{code}:payout")
-            transfers.append(
-                Transfer(
-                    id=payout_id,
-                    debit_account_id=payable,
-                    credit_account_id=books.account_of(books.BANK_ESCROW).id,
-                    amount=line.net_fen,
-                    ledger=LEDGER_CNY,
-                    code=TransferCode.SETTLEMENT_PAYOUT,
-                )
-            )
-        ids[code] = (commission_id, payout_id)
+
+
+async def _day_lines(conn: AsyncConnection, business_day: date) -> tuple[PayoutLine, ...]:
+    """The payout line of every participant that earned something on the day."""
+    earnings = await repository.day_earnings(conn, business_day)
+    if not earnings:
+        return ()
+    payees = await repository.payees(conn, earnings)
+    missing = payout.missing_payees(earnings, payees)
+    if missing:
+        raise SettlementError(f"participants not in the registry: {missing}")
+    return payout.payout_lines(earnings, payees)
+
+
+async def _post_transfers(
+    conn: AsyncConnection, ledger: Any, business_day: date, lines: tuple[PayoutLine, ...]
+) -> dict[str, TransferIds]:
+    """Post the day's commission and payout transfers; all of them or none."""
+    if not lines:  # a day with nothing cleared moves no money (and needs no books opened yet)
+        return {}
+    codes = [line.participant_code for line in lines]
+    await books.ensure_accounts(
+        ledger,
+        [books.payable(code) for code in codes] + [books.REVENUE_COMMISSION, books.BANK_ESCROW],
+        conn=conn,
+    )
+    accounts = payout.PayoutAccounts(
+        payable={code: books.account_of(books.payable(code)).id for code in codes},
+        commission=books.account_of(books.REVENUE_COMMISSION).id,
+        escrow=books.account_of(books.BANK_ESCROW).id,
+    )
+    transfers, ids = payout.payout_transfers(business_day, lines, accounts)
     if transfers:
-        results = await ledger.create_transfers(transfers, conn=conn)
+        results = await ledger.create_transfers(list(transfers), conn=conn)
         refused = [
             (t, r)
             for t, r in zip(transfers, results, strict=True)
@@ -235,70 +220,15 @@ async def settle_day(
                 f"the ledger refused {len(refused)} settlement transfers "
                 f"(first: {refused[0][1]}); nothing was settled"
             )
-    claims = await _day_claims(conn, business_day)
-    msg = message_id(business_day)
-    await conn.execute(
-        insert(runs).values(
-            business_day=business_day,
-            state="posted",
-            cutoff_at=calendar.day_end(business_day),
-            actor=actor,
-            created_at=now,
-            message_id=msg,
-            participants=len(lines),
-            taps=sum(line.taps for line in lines),
-            gross_fen=sum(line.gross_fen for line in lines),
-            commission_fen=sum(line.commission_fen for line in lines),
-            net_fen=sum(line.net_fen for line in lines),
-        )
-    )
-    if lines:
-        await conn.execute(
-            insert(lines_table),
-            [
-                {
-                    "business_day": business_day,
-                    "participant_code": line.participant_code,
-                    "participant_name": line.participant_name,
-                    "bank_account": line.bank_account,
-                    "bank_name": line.bank_name,
-                    "taps": line.taps,
-                    "fares_fen": line.fares_fen,
-                    "subsidy_fen": line.subsidy_fen,
-                    "insured_fen": line.insured_fen,
-                    "gross_fen": line.gross_fen,
-                    "commission_bp": line.commission_bp,
-                    "commission_fen": line.commission_fen,
-                    "net_fen": line.net_fen,
-                    "commission_transfer_id": _uuid(ids[line.participant_code][0]),
-                    "payout_transfer_id": _uuid(ids[line.participant_code][1]),
-                }
-                for line in lines
-            ],
-        )
-    if claims:
-        await conn.execute(
-            insert(claims_table),
-            [
-                {
-                    "business_day": business_day,
-                    "account": claim.account,
-                    "kind": claim.kind,
-                    "scheme": claim.scheme,
-                    "items": claim.items,
-                    "amount_fen": claim.amount_fen,
-                }
-                for claim in claims
-            ],
-        )
-    return Settlement(business_day, now, msg, tuple(lines), tuple(claims), False)
+    return ids
 
 
-def _refuse_escrow_payees(totals: dict[str, dict[str, Any]], escrow_account: str) -> None:
+def _refuse_escrow_payees(bank_accounts: Mapping[str, str], escrow_account: str) -> None:
+    """`bank_accounts`: participant code -> the account it is paid into."""
     into_escrow = sorted(
         code
-        for code, row in totals.items()
-        if same_bank_account(row["bank_account"], escrow_account)
+        for code, account in bank_accounts.items()
+        if same_bank_account(account, escrow_account)
     )
     if into_escrow:
         raise ParticipantPaysIntoEscrow(
@@ -327,14 +257,10 @@ async def undo_future_settlements(
     """
     await engine_repo.take_clearing_lock(conn)
     current = calendar.business_day(now)
-    future = (
-        await conn.execute(
-            select(runs).where(runs.c.business_day > current).order_by(runs.c.business_day)
-        )
-    ).all()
+    future = await repository.runs_after(conn, current)
     if not future:
         return FutureUndone((), 0)
-    paid = [r.business_day for r in future if r.participants or r.taps or r.gross_fen]
+    paid = [r.business_day for r in future if r.moved_money]
     if paid:
         raise FutureSettlementMovedMoney(
             f"the settlement(s) of {', '.join(map(str, paid))} (days that have not begun) moved "
@@ -342,23 +268,11 @@ async def undo_future_settlements(
             "nothing was changed"
         )
     days = tuple(r.business_day for r in future)
-    await conn.execute(delete(claims_table).where(claims_table.c.business_day.in_(days)))
-    await conn.execute(delete(lines_table).where(lines_table.c.business_day.in_(days)))
-    await conn.execute(delete(runs).where(runs.c.business_day.in_(days)))
+    await repository.delete_runs(conn, days)
     last = await engine_repo.last_settled_day(conn)
     floor = last + timedelta(days=1) if last is not None else BUSINESS_DAY_FIRST
-    moved = await conn.execute(
-        update(cleared)
-        .where(cleared.c.settlement_day > max(current, floor))
-        .values(
-            settlement_day=case(
-                (cleared.c.business_day > current, max(current, floor)),
-                (cleared.c.business_day < floor, floor),
-                else_=cleared.c.business_day,
-            )
-        )
-    )
-    return FutureUndone(days, int(moved.rowcount or 0))
+    moved = await repository.move_records_back(conn, current, floor)
+    return FutureUndone(days, moved)
 
 
 def remove_files(days: tuple[date, ...], out_dir: Path) -> list[Path]:
@@ -374,108 +288,6 @@ def remove_files(days: tuple[date, ...], out_dir: Path) -> list[Path]:
     return removed
 
 
-def _uuid(value: int | None) -> uuid.UUID | None:
-    return uuid.UUID(int=value) if value else None
-
-
-async def _day_totals(conn: AsyncConnection, business_day: date) -> dict[str, dict[str, Any]]:
-    """Per participant: what its cleared records of the day earned (loads earn nothing)."""
-    rows = await conn.execute(
-        select(
-            cleared.c.participant_code,
-            func.count(),
-            func.sum(cleared.c.amount_fen),
-            func.sum(cleared.c.subsidy_fen),
-            func.sum(cleared.c.insured_fen),
-        )
-        .where(cleared.c.settlement_day == business_day, cleared.c.kind != "load")
-        .group_by(cleared.c.participant_code)
-    )
-    sums = {r[0]: (int(r[1]), int(r[2] or 0), int(r[3] or 0), int(r[4] or 0)) for r in rows}
-    if not sums:
-        return {}
-    found = await conn.execute(
-        select(
-            participants.c.code,
-            participants.c.name,
-            participants.c.bank_name,
-            participants.c.bank_account,
-            participants.c.commission_bp,
-        ).where(participants.c.code.in_(sorted(sums)))
-    )
-    out: dict[str, dict[str, Any]] = {}
-    for code, name, bank_name, bank_account, bp in found:
-        taps, fares, subsidy, insured = sums[code]
-        out[code] = {
-            "name": name,
-            "bank_name": bank_name,
-            "bank_account": bank_account,
-            "commission_bp": int(bp),
-            "taps": taps,
-            "fares_fen": fares,
-            "subsidy_fen": subsidy,
-            "insured_fen": insured,
-        }
-    missing = set(sums) - set(out)
-    if missing:
-        raise SettlementError(f"participants not in the registry: {sorted(missing)}")
-    return out
-
-
-async def _day_claims(conn: AsyncConnection, business_day: date) -> list[Claim]:
-    claims: list[Claim] = []
-    for kind, scheme_col, amount_col, account_of in (
-        ("subsidy", cleared.c.subsidy_scheme, cleared.c.subsidy_fen, books.subsidy),
-        ("insurer", cleared.c.insurer_scheme, cleared.c.insured_fen, books.insurer),
-    ):
-        rows = await conn.execute(
-            select(scheme_col, func.count(), func.sum(amount_col))
-            .where(
-                cleared.c.settlement_day == business_day,
-                scheme_col.is_not(None),
-                amount_col > 0,
-            )
-            .group_by(scheme_col)
-            .order_by(scheme_col)
-        )
-        claims.extend(Claim(account_of(r[0]), kind, r[0], int(r[1]), int(r[2] or 0)) for r in rows)
-    return claims
-
-
-async def load_settlement(conn: AsyncConnection, business_day: date) -> Settlement | None:
-    run = (await conn.execute(select(runs).where(runs.c.business_day == business_day))).first()
-    if run is None:
-        return None
-    line_rows = await conn.execute(
-        select(lines_table)
-        .where(lines_table.c.business_day == business_day)
-        .order_by(lines_table.c.participant_code)
-    )
-    lines = tuple(
-        PayoutLine(
-            participant_code=r.participant_code,
-            participant_name=r.participant_name,
-            bank_name=r.bank_name,
-            bank_account=r.bank_account,
-            taps=r.taps,
-            fares_fen=r.fares_fen,
-            subsidy_fen=r.subsidy_fen,
-            insured_fen=r.insured_fen,
-            commission_bp=r.commission_bp,
-            commission_fen=r.commission_fen,
-            net_fen=r.net_fen,
-        )
-        for r in line_rows
-    )
-    claim_rows = await conn.execute(
-        select(claims_table)
-        .where(claims_table.c.business_day == business_day)
-        .order_by(claims_table.c.account)
-    )
-    claims = tuple(Claim(r.account, r.kind, r.scheme, r.items, r.amount_fen) for r in claim_rows)
-    return Settlement(business_day, run.created_at, run.message_id, lines, claims, True)
-
-
 @dataclass(frozen=True, slots=True)
 class SettlementFiles:
     csv: Path
@@ -486,8 +298,7 @@ class SettlementFiles:
 def write_files(settlement: Settlement, out_dir: Path, debtor: Debtor) -> SettlementFiles:
     """Write the day's files (deterministic from the stored settlement: rewriting is harmless)."""
     _refuse_escrow_payees(
-        {line.participant_code: {"bank_account": line.bank_account} for line in settlement.lines},
-        debtor.account,
+        {line.participant_code: line.bank_account for line in settlement.lines}, debtor.account
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"settlement-{settlement.business_day.isoformat()}"
@@ -562,88 +373,3 @@ async def settle_and_write(
         )
     files = write_files(settlement, settlement_dir(settings), debtor_of(settings))
     return settlement, files
-
-
-# -- statements and reports ------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StatementRow:
-    route_id: str | None
-    terminal_id: str
-    taps: int
-    fares_fen: int
-    subsidy_fen: int
-    insured_fen: int
-
-
-async def operator_statement(
-    conn: AsyncConnection, participant_code: str, business_day: date
-) -> list[StatementRow]:
-    """What was cleared for a participant on a settlement day, per line and terminal."""
-    rows = await conn.execute(
-        select(
-            cleared.c.route_id,
-            cleared.c.terminal_id,
-            func.count(),
-            func.sum(cleared.c.amount_fen),
-            func.sum(cleared.c.subsidy_fen),
-            func.sum(cleared.c.insured_fen),
-        )
-        .where(
-            cleared.c.participant_code == participant_code,
-            cleared.c.settlement_day == business_day,
-            cleared.c.kind != "load",
-        )
-        .group_by(cleared.c.route_id, cleared.c.terminal_id)
-        .order_by(cleared.c.route_id, cleared.c.terminal_id)
-    )
-    return [
-        StatementRow(r[0], r[1], int(r[2]), int(r[3] or 0), int(r[4] or 0), int(r[5] or 0))
-        for r in rows
-    ]
-
-
-@dataclass(frozen=True, slots=True)
-class SubsidyRow:
-    participant_code: str
-    route_id: str | None
-    business_day: date
-    scheme: str
-    rides: int
-    full_fare_fen: int
-    charged_fen: int
-    subsidy_fen: int
-
-
-async def subsidy_report(
-    conn: AsyncConnection, first_day: date, last_day: date
-) -> list[SubsidyRow]:
-    """Concession claims per operator, line and day (the fund's view of what it owes)."""
-    rows = await conn.execute(
-        select(
-            cleared.c.participant_code,
-            cleared.c.route_id,
-            cleared.c.business_day,
-            cleared.c.subsidy_scheme,
-            func.count(),
-            func.sum(cleared.c.full_fare_fen),
-            func.sum(cleared.c.amount_fen),
-            func.sum(cleared.c.subsidy_fen),
-        )
-        .where(
-            cleared.c.business_day >= first_day,
-            cleared.c.business_day <= last_day,
-            cleared.c.subsidy_fen > 0,
-        )
-        .group_by(
-            cleared.c.participant_code,
-            cleared.c.route_id,
-            cleared.c.business_day,
-            cleared.c.subsidy_scheme,
-        )
-        .order_by(cleared.c.business_day, cleared.c.participant_code, cleared.c.route_id)
-    )
-    return [
-        SubsidyRow(r[0], r[1], r[2], r[3], int(r[4]), int(r[5]), int(r[6]), int(r[7])) for r in rows
-    ]
