@@ -17,18 +17,23 @@ from fastapi import APIRouter, Path, status
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
+from clearing.api.bodies import JsonDate, RequestModel, StrictJsonRoute
 from clearing.api.deps import SessionDep
 from clearing.api.problems import PROBLEM_RESPONSES
 from clearing.auth.dependencies import PrincipalDep
 from clearing.auth.models import Role
 from clearing.auth.service import require_role
+from clearing.settlement.days import BUSINESS_DAY_FIRST, BUSINESS_DAY_LAST
+from clearing.settlement.endpoints import DAY_PATTERN
 from insight import analysis, report, service
 from insight.errors import PeriodInvalid
 from insight.network import Network, load_network
 from insight.settings import InsightSettings
 
-router = APIRouter(prefix="/v1/insight", tags=["insight"], responses=PROBLEM_RESPONSES)
-DAY_FIRST, DAY_LAST = date(2000, 1, 1), date(2099, 12, 31)
+router = APIRouter(
+    route_class=StrictJsonRoute, prefix="/v1/insight", tags=["insight"], responses=PROBLEM_RESPONSES
+)
+DAY_FIRST, DAY_LAST = BUSINESS_DAY_FIRST, BUSINESS_DAY_LAST
 
 
 class TableName(StrEnum):
@@ -40,9 +45,13 @@ class TableName(StrEnum):
     OD_OUTCOME = "od_outcome"
 
 
-class ReleaseRequest(BaseModel):
-    period_start: date = Field(description="first business day")
-    period_end: date = Field(description="last business day")
+class ReleaseRequest(RequestModel):
+    period_start: JsonDate = Field(
+        description="first business day", json_schema_extra={"pattern": DAY_PATTERN}
+    )
+    period_end: JsonDate = Field(
+        description="last business day", json_schema_extra={"pattern": DAY_PATTERN}
+    )
 
 
 class ReleaseSummary(BaseModel):
@@ -181,6 +190,7 @@ async def get_table_csv(
     session: SessionDep,
     principal: PrincipalDep,
 ) -> PlainTextResponse:
+    """One published table of a stored release as CSV (counts already noised and thresholded)."""
     require_role(principal, Role.PLANNER, Role.ADMIN)
     found = await _load(session, release_id)
     return PlainTextResponse(report.table_csv(found, table.value), media_type="text/csv")

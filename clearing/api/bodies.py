@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Coroutine
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import HTTPException, Request, Response
@@ -120,6 +120,8 @@ JsonInt = Annotated[int, BeforeValidator(_integral_number)]
 # JSON-mode strictness in Python mode: the value's JSON type is checked, then the lax parser
 # reads the string exactly as strict JSON mode does.
 Instant = Annotated[AwareDatetime, BeforeValidator(_json_text), Strict(False)]
+# A calendar day of a request model: a JSON string YYYY-MM-DD, never a number.
+JsonDate = Annotated[date, BeforeValidator(_json_text), Strict(False)]
 # An enum field of a request model, `Annotated[SomeStrEnum, JSON_ENUM]`: in Python mode strict
 # enums take only members; lax ones take the value, and a JSON value that is not one of the
 # (string) values is still refused.

@@ -48,8 +48,8 @@ _MONTH_DAY = (
 )
 _LEAP_DAY = r"20(?:[02468][048]|[13579][26])-02-29"
 DAY_PATTERN = rf"^(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_DAY})$"
-_DAY_SCHEMA = {"pattern": DAY_PATTERN, "description": f"A business day, {DAY_FIRST} to {DAY_LAST}"}
-DayPath = Annotated[date, Path(json_schema_extra=_DAY_SCHEMA)]
+DAY_SCHEMA = {"pattern": DAY_PATTERN, "description": f"A business day, {DAY_FIRST} to {DAY_LAST}"}
+DayPath = Annotated[date, Path(json_schema_extra=DAY_SCHEMA)]
 
 
 def _check_day(day: date) -> date:
@@ -201,8 +201,8 @@ async def subsidies(
     response: Response,
     session: SessionDep,
     principal: PrincipalDep,
-    first_day: Annotated[date, Query(alias="from", json_schema_extra=_DAY_SCHEMA)],
-    last_day: Annotated[date | None, Query(alias="to", json_schema_extra=_DAY_SCHEMA)] = None,
+    first_day: Annotated[date, Query(alias="from", json_schema_extra=DAY_SCHEMA)],
+    last_day: Annotated[date | None, Query(alias="to", json_schema_extra=DAY_SCHEMA)] = None,
 ) -> list[SubsidyRowOut]:
     require_role(principal, Role.FINANCE, Role.ADMIN)
     last = _check_day(last_day or first_day)

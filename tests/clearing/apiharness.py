@@ -232,7 +232,9 @@ def issue_token_in_subprocess(env: dict[str, str], role: Role, subject: str) -> 
         "async def go(s, _l):\n"
         f"    token, _ = await service.issue_token(s, Role('{role.value}'), subject={subject!r}, label='test')\n"
         "    return token\n"
-        "print(asyncio.run(_in_transaction(go)))\n"
+        "import os\n"
+        "url = os.environ['ONECARD_DATABASE_URL']\n"
+        "print(asyncio.run(_in_transaction(url, go, with_ledger=False)))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", script], env=env, check=True, capture_output=True, text=True

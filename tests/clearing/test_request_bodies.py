@@ -19,6 +19,7 @@ from clearing.clinic.rules import SchemeRule
 from clearing.registry import service as registry_service
 from clearing.registry.models import ParticipantKind
 from clearing.registry.schemas import ParticipantCreate, TerminalCreate
+from clearing.settings import ESCROW_ACCOUNT_DEFAULT
 from tests.clearing.apiharness import (
     SignedTerminal,
     batch_body,
@@ -274,6 +275,7 @@ async def _clinic_terminal(w: Any) -> SignedTerminal:
                 bank_account="6222020200112233446",
                 bank_name="ICBC Plateau City",
             ),
+            escrow_account=ESCROW_ACCOUNT_DEFAULT,
         )
         await registry_service.register_terminal(
             session,

@@ -116,6 +116,7 @@ def test_registry_add_refuses_the_escrow_account(
         )  # fmt: skip
     finally:
         get_settings.cache_clear()
-    assert added.exit_code == 1, added.output
+    # A value the command cannot take is a usage error (exit 2), as every refused request is.
+    assert added.exit_code == 2, added.output
     assert "participant_account_is_escrow" in added.output
     assert "Traceback" not in added.output
