@@ -36,6 +36,7 @@ from cardio.records import (
 from terminals.capp import TapPlace, decode_transit_record, encode_transit_record
 from terminals.client import ClearingClient
 from terminals.errors import (
+    InvariantError,
     MacInvalid,
     NoFare,
     SamError,
@@ -361,7 +362,8 @@ class Validator(PurseTerminal):
         raw = purse.send(read_transit).expect(TRANSIT_RECORD_LEN, "001A")
         state = decode_transit_record(raw, self.feed)
         card_type = info.card_type
-        assert card_type is not None
+        if card_type is None:  # _read_card answers UNKNOWN_CARD before this
+            raise InvariantError("a card of unknown type got past _read_card")
         leg = Leg(self.route_id, self.stop_id, now)
         try:
             quote = price_tap(self.feed, card_type.label, state, leg)
@@ -517,7 +519,8 @@ class ClinicTerminal(PurseTerminal):
             )
         versions = self.lists.versions()
         card_type = info.card_type
-        assert card_type is not None
+        if card_type is None:  # _read_card answers UNKNOWN_CARD before this
+            raise InvariantError("a card of unknown type got past _read_card")
         draft = TapRecord(
             kind=RecordKind.CLINIC,
             status=RecordStatus.GREY,
