@@ -42,6 +42,7 @@ from clearing.settlement.files import (
 )
 from clearing.settlement.models import SettlementClaim, SettlementLine, SettlementRun
 from ledger import CreateTransferResult, Transfer, transfer_id
+from ledger.port import LedgerPort
 
 cleared = cast(Table, ClearedTap.__table__)
 runs = cast(Table, SettlementRun.__table__)
@@ -122,7 +123,7 @@ class Settlement:
 
 async def settle_day(
     conn: AsyncConnection,
-    ledger: Any,
+    ledger: LedgerPort,
     business_day: date,
     *,
     calendar: BusinessCalendar,
@@ -536,7 +537,7 @@ def settlement_dir(settings: Settings) -> Path:
 
 async def settle_and_write(
     transaction: Callable[[], AbstractAsyncContextManager[AsyncConnection]],
-    ledger: Any,
+    ledger: LedgerPort,
     settings: Settings,
     business_day: date | None,
     *,
