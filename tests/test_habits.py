@@ -5,6 +5,7 @@
   failures, e.g. the API's problem mapping of `LedgerError`, can swallow a bug).
 - No bare `assert` outside the tests (`python -O` strips them).
 - One name for the HTTP status an error answers: `status`.
+- One money formatter, `cardio.money.yuan`, for terminals, command line and settlement files.
 """
 
 from __future__ import annotations
@@ -18,12 +19,17 @@ import pytest
 
 import cardio.invariant
 import clearing.api.app  # loads every router: every error class is defined
+import clearing.cli.money
 import clearing.engine.service
 import insight.errors
 import ledger.errors
 import terminals.errors
+import terminals.kiosk
+import terminals.terminal
 from cardio.errors import CardioError
+from cardio.money import yuan
 from clearing.api.errors import ClearingError
+from clearing.settlement.files import yuan_text
 from insight.errors import InsightError
 from ledger.errors import LedgerError
 from terminals.errors import TerminalError
@@ -104,3 +110,11 @@ def test_every_error_names_its_http_status_status() -> None:
     errors = _subclasses(ClearingError) + _subclasses(LedgerError)
     assert [e for e in errors if not isinstance(getattr(e, "status", None), int)] == []
     assert [e for e in errors if hasattr(e, "http_status") or hasattr(e, "status_code")] == []
+
+
+@pytest.mark.parametrize("fen", [0, 5, 250, 100_000, 123_456_789])
+def test_terminals_command_line_and_settlement_files_use_the_one_money_formatter(fen: int) -> None:
+    assert yuan_text(fen) == yuan(fen, grouped=False)
+    assert clearing.cli.money.yuan is yuan
+    assert terminals.terminal.yuan is yuan and terminals.kiosk.yuan is yuan
+    assert not hasattr(terminals.terminal, "_yuan")

@@ -14,6 +14,7 @@ STRICT_CORES = (
     "cardio/crypto.py",
     "cardio/errors.py",
     "cardio/invariant.py",
+    "cardio/money.py",
     "cardio/records.py",
     "cardio/purse.py",
     "terminals/fares/engine.py",
