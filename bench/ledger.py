@@ -28,6 +28,7 @@ from rich.table import Table
 
 from clearing import db
 from ledger.backends import transfer_values
+from ledger.errors import InvariantError, invariant
 from ledger.ids import account_id, transfer_id
 from ledger.tables import TRANSFER_COLUMNS
 from ledger.types import (
@@ -83,10 +84,13 @@ class Bench:
             for n in names
         ]
         results = await led.create_accounts(accounts)
-        assert all(r.value == "ok" for r in results), results[:5]
+        invariant(all(r.value == "ok" for r in results), f"accounts refused: {results[:5]}")
         ids = [a.id for a in accounts[1:]]
         fund = [Transfer(self.next_id(), accounts[0].id, i, FUND_FEN, CNY, 1) for i in ids]
-        assert await led.create_transfers(fund) == [CreateTransferResult.OK] * len(fund)
+        funded = await led.create_transfers(fund)
+        invariant(
+            funded == [CreateTransferResult.OK] * len(fund), f"funding refused: {set(funded)}"
+        )
         return ids
 
     async def singles(
@@ -128,7 +132,8 @@ class Bench:
         start = time.perf_counter()
         for batch in batches:
             results = await led.create_transfers(batch)
-            assert results == [CreateTransferResult.OK] * size, set(results)
+            if results != [CreateTransferResult.OK] * size:
+                raise InvariantError(f"transfers refused: {set(results)}")
         return count * size / (time.perf_counter() - start)
 
     async def copy_ceiling(self, led: Ledger, rows: int, size: int) -> float:

@@ -193,11 +193,12 @@ class Purse:
     def select_any(self) -> SelectResult:
         """SELECT the purse however this card offers it: the T-Union AID, the 住建部 city-card AID,
         then the EP DF 1001 (FileNotFound if none exists)."""
-        for attempt in (
+        attempts: tuple[Callable[[], SelectResult], ...] = (
             lambda: self.select(AID_TUNION_EP),
             lambda: self.select(AID_MOHURD_EP),
             self.select_ep_df,
-        ):
+        )
+        for attempt in attempts:
             try:
                 return attempt()
             except (FileNotFound, WrongParameters):

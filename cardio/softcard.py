@@ -43,6 +43,7 @@ from cardio.cardfile import (
 from cardio.cardstate import BALANCE_LIMIT_FEN_DEFAULT, COUNTER_MAX, CardState, Proof
 from cardio.crypto import CryptoInputError, TxnType
 from cardio.errors import ApduError, CardFileError
+from cardio.invariant import InvariantError, invariant
 from cardio.keystore import KeyStore
 from cardio.purse import (
     AID_TUNION_EP,
@@ -98,16 +99,6 @@ SOFTCARD_ATR = b"\x3b" + _ATR_BODY + bytes((_tck(_ATR_BODY),))
 SW_OK = b"\x90\x00"
 ISSUER_APP_TYPE = 0x01  # as on the Changsha card; MZT terminals read 02 as "abnormal"
 ISSUER_APP_VERSION = 0x01
-
-
-class InvariantError(AssertionError):
-    """A card invariant broke: a bug in the software card, never a terminal's mistake."""
-
-
-def invariant(condition: bool, message: str) -> None:
-    """Like assert, but survives python -O."""
-    if not condition:
-        raise InvariantError(message)
 
 
 class _Refuse(Exception):

@@ -39,7 +39,11 @@ class DatabaseUnsupported(InsightError):
     title = "Insight needs PostgreSQL"
 
 
+class InvariantError(AssertionError):
+    """A bug: never an InsightError. The shape of cardio.invariant (insight may not import cardio)."""
+
+
 def invariant(condition: bool, message: str) -> None:
-    """A bug check that holds under `python -O` too."""
+    """Raise InvariantError if `condition` is false (unlike `assert`, also under `python -O`)."""
     if not condition:
-        raise AssertionError(message)
+        raise InvariantError(message)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 
 class LedgerError(Exception):
-    """Base of every ledger error. `code` is stable; `http_status` is a hint for the API layer."""
+    """Base of every ledger error. `code` is stable; `status` is the HTTP status the API answers (one name with ClearingError.status)."""
 
     code = "ledger_error"
-    http_status = 500
+    status = 500
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -20,24 +20,24 @@ class LedgerError(Exception):
 
 class BatchTooLargeError(LedgerError):
     code = "batch_too_large"
-    http_status = 413
+    status = 413
 
 
 class BatchMalformedError(LedgerError):
     """The batch is not a list of Transfer (or Account) values."""
 
     code = "batch_malformed"
-    http_status = 400
+    status = 400
 
 
 class PageTooLargeError(LedgerError):
     code = "page_too_large"
-    http_status = 400
+    status = 400
 
 
 class InvalidArgumentError(LedgerError):
     code = "invalid_argument"
-    http_status = 400
+    status = 400
 
 
 class LedgerConflictError(LedgerError):
@@ -47,18 +47,19 @@ class LedgerConflictError(LedgerError):
     """
 
     code = "ledger_conflict"
-    http_status = 409
+    status = 409
 
 
 class LedgerClosedError(LedgerError):
     code = "ledger_closed"
-    http_status = 503
+    status = 503
 
 
-class InvariantError(LedgerError):
-    """A bug: an internal invariant failed. Never caught below the top level."""
+class InvariantError(AssertionError):
+    """A bug: an internal invariant failed. Never a LedgerError, so no business handler catches it.
 
-    code = "invariant_failed"
+    The same shape as cardio.invariant (the ledger imports nothing of ours, so it keeps its copy).
+    """
 
 
 def invariant(condition: bool, message: str) -> None:

@@ -57,7 +57,7 @@ _WRITE_OPTION = "ledger_write"
 
 class LedgerBusyError(LedgerError):
     code = "ledger_busy"
-    http_status = 503
+    status = 503
 
 
 def _sqlstate(error: BaseException) -> str | None:

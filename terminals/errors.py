@@ -5,6 +5,10 @@ A bug is an `invariant` failure (raised even under `python -O`), never one of th
 
 from __future__ import annotations
 
+# The bug check is cardio's (one shape for every package), re-exported for terminals' modules.
+from cardio.invariant import InvariantError as InvariantError
+from cardio.invariant import invariant as invariant
+
 
 class TerminalError(Exception):
     """Base of every terminals error; `code` is stable and machine-readable."""
@@ -14,16 +18,6 @@ class TerminalError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-
-class InvariantError(AssertionError):
-    """A broken invariant: a bug, never caught below the top level."""
-
-
-def invariant(condition: bool, message: str) -> None:
-    """Raise InvariantError if `condition` is false (also under `python -O`)."""
-    if not condition:
-        raise InvariantError(message)
 
 
 class FeedInvalid(TerminalError):

@@ -21,13 +21,14 @@ from cardio.errors import (
     PurseMacInvalid,
     TransportError,
 )
+from cardio.money import yuan
 from cardio.purse import Purse
 from cardio.records import mask_card_number
 from terminals.errors import MacInvalid
 from terminals.journal import Journal, RecordKind, RecordStatus, TapRecord
 from terminals.lists import ListStore, PendingLoad
 from terminals.sam import LoadHost, SerialStore
-from terminals.terminal import TapOutcome, _yuan, recover_grey
+from terminals.terminal import TapOutcome, recover_grey
 
 LOADS_PER_PRESENTATION_MAX = 8
 
@@ -131,7 +132,7 @@ class LoadKiosk:
         balance = delivered[-1].balance_after_fen
         return LoadResult(
             TapOutcome.OK,
-            f"OK loaded {_yuan(total)} balance {_yuan(balance)}",
+            f"OK loaded {yuan(total)} balance {yuan(balance)}",
             card_no,
             tuple(delivered),
         )

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cardio.atomicfile import MODE_PUBLIC, write_text_atomic
-from terminals.errors import ListSignatureInvalid, TerminalError
+from terminals.errors import InvariantError, ListSignatureInvalid, TerminalError
 from terminals.signing import list_signature_valid
 
 DENY_ENTRIES_MAX = 2_000_000
@@ -146,7 +146,8 @@ class ListStore:
         write_text_atomic(self.path, json.dumps(body), mode=MODE_PUBLIC)
 
     def _read(self) -> None:
-        assert self.path is not None
+        if self.path is None:
+            raise InvariantError("lists read without a file")
         body = json.loads(self.path.read_text(encoding="utf-8"))
         if body.get("format") != LISTS_FORMAT:
             raise ListDeltaRefused(f"{self.path} is not a {LISTS_FORMAT} file")

@@ -37,7 +37,7 @@ from cardio.crypto import (
 from cardio.errors import ApduError
 from cardio.keystore import KeyKind, KeyStore
 from cardio.records import LoadInit, card_number_bytes
-from terminals.errors import MacInvalid, SamError, TerminalError, invariant
+from terminals.errors import InvariantError, MacInvalid, SamError, TerminalError, invariant
 
 SAM_KEY_FORMAT = "onecard-samkeys/1"
 SAM_KEY_FILE_BYTES_MAX = 64 * 1024
@@ -433,8 +433,8 @@ class LoadHost:
     ) -> bytes:
         """MAC2 for CREDIT FOR LOAD, after checking the card's MAC1 (MacInvalid if it is wrong)."""
         load = self._keys.load
-        invariant(load is not None, "LoadHost without a load key")
-        assert load is not None  # for type checkers; invariant above holds under -O too
+        if load is None:
+            raise InvariantError("LoadHost without a load key")
         if init.key_version != load.version or init.algorithm != self._keys.algorithm:
             raise SamError(SW_KEY_NOT_SUPPORTED, "the card's load key version is not held here")
         card_key = diversify_key(load.key, card_number_bytes(card_no), init.algorithm)

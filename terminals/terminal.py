@@ -26,6 +26,7 @@ from cardio.errors import (
     PurseMacInvalid,
     TransportError,
 )
+from cardio.money import yuan
 from cardio.purse import SFI_TRANSIT, Purse
 from cardio.records import (
     TRANSIT_RECORD_ID,
@@ -36,6 +37,7 @@ from cardio.records import (
 from terminals.capp import TapPlace, decode_transit_record, encode_transit_record
 from terminals.client import ClearingClient
 from terminals.errors import (
+    InvariantError,
     MacInvalid,
     NoFare,
     SamError,
@@ -89,10 +91,6 @@ class TapResult:
     @property
     def paid(self) -> bool:
         return self.outcome in (TapOutcome.OK, TapOutcome.RECOVERED)
-
-
-def _yuan(fen: int) -> str:
-    return f"{fen // 100}.{fen % 100:02d}"
 
 
 class RecoveryOutcome(StrEnum):
@@ -210,7 +208,7 @@ class PurseTerminal:
                 self.on_record()
             return recovered, TapResult(
                 TapOutcome.RECOVERED,
-                f"OK {_yuan(retap.amount_fen)} (completed) balance {_yuan(retap.balance_after_fen)}",
+                f"OK {yuan(retap.amount_fen)} (completed) balance {yuan(retap.balance_after_fen)}",
                 card_no,
                 retap,
                 recovered=tuple(recovered),
@@ -361,7 +359,8 @@ class Validator(PurseTerminal):
         raw = purse.send(read_transit).expect(TRANSIT_RECORD_LEN, "001A")
         state = decode_transit_record(raw, self.feed)
         card_type = info.card_type
-        assert card_type is not None
+        if card_type is None:  # _read_card answers UNKNOWN_CARD before this
+            raise InvariantError("a card of unknown type got past _read_card")
         leg = Leg(self.route_id, self.stop_id, now)
         try:
             quote = price_tap(self.feed, card_type.label, state, leg)
@@ -377,7 +376,7 @@ class Validator(PurseTerminal):
             # A card's overdraft is never used: the journal and the books hold no negative purse.
             return TapResult(
                 TapOutcome.INSUFFICIENT_BALANCE,
-                f"balance too low for {_yuan(quote.fare_fen)}: please top up",
+                f"balance too low for {yuan(quote.fare_fen)}: please top up",
                 card_no,
                 quote=quote,
             )
@@ -419,11 +418,11 @@ class Validator(PurseTerminal):
         )
         if failed is not None:
             return replace(failed, quote=quote, recovered=tuple(recovered))
-        message = f"OK {_yuan(quote.fare_fen)} balance {_yuan(record.balance_after_fen)}"
+        message = f"OK {yuan(quote.fare_fen)} balance {yuan(record.balance_after_fen)}"
         if quote.transfer_rule:
             message += " (transfer)"
         if loaded:
-            message += f" (loaded {_yuan(sum(r.amount_fen for r in loaded))})"
+            message += f" (loaded {yuan(sum(r.amount_fen for r in loaded))})"
         return TapResult(TapOutcome.OK, message, card_no, record, quote, tuple(recovered), loaded)
 
 
@@ -497,7 +496,7 @@ class ClinicTerminal(PurseTerminal):
         if paid:
             return TapResult(
                 TapOutcome.RECOVERED,
-                f"visit {visit.visit_id} is paid: {_yuan(paid[-1].amount_fen)} by card",
+                f"visit {visit.visit_id} is paid: {yuan(paid[-1].amount_fen)} by card",
                 card_no,
                 paid[-1],
                 recovered=tuple(recovered),
@@ -512,12 +511,13 @@ class ClinicTerminal(PurseTerminal):
         if init is None or init.balance_fen < patient:
             return TapResult(
                 TapOutcome.INSUFFICIENT_BALANCE,
-                f"balance too low for {_yuan(patient)}: please top up",
+                f"balance too low for {yuan(patient)}: please top up",
                 card_no,
             )
         versions = self.lists.versions()
         card_type = info.card_type
-        assert card_type is not None
+        if card_type is None:  # _read_card answers UNKNOWN_CARD before this
+            raise InvariantError("a card of unknown type got past _read_card")
         draft = TapRecord(
             kind=RecordKind.CLINIC,
             status=RecordStatus.GREY,
@@ -551,7 +551,7 @@ class ClinicTerminal(PurseTerminal):
         )
         if failed is not None:
             return replace(failed, recovered=tuple(recovered))
-        message = f"OK paid {_yuan(patient)}, insurance {_yuan(insured)}"
+        message = f"OK paid {yuan(patient)}, insurance {yuan(insured)}"
         if fallback:
             message += " (insurer offline: full bill charged, claim settled later)"
         return TapResult(TapOutcome.OK, message, card_no, record, recovered=tuple(recovered))

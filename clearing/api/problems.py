@@ -9,7 +9,7 @@ An unexpected exception is logged with its traceback and answered 500 without in
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -22,13 +22,15 @@ from starlette.routing import Match, Mount
 
 from clearing.api.errors import ClearingError
 from clearing.books.chart import BooksError
-from ledger.errors import LedgerError
+from ledger.errors import InvariantError, LedgerError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://onecard.example/problems/"
 VALIDATION_ERRORS_MAX = 20  # bound the size of a 422 body
 
 log = logging.getLogger("clearing.api")
+
+_E = TypeVar("_E", bound=Exception)
 
 _HTTP_CODES = {
     400: ("bad_request", "Bad request"),
@@ -91,8 +93,15 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
+def _handled(error: Exception, kind: type[_E]) -> _E:
+    """The error a handler was registered for (Starlette passes it typed as Exception)."""
+    if not isinstance(error, kind):
+        raise InvariantError(f"the {kind.__name__} handler got a {type(error).__name__}")
+    return error
+
+
 async def _clearing_error(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, ClearingError)
+    error = _handled(error, ClearingError)
     challenge = getattr(error, "challenge", "Bearer")
     headers = {"WWW-Authenticate": challenge} if error.status == 401 else None
     return problem_response(
@@ -106,8 +115,8 @@ async def _clearing_error(request: Request, error: Exception) -> JSONResponse:
 
 
 async def _ledger_error(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, LedgerError)
-    status = error.http_status
+    error = _handled(error, LedgerError)
+    status = error.status
     if status >= 500:
         log.error("ledger error on %s: %s", request.url.path, error.message)
         return problem_response(
@@ -123,14 +132,14 @@ async def _ledger_error(request: Request, error: Exception) -> JSONResponse:
 
 
 async def _books_error(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, BooksError)
+    error = _handled(error, BooksError)
     return problem_response(
         422, error.code, "Not in the chart of accounts", str(error), instance=request.url.path
     )
 
 
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, RequestValidationError)
+    error = _handled(error, RequestValidationError)
     errors = [
         {key: value for key, value in item.items() if key in ("loc", "msg", "type")}
         for item in error.errors()[:VALIDATION_ERRORS_MAX]
@@ -163,7 +172,7 @@ def allowed_methods(request: Request) -> list[str]:
 
 
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, StarletteHTTPException)
+    error = _handled(error, StarletteHTTPException)
     code, title = _HTTP_CODES.get(error.status_code, ("http_error", "HTTP error"))
     detail = error.detail if isinstance(error.detail, str) else title
     headers = dict(getattr(error, "headers", None) or {})

@@ -6,8 +6,8 @@ caller-owned connection; never commits it. Creating an account that exists is a 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from collections.abc import Iterable
+from typing import Any
 
 from clearing.books.chart import FIXED_ACCOUNTS, AccountSpec, BooksError, account_spec
 from clearing.books.codes import LEDGER_CNY
@@ -19,6 +19,7 @@ from ledger import (
     LedgerSpec,
     account_id,
 )
+from ledger.port import LedgerPort
 from ledger.types import BATCH_MAX
 
 LEDGER_CNY_SPEC = LedgerSpec(id=LEDGER_CNY, name="onecard CNY", code="CNY", scale=2)
@@ -31,12 +32,6 @@ class AccountsNotOpened(BooksError):
     """The ledger refused to open an account of the chart (e.g. the same id, other flags)."""
 
     code = "accounts_not_opened"
-
-
-class LedgerLike(Protocol):
-    async def create_ledgers(self, ledgers: Sequence[LedgerSpec], *, conn: Any = None) -> Any: ...
-
-    async def create_accounts(self, accounts: Sequence[Account], *, conn: Any = None) -> Any: ...
 
 
 def ledger_account(spec: AccountSpec) -> Account:
@@ -65,7 +60,7 @@ def _result_code(result: Any) -> Any:
     return getattr(result, "result", result)
 
 
-async def ensure_ledger(ledger: LedgerLike, *, conn: Any = None) -> None:
+async def ensure_ledger(ledger: LedgerPort, *, conn: Any = None) -> None:
     """Create the CNY ledger if it does not exist yet."""
     results = await ledger.create_ledgers([LEDGER_CNY_SPEC], conn=conn)
     code = _result_code(results[0])
@@ -74,7 +69,7 @@ async def ensure_ledger(ledger: LedgerLike, *, conn: Any = None) -> None:
 
 
 async def ensure_accounts(
-    ledger: LedgerLike, names: Iterable[str], *, conn: Any = None
+    ledger: LedgerPort, names: Iterable[str], *, conn: Any = None
 ) -> dict[str, int]:
     """Open every named chart account that does not exist yet; return name -> account id.
 
@@ -101,7 +96,7 @@ async def ensure_accounts(
     return {account.name: account.id for account in accounts}
 
 
-async def open_books(ledger: LedgerLike, *, conn: Any = None) -> dict[str, int]:
+async def open_books(ledger: LedgerPort, *, conn: Any = None) -> dict[str, int]:
     """The CNY ledger and the fixed accounts (bank, Stripe, revenue, expense)."""
     await ensure_ledger(ledger, conn=conn)
     return await ensure_accounts(ledger, FIXED_ACCOUNTS, conn=conn)

@@ -19,6 +19,7 @@ from rich.table import Table
 from clearing.cli.money import yuan
 from clearing.settings import get_settings
 from ledger.errors import invariant
+from ledger.port import LedgerPort
 
 if TYPE_CHECKING:
     from cardio.purse import Purse
@@ -392,7 +393,7 @@ def _register_and_save(card: SoftCard, body: CardIssue, out: Path) -> None:
     invariant(card.balance_fen == body.first_load_fen, "chip balance is the first load")
     staged = out.with_name(f".{out.name}.issuing")
 
-    async def work(session: Any, ledger: Any) -> None:
+    async def work(session: Any, ledger: LedgerPort | None) -> None:
         await service.issue_card(session, ledger, body, ACTOR)
         card.save(staged)
 

@@ -45,7 +45,8 @@ from clearing.registry.schemas import (
     TerminalUpdate,
 )
 from clearing.settings import get_settings
-from ledger.errors import LedgerError
+from ledger.errors import InvariantError, LedgerError
+from ledger.port import LedgerPort
 from ledger.writer import Ledger
 
 T = TypeVar("T")
@@ -55,14 +56,14 @@ console = Console()
 
 
 async def _in_transaction(
-    url: str, work: Callable[[AsyncSession, Any], Awaitable[T]], *, with_ledger: bool
+    url: str, work: Callable[[AsyncSession, LedgerPort | None], Awaitable[T]], *, with_ledger: bool
 ) -> T:
     engine = db.make_engine(url)
     if engine.dialect.name == "sqlite":
         sqlite_write_lock_at_begin(engine)
     try:
         async with AsyncExitStack() as stack:
-            ledger = None
+            ledger: LedgerPort | None = None
             if with_ledger:
                 ledger = await stack.enter_async_context(await Ledger.open(url))
             async with async_sessionmaker(engine, expire_on_commit=False)() as session:
@@ -73,7 +74,9 @@ async def _in_transaction(
         await engine.dispose()
 
 
-def _run(work: Callable[[AsyncSession, Any], Awaitable[T]], *, with_ledger: bool = False) -> T:
+def _run(
+    work: Callable[[AsyncSession, LedgerPort | None], Awaitable[T]], *, with_ledger: bool = False
+) -> T:
     """Run `work` in one transaction; a refusal is one red line and exit 1 (2: bad input)."""
     url = ready_database_url()
     try:
@@ -82,6 +85,13 @@ def _run(work: Callable[[AsyncSession, Any], Awaitable[T]], *, with_ledger: bool
         message, code = explain(error)
         say(message)
         raise typer.Exit(code) from None
+
+
+def _opened(ledger: LedgerPort | None) -> LedgerPort:
+    """The ledger `_run(..., with_ledger=True)` opened."""
+    if ledger is None:
+        raise InvariantError("the command runs without the ledger it needs")
+    return ledger
 
 
 def _table(
@@ -311,7 +321,7 @@ def register(app: typer.Typer) -> None:
     @card.command("complete-replacements")
     def card_complete_replacements() -> None:
         """Move the balances of replaced cards whose last taps have cleared."""
-        rows = _run(lambda s, led: service.complete_replacements(s, led), with_ledger=True)
+        rows = _run(lambda s, led: service.complete_replacements(s, _opened(led)), with_ledger=True)
         _table(
             "balances moved",
             ["old card", "new card", "moved CNY", "pending load"],

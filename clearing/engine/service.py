@@ -49,6 +49,8 @@ from clearing.ingest.models import TapState
 from clearing.quarantine.models import ENGINE_ACTOR, QuarantineAction
 from clearing.settlement.days import BusinessCalendar
 from ledger import AccountState, CreateTransferResult, Transfer, TransferFlags, transfer_id
+from ledger.errors import InvariantError, invariant
+from ledger.port import LedgerPort
 from ledger.types import BATCH_MAX
 from ledger.writer import Ledger
 
@@ -93,12 +95,6 @@ def _describe(error: BaseException) -> str:
     cause = getattr(error, "orig", None) or error  # SQLAlchemy wraps the driver's error
     lines = str(cause).strip().splitlines()
     return f"{type(cause).__name__}: {lines[0] if lines else ''}"[:ERROR_NOTE_LENGTH_MAX]
-
-
-def invariant(condition: bool, message: str) -> None:
-    """A bug if it fires; raises even under `python -O`."""
-    if not condition:
-        raise EngineError(f"invariant broken: {message}")
 
 
 @dataclass
@@ -208,7 +204,7 @@ class _Prefetched:
 
 def _tied(error: BaseException) -> bool:
     """Tied to the records at hand (see repo.record_tied); an invariant broken is a bug."""
-    return not isinstance(error, EngineError) and repo.record_tied(error)
+    return not isinstance(error, (EngineError, InvariantError)) and repo.record_tied(error)
 
 
 async def _prefetched(ahead: asyncio.Task[_Prefetched]) -> _Prefetched | None:
@@ -253,7 +249,7 @@ class ClearingEngine:
 
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: LedgerPort,
         verifier: TacVerifier,
         config: EngineConfig | None = None,
         clock: Callable[[], datetime] = _utc_now,

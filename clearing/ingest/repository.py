@@ -8,6 +8,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clearing.ingest.models import IngestBatch, SequenceGap, TapRecord
+from ledger.errors import InvariantError
 
 PAGE_MAX = 500
 
@@ -39,7 +40,8 @@ async def insert_tap_records(
     if connection.dialect.name == "postgresql":
         raw = await connection.get_raw_connection()
         driver = raw.driver_connection
-        assert driver is not None
+        if driver is None:
+            raise InvariantError("an asyncpg connection without its driver connection")
         await driver.copy_records_to_table(TapRecord.__tablename__, records=rows, columns=columns)
         return
     await connection.execute(

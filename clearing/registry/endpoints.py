@@ -17,7 +17,6 @@ from clearing.auth.models import Role
 from clearing.auth.service import Principal, require_role
 from clearing.registry import service
 from clearing.registry.models import Terminal
-from clearing.registry.money import CardLedger
 from clearing.registry.schemas import (
     CardDetail,
     CardEventOut,
@@ -35,6 +34,7 @@ from clearing.registry.schemas import (
     TerminalOut,
     TerminalUpdate,
 )
+from ledger.port import LedgerPort
 
 router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", responses=PROBLEM_RESPONSES)
 
@@ -59,7 +59,7 @@ class CardChange(BaseModel):
     deny_list_version: int
 
 
-def _ledger(request: Request) -> CardLedger | None:
+def _ledger(request: Request) -> LedgerPort | None:
     return request.app.state.ledger
 
 

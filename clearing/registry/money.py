@@ -13,38 +13,22 @@ Direction is debit → credit, as in clearing/books/codes.py:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any
 
 from clearing.api.errors import ClearingError
 from clearing.books import chart
 from clearing.books.codes import LEDGER_CNY, TransferCode
 from clearing.books.service import ensure_accounts, ensure_ledger
-from ledger import BATCH_MAX, AccountState, Transfer, TransferFlags, account_id, transfer_id
+from ledger import BATCH_MAX, Transfer, TransferFlags, account_id, transfer_id
 from ledger.errors import invariant
+from ledger.port import LedgerPort
 
 
 class LedgerRefused(ClearingError):
     code = "ledger_refused"
     status = 409
     title = "The ledger refused the money movement"
-
-
-class CardLedger(Protocol):
-    """What the card lifecycle needs of `ledger.writer.Ledger`."""
-
-    async def create_ledgers(self, ledgers: Sequence[Any], *, conn: Any = None) -> Any: ...
-
-    async def create_accounts(self, accounts: Sequence[Any], *, conn: Any = None) -> Any: ...
-
-    async def create_transfers(
-        self, transfers: Sequence[Transfer], *, conn: Any = None
-    ) -> Sequence[Any]: ...
-
-    async def lookup_accounts(
-        self, ids: Sequence[int], *, conn: Any = None
-    ) -> list[AccountState]: ...
 
 
 def source_account(paid_by: str) -> str:
@@ -159,14 +143,14 @@ def card_accounts(card_no: str) -> list[str]:
     return [chart.card(card_no), chart.card_pending(card_no), chart.card_deposit(card_no)]
 
 
-async def open_card_accounts(ledger: CardLedger, card_nos: list[str], *, conn: Any) -> None:
+async def open_card_accounts(ledger: LedgerPort, card_nos: list[str], *, conn: Any) -> None:
     """The CNY ledger, the fixed accounts and these cards' three accounts each (idempotent)."""
     await ensure_ledger(ledger, conn=conn)
     names = [name for card_no in card_nos for name in card_accounts(card_no)]
     await ensure_accounts(ledger, [*chart.FIXED_ACCOUNTS, *names], conn=conn)
 
 
-async def post(ledger: CardLedger, transfers: list[Transfer], *, conn: Any) -> list[int]:
+async def post(ledger: LedgerPort, transfers: list[Transfer], *, conn: Any) -> list[int]:
     """Submit `transfers` on `conn`; their ids, or LedgerRefused naming the first refusal."""
     if not transfers:
         return []
@@ -184,7 +168,7 @@ async def post(ledger: CardLedger, transfers: list[Transfer], *, conn: Any) -> l
     return [transfer.id for transfer in transfers]
 
 
-async def card_balance_fen(ledger: CardLedger, card_no: str, *, conn: Any) -> int | None:
+async def card_balance_fen(ledger: LedgerPort, card_no: str, *, conn: Any) -> int | None:
     """The posted balance of card:<no> (a liability: credits − debits); None if not opened."""
     states = await ledger.lookup_accounts([account_id(chart.card(card_no))], conn=conn)
     if not states:

@@ -45,6 +45,7 @@ from clearing.registry.schemas import (
 )
 from clearing.settings import same_bank_account
 from ledger import Transfer, account_id
+from ledger.port import LedgerPort
 
 log = logging.getLogger("clearing.registry")
 
@@ -209,7 +210,7 @@ class CardView:
 
 
 async def get_card(
-    session: AsyncSession, principal: Principal, card_no: str, ledger: money.CardLedger | None
+    session: AsyncSession, principal: Principal, card_no: str, ledger: LedgerPort | None
 ) -> CardView:
     card = await _visible_card(session, principal, card_no)
     balance = None
@@ -242,14 +243,14 @@ async def _visible_card(session: AsyncSession, principal: Principal, card_no: st
 
 
 async def issue_card(
-    session: AsyncSession, ledger: money.CardLedger | None, body: CardIssue, actor: str
+    session: AsyncSession, ledger: LedgerPort | None, body: CardIssue, actor: str
 ) -> Card:
     """A new active card; its deposit and first load are paid in (cash or bank)."""
     return (await issue_cards(session, ledger, [body], actor))[0]
 
 
 async def issue_cards(
-    session: AsyncSession, ledger: money.CardLedger | None, bodies: list[CardIssue], actor: str
+    session: AsyncSession, ledger: LedgerPort | None, bodies: list[CardIssue], actor: str
 ) -> list[Card]:
     """Issue a personalisation run of cards at once: one insert, one round of ledger accounts
     and transfers (each card's deposit and first load linked: all or nothing per card, and
@@ -354,7 +355,7 @@ async def unblock_card(
 
 async def replace_card(
     session: AsyncSession,
-    ledger: money.CardLedger | None,
+    ledger: LedgerPort | None,
     old_card_no: str,
     new_card_no: str,
     actor: str,
@@ -436,7 +437,7 @@ async def replacement_ready(
 
 
 async def complete_replacements(
-    session: AsyncSession, ledger: money.CardLedger, *, now: datetime | None = None
+    session: AsyncSession, ledger: LedgerPort, *, now: datetime | None = None
 ) -> list[CardReplacement]:
     """Move the balance of every replaced card that is ready; idempotent (Celery/beat-safe)."""
     now = now or utc_now()
@@ -454,7 +455,7 @@ async def complete_replacements(
 
 
 async def _move_balance(
-    session: AsyncSession, ledger: money.CardLedger, replacement: CardReplacement, now: datetime
+    session: AsyncSession, ledger: LedgerPort, replacement: CardReplacement, now: datetime
 ) -> CardReplacement:
     conn = await session.connection()
     old_no, new_no = replacement.old_card_no, replacement.new_card_no
@@ -489,7 +490,7 @@ async def _move_balance(
 
 async def refund_card(
     session: AsyncSession,
-    ledger: money.CardLedger | None,
+    ledger: LedgerPort | None,
     card_no: str,
     actor: str,
     reason: str,
@@ -608,7 +609,7 @@ def _event(
 
 async def _move_money(
     session: AsyncSession,
-    ledger: money.CardLedger | None,
+    ledger: LedgerPort | None,
     card_nos: list[str],
     transfers: list[Transfer],
 ) -> list[int]:

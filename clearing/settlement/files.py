@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from cardio.money import yuan
+
 PAIN001_NS = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
 CURRENCY = "CNY"
 MAX35 = 35
@@ -82,7 +84,7 @@ def yuan_text(amount_fen: int) -> str:
     """Integer fen to the ISO decimal amount text, e.g. 12345 -> '123.45'."""
     if amount_fen < 0:
         raise SettlementFileError("amounts in settlement files are never negative")
-    return f"{amount_fen // 100}.{amount_fen % 100:02d}"
+    return yuan(amount_fen, grouped=False)
 
 
 def end_to_end_id(business_day: date, participant_code: str) -> str:

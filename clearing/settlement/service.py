@@ -45,6 +45,7 @@ from clearing.settlement.repository import (
     subsidy_report,
 )
 from ledger import CreateTransferResult
+from ledger.port import LedgerPort
 
 __all__ = [
     "Claim",
@@ -110,7 +111,7 @@ class FutureSettlementMovedMoney(SettlementError):
 
 async def settle_day(
     conn: AsyncConnection,
-    ledger: Any,
+    ledger: LedgerPort,
     business_day: date,
     *,
     calendar: BusinessCalendar,
@@ -347,7 +348,7 @@ def settlement_dir(settings: Settings) -> Path:
 
 async def settle_and_write(
     transaction: Callable[[], AbstractAsyncContextManager[AsyncConnection]],
-    ledger: Any,
+    ledger: LedgerPort,
     settings: Settings,
     business_day: date | None,
     *,
