@@ -16,7 +16,6 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -192,7 +191,7 @@ async def _day_lines(conn: AsyncConnection, business_day: date) -> tuple[PayoutL
 
 
 async def _post_transfers(
-    conn: AsyncConnection, ledger: Any, business_day: date, lines: tuple[PayoutLine, ...]
+    conn: AsyncConnection, ledger: LedgerPort, business_day: date, lines: tuple[PayoutLine, ...]
 ) -> dict[str, TransferIds]:
     """Post the day's commission and payout transfers; all of them or none."""
     if not lines:  # a day with nothing cleared moves no money (and needs no books opened yet)
