@@ -10,7 +10,9 @@ import sys
 
 import typer
 
+from clearing.cli.database import ready_database_url
 from clearing.cli.failures import OnecardGroup, debugging, explain, say
+from ledger import cli as ledger_cli
 
 app = typer.Typer(
     name="onecard",
@@ -23,7 +25,6 @@ app = typer.Typer(
 # Each module defines register(app) and adds its commands or sub-apps.
 _COMMAND_MODULES = (
     "clearing.cli.db_cmd",
-    "clearing.cli.ledger_cmd",
     "clearing.cli.card_cmd",
     "clearing.cli.fares_cmd",
     "clearing.cli.terminal_cmd",
@@ -42,6 +43,8 @@ for _name in _COMMAND_MODULES:
             raise
         continue  # an area whose commands are not built yet
     _module.register(app)
+
+app.add_typer(ledger_cli.build_app(ready_database_url), name="ledger")
 
 
 def main() -> None:
