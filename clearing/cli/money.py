@@ -1,15 +1,7 @@
-"""How people read money on the command line: yuan with two decimals ("1,234.56").
-
-Amounts are integer fen everywhere else; machine output (--json, CSV) stays in fen.
-"""
+"""How people read money on the command line: cardio.money.yuan, the one formatter."""
 
 from __future__ import annotations
 
-FEN_PER_YUAN = 100
+from cardio.money import FEN_PER_YUAN, yuan
 
-
-def yuan(fen: int) -> str:
-    """Fen as yuan, exact (integer arithmetic, no float): 123456 -> "1,234.56", -5 -> "-0.05"."""
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(fen), FEN_PER_YUAN)
-    return f"{sign}{whole:,}.{cents:02d}"
+__all__ = ["FEN_PER_YUAN", "yuan"]
