@@ -274,7 +274,7 @@ def read(
             transport = InProcessTransport(SoftCard.load(card_file))
             source = str(card_file)
         else:
-            from cardio.pcsc import PcscTransport, find_card
+            from cardio.pcsc import PcscTransport, find_card  # pyscard: only for a reader
 
             if reader is None:
                 reader = find_card(timeout_s=wait)
@@ -297,7 +297,7 @@ def read(
 
 def readers() -> None:
     """List the PC/SC readers pcscd knows and whether a card is in each."""
-    from cardio.pcsc import readers_with_card
+    from cardio.pcsc import readers_with_card  # pyscard: only for a reader
 
     try:
         present = readers_with_card()

@@ -8,6 +8,7 @@ It imports nothing above terminals and cardio: a validator installed with
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -16,27 +17,40 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from cardio.cli import key_store_path
+from cardio.errors import CardioError
+from cardio.keystore import load_key_store
 from cardio.money import yuan
 from cardio.oneline import say
-from terminals.errors import invariant
+from cardio.softcard import SoftCard
+from terminals.client import (
+    ClearingClient,
+    KeyRefused,
+    fetch_list_public_key,
+    key_fingerprint,
+    valid_public_key_hex,
+)
+from terminals.config import is_terminal_id, load_config, provision_terminal
+from terminals.errors import FeedInvalid, TerminalError, invariant
 from terminals.fleet import TAPS_PER_RUN_MAX as TAPS_MAX
+from terminals.fleet import drive, open_bus, plan_taps
+from terminals.journal import Journal
+from terminals.kiosk import LoadKiosk
+from terminals.lists import ListStore
+from terminals.sam import LoadHost, Psam, SerialStore, SoftwareSam, load_sam_keys
+from terminals.signing import load_credential
+from terminals.terminal import ClinicTerminal, ClinicVisit, Validator
+from terminals.uploader import Uploader
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from cardio.apdu import Transport
-    from cardio.softcard import SoftCard
-    from terminals.client import ClearingClient
     from terminals.config import TerminalConfig
     from terminals.fleet import BusDay
-    from terminals.journal import Journal
-    from terminals.lists import ListStore
-    from terminals.reader_loop import StopRequest
-    from terminals.sam import Psam, SamKeys
+    from terminals.reader_loop import StopRequest  # imports pyscard: loaded by `run` only
+    from terminals.sam import SamKeys
     from terminals.signing import TerminalCredential
-    from terminals.uploader import Uploader
 
 UPLOADER_STOP_S = 1.0  # an upload in flight is re-sent byte for byte at the next start
 UPLOADER_THREAD = "onecard-uploader"  # terminals.uploader names its thread so
@@ -99,11 +113,6 @@ def provision(
 
     Without --server-public-key the key is fetched from --clearing-url and pinned.
     """
-    from cardio.errors import CardioError
-    from cardio.keystore import load_key_store
-    from terminals.client import fetch_list_public_key, key_fingerprint, valid_public_key_hex
-    from terminals.config import is_terminal_id, provision_terminal
-    from terminals.errors import TerminalError
 
     if not is_terminal_id(terminal_id.upper()):
         raise typer.BadParameter("12 hex digits, e.g. 000001000050", param_hint="--terminal-id")
@@ -143,7 +152,6 @@ def provision(
 
 
 def _check_fingerprint(public_key_hex: str, expected: str) -> None:
-    from terminals.client import KeyRefused, key_fingerprint
 
     if expected and key_fingerprint(public_key_hex) != expected.strip():
         raise KeyRefused(
@@ -198,10 +206,6 @@ def simulate(
 
     Exit 1 if a record stays unsent (run again with --taps 0).
     """
-    from cardio.errors import CardioError
-    from terminals.config import load_config
-    from terminals.errors import TerminalError
-    from terminals.fleet import drive, open_bus, plan_taps
 
     files = _card_files(card_paths)
     start, end = _span(day, first, last, _zone(time_zone), _cutoff(cutoff))
@@ -259,7 +263,6 @@ def _card_files(paths: list[Path]) -> list[Path]:
 
 
 def _load_card(path: Path) -> SoftCard:
-    from cardio.softcard import SoftCard
 
     return SoftCard.load(path)
 
@@ -311,7 +314,6 @@ def _span(
 def _print_simulation(
     console: Console, reports: list[BusDay], pending: list[int], spent_fen: int, day: date
 ) -> None:
-    from rich.table import Table
 
     table = Table(title=f"simulated taps, business day {day}", title_justify="left")
     for header in ("terminal", "route", "taps", "paid", "refused", "fares CNY", "uploaded"):
@@ -358,9 +360,6 @@ def journal_summary(
     ],
 ) -> None:
     """Show the journal's counts: records, grey, uploaded, sequence holes."""
-    from terminals.config import load_config
-    from terminals.errors import TerminalError
-    from terminals.journal import Journal
 
     try:
         config = load_config(config_path)
@@ -398,12 +397,8 @@ def run(
 
     Ctrl-C or SIGTERM stops it within a second (after the card being served), exit 0.
     """
-    from cardio.errors import CardioError
-    from terminals.config import load_config
-    from terminals.errors import TerminalError
+    # pyscard (the `terminal` extra) is loaded only by the commands that use a reader.
     from terminals.reader_loop import StopRequest, serve_reader, stop_on_signals
-    from terminals.sam import load_sam_keys
-    from terminals.signing import load_credential
 
     console = Console()
     try:
@@ -462,13 +457,7 @@ def _open_terminal(
     stop: StopRequest,
 ) -> tuple[Journal, Uploader | None, Callable[[Transport], str]]:
     """The journal, the started uploader (if any) and what serves one card on this terminal."""
-    from cardio.pcsc import PcscTransport
-    from terminals.client import ClearingClient
-    from terminals.errors import FeedInvalid
-    from terminals.journal import Journal
-    from terminals.lists import ListStore
-    from terminals.sam import Psam, SoftwareSam
-    from terminals.uploader import Uploader
+    from cardio.pcsc import PcscTransport  # pyscard: only where a reader is used
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
     journal = Journal(config.journal_path, config.terminal_id)
@@ -528,9 +517,6 @@ def _card_server(
     stop: StopRequest,
 ) -> Callable[[Transport], str]:
     """What serves one card on this kind of terminal; returns the line to show."""
-    from terminals.kiosk import LoadKiosk
-    from terminals.sam import LoadHost, SerialStore
-    from terminals.terminal import ClinicTerminal, ClinicVisit, Validator
 
     if kind is TerminalKindArg.BUS:
         bus = Validator(
