@@ -14,10 +14,10 @@ import typer
 from rich.console import Console
 
 from clearing import db
-from clearing.cli.ledger_cmd import balances_table, print_report
 from clearing.cli.money import yuan
 from clearing.settings import get_settings
 from ledger.check import check_ledger
+from ledger.cli import balances_table, print_report
 from ledger.ids import account_id, transfer_id
 from ledger.types import Account, AccountFlags, LedgerSpec, Transfer, TransferFlags
 from ledger.writer import Ledger

@@ -1,43 +1,36 @@
 """What a failed `onecard` command shows: one red line and an exit code, never a traceback.
 
-Commands catch what they can explain best where it happens; this is the last line for the rest
-(2: the command was used wrongly, 1: it failed). ONECARD_DEBUG=1 lets the traceback through.
+The generic part (no traceback, exit codes, ONECARD_DEBUG) is cardio.oneline, shared with a
+terminal installed without the back office; this module adds what the back office knows: the
+database, its own errors, the ledger's, the terminals' and a malformed setting.
 """
 
 from __future__ import annotations
 
-import os
-from typing import Any
+from typing import ClassVar
 
-import typer
 from pydantic import ValidationError
-from rich.console import Console
-from rich.markup import escape
-from typer.core import TyperGroup
-from typer.exceptions import TyperException
 
-from cardio.errors import CardioError
+from cardio.oneline import (
+    DEBUG_ENV,
+    EXIT_FAILED,
+    EXIT_USAGE,
+    Explainer,
+    OneLineGroup,
+    debugging,
+    explain_coded,
+    explain_with,
+    first_line,
+    say,
+)
 from clearing import db
 from clearing.api.errors import ClearingError, InvalidRequest
 from clearing.books.chart import BooksError
 from clearing.settings import get_settings
 from ledger.errors import LedgerError
-from terminals.errors import TerminalError
+from terminals.cli import explain_terminal
 
-DEBUG_ENV = "ONECARD_DEBUG"
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-MESSAGE_CHARS_MAX = 300
-
-
-def say(message: str) -> None:
-    """Print one error line on stderr."""
-    Console(stderr=True).print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
-
-
-def _first_line(text: str) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return line if len(line) <= MESSAGE_CHARS_MAX else line[: MESSAGE_CHARS_MAX - 3] + "..."
+__all__ = ["DEBUG_ENV", "EXPLAINERS", "OnecardGroup", "debugging", "explain", "say"]
 
 
 def _database_failure(error: Exception) -> str | None:
@@ -51,51 +44,36 @@ def _database_failure(error: Exception) -> str | None:
     return failure.detail if failure else None
 
 
-def explain(error: Exception) -> tuple[str, int]:
-    """One line saying what is wrong and what to do, and the exit code."""
+def explain_clearing(error: Exception) -> tuple[str, int] | None:
+    """The back office's errors and the database's; None for others."""
     if isinstance(error, db.DatabaseUrlInvalid):
         return error.detail, EXIT_USAGE
     if isinstance(error, db.DatabaseError):
         return error.detail, EXIT_FAILED
     if isinstance(error, ClearingError):
         code = EXIT_USAGE if isinstance(error, InvalidRequest) else EXIT_FAILED
-        return f"{error.code}: {_first_line(error.detail)}", code
-    if isinstance(error, LedgerError | CardioError | TerminalError):
-        return f"{error.code}: {_first_line(error.message)}", EXIT_FAILED
+        return f"{error.code}: {first_line(error.detail)}", code
+    if isinstance(error, LedgerError):
+        return explain_coded(error)
     if isinstance(error, BooksError):
-        return _first_line(str(error)), EXIT_FAILED
+        return first_line(str(error)), EXIT_FAILED
     if isinstance(error, ValidationError) and error.title == "Settings":
         first = error.errors()[0]
         name = "ONECARD_" + "_".join(str(part) for part in first["loc"]).upper()
         return f"{name} is not valid: {first['msg']}", EXIT_USAGE
     known = _database_failure(error)
-    if known:
-        return known, EXIT_FAILED
-    if isinstance(error, OSError) and error.filename and error.strerror:
-        return f"{error.filename}: {error.strerror}", EXIT_FAILED
-    detail = _first_line(str(error))
-    return (
-        f"unexpected {type(error).__name__}{': ' + detail if detail else ''} "
-        f"(run again with {DEBUG_ENV}=1 to see the traceback)",
-        EXIT_FAILED,
-    )
+    return (known, EXIT_FAILED) if known else None
 
 
-def debugging() -> bool:
-    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+EXPLAINERS: tuple[Explainer, ...] = (explain_clearing, explain_terminal)
 
 
-class OnecardGroup(TyperGroup):
-    """The top-level group: every command runs inside its invoke, so this is the one place."""
+def explain(error: Exception) -> tuple[str, int]:
+    """One line saying what is wrong and what to do, and the exit code."""
+    return explain_with(EXPLAINERS, error)
 
-    def invoke(self, ctx: Any) -> Any:
-        try:
-            return super().invoke(ctx)
-        except (TyperException, typer.Exit, typer.Abort):  # usage errors and exits: Typer's own
-            raise
-        except Exception as error:
-            if debugging():
-                raise
-            message, code = explain(error)
-            say(message)
-            raise typer.Exit(code) from None
+
+class OnecardGroup(OneLineGroup):
+    """The top-level group of the full `onecard`."""
+
+    explainers: ClassVar[tuple[Explainer, ...]] = EXPLAINERS

@@ -15,11 +15,11 @@ import pytest
 from typer.testing import CliRunner
 
 from cardio import testing
+from cardio.cli import app
 from cardio.keystore import load_key_store
 from cardio.pcsc import PcscTransport, wait_for_card, wait_for_removal
 from cardio.purse import Purse
 from cardio.softcard import SoftCard
-from clearing.cli import app
 
 from .conftest import VPCD_PORT
 

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from rich.console import Console
 from typer.testing import CliRunner
 
+from cardio.cli import money as card_yuan
 from clearing.cli import app
-from clearing.cli.card_cmd import _yuan as card_yuan
 from clearing.cli.clearing_cmd import print_record
 from clearing.cli.money import yuan
 from clearing.cli.registry_cmd import participants_table

@@ -49,9 +49,9 @@ async def _execute(url: str, *statements: str) -> None:
 
 
 def _onecard_check(url: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ONECARD_DATABASE_URL": url, "COLUMNS": "200"}
+    env = {**os.environ, "ONECARD_LEDGER_DATABASE_URL": url, "COLUMNS": "200"}
     return subprocess.run(
-        [sys.executable, "-c", "from clearing.cli import main; main()", "ledger", "check"],
+        [sys.executable, "-m", "ledger.cli", "check"],
         env=env,
         capture_output=True,
         text=True,

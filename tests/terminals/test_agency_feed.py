@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from clearing.cli import app
+from terminals.cli import app
 from terminals.errors import FeedInvalid
 from terminals.fares.engine import EMPTY_STATE, Leg, price_leg
 from terminals.fares.feed import load_feed, parse_feed, validate_feed

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from clearing.cli import app
+from terminals.cli import app
 from terminals.fares.engine import EMPTY_STATE, Leg, price_tap
 from terminals.fares.feed import check_feed, sample_feed_dir, validate_feed
 from tests.terminals.fares_helpers import at, feed

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from clearing.cli import app
+from terminals.cli import app
 from terminals.errors import FeedInvalid
 from terminals.fares.feed import load_sample_feed, sample_feed_dir, validate_feed
 

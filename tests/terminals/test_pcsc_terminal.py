@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from cardio.records import CardType
 from cardio.softcard import SoftCard
-from clearing.cli import app
+from terminals.cli import app
 from terminals.journal import Journal, RecordStatus
 from terminals.terminal import TapOutcome
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from cardio.keystore import KeyStore, write_key_store
-from clearing.cli import app
+from terminals.cli import app
 from tests.terminals.test_pcsc_terminal import READER
 from tests.terminals.test_pcsc_terminal import attach as attach  # the fixtures
 from tests.terminals.test_pcsc_terminal import reader as reader

@@ -174,7 +174,3 @@ def price(
     if failures:
         typer.echo(f"{failures} tap(s) could not be priced.", err=True)
         raise typer.Exit(1)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(fares_app, name="fares")

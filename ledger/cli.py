@@ -1,8 +1,14 @@
-"""`onecard ledger ...`: the offline checker and read commands over the ledger (no money moves)."""
+"""`onecard ledger ...`: the offline checker and read commands over the ledger (no money moves).
+
+The ledger does not know where its database is: whoever mounts these commands passes a function
+that gives the URL (clearing passes its settings' database, migrated if needed). Run alone,
+`python -m ledger.cli --database-url URL check` works on any ledger database.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import typer
@@ -10,9 +16,8 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from clearing.cli.database import ready_database_url
-from clearing.cli.money import yuan
 from ledger.check import CheckReport, check_ledger
+from ledger.money import yuan
 from ledger.reader import LedgerReader
 from ledger.types import PAGE_MAX, AccountFlags
 
@@ -94,13 +99,14 @@ async def _history(url: str, name: str, limit: int) -> tuple:
         await engine.dispose()
 
 
-def register(app: typer.Typer) -> None:
+def build_app(database_url: Callable[[], str]) -> typer.Typer:
+    """The `ledger` commands, on the database `database_url()` names (called once per command)."""
     ledger_app = typer.Typer(help="The double-entry ledger: check and read.", no_args_is_help=True)
 
     @ledger_app.command("check")
     def check() -> None:
         """Recompute every balance from the transfers; exit 1 with a report if anything is off."""
-        report = asyncio.run(_check(ready_database_url()))
+        report = asyncio.run(_check(database_url()))
         print_report(report, Console())
         if not report.ok:
             raise typer.Exit(1)
@@ -111,7 +117,7 @@ def register(app: typer.Typer) -> None:
         limit: int = typer.Option(100, min=1, max=PAGE_MAX, help="At most this many accounts."),
     ) -> None:
         """Accounts and their balances, by name."""
-        states = asyncio.run(_balances(ready_database_url(), prefix, limit))
+        states = asyncio.run(_balances(database_url(), prefix, limit))
         Console().print(balances_table(states))
 
     @ledger_app.command("history")
@@ -120,7 +126,7 @@ def register(app: typer.Typer) -> None:
         limit: int = typer.Option(50, min=1, max=PAGE_MAX),
     ) -> None:
         """An account's entries with its posted balance before and after each."""
-        state, page = asyncio.run(_history(ready_database_url(), name, limit))
+        state, page = asyncio.run(_history(database_url(), name, limit))
         console = Console()
         if state is None:
             console.print(f"[red]no account named {name}[/red]")
@@ -139,4 +145,24 @@ def register(app: typer.Typer) -> None:
             )
         console.print(table)
 
-    app.add_typer(ledger_app, name="ledger")
+    return ledger_app
+
+
+def main() -> None:
+    """`python -m ledger.cli --database-url URL COMMAND`: the commands without the back office."""
+    url: dict[str, str] = {}
+    standalone = build_app(lambda: url["value"])
+
+    @standalone.callback()
+    def database(
+        database_url: str = typer.Option(
+            ..., "--database-url", envvar="ONECARD_LEDGER_DATABASE_URL", help="SQLAlchemy URL."
+        ),
+    ) -> None:
+        url["value"] = database_url
+
+    standalone(prog_name="ledger")
+
+
+if __name__ == "__main__":
+    main()

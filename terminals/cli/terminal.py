@@ -1,40 +1,64 @@
-"""`onecard terminal provision|run|journal`: a real bus validator, clinic counter or load kiosk on a
-PC/SC reader. Parses arguments and prints; the terminal logic lives in terminals/.
+"""`onecard terminal provision|run|journal|simulate`: a real bus validator, clinic counter or load
+kiosk on a PC/SC reader. Parses arguments and prints; the terminal logic lives in terminals/.
+
+It imports nothing above terminals and cardio: a validator installed with
+`pip install "onecard[terminal]"` runs it without the back office.
 """
 
 from __future__ import annotations
 
 import threading
-from datetime import UTC, date, datetime, time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
-from clearing.cli.failures import say
-from clearing.cli.money import yuan
-from terminals.errors import invariant
+from cardio.cli import key_store_path
+from cardio.errors import CardioError
+from cardio.keystore import load_key_store
+from cardio.money import yuan
+from cardio.oneline import say
+from cardio.softcard import SoftCard
+from terminals.client import (
+    ClearingClient,
+    KeyRefused,
+    fetch_list_public_key,
+    key_fingerprint,
+    valid_public_key_hex,
+)
+from terminals.config import is_terminal_id, load_config, provision_terminal
+from terminals.errors import FeedInvalid, TerminalError, invariant
 from terminals.fleet import TAPS_PER_RUN_MAX as TAPS_MAX
+from terminals.fleet import drive, open_bus, plan_taps
+from terminals.journal import Journal
+from terminals.kiosk import LoadKiosk
+from terminals.lists import ListStore
+from terminals.sam import LoadHost, Psam, SerialStore, SoftwareSam, load_sam_keys
+from terminals.signing import load_credential
+from terminals.terminal import ClinicTerminal, ClinicVisit, Validator
+from terminals.uploader import Uploader
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from cardio.apdu import Transport
-    from cardio.softcard import SoftCard
-    from terminals.client import ClearingClient
     from terminals.config import TerminalConfig
     from terminals.fleet import BusDay
-    from terminals.journal import Journal
-    from terminals.lists import ListStore
-    from terminals.reader_loop import StopRequest
-    from terminals.sam import Psam, SamKeys
+    from terminals.reader_loop import StopRequest  # imports pyscard: loaded by `run` only
+    from terminals.sam import SamKeys
     from terminals.signing import TerminalCredential
-    from terminals.uploader import Uploader
 
 UPLOADER_STOP_S = 1.0  # an upload in flight is re-sent byte for byte at the next start
 UPLOADER_THREAD = "onecard-uploader"  # terminals.uploader names its thread so
+# The business day of `terminal simulate`: the clearing service reads the same variables.
+TIME_ZONE_ENV = "ONECARD_BUSINESS_TIME_ZONE"
+TIME_ZONE_DEFAULT = "Asia/Shanghai"
+CUTOFF_ENV = "ONECARD_SETTLEMENT_CUTOFF"
+CUTOFF_DEFAULT = "04:00"
 
 
 class TerminalKindArg(StrEnum):
@@ -89,16 +113,10 @@ def provision(
 
     Without --server-public-key the key is fetched from --clearing-url and pinned.
     """
-    from cardio.errors import CardioError
-    from cardio.keystore import load_key_store
-    from clearing.settings import get_settings
-    from terminals.client import fetch_list_public_key, key_fingerprint, valid_public_key_hex
-    from terminals.config import is_terminal_id, provision_terminal
-    from terminals.errors import TerminalError
 
     if not is_terminal_id(terminal_id.upper()):
         raise typer.BadParameter("12 hex digits, e.g. 000001000050", param_hint="--terminal-id")
-    path = key_store or get_settings().key_store
+    path = key_store or key_store_path()
     fetched = not server_public_key and bool(clearing_url)
     try:
         if server_public_key:
@@ -134,7 +152,6 @@ def provision(
 
 
 def _check_fingerprint(public_key_hex: str, expected: str) -> None:
-    from terminals.client import KeyRefused, key_fingerprint
 
     if expected and key_fingerprint(public_key_hex) != expected.strip():
         raise KeyRefused(
@@ -164,6 +181,22 @@ def simulate(
     first: Annotated[str, typer.Option("--from", help="Local time of the first tap.")] = "07:00",
     last: Annotated[str, typer.Option("--to", help="Local time the span ends.")] = "19:00",
     seed: Annotated[int, typer.Option("--seed", help="The same seed, the same taps.")] = 0,
+    time_zone: Annotated[
+        str,
+        typer.Option(
+            "--time-zone",
+            envvar=TIME_ZONE_ENV,
+            help="The business day's zone (as the clearing service's).",
+        ),
+    ] = TIME_ZONE_DEFAULT,
+    cutoff: Annotated[
+        str,
+        typer.Option(
+            "--cutoff",
+            envvar=CUTOFF_ENV,
+            help="HH:MM that closes a business day (as the clearing service's).",
+        ),
+    ] = CUTOFF_DEFAULT,
 ) -> None:
     """Tap card files on provisioned buses in-process, and upload: no reader needed.
 
@@ -173,13 +206,9 @@ def simulate(
 
     Exit 1 if a record stays unsent (run again with --taps 0).
     """
-    from cardio.errors import CardioError
-    from terminals.config import load_config
-    from terminals.errors import TerminalError
-    from terminals.fleet import drive, open_bus, plan_taps
 
     files = _card_files(card_paths)
-    start, end = _span(day, first, last)
+    start, end = _span(day, first, last, _zone(time_zone), _cutoff(cutoff))
     console = Console()
     buses = []
     try:
@@ -234,20 +263,39 @@ def _card_files(paths: list[Path]) -> list[Path]:
 
 
 def _load_card(path: Path) -> SoftCard:
-    from cardio.softcard import SoftCard
 
     return SoftCard.load(path)
 
 
-def _span(day: str, first: str, last: str) -> tuple[datetime, datetime]:
-    """The span's aware start and end on the business day (the back office's zone)."""
-    from clearing.settings import get_settings
-    from clearing.settlement.service import calendar_of
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise typer.BadParameter(f"no time zone {name!r}", param_hint="--time-zone") from None
 
-    calendar = calendar_of(get_settings())
+
+def _cutoff(text: str) -> time:
+    try:
+        hours, minutes = text.strip().split(":")
+        return time(int(hours), int(minutes))
+    except ValueError:
+        raise typer.BadParameter("HH:MM (24 h)", param_hint="--cutoff") from None
+
+
+def last_closed_day(now: datetime, zone: ZoneInfo, cutoff: time) -> date:
+    """The business day before the one `now` falls in (a day runs from cut-off to cut-off)."""
+    local = now.astimezone(zone).replace(tzinfo=None)
+    opened = local - timedelta(hours=cutoff.hour, minutes=cutoff.minute)
+    return opened.date() - timedelta(days=1)
+
+
+def _span(
+    day: str, first: str, last: str, zone: ZoneInfo, cutoff: time
+) -> tuple[datetime, datetime]:
+    """The span's aware start and end on the business day (the back office's zone)."""
     try:
         business_day = (
-            date.fromisoformat(day) if day else calendar.last_closed_day(datetime.now(UTC))
+            date.fromisoformat(day) if day else last_closed_day(datetime.now(UTC), zone, cutoff)
         )
     except ValueError:
         raise typer.BadParameter("a day is YYYY-MM-DD", param_hint="--day") from None
@@ -257,7 +305,6 @@ def _span(day: str, first: str, last: str) -> tuple[datetime, datetime]:
         raise typer.BadParameter("times are HH:MM", param_hint="--from/--to") from None
     if end_at <= start_at:
         raise typer.BadParameter("--to must be after --from", param_hint="--to")
-    zone = calendar.time_zone
     return (
         datetime.combine(business_day, start_at, tzinfo=zone),
         datetime.combine(business_day, end_at, tzinfo=zone),
@@ -267,7 +314,6 @@ def _span(day: str, first: str, last: str) -> tuple[datetime, datetime]:
 def _print_simulation(
     console: Console, reports: list[BusDay], pending: list[int], spent_fen: int, day: date
 ) -> None:
-    from rich.table import Table
 
     table = Table(title=f"simulated taps, business day {day}", title_justify="left")
     for header in ("terminal", "route", "taps", "paid", "refused", "fares CNY", "uploaded"):
@@ -314,9 +360,6 @@ def journal_summary(
     ],
 ) -> None:
     """Show the journal's counts: records, grey, uploaded, sequence holes."""
-    from terminals.config import load_config
-    from terminals.errors import TerminalError
-    from terminals.journal import Journal
 
     try:
         config = load_config(config_path)
@@ -354,12 +397,8 @@ def run(
 
     Ctrl-C or SIGTERM stops it within a second (after the card being served), exit 0.
     """
-    from cardio.errors import CardioError
-    from terminals.config import load_config
-    from terminals.errors import TerminalError
+    # pyscard (the `terminal` extra) is loaded only by the commands that use a reader.
     from terminals.reader_loop import StopRequest, serve_reader, stop_on_signals
-    from terminals.sam import load_sam_keys
-    from terminals.signing import load_credential
 
     console = Console()
     try:
@@ -418,13 +457,7 @@ def _open_terminal(
     stop: StopRequest,
 ) -> tuple[Journal, Uploader | None, Callable[[Transport], str]]:
     """The journal, the started uploader (if any) and what serves one card on this terminal."""
-    from cardio.pcsc import PcscTransport
-    from terminals.client import ClearingClient
-    from terminals.errors import FeedInvalid
-    from terminals.journal import Journal
-    from terminals.lists import ListStore
-    from terminals.sam import Psam, SoftwareSam
-    from terminals.uploader import Uploader
+    from cardio.pcsc import PcscTransport  # pyscard: only where a reader is used
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
     journal = Journal(config.journal_path, config.terminal_id)
@@ -484,9 +517,6 @@ def _card_server(
     stop: StopRequest,
 ) -> Callable[[Transport], str]:
     """What serves one card on this kind of terminal; returns the line to show."""
-    from terminals.kiosk import LoadKiosk
-    from terminals.sam import LoadHost, SerialStore
-    from terminals.terminal import ClinicTerminal, ClinicVisit, Validator
 
     if kind is TerminalKindArg.BUS:
         bus = Validator(
@@ -555,7 +585,3 @@ def _visit(option: str) -> tuple[str, int]:
     if not visit_id or not bill.isdigit() or int(bill) <= 0:
         raise typer.BadParameter("a visit is VISIT_ID:BILL_FEN with a positive bill in fen")
     return visit_id, int(bill)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(terminal_app, name="terminal")

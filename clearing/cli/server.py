@@ -1,0 +1,37 @@
+"""The full `onecard`: the terminal side's commands plus the back office's, imported plainly.
+
+Every command module is an ordinary import here, so the import contracts see it and a missing
+one fails loudly. clearing.cli imports this module only when the server stack is installed.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from clearing.cli import clearing_cmd, db_cmd, demo_cmd, registry_cmd, serve_cmd
+from clearing.cli.card_cmd import build_card_app
+from clearing.cli.database import ready_database_url
+from clearing.cli.failures import EXPLAINERS, OnecardGroup
+from insight import cli as insight_cli
+from ledger import cli as ledger_cli
+from terminals import cli as terminal_cli
+
+__all__ = ["EXPLAINERS", "app"]
+
+app = typer.Typer(
+    name="onecard",
+    cls=OnecardGroup,  # one place maps every error a command lets through to one line
+    help="onecard: the city one-card clearing and payments platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_cmd.register(app)
+app.add_typer(ledger_cli.build_app(ready_database_url), name="ledger")
+app.add_typer(build_card_app(), name="card")  # cardio's, with `issue --register`
+app.add_typer(terminal_cli.fares_app, name="fares")
+app.add_typer(terminal_cli.terminal_app, name="terminal")
+serve_cmd.register(app)
+registry_cmd.register(app)
+clearing_cmd.register(app)
+demo_cmd.register(app)
+insight_cli.register(app)
