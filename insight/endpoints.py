@@ -17,11 +17,11 @@ from fastapi import APIRouter, Path, status
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
-from clearing.api.deps import SessionDep
-from clearing.api.problems import PROBLEM_RESPONSES
 from clearing.auth.dependencies import PrincipalDep
 from clearing.auth.models import Role
 from clearing.auth.service import require_role
+from clearing.http.deps import SessionDep
+from clearing.http.problems import PROBLEM_RESPONSES
 from insight import analysis, report, service
 from insight.errors import PeriodInvalid
 from insight.network import Network, load_network

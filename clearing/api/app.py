@@ -3,7 +3,7 @@
 The settings the app was made with are on `app.state.settings` (read through `SettingsDep`); the
 database engine, the ledger and the list-signing key live on `app.state` for the app's
 lifetime (opened in the lifespan, closed at shutdown). Every error leaves as an RFC 9457
-problem (clearing/api/problems.py). Other areas add their routers through `ROUTER_MODULES`.
+problem (clearing/http/problems.py). Other areas add their routers through `ROUTER_MODULES`.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from typing import Any
 
 from fastapi import FastAPI
 from pydantic import BaseModel
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clearing import db
 from clearing.api import health
 from clearing.api.docs import install_offline_docs
-from clearing.api.problems import (
+from clearing.db.locks import sqlite_write_lock_at_begin
+from clearing.http.problems import (
     PROBLEM_MEDIA_TYPE,
     Problem,
     install_problem_handlers,
@@ -96,22 +96,6 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
-
-
-def sqlite_write_lock_at_begin(engine: AsyncEngine) -> None:
-    """Embedded SQLite: take the write lock at BEGIN and wait for it, so two requests never
-    fail on a lock upgrade (reads then writes) and never see "database is locked" at once."""
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout = 30000")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _open_ledger_module() -> Any | None:

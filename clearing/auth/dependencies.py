@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import Depends, Header, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from clearing.api.deps import SessionDep
-from clearing.api.errors import Forbidden
 from clearing.auth import service
 from clearing.auth.service import Principal
 from clearing.auth.signing import SignedRequest
+from clearing.errors import Forbidden
+from clearing.http.deps import SessionDep
 from clearing.registry.models import Terminal
 
 _bearer = HTTPBearer(auto_error=False, description="A token issued by `onecard registry token`")

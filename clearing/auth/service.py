@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clearing.api.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
 from clearing.auth import repository
 from clearing.auth.models import ApiToken, Role
 from clearing.auth.signing import (
@@ -31,8 +30,10 @@ from clearing.auth.signing import (
     parse_signature_input,
     verify_signature,
 )
+from clearing.db.base import utc_now
+from clearing.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
 from clearing.registry import repository as registry_repository
-from clearing.registry.models import Terminal, TerminalStatus, utc_now
+from clearing.registry.models import Terminal, TerminalStatus
 
 TOKEN_PREFIX = "oc_"
 TOKEN_BYTES = 32

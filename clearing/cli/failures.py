@@ -18,8 +18,8 @@ from typer.exceptions import TyperException
 
 from cardio.errors import CardioError
 from clearing import db
-from clearing.api.errors import ClearingError, InvalidRequest
 from clearing.books.chart import BooksError
+from clearing.errors import ClearingError, InvalidRequest
 from clearing.settings import get_settings
 from ledger.errors import LedgerError
 from terminals.errors import TerminalError

@@ -21,22 +21,17 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from clearing import db
-from clearing.api.app import sqlite_write_lock_at_begin
-from clearing.api.errors import ClearingError
 from clearing.auth import service as auth_service
 from clearing.auth.models import Role
 from clearing.books.chart import BooksError
 from clearing.cli.database import ready_database_url
 from clearing.cli.failures import explain, say
 from clearing.cli.money import yuan
+from clearing.db.base import utc_now
+from clearing.db.locks import sqlite_write_lock_at_begin
+from clearing.errors import ClearingError
 from clearing.registry import service
-from clearing.registry.models import (
-    CardType,
-    ParticipantKind,
-    TerminalKind,
-    TerminalStatus,
-    utc_now,
-)
+from clearing.registry.models import CardType, ParticipantKind, TerminalKind, TerminalStatus
 from clearing.registry.schemas import (
     CardIssue,
     CardRefund,

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel
 from starlette.convertors import StringConvertor, register_url_convertor
 
-from clearing.api.bodies import StrictJsonRoute
-from clearing.api.deps import SessionDep, SettingsDep
-from clearing.api.errors import NotFound
-from clearing.api.problems import PROBLEM_RESPONSES
 from clearing.auth.dependencies import PrincipalDep, TerminalIdPath
 from clearing.auth.models import Role
 from clearing.auth.service import Principal, require_role
+from clearing.errors import NotFound
+from clearing.http.bodies import StrictJsonRoute
+from clearing.http.deps import SessionDep, SettingsDep
+from clearing.http.problems import PROBLEM_RESPONSES
 from clearing.registry import service
 from clearing.registry.models import Terminal
 from clearing.registry.money import CardLedger

@@ -15,10 +15,11 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clearing.api.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from clearing.auth.models import Role
 from clearing.auth.service import Principal, require_role
 from clearing.books import chart
+from clearing.db.base import utc_now
+from clearing.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from clearing.lists import service as lists_service
 from clearing.lists.service import deny_list_coverage
 from clearing.registry import money, repository
@@ -34,7 +35,6 @@ from clearing.registry.models import (
     ReplacementState,
     Terminal,
     TerminalStatus,
-    utc_now,
 )
 from clearing.registry.schemas import (
     CardIssue,

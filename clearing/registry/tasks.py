@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from clearing import db
-from clearing.api.app import sqlite_write_lock_at_begin
 from clearing.celery_app import app
+from clearing.db.locks import sqlite_write_lock_at_begin
 from clearing.registry import service
 from clearing.settings import get_settings
 from ledger.writer import Ledger

@@ -175,7 +175,7 @@ async def test_split_endpoint_then_clinic_tap_clears_with_insurer_claim(
 
 
 async def test_a_bus_validator_cannot_ask_for_splits(world: World) -> None:
-    from clearing.api.errors import Forbidden
+    from clearing.errors import Forbidden
     from clearing.registry.models import Terminal
 
     bus = Terminal(terminal_id=BUS_TERMINAL, participant_id=1, kind="bus")

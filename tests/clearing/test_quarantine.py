@@ -10,11 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clearing import books
-from clearing.api.errors import InvalidRequest
 from clearing.auth import service as auth_service
 from clearing.auth.models import Role
 from clearing.engine.reasons import QuarantineReason as R
 from clearing.engine.synthetic import SyntheticCard, forged
+from clearing.errors import InvalidRequest
 from clearing.ingest.models import TapRecord
 from clearing.quarantine import service
 from clearing.quarantine.service import NotQuarantined, OverrideNotAllowed

@@ -11,10 +11,11 @@ from sqlalchemy import select
 from clearing.auth import service as auth_service
 from clearing.auth.models import Role
 from clearing.books import chart
+from clearing.db.base import utc_now
 from clearing.ingest.models import TapRecord, TapState
 from clearing.lists.models import PendingLoad
 from clearing.registry import service as registry_service
-from clearing.registry.models import CardReplacement, ReplacementState, utc_now
+from clearing.registry.models import CardReplacement, ReplacementState
 from ledger import account_id
 from tests.clearing.apiharness import batch_body, random_card_no, random_code, tap_record, world
 

@@ -19,9 +19,9 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from clearing.api.errors import ClearingError
+from clearing.errors import ClearingError
 
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).parent.parent / "migrations"
 # The project chooses its own drivers: a URL naming only the backend (or another driver of it)
 # is run on ours.
 DRIVERS = {
