@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from celery import shared_task
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from clearing import db
-from clearing.celery_app import app
 from clearing.db.locks import sqlite_write_lock_at_begin
 from clearing.registry import service
 from clearing.settings import get_settings
@@ -43,7 +43,7 @@ async def _complete_replacements() -> list[dict[str, Any]]:
         await engine.dispose()
 
 
-@app.task(name="clearing.complete_replacements", acks_late=True, reject_on_worker_lost=True)
+@shared_task(name="clearing.complete_replacements", acks_late=True, reject_on_worker_lost=True)
 def complete_replacements() -> list[dict[str, Any]]:
     """Move every ready replacement's balance to its new card (as an action-list load)."""
     return asyncio.run(_complete_replacements())
