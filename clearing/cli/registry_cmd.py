@@ -365,7 +365,7 @@ def register(app: typer.Typer) -> None:
         """Issue a bearer token (shown once)."""
         expires_at = utc_now() + timedelta(days=days) if days else None
         secret, row = _run(
-            lambda s, _l: auth_service.issue_token(
+            lambda s, _l: service.issue_token(
                 s, role, subject=subject, label=label or role.value, expires_at=expires_at
             )
         )

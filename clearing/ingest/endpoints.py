@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from clearing.auth.dependencies import PrincipalDep, SigningTerminalDep, TerminalIdPath
+from clearing.auth.dependencies import PrincipalDep, TerminalIdPath
 from clearing.auth.models import Role
 from clearing.auth.service import require_role
 from clearing.errors import PayloadTooLarge
@@ -24,6 +24,7 @@ from clearing.ingest.schemas import (
     SequenceGapOut,
 )
 from clearing.registry import service as registry_service
+from clearing.registry.signed import SigningTerminalDep
 
 router = APIRouter(
     route_class=StrictJsonRoute, prefix="/v1", tags=["ingest"], responses=PROBLEM_RESPONSES

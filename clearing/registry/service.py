@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clearing.auth.models import Role
+from clearing.auth import service as auth_service
+from clearing.auth.models import ApiToken, Role
 from clearing.auth.service import Principal, require_role
 from clearing.books import chart
 from clearing.db.base import utc_now
@@ -126,6 +127,31 @@ async def list_participants(
     require_role(principal, Role.ADMIN, Role.FINANCE, Role.OPERATOR)
     only = principal.participant_id if principal.role is Role.OPERATOR else None
     return await repository.list_participants(session, only_id=only, limit=limit, offset=offset)
+
+
+async def issue_token(
+    session: AsyncSession,
+    role: Role,
+    *,
+    subject: str | None,
+    label: str,
+    expires_at: datetime | None = None,
+) -> tuple[str, ApiToken]:
+    """A new token (shown once) for `role`; an operator token's subject is a participant code."""
+    participant_id = None
+    if role is Role.OPERATOR and subject:
+        participant = await repository.participant_by_code(session, subject)
+        if participant is None:
+            raise NotFound(f"no participant with code {subject!r}")
+        participant_id = participant.id
+    return await auth_service.issue_token(
+        session,
+        role,
+        subject=subject,
+        label=label,
+        expires_at=expires_at,
+        participant_id=participant_id,
+    )
 
 
 async def _participant(session: AsyncSession, code: str) -> Participant:

@@ -61,7 +61,9 @@ async def test_requests_without_a_valid_token_are_401(sqlite_url, tmp_path) -> N
         assert bad.status_code == 401 and bad.json()["code"] == "unauthenticated"
         assert bad.headers["www-authenticate"] == "Bearer"
         async with w.app.state.sessionmaker() as session:
-            token, row = await auth_service.issue_token(session, Role.ADMIN, subject="x", label="t")
+            token, row = await registry_service.issue_token(
+                session, Role.ADMIN, subject="x", label="t"
+            )
             await session.commit()
         headers = {"Authorization": f"Bearer {token}"}
         assert (await w.client.get("/v1/me", headers=headers)).json()["role"] == "admin"
@@ -77,7 +79,7 @@ async def test_requests_without_a_valid_token_are_401(sqlite_url, tmp_path) -> N
 async def test_expired_token_is_refused(sqlite_url, tmp_path) -> None:
     async with world(sqlite_url, tmp_path) as w:
         async with w.app.state.sessionmaker() as session:
-            token, _ = await auth_service.issue_token(
+            token, _ = await registry_service.issue_token(
                 session,
                 Role.FINANCE,
                 subject="f",
