@@ -14,15 +14,15 @@ from zoneinfo import ZoneInfo
 from celery import Celery
 from celery.schedules import crontab
 
+from clearing.calendar import parse_cutoff
+from clearing.cards import tasks as cards_tasks
 from clearing.engine import tasks as engine_tasks
-from clearing.registry import tasks as registry_tasks
 from clearing.settings import Settings, get_settings
 from clearing.settlement import tasks as settlement_tasks
-from clearing.settlement.days import parse_cutoff
 
 # The tasks are `shared_task`s of their own domains, imported plainly here: a worker started on
 # this app knows every one of them, and no domain imports the app object.
-TASK_MODULES = (engine_tasks, settlement_tasks, registry_tasks)
+TASK_MODULES = (engine_tasks, settlement_tasks, cards_tasks)
 # Settle a little after the cut-off, so the clearing run that follows it has begun.
 SETTLE_AFTER_CUTOFF = timedelta(minutes=10)
 TASK_TIME_LIMIT_S = 3600  # a clearing run of a whole day's backlog fits easily

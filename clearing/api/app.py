@@ -23,6 +23,7 @@ from clearing import db
 from clearing.api import health
 from clearing.api.docs import install_offline_docs
 from clearing.auth import endpoints as auth_endpoints
+from clearing.cards import endpoints as cards_endpoints
 from clearing.clinic import endpoints as clinic_endpoints
 from clearing.db.locks import sqlite_write_lock_at_begin
 from clearing.http.problems import (
@@ -51,6 +52,7 @@ log = logging.getLogger("clearing.api")
 ROUTERS = (
     auth_endpoints,
     registry_endpoints,
+    cards_endpoints,
     ingest_endpoints,
     lists_endpoints,
     quarantine_endpoints,

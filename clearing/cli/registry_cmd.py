@@ -24,6 +24,7 @@ from clearing import db
 from clearing.auth import service as auth_service
 from clearing.auth.models import Role
 from clearing.books.chart import BooksError
+from clearing.cards import service as cards_service
 from clearing.cli.database import ready_database_url
 from clearing.cli.failures import explain, say
 from clearing.cli.money import yuan
@@ -274,19 +275,19 @@ def register(app: typer.Typer) -> None:
     @card.command("lost")
     def card_lost(card_no: str, reason: str = typer.Option("reported lost")) -> None:
         """Report a card lost: it goes on the deny list at once."""
-        row, version = _run(lambda s, _l: service.report_lost(s, _admin(), card_no, reason))
+        row, version = _run(lambda s, _l: cards_service.report_lost(s, _admin(), card_no, reason))
         console.print(f"[green]card {row.card_no} is lost; deny list version {version}[/green]")
 
     @card.command("block")
     def card_block(card_no: str, reason: str = typer.Option(...)) -> None:
         """Block a card (e.g. a suspected clone)."""
-        row, version = _run(lambda s, _l: service.block_card(s, card_no, ACTOR, reason))
+        row, version = _run(lambda s, _l: cards_service.block_card(s, card_no, ACTOR, reason))
         console.print(f"[green]card {row.card_no} is blocked; deny list version {version}[/green]")
 
     @card.command("unblock")
     def card_unblock(card_no: str, reason: str = typer.Option(...)) -> None:
         """Unblock a blocked card, or a lost card that was found."""
-        row, version = _run(lambda s, _l: service.unblock_card(s, card_no, ACTOR, reason))
+        row, version = _run(lambda s, _l: cards_service.unblock_card(s, card_no, ACTOR, reason))
         console.print(f"[green]card {row.card_no} is active; deny list version {version}[/green]")
 
     @card.command("replace")
@@ -295,7 +296,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Replace a card; its balance follows once its last taps have cleared."""
         row = _run(
-            lambda s, led: service.replace_card(s, led, card_no, new_card_no, ACTOR, reason),
+            lambda s, led: cards_service.replace_card(s, led, card_no, new_card_no, ACTOR, reason),
             with_ledger=True,
         )
         console.print(
@@ -306,7 +307,7 @@ def register(app: typer.Typer) -> None:
     @card.command("complete-replacements")
     def card_complete_replacements() -> None:
         """Move the balances of replaced cards whose last taps have cleared."""
-        rows = _run(lambda s, led: service.complete_replacements(s, led), with_ledger=True)
+        rows = _run(lambda s, led: cards_service.complete_replacements(s, led), with_ledger=True)
         _table(
             "balances moved",
             ["old card", "new card", "moved CNY", "pending load"],
@@ -330,7 +331,9 @@ def register(app: typer.Typer) -> None:
         if not yes:
             _confirm(f"refund card {card_no} ({body.paid_by}) and deny it for good?")
         row, _ = _run(
-            lambda s, led: service.refund_card(s, led, card_no, actor, body.reason, body.paid_by),
+            lambda s, led: cards_service.refund_card(
+                s, led, card_no, actor, body.reason, body.paid_by
+            ),
             with_ledger=True,
         )
         console.print(f"[green]card {row.card_no} refunded by {escape(actor)}[/green]")

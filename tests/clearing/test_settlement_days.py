@@ -13,10 +13,10 @@ from sqlalchemy import insert
 from typer.testing import CliRunner
 
 from clearing.auth.models import Role
+from clearing.calendar import BusinessCalendar
 from clearing.cli import app
 from clearing.registry import service as registry_service
 from clearing.settings import get_settings
-from clearing.settlement.days import BusinessCalendar
 from clearing.settlement.models import SettlementRun
 from clearing.settlement.service import (
     FutureSettlementMovedMoney,

@@ -1,4 +1,4 @@
-"""Celery task of the registry: move replaced cards' balances once their last taps cleared.
+"""Celery task of the card workflow: move replaced cards' balances once their last taps cleared.
 
 Thin and idempotent (a replacement moves once: its state and deterministic transfer ids), so
 acknowledged late. Runs its coroutine with asyncio.run on a NullPool engine of its own loop.
@@ -13,8 +13,8 @@ from celery import shared_task
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from clearing import db
+from clearing.cards import service
 from clearing.db.locks import sqlite_write_lock_at_begin
-from clearing.registry import service
 from clearing.settings import get_settings
 from ledger.writer import Ledger
 
