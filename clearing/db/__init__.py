@@ -1,5 +1,8 @@
 """Database plumbing of the back office: URLs, engines and schema migrations (Alembic owns the schema).
 
+Ground: `base.py` holds the ORM base and the shared column types, `locks.py` the locks the
+embedded SQLite needs; every domain's tables map onto that one base.
+
 Never creates tables by hand: `upgrade` runs the migrations in clearing/migrations. Turns the
 driver's connection failures into DatabaseError with a message that says what to do.
 """
