@@ -14,10 +14,15 @@ from zoneinfo import ZoneInfo
 from celery import Celery
 from celery.schedules import crontab
 
+from clearing.calendar import parse_cutoff
+from clearing.cards import tasks as cards_tasks
+from clearing.engine import tasks as engine_tasks
 from clearing.settings import Settings, get_settings
-from clearing.settlement.days import parse_cutoff
+from clearing.settlement import tasks as settlement_tasks
 
-TASK_MODULES = ("clearing.engine.tasks", "clearing.settlement.tasks", "clearing.registry.tasks")
+# The tasks are `shared_task`s of their own domains, imported plainly here: a worker started on
+# this app knows every one of them, and no domain imports the app object.
+TASK_MODULES = (engine_tasks, settlement_tasks, cards_tasks)
 # Settle a little after the cut-off, so the clearing run that follows it has begun.
 SETTLE_AFTER_CUTOFF = timedelta(minutes=10)
 TASK_TIME_LIMIT_S = 3600  # a clearing run of a whole day's backlog fits easily
@@ -38,7 +43,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
         "onecard",
         broker=settings.celery_broker_url or "memory://",
         backend=settings.celery_result_backend or None,
-        include=list(TASK_MODULES),
+        include=[module.__name__ for module in TASK_MODULES],
+        set_as_current=False,
     )
     app.conf.update(
         task_always_eager=settings.celery_eager,
@@ -75,3 +81,6 @@ def make_celery(settings: Settings | None = None) -> Celery:
 
 
 app = make_celery()
+# The app the tasks' proxies bind to, even after a test makes other apps with make_celery.
+app.set_current()
+app.set_default()

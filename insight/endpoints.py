@@ -17,13 +17,13 @@ from fastapi import APIRouter, Path, status
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
-from clearing.api.bodies import JsonDate, RequestModel, StrictJsonRoute
-from clearing.api.deps import SessionDep
-from clearing.api.problems import PROBLEM_RESPONSES
 from clearing.auth.dependencies import PrincipalDep
 from clearing.auth.models import Role
 from clearing.auth.service import require_role
-from clearing.settlement.days import BUSINESS_DAY_FIRST, BUSINESS_DAY_LAST
+from clearing.calendar import BUSINESS_DAY_FIRST, BUSINESS_DAY_LAST
+from clearing.http.bodies import JsonDate, RequestModel, StrictJsonRoute
+from clearing.http.deps import SessionDep
+from clearing.http.problems import PROBLEM_RESPONSES
 from clearing.settlement.endpoints import DAY_PATTERN
 from insight import analysis, report, service
 from insight.errors import PeriodInvalid

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clearing.api.errors import ClearingError
+from clearing.errors import ClearingError
 
 
 class InsightError(ClearingError):

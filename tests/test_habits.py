@@ -28,7 +28,7 @@ import terminals.kiosk
 import terminals.terminal
 from cardio.errors import CardioError
 from cardio.money import yuan
-from clearing.api.errors import ClearingError
+from clearing.errors import ClearingError
 from clearing.settlement.files import yuan_text
 from insight.errors import InsightError
 from ledger.errors import LedgerError

@@ -3,12 +3,11 @@
 The settings the app was made with are on `app.state.settings` (read through `SettingsDep`); the
 database engine, the ledger and the list-signing key live on `app.state` for the app's
 lifetime (opened in the lifespan, closed at shutdown). Every error leaves as an RFC 9457
-problem (clearing/api/problems.py). Other areas add their routers through `ROUTER_MODULES`.
+problem (clearing/http/problems.py). Routers are imported plainly: a missing one fails at startup.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -17,21 +16,31 @@ from typing import Any
 
 from fastapi import FastAPI
 from pydantic import BaseModel
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clearing import db
 from clearing.api import health
 from clearing.api.docs import install_offline_docs
-from clearing.api.problems import (
+from clearing.auth import endpoints as auth_endpoints
+from clearing.cards import endpoints as cards_endpoints
+from clearing.clinic import endpoints as clinic_endpoints
+from clearing.db.locks import sqlite_write_lock_at_begin
+from clearing.http.problems import (
     PROBLEM_MEDIA_TYPE,
     Problem,
     install_problem_handlers,
     problem_response,
 )
+from clearing.ingest import endpoints as ingest_endpoints
+from clearing.lists import endpoints as lists_endpoints
 from clearing.lists.signing import load_server_key
+from clearing.quarantine import endpoints as quarantine_endpoints
+from clearing.registry import endpoints as registry_endpoints
 from clearing.settings import Settings, get_settings
+from clearing.settlement import endpoints as settlement_endpoints
+from insight import endpoints as insight_endpoints
+from ledger.writer import Ledger
 
 # Batches are at most 4 MiB (docs/terminal-protocol.md); nothing else comes close.
 REQUEST_BYTES_MAX = 4 * 1024 * 1024
@@ -39,16 +48,17 @@ API_VERSION = "1.0.0"
 
 log = logging.getLogger("clearing.api")
 
-# Routers of each area: a module here that does not exist yet is skipped (built in parallel).
-ROUTER_MODULES = (
-    "clearing.auth.endpoints",
-    "clearing.registry.endpoints",
-    "clearing.ingest.endpoints",
-    "clearing.lists.endpoints",
-    "clearing.quarantine.endpoints",
-    "clearing.clinic.endpoints",
-    "clearing.settlement.endpoints",
-    "insight.endpoints",
+# The routers, in the order they appear in the API's documentation.
+ROUTERS = (
+    auth_endpoints,
+    registry_endpoints,
+    cards_endpoints,
+    ingest_endpoints,
+    lists_endpoints,
+    quarantine_endpoints,
+    clinic_endpoints,
+    settlement_endpoints,
+    insight_endpoints,
 )
 
 
@@ -98,31 +108,6 @@ class _TooLarge(Exception):
     pass
 
 
-def sqlite_write_lock_at_begin(engine: AsyncEngine) -> None:
-    """Embedded SQLite: take the write lock at BEGIN and wait for it, so two requests never
-    fail on a lock upgrade (reads then writes) and never see "database is locked" at once."""
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout = 30000")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def _open_ledger_module() -> Any | None:
-    try:
-        return importlib.import_module("ledger.writer")
-    except ModuleNotFoundError as error:
-        if error.name != "ledger.writer":
-            raise
-        return None
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -137,9 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.list_key = load_server_key(settings)
         app.state.ledger = None
         async with AsyncExitStack() as stack:
-            writer = _open_ledger_module()
-            if writer is not None:
-                app.state.ledger = await stack.enter_async_context(await writer.Ledger.open(url))
+            app.state.ledger = await stack.enter_async_context(await Ledger.open(url))
             try:
                 yield
             finally:
@@ -163,22 +146,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, limit=REQUEST_BYTES_MAX)
     app.include_router(health.router)
     extra_models: list[type[BaseModel]] = []
-    for name in ROUTER_MODULES:
-        module = _router_module(name)
-        if module is not None:
-            app.include_router(module.router)
-            extra_models.extend(getattr(module, "OPENAPI_MODELS", ()))
+    for module in ROUTERS:
+        app.include_router(module.router)
+        extra_models.extend(getattr(module, "OPENAPI_MODELS", ()))
     _describe_models(app, extra_models)
     return app
-
-
-def _router_module(name: str) -> Any | None:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as error:
-        if error.name is None or not (name == error.name or name.startswith(error.name + ".")):
-            raise
-        return None
 
 
 def _describe_models(app: FastAPI, models: list[type[BaseModel]]) -> None:

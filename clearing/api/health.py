@@ -10,8 +10,8 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from clearing.api.bodies import StrictJsonRoute
-from clearing.api.problems import problem_response
+from clearing.http.bodies import StrictJsonRoute
+from clearing.http.problems import problem_response
 
 router = APIRouter(route_class=StrictJsonRoute, tags=["health"])
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from clearing.api.bodies import StrictJsonRoute
-from clearing.api.problems import PROBLEM_RESPONSES
 from clearing.auth.dependencies import PrincipalDep
 from clearing.auth.models import Role
+from clearing.http.bodies import StrictJsonRoute
+from clearing.http.problems import PROBLEM_RESPONSES
 
 router = APIRouter(
     route_class=StrictJsonRoute, prefix="/v1", tags=["auth"], responses=PROBLEM_RESPONSES

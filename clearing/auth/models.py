@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from clearing.registry.models import Base, UtcDateTime, str_enum
+from clearing.db.base import Base, UtcDateTime, str_enum
 
 
 class Role(enum.StrEnum):

@@ -1,4 +1,4 @@
-"""Every query of authentication: tokens by hash, nonces, the signing terminal."""
+"""Every query of authentication: tokens by hash, nonces."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clearing.auth.models import ApiToken, TerminalNonce
-from clearing.registry.models import Terminal
 
 
 async def token_by_hash(session: AsyncSession, token_sha256: str) -> ApiToken | None:
@@ -25,10 +24,6 @@ async def token_by_id(session: AsyncSession, token_pk: int) -> ApiToken | None:
 async def list_tokens(session: AsyncSession) -> list[ApiToken]:
     result = await session.execute(select(ApiToken).order_by(ApiToken.id))
     return list(result.scalars())
-
-
-async def terminal(session: AsyncSession, terminal_id: str) -> Terminal | None:
-    return await session.get(Terminal, terminal_id)
 
 
 async def remember_nonce(

@@ -1,10 +1,8 @@
-"""Who is calling: terminals by Ed25519 request signature, staff and residents by bearer token.
+"""Who is calling: staff and residents by bearer token, with the roles that allow what.
 
-Tokens are random (256 bits), shown once at issue and stored only as SHA-256. A terminal
-request is accepted only with an RFC 9421 signature (clearing/auth/signing.py) created within
-the window, covering what it must, by an active terminal's key, over a body that matches its
-Content-Digest, with a nonce never seen before; the nonce is stored in the caller's
-transaction, so a refused request leaves nothing behind. Never commits.
+Tokens are random (256 bits), shown once at issue and stored only as SHA-256. Terminals sign
+their requests instead (RFC 9421, clearing/auth/signing.py); the registry, which holds their
+keys, checks them (clearing/registry/signed.py) and stores the nonces here. Never commits.
 """
 
 from __future__ import annotations
@@ -16,23 +14,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clearing.api.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
 from clearing.auth import repository
 from clearing.auth.models import ApiToken, Role
-from clearing.auth.signing import (
-    TIMESTAMP_SKEW_S_MAX,
-    KeyUnknown,
-    NonceReplayed,
-    SignedRequest,
-    check_content_digest,
-    check_covered,
-    check_created,
-    check_keyid,
-    parse_signature_input,
-    verify_signature,
-)
-from clearing.registry import repository as registry_repository
-from clearing.registry.models import Terminal, TerminalStatus, utc_now
+from clearing.auth.signing import TIMESTAMP_SKEW_S_MAX
+from clearing.db.base import utc_now
+from clearing.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
 
 TOKEN_PREFIX = "oc_"
 TOKEN_BYTES = 32
@@ -65,20 +51,19 @@ async def issue_token(
     subject: str | None,
     label: str,
     expires_at: datetime | None = None,
+    participant_id: int | None = None,
 ) -> tuple[str, ApiToken]:
     """A new random token (returned once, in clear) and its stored, hashed row.
 
-    An operator token names its participant's code; a resident token names the resident id
-    that cards carry as `holder_id`.
+    An operator token names its participant's code and carries that participant's id (the
+    registry's `issue_token` looks it up); a resident token names the resident id that cards
+    carry as `holder_id`.
     """
-    participant_id = None
     if role is Role.OPERATOR:
         if not subject:
             raise InvalidRequest("an operator token needs the participant code as its subject")
-        participant = await registry_repository.participant_by_code(session, subject)
-        if participant is None:
-            raise NotFound(f"no participant with code {subject!r}")
-        participant_id = participant.id
+        if participant_id is None:
+            raise InvalidRequest(f"an operator token needs participant {subject!r}'s id")
     elif role is Role.RESIDENT and not subject:
         raise InvalidRequest("a resident token needs the resident id as its subject")
     token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
@@ -86,7 +71,7 @@ async def issue_token(
         token_sha256=hash_token(token),
         role=role,
         subject=subject,
-        participant_id=participant_id,
+        participant_id=participant_id if role is Role.OPERATOR else None,
         label=label,
         created_at=utc_now(),
         expires_at=expires_at,
@@ -132,34 +117,3 @@ def require_role(principal: Principal, *roles: Role) -> None:
     if principal.role not in roles:
         allowed = ", ".join(role.value for role in roles)
         raise Forbidden(f"this needs one of the roles: {allowed}")
-
-
-async def authenticate_terminal(
-    session: AsyncSession, request: SignedRequest, *, now: datetime | None = None
-) -> Terminal:
-    """The terminal that signed this request; Unauthenticated (401) or Forbidden (403) if not.
-
-    Each check raises its own 401 problem, in this order: the signature headers are there and
-    readable, keyid is the terminal id, the required components are covered, `created` is
-    within the window, the body matches Content-Digest, the key is registered, the signature
-    verifies, then (403) the terminal is active, then the nonce is new.
-    """
-    now = now or utc_now()
-    signed = parse_signature_input(request)
-    check_keyid(signed)
-    check_covered(signed, request)
-    check_created(signed, int(now.timestamp()))
-    check_content_digest(request)
-    terminal = await repository.terminal(session, signed.keyid)
-    if terminal is None:
-        raise KeyUnknown(f"no terminal {signed.keyid} is registered: ask for it to be enrolled")
-    verify_signature(request, signed, terminal.public_key)
-    if terminal.status is not TerminalStatus.ACTIVE:
-        raise Forbidden(f"terminal {terminal.terminal_id} is {terminal.status.value}")
-    if not await repository.remember_nonce(session, terminal.terminal_id, signed.nonce, now):
-        raise NonceReplayed(
-            f"nonce {signed.nonce!r} was already used within {NONCE_RETENTION.seconds} s: "
-            "a replayed request (use a new nonce for every request)"
-        )
-    await repository.forget_nonces_before(session, terminal.terminal_id, now - NONCE_RETENTION)
-    return terminal

@@ -23,7 +23,7 @@ from http_message_signatures import (
     algorithms,
 )
 
-from clearing.api.errors import SignatureRequired
+from clearing.errors import SignatureRequired
 
 HEADER_TERMINAL_ID = "Onecard-Terminal-Id"
 COMPONENT_TERMINAL_ID = "onecard-terminal-id"

@@ -24,7 +24,6 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clearing.api.errors import ClearingError, NotFound
 from clearing.auth.models import Role
 from clearing.auth.service import Principal
 from clearing.cli.database import ready_database_url
@@ -32,6 +31,7 @@ from clearing.cli.failures import say
 from clearing.cli.money import yuan
 from clearing.engine.reasons import QuarantineReason
 from clearing.engine.service import EngineConfig, EngineError, RunListener, open_engine
+from clearing.errors import ClearingError, NotFound
 from clearing.registry import service as registry_service
 from clearing.settings import get_settings
 from clearing.settlement.service import operator_statement
@@ -344,7 +344,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Settle a business day: commission, payouts, CSV and pain.001 instructions."""
-        from clearing.settlement.days import BUSINESS_DAY_FIRST, BUSINESS_DAY_LAST
+        from clearing.calendar import BUSINESS_DAY_FIRST, BUSINESS_DAY_LAST
         from clearing.settlement.service import SettlementError
         from clearing.settlement.tasks import settle as settle_day
 

@@ -24,8 +24,8 @@ from cardio.oneline import (
     say,
 )
 from clearing import db
-from clearing.api.errors import ClearingError, InvalidRequest
 from clearing.books.chart import BooksError
+from clearing.errors import ClearingError, InvalidRequest
 from clearing.settings import get_settings
 from ledger.errors import LedgerError
 from terminals.cli import explain_terminal

@@ -21,22 +21,18 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from clearing import db
-from clearing.api.app import sqlite_write_lock_at_begin
-from clearing.api.errors import ClearingError
 from clearing.auth import service as auth_service
 from clearing.auth.models import Role
 from clearing.books.chart import BooksError
+from clearing.cards import service as cards_service
 from clearing.cli.database import ready_database_url
 from clearing.cli.failures import explain, say
 from clearing.cli.money import yuan
+from clearing.db.base import utc_now
+from clearing.db.locks import sqlite_write_lock_at_begin
+from clearing.errors import ClearingError
 from clearing.registry import service
-from clearing.registry.models import (
-    CardType,
-    ParticipantKind,
-    TerminalKind,
-    TerminalStatus,
-    utc_now,
-)
+from clearing.registry.models import CardType, ParticipantKind, TerminalKind, TerminalStatus
 from clearing.registry.schemas import (
     CardIssue,
     CardRefund,
@@ -289,19 +285,19 @@ def register(app: typer.Typer) -> None:
     @card.command("lost")
     def card_lost(card_no: str, reason: str = typer.Option("reported lost")) -> None:
         """Report a card lost: it goes on the deny list at once."""
-        row, version = _run(lambda s, _l: service.report_lost(s, _admin(), card_no, reason))
+        row, version = _run(lambda s, _l: cards_service.report_lost(s, _admin(), card_no, reason))
         console.print(f"[green]card {row.card_no} is lost; deny list version {version}[/green]")
 
     @card.command("block")
     def card_block(card_no: str, reason: str = typer.Option(...)) -> None:
         """Block a card (e.g. a suspected clone)."""
-        row, version = _run(lambda s, _l: service.block_card(s, card_no, ACTOR, reason))
+        row, version = _run(lambda s, _l: cards_service.block_card(s, card_no, ACTOR, reason))
         console.print(f"[green]card {row.card_no} is blocked; deny list version {version}[/green]")
 
     @card.command("unblock")
     def card_unblock(card_no: str, reason: str = typer.Option(...)) -> None:
         """Unblock a blocked card, or a lost card that was found."""
-        row, version = _run(lambda s, _l: service.unblock_card(s, card_no, ACTOR, reason))
+        row, version = _run(lambda s, _l: cards_service.unblock_card(s, card_no, ACTOR, reason))
         console.print(f"[green]card {row.card_no} is active; deny list version {version}[/green]")
 
     @card.command("replace")
@@ -310,7 +306,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Replace a card; its balance follows once its last taps have cleared."""
         row = _run(
-            lambda s, led: service.replace_card(s, led, card_no, new_card_no, ACTOR, reason),
+            lambda s, led: cards_service.replace_card(s, led, card_no, new_card_no, ACTOR, reason),
             with_ledger=True,
         )
         console.print(
@@ -321,7 +317,9 @@ def register(app: typer.Typer) -> None:
     @card.command("complete-replacements")
     def card_complete_replacements() -> None:
         """Move the balances of replaced cards whose last taps have cleared."""
-        rows = _run(lambda s, led: service.complete_replacements(s, _opened(led)), with_ledger=True)
+        rows = _run(
+            lambda s, led: cards_service.complete_replacements(s, _opened(led)), with_ledger=True
+        )
         _table(
             "balances moved",
             ["old card", "new card", "moved CNY", "pending load"],
@@ -345,7 +343,9 @@ def register(app: typer.Typer) -> None:
         if not yes:
             _confirm(f"refund card {card_no} ({body.paid_by}) and deny it for good?")
         row, _ = _run(
-            lambda s, led: service.refund_card(s, led, card_no, actor, body.reason, body.paid_by),
+            lambda s, led: cards_service.refund_card(
+                s, led, card_no, actor, body.reason, body.paid_by
+            ),
             with_ledger=True,
         )
         console.print(f"[green]card {row.card_no} refunded by {escape(actor)}[/green]")
@@ -380,7 +380,7 @@ def register(app: typer.Typer) -> None:
         """Issue a bearer token (shown once)."""
         expires_at = utc_now() + timedelta(days=days) if days else None
         secret, row = _run(
-            lambda s, _l: auth_service.issue_token(
+            lambda s, _l: service.issue_token(
                 s, role, subject=subject, label=label or role.value, expires_at=expires_at
             )
         )

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from clearing.api.bodies import StrictJsonRoute
-from clearing.api.deps import SessionDep
-from clearing.api.problems import PROBLEM_RESPONSES
-from clearing.auth.dependencies import SigningTerminalDep
 from clearing.clinic import service
 from clearing.clinic.adapter import InsuranceAdapter, RulesAdapter
 from clearing.clinic.schemas import SplitIn, SplitOut
+from clearing.http.bodies import StrictJsonRoute
+from clearing.http.deps import SessionDep
+from clearing.http.problems import PROBLEM_RESPONSES
+from clearing.registry.signed import SigningTerminalDep
 
 router = APIRouter(route_class=StrictJsonRoute, tags=["clinic"], responses=PROBLEM_RESPONSES)
 _DEFAULT_ADAPTER = RulesAdapter()

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from clearing.registry.models import Base, UtcDateTime
+from clearing.db.base import Base, UtcDateTime
 
 
 class ClinicSplit(Base):

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from clearing.api.bodies import Instant, JsonInt, RequestModel
 from clearing.clinic.rules import BILL_FEN_MAX
+from clearing.http.bodies import Instant, JsonInt, RequestModel
 
 VisitId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 CardNo = Annotated[str, StringConstraints(pattern=r"^[0-9]{16}$")]

@@ -14,11 +14,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clearing.api.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from clearing.clinic.adapter import InsuranceAdapter, Visit
 from clearing.clinic.models import ClinicSplit
 from clearing.clinic.rules import Split, YearToDate
-from clearing.registry.models import Card, CardStatus, Participant, Terminal, utc_now
+from clearing.db.base import utc_now
+from clearing.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from clearing.registry.models import Card, CardStatus, Participant, Terminal
 
 splits = cast(Table, ClinicSplit.__table__)
 cards = cast(Table, Card.__table__)

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from sqlalchemy import BigInteger, Date, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from clearing.registry.models import Base, BigId, UtcDateTime
+from clearing.db.base import Base, BigId, UtcDateTime
 
 
 class ClearingRun(Base):

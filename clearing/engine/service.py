@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from cardio.crypto import LoadTacInput, PurchaseTacInput, TacVerifier
 from clearing import books
 from clearing.books import LEDGER_CNY, TransferCode
+from clearing.calendar import BusinessCalendar
 from clearing.engine import repository as repo
 from clearing.engine.decide import (
     CARD_COUNTER_MAX,
@@ -47,7 +48,6 @@ from clearing.engine.decide import (
 from clearing.engine.reasons import RETRIED_AUTOMATICALLY, QuarantineReason
 from clearing.ingest.models import TapState
 from clearing.quarantine.models import ENGINE_ACTOR, QuarantineAction
-from clearing.settlement.days import BusinessCalendar
 from ledger import AccountState, CreateTransferResult, Transfer, TransferFlags, transfer_id
 from ledger.errors import InvariantError, invariant
 from ledger.port import LedgerPort

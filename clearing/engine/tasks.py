@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from clearing.celery_app import app
+from celery import shared_task
+
 from clearing.engine.service import EngineConfig, open_engine
 from clearing.settings import get_settings
 
@@ -30,7 +31,7 @@ async def _clear(
     }
 
 
-@app.task(name="clearing.clear_staged", acks_late=True, reject_on_worker_lost=True)
+@shared_task(name="clearing.clear_staged", acks_late=True, reject_on_worker_lost=True)
 def clear_staged(
     trigger: str = "celery", records_max: int | None = None, chunk_records: int | None = None
 ) -> dict[str, Any]:

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from clearing.api.bodies import StrictJsonRoute, checked_json
-from clearing.api.deps import SessionDep
-from clearing.api.errors import PayloadTooLarge
-from clearing.api.problems import PROBLEM_RESPONSES
-from clearing.auth.dependencies import PrincipalDep, SigningTerminalDep, TerminalIdPath
+from clearing.auth.dependencies import PrincipalDep, TerminalIdPath
 from clearing.auth.models import Role
 from clearing.auth.service import require_role
+from clearing.errors import PayloadTooLarge
+from clearing.http.bodies import StrictJsonRoute, checked_json
+from clearing.http.deps import SessionDep
+from clearing.http.problems import PROBLEM_RESPONSES
 from clearing.ingest import service
 from clearing.ingest.schemas import (
     RECORDS_PER_BATCH_MAX,
@@ -24,6 +24,7 @@ from clearing.ingest.schemas import (
     SequenceGapOut,
 )
 from clearing.registry import service as registry_service
+from clearing.registry.signed import SigningTerminalDep
 
 router = APIRouter(
     route_class=StrictJsonRoute, prefix="/v1", tags=["ingest"], responses=PROBLEM_RESPONSES

@@ -16,9 +16,9 @@ For the clearing engine (migration 0003 builds on these; all created by 0002_reg
 - `sequence_gaps`: the open holes in each terminal's terminal_seq (from_seq..to_seq
   inclusive), recomputed on every stored batch; `terminals.seq_high` is the highest seen.
 
-All tables map onto `clearing.registry.models.Base` (naming convention, UTC timestamps).
-Errors raised by services are subclasses of `clearing.api.errors.ClearingError` (stable
-`code`, HTTP `status`); the API maps them to RFC 9457 problems in clearing/api/problems.py.
+All tables map onto `clearing.db.base.Base` (naming convention, UTC timestamps).
+Errors raised by services are subclasses of `clearing.errors.ClearingError` (stable
+`code`, HTTP `status`); the API maps them to RFC 9457 problems in clearing/http/problems.py.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from clearing.registry.models import Base, BigId, UtcDateTime, str_enum
+from clearing.db.base import Base, BigId, UtcDateTime, str_enum
 
 __all__ = [
     "Base",

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clearing.ingest.models import IngestBatch, SequenceGap, TapRecord
+from clearing.ingest.models import IngestBatch, SequenceGap, TapRecord, TapState
 from ledger.errors import InvariantError
 
 PAGE_MAX = 500
@@ -94,3 +94,13 @@ async def list_batches(
     if terminal_ids is not None:
         query = query.where(IngestBatch.terminal_id.in_(terminal_ids))
     return list((await session.execute(query)).scalars())
+
+
+async def received_tap_count(session: AsyncSession, card_no: str) -> int:
+    """Records of this card still waiting for the clearing engine."""
+    result = await session.execute(
+        select(func.count())
+        .select_from(TapRecord)
+        .where(TapRecord.card_no == card_no, TapRecord.state == TapState.RECEIVED)
+    )
+    return int(result.scalar_one())

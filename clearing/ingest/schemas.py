@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from clearing.api.bodies import JSON_ENUM, Instant, JsonInt, RequestModel
+from clearing.http.bodies import JSON_ENUM, Instant, JsonInt, RequestModel
 from clearing.ingest.models import TapKind, TapStatus
 
 RECORDS_PER_BATCH_MAX = 5000

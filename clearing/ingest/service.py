@@ -15,13 +15,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clearing.api.errors import Conflict, NotFound
+from clearing.db.base import utc_now
+from clearing.errors import Conflict, NotFound
 from clearing.ingest import repository
 from clearing.ingest.gaps import Gap, update_gaps
 from clearing.ingest.models import IngestBatch, TapState
 from clearing.ingest.schemas import BatchUpload
 from clearing.registry import repository as registry_repository
-from clearing.registry.models import utc_now
 
 # The columns of tap_records that ingestion writes, in the order of `_staged_rows`.
 STAGED_COLUMNS = (

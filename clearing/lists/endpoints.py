@@ -8,15 +8,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from clearing.api.bodies import StrictJsonRoute
-from clearing.api.deps import SessionDep
-from clearing.api.problems import PROBLEM_RESPONSES
-from clearing.auth.dependencies import PrincipalDep, SigningTerminalDep, TerminalIdPath
+from clearing.auth.dependencies import PrincipalDep, TerminalIdPath
 from clearing.auth.models import Role
 from clearing.auth.service import require_role
+from clearing.http.bodies import StrictJsonRoute
+from clearing.http.deps import SessionDep
+from clearing.http.problems import PROBLEM_RESPONSES
 from clearing.lists import service
 from clearing.lists.models import ListKind
 from clearing.lists.signing import public_key_hex
+from clearing.registry.signed import SigningTerminalDep
 
 router = APIRouter(
     route_class=StrictJsonRoute, prefix="/v1", tags=["lists"], responses=PROBLEM_RESPONSES

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from clearing.registry.models import Base, BigId, UtcDateTime, str_enum
+from clearing.db.base import Base, BigId, UtcDateTime, str_enum
 
 
 class ListKind(enum.StrEnum):

@@ -14,13 +14,13 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clearing.api.errors import Conflict, InvalidRequest, NotFound
+from clearing.db.base import utc_now
+from clearing.errors import Conflict, InvalidRequest, NotFound
 from clearing.lists import repository
 from clearing.lists.deltas import net_delta
 from clearing.lists.models import ListKind, ListOp, PendingLoad, PendingLoadState
 from clearing.lists.signing import sign_body
 from clearing.registry import repository as registry_repository
-from clearing.registry.models import utc_now
 
 # A delta longer than this is sent as the whole list instead (it is then no bigger).
 DELTA_CHANGES_MAX = 20_000

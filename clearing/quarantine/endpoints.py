@@ -6,13 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from clearing.api.bodies import StrictJsonRoute
-from clearing.api.deps import SessionDep
-from clearing.api.problems import PROBLEM_RESPONSES
 from clearing.auth.dependencies import PrincipalDep
 from clearing.auth.models import Role
 from clearing.auth.service import require_role
 from clearing.engine.reasons import QuarantineReason
+from clearing.http.bodies import StrictJsonRoute
+from clearing.http.deps import SessionDep
+from clearing.http.problems import PROBLEM_RESPONSES
 from clearing.quarantine import service
 from clearing.quarantine.schemas import (
     ActionOut,

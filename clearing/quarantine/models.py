@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from clearing.registry.models import Base, BigId, UtcDateTime
+from clearing.db.base import Base, BigId, UtcDateTime
 
 ENGINE_ACTOR = "engine"
 

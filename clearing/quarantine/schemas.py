@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from clearing.api.bodies import JSON_ENUM, RequestModel
 from clearing.engine.reasons import QuarantineReason
+from clearing.http.bodies import JSON_ENUM, RequestModel
 
 
 class QuarantinedOut(BaseModel):

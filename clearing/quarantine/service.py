@@ -14,13 +14,13 @@ from typing import Any, cast
 from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clearing.api.errors import Conflict, InvalidRequest, NotFound
+from clearing.db.base import utc_now
 from clearing.engine import repository as engine_repo
 from clearing.engine.models import TapDisposition
 from clearing.engine.reasons import QuarantineReason
+from clearing.errors import Conflict, InvalidRequest, NotFound
 from clearing.ingest.models import TapRecord, TapState
 from clearing.quarantine.models import QuarantineAction, QuarantineActionRow
-from clearing.registry.models import utc_now
 
 taps = cast(Table, TapRecord.__table__)
 actions = cast(Table, QuarantineActionRow.__table__)

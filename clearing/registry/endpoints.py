@@ -1,20 +1,19 @@
-"""Registry routes: participants, terminals, cards and their life. Thin: parse, call, answer."""
+"""Registry routes: participants, terminals and cards (their issue and reading; their life is
+clearing/cards/endpoints.py). Thin: parse, call, answer."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel
 from starlette.convertors import StringConvertor, register_url_convertor
 
-from clearing.api.bodies import StrictJsonRoute
-from clearing.api.deps import SessionDep, SettingsDep
-from clearing.api.errors import NotFound
-from clearing.api.problems import PROBLEM_RESPONSES
 from clearing.auth.dependencies import PrincipalDep, TerminalIdPath
 from clearing.auth.models import Role
 from clearing.auth.service import Principal, require_role
+from clearing.http.bodies import StrictJsonRoute
+from clearing.http.deps import SessionDep, SettingsDep
+from clearing.http.problems import PROBLEM_RESPONSES
 from clearing.registry import service
 from clearing.registry.models import Terminal
 from clearing.registry.schemas import (
@@ -23,13 +22,9 @@ from clearing.registry.schemas import (
     CardIssue,
     CardIssueRun,
     CardOut,
-    CardReason,
-    CardRefund,
-    CardReplace,
     ParticipantCreate,
     ParticipantOut,
     ParticipantUpdate,
-    ReplacementOut,
     TerminalCreate,
     TerminalOut,
     TerminalUpdate,
@@ -52,11 +47,6 @@ class CardNoConvertor(StringConvertor):
 register_url_convertor("card_no", CardNoConvertor())
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
-
-
-class CardChange(BaseModel):
-    card: CardOut
-    deny_list_version: int
 
 
 def _ledger(request: Request) -> LedgerPort | None:
@@ -268,104 +258,3 @@ async def get_card(
         balance_fen=view.balance_fen,
         events=[CardEventOut.model_validate(event) for event in view.events],
     )
-
-
-@router.post(
-    "/cards/{card_no:card_no}/report-lost",
-    tags=["cards"],
-    summary="Report a card lost",
-    description="The holder (resident) or admin reports a card lost: it goes on the deny list at once; the answer names the deny-list version terminals must reach.",
-)
-async def report_lost(
-    card_no: CardNoPath, body: CardReason, principal: PrincipalDep, session: SessionDep
-) -> CardChange:
-    card, version = await service.report_lost(session, principal, card_no, body.reason)
-    return CardChange(card=CardOut.model_validate(card), deny_list_version=version)
-
-
-@router.post(
-    "/cards/{card_no:card_no}/block",
-    tags=["cards"],
-    summary="Block a card (deny list)",
-    description="Admin: block a card (fraud, damage); terminals refuse it once they hold the returned deny-list version.",
-)
-async def block_card(
-    card_no: CardNoPath, body: CardReason, principal: PrincipalDep, session: SessionDep
-) -> CardChange:
-    _admin(principal)
-    card, version = await service.block_card(session, card_no, principal.actor, body.reason)
-    return CardChange(card=CardOut.model_validate(card), deny_list_version=version)
-
-
-@router.post(
-    "/cards/{card_no:card_no}/unblock",
-    tags=["cards"],
-    summary="Unblock a blocked or found card",
-    description="Admin: take a blocked or lost-then-found card off the deny list.",
-)
-async def unblock_card(
-    card_no: CardNoPath, body: CardReason, principal: PrincipalDep, session: SessionDep
-) -> CardChange:
-    _admin(principal)
-    card, version = await service.unblock_card(session, card_no, principal.actor, body.reason)
-    return CardChange(card=CardOut.model_validate(card), deny_list_version=version)
-
-
-@router.post(
-    "/cards/{card_no:card_no}/replace",
-    tags=["cards"],
-    summary="Replace a card",
-    description="Admin: replace a lost or damaged card by a new one; the old card is denied and its balance moves to the new card once no more taps of the old one can arrive (see its replacement).",
-)
-async def replace_card(
-    card_no: CardNoPath,
-    body: CardReplace,
-    request: Request,
-    principal: PrincipalDep,
-    session: SessionDep,
-) -> ReplacementOut:
-    _admin(principal)
-    replacement = await service.replace_card(
-        session, _ledger(request), card_no, body.new_card_no, principal.actor, body.reason
-    )
-    return ReplacementOut.model_validate(replacement)
-
-
-@router.get(
-    "/cards/{card_no:card_no}/replacement",
-    tags=["cards"],
-    summary="A replacement's progress",
-    description="The replacement of this card: requested, or moved with the amount moved and "
-    "the load that puts it on the new card; null while the card was never replaced (every card "
-    "has this resource, from its issue on). 404 if there is no such card. A resident may read "
-    "only their own.",
-)
-async def get_replacement(
-    card_no: CardNoPath, principal: PrincipalDep, session: SessionDep
-) -> ReplacementOut | None:
-    await service.get_card(session, principal, card_no, None)
-    try:
-        replacement = await service.replacement_of(session, card_no)
-    except NotFound:  # the card exists (above): it has no replacement yet
-        return None
-    return ReplacementOut.model_validate(replacement)
-
-
-@router.post(
-    "/cards/{card_no:card_no}/refund",
-    tags=["cards"],
-    summary="Refund a returned card",
-    description="Admin: refund a returned card's balance and deposit (cash or bank) and close it for good.",
-)
-async def refund_card(
-    card_no: CardNoPath,
-    body: CardRefund,
-    request: Request,
-    principal: PrincipalDep,
-    session: SessionDep,
-) -> CardChange:
-    _admin(principal)
-    card, version = await service.refund_card(
-        session, _ledger(request), card_no, principal.actor, body.reason, body.paid_by
-    )
-    return CardChange(card=CardOut.model_validate(card), deny_list_version=version)

@@ -16,10 +16,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from clearing.api.errors import ClearingError
 from clearing.books import chart
 from clearing.books.codes import LEDGER_CNY, TransferCode
 from clearing.books.service import ensure_accounts, ensure_ledger
+from clearing.errors import ClearingError
 from ledger import BATCH_MAX, Transfer, TransferFlags, account_id, transfer_id
 from ledger.errors import invariant
 from ledger.port import LedgerPort

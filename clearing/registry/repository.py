@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clearing.ingest.models import TapRecord, TapState
 from clearing.registry.models import (
     Card,
     CardEvent,
@@ -116,13 +115,3 @@ async def waiting_replacements(session: AsyncSession, limit: int) -> list[CardRe
         .with_for_update(skip_locked=True)
     )
     return list(result.scalars())
-
-
-async def unsettled_tap_count(session: AsyncSession, card_no: str) -> int:
-    """Records of this card still waiting for the clearing engine."""
-    result = await session.execute(
-        select(func.count())
-        .select_from(TapRecord)
-        .where(TapRecord.card_no == card_no, TapRecord.state == TapState.RECEIVED)
-    )
-    return int(result.scalar_one())

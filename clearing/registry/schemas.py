@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from clearing.api.bodies import JSON_ENUM, JsonInt, RequestModel, omittable
+from clearing.http.bodies import JSON_ENUM, JsonInt, RequestModel, omittable
 from clearing.registry.models import (
     CardEventKind,
     CardStatus,

@@ -1,4 +1,7 @@
-"""Registry rules: participants, terminals and cards, with each card's life and its money.
+"""Registry rules: participants, terminals and cards, their issue and the money paid for it.
+
+What happens to a card after its issue (lost, blocked, replaced, refunded) is the card
+workflow's (clearing/cards), which also moves the deny list.
 
 Who may see what: admin and finance see everything; an operator sees its own participant
 and terminals; a resident sees only cards whose holder_id is the token's subject. Card money
@@ -10,31 +13,27 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clearing.api.errors import Conflict, InvalidRequest, NotFound, Unavailable
-from clearing.auth.models import Role
+from clearing.auth import service as auth_service
+from clearing.auth.models import ApiToken, Role
 from clearing.auth.service import Principal, require_role
-from clearing.books import chart
-from clearing.lists import service as lists_service
-from clearing.lists.service import deny_list_coverage
+from clearing.db.base import utc_now
+from clearing.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from clearing.registry import money, repository
 from clearing.registry.lifecycle import CardAction, allowed_from, next_status
 from clearing.registry.models import (
     Card,
     CardEvent,
     CardEventKind,
-    CardReplacement,
     CardStatus,
     Participant,
     ParticipantStatus,
-    ReplacementState,
     Terminal,
     TerminalStatus,
-    utc_now,
 )
 from clearing.registry.schemas import (
     CardIssue,
@@ -44,29 +43,18 @@ from clearing.registry.schemas import (
     TerminalUpdate,
 )
 from clearing.settings import same_bank_account
-from ledger import Transfer, account_id
+from ledger import Transfer
 from ledger.port import LedgerPort
 
 log = logging.getLogger("clearing.registry")
 
 STAFF = (Role.ADMIN, Role.FINANCE)
-# After every active terminal holds the deny list that refuses the old card, wait this long
-# for journals written before that fetch to be uploaded, then move the balance.
-REPLACEMENT_SETTLE = timedelta(hours=1)
-# A terminal that never fetches again (broken, stolen) must not hold a resident's money forever.
-REPLACEMENT_HOLD_MAX = timedelta(days=7)
-REPLACEMENTS_PER_RUN_MAX = 500
 ISSUE_BATCH_MAX = 2000  # cards per personalisation run (≤ 4,000 transfers: one ledger batch)
 
 
 class CardStateConflict(Conflict):
     code = "card_state_conflict"
     title = "The card is not in a state that allows this"
-
-
-class CardHasUnclearedTaps(Conflict):
-    code = "card_has_uncleared_taps"
-    title = "The card still has taps waiting to be cleared"
 
 
 class BankAccountIsEscrow(InvalidRequest):
@@ -96,7 +84,7 @@ async def create_participant(
         **body.model_dump(), status=ParticipantStatus.ACTIVE, created_at=utc_now()
     )
     session.add(participant)
-    await _flush_unique(session, f"participant {body.code} already exists")
+    await flush_unique(session, f"participant {body.code} already exists")
     return participant
 
 
@@ -129,6 +117,31 @@ async def list_participants(
     return await repository.list_participants(session, only_id=only, limit=limit, offset=offset)
 
 
+async def issue_token(
+    session: AsyncSession,
+    role: Role,
+    *,
+    subject: str | None,
+    label: str,
+    expires_at: datetime | None = None,
+) -> tuple[str, ApiToken]:
+    """A new token (shown once) for `role`; an operator token's subject is a participant code."""
+    participant_id = None
+    if role is Role.OPERATOR and subject:
+        participant = await repository.participant_by_code(session, subject)
+        if participant is None:
+            raise NotFound(f"no participant with code {subject!r}")
+        participant_id = participant.id
+    return await auth_service.issue_token(
+        session,
+        role,
+        subject=subject,
+        label=label,
+        expires_at=expires_at,
+        participant_id=participant_id,
+    )
+
+
 async def _participant(session: AsyncSession, code: str) -> Participant:
     participant = await repository.participant_by_code(session, code)
     if participant is None:
@@ -154,7 +167,7 @@ async def register_terminal(session: AsyncSession, body: TerminalCreate) -> Term
         created_at=utc_now(),
     )
     session.add(terminal)
-    await _flush_unique(session, f"terminal {body.terminal_id} already exists")
+    await flush_unique(session, f"terminal {body.terminal_id} already exists")
     return terminal
 
 
@@ -212,7 +225,7 @@ class CardView:
 async def get_card(
     session: AsyncSession, principal: Principal, card_no: str, ledger: LedgerPort | None
 ) -> CardView:
-    card = await _visible_card(session, principal, card_no)
+    card = await visible_card(session, principal, card_no)
     balance = None
     if ledger is not None:
         balance = await money.card_balance_fen(ledger, card_no, conn=await session.connection())
@@ -227,7 +240,7 @@ async def list_cards(
     return await repository.list_cards(session, holder_id=holder, limit=limit, offset=offset)
 
 
-async def _visible_card(session: AsyncSession, principal: Principal, card_no: str) -> Card:
+async def visible_card(session: AsyncSession, principal: Principal, card_no: str) -> Card:
     require_role(principal, Role.ADMIN, Role.FINANCE, Role.RESIDENT)
     card = await repository.card_by_no(session, card_no)
     if card is None:
@@ -283,18 +296,18 @@ async def issue_cards(
         for body in bodies
     ]
     session.add_all(cards)
-    await _flush_unique(session, "a card of this run already exists")
+    await flush_unique(session, "a card of this run already exists")
     per_card = [
         money.issue_transfers(body.card_no, body.deposit_fen, body.first_load_fen, body.paid_by)
         for body in bodies
     ]
     moving = [body.card_no for body, transfers in zip(bodies, per_card, strict=True) if transfers]
-    transfer_ids = await _move_money(
+    transfer_ids = await move_money(
         session, ledger, moving, [t for transfers in per_card for t in transfers]
     )
     ids = iter(transfer_ids)
     for body, transfers in zip(bodies, per_card, strict=True):
-        _event(
+        add_event(
             session,
             body.card_no,
             CardEventKind.ISSUED,
@@ -308,252 +321,21 @@ async def issue_cards(
     return cards
 
 
-async def report_lost(
-    session: AsyncSession, principal: Principal, card_no: str, reason: str
-) -> tuple[Card, int]:
-    """The card goes on the deny list at once; returns it and the deny-list version."""
-    require_role(principal, Role.ADMIN, Role.RESIDENT)
-    await _visible_card(session, principal, card_no)
-    card = await _card_for_update(session, card_no)
-    if card.status is CardStatus.LOST:
-        return card, await lists_service.deny_card(session, card_no, f"lost: {card_no}")
-    _require(card, CardAction.REPORT_LOST)
-    version = await _set_status(
-        session, card, CardStatus.LOST, CardEventKind.REPORTED_LOST, principal.actor, reason
-    )
-    return card, version
-
-
-async def block_card(
-    session: AsyncSession, card_no: str, actor: str, reason: str
-) -> tuple[Card, int]:
-    card = await _card_for_update(session, card_no)
-    if card.status is CardStatus.BLOCKED:
-        return card, await lists_service.deny_card(session, card_no, f"blocked: {card_no}")
-    _require(card, CardAction.BLOCK)
-    version = await _set_status(
-        session, card, CardStatus.BLOCKED, CardEventKind.BLOCKED, actor, reason
-    )
-    return card, version
-
-
-async def unblock_card(
-    session: AsyncSession, card_no: str, actor: str, reason: str
-) -> tuple[Card, int]:
-    """A blocked card, or a lost card found again, becomes active and leaves the deny list."""
-    card = await _card_for_update(session, card_no)
-    _require(card, CardAction.UNBLOCK)
-    card.status = CardStatus.ACTIVE
-    card.status_changed_at = utc_now()
-    version = await lists_service.allow_card(session, card_no, f"unblocked: {card_no}")
-    _event(
-        session, card_no, CardEventKind.UNBLOCKED, actor, reason, None, [], card.status_changed_at
-    )
-    await session.flush()
-    return card, version
-
-
-async def replace_card(
-    session: AsyncSession,
-    ledger: LedgerPort | None,
-    old_card_no: str,
-    new_card_no: str,
-    actor: str,
-    reason: str,
-) -> CardReplacement:
-    """Issue `new_card_no` to the same holder; the old card is denied at once, its deposit moves
-    now, and its balance moves (as a pending load) once its last taps have cleared."""
-    old = await _card_for_update(session, old_card_no)
-    _require(old, CardAction.REPLACE)
-    if old_card_no == new_card_no:
-        raise InvalidRequest("the new card must have another number")
-    if await repository.card_by_no(session, new_card_no) is not None:
-        raise Conflict(f"card {new_card_no} already exists")
-    now = utc_now()
-    new = Card(
-        card_no=new_card_no,
-        card_type=old.card_type,
-        holder_id=old.holder_id,
-        holder_name=old.holder_name,
-        scheme=old.scheme,
-        status=CardStatus.ACTIVE,
-        deposit_fen=old.deposit_fen,
-        replaced_by=None,
-        replaces=old_card_no,
-        issued_at=now,
-        status_changed_at=now,
-    )
-    session.add(new)
-    await _flush_unique(session, f"card {new_card_no} already exists")
-    old.replaced_by = new_card_no
-    version = await _set_status(
-        session, old, CardStatus.REPLACED, CardEventKind.REPLACEMENT_REQUESTED, actor, reason
-    )
-    transfer_ids = await _move_money(
-        session,
-        ledger,
-        [old_card_no, new_card_no],
-        money.deposit_move_transfers(old_card_no, new_card_no, old.deposit_fen),
-    )
-    _event(
-        session,
-        new_card_no,
-        CardEventKind.ISSUED,
-        actor,
-        f"replaces {old_card_no}",
-        old.deposit_fen,
-        transfer_ids,
-        now,
-    )
-    replacement = CardReplacement(
-        old_card_no=old_card_no,
-        new_card_no=new_card_no,
-        state=ReplacementState.WAITING,
-        deny_list_version=version,
-        requested_at=now,
-        moved_at=None,
-        moved_fen=None,
-        load_id=None,
-    )
-    session.add(replacement)
-    await session.flush()
-    return replacement
-
-
-async def replacement_ready(
-    session: AsyncSession, replacement: CardReplacement, now: datetime
-) -> bool:
-    """True once the old card can take no more taps and none of its taps wait for clearing."""
-    if await repository.unsettled_tap_count(session, replacement.old_card_no) > 0:
-        return False
-    if now >= replacement.requested_at + REPLACEMENT_HOLD_MAX:
-        return True
-    coverage = await deny_list_coverage(session, replacement.deny_list_version)
-    if coverage.terminals_behind or coverage.reached_all_at is None:
-        return (
-            coverage.terminals_active == 0 and now >= replacement.requested_at + REPLACEMENT_SETTLE
-        )
-    return now >= coverage.reached_all_at + REPLACEMENT_SETTLE
-
-
-async def complete_replacements(
-    session: AsyncSession, ledger: LedgerPort, *, now: datetime | None = None
-) -> list[CardReplacement]:
-    """Move the balance of every replaced card that is ready; idempotent (Celery/beat-safe)."""
-    now = now or utc_now()
-    done = []
-    for replacement in await repository.waiting_replacements(session, REPLACEMENTS_PER_RUN_MAX):
-        if not await replacement_ready(session, replacement, now):
-            continue
-        # One replacement the ledger refuses must not hold back the others: a savepoint each.
-        try:
-            async with session.begin_nested():
-                done.append(await _move_balance(session, ledger, replacement, now))
-        except money.LedgerRefused as error:
-            log.warning("replacement of %s not moved: %s", replacement.old_card_no, error.detail)
-    return done
-
-
-async def _move_balance(
-    session: AsyncSession, ledger: LedgerPort, replacement: CardReplacement, now: datetime
-) -> CardReplacement:
-    conn = await session.connection()
-    old_no, new_no = replacement.old_card_no, replacement.new_card_no
-    await money.open_card_accounts(ledger, [old_no, new_no], conn=conn)
-    balance = await money.card_balance_fen(ledger, old_no, conn=conn) or 0
-    transfer_ids = await money.post(
-        ledger, money.balance_move_transfers(old_no, new_no, balance), conn=conn
-    )
-    load_id = None
-    if balance > 0:
-        load_id = f"replace-{old_no}"
-        await lists_service.add_pending_load(
-            session, load_id=load_id, card_no=new_no, amount_fen=balance, source="replacement"
-        )
-    replacement.state = ReplacementState.DONE
-    replacement.moved_at = now
-    replacement.moved_fen = balance
-    replacement.load_id = load_id
-    _event(
-        session,
-        old_no,
-        CardEventKind.BALANCE_MOVED,
-        "system",
-        f"to {new_no}",
-        balance,
-        transfer_ids,
-        now,
-    )
-    await session.flush()
-    return replacement
-
-
-async def refund_card(
-    session: AsyncSession,
-    ledger: LedgerPort | None,
-    card_no: str,
-    actor: str,
-    reason: str,
-    paid_by: str,
-) -> tuple[Card, int]:
-    """A returned card: its balance and deposit are paid back and it is denied for good.
-
-    Refused while any of its taps still wait for clearing: the balance would be wrong.
-    """
-    card = await _card_for_update(session, card_no)
-    _require(card, CardAction.REFUND)
-    if await repository.unsettled_tap_count(session, card_no) > 0:
-        raise CardHasUnclearedTaps(
-            f"card {card_no} has taps not yet cleared; run clearing, then refund"
-        )
-    if ledger is None:
-        raise Unavailable("the ledger is not available: card money cannot move")
-    conn = await session.connection()
-    await money.open_card_accounts(ledger, [card_no], conn=conn)
-    states = await ledger.lookup_accounts(
-        [account_id(chart.card(card_no)), account_id(chart.card_deposit(card_no))], conn=conn
-    )
-    balances = {state.id: state.balance.credit_balance for state in states}
-    balance = balances.get(account_id(chart.card(card_no)), 0)
-    deposit = balances.get(account_id(chart.card_deposit(card_no)), 0)
-    transfer_ids = await money.post(
-        ledger, money.refund_transfers(card_no, balance, deposit, paid_by), conn=conn
-    )
-    version = await _set_status(
-        session,
-        card,
-        CardStatus.REFUNDED,
-        CardEventKind.REFUNDED,
-        actor,
-        reason,
-        amount_fen=balance + deposit,
-        transfer_ids=transfer_ids,
-    )
-    return card, version
-
-
 async def card_events(session: AsyncSession, card_no: str) -> list[CardEvent]:
     return await repository.card_events(session, card_no)
-
-
-async def replacement_of(session: AsyncSession, old_card_no: str) -> CardReplacement:
-    replacement = await repository.replacement_of(session, old_card_no)
-    if replacement is None:
-        raise NotFound(f"card {old_card_no} has no replacement")
-    return replacement
 
 
 # -- helpers -----------------------------------------------------------------------------------
 
 
-async def _card_for_update(session: AsyncSession, card_no: str) -> Card:
+async def card_for_update(session: AsyncSession, card_no: str) -> Card:
     card = await repository.card_for_update(session, card_no)
     if card is None:
         raise NotFound(f"no card {card_no}")
     return card
 
 
-def _require(card: Card, action: CardAction) -> None:
+def require_action(card: Card, action: CardAction) -> None:
     if next_status(card.status, action) is None:
         names = ", ".join(sorted(status.value for status in allowed_from(action)))
         raise CardStateConflict(
@@ -561,30 +343,7 @@ def _require(card: Card, action: CardAction) -> None:
         )
 
 
-async def _set_status(
-    session: AsyncSession,
-    card: Card,
-    status: CardStatus,
-    kind: CardEventKind,
-    actor: str,
-    reason: str,
-    *,
-    amount_fen: int | None = None,
-    transfer_ids: list[int] | None = None,
-) -> int:
-    """Set a denying status: the card goes on the deny list in the same transaction."""
-    now = utc_now()
-    card.status = status
-    card.status_changed_at = now
-    version = await lists_service.deny_card(
-        session, card.card_no, f"{status.value}: {card.card_no}"
-    )
-    _event(session, card.card_no, kind, actor, reason, amount_fen, transfer_ids or [], now)
-    await session.flush()
-    return version
-
-
-def _event(
+def add_event(
     session: AsyncSession,
     card_no: str,
     kind: CardEventKind,
@@ -607,7 +366,7 @@ def _event(
     )
 
 
-async def _move_money(
+async def move_money(
     session: AsyncSession,
     ledger: LedgerPort | None,
     card_nos: list[str],
@@ -622,7 +381,7 @@ async def _move_money(
     return await money.post(ledger, transfers, conn=conn)
 
 
-async def _flush_unique(session: AsyncSession, message: str) -> None:
+async def flush_unique(session: AsyncSession, message: str) -> None:
     """Flush; a unique violation from a concurrent insert becomes a 409."""
     try:
         await session.flush()

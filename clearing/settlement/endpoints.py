@@ -11,16 +11,16 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from clearing.api.bodies import StrictJsonRoute
-from clearing.api.deps import SessionDep, SettingsDep
-from clearing.api.errors import ClearingError, Forbidden, InvalidRequest, NotFound
-from clearing.api.problems import PROBLEM_RESPONSES
 from clearing.auth.dependencies import PrincipalDep
 from clearing.auth.models import Role
 from clearing.auth.service import Principal, require_role
+from clearing.calendar import BUSINESS_DAY_FIRST, BUSINESS_DAY_LAST
+from clearing.errors import ClearingError, Forbidden, InvalidRequest, NotFound
+from clearing.http.bodies import StrictJsonRoute
+from clearing.http.deps import SessionDep, SettingsDep
+from clearing.http.problems import PROBLEM_RESPONSES
 from clearing.registry import service as registry_service
 from clearing.settlement import service
-from clearing.settlement.days import BUSINESS_DAY_FIRST, BUSINESS_DAY_LAST
 from clearing.settlement.schemas import (
     ClaimOut,
     SettlementLineOut,

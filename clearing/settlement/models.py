@@ -9,7 +9,7 @@ from datetime import date, datetime
 from sqlalchemy import BigInteger, Date, ForeignKey, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from clearing.registry.models import Base, UtcDateTime
+from clearing.db.base import Base, UtcDateTime
 
 
 class SettlementRun(Base):

@@ -22,11 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cardio.atomicfile import MODE_GROUP, write_bytes_atomic
 from clearing import books
-from clearing.api.errors import Conflict
+from clearing.calendar import BUSINESS_DAY_FIRST, BusinessCalendar, parse_cutoff
 from clearing.engine import repository as engine_repo
+from clearing.errors import Conflict
 from clearing.settings import Settings, same_bank_account
 from clearing.settlement import payout, repository
-from clearing.settlement.days import BUSINESS_DAY_FIRST, BusinessCalendar, parse_cutoff
 from clearing.settlement.files import (
     Debtor,
     PayoutLine,

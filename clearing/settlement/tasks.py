@@ -8,7 +8,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from clearing.celery_app import app
+from celery import shared_task
+
 from clearing.settings import Settings, get_settings
 from clearing.settlement.service import (
     FutureUndone,
@@ -56,7 +57,7 @@ async def undo_future(
     return undone, remove_files(undone.days, settlement_dir(settings))
 
 
-@app.task(name="clearing.settle_day", acks_late=True, reject_on_worker_lost=True)
+@shared_task(name="clearing.settle_day", acks_late=True, reject_on_worker_lost=True)
 def settle_task(business_day: str | None = None, force: bool = False) -> dict[str, Any]:
     """Settle a business day (ISO date; default the last closed day). Idempotent."""
     day = date.fromisoformat(business_day) if business_day else None

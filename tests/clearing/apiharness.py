@@ -27,7 +27,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import FastAPI
 
 from clearing.api.app import create_app
-from clearing.auth import service as auth_service
 from clearing.auth.models import Role
 from clearing.registry import service as registry_service
 from clearing.registry.models import ParticipantKind, TerminalKind
@@ -193,7 +192,9 @@ class World:
 
     async def token(self, role: Role, subject: str | None) -> str:
         async with self.app.state.sessionmaker() as session:
-            token, _ = await auth_service.issue_token(session, role, subject=subject, label="test")
+            token, _ = await registry_service.issue_token(
+                session, role, subject=subject, label="test"
+            )
             await session.commit()
         return token
 
@@ -227,7 +228,7 @@ def issue_token_in_subprocess(env: dict[str, str], role: Role, subject: str) -> 
     script = (
         "import asyncio\n"
         "from clearing.cli.registry_cmd import _in_transaction\n"
-        "from clearing.auth import service\n"
+        "from clearing.registry import service\n"
         "from clearing.auth.models import Role\n"
         "async def go(s, _l):\n"
         f"    token, _ = await service.issue_token(s, Role('{role.value}'), subject={subject!r}, label='test')\n"

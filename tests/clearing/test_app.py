@@ -10,7 +10,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from clearing.api.app import create_app
-from clearing.api.deps import SettingsDep
+from clearing.http.deps import SettingsDep
 from clearing.settings import Settings
 from tests.clearing.apiharness import running_app, world
 

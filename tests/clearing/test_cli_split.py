@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 import cardio.money
 import ledger.money
+from clearing.calendar import BusinessCalendar
 from clearing.cli import app
-from clearing.settlement.days import BusinessCalendar
 from terminals.cli.terminal import last_closed_day
 
 ZONES = ("Asia/Shanghai", "Europe/London", "America/New_York", "Australia/Lord_Howe", "UTC")

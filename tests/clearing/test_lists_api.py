@@ -208,9 +208,9 @@ async def test_expired_pending_loads_are_found_and_leave_the_action_list(
 ) -> None:
     from datetime import timedelta
 
-    from clearing.api.errors import Conflict
+    from clearing.db.base import utc_now
+    from clearing.errors import Conflict
     from clearing.lists.models import PendingLoadState
-    from clearing.registry.models import utc_now
 
     async with world(sqlite_url, tmp_path) as w:
         card_no = await issue(w)

@@ -10,11 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clearing import books
-from clearing.api.errors import InvalidRequest
-from clearing.auth import service as auth_service
 from clearing.auth.models import Role
 from clearing.engine.reasons import QuarantineReason as R
 from clearing.engine.synthetic import SyntheticCard, forged
+from clearing.errors import InvalidRequest
 from clearing.ingest.models import TapRecord
 from clearing.quarantine import service
 from clearing.quarantine.service import NotQuarantined, OverrideNotAllowed
@@ -126,10 +125,10 @@ async def test_endpoints_are_for_finance_staff(world: World, tmp_path: Path) -> 
     [tap_id] = await _quarantined_ids(world)
     async with running_app(world.url, tmp_path) as (app, client):
         async with app.state.sessionmaker() as session:
-            finance, _ = await auth_service.issue_token(
+            finance, _ = await registry_service.issue_token(
                 session, Role.FINANCE, subject="fred", label="t"
             )
-            operator, _ = await auth_service.issue_token(
+            operator, _ = await registry_service.issue_token(
                 session, Role.OPERATOR, subject="bus-1", label="t"
             )
             await session.commit()

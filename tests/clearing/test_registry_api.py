@@ -11,10 +11,12 @@ from sqlalchemy import select
 from clearing.auth import service as auth_service
 from clearing.auth.models import Role
 from clearing.books import chart
+from clearing.cards import service as cards_service
+from clearing.db.base import utc_now
 from clearing.ingest.models import TapRecord, TapState
 from clearing.lists.models import PendingLoad
 from clearing.registry import service as registry_service
-from clearing.registry.models import CardReplacement, ReplacementState, utc_now
+from clearing.registry.models import CardReplacement, ReplacementState
 from ledger import account_id
 from tests.clearing.apiharness import batch_body, random_card_no, random_code, tap_record, world
 
@@ -60,7 +62,9 @@ async def test_requests_without_a_valid_token_are_401(sqlite_url, tmp_path) -> N
         assert bad.status_code == 401 and bad.json()["code"] == "unauthenticated"
         assert bad.headers["www-authenticate"] == "Bearer"
         async with w.app.state.sessionmaker() as session:
-            token, row = await auth_service.issue_token(session, Role.ADMIN, subject="x", label="t")
+            token, row = await registry_service.issue_token(
+                session, Role.ADMIN, subject="x", label="t"
+            )
             await session.commit()
         headers = {"Authorization": f"Bearer {token}"}
         assert (await w.client.get("/v1/me", headers=headers)).json()["role"] == "admin"
@@ -76,7 +80,7 @@ async def test_requests_without_a_valid_token_are_401(sqlite_url, tmp_path) -> N
 async def test_expired_token_is_refused(sqlite_url, tmp_path) -> None:
     async with world(sqlite_url, tmp_path) as w:
         async with w.app.state.sessionmaker() as session:
-            token, _ = await auth_service.issue_token(
+            token, _ = await registry_service.issue_token(
                 session,
                 Role.FINANCE,
                 subject="f",
@@ -299,9 +303,7 @@ async def test_replacement_moves_balance_only_after_last_taps_cleared(db_url, tm
         ledger = w.app.state.ledger
         far_future = utc_now() + timedelta(days=30)
         async with w.app.state.sessionmaker() as session:
-            assert (
-                await registry_service.complete_replacements(session, ledger, now=far_future) == []
-            )
+            assert await cards_service.complete_replacements(session, ledger, now=far_future) == []
             await session.commit()
         # the engine clears the tap: card:<old> pays the operator 200 (done here by hand)
         async with w.app.state.sessionmaker() as session:
@@ -332,7 +334,7 @@ async def test_replacement_moves_balance_only_after_last_taps_cleared(db_url, tm
             tap.state = TapState.CLEARED
             await session.commit()
         async with w.app.state.sessionmaker() as session:
-            done = await registry_service.complete_replacements(session, ledger, now=far_future)
+            done = await cards_service.complete_replacements(session, ledger, now=far_future)
             await session.commit()
         assert [r.old_card_no for r in done if r.old_card_no == old] == [old]
         assert await balances(w, chart.card(old), chart.card_pending(new)) == [0, 4800]
@@ -343,7 +345,7 @@ async def test_replacement_moves_balance_only_after_last_taps_cleared(db_url, tm
             assert load.card_no == new and load.amount_fen == 4800
         # running again moves nothing twice
         async with w.app.state.sessionmaker() as session:
-            again = await registry_service.complete_replacements(session, ledger, now=far_future)
+            again = await cards_service.complete_replacements(session, ledger, now=far_future)
             await session.commit()
         assert old not in [r.old_card_no for r in again]
         assert await balances(w, chart.card(old), chart.card_pending(new)) == [0, 4800]
@@ -405,11 +407,11 @@ async def test_replacement_waits_until_the_whole_fleet_holds_the_deny_list(
         )
         second = await w.add_terminal()
         ledger = w.app.state.ledger
-        soon = utc_now() + registry_service.REPLACEMENT_SETTLE + timedelta(minutes=1)
+        soon = utc_now() + cards_service.REPLACEMENT_SETTLE + timedelta(minutes=1)
 
         async def complete(now):
             async with w.app.state.sessionmaker() as session:
-                done = await registry_service.complete_replacements(session, ledger, now=now)
+                done = await cards_service.complete_replacements(session, ledger, now=now)
                 await session.commit()
             return [r.old_card_no for r in done]
 
@@ -436,10 +438,10 @@ async def test_replacement_task_moves_a_balance_held_past_the_maximum(
         )
         async with w.app.state.sessionmaker() as session:
             replacement = await session.get(CardReplacement, old)
-            replacement.requested_at = utc_now() - registry_service.REPLACEMENT_HOLD_MAX
+            replacement.requested_at = utc_now() - cards_service.REPLACEMENT_HOLD_MAX
             await session.commit()
         monkeypatch.setenv("ONECARD_DATABASE_URL", sqlite_url)
-        from clearing.registry import tasks
+        from clearing.cards import tasks
         from clearing.settings import get_settings
 
         get_settings.cache_clear()
@@ -522,9 +524,9 @@ async def test_a_refused_replacement_does_not_hold_back_the_others(sqlite_url, t
             )
         (bad_old, bad_new), (good_old, good_new) = pairs
         ledger = RefusingLedger(w.app.state.ledger, bad_old)
-        later = utc_now() + registry_service.REPLACEMENT_HOLD_MAX
+        later = utc_now() + cards_service.REPLACEMENT_HOLD_MAX
         async with w.app.state.sessionmaker() as session:
-            done = await registry_service.complete_replacements(session, ledger, now=later)
+            done = await cards_service.complete_replacements(session, ledger, now=later)
             await session.commit()
         assert [r.old_card_no for r in done] == [good_old]
         assert await balances(w, chart.card(good_old), chart.card_pending(good_new)) == [0, 500]

@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clearing.api.bodies import DuplicateKey, load_json
 from clearing.clinic.adapter import RulesAdapter
 from clearing.clinic.rules import SchemeRule
+from clearing.http.bodies import DuplicateKey, load_json
 from clearing.registry import service as registry_service
 from clearing.registry.models import ParticipantKind
 from clearing.registry.schemas import ParticipantCreate, TerminalCreate

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clearing import books
-from clearing.settlement.days import BusinessCalendar, parse_cutoff
+from clearing.calendar import BusinessCalendar, parse_cutoff
 from clearing.settlement.fees import FeeError, commission_fen, day_totals
 from clearing.settlement.files import (
     Debtor,
@@ -219,8 +219,8 @@ async def test_an_open_day_is_not_settled(world: World) -> None:
 
 
 async def test_operators_see_only_their_own_settlement(world: World, tmp_path: Path) -> None:
-    from clearing.auth import service as auth_service
     from clearing.auth.models import Role
+    from clearing.registry import service as registry_service
     from tests.clearing.apiharness import running_app
 
     calendar = BusinessCalendar(ZoneInfo("Asia/Shanghai"), time(4, 0))
@@ -237,7 +237,9 @@ async def test_operators_see_only_their_own_settlement(world: World, tmp_path: P
                 (Role.OPERATOR, "clinic-1"),
                 (Role.RESIDENT, "resident-0"),
             ):
-                token, _ = await auth_service.issue_token(session, role, subject=subject, label="t")
+                token, _ = await registry_service.issue_token(
+                    session, role, subject=subject, label="t"
+                )
                 tokens[subject] = {"Authorization": f"Bearer {token}"}
             await session.commit()
         path = f"/v1/settlements/{day}"
@@ -306,13 +308,13 @@ async def test_a_day_with_nothing_cleared_settles_on_a_fresh_install(
 ) -> None:
     """A new installation (no card issued, no ledger opened yet) settles an empty day: no
     payouts, an empty instruction file, no pain.001; never a ledger error."""
-    from clearing.auth import service as auth_service
     from clearing.auth.models import Role
+    from clearing.registry import service as registry_service
     from tests.clearing.apiharness import running_app
 
     async with running_app(sqlite_url, tmp_path) as (app, client):
         async with app.state.sessionmaker() as session:
-            token, _ = await auth_service.issue_token(
+            token, _ = await registry_service.issue_token(
                 session, Role.FINANCE, subject="fred", label="t"
             )
             await session.commit()

@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import insert
 from typer.testing import CliRunner
 
-from clearing.auth import service as auth_service
 from clearing.auth.models import Role
+from clearing.calendar import BusinessCalendar
 from clearing.cli import app
+from clearing.registry import service as registry_service
 from clearing.settings import get_settings
-from clearing.settlement.days import BusinessCalendar
 from clearing.settlement.models import SettlementRun
 from clearing.settlement.service import (
     FutureSettlementMovedMoney,
@@ -81,7 +81,9 @@ def test_closing_the_current_day_early_is_allowed(fresh_install: Path) -> None:
 async def test_the_api_refuses_a_future_day_with_a_problem(sqlite_url: str, tmp_path: Path) -> None:
     async with running_app(sqlite_url, tmp_path) as (app_, client):
         async with app_.state.sessionmaker() as session:
-            token, _ = await auth_service.issue_token(session, Role.FINANCE, subject="f", label="t")
+            token, _ = await registry_service.issue_token(
+                session, Role.FINANCE, subject="f", label="t"
+            )
             await session.commit()
         headers = {"Authorization": f"Bearer {token}"}
         future = await client.post(

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from clearing.auth import service as auth_service
 from clearing.auth.models import Role
 from clearing.cli import app as onecard
+from clearing.registry import service as registry_service
 from clearing.settings import get_settings
 from insight import synthetic
 from tests.clearing.apiharness import running_app
@@ -102,10 +102,10 @@ async def test_a_planner_makes_and_reads_releases_over_the_api(
 ) -> None:
     async with running_app(pg_url, tmp_path) as (app, client):
         async with app.state.sessionmaker() as session:
-            planner, _ = await auth_service.issue_token(
+            planner, _ = await registry_service.issue_token(
                 session, Role.PLANNER, subject=None, label="p"
             )
-            finance, _ = await auth_service.issue_token(
+            finance, _ = await registry_service.issue_token(
                 session, Role.FINANCE, subject=None, label="f"
             )
             await session.commit()

@@ -1,4 +1,4 @@
-"""Celery task of the registry: move replaced cards' balances once their last taps cleared.
+"""Celery task of the card workflow: move replaced cards' balances once their last taps cleared.
 
 Thin and idempotent (a replacement moves once: its state and deterministic transfer ids), so
 acknowledged late. Runs its coroutine with asyncio.run on a NullPool engine of its own loop.
@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from celery import shared_task
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from clearing import db
-from clearing.api.app import sqlite_write_lock_at_begin
-from clearing.celery_app import app
-from clearing.registry import service
+from clearing.cards import service
+from clearing.db.locks import sqlite_write_lock_at_begin
 from clearing.settings import get_settings
 from ledger.writer import Ledger
 
@@ -43,7 +43,7 @@ async def _complete_replacements() -> list[dict[str, Any]]:
         await engine.dispose()
 
 
-@app.task(name="clearing.complete_replacements", acks_late=True, reject_on_worker_lost=True)
+@shared_task(name="clearing.complete_replacements", acks_late=True, reject_on_worker_lost=True)
 def complete_replacements() -> list[dict[str, Any]]:
     """Move every ready replacement's balance to its new card (as an action-list load)."""
     return asyncio.run(_complete_replacements())

@@ -17,7 +17,7 @@ from fastapi import HTTPException, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
-from clearing.api.errors import InvalidRequest
+from clearing.errors import InvalidRequest
 
 
 class DuplicateKey(InvalidRequest, HTTPException):

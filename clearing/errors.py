@@ -1,7 +1,7 @@
 """The back office's exception hierarchy: every business failure of one request is a ClearingError.
 
 Each subclass has a stable machine-readable `code`, an HTTP `status` and a `title`; the API maps
-them to RFC 9457 problems in one place (clearing/api/problems.py). Imports nothing of FastAPI,
+them to RFC 9457 problems in one place (clearing/http/problems.py). Imports nothing of FastAPI,
 so services and tasks may raise these freely.
 """
 

@@ -1,5 +1,8 @@
 """Database plumbing of the back office: URLs, engines and schema migrations (Alembic owns the schema).
 
+Ground: `base.py` holds the ORM base and the shared column types, `locks.py` the locks the
+embedded SQLite needs; every domain's tables map onto that one base.
+
 Never creates tables by hand: `upgrade` runs the migrations in clearing/migrations. Turns the
 driver's connection failures into DatabaseError with a message that says what to do.
 """
@@ -19,9 +22,9 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from clearing.api.errors import ClearingError
+from clearing.errors import ClearingError
 
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).parent.parent / "migrations"
 # The project chooses its own drivers: a URL naming only the backend (or another driver of it)
 # is run on ours.
 DRIVERS = {

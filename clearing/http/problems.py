@@ -20,8 +20,8 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 
-from clearing.api.errors import ClearingError
 from clearing.books.chart import BooksError
+from clearing.errors import ClearingError
 from ledger.errors import InvariantError, LedgerError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"

@@ -1,0 +1,136 @@
+"""Card workflow routes: report lost, block, unblock, replace, refund, a replacement's progress.
+Thin: parse, call, answer."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from clearing.auth.dependencies import PrincipalDep
+from clearing.auth.models import Role
+from clearing.auth.service import Principal, require_role
+from clearing.cards import service as cards
+from clearing.errors import NotFound
+from clearing.http.bodies import StrictJsonRoute
+from clearing.http.deps import SessionDep
+from clearing.http.problems import PROBLEM_RESPONSES
+from clearing.registry import service as registry_service
+from clearing.registry.endpoints import CardNoPath
+from clearing.registry.schemas import CardOut, CardReason, CardRefund, CardReplace, ReplacementOut
+from ledger.port import LedgerPort
+
+router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", responses=PROBLEM_RESPONSES)
+
+
+class CardChange(BaseModel):
+    card: CardOut
+    deny_list_version: int
+
+
+def _ledger(request: Request) -> LedgerPort | None:
+    return request.app.state.ledger
+
+
+def _admin(principal: Principal) -> None:
+    require_role(principal, Role.ADMIN)
+
+
+@router.post(
+    "/cards/{card_no:card_no}/report-lost",
+    tags=["cards"],
+    summary="Report a card lost",
+    description="The holder (resident) or admin reports a card lost: it goes on the deny list at once; the answer names the deny-list version terminals must reach.",
+)
+async def report_lost(
+    card_no: CardNoPath, body: CardReason, principal: PrincipalDep, session: SessionDep
+) -> CardChange:
+    card, version = await cards.report_lost(session, principal, card_no, body.reason)
+    return CardChange(card=CardOut.model_validate(card), deny_list_version=version)
+
+
+@router.post(
+    "/cards/{card_no:card_no}/block",
+    tags=["cards"],
+    summary="Block a card (deny list)",
+    description="Admin: block a card (fraud, damage); terminals refuse it once they hold the returned deny-list version.",
+)
+async def block_card(
+    card_no: CardNoPath, body: CardReason, principal: PrincipalDep, session: SessionDep
+) -> CardChange:
+    _admin(principal)
+    card, version = await cards.block_card(session, card_no, principal.actor, body.reason)
+    return CardChange(card=CardOut.model_validate(card), deny_list_version=version)
+
+
+@router.post(
+    "/cards/{card_no:card_no}/unblock",
+    tags=["cards"],
+    summary="Unblock a blocked or found card",
+    description="Admin: take a blocked or lost-then-found card off the deny list.",
+)
+async def unblock_card(
+    card_no: CardNoPath, body: CardReason, principal: PrincipalDep, session: SessionDep
+) -> CardChange:
+    _admin(principal)
+    card, version = await cards.unblock_card(session, card_no, principal.actor, body.reason)
+    return CardChange(card=CardOut.model_validate(card), deny_list_version=version)
+
+
+@router.post(
+    "/cards/{card_no:card_no}/replace",
+    tags=["cards"],
+    summary="Replace a card",
+    description="Admin: replace a lost or damaged card by a new one; the old card is denied and its balance moves to the new card once no more taps of the old one can arrive (see its replacement).",
+)
+async def replace_card(
+    card_no: CardNoPath,
+    body: CardReplace,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+) -> ReplacementOut:
+    _admin(principal)
+    replacement = await cards.replace_card(
+        session, _ledger(request), card_no, body.new_card_no, principal.actor, body.reason
+    )
+    return ReplacementOut.model_validate(replacement)
+
+
+@router.get(
+    "/cards/{card_no:card_no}/replacement",
+    tags=["cards"],
+    summary="A replacement's progress",
+    description="The replacement of this card: requested, or moved with the amount moved and "
+    "the load that puts it on the new card; null while the card was never replaced (every card "
+    "has this resource, from its issue on). 404 if there is no such card. A resident may read "
+    "only their own.",
+)
+async def get_replacement(
+    card_no: CardNoPath, principal: PrincipalDep, session: SessionDep
+) -> ReplacementOut | None:
+    await registry_service.get_card(session, principal, card_no, None)
+    try:
+        replacement = await cards.replacement_of(session, card_no)
+    except NotFound:  # the card exists (above): it has no replacement yet
+        return None
+    return ReplacementOut.model_validate(replacement)
+
+
+@router.post(
+    "/cards/{card_no:card_no}/refund",
+    tags=["cards"],
+    summary="Refund a returned card",
+    description="Admin: refund a returned card's balance and deposit (cash or bank) and close it for good.",
+)
+async def refund_card(
+    card_no: CardNoPath,
+    body: CardRefund,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+) -> CardChange:
+    _admin(principal)
+    card, version = await cards.refund_card(
+        session, _ledger(request), card_no, principal.actor, body.reason, body.paid_by
+    )
+    return CardChange(card=CardOut.model_validate(card), deny_list_version=version)
