@@ -197,7 +197,10 @@ class SoftCard:
         except ApduError as error:
             raise CardFileError(str(error)) from None
         if not 0 <= balance_fen <= balance_limit_fen or balance_limit_fen > 0xFFFFFFFF:
-            raise CardFileError("the opening balance must be within 0..limit")
+            raise CardFileError(
+                f"the opening balance {balance_fen} fen is outside 0..{balance_limit_fen} fen "
+                "(the card's limit)"
+            )
         serial = b"\x00\x00" + number
         info = PublicInfo(
             issuer_id=key_store.issuer_id,
@@ -300,7 +303,10 @@ class SoftCard:
             raise CardFileError(
                 f"no card file at {path}: issue one with `onecard card issue`"
             ) from None
-        return cls.from_json(text)
+        try:
+            return cls.from_json(text)
+        except CardFileError as error:  # named: `simulate --cards DIR` reads many files
+            raise CardFileError(f"{path}: {error.message}") from None
 
     # --- views -------------------------------------------------------------------------------
 

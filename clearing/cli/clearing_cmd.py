@@ -23,7 +23,12 @@ from clearing.cli.database import ready_database_url
 from clearing.cli.failures import say
 from clearing.cli.money import yuan
 from clearing.engine.reasons import QuarantineReason
-from clearing.engine.service import EngineConfig, open_engine
+from clearing.engine.service import (
+    CHUNK_RECORDS_DEFAULT,
+    CHUNK_RECORDS_MAX,
+    EngineConfig,
+    open_engine,
+)
 from clearing.registry import service as registry_service
 from clearing.settings import get_settings
 from clearing.settlement.service import operator_statement
@@ -257,7 +262,12 @@ def register(app: typer.Typer) -> None:
     @app.command("clear")
     def clear(
         records_max: int = typer.Option(None, "--max", help="Clear at most this many records."),
-        chunk: int = typer.Option(8000, help="Records per database transaction (1-32760)."),
+        chunk: int = typer.Option(
+            CHUNK_RECORDS_DEFAULT,
+            min=1,
+            max=CHUNK_RECORDS_MAX,
+            help=f"Records per database transaction (1-{CHUNK_RECORDS_MAX}).",
+        ),
     ) -> None:
         """Clear every staged tap record: verify TACs, deduplicate, post, quarantine."""
         from cardio.errors import KeyStoreError
@@ -293,8 +303,8 @@ def register(app: typer.Typer) -> None:
         if undo_future:
             _undo_future_settlements()
             return
+        business_day = parse_day(day, "--date") if day is not None else None
         try:
-            business_day = date.fromisoformat(day) if day else None
             if business_day and not BUSINESS_DAY_FIRST <= business_day <= BUSINESS_DAY_LAST:
                 raise ValueError(
                     f"business days run from {BUSINESS_DAY_FIRST} to {BUSINESS_DAY_LAST}"

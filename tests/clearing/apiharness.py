@@ -225,14 +225,13 @@ def _free_port() -> int:
 def issue_token_in_subprocess(env: dict[str, str], role: Role, subject: str) -> str:
     """A token issued by a separate process (no event loop shared with the tests)."""
     script = (
-        "import asyncio\n"
-        "from clearing.cli.registry_cmd import _in_transaction\n"
+        "from clearing.cli.registry_cmd import _run\n"
         "from clearing.auth import service\n"
         "from clearing.auth.models import Role\n"
         "async def go(s, _l):\n"
         f"    token, _ = await service.issue_token(s, Role('{role.value}'), subject={subject!r}, label='test')\n"
         "    return token\n"
-        "print(asyncio.run(_in_transaction(go)))\n"
+        "print(_run(go))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", script], env=env, check=True, capture_output=True, text=True

@@ -1,0 +1,185 @@
+"""An outside tester's findings: commands given odd input a newcomer or a finance officer types
+(an impossible or empty date, a folder where a file belongs, a stray file among the cards) say
+what is wrong, naming what the user typed, in one line with exit 2 (used wrongly) or 1."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cardio.atomicfile import MODE_SECRET, write_bytes_atomic
+from clearing.cli import app
+from clearing.settings import get_settings
+
+
+@pytest.fixture
+def empty_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The embedded default in an empty folder, as a newcomer starts."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ONECARD_DATABASE_URL", f"sqlite:///{tmp_path / 'var' / 'onecard.db'}")
+    monkeypatch.setenv("ONECARD_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("ONECARD_KEY_STORE", str(tmp_path / "var" / "keys.json"))
+    monkeypatch.delenv("ONECARD_SETTLEMENT_DIR", raising=False)
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.replace("│", " ").split())
+
+
+@pytest.mark.parametrize("typed", ["2030-02-30", "", "  ", "99999-01-01", "yesterday"])
+def test_settle_with_a_date_that_is_no_day_is_a_usage_error_that_settles_nothing(
+    empty_install: Path, typed: str
+) -> None:
+    # An empty --date (a script's unset $DAY) used to settle the last closed day silently.
+    result = CliRunner().invoke(app, ["settle", "--date", typed])
+    assert result.exit_code == 2, result.output
+    said = _flat(result.output)
+    assert "--date" in said and "is not a day" in said and "YYYY-MM-DD" in said, said
+    assert "isoformat" not in said
+    assert not (empty_install / "var" / "settlement").exists()
+
+
+def test_a_failed_atomic_write_names_the_file_asked_for_not_its_temporary(tmp_path: Path) -> None:
+    folder = tmp_path / "cards"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError) as raised:
+        write_bytes_atomic(folder, b"{}", mode=MODE_SECRET)
+    assert raised.value.filename == str(folder)
+    assert [p.name for p in folder.iterdir()] == [] and sorted(
+        p.name for p in tmp_path.iterdir()
+    ) == ["cards"]
+
+
+def test_card_issue_over_a_folder_says_so_naming_the_folder(empty_install: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["card", "keys", "--out", "var/keys.json"]).exit_code == 0
+    (empty_install / "cards").mkdir()
+    result = runner.invoke(
+        app,
+        [
+            "card",
+            "issue",
+            "--out",
+            "cards",
+            "--force",
+            "--number",
+            "3100000000000070",
+            "--type",
+            "adult",
+            "--balance",
+            "500",
+            "--holder",
+            "Li",
+            "--keys",
+            "var/keys.json",
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    assert result.output.strip() == "error: cards: Is a directory", result.output
+
+
+def test_a_key_store_path_that_is_a_folder_is_not_told_to_chmod(empty_install: Path) -> None:
+    (empty_install / "keys").mkdir(mode=0o755)
+    result = CliRunner().invoke(
+        app,
+        [
+            "card",
+            "issue",
+            "--out",
+            "c.json",
+            "--number",
+            "3100000000000071",
+            "--type",
+            "adult",
+            "--balance",
+            "500",
+            "--holder",
+            "Li",
+            "--keys",
+            "keys",
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    said = _flat(result.output)
+    assert "keys is a folder, not a key store" in said and "chmod" not in said, said
+
+
+def test_an_opening_balance_over_the_cards_limit_names_the_limit(empty_install: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["card", "keys", "--out", "var/keys.json"]).exit_code == 0
+    result = runner.invoke(
+        app,
+        [
+            "card",
+            "issue",
+            "--out",
+            "c.json",
+            "--number",
+            "3100000000000072",
+            "--type",
+            "adult",
+            "--balance",
+            str(10**12),
+            "--holder",
+            "Li",
+            "--keys",
+            "var/keys.json",
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    said = _flat(result.output)
+    assert "0..limit" not in said and "outside 0..100000 fen" in said, said
+    assert not (empty_install / "c.json").exists()
+
+
+def test_simulate_names_the_file_among_the_cards_that_is_no_card(empty_install: Path) -> None:
+    cards = empty_install / "cards"
+    cards.mkdir()
+    (cards / "notes.json").write_text(json.dumps({"a": 1}))
+    (empty_install / "terminal.toml").write_text('terminal_id = "000001000001"\n')
+    result = CliRunner().invoke(
+        app,
+        ["terminal", "simulate", "--config", "terminal.toml", "--cards", "cards", "--taps", "1"],
+    )
+    assert result.exit_code == 1, result.output
+    said = _flat(result.output)
+    assert said.startswith("error: cards/notes.json: the card file is malformed"), said
+
+
+def test_clear_with_a_chunk_out_of_range_is_a_usage_error(empty_install: Path) -> None:
+    for chunk in ("0", "40000"):
+        result = CliRunner().invoke(app, ["clear", "--chunk", chunk])
+        assert result.exit_code == 2, result.output
+        said = _flat(result.output)
+        assert "--chunk" in said and "unexpected" not in said, said
+
+
+def test_the_simulation_table_shows_whole_terminal_ids_at_80_columns() -> None:
+    from rich.console import Console
+
+    from clearing.cli.terminal_cmd import _print_simulation
+    from terminals.fleet import BusDay
+
+    console = Console(width=80, record=True)
+    reports = [
+        BusDay("000001000001", "1", taps=15, paid=15, fares_fen=800, records_uploaded=15),
+        BusDay("000001000002", "2", taps=15, paid=15, fares_fen=700, records_uploaded=15),
+    ]
+    _print_simulation(console, reports, [0, 0], 1500, date(2026, 12, 5))
+    shown = console.export_text()
+    assert "000001000001" in shown and "000001000002" in shown, shown
+
+
+def test_an_atomic_write_under_a_file_says_it_is_not_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "keys.json").write_text("{}")
+    with pytest.raises(NotADirectoryError) as raised:
+        write_bytes_atomic(tmp_path / "keys.json" / "k.json", b"{}", mode=MODE_SECRET)
+    assert raised.value.filename == str(tmp_path / "keys.json")
