@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from clearing.db import normalize_url
+from clearing.db import normalize_url, sqlite_file_url
 
 DATA_DIR_DEFAULT = Path("var")
 ESCROW_ACCOUNT_DEFAULT = "6222000000000000001"
@@ -61,7 +61,7 @@ class Settings(BaseSettings):
         """The URL on the project's driver; raises DatabaseUrlInvalid for one it cannot use."""
         if self.database_url:
             return normalize_url(self.database_url)
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'onecard.db').as_posix()}"
+        return sqlite_file_url(self.data_dir / "onecard.db")
 
     @property
     def celery_eager(self) -> bool:

@@ -16,12 +16,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clearing.api.errors import ClearingError, NotFound
+from clearing.api.errors import ClearingError, InvalidRequest, NotFound
 from clearing.auth.models import Role
 from clearing.auth.service import Principal
 from clearing.cli.database import ready_database_url
-from clearing.cli.failures import say
+from clearing.cli.failures import EXIT_FAILED, EXIT_USAGE, say
 from clearing.cli.money import yuan
+from clearing.db import DatabaseUrlInvalid
 from clearing.engine.reasons import QuarantineReason
 from clearing.engine.service import (
     CHUNK_RECORDS_DEFAULT,
@@ -224,8 +225,10 @@ def _undo_future_settlements() -> None:
 
 
 def _fail(error: Exception) -> NoReturn:
+    """One line; exit 2 when the command was used wrongly (as failures.explain decides)."""
     say(str(error))
-    raise typer.Exit(1)
+    used_wrongly = isinstance(error, InvalidRequest | DatabaseUrlInvalid)
+    raise typer.Exit(EXIT_USAGE if used_wrongly else EXIT_FAILED)
 
 
 async def _statement_rows(conn: Any, participant: str, business_day: date) -> Any:

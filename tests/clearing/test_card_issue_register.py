@@ -82,7 +82,7 @@ def test_card_issue_register_personalises_the_chip_and_opens_matching_books(
         5000,
     )
     books = " ".join(books_of(embedded, "3100000000000042").split())
-    assert re.search(r"student active holder R-0042 balance 5000 fen deposit 2000 fen", books)
+    assert re.search(r"student active holder R-0042 balance 50\.00 CNY deposit 20\.00 CNY", books)
     assert "issued" in books
 
 

@@ -183,3 +183,45 @@ def test_an_atomic_write_under_a_file_says_it_is_not_a_folder(tmp_path: Path) ->
     with pytest.raises(NotADirectoryError) as raised:
         write_bytes_atomic(tmp_path / "keys.json" / "k.json", b"{}", mode=MODE_SECRET)
     assert raised.value.filename == str(tmp_path / "keys.json")
+
+
+@pytest.mark.parametrize("folder", ["50% off", "数据", "%41"])
+def test_the_embedded_database_sets_itself_up_in_a_folder_of_any_name(
+    empty_install: Path, monkeypatch: pytest.MonkeyPatch, folder: str
+) -> None:
+    # A '%' (or a non-ASCII name, percent-encoded in the URL) reached Alembic's configparser.
+    data = empty_install / folder / "var"
+    monkeypatch.delenv("ONECARD_DATABASE_URL")
+    monkeypatch.setenv("ONECARD_DATA_DIR", str(data))
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["quarantine", "list"])
+    assert result.exit_code == 0, result.output
+    assert (data / "onecard.db").is_file()
+
+
+def test_a_sqlite_url_naming_a_non_ascii_file_is_used_as_typed(
+    empty_install: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ONECARD_DATABASE_URL", f"sqlite:///{empty_install / 'ünï.db'}")
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["registry", "participant", "list"])
+    assert result.exit_code == 0, result.output
+    assert (empty_install / "ünï.db").is_file()
+
+
+def test_quarantine_commands_used_wrongly_exit_2_like_every_command(
+    empty_install: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+    for args in (
+        ["quarantine", "list", "--limit", "0"],
+        ["quarantine", "release", "1", "--note", ""],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert result.output.strip().splitlines()[-1].startswith("error: "), result.output
+    monkeypatch.setenv("ONECARD_DATABASE_URL", "mysql://root@127.0.0.1/onecard")
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["quarantine", "list"])
+    assert result.exit_code == 2, result.output
+    assert "onecard runs on PostgreSQL or SQLite" in _flat(result.output)
