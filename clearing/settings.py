@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clearing.db import normalize_url, sqlite_file_url
+from clearing.settlement.days import parse_cutoff
 
 DATA_DIR_DEFAULT = Path("var")
 ESCROW_ACCOUNT_DEFAULT = "6222000000000000001"
@@ -56,6 +58,23 @@ class Settings(BaseSettings):
         description="Ed25519 private key (32-byte seed, hex) that signs the deny and action "
         "lists. Empty: one is made once and kept in data_dir/list-signing-key.hex.",
     )
+
+    @field_validator("business_time_zone")
+    @classmethod
+    def _a_known_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"no time zone {value!r}: use an IANA name, e.g. Asia/Shanghai"
+            ) from None
+        return value
+
+    @field_validator("settlement_cutoff")
+    @classmethod
+    def _a_cutoff(cls, value: str) -> str:
+        parse_cutoff(value)  # CalendarError is a ValueError: the message names HH:MM
+        return value
 
     def resolved_database_url(self) -> str:
         """The URL on the project's driver; raises DatabaseUrlInvalid for one it cannot use."""

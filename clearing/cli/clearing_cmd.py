@@ -307,6 +307,7 @@ def register(app: typer.Typer) -> None:
             _undo_future_settlements()
             return
         business_day = parse_day(day, "--date") if day is not None else None
+        settings = get_settings()  # a bad setting is named by the one handler, not below
         try:
             if business_day and not BUSINESS_DAY_FIRST <= business_day <= BUSINESS_DAY_LAST:
                 raise ValueError(
@@ -314,7 +315,7 @@ def register(app: typer.Typer) -> None:
                 )
             ready_database_url()
             settlement, files = asyncio.run(
-                settle_day(get_settings(), business_day, actor=actor, force=force)
+                settle_day(settings, business_day, actor=actor, force=force)
             )
         except (SettlementError, ValueError) as error:
             _fail(error)

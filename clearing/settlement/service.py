@@ -489,7 +489,7 @@ def write_files(settlement: Settlement, out_dir: Path, debtor: Debtor) -> Settle
         {line.participant_code: {"bank_account": line.bank_account} for line in settlement.lines},
         debtor.account,
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # No mkdir here: the atomic write makes the folder, and names a file in its way.
     stem = f"settlement-{settlement.business_day.isoformat()}"
     csv_path = out_dir / f"{stem}.csv"
     write_bytes_atomic(

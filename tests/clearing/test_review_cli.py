@@ -225,3 +225,36 @@ def test_quarantine_commands_used_wrongly_exit_2_like_every_command(
     result = runner.invoke(app, ["quarantine", "list"])
     assert result.exit_code == 2, result.output
     assert "onecard runs on PostgreSQL or SQLite" in _flat(result.output)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("ONECARD_SETTLEMENT_CUTOFF", "25:00", "HH:MM"),
+        ("ONECARD_SETTLEMENT_CUTOFF", "four", "HH:MM"),
+        ("ONECARD_BUSINESS_TIME_ZONE", "Mars/Olympus", "Mars/Olympus"),
+        ("ONECARD_BUSINESS_TIME_ZONE", "", "time zone"),
+    ],
+)
+def test_a_bad_business_day_setting_is_named_not_unexpected(
+    empty_install: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str, said: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["settle"])
+    assert result.exit_code == 2, result.output
+    flat = _flat(result.output)
+    assert flat.startswith(f"error: {name} is not valid:") and said in flat, flat
+    assert "unexpected" not in flat
+    assert not (empty_install / "var" / "settlement").exists()
+
+
+def test_a_settlement_folder_that_is_a_file_says_it_is_not_a_folder(
+    empty_install: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (empty_install / "bank").write_text("")
+    monkeypatch.setenv("ONECARD_SETTLEMENT_DIR", str(empty_install / "bank"))
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["settle"])
+    assert result.exit_code == 1, result.output
+    assert _flat(result.output).endswith(f"error: {empty_install / 'bank'}: Not a directory")

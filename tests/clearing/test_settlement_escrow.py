@@ -116,6 +116,6 @@ def test_registry_add_refuses_the_escrow_account(
         )  # fmt: skip
     finally:
         get_settings.cache_clear()
-    assert added.exit_code == 1, added.output
+    assert added.exit_code == 2, added.output  # an InvalidRequest: used wrongly
     assert "participant_account_is_escrow" in added.output
     assert "Traceback" not in added.output
