@@ -78,6 +78,11 @@ def normalize_url(url: str) -> str:
             f"ONECARD_DATABASE_URL names {backend!r}: onecard runs on PostgreSQL or SQLite "
             f"({URL_EXAMPLES})"
         )
+    if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise DatabaseUrlInvalid(
+            "ONECARD_DATABASE_URL names no SQLite file (an in-memory database is gone when the "
+            "command ends): use sqlite:///PATH"
+        )
     return parsed.set(drivername=DRIVERS[backend]).render_as_string(hide_password=False)
 
 

@@ -258,3 +258,17 @@ def test_a_settlement_folder_that_is_a_file_says_it_is_not_a_folder(
     result = CliRunner().invoke(app, ["settle"])
     assert result.exit_code == 1, result.output
     assert _flat(result.output).endswith(f"error: {empty_install / 'bank'}: Not a directory")
+
+
+@pytest.mark.parametrize("url", ["sqlite:///", "sqlite://", "sqlite:///:memory:"])
+def test_a_sqlite_url_naming_no_file_is_refused_not_set_up_in_memory(
+    empty_install: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    # It said "set up the database in the SQLite file :memory:", then "not set up".
+    monkeypatch.setenv("ONECARD_DATABASE_URL", url)
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["registry", "participant", "list"])
+    assert result.exit_code == 2, result.output
+    flat = _flat(result.output)
+    assert flat.startswith("error: ONECARD_DATABASE_URL names no SQLite file"), flat
+    assert "set up" not in flat
