@@ -169,6 +169,11 @@ def register(app: typer.Typer) -> None:
             kind = CardType.from_label(card_type)
         except ValueError as error:
             raise typer.BadParameter(str(error), param_hint="--type") from None
+        if out.is_dir():  # never replaceable: with --register the books would open, no card
+            raise typer.BadParameter(
+                f"{out} is a folder: name the card file, e.g. {out / 'CARD.json'}",
+                param_hint="--out",
+            )
         if out.exists() and not force:
             raise typer.BadParameter(
                 f"{out} exists (use --force to replace it)", param_hint="--out"
@@ -403,7 +408,8 @@ def _register_and_save(card: SoftCard, body: CardIssue, out: Path) -> None:
         Console(stderr=True).print(f"[red]error:[/red] cannot write {out}: {error.strerror}")
         raise typer.Exit(1) from None
     finally:
-        staged.unlink(missing_ok=True)
+        if staged.exists():  # False too when its folder is a file: nothing to clean up
+            staged.unlink()
 
 
 def _read_card(purse: Purse) -> dict[str, object]:
