@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from clearing.cli.money import yuan
@@ -473,21 +474,23 @@ def _read_card(purse: Purse) -> dict[str, object]:
 
 
 def _print_report(console: Console, source: str, report: dict) -> None:
-    console.print(f"[bold]card {report['card_no']}[/bold] in {source}")
+    # What a card holds is printed as text: a holder named "[/x]" is no markup (nor a crash).
+    console.print(f"[bold]card {escape(str(report['card_no']))}[/bold] in {escape(source)}")
     summary = Table(show_header=False, box=None)
-    summary.add_row("type", str(report["card_type"]))
-    summary.add_row("holder", str(report.get("holder") or "-"))
+    summary.add_row("type", escape(str(report["card_type"])))
+    summary.add_row("holder", escape(str(report.get("holder") or "-")))
     summary.add_row("balance", _yuan(int(report["balance_fen"])))  # type: ignore[arg-type]
     summary.add_row(
         "valid",
         f"{report['valid_from'] or '-'} .. {report['valid_until'] or '-'}"
         + ("" if report["valid_today"] else "  [red](not valid today)[/red]"),
     )
-    summary.add_row("issuer", str(report["issuer_id"]))
+    summary.add_row("issuer", escape(str(report["issuer_id"])))
     transit = report.get("transit")
     if transit and transit["state"] != "none":
         summary.add_row(
-            "journey", f"{transit['state']} line {transit['line']} stop {transit['stop']}"
+            "journey",
+            escape(f"{transit['state']} line {transit['line']} stop {transit['stop']}"),
         )
     console.print(summary)
     log = Table(title="last transactions")

@@ -272,3 +272,33 @@ def test_a_sqlite_url_naming_no_file_is_refused_not_set_up_in_memory(
     flat = _flat(result.output)
     assert flat.startswith("error: ONECARD_DATABASE_URL names no SQLite file"), flat
     assert "set up" not in flat
+
+
+def test_card_read_prints_a_holder_name_that_looks_like_markup_as_it_is(
+    empty_install: Path,
+) -> None:
+    # A holder "[/x]" made `card read` fail with "unexpected MarkupError"; "[bold]Li" lost text.
+    runner = CliRunner()
+    assert runner.invoke(app, ["card", "keys", "--out", "var/keys.json"]).exit_code == 0
+    for number, holder in (("3100000000000089", "[/x]"), ("3100000000000090", "[bold]Li")):
+        issued = runner.invoke(
+            app,
+            [
+                "card",
+                "issue",
+                "--out",
+                f"{number}.json",
+                "--number",
+                number,
+                "--type",
+                "adult",
+                "--holder",
+                holder,
+                "--keys",
+                "var/keys.json",
+            ],
+        )
+        assert issued.exit_code == 0, issued.output
+        read = runner.invoke(app, ["card", "read", "--card", f"{number}.json"])
+        assert read.exit_code == 0, read.output
+        assert f"holder   {holder}" in read.output, read.output
