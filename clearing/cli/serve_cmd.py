@@ -34,7 +34,8 @@ def register(app: typer.Typer) -> None:
             f"[green]onecard clearing on http://{host}:{port} "
             f"(docs: /docs, database: {db_kind(url)})[/green]\n"
             f"list-signing key {key_fingerprint(list_key)} "
-            "(terminal provision --server-key-fingerprint)"
+            "(terminal provision --server-key-fingerprint)",
+            soft_wrap=True,  # whole lines in a log file too: `grep "list-signing key"` finds it
         )
         uvicorn.run(
             "clearing.api.app:create_app",

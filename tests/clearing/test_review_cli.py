@@ -5,6 +5,11 @@ what is wrong, naming what the user typed, in one line with exit 2 (used wrongly
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -302,3 +307,36 @@ def test_card_read_prints_a_holder_name_that_looks_like_markup_as_it_is(
         read = runner.invoke(app, ["card", "read", "--card", f"{number}.json"])
         assert read.exit_code == 0, read.output
         assert f"holder   {holder}" in read.output, read.output
+
+
+def test_serve_logs_the_list_key_fingerprint_on_one_whole_line(tmp_path: Path) -> None:
+    # docs/operations.md greps it from a log file, where the console folded it at 80 columns.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONECARD_")}
+    env.update(ONECARD_DATA_DIR=str(tmp_path / "var"), COLUMNS="80")
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [str(Path(sys.executable).parent / "onecard"), "serve", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+        try:
+            lines: list[str] = []
+            for _ in range(600):  # until the banner is out (the server is polled, not timed)
+                lines = [
+                    line for line in log.read_text().splitlines() if "list-signing key" in line
+                ]
+                if lines or server.poll() is not None:
+                    break
+                time.sleep(0.1)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    assert len(lines) == 1, log.read_text()
+    assert lines[0].endswith("(terminal provision --server-key-fingerprint)"), lines[0]
+    assert "SHA256:" in lines[0]
