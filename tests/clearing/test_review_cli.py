@@ -87,8 +87,9 @@ def test_card_issue_over_a_folder_says_so_naming_the_folder(empty_install: Path)
             "var/keys.json",
         ],
     )
-    assert result.exit_code == 1, result.output
-    assert result.output.strip() == "error: cards: Is a directory", result.output
+    assert result.exit_code == 2, result.output  # refused before anything is written
+    assert "cards is a folder: name the card file" in _flat(result.output), result.output
+    assert list((empty_install / "cards").iterdir()) == []
 
 
 def test_a_key_store_path_that_is_a_folder_is_not_told_to_chmod(empty_install: Path) -> None:
