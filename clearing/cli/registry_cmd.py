@@ -203,12 +203,25 @@ def register(app: typer.Typer) -> None:
     @terminal.command("list")
     def terminal_list(limit: int = typer.Option(100, min=1, max=500)) -> None:
         """List terminals."""
-        rows = _run(lambda s, _l: service.list_terminals(s, _admin(), limit=limit, offset=0))
+
+        async def work(s: AsyncSession, _l: Any) -> tuple[list[Any], dict[int, str]]:
+            rows = await service.list_terminals(s, _admin(), limit=limit, offset=0)
+            codes = await service.participant_codes(s, {r.participant_id for r in rows})
+            return rows, codes
+
+        rows, codes = _run(work)
         _table(
             "terminals",
-            ["terminal", "participant id", "kind", "line", "status", "highest seq"],
+            ["terminal", "participant", "kind", "line", "status", "highest seq"],
             [
-                [r.terminal_id, r.participant_id, r.kind.value, r.line, r.status.value, r.seq_high]
+                [
+                    r.terminal_id,
+                    codes.get(r.participant_id, r.participant_id),  # the code it was added with
+                    r.kind.value,
+                    r.line,
+                    r.status.value,
+                    r.seq_high,
+                ]
                 for r in rows
             ],
         )
