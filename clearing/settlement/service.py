@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -145,9 +145,12 @@ async def settle_day(
             f"{current}); --force closes only the current day early"
         )
     if not force and not calendar.is_closed(business_day, now):
+        end = calendar.day_end(business_day)
+        local = end.astimezone(calendar.time_zone)
         raise DayNotClosed(
-            f"business day {business_day} closes at {calendar.day_end(business_day)} (UTC); "
-            "settle it after its cut-off"
+            f"business day {business_day} closes at {local:%Y-%m-%d %H:%M} "
+            f"{calendar.time_zone.key} ({end.astimezone(UTC):%H:%M} UTC); settle it after its "
+            "cut-off, or close it early with --force"
         )
     last = await engine_repo.last_settled_day(conn)
     if last is not None and last > current:

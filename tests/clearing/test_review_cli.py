@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from cardio.atomicfile import MODE_SECRET, write_bytes_atomic
 from clearing.cli import app
 from clearing.settings import get_settings
+from clearing.settlement.days import BusinessCalendar
 
 
 @pytest.fixture
@@ -341,3 +342,12 @@ def test_serve_logs_the_list_key_fingerprint_on_one_whole_line(tmp_path: Path) -
     assert len(lines) == 1, log.read_text()
     assert lines[0].endswith("(terminal provision --server-key-fingerprint)"), lines[0]
     assert "SHA256:" in lines[0]
+
+
+def test_settling_the_current_day_says_when_it_closes_in_local_time(empty_install: Path) -> None:
+    today = BusinessCalendar().business_day(datetime.now(UTC))
+    result = CliRunner().invoke(app, ["settle", "--date", str(today)])
+    assert result.exit_code == 1, result.output
+    said = _flat(result.output)
+    closes = f"closes at {today + timedelta(days=1)} 04:00 Asia/Shanghai (20:00 UTC)"
+    assert closes in said and "--force" in said, said
