@@ -21,6 +21,7 @@ from cardio.atomicfile import MODE_SECRET, write_bytes_atomic
 from clearing.cli import app
 from clearing.settings import get_settings
 from clearing.settlement.days import BusinessCalendar
+from terminals.config import load_config
 
 
 @pytest.fixture
@@ -351,3 +352,44 @@ def test_settling_the_current_day_says_when_it_closes_in_local_time(empty_instal
     said = _flat(result.output)
     closes = f"closes at {today + timedelta(days=1)} 04:00 Asia/Shanghai (20:00 UTC)"
     assert closes in said and "--force" in said, said
+
+
+def _provision(out: str, *extra: str) -> tuple[int, str]:
+    result = CliRunner().invoke(
+        app,
+        [
+            "terminal",
+            "provision",
+            "--terminal-id",
+            "000001000050",
+            "--out",
+            out,
+            "--key-store",
+            "var/keys.json",
+            "--server-public-key",
+            "ab" * 32,
+            *extra,
+        ],
+    )
+    return result.exit_code, _flat(result.output)
+
+
+def test_provision_writes_a_config_it_can_read_whatever_the_stop_is_called(
+    empty_install: Path,
+) -> None:
+    # A '"' in --stop (or --clearing-url) was written into the TOML unescaped: a config that
+    # `terminal run/journal/simulate` then refused as not valid TOML.
+    assert CliRunner().invoke(app, ["card", "keys", "--out", "var/keys.json"]).exit_code == 0
+    code, said = _provision("bus", "--stop", 'Old "Town" \\ Gate', "--clearing-url", "http://h/")
+    assert code == 0, said
+    config = load_config(empty_install / "bus" / "terminal.toml")
+    assert config.stop_id == 'Old "Town" \\ Gate' and config.clearing_url == "http://h/"
+
+
+def test_provision_refuses_a_route_its_fare_feed_does_not_have(empty_install: Path) -> None:
+    # Such a bus refused every tap (no_fare) and nobody was told at provisioning.
+    assert CliRunner().invoke(app, ["card", "keys", "--out", "var/keys.json"]).exit_code == 0
+    code, said = _provision("bus", "--route", "99")
+    assert code == 1, said
+    assert "route '99' is not in the fare feed" in said, said
+    assert not (empty_install / "bus").exists()
