@@ -393,3 +393,38 @@ def test_provision_refuses_a_route_its_fare_feed_does_not_have(empty_install: Pa
     assert code == 1, said
     assert "route '99' is not in the fare feed" in said, said
     assert not (empty_install / "bus").exists()
+
+
+def test_ledger_balances_and_history_show_whole_account_names(empty_install: Path) -> None:
+    # At 80 columns every card account was cut to "card:310000000…": whose balance is whose?
+    runner = CliRunner()
+    assert runner.invoke(app, ["card", "keys", "--out", "var/keys.json"]).exit_code == 0
+    issued = runner.invoke(
+        app,
+        [
+            "card",
+            "issue",
+            "--register",
+            "--out",
+            "c.json",
+            "--number",
+            "3100000000000042",
+            "--type",
+            "adult",
+            "--balance",
+            "500",
+            "--holder",
+            "Li",
+            "--holder-id",
+            "R-42",
+            "--keys",
+            "var/keys.json",
+        ],
+    )
+    assert issued.exit_code == 0, issued.output
+    balances = runner.invoke(app, ["ledger", "balances"])
+    assert balances.exit_code == 0, balances.output
+    for name in ("card:3100000000000042", "card-deposit:3100000000000042"):
+        assert name in balances.output, balances.output
+    missing = runner.invoke(app, ["ledger", "history", "[/x]"])
+    assert missing.exit_code == 1 and "no account named [/x]" in missing.output, missing.output
