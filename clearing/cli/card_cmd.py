@@ -84,6 +84,11 @@ def register(app: typer.Typer) -> None:
         if algorithm.lower() not in choices:
             raise typer.BadParameter("3des or sm4", param_hint="--algorithm")
         path = out or get_settings().key_store
+        if path.is_dir():  # `--out ""` is the current folder: never a key store, even --force
+            raise typer.BadParameter(
+                f"{path} is a folder: name the key store file, e.g. {path / 'keys.json'}",
+                param_hint="--out",
+            )
         try:
             if source is not None:
                 kinds = [KeyKind(k.lower()) for k in (only or [k.value for k in KeyKind])]

@@ -304,6 +304,8 @@ def register(app: typer.Typer) -> None:
         from clearing.settlement.tasks import settle as settle_day
 
         if undo_future:
+            if day is not None or force:  # a repair of its own: it settles nothing
+                raise typer.BadParameter("--undo-future takes no --date or --force")
             _undo_future_settlements()
             return
         business_day = parse_day(day, "--date") if day is not None else None

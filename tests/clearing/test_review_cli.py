@@ -428,3 +428,21 @@ def test_ledger_balances_and_history_show_whole_account_names(empty_install: Pat
         assert name in balances.output, balances.output
     missing = runner.invoke(app, ["ledger", "history", "[/x]"])
     assert missing.exit_code == 1 and "no account named [/x]" in missing.output, missing.output
+
+
+@pytest.mark.parametrize("out", ["", ".", "var"])
+def test_card_keys_onto_a_folder_is_a_usage_error(empty_install: Path, out: str) -> None:
+    (empty_install / "var").mkdir()
+    result = CliRunner().invoke(app, ["card", "keys", "--out", out, "--force"])
+    assert result.exit_code == 2, result.output
+    assert "is a folder: name the key store file" in _flat(result.output), result.output
+
+
+@pytest.mark.parametrize("extra", [["--date", "2026-12-01"], ["--force"]])
+def test_settle_undo_future_with_a_date_or_force_is_a_usage_error(
+    empty_install: Path, extra: list[str]
+) -> None:
+    # They were silently ignored: the officer believed a day had been settled.
+    result = CliRunner().invoke(app, ["settle", "--undo-future", *extra])
+    assert result.exit_code == 2, result.output
+    assert "--undo-future takes no --date or --force" in _flat(result.output)
