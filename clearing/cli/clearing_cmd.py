@@ -264,7 +264,9 @@ def parse_day(text: str, option: str) -> date:
 def register(app: typer.Typer) -> None:
     @app.command("clear")
     def clear(
-        records_max: int = typer.Option(None, "--max", help="Clear at most this many records."),
+        records_max: int = typer.Option(
+            None, "--max", min=1, max=TAP_ID_MAX, help="Clear at most this many records."
+        ),
         chunk: int = typer.Option(
             CHUNK_RECORDS_DEFAULT,
             min=1,

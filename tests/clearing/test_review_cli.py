@@ -446,3 +446,10 @@ def test_settle_undo_future_with_a_date_or_force_is_a_usage_error(
     result = CliRunner().invoke(app, ["settle", "--undo-future", *extra])
     assert result.exit_code == 2, result.output
     assert "--undo-future takes no --date or --force" in _flat(result.output)
+
+
+@pytest.mark.parametrize("records_max", ["0", "-5", str(2**63)])
+def test_clear_max_out_of_range_is_a_usage_error(empty_install: Path, records_max: str) -> None:
+    result = CliRunner().invoke(app, ["clear", "--max", records_max])
+    assert result.exit_code == 2, result.output
+    assert "--max" in _flat(result.output)
