@@ -51,6 +51,7 @@ from ledger.writer import Ledger
 T = TypeVar("T")
 ACTOR = "admin:cli"
 ACTOR_LENGTH_MAX = 100  # card_events.actor
+TOKEN_ID_MAX = 2**31 - 1  # tokens.id is a 32-bit integer column
 console = Console()
 
 
@@ -412,7 +413,9 @@ def register(app: typer.Typer) -> None:
         )
 
     @token.command("revoke")
-    def token_revoke(token_id: int) -> None:
+    def token_revoke(
+        token_id: int = typer.Argument(..., min=1, max=TOKEN_ID_MAX, help="The token's id."),
+    ) -> None:
         """Revoke a token at once."""
         row = _run(lambda s, _l: auth_service.revoke_token(s, token_id))
         console.print(f"[green]token {row.id} revoked[/green]")

@@ -453,3 +453,13 @@ def test_clear_max_out_of_range_is_a_usage_error(empty_install: Path, records_ma
     result = CliRunner().invoke(app, ["clear", "--max", records_max])
     assert result.exit_code == 2, result.output
     assert "--max" in _flat(result.output)
+
+
+@pytest.mark.parametrize("token_id", ["0", str(2**31), "99999999999999999999999"])
+def test_token_revoke_of_an_id_past_the_column_is_a_usage_error(
+    empty_install: Path, token_id: str
+) -> None:
+    # On PostgreSQL it reached the database: "unexpected DBAPIError ... out of int32 range".
+    result = CliRunner().invoke(app, ["registry", "token", "revoke", token_id])
+    assert result.exit_code == 2, result.output
+    assert "unexpected" not in result.output
