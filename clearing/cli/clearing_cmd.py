@@ -36,6 +36,7 @@ from clearing.settlement.service import operator_statement
 
 console = Console()
 ACTOR_DEFAULT = "finance:cli"
+ACTOR_LENGTH_MAX = 100  # settlement_runs.actor
 CLI_FINANCE = Principal(0, Role.FINANCE, "cli", None)  # who the finance commands read as
 TAP_ID_MAX = 2**62  # as the API bounds it: no id past a 64-bit integer reaches the database
 
@@ -310,6 +311,8 @@ def register(app: typer.Typer) -> None:
                 raise typer.BadParameter("--undo-future takes no --date or --force")
             _undo_future_settlements()
             return
+        if not 1 <= len(actor.strip()) <= ACTOR_LENGTH_MAX:  # audited in a 100-character column
+            raise typer.BadParameter(f"1 .. {ACTOR_LENGTH_MAX} characters", param_hint="--actor")
         business_day = parse_day(day, "--date") if day is not None else None
         settings = get_settings()  # a bad setting is named by the one handler, not below
         try:

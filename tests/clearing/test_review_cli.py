@@ -463,3 +463,14 @@ def test_token_revoke_of_an_id_past_the_column_is_a_usage_error(
     result = CliRunner().invoke(app, ["registry", "token", "revoke", token_id])
     assert result.exit_code == 2, result.output
     assert "unexpected" not in result.output
+
+
+@pytest.mark.parametrize("actor", ["", "  ", "a" * 101])
+def test_settle_by_an_actor_the_audit_cannot_hold_is_a_usage_error(
+    empty_install: Path, actor: str
+) -> None:
+    # 101 characters reached PostgreSQL ("value too long", unexpected); "" settled unaudited.
+    result = CliRunner().invoke(app, ["settle", "--actor", actor])
+    assert result.exit_code == 2, result.output
+    assert "--actor" in _flat(result.output)
+    assert not (empty_install / "var" / "settlement").exists()
