@@ -51,7 +51,9 @@ from ledger.writer import Ledger
 T = TypeVar("T")
 ACTOR = "admin:cli"
 ACTOR_LENGTH_MAX = 100  # card_events.actor
-TOKEN_ID_MAX = 2**31 - 1  # tokens.id is a 32-bit integer column
+TOKEN_ID_MAX = 2**31 - 1  # api_tokens.id is a 32-bit integer column
+TOKEN_SUBJECT_MAX = 64  # api_tokens.subject
+TOKEN_LABEL_MAX = 200  # api_tokens.label
 console = Console()
 
 
@@ -382,13 +384,20 @@ def register(app: typer.Typer) -> None:
         days: int | None = typer.Option(None, min=1, max=3650, help="Expires after N days."),
     ) -> None:
         """Issue a bearer token (shown once)."""
+        # The columns' lengths: checked here, not by the database after the token is made.
+        if subject is not None and not 1 <= len(subject) <= TOKEN_SUBJECT_MAX:
+            raise typer.BadParameter(f"1 .. {TOKEN_SUBJECT_MAX} characters", param_hint="--subject")
+        if len(label) > TOKEN_LABEL_MAX:
+            raise typer.BadParameter(f"at most {TOKEN_LABEL_MAX} characters", param_hint="--label")
         expires_at = utc_now() + timedelta(days=days) if days else None
         secret, row = _run(
             lambda s, _l: auth_service.issue_token(
                 s, role, subject=subject, label=label or role.value, expires_at=expires_at
             )
         )
-        console.print(f"token {row.id} ({row.role.value}, {row.subject or '-'}); keep it secret:")
+        console.print(  # the secret is shown once: nothing in the line may fail to print
+            f"token {row.id} ({row.role.value}, {escape(row.subject or '-')}); keep it secret:"
+        )
         print(secret)
 
     @token.command("list")

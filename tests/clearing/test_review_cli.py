@@ -474,3 +474,24 @@ def test_settle_by_an_actor_the_audit_cannot_hold_is_a_usage_error(
     assert result.exit_code == 2, result.output
     assert "--actor" in _flat(result.output)
     assert not (empty_install / "var" / "settlement").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "option"),
+    [(["--label", "x" * 201], "--label"), (["--subject", "x" * 65], "--subject")],
+)
+def test_token_issue_with_text_past_its_column_is_a_usage_error(
+    empty_install: Path, extra: list[str], option: str
+) -> None:
+    # A 201-character label reached PostgreSQL: "unexpected DBAPIError ... value too long".
+    result = CliRunner().invoke(app, ["registry", "token", "issue", "finance", *extra])
+    assert result.exit_code == 2, result.output
+    assert option in _flat(result.output)
+
+
+def test_a_token_whose_subject_looks_like_markup_is_still_shown(empty_install: Path) -> None:
+    # "[/x]" broke the line after the token was made: its secret, shown once, was lost.
+    result = CliRunner().invoke(app, ["registry", "token", "issue", "finance", "--subject", "[/x]"])
+    assert result.exit_code == 0, result.output
+    assert "(finance, [/x]); keep it secret:" in result.output
+    assert result.output.strip().splitlines()[-1].startswith("oc_")
