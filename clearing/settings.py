@@ -20,8 +20,13 @@ ESCROW_ACCOUNT_DEFAULT = "6222000000000000001"
 
 
 def same_bank_account(first: str, second: str) -> bool:
-    """Whether two account numbers name one account (IBANs are printed in groups of four)."""
-    return "".join(first.split()).upper() == "".join(second.split()).upper()
+    """Whether two account numbers name one account (IBANs are printed in groups of four, with
+    spaces or hyphens)."""
+
+    def bare(account: str) -> str:
+        return "".join(account.replace("-", " ").split()).upper()
+
+    return bare(first) == bare(second)
 
 
 class Settings(BaseSettings):

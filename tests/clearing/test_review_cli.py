@@ -495,3 +495,20 @@ def test_a_token_whose_subject_looks_like_markup_is_still_shown(empty_install: P
     assert result.exit_code == 0, result.output
     assert "(finance, [/x]); keep it secret:" in result.output
     assert result.output.strip().splitlines()[-1].startswith("oc_")
+
+
+def test_an_escrow_account_written_with_hyphens_still_collides(
+    empty_install: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ONECARD_ESCROW_ACCOUNT "CN00-1111-2222-3333" let a participant be paid into it.
+    monkeypatch.setenv("ONECARD_ESCROW_ACCOUNT", " cn00-1111-2222-3333")
+    get_settings.cache_clear()
+    result = CliRunner().invoke(
+        app,
+        [
+            "registry", "participant", "add", "bus-4", "--name", "B", "--kind", "bus_operator",
+            "--commission-bp", "1", "--bank-account", "CN00 1111 2222 3333", "--bank-name", "B",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "participant_account_is_escrow" in result.output
