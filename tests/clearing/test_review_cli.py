@@ -512,3 +512,25 @@ def test_an_escrow_account_written_with_hyphens_still_collides(
     )  # fmt: skip
     assert result.exit_code == 2, result.output
     assert "participant_account_is_escrow" in result.output
+
+
+def test_serve_on_a_taken_port_fails_with_one_line_and_exit_1(tmp_path: Path) -> None:
+    # uvicorn's own exit code 3 leaked out, with no line of ours saying what to do.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONECARD_")}
+    env.update(ONECARD_DATA_DIR=str(tmp_path / "var"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "onecard"), "serve", "--port", str(port)],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert result.returncode == 1, result.stderr
+    last = " ".join(result.stderr.strip().splitlines()[-1].split())
+    assert last.startswith(f"error: cannot serve on 127.0.0.1:{port}: the port is taken"), last
