@@ -8,6 +8,7 @@ and a rename that returned survives a power cut. Never leaves its temporary file
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -53,16 +54,32 @@ def write_bytes_atomic(
     writers agree on the first one's content; the check and the creation are one step (link).
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _write_temporary(target, data, mode)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where a folder of the path belongs: say that, not "exists"
+        raise NotADirectoryError(
+            errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(target.parent)
+        ) from None
+    try:
+        temporary = _write_temporary(target, data, mode)
+    except OSError as error:
+        raise _naming(error, target) from error
     try:
         if exclusive:
             os.link(temporary, target)
         else:
             os.replace(temporary, target)
+    except OSError as error:
+        raise _naming(error, target) from error
     finally:
         temporary.unlink(missing_ok=True)
     _fsync_directory(target.parent)
+
+
+def _naming(error: OSError, target: Path) -> OSError:
+    """The same error (same class, same errno) naming the file the caller asked for: the user
+    never heard of our temporary file."""
+    return type(error)(error.errno, error.strerror, str(target))
 
 
 def write_text_atomic(

@@ -105,7 +105,10 @@ def read_card_file(path: str | os.PathLike[str]) -> CardState:
         raise CardFileError(
             f"no card file at {path}: issue one with `onecard card issue`"
         ) from None
-    return state_from_json(text)
+    try:
+        return state_from_json(text)
+    except CardFileError as error:  # named: `simulate --cards DIR` reads many files
+        raise CardFileError(f"{path}: {error.message}") from None
 
 
 class CardFile:

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cardio.crypto import Algorithm
@@ -111,6 +112,11 @@ def issue_request(
         kind = CardType.from_label(card_type)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--type") from None
+    if out.is_dir():  # never replaceable: with --register the books would open, no card
+        raise typer.BadParameter(
+            f"{out} is a folder: name the card file, e.g. {out / 'CARD.json'}",
+            param_hint="--out",
+        )
     if out.exists() and not force:
         raise typer.BadParameter(f"{out} exists (use --force to replace it)", param_hint="--out")
     try:
@@ -230,6 +236,11 @@ def keys(
     if algorithm.lower() not in choices:
         raise typer.BadParameter("3des or sm4", param_hint="--algorithm")
     path = out or key_store_path()
+    if path.is_dir():  # `--out ""` is the current folder: never a key store, even --force
+        raise typer.BadParameter(
+            f"{path} is a folder: name the key store file, e.g. {path / 'keys.json'}",
+            param_hint="--out",
+        )
     try:
         if source is not None:
             kinds = [KeyKind(k.lower()) for k in (only or [k.value for k in KeyKind])]
@@ -428,21 +439,23 @@ def _read_card(purse: Purse) -> dict[str, object]:
 
 
 def _print_report(console: Console, source: str, report: dict) -> None:
-    console.print(f"[bold]card {report['card_no']}[/bold] in {source}")
+    # What a card holds is printed as text: a holder named "[/x]" is no markup (nor a crash).
+    console.print(f"[bold]card {escape(str(report['card_no']))}[/bold] in {escape(source)}")
     summary = Table(show_header=False, box=None)
-    summary.add_row("type", str(report["card_type"]))
-    summary.add_row("holder", str(report.get("holder") or "-"))
+    summary.add_row("type", escape(str(report["card_type"])))
+    summary.add_row("holder", escape(str(report.get("holder") or "-")))
     summary.add_row("balance", money(int(report["balance_fen"])))  # type: ignore[arg-type]
     summary.add_row(
         "valid",
         f"{report['valid_from'] or '-'} .. {report['valid_until'] or '-'}"
         + ("" if report["valid_today"] else "  [red](not valid today)[/red]"),
     )
-    summary.add_row("issuer", str(report["issuer_id"]))
+    summary.add_row("issuer", escape(str(report["issuer_id"])))
     transit = report.get("transit")
     if transit and transit["state"] != "none":
         summary.add_row(
-            "journey", f"{transit['state']} line {transit['line']} stop {transit['stop']}"
+            "journey",
+            escape(f"{transit['state']} line {transit['line']} stop {transit['stop']}"),
         )
     console.print(summary)
     log = Table(title="last transactions")

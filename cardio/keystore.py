@@ -215,6 +215,8 @@ def load_key_store(path: str | os.PathLike[str]) -> KeyStore:
         raise KeyStoreError(
             f"no key store at {path}: create one with `onecard card keys --out {path}`"
         ) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise KeyStoreError(f"{path} is a folder, not a key store: name the key store's file")
     if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeyStoreError(f"the key store {path} is readable by others: chmod 600 {path}")
     if info.st_size > KEY_STORE_BYTES_MAX:

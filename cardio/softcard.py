@@ -175,7 +175,10 @@ class SoftCard:
         except ApduError as error:
             raise CardFileError(str(error)) from None
         if not 0 <= balance_fen <= balance_limit_fen or balance_limit_fen > 0xFFFFFFFF:
-            raise CardFileError("the opening balance must be within 0..limit")
+            raise CardFileError(
+                f"the opening balance {balance_fen} fen is outside 0..{balance_limit_fen} fen "
+                "(the card's limit)"
+            )
         serial = b"\x00\x00" + number
         info = PublicInfo(
             issuer_id=key_store.issuer_id,

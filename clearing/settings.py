@@ -7,19 +7,26 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from clearing.db import normalize_url
+from clearing.calendar import parse_cutoff
+from clearing.db import normalize_url, sqlite_file_url
 
 DATA_DIR_DEFAULT = Path("var")
 ESCROW_ACCOUNT_DEFAULT = "6222000000000000001"
 
 
 def same_bank_account(first: str, second: str) -> bool:
-    """Whether two account numbers name one account (IBANs are printed in groups of four)."""
-    return "".join(first.split()).upper() == "".join(second.split()).upper()
+    """Whether two account numbers name one account (IBANs are printed in groups of four, with
+    spaces or hyphens)."""
+
+    def bare(account: str) -> str:
+        return "".join(account.replace("-", " ").split()).upper()
+
+    return bare(first) == bare(second)
 
 
 class Settings(BaseSettings):
@@ -57,11 +64,28 @@ class Settings(BaseSettings):
         "lists. Empty: one is made once and kept in data_dir/list-signing-key.hex.",
     )
 
+    @field_validator("business_time_zone")
+    @classmethod
+    def _a_known_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"no time zone {value!r}: use an IANA name, e.g. Asia/Shanghai"
+            ) from None
+        return value
+
+    @field_validator("settlement_cutoff")
+    @classmethod
+    def _a_cutoff(cls, value: str) -> str:
+        parse_cutoff(value)  # CalendarError is a ValueError: the message names HH:MM
+        return value
+
     def resolved_database_url(self) -> str:
         """The URL on the project's driver; raises DatabaseUrlInvalid for one it cannot use."""
         if self.database_url:
             return normalize_url(self.database_url)
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'onecard.db').as_posix()}"
+        return sqlite_file_url(self.data_dir / "onecard.db")
 
     @property
     def celery_eager(self) -> bool:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -67,8 +68,9 @@ async def _balances(url: str, prefix: str | None, limit: int) -> list:
 
 def balances_table(states: list, title: str = "balances (CNY)") -> Table:
     table = Table(title=title)
-    for column in ("account", "natural balance", "debits posted", "credits posted", "pending"):
-        table.add_column(column, justify="left" if column == "account" else "right")
+    table.add_column("account", no_wrap=True)  # whole at 80 columns: the headers fold instead
+    for column in ("natural balance", "debits posted", "credits posted", "pending"):
+        table.add_column(column, justify="right", no_wrap=False, min_width=8)
     for state in states:
         b = state.balance
         credit_normal = not state.account.flags & AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS and (
@@ -78,7 +80,7 @@ def balances_table(states: list, title: str = "balances (CNY)") -> Table:
         natural = b.credit_balance if credit_normal else b.debit_balance
         pending = b.credits_pending - b.debits_pending
         table.add_row(
-            state.name,
+            escape(state.name),
             yuan(natural),
             yuan(b.debits_posted),
             yuan(b.credits_posted),
@@ -129,9 +131,9 @@ def build_app(database_url: Callable[[], str]) -> typer.Typer:
         state, page = asyncio.run(_history(database_url(), name, limit))
         console = Console()
         if state is None:
-            console.print(f"[red]no account named {name}[/red]")
+            console.print(f"[red]no account named {escape(name)}[/red]")
             raise typer.Exit(1)
-        table = Table(title=f"history of {name}")
+        table = Table(title=f"history of {escape(name)}")
         for column in ("time (UTC)", "side", "amount", "flags", "before", "after"):
             table.add_column(column)
         for entry in page.entries:

@@ -18,6 +18,7 @@ the issuer key store itself never goes to a terminal. Nothing here prints key ma
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +116,11 @@ def load_config(path: Path | str) -> TerminalConfig:
     )
 
 
+def _toml_string(value: str) -> str:
+    """A TOML basic string of `value`: the escapes JSON writes are valid in TOML too."""
+    return json.dumps(value)
+
+
 def provision_terminal(
     issuer: KeyStore,
     terminal_id: str,
@@ -130,6 +136,11 @@ def provision_terminal(
     terminal_id = terminal_id.upper()
     if not is_terminal_id(terminal_id):  # before any file is made: a refusal leaves nothing
         raise ConfigError(f"terminal id {terminal_id!r} must be 12 hex digits")
+    routes = load_sample_feed().route_type  # the feed the config names (feed = "")
+    if routes and route_id not in routes:  # its bus would refuse every tap (no fare)
+        raise ConfigError(
+            f"route {route_id!r} is not in the fare feed (its routes: {', '.join(sorted(routes))})"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     provision_sam_keys(
@@ -141,17 +152,17 @@ def provision_terminal(
     (out / "public-key.hex").write_text(credential.public_key_hex + "\n", encoding="ascii")
     config = out / "terminal.toml"
     lines = [
-        f'terminal_id = "{terminal_id}"',
+        f"terminal_id = {_toml_string(terminal_id)}",
         'data_dir = "."',
         'sam_keys = "sam-keys.json"',
         'credential = "credential.json"',
-        f'clearing_url = "{clearing_url}"',
-        f'server_public_key = "{server_public_key}"',
+        f"clearing_url = {_toml_string(clearing_url)}",
+        f"server_public_key = {_toml_string(server_public_key)}",
         "",
         "[bus]",
         'feed = ""',
-        f'route_id = "{route_id}"',
-        f'stop_id = "{stop_id}"',
+        f"route_id = {_toml_string(route_id)}",
+        f"stop_id = {_toml_string(stop_id)}",
         "",
     ]
     write_text_atomic(config, "\n".join(lines), mode=MODE_PUBLIC)

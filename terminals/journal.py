@@ -208,8 +208,12 @@ class Journal:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
-        conn = self._conn()
-        conn.executescript(_SCHEMA)
+        try:
+            conn = self._conn()
+            conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as error:  # a folder, another file, a damaged journal
+            self.close()
+            raise JournalError(f"cannot open the journal {self.path}: {error}") from error
         for table in _APPEND_ONLY:
             for action in ("UPDATE", "DELETE"):
                 conn.execute(

@@ -154,4 +154,5 @@ def _register_and_save(card: SoftCard, body: CardIssue, out: Path) -> None:
         Console(stderr=True).print(f"[red]error:[/red] cannot write {out}: {error.strerror}")
         raise typer.Exit(1) from None
     finally:
-        staged.unlink(missing_ok=True)
+        if staged.exists():  # False too when its folder is a file: nothing to clean up
+            staged.unlink()

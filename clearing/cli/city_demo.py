@@ -89,7 +89,7 @@ def _prepare_environment(root: Path) -> None:
         shutil.rmtree(root)
     root.mkdir(parents=True)
     os.environ["ONECARD_DATA_DIR"] = str(root)
-    os.environ["ONECARD_DATABASE_URL"] = f"sqlite+aiosqlite:///{(root / 'onecard.db').as_posix()}"
+    os.environ["ONECARD_DATABASE_URL"] = db.sqlite_file_url(root / "onecard.db")
     os.environ["ONECARD_KEY_STORE"] = str(root / "keys.json")
     os.environ.pop("ONECARD_CELERY_BROKER_URL", None)
     os.environ.pop("ONECARD_SETTLEMENT_DIR", None)

@@ -27,17 +27,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from clearing.auth.models import Role
 from clearing.auth.service import Principal
 from clearing.cli.database import ready_database_url
-from clearing.cli.failures import say
+from clearing.cli.failures import EXIT_FAILED, EXIT_USAGE, say
 from clearing.cli.money import yuan
+from clearing.db import DatabaseUrlInvalid
 from clearing.engine.reasons import QuarantineReason
-from clearing.engine.service import EngineConfig, EngineError, RunListener, open_engine
-from clearing.errors import ClearingError, NotFound
+from clearing.engine.service import (
+    CHUNK_RECORDS_DEFAULT,
+    CHUNK_RECORDS_MAX,
+    EngineConfig,
+    EngineError,
+    RunListener,
+    open_engine,
+)
+from clearing.errors import ClearingError, InvalidRequest, NotFound
 from clearing.registry import service as registry_service
 from clearing.settings import get_settings
 from clearing.settlement.service import operator_statement
 
 console = Console()
 ACTOR_DEFAULT = "finance:cli"
+ACTOR_LENGTH_MAX = 100  # settlement_runs.actor
 CLI_FINANCE = Principal(0, Role.FINANCE, "cli", None)  # who the finance commands read as
 TAP_ID_MAX = 2**62  # as the API bounds it: no id past a 64-bit integer reaches the database
 
@@ -272,8 +281,10 @@ def _undo_future_settlements() -> None:
 
 
 def _fail(error: Exception) -> NoReturn:
+    """One line; exit 2 when the command was used wrongly (as failures.explain decides)."""
     say(str(error))
-    raise typer.Exit(1)
+    used_wrongly = isinstance(error, InvalidRequest | DatabaseUrlInvalid)
+    raise typer.Exit(EXIT_USAGE if used_wrongly else EXIT_FAILED)
 
 
 async def _statement_rows(conn: Any, participant: str, business_day: date) -> Any:
@@ -309,8 +320,15 @@ def parse_day(text: str, option: str) -> date:
 def register(app: typer.Typer) -> None:
     @app.command("clear")
     def clear(
-        records_max: int = typer.Option(None, "--max", help="Clear at most this many records."),
-        chunk: int = typer.Option(8000, help="Records per database transaction (1-32760)."),
+        records_max: int = typer.Option(
+            None, "--max", min=1, max=TAP_ID_MAX, help="Clear at most this many records."
+        ),
+        chunk: int = typer.Option(
+            CHUNK_RECORDS_DEFAULT,
+            min=1,
+            max=CHUNK_RECORDS_MAX,
+            help=f"Records per database transaction (1-{CHUNK_RECORDS_MAX}).",
+        ),
     ) -> None:
         """Clear every staged tap record: verify TACs, deduplicate, post, quarantine."""
         from cardio.errors import KeyStoreError
@@ -349,17 +367,22 @@ def register(app: typer.Typer) -> None:
         from clearing.settlement.tasks import settle as settle_day
 
         if undo_future:
+            if day is not None or force:  # a repair of its own: it settles nothing
+                raise typer.BadParameter("--undo-future takes no --date or --force")
             _undo_future_settlements()
             return
+        if not 1 <= len(actor.strip()) <= ACTOR_LENGTH_MAX:  # audited in a 100-character column
+            raise typer.BadParameter(f"1 .. {ACTOR_LENGTH_MAX} characters", param_hint="--actor")
+        business_day = parse_day(day, "--date") if day is not None else None
+        settings = get_settings()  # a bad setting is named by the one handler, not below
         try:
-            business_day = date.fromisoformat(day) if day else None
             if business_day and not BUSINESS_DAY_FIRST <= business_day <= BUSINESS_DAY_LAST:
                 raise ValueError(
                     f"business days run from {BUSINESS_DAY_FIRST} to {BUSINESS_DAY_LAST}"
                 )
             ready_database_url()
             settlement, files = asyncio.run(
-                settle_day(get_settings(), business_day, actor=actor, force=force)
+                settle_day(settings, business_day, actor=actor, force=force)
             )
         except (SettlementError, ValueError) as error:
             _fail(error)

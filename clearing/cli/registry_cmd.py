@@ -48,6 +48,9 @@ from ledger.writer import Ledger
 T = TypeVar("T")
 ACTOR = "admin:cli"
 ACTOR_LENGTH_MAX = 100  # card_events.actor
+TOKEN_ID_MAX = 2**31 - 1  # api_tokens.id is a 32-bit integer column
+TOKEN_SUBJECT_MAX = 64  # api_tokens.subject
+TOKEN_LABEL_MAX = 200  # api_tokens.label
 console = Console()
 
 
@@ -209,12 +212,25 @@ def register(app: typer.Typer) -> None:
     @terminal.command("list")
     def terminal_list(limit: int = typer.Option(100, min=1, max=500)) -> None:
         """List terminals."""
-        rows = _run(lambda s, _l: service.list_terminals(s, _admin(), limit=limit, offset=0))
+
+        async def work(s: AsyncSession, _l: Any) -> tuple[list[Any], dict[int, str]]:
+            rows = await service.list_terminals(s, _admin(), limit=limit, offset=0)
+            codes = await service.participant_codes(s, {r.participant_id for r in rows})
+            return rows, codes
+
+        rows, codes = _run(work)
         _table(
             "terminals",
-            ["terminal", "participant id", "kind", "line", "status", "highest seq"],
+            ["terminal", "participant", "kind", "line", "status", "highest seq"],
             [
-                [r.terminal_id, r.participant_id, r.kind.value, r.line, r.status.value, r.seq_high]
+                [
+                    r.terminal_id,
+                    codes.get(r.participant_id, r.participant_id),  # the code it was added with
+                    r.kind.value,
+                    r.line,
+                    r.status.value,
+                    r.seq_high,
+                ]
                 for r in rows
             ],
         )
@@ -378,13 +394,20 @@ def register(app: typer.Typer) -> None:
         days: int | None = typer.Option(None, min=1, max=3650, help="Expires after N days."),
     ) -> None:
         """Issue a bearer token (shown once)."""
+        # The columns' lengths: checked here, not by the database after the token is made.
+        if subject is not None and not 1 <= len(subject) <= TOKEN_SUBJECT_MAX:
+            raise typer.BadParameter(f"1 .. {TOKEN_SUBJECT_MAX} characters", param_hint="--subject")
+        if len(label) > TOKEN_LABEL_MAX:
+            raise typer.BadParameter(f"at most {TOKEN_LABEL_MAX} characters", param_hint="--label")
         expires_at = utc_now() + timedelta(days=days) if days else None
         secret, row = _run(
             lambda s, _l: service.issue_token(
                 s, role, subject=subject, label=label or role.value, expires_at=expires_at
             )
         )
-        console.print(f"token {row.id} ({row.role.value}, {row.subject or '-'}); keep it secret:")
+        console.print(  # the secret is shown once: nothing in the line may fail to print
+            f"token {row.id} ({row.role.value}, {escape(row.subject or '-')}); keep it secret:"
+        )
         print(secret)
 
     @token.command("list")
@@ -409,7 +432,9 @@ def register(app: typer.Typer) -> None:
         )
 
     @token.command("revoke")
-    def token_revoke(token_id: int) -> None:
+    def token_revoke(
+        token_id: int = typer.Argument(..., min=1, max=TOKEN_ID_MAX, help="The token's id."),
+    ) -> None:
         """Revoke a token at once."""
         row = _run(lambda s, _l: auth_service.revoke_token(s, token_id))
         console.print(f"[green]token {row.id} revoked[/green]")

@@ -6,9 +6,12 @@ import typer
 from rich.console import Console
 
 from clearing import db
+from clearing.cli.failures import EXIT_FAILED, say
 from clearing.lists.signing import load_server_key, public_key_hex
 from clearing.settings import get_settings
 from terminals.client import key_fingerprint
+
+STARTUP_HINT = "the port is taken or the address is not this machine's (uvicorn's reason above)"
 
 
 def register(app: typer.Typer) -> None:
@@ -34,16 +37,23 @@ def register(app: typer.Typer) -> None:
             f"[green]onecard clearing on http://{host}:{port} "
             f"(docs: /docs, database: {db_kind(url)})[/green]\n"
             f"list-signing key {key_fingerprint(list_key)} "
-            "(terminal provision --server-key-fingerprint)"
+            "(terminal provision --server-key-fingerprint)",
+            soft_wrap=True,  # whole lines in a log file too: `grep "list-signing key"` finds it
         )
-        uvicorn.run(
-            "clearing.api.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level=log_level,
-        )
+        try:
+            uvicorn.run(
+                "clearing.api.app:create_app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_level=log_level,
+            )
+        except SystemExit as stopped:  # uvicorn exits 3 when it cannot start (port in use, ...)
+            if stopped.code in (None, 0):
+                raise
+            say(f"cannot serve on {host}:{port}: {STARTUP_HINT}")
+            raise typer.Exit(EXIT_FAILED) from None
 
 
 def db_kind(url: str) -> str:

@@ -60,6 +60,12 @@ class DatabaseNotSetUp(DatabaseError):
     code = "database_not_set_up"
 
 
+def sqlite_file_url(path: Path) -> str:
+    """The URL of the SQLite file at `path`, quoted so it reads back as the same path (a folder
+    named "%41" stays itself instead of becoming "A")."""
+    return URL.create(DRIVERS["sqlite"], database=path.as_posix()).render_as_string()
+
+
 def normalize_url(url: str) -> str:
     """The URL on the project's driver: postgresql://, postgres:// and postgresql+psycopg://
     become postgresql+asyncpg://, sqlite:// becomes sqlite+aiosqlite://; anything else is refused."""
@@ -74,6 +80,11 @@ def normalize_url(url: str) -> str:
         raise DatabaseUrlInvalid(
             f"ONECARD_DATABASE_URL names {backend!r}: onecard runs on PostgreSQL or SQLite "
             f"({URL_EXAMPLES})"
+        )
+    if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise DatabaseUrlInvalid(
+            "ONECARD_DATABASE_URL names no SQLite file (an in-memory database is gone when the "
+            "command ends): use sqlite:///PATH"
         )
     return parsed.set(drivername=DRIVERS[backend]).render_as_string(hide_password=False)
 
@@ -133,7 +144,9 @@ def missing_table(error: BaseException) -> bool:
 def alembic_config(url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", url)
+    # Alembic's options are configparser values: a '%' (a percent-encoded password or path, a
+    # folder named "50%") is an interpolation there unless doubled.
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -161,9 +161,12 @@ async def _refuse_unsettleable_day(
             f"{current}); --force closes only the current day early"
         )
     if not force and not calendar.is_closed(business_day, now):
+        end = calendar.day_end(business_day)
+        local = end.astimezone(calendar.time_zone)
         raise DayNotClosed(
-            f"business day {business_day} closes at {calendar.day_end(business_day)} (UTC); "
-            "settle it after its cut-off"
+            f"business day {business_day} closes at {local:%Y-%m-%d %H:%M} "
+            f"{calendar.time_zone.key} ({end.astimezone(UTC):%H:%M} UTC); settle it after its "
+            "cut-off, or close it early with --force"
         )
     last = await engine_repo.last_settled_day(conn)
     if last is not None and last > current:
@@ -300,7 +303,7 @@ def write_files(settlement: Settlement, out_dir: Path, debtor: Debtor) -> Settle
     _refuse_escrow_payees(
         {line.participant_code: line.bank_account for line in settlement.lines}, debtor.account
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # No mkdir here: the atomic write makes the folder, and names a file in its way.
     stem = f"settlement-{settlement.business_day.isoformat()}"
     csv_path = out_dir / f"{stem}.csv"
     write_bytes_atomic(

@@ -316,8 +316,9 @@ def _print_simulation(
 ) -> None:
 
     table = Table(title=f"simulated taps, business day {day}", title_justify="left")
-    for header in ("terminal", "route", "taps", "paid", "refused", "fares CNY", "uploaded"):
-        table.add_column(header, justify="left" if header in ("terminal", "route") else "right")
+    table.add_column("terminal", no_wrap=True, min_width=12)  # ids are never cut
+    for header in ("route", "taps", "paid", "refused", "fares CNY", "uploaded"):
+        table.add_column(header, justify="left" if header == "route" else "right")
     table.add_column("pending", justify="right")
     for report, left in zip(reports, pending, strict=True):
         table.add_row(

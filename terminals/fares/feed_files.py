@@ -101,5 +101,11 @@ def read_feed_files(feed_dir: Path) -> dict[str, str]:
             raise FeedInvalid(
                 [FeedProblem(path.name, 0, "", f"{size} bytes, more than {FEED_FILE_BYTES_MAX}")]
             )
-        files[path.name] = _decode(path.name, path.read_bytes())
+        with path.open("rb") as handle:  # bounded: a device or a growing file has no size
+            raw = handle.read(FEED_FILE_BYTES_MAX + 1)
+        if len(raw) > FEED_FILE_BYTES_MAX:
+            raise FeedInvalid(
+                [FeedProblem(path.name, 0, "", f"more than {FEED_FILE_BYTES_MAX} bytes")]
+            )
+        files[path.name] = _decode(path.name, raw)
     return files

@@ -119,3 +119,26 @@ def test_card_issue_without_register_still_writes_only_the_chip(embedded, tmp_pa
     assert "--register opens its books too" in " ".join(result.output.split())
     shown = embedded.invoke(app, ["registry", "card", "show", "3100000000000045"])
     assert shown.exit_code == 1
+
+
+def test_register_onto_a_folder_opens_no_books_and_writes_no_card(embedded, tmp_path) -> None:
+    # It opened the books (deposit and first load taken) and then failed to write the card.
+    folder = tmp_path / "cards"
+    folder.mkdir()
+    result = issue(
+        embedded, folder, "3100000000000043", "--register", "--holder-id", "R-43", "--force"
+    )
+    assert result.exit_code == 2, result.output
+    assert "isafolder:namethecardfile" in "".join(result.output.replace("│", "").split())
+    shown = embedded.invoke(app, ["registry", "card", "show", "3100000000000043"])
+    assert shown.exit_code == 1 and "no card 3100000000000043" in shown.output
+    assert list(folder.iterdir()) == []
+
+
+def test_register_under_a_file_says_one_line_naming_the_card_file(embedded, tmp_path) -> None:
+    (tmp_path / "afile").write_text("")
+    out = tmp_path / "afile" / "c.json"
+    result = issue(embedded, out, "3100000000000044", "--register", "--holder-id", "R-44")
+    assert result.exit_code == 1, result.output
+    said = "".join(result.output.split())  # one message, however the console wrapped it
+    assert said == "".join(f"error: cannot write {out}: Not a directory".split())

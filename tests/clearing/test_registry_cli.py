@@ -57,7 +57,10 @@ def test_admin_sets_up_an_operator_a_terminal_a_card_and_tokens(embedded) -> Non
         "--line",
         "12",
     )
-    assert "000001000050" in run(runner, "terminal", "list")
+    listed = run(runner, "terminal", "list")
+    assert "000001000050" in listed
+    # The owner by the code it was added with, not the registry's internal id.
+    assert "bus-1" in listed and "participant id" not in listed, listed
     run(
         runner,
         "card",

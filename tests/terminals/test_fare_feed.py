@@ -312,3 +312,16 @@ def test_a_bus_terminal_refuses_to_start_on_a_broken_feed(issuer, tmp_path: Path
     )
     assert result.exit_code == 1
     assert "fare_products.txt, row 2, field amount" in result.output
+
+
+def test_a_feed_file_that_never_ends_is_refused_not_read_forever(tmp_path: Path) -> None:
+    # Its size was taken from stat(): a device (or a file still growing) says 0 and was read
+    # whole, into memory, without end.
+    folder = tmp_path / "feed"
+    shutil.copytree(sample_feed_dir(), folder)
+    (folder / "areas.txt").unlink()
+    (folder / "areas.txt").symlink_to("/dev/zero")
+    problems = validate_feed(folder)
+    assert [(p.file, p.message) for p in problems] == [("areas.txt", "more than 8388608 bytes")], (
+        problems
+    )

@@ -174,3 +174,15 @@ def test_long_rule_texts_are_shortened_distinctly_to_the_protocols_64():
     a, b = "urban:" + "x" * 100, "urban:" + "x" * 99 + "y"
     assert short_text("urban:urban_flat") == "urban:urban_flat"
     assert len(short_text(a)) == SHORT_TEXT_MAX and short_text(a) != short_text(b)
+
+
+@pytest.mark.parametrize("what", ["folder", "not a database"])
+def test_a_journal_path_that_holds_no_journal_is_a_journal_error(tmp_path: Path, what: str) -> None:
+    # It left as "unexpected OperationalError/DatabaseError" from `terminal journal|run|simulate`.
+    path = tmp_path / "journal.db"
+    if what == "folder":
+        path.mkdir()
+    else:
+        path.write_bytes(b"garbage, not SQLite" * 100)
+    with pytest.raises(JournalError, match=f"cannot open the journal {path}"):
+        Journal(path, TERMINAL_ID)
