@@ -35,8 +35,9 @@ from clearing.engine.decide import (
     TerminalInfo,
 )
 from clearing.engine.models import ClearedTap, ClearingRun, TapDisposition
-from clearing.ingest.models import TapRecord, TapState
+from clearing.ingest.models import TapRecord
 from clearing.quarantine.models import QuarantineAction, QuarantineActionRow
+from clearing.records import TapState
 from clearing.registry.models import Card, Participant, Terminal
 
 # One statement binds at most this many parameters (asyncpg and SQLite allow 32,767).
@@ -188,8 +189,8 @@ def _tap(row: Any) -> Tap:
     return Tap(
         id=row.id,
         terminal_id=row.terminal_id,
-        kind=str(row.kind),
-        status=str(row.status),
+        kind=row.kind,
+        status=row.status,
         terminal_seq=row.terminal_seq,
         card_no=row.card_no,
         card_counter=row.card_counter,

@@ -45,8 +45,8 @@ from clearing.engine.decide import (
     decide,
 )
 from clearing.engine.reasons import RETRIED_AUTOMATICALLY, QuarantineReason
-from clearing.ingest.models import TapState
 from clearing.quarantine.models import ENGINE_ACTOR, QuarantineAction
+from clearing.records import TapKind, TapState
 from clearing.settlement.days import BusinessCalendar
 from ledger import AccountState, CreateTransferResult, Transfer, TransferFlags, transfer_id
 from ledger.types import BATCH_MAX
@@ -486,7 +486,8 @@ class ClearingEngine:
         # Loads first (they fund the card), then each card's taps in counter order; records
         # with the same card counter in arrival order, so the first one uploaded wins.
         order = sorted(
-            chunk, key=lambda t: (t.kind != "load", t.card_no, t.purse, t.card_counter, t.id)
+            chunk,
+            key=lambda t: (t.kind is not TapKind.LOAD, t.card_no, t.purse, t.card_counter, t.id),
         )
         pendings: list[_Pending] = []
         for tap in order:
@@ -526,10 +527,10 @@ class ClearingEngine:
         clinic_keys = [
             (terminals[t.terminal_id].participant_code, t.visit_id)
             for t in sound
-            if t.kind == "clinic" and t.visit_id and t.terminal_id in terminals
+            if t.kind is TapKind.CLINIC and t.visit_id and t.terminal_id in terminals
         ]
         splits = await repo.clinic_splits(conn, clinic_keys) if clinic_keys else {}
-        load_ids = [t.load_id for t in sound if t.kind == "load" and t.load_id]
+        load_ids = [t.load_id for t in sound if t.kind is TapKind.LOAD and t.load_id]
         loads = await repo.pending_loads(conn, load_ids) if load_ids else {}
         releases = await repo.release_overrides(conn, [t.id for t in chunk])
         balances = await self._available_balances(conn, sound, cards)
@@ -580,7 +581,7 @@ class ClearingEngine:
             posted = PostedTap.of(tap)
             by_card[tap.card_key] = posted
             facts.by_terminal[tap.terminal_key] = posted
-            if tap.kind == "load" and tap.load_id:
+            if tap.kind is TapKind.LOAD and tap.load_id:
                 facts.loads[tap.load_id] = PendingLoadInfo(tap.card_no, tap.amount_fen, "delivered")
         return pending
 
@@ -599,7 +600,7 @@ class ClearingEngine:
         tac = bytes.fromhex(tap.tac or "")
         card_serial = bytes.fromhex(tap.card_no)
         terminal_id = bytes.fromhex(tap.terminal_id)
-        if tap.kind == "load":
+        if tap.kind is TapKind.LOAD:
             return self.verifier.verify_load(
                 LoadTacInput(
                     card_serial,
@@ -632,7 +633,7 @@ class ClearingEngine:
         for card_no in sorted({t.card_no for t in chunk if t.card_no in cards}):
             names.append(books.card(card_no))
         for card_no in sorted(
-            {t.card_no for t in chunk if t.kind == "load" and t.card_no in cards}
+            {t.card_no for t in chunk if t.kind is TapKind.LOAD and t.card_no in cards}
         ):
             names.append(books.card_pending(card_no))
         found: dict[str, int] = {}
@@ -647,7 +648,7 @@ class ClearingEngine:
 
     @staticmethod
     def _check_balance(tap: Tap, decision: Decision, balances: dict[str, int]) -> Decision:
-        if tap.kind == "load":
+        if tap.kind is TapKind.LOAD:
             source = books.card_pending(tap.card_no)
             if balances.get(source, 0) < tap.amount_fen:
                 return Decision(Outcome.QUARANTINE, QuarantineReason.CARD_BALANCE_INSUFFICIENT)
@@ -667,10 +668,12 @@ class ClearingEngine:
 
     def _transfers_for(self, p: _Pending, suffix: str) -> list[Transfer]:
         tap, decision = p.tap, p.decision
-        code_main = TransferCode.CLINIC_COPAY if tap.kind == "clinic" else TransferCode.TAP_PURCHASE
+        code_main = (
+            TransferCode.CLINIC_COPAY if tap.kind is TapKind.CLINIC else TransferCode.TAP_PURCHASE
+        )
         key = f"{tap.card_no}:{tap.purse}:{tap.card_counter}{suffix}"
         out: list[Transfer] = []
-        if tap.kind == "load":
+        if tap.kind is TapKind.LOAD:
             out.append(
                 Transfer(
                     id=transfer_id(f"load:{tap.load_id}{suffix}"),
@@ -748,7 +751,7 @@ class ClearingEngine:
                 suffix = f":r{release[0]}"
             p.transfers = self._transfers_for(p, suffix)
             names.add(books.card(p.tap.card_no))
-            if p.tap.kind == "load":
+            if p.tap.kind is TapKind.LOAD:
                 names.add(books.card_pending(p.tap.card_no))
             if p.decision.participant_code:
                 names.add(books.payable(p.decision.participant_code))
@@ -859,7 +862,7 @@ class ClearingEngine:
             result.amount_fen_posted += tap.amount_fen
             main = p.transfers[0].id if p.transfers and tap.amount_fen > 0 else None
             claim = p.transfers[-1].id if len(p.transfers) > 1 else None
-            if tap.kind == "load" and p.transfers:
+            if tap.kind is TapKind.LOAD and p.transfers:
                 main = p.transfers[0].id
                 if tap.load_id:
                     delivered_loads.append(tap.load_id)

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from clearing.api.bodies import JSON_ENUM, Instant, JsonInt, RequestModel
-from clearing.ingest.models import TapKind, TapStatus
+from clearing.records import RecordStatus, TapKind
 
 RECORDS_PER_BATCH_MAX = 5000
 BATCH_BYTES_MAX = 4 * 1024 * 1024
@@ -27,7 +27,7 @@ class TapRecordIn(RequestModel):
     ignored could mean something to whoever reads it next."""
 
     kind: Annotated[TapKind, JSON_ENUM]
-    status: Annotated[TapStatus, JSON_ENUM]
+    status: Annotated[RecordStatus, JSON_ENUM]
     terminal_seq: JsonInt = Field(ge=1, le=U32_MAX)
     card_no: CardNo
     card_counter: JsonInt = Field(ge=0, le=65535)
