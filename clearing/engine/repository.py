@@ -5,7 +5,7 @@ the hot path reads and writes thousands of rows per statement, never one per rou
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
@@ -35,6 +35,7 @@ from clearing.engine.decide import (
     TerminalInfo,
 )
 from clearing.engine.models import ClearedTap, ClearingRun, TapDisposition
+from clearing.engine.rows import ClearedRow
 from clearing.ingest.models import TapRecord
 from clearing.quarantine.models import QuarantineAction, QuarantineActionRow
 from clearing.records import TapState
@@ -161,28 +162,10 @@ def record_tied(error: BaseException) -> bool:
     return not database_failure(error) and not isinstance(error, _CODE_ERRORS)
 
 
-_TAP_COLUMNS = (
-    taps.c.id,
-    taps.c.terminal_id,
-    taps.c.kind,
-    taps.c.status,
-    taps.c.terminal_seq,
-    taps.c.card_no,
-    taps.c.card_counter,
-    taps.c.txn_type,
-    taps.c.amount_fen,
-    taps.c.balance_before_fen,
-    taps.c.balance_after_fen,
-    taps.c.occurred_at,
-    taps.c.tac,
-    taps.c.card_type,
-    taps.c.full_fare_fen,
-    taps.c.route_id,
-    taps.c.insured_fen,
-    taps.c.visit_id,
-    taps.c.load_id,
-    taps.c.offline_fallback,
-)
+# The fields of Tap that are stored columns of tap_records, in Tap's order (a row read in this
+# order is Tap's positional arguments).
+TAP_FIELDS = tuple(f.name for f in fields(Tap) if f.init and f.name != "unreadable")
+_TAP_COLUMNS = tuple(taps.c[name] for name in TAP_FIELDS)
 
 
 def _tap(row: Any) -> Tap:
@@ -211,9 +194,7 @@ def _tap(row: Any) -> Tap:
 
 
 _TAP_SELECT_PG = (
-    "SELECT id, terminal_id, kind, status, terminal_seq, card_no, card_counter, txn_type,"
-    " amount_fen, balance_before_fen, balance_after_fen, occurred_at, upper(tac), card_type,"
-    " full_fare_fen, route_id, insured_fen, visit_id, load_id, offline_fallback"
+    f"SELECT {', '.join('upper(tac)' if name == 'tac' else name for name in TAP_FIELDS)}"
     " FROM tap_records WHERE state = $1 AND id > $3 ORDER BY id LIMIT $2"
 )
 
@@ -238,21 +219,10 @@ async def next_received(conn: AsyncConnection, limit: int, after_id: int = 0) ->
 
 # SQLite stores any value in any column: the engine reads the raw values and checks each
 # field's type itself, so one record with a wrong type cannot stop the read of its chunk.
-_TAP_SELECT_RAW = (
-    "SELECT id, terminal_id, kind, status, terminal_seq, card_no, card_counter, txn_type,"
-    " amount_fen, balance_before_fen, balance_after_fen, occurred_at, tac, card_type,"
-    " full_fare_fen, route_id, insured_fen, visit_id, load_id, offline_fallback,"
-    " quarantine_reason FROM tap_records"
-)
+_TAP_SELECT_RAW = f"SELECT {', '.join(TAP_FIELDS)}, quarantine_reason FROM tap_records"
 _INT_FIELDS = (4, 6, 7, 8, 9, 10, 14, 16)
 _STR_FIELDS = (1, 2, 3, 5, 13)
 _OPTIONAL_STR_FIELDS = (12, 15, 17, 18)
-_TAP_FIELD_NAMES = (
-    "id", "terminal_id", "kind", "status", "terminal_seq", "card_no", "card_counter",
-    "txn_type", "amount_fen", "balance_before_fen", "balance_after_fen", "occurred_at", "tac",
-    "card_type", "full_fare_fen", "route_id", "insured_fen", "visit_id", "load_id",
-    "offline_fallback",
-)  # fmt: skip
 _UNREADABLE_AT = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -263,7 +233,7 @@ def _raw_tap(row: Any) -> Tap:
     problems: list[str] = []
 
     def wrong(index: int) -> None:
-        problems.append(f"{_TAP_FIELD_NAMES[index]}={values[index]!r:.40}")
+        problems.append(f"{TAP_FIELDS[index]}={values[index]!r:.40}")
 
     for index in _INT_FIELDS:
         if type(values[index]) is not int:
@@ -621,25 +591,18 @@ async def last_settled_day(conn: AsyncConnection) -> date | None:
     return (await conn.execute(select(func.max(SettlementRun.__table__.c.business_day)))).scalar()
 
 
-# The columns of cleared_taps in table order: the engine builds its rows as tuples in this order.
-CLEARED_COLUMNS = tuple(column.name for column in cleared.columns)
-
-
-async def insert_cleared(conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
-    """Insert posted taps (tuples in CLEARED_COLUMNS order); on PostgreSQL by COPY inside the
-    caller's transaction (measured: COPY is several times faster than a bulk INSERT for the
-    engine's thousands of rows)."""
+async def insert_cleared(conn: AsyncConnection, rows: list[ClearedRow]) -> None:
+    """Insert posted taps; on PostgreSQL by COPY inside the caller's transaction (measured: COPY
+    is several times faster than a bulk INSERT for the engine's thousands of rows)."""
     if not rows:
         return
     if _is_pg(conn):
         driver = await _driver(conn)
         await driver.copy_records_to_table(
-            "cleared_taps", records=rows, columns=list(CLEARED_COLUMNS)
+            "cleared_taps", records=rows, columns=list(ClearedRow._fields)
         )
         return
-    await conn.execute(
-        insert(cleared), [dict(zip(CLEARED_COLUMNS, row, strict=True)) for row in rows]
-    )
+    await conn.execute(insert(cleared), [row._asdict() for row in rows])
 
 
 async def insert_dispositions(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:

@@ -45,6 +45,7 @@ from clearing.engine.decide import (
     decide,
 )
 from clearing.engine.reasons import RETRIED_AUTOMATICALLY, QuarantineReason
+from clearing.engine.rows import ClearedRow
 from clearing.quarantine.models import ENGINE_ACTOR, QuarantineAction
 from clearing.records import TapKind, TapState
 from clearing.settlement.days import BusinessCalendar
@@ -809,7 +810,7 @@ class ClearingEngine:
         calendar = self.config.calendar
         business_day = calendar.business_day
         settlement_day = calendar.settlement_day
-        cleared_rows: list[tuple[Any, ...]] = []
+        cleared_rows: list[ClearedRow] = []
         disposition_rows: list[dict[str, Any]] = []
         action_rows: list[dict[str, Any]] = []
         states: dict[tuple[TapState, str | None], list[int]] = defaultdict(list)
@@ -871,38 +872,37 @@ class ClearingEngine:
             terminal = terminals.get(tap.terminal_id)
             card = cards.get(tap.card_no)
             occurred_at = tap.occurred_at
-            # In repo.CLEARED_COLUMNS order (the table's).
             cleared_rows.append(
-                (
-                    tap.card_no,
-                    tap.purse.value,
-                    tap.card_counter,
-                    tap.id,
-                    tap.terminal_id,
-                    tap.terminal_seq,
-                    decision.participant_code or "",
-                    tap.kind,
-                    tap.txn_type,
-                    card.card_type if card else tap.card_type,
-                    tap.route_id or (terminal.line if terminal else None),
-                    tap.amount_fen,
-                    tap.balance_before_fen,
-                    tap.balance_after_fen,
-                    tap.full_fare_fen,
-                    decision.subsidy_fen,
-                    decision.subsidy_scheme,
-                    decision.insured_fen,
-                    decision.insurer_scheme,
-                    tap.visit_id,
-                    tap.load_id,
-                    occurred_at,
-                    business_day(occurred_at),
-                    settlement_day(occurred_at, now, last_settled),
-                    outcome.value,
-                    uuid.UUID(int=main) if main else None,
-                    uuid.UUID(int=claim) if claim else None,
-                    run_id,
-                    now,
+                ClearedRow(
+                    card_no=tap.card_no,
+                    purse=tap.purse.value,
+                    card_counter=tap.card_counter,
+                    tap_record_id=tap.id,
+                    terminal_id=tap.terminal_id,
+                    terminal_seq=tap.terminal_seq,
+                    participant_code=decision.participant_code or "",
+                    kind=tap.kind.value,
+                    txn_type=tap.txn_type,
+                    card_type=card.card_type if card else tap.card_type,
+                    route_id=tap.route_id or (terminal.line if terminal else None),
+                    amount_fen=tap.amount_fen,
+                    balance_before_fen=tap.balance_before_fen,
+                    balance_after_fen=tap.balance_after_fen,
+                    full_fare_fen=tap.full_fare_fen,
+                    subsidy_fen=decision.subsidy_fen,
+                    subsidy_scheme=decision.subsidy_scheme,
+                    insured_fen=decision.insured_fen,
+                    insurer_scheme=decision.insurer_scheme,
+                    visit_id=tap.visit_id,
+                    load_id=tap.load_id,
+                    occurred_at=occurred_at,
+                    business_day=business_day(occurred_at),
+                    settlement_day=settlement_day(occurred_at, now, last_settled),
+                    outcome=outcome.value,
+                    transfer_id=uuid.UUID(int=main) if main else None,
+                    claim_transfer_id=uuid.UUID(int=claim) if claim else None,
+                    run_id=run_id,
+                    cleared_at=now,
                 )
             )
         await repo.insert_cleared(conn, cleared_rows)
@@ -922,17 +922,6 @@ class ClearingEngine:
             amount_fen_posted=result.amount_fen_posted,
         )
         return result
-
-
-# The order in which `_record` builds a cleared_taps row; must be the table's.
-_CLEARED_ORDER = (
-    "card_no", "purse", "card_counter", "tap_record_id", "terminal_id", "terminal_seq",
-    "participant_code", "kind", "txn_type", "card_type", "route_id", "amount_fen",
-    "balance_before_fen", "balance_after_fen", "full_fare_fen", "subsidy_fen", "subsidy_scheme",
-    "insured_fen", "insurer_scheme", "visit_id", "load_id", "occurred_at", "business_day",
-    "settlement_day", "outcome", "transfer_id", "claim_transfer_id", "run_id", "cleared_at",
-)  # fmt: skip
-invariant(_CLEARED_ORDER == repo.CLEARED_COLUMNS, "cleared_taps rows are built in table order")
 
 
 def _quarantine_note(p: _Pending) -> str:

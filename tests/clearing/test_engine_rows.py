@@ -1,0 +1,30 @@
+"""One tap record: the rows the code builds name the very columns of their tables."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from sqlalchemy import Table
+
+from clearing.engine.models import ClearedTap
+from clearing.engine.repository import TAP_FIELDS
+from clearing.engine.rows import ClearedRow
+from clearing.ingest.models import TapRecord
+from clearing.ingest.schemas import StagedRow
+
+
+def _columns(model: type) -> tuple[str, ...]:
+    return tuple(column.name for column in cast(Table, model.__table__).columns)
+
+
+def test_a_cleared_row_is_the_cleared_taps_table_in_its_order() -> None:
+    assert ClearedRow._fields == _columns(ClearedTap)
+
+
+def test_a_staged_row_is_every_tap_records_column_but_the_id_in_order() -> None:
+    assert StagedRow._fields == tuple(c for c in _columns(TapRecord) if c != "id")
+
+
+def test_the_engine_reads_tap_fields_that_are_stored_columns() -> None:
+    assert set(TAP_FIELDS) <= set(_columns(TapRecord))
+    assert TAP_FIELDS[0] == "id"
