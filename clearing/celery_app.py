@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 from celery import Celery
 from celery.schedules import crontab
 
+from clearing.calendar import parse_cutoff
 from clearing.settings import Settings, get_settings
-from clearing.settlement.days import parse_cutoff
 
 TASK_MODULES = ("clearing.engine.tasks", "clearing.settlement.tasks", "clearing.registry.tasks")
 # Settle a little after the cut-off, so the clearing run that follows it has begun.

@@ -344,7 +344,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Settle a business day: commission, payouts, CSV and pain.001 instructions."""
-        from clearing.settlement.days import BUSINESS_DAY_FIRST, BUSINESS_DAY_LAST
+        from clearing.calendar import BUSINESS_DAY_FIRST, BUSINESS_DAY_LAST
         from clearing.settlement.service import SettlementError
         from clearing.settlement.tasks import settle as settle_day
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import fields, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clearing.clinic.models import ClinicSplit
 from clearing.engine.decide import (
     CardInfo,
     PendingLoadInfo,
@@ -34,10 +35,16 @@ from clearing.engine.decide import (
     Tap,
     TerminalInfo,
 )
-from clearing.engine.models import ClearedTap, ClearingRun, TapDisposition
+from clearing.engine.models import (
+    ClearedTap,
+    ClearingRun,
+    QuarantineAction,
+    QuarantineActionRow,
+    TapDisposition,
+)
 from clearing.engine.rows import ClearedRow
 from clearing.ingest.models import TapRecord
-from clearing.quarantine.models import QuarantineAction, QuarantineActionRow
+from clearing.lists.models import PendingLoad
 from clearing.records import TapState
 from clearing.registry.models import Card, Participant, Terminal
 
@@ -524,8 +531,6 @@ async def highest_counters(
 async def clinic_splits(
     conn: AsyncConnection, keys: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], SplitInfo]:
-    from clearing.clinic.models import ClinicSplit
-
     splits = ClinicSplit.__table__
     wanted = sorted(set(keys))
     found: dict[tuple[str, str], SplitInfo] = {}
@@ -548,8 +553,6 @@ async def clinic_splits(
 async def pending_loads(
     conn: AsyncConnection, load_ids: Iterable[str]
 ) -> dict[str, PendingLoadInfo]:
-    from clearing.lists.models import PendingLoad
-
     loads = PendingLoad.__table__
     wanted = sorted(set(load_ids))
     found: dict[str, PendingLoadInfo] = {}
@@ -583,12 +586,6 @@ async def release_overrides(
         for r in rows:
             found[r[0]] = (r[1], r[2], r[3])
     return found
-
-
-async def last_settled_day(conn: AsyncConnection) -> date | None:
-    from clearing.settlement.models import SettlementRun
-
-    return (await conn.execute(select(func.max(SettlementRun.__table__.c.business_day)))).scalar()
 
 
 async def insert_cleared(conn: AsyncConnection, rows: list[ClearedRow]) -> None:

@@ -16,10 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearing.api.errors import Conflict, InvalidRequest, NotFound
 from clearing.engine import repository as engine_repo
-from clearing.engine.models import TapDisposition
+from clearing.engine.models import QuarantineAction, QuarantineActionRow, TapDisposition
 from clearing.engine.reasons import QuarantineReason
 from clearing.ingest.models import TapRecord, TapState
-from clearing.quarantine.models import QuarantineAction, QuarantineActionRow
 from clearing.registry.models import utc_now
 
 taps = cast(Table, TapRecord.__table__)

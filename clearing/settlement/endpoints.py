@@ -18,9 +18,9 @@ from clearing.api.problems import PROBLEM_RESPONSES
 from clearing.auth.dependencies import PrincipalDep
 from clearing.auth.models import Role
 from clearing.auth.service import Principal, require_role
+from clearing.calendar import BUSINESS_DAY_FIRST, BUSINESS_DAY_LAST
 from clearing.registry import service as registry_service
 from clearing.settlement import service
-from clearing.settlement.days import BUSINESS_DAY_FIRST, BUSINESS_DAY_LAST
 from clearing.settlement.schemas import (
     ClaimOut,
     SettlementLineOut,

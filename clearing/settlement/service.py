@@ -26,11 +26,11 @@ from cardio.atomicfile import MODE_GROUP, write_bytes_atomic
 from clearing import books
 from clearing.api.errors import Conflict
 from clearing.books import LEDGER_CNY, TransferCode
+from clearing.calendar import BUSINESS_DAY_FIRST, BusinessCalendar, parse_cutoff
 from clearing.engine import repository as engine_repo
 from clearing.engine.models import ClearedTap
 from clearing.registry.models import Participant
 from clearing.settings import Settings, same_bank_account
-from clearing.settlement.days import BUSINESS_DAY_FIRST, BusinessCalendar, parse_cutoff
 from clearing.settlement.fees import day_totals
 from clearing.settlement.files import (
     Debtor,

@@ -14,13 +14,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from clearing import books
+from clearing.calendar import BusinessCalendar
 from clearing.clinic.adapter import RulesAdapter
 from clearing.clinic.rules import BILL_FEN_MAX, RuleError, SchemeRule, YearToDate, split_bill
 from clearing.clinic.service import split_visit
 from clearing.engine.reasons import QuarantineReason as R
 from clearing.registry import service as registry_service
 from clearing.registry.schemas import TerminalCreate
-from clearing.settlement.days import BusinessCalendar
 from clearing.settlement.service import settle_day
 from tests.clearing.apiharness import SignedTerminal, public_hex, running_app
 from tests.clearing.test_engine import (

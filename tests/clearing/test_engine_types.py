@@ -12,7 +12,7 @@ PURE_CORES = (
     "clearing/engine/decide.py",
     "clearing/engine/reasons.py",
     "clearing/settlement/fees.py",
-    "clearing/settlement/days.py",
+    "clearing/calendar.py",
     "clearing/settlement/files.py",
     "clearing/clinic/rules.py",
     "clearing/books/chart.py",

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clearing import books
-from clearing.settlement.days import BusinessCalendar, parse_cutoff
+from clearing.calendar import BusinessCalendar, parse_cutoff
 from clearing.settlement.fees import FeeError, commission_fen, day_totals
 from clearing.settlement.files import (
     Debtor,

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clearing.settlement.days import BUSINESS_DAY_FIRST, BUSINESS_DAY_LAST
+from clearing.calendar import BUSINESS_DAY_FIRST, BUSINESS_DAY_LAST
 from clearing.settlement.endpoints import DAY_PATTERN, REPORT_DAYS_MAX
 from tests.clearing.apiharness import running_app, world
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from clearing.calendar import BusinessCalendar
 from clearing.cli import app
 from clearing.engine.synthetic import forged
 from clearing.settings import get_settings
-from clearing.settlement.days import BusinessCalendar
 from tests.clearing.test_engine import ADULT, SENIOR, build_world
 
 

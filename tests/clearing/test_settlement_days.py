@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from clearing.auth import service as auth_service
 from clearing.auth.models import Role
+from clearing.calendar import BusinessCalendar
 from clearing.cli import app
 from clearing.settings import get_settings
-from clearing.settlement.days import BusinessCalendar
 from clearing.settlement.models import SettlementRun
 from clearing.settlement.service import (
     FutureSettlementMovedMoney,

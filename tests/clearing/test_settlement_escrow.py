@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from clearing import books
+from clearing.calendar import BusinessCalendar
 from clearing.cli import app
 from clearing.cli.city_demo import OPERATORS, demo_bank_account
 from clearing.settings import ESCROW_ACCOUNT_DEFAULT, Settings, get_settings
-from clearing.settlement.days import BusinessCalendar
 from clearing.settlement.files import Debtor
 from clearing.settlement.models import SettlementRun
 from clearing.settlement.service import ParticipantPaysIntoEscrow, settle_day, write_files
