@@ -7,7 +7,7 @@ the engine (state `received`); the engine decides again, with the override if on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, cast
 
@@ -18,7 +18,8 @@ from clearing.api.errors import Conflict, InvalidRequest, NotFound
 from clearing.engine import repository as engine_repo
 from clearing.engine.models import QuarantineAction, QuarantineActionRow, TapDisposition
 from clearing.engine.reasons import QuarantineReason
-from clearing.ingest.models import TapRecord, TapState
+from clearing.ingest.models import TapRecord
+from clearing.records import TapKind, TapState
 from clearing.registry.models import utc_now
 
 taps = cast(Table, TapRecord.__table__)
@@ -42,20 +43,25 @@ class OverrideNotAllowed(InvalidRequest):
 
 @dataclass(frozen=True, slots=True)
 class QuarantinedRecord:
+    """A held record as finance staff list it (and the API returns it): the tap's own fields
+    under their column names, then why it is held and its state."""
+
     id: int
     terminal_id: str
-    kind: str
+    kind: TapKind
     card_no: str
     card_counter: int
     terminal_seq: int
     amount_fen: int
     occurred_at: datetime
     reason: str | None
-    state: str
+    state: TapState
 
 
 @dataclass(frozen=True, slots=True)
 class ActionEntry:
+    """One audited action on a record (a `quarantine_actions` row but its record's id)."""
+
     id: int
     action: str
     reason: str | None
@@ -67,24 +73,20 @@ class ActionEntry:
 
 @dataclass(frozen=True, slots=True)
 class RecordDetail:
+    """A record as stored (every column), its audit trail and its disposition."""
+
     record: dict[str, Any]
     actions: tuple[ActionEntry, ...]
     disposition: str | None
 
 
-def _record(row: Any) -> QuarantinedRecord:
-    return QuarantinedRecord(
-        row.id,
-        row.terminal_id,
-        str(row.kind),
-        row.card_no,
-        row.card_counter,
-        row.terminal_seq,
-        row.amount_fen,
-        row.occurred_at,
-        row.quarantine_reason,
-        str(row.state),
-    )
+# Each view's fields are its table's columns (`reason` is the record's quarantine_reason): the
+# queries are built from the views, so a field renamed on one side cannot silently drift.
+_LISTED = tuple(
+    taps.c.quarantine_reason.label("reason") if f.name == "reason" else taps.c[f.name]
+    for f in fields(QuarantinedRecord)
+)
+_ACTION = tuple(actions.c[f.name] for f in fields(ActionEntry))
 
 
 async def list_quarantined(
@@ -98,13 +100,13 @@ async def list_quarantined(
     """Quarantined records in arrival order, a page at a time (`after_id` = last id seen)."""
     if not 1 <= limit <= PAGE_MAX:
         raise InvalidRequest(f"limit must be 1 .. {PAGE_MAX}")
-    query = select(taps).where(taps.c.state == TapState.QUARANTINED, taps.c.id > after_id)
+    query = select(*_LISTED).where(taps.c.state == TapState.QUARANTINED, taps.c.id > after_id)
     if reason is not None:
         query = query.where(taps.c.quarantine_reason == reason.value)
     if terminal_id is not None:
         query = query.where(taps.c.terminal_id == terminal_id)
     rows = await conn.execute(query.order_by(taps.c.id).limit(limit))
-    return [_record(row) for row in rows]
+    return [QuarantinedRecord(*row) for row in rows]
 
 
 async def counts_by_reason(conn: AsyncConnection) -> dict[str, int]:
@@ -122,7 +124,7 @@ async def show(conn: AsyncConnection, tap_id: int) -> RecordDetail:
     if row is None:
         raise NotFound(f"no tap record {tap_id}")
     history = await conn.execute(
-        select(actions).where(actions.c.tap_record_id == tap_id).order_by(actions.c.id)
+        select(*_ACTION).where(actions.c.tap_record_id == tap_id).order_by(actions.c.id)
     )
     disposition = (
         await conn.execute(
@@ -135,10 +137,7 @@ async def show(conn: AsyncConnection, tap_id: int) -> RecordDetail:
     }
     return RecordDetail(
         record,
-        tuple(
-            ActionEntry(a.id, a.action, a.reason, a.override, a.actor, a.note, a.at)
-            for a in history
-        ),
+        tuple(ActionEntry(*a) for a in history),
         disposition,
     )
 

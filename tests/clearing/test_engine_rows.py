@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import cast
 
 from sqlalchemy import Table
 
+from clearing.engine.decide import Tap
 from clearing.engine.models import ClearedTap
 from clearing.engine.repository import TAP_FIELDS
 from clearing.engine.rows import ClearedRow
 from clearing.ingest.models import TapRecord
 from clearing.ingest.schemas import StagedRow
+from clearing.quarantine.service import QuarantinedRecord
 
 
 def _columns(model: type) -> tuple[str, ...]:
@@ -28,3 +31,12 @@ def test_a_staged_row_is_every_tap_records_column_but_the_id_in_order() -> None:
 def test_the_engine_reads_tap_fields_that_are_stored_columns() -> None:
     assert set(TAP_FIELDS) <= set(_columns(TapRecord))
     assert TAP_FIELDS[0] == "id"
+
+
+def test_the_quarantine_lists_a_records_own_fields_under_the_engines_names() -> None:
+    listed = [f.name for f in fields(QuarantinedRecord)]
+    assert set(listed) - {"reason", "state"} <= set(TAP_FIELDS)
+    tap_types = {f.name: f.type for f in fields(Tap)}
+    for f in fields(QuarantinedRecord):
+        if f.name in tap_types:
+            assert f.type == tap_types[f.name], f.name
