@@ -23,12 +23,18 @@ from sqlalchemy.orm import Mapped, mapped_column
 from clearing.registry.models import Base, BigId, UtcDateTime
 
 
+class RunState(enum.StrEnum):
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"  # stopped by a database failure, or seen stale (its worker died)
+
+
 class ClearingRun(Base):
     __tablename__ = "clearing_runs"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     trigger: Mapped[str] = mapped_column(String(16))
-    state: Mapped[str] = mapped_column(String(16))  # running | finished | failed
+    state: Mapped[str] = mapped_column(String(16))  # RunState
     started_at: Mapped[datetime] = mapped_column(UtcDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     chunks: Mapped[int] = mapped_column(Integer)

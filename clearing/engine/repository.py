@@ -6,17 +6,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
+    Date,
     Table,
     any_,
     bindparam,
+    column,
     func,
     insert,
     select,
+    table,
     text,
     tuple_,
     update,
@@ -41,6 +44,7 @@ from clearing.engine.models import (
     ClearingRun,
     QuarantineAction,
     QuarantineActionRow,
+    RunState,
     TapDisposition,
 )
 from clearing.engine.pg import TAP_FIELDS
@@ -98,7 +102,9 @@ async def try_clearing_lock(conn: AsyncConnection) -> bool:
 async def other_running_runs(conn: AsyncConnection, run_id: int) -> list[int]:
     """The other clearing runs in progress (what a run waiting for the lock waits for)."""
     rows = await conn.execute(
-        select(runs.c.id).where(runs.c.state == "running", runs.c.id != run_id).order_by(runs.c.id)
+        select(runs.c.id)
+        .where(runs.c.state == RunState.RUNNING.value, runs.c.id != run_id)
+        .order_by(runs.c.id)
     )
     return [int(r[0]) for r in rows]
 
@@ -492,6 +498,19 @@ async def release_overrides(
     return found
 
 
+# Settlement builds on the engine (it settles cleared taps): the engine names the one column it
+# reads of settlement's table instead of importing it (test_engine_uow.py checks they agree).
+settlement_runs = table("settlement_runs", column("business_day", Date))
+
+
+async def last_settled_day(conn: AsyncConnection) -> date | None:
+    """The latest business day settled (what a late tap's settlement day follows)."""
+    found: date | None = (
+        await conn.execute(select(func.max(settlement_runs.c.business_day)))
+    ).scalar()
+    return found
+
+
 async def insert_cleared(conn: AsyncConnection, rows: list[ClearedRow]) -> None:
     """Insert posted taps (on PostgreSQL by COPY, inside the caller's transaction)."""
     if not rows:
@@ -537,14 +556,14 @@ RUN_STALE_AFTER = timedelta(hours=2)
 async def start_run(conn: AsyncConnection, trigger: str, at: datetime) -> int:
     await conn.execute(
         update(runs)
-        .where(runs.c.state == "running", runs.c.started_at < at - RUN_STALE_AFTER)
-        .values(state="failed", finished_at=at)
+        .where(runs.c.state == RunState.RUNNING.value, runs.c.started_at < at - RUN_STALE_AFTER)
+        .values(state=RunState.FAILED.value, finished_at=at)
     )
     result = await conn.execute(
         insert(runs)
         .values(
             trigger=trigger,
-            state="running",
+            state=RunState.RUNNING.value,
             started_at=at,
             chunks=0,
             records_seen=0,
@@ -570,8 +589,10 @@ async def add_to_run(conn: AsyncConnection, run_id: int, **counts: int) -> None:
     )
 
 
-async def finish_run(conn: AsyncConnection, run_id: int, state: str, at: datetime) -> None:
-    await conn.execute(update(runs).where(runs.c.id == run_id).values(state=state, finished_at=at))
+async def finish_run(conn: AsyncConnection, run_id: int, state: RunState, at: datetime) -> None:
+    await conn.execute(
+        update(runs).where(runs.c.id == run_id).values(state=state.value, finished_at=at)
+    )
 
 
 async def run_row(conn: AsyncConnection, run_id: int) -> Any:

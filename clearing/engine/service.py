@@ -27,6 +27,7 @@ from clearing.calendar import BusinessCalendar
 from clearing.engine import repository as repo
 from clearing.engine.decide import CardInfo, Decision, Outcome, Tap
 from clearing.engine.facts import Facts, Pending, decide_one, gather
+from clearing.engine.models import RunState
 from clearing.engine.posting import post
 from clearing.engine.reasons import RETRIED_AUTOMATICALLY, QuarantineReason
 from clearing.engine.recording import quarantine_failed, record
@@ -145,11 +146,11 @@ class ClearingEngine:
             await books.open_books(self.ledger, conn=conn)
             run_id = await repo.start_run(conn, trigger, self.clock())
         run = Run(RunSummary(run_id), progress or RunListener())
-        state = "failed"
+        state = RunState.FAILED
         try:
             await self._clear_received(run, records_max)
             await self._retry_quarantined(run)
-            state = "finished"
+            state = RunState.FINISHED
         except Exception as error:
             if not repo.database_failure(error):
                 raise  # a bug: loud, with its traceback
@@ -163,7 +164,7 @@ class ClearingEngine:
                     await repo.finish_run(conn, run_id, state, self.clock())
             except Exception as error:
                 # The database is gone: the run stays "running" until it is seen stale.
-                if state == "finished" or not repo.database_failure(error):
+                if state is RunState.FINISHED or not repo.database_failure(error):
                     raise
         return run.summary
 

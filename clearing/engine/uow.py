@@ -15,7 +15,6 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Protocol
 
-from sqlalchemy import Date, column, func, select, table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from clearing import books
@@ -94,11 +93,6 @@ class UnitOfWork(Protocol):
     cleared: ClearedTaps
 
 
-# Settlement builds on the engine (it settles cleared taps): the engine names the one column it
-# reads of settlement's table instead of importing it (test_engine_uow.py checks they agree).
-settlement_runs = table("settlement_runs", column("business_day", Date))
-
-
 class _SqlRegistry:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
@@ -141,9 +135,7 @@ class _SqlSettledDays:
         self.conn = conn
 
     async def last_settled_day(self) -> date | None:
-        found = await self.conn.execute(select(func.max(settlement_runs.c.business_day)))
-        day: date | None = found.scalar()
-        return day
+        return await repo.last_settled_day(self.conn)
 
 
 class _SqlBooks:

@@ -29,6 +29,7 @@ from clearing.books import LEDGER_CNY, TransferCode
 from clearing.calendar import BUSINESS_DAY_FIRST, BusinessCalendar, parse_cutoff
 from clearing.engine import repository as engine_repo
 from clearing.engine.models import ClearedTap
+from clearing.records import TapKind
 from clearing.registry.models import Participant
 from clearing.settings import Settings, same_bank_account
 from clearing.settlement.fees import day_totals
@@ -388,7 +389,7 @@ async def _day_totals(conn: AsyncConnection, business_day: date) -> dict[str, di
             func.sum(cleared.c.subsidy_fen),
             func.sum(cleared.c.insured_fen),
         )
-        .where(cleared.c.settlement_day == business_day, cleared.c.kind != "load")
+        .where(cleared.c.settlement_day == business_day, cleared.c.kind != TapKind.LOAD.value)
         .group_by(cleared.c.participant_code)
     )
     sums = {r[0]: (int(r[1]), int(r[2] or 0), int(r[3] or 0), int(r[4] or 0)) for r in rows}
@@ -593,7 +594,7 @@ async def operator_statement(
         .where(
             cleared.c.participant_code == participant_code,
             cleared.c.settlement_day == business_day,
-            cleared.c.kind != "load",
+            cleared.c.kind != TapKind.LOAD.value,
         )
         .group_by(cleared.c.route_id, cleared.c.terminal_id)
         .order_by(cleared.c.route_id, cleared.c.terminal_id)

@@ -24,7 +24,8 @@ from clearing.engine.decide import (
 )
 from clearing.engine.facts import decide_one, gather
 from clearing.engine.reasons import QuarantineReason as R
-from clearing.engine.uow import Release, settlement_runs
+from clearing.engine.repository import settlement_runs
+from clearing.engine.uow import Release
 from clearing.records import RecordStatus, TapKind
 from clearing.settlement.models import SettlementRun
 from ledger import CreateTransferResult, Transfer
