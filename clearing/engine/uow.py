@@ -85,12 +85,20 @@ class ClearedTaps(Protocol):
 
 
 class UnitOfWork(Protocol):
-    registry: Registry
-    loads: PendingLoads
-    clinic: ClinicSplits
-    settlement: SettledDays
-    books: Books
-    cleared: ClearedTaps
+    """The repositories of one chunk's transaction (read-only members: a fake may narrow them)."""
+
+    @property
+    def registry(self) -> Registry: ...
+    @property
+    def loads(self) -> PendingLoads: ...
+    @property
+    def clinic(self) -> ClinicSplits: ...
+    @property
+    def settlement(self) -> SettledDays: ...
+    @property
+    def books(self) -> Books: ...
+    @property
+    def cleared(self) -> ClearedTaps: ...
 
 
 class _SqlRegistry:

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import fields
+from datetime import UTC, datetime
 from typing import cast
 
 from sqlalchemy import Table
 
-from clearing.engine.decide import Tap
+from clearing.engine.decide import Purse, Tap, record_consistent
 from clearing.engine.models import ClearedTap
 from clearing.engine.repository import TAP_FIELDS
 from clearing.engine.rows import ClearedRow
 from clearing.ingest.models import TapRecord
 from clearing.ingest.schemas import StagedRow
 from clearing.quarantine.service import QuarantinedRecord
+from clearing.records import RecordStatus, TapKind
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 def _columns(model: type) -> tuple[str, ...]:
@@ -40,3 +44,13 @@ def test_the_quarantine_lists_a_records_own_fields_under_the_engines_names() -> 
     for f in fields(QuarantinedRecord):
         if f.name in tap_types:
             assert f.type == tap_types[f.name], f.name
+
+
+def test_a_tap_read_back_holds_its_kind_and_status_as_members() -> None:
+    row = (1, "T1", "load", "complete", 1, "1" * 16, 1, 2, 100, 0, 100, NOW, "0A0B0C0D")
+    tap = Tap(*row)
+    assert tap.kind is TapKind.LOAD and tap.status is RecordStatus.COMPLETE
+    assert tap.purse is Purse.ONLINE
+    # SQLite keeps whatever it was given: a kind the protocol does not know is never posted.
+    odd = Tap(*row[:2], "refund", *row[3:])
+    assert odd.kind == "refund" and not record_consistent(odd)
