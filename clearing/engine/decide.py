@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from clearing.engine.reasons import QuarantineReason as R
+from clearing.records import RecordStatus, TapKind
 
 PURCHASE_TXN_TYPES = frozenset({6, 9})  # EP purchase, CAPP (composite) purchase
 LOAD_TXN_TYPES = frozenset({2})  # EP load
@@ -25,6 +26,11 @@ FULL_FARE_FEN_MAX = 100_00
 # Terminal clocks drift; a tap more than this ahead of the back office clock is refused.
 OCCURRED_AHEAD_MAX = timedelta(hours=1)
 TAC_PATTERN = re.compile(r"^[0-9A-Fa-f]{8}$")
+# A value read back from SQLite may be any string: these are the ones the protocol knows.
+_STATUSES = frozenset(RecordStatus)
+_PAYMENT_KINDS = frozenset({TapKind.PURCHASE, TapKind.CLINIC})
+_KINDS: dict[str, TapKind] = {kind.value: kind for kind in TapKind}
+_STATUS_OF: dict[str, RecordStatus] = {status.value: status for status in RecordStatus}
 
 
 class Purse(enum.StrEnum):
@@ -59,8 +65,8 @@ class Tap:
 
     id: int
     terminal_id: str
-    kind: str  # purchase | load | clinic
-    status: str  # complete | grey
+    kind: TapKind
+    status: RecordStatus
     terminal_seq: int
     card_no: str
     card_counter: int
@@ -87,7 +93,11 @@ class Tap:
     terminal_key: tuple[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        purse = Purse.ONLINE if self.kind == "load" else Purse.OFFLINE
+        # The stored strings become their members (a value SQLite holds that the protocol does
+        # not know stays a string: the record is then inconsistent, never posted).
+        object.__setattr__(self, "kind", _KINDS.get(self.kind, self.kind))
+        object.__setattr__(self, "status", _STATUS_OF.get(self.status, self.status))
+        purse = Purse.ONLINE if self.kind is TapKind.LOAD else Purse.OFFLINE
         object.__setattr__(self, "purse", purse)
         object.__setattr__(self, "card_key", (self.card_no, purse, self.card_counter))
         object.__setattr__(self, "terminal_key", (self.terminal_id, self.terminal_seq))
@@ -238,25 +248,25 @@ def record_consistent(tap: Tap) -> bool:
         return False
     if tap.full_fare_fen < 0 or tap.insured_fen < 0:
         return False
-    if tap.status not in ("complete", "grey"):
+    if tap.status not in _STATUSES:
         return False
-    if tap.status == "complete" and tap.tac is None:
+    if tap.status == RecordStatus.COMPLETE and tap.tac is None:
         return False
     if tap.tac is not None and not TAC_PATTERN.match(tap.tac):
         return False
-    if tap.kind == "load":
+    if tap.kind == TapKind.LOAD:
         return (
             tap.txn_type in LOAD_TXN_TYPES
             and tap.amount_fen > 0
             and tap.balance_after_fen == tap.balance_before_fen + tap.amount_fen
         )
-    if tap.kind not in ("purchase", "clinic"):
+    if tap.kind not in _PAYMENT_KINDS:
         return False
     if tap.txn_type not in PURCHASE_TXN_TYPES:
         return False
     if tap.balance_after_fen != tap.balance_before_fen - tap.amount_fen:
         return False
-    if tap.kind == "clinic":
+    if tap.kind == TapKind.CLINIC:
         if not tap.visit_id:
             return False
         if tap.offline_fallback and tap.insured_fen != 0:
@@ -265,9 +275,9 @@ def record_consistent(tap: Tap) -> bool:
 
 
 def _terminal_allows(terminal: TerminalInfo, tap: Tap) -> bool:
-    if tap.kind == "clinic":
+    if tap.kind == TapKind.CLINIC:
         return terminal.kind == "clinic"
-    if tap.kind == "purchase":
+    if tap.kind == TapKind.PURCHASE:
         return terminal.kind in ("bus", "utility", "kiosk")
     return True  # a pending load is written by any load-capable terminal at the next tap
 
@@ -282,7 +292,7 @@ def _chain_broken(tap: Tap, ctx: Context) -> bool:
 
 
 def _subsidy(tap: Tap, ctx: Context) -> tuple[str | None, int]:
-    if tap.kind != "purchase" or ctx.card is None or ctx.terminal is None:
+    if tap.kind != TapKind.PURCHASE or ctx.card is None or ctx.terminal is None:
         return None, 0
     if ctx.terminal.kind != "bus":
         return None, 0
@@ -340,7 +350,7 @@ def decide(tap: Tap, ctx: Context) -> Decision:
 
     insurer_scheme: str | None = None
     insured_fen = 0
-    if tap.kind == "clinic" and not tap.offline_fallback:
+    if tap.kind == TapKind.CLINIC and not tap.offline_fallback:
         split = ctx.split
         if split is None:
             return _quarantine(R.CLINIC_SPLIT_UNKNOWN)
@@ -353,7 +363,7 @@ def decide(tap: Tap, ctx: Context) -> Decision:
         insured_fen = split.insured_fen
         insurer_scheme = split.scheme if insured_fen else None
 
-    if tap.kind == "load":
+    if tap.kind == TapKind.LOAD:
         load = ctx.pending_load
         if tap.load_id is None or load is None:
             return _quarantine(R.UNKNOWN_LOAD)

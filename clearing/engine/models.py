@@ -5,17 +5,28 @@
   unique (terminal, terminal_seq) are what make posting exactly-once across runs and crashes
   (the row commits in the same transaction as the ledger transfers).
 - `tap_dispositions`: records cleared without moving money (duplicates, void torn taps).
+- `quarantine_actions`: the quarantine's audit trail, every action on a quarantined record, by
+  whom and why. Insert-only; the record's current state lives on `tap_records`. The engine
+  writes it (quarantined, resolved) and so does finance staff's quarantine (released, written
+  off), which builds on the engine.
 """
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, Integer, String, Uuid
+from sqlalchemy import BigInteger, Date, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from clearing.db.base import Base, BigId, UtcDateTime
+
+
+class RunState(enum.StrEnum):
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"  # stopped by a database failure, or seen stale (its worker died)
 
 
 class ClearingRun(Base):
@@ -23,7 +34,7 @@ class ClearingRun(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     trigger: Mapped[str] = mapped_column(String(16))
-    state: Mapped[str] = mapped_column(String(16))  # running | finished | failed
+    state: Mapped[str] = mapped_column(String(16))  # RunState
     started_at: Mapped[datetime] = mapped_column(UtcDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     chunks: Mapped[int] = mapped_column(Integer)
@@ -77,3 +88,26 @@ class TapDisposition(Base):
     duplicate_of: Mapped[int | None] = mapped_column(BigId)
     run_id: Mapped[int] = mapped_column(BigId)
     decided_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+ENGINE_ACTOR = "engine"
+
+
+class QuarantineAction(enum.StrEnum):
+    QUARANTINED = "quarantined"  # the engine put the record in quarantine (reason)
+    RELEASED = "released"  # finance staff sent it back to clearing (optionally overriding)
+    WRITTEN_OFF = "written_off"  # finance staff closed it: it moves no money
+    RESOLVED = "resolved"  # the engine cleared it on a later run (torn tap proven, ...)
+
+
+class QuarantineActionRow(Base):
+    __tablename__ = "quarantine_actions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tap_record_id: Mapped[int] = mapped_column(BigId, index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    override: Mapped[str | None] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(100))
+    note: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())

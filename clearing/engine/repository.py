@@ -11,12 +11,15 @@ from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
+    Date,
     Table,
     any_,
     bindparam,
+    column,
     func,
     insert,
     select,
+    table,
     text,
     tuple_,
     update,
@@ -25,6 +28,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clearing.clinic.models import ClinicSplit
+from clearing.engine import pg
 from clearing.engine.decide import (
     CardInfo,
     PendingLoadInfo,
@@ -34,9 +39,19 @@ from clearing.engine.decide import (
     Tap,
     TerminalInfo,
 )
-from clearing.engine.models import ClearedTap, ClearingRun, TapDisposition
-from clearing.ingest.models import TapRecord, TapState
-from clearing.quarantine.models import QuarantineAction, QuarantineActionRow
+from clearing.engine.models import (
+    ClearedTap,
+    ClearingRun,
+    QuarantineAction,
+    QuarantineActionRow,
+    RunState,
+    TapDisposition,
+)
+from clearing.engine.pg import TAP_FIELDS
+from clearing.engine.rows import ClearedRow
+from clearing.ingest.models import TapRecord
+from clearing.lists.models import PendingLoad
+from clearing.records import TapState
 from clearing.registry.models import Card, Participant, Terminal
 
 # One statement binds at most this many parameters (asyncpg and SQLite allow 32,767).
@@ -67,23 +82,6 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
-async def _driver(conn: AsyncConnection) -> Any:
-    """The asyncpg connection under `conn`, inside `conn`'s database transaction (PostgreSQL).
-
-    The hot statements go straight to asyncpg: SQLAlchemy's statement and row handling cost more
-    than PostgreSQL's own work for the engine's thousands of rows per statement."""
-    raw = await conn.get_raw_connection()
-    adapted = raw.dbapi_connection
-    # SQLAlchemy's asyncpg adapter opens its transaction at its first statement; a statement sent
-    # straight to asyncpg must not run before it (it would autocommit).
-    if getattr(adapted, "_transaction", False) is None:
-        await adapted._start_transaction()
-    driver = raw.driver_connection
-    if driver is None or not driver.is_in_transaction():
-        raise RuntimeError("the clearing engine writes only inside a transaction")
-    return driver
-
-
 async def take_clearing_lock(conn: AsyncConnection) -> None:
     """Wait for the clearing lock for the rest of this transaction (PostgreSQL)."""
     if _is_pg(conn):
@@ -104,7 +102,9 @@ async def try_clearing_lock(conn: AsyncConnection) -> bool:
 async def other_running_runs(conn: AsyncConnection, run_id: int) -> list[int]:
     """The other clearing runs in progress (what a run waiting for the lock waits for)."""
     rows = await conn.execute(
-        select(runs.c.id).where(runs.c.state == "running", runs.c.id != run_id).order_by(runs.c.id)
+        select(runs.c.id)
+        .where(runs.c.state == RunState.RUNNING.value, runs.c.id != run_id)
+        .order_by(runs.c.id)
     )
     return [int(r[0]) for r in rows]
 
@@ -160,36 +160,15 @@ def record_tied(error: BaseException) -> bool:
     return not database_failure(error) and not isinstance(error, _CODE_ERRORS)
 
 
-_TAP_COLUMNS = (
-    taps.c.id,
-    taps.c.terminal_id,
-    taps.c.kind,
-    taps.c.status,
-    taps.c.terminal_seq,
-    taps.c.card_no,
-    taps.c.card_counter,
-    taps.c.txn_type,
-    taps.c.amount_fen,
-    taps.c.balance_before_fen,
-    taps.c.balance_after_fen,
-    taps.c.occurred_at,
-    taps.c.tac,
-    taps.c.card_type,
-    taps.c.full_fare_fen,
-    taps.c.route_id,
-    taps.c.insured_fen,
-    taps.c.visit_id,
-    taps.c.load_id,
-    taps.c.offline_fallback,
-)
+_TAP_COLUMNS = tuple(taps.c[name] for name in TAP_FIELDS)
 
 
 def _tap(row: Any) -> Tap:
     return Tap(
         id=row.id,
         terminal_id=row.terminal_id,
-        kind=str(row.kind),
-        status=str(row.status),
+        kind=row.kind,
+        status=row.status,
         terminal_seq=row.terminal_seq,
         card_no=row.card_no,
         card_counter=row.card_counter,
@@ -209,23 +188,11 @@ def _tap(row: Any) -> Tap:
     )
 
 
-_TAP_SELECT_PG = (
-    "SELECT id, terminal_id, kind, status, terminal_seq, card_no, card_counter, txn_type,"
-    " amount_fen, balance_before_fen, balance_after_fen, occurred_at, upper(tac), card_type,"
-    " full_fare_fen, route_id, insured_fen, visit_id, load_id, offline_fallback"
-    " FROM tap_records WHERE state = $1 AND id > $3 ORDER BY id LIMIT $2"
-)
-
-
 async def next_received(conn: AsyncConnection, limit: int, after_id: int = 0) -> list[Tap]:
     """The oldest staged records not yet cleared, in arrival order (PostgreSQL's read-ahead
     takes only those after `after_id`: the last record of the chunk still being cleared)."""
     if _is_pg(conn):
-        driver = await _driver(conn)
-        # Columns in the order of Tap's fields: one positional call per record. PostgreSQL's
-        # column types guarantee each field's type.
-        rows = await driver.fetch(_TAP_SELECT_PG, TapState.RECEIVED.value, limit, after_id)
-        return [Tap(*row) for row in rows]
+        return await pg.next_received(conn, limit, after_id)
     if after_id:
         raise ValueError("after_id is for PostgreSQL's read-ahead only")
     rows = await conn.execute(
@@ -237,32 +204,31 @@ async def next_received(conn: AsyncConnection, limit: int, after_id: int = 0) ->
 
 # SQLite stores any value in any column: the engine reads the raw values and checks each
 # field's type itself, so one record with a wrong type cannot stop the read of its chunk.
-_TAP_SELECT_RAW = (
-    "SELECT id, terminal_id, kind, status, terminal_seq, card_no, card_counter, txn_type,"
-    " amount_fen, balance_before_fen, balance_after_fen, occurred_at, tac, card_type,"
-    " full_fare_fen, route_id, insured_fen, visit_id, load_id, offline_fallback,"
-    " quarantine_reason FROM tap_records"
-)
-_INT_FIELDS = (4, 6, 7, 8, 9, 10, 14, 16)
-_STR_FIELDS = (1, 2, 3, 5, 13)
-_OPTIONAL_STR_FIELDS = (12, 15, 17, 18)
-_TAP_FIELD_NAMES = (
-    "id", "terminal_id", "kind", "status", "terminal_seq", "card_no", "card_counter",
-    "txn_type", "amount_fen", "balance_before_fen", "balance_after_fen", "occurred_at", "tac",
-    "card_type", "full_fare_fen", "route_id", "insured_fen", "visit_id", "load_id",
-    "offline_fallback",
+_TAP_SELECT_RAW = f"SELECT {', '.join(TAP_FIELDS)}, quarantine_reason FROM tap_records"
+
+
+def _at(*names: str) -> tuple[int, ...]:
+    return tuple(TAP_FIELDS.index(name) for name in names)
+
+
+_INT_FIELDS = _at(
+    "terminal_seq", "card_counter", "txn_type", "amount_fen", "balance_before_fen",
+    "balance_after_fen", "full_fare_fen", "insured_fen",
 )  # fmt: skip
+_STR_FIELDS = _at("terminal_id", "kind", "status", "card_no", "card_type")
+_OPTIONAL_STR_FIELDS = _at("tac", "route_id", "visit_id", "load_id")
+_TAC, _OCCURRED_AT, _OFFLINE_FALLBACK = _at("tac", "occurred_at", "offline_fallback")
 _UNREADABLE_AT = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _raw_tap(row: Any) -> Tap:
     """A Tap from raw stored values; a value of the wrong type becomes a placeholder of the
     right one (never consistent: -1, its repr) and is named in `Tap.unreadable`."""
-    values = list(row[:20])
+    values = list(row[: len(TAP_FIELDS)])
     problems: list[str] = []
 
     def wrong(index: int) -> None:
-        problems.append(f"{_TAP_FIELD_NAMES[index]}={values[index]!r:.40}")
+        problems.append(f"{TAP_FIELDS[index]}={values[index]!r:.40}")
 
     for index in _INT_FIELDS:
         if type(values[index]) is not int:
@@ -276,15 +242,15 @@ def _raw_tap(row: Any) -> Tap:
         if values[index] is not None and type(values[index]) is not str:
             wrong(index)
             values[index] = repr(values[index])[:40]
-    if values[12] is not None:
-        values[12] = values[12].upper()
-    if values[19] not in (0, 1):
-        wrong(19)
-    values[19] = values[19] == 1
-    values[11] = _stored_utc(values[11])
-    if values[11] is None:
-        wrong(11)
-        values[11] = _UNREADABLE_AT
+    if values[_TAC] is not None:
+        values[_TAC] = values[_TAC].upper()
+    if values[_OFFLINE_FALLBACK] not in (0, 1):
+        wrong(_OFFLINE_FALLBACK)
+    values[_OFFLINE_FALLBACK] = values[_OFFLINE_FALLBACK] == 1
+    values[_OCCURRED_AT] = _stored_utc(values[_OCCURRED_AT])
+    if values[_OCCURRED_AT] is None:
+        wrong(_OCCURRED_AT)
+        values[_OCCURRED_AT] = _UNREADABLE_AT
     fields: Any = values  # positional, in the order of Tap's fields
     return (
         replace(Tap(*fields), unreadable="; ".join(problems) or None) if problems else Tap(*fields)
@@ -304,13 +270,7 @@ def _stored_utc(value: Any) -> datetime | None:
 
 async def next_received_ids(conn: AsyncConnection, limit: int) -> list[int]:
     """The ids of what `next_received` would return (PostgreSQL)."""
-    driver = await _driver(conn)
-    rows = await driver.fetch(
-        "SELECT id FROM tap_records WHERE state = $1 ORDER BY id LIMIT $2",
-        TapState.RECEIVED.value,
-        limit,
-    )
-    return [r[0] for r in rows]
+    return await pg.next_received_ids(conn, limit)
 
 
 async def next_retryable(
@@ -332,12 +292,12 @@ async def next_retryable(
     out: list[tuple[Tap, str]] = []
     for row in rows:
         if _is_pg(conn):
-            fields: Any = list(row[:20])
-            fields[12] = fields[12].upper() if fields[12] else None
-            tap = Tap(*fields)
+            values: Any = list(row[: len(TAP_FIELDS)])
+            values[_TAC] = values[_TAC].upper() if values[_TAC] else None
+            tap = Tap(*values)
         else:
             tap = _raw_tap(row)
-        out.append((tap, str(row[20])))
+        out.append((tap, str(row[len(TAP_FIELDS)])))
     return out
 
 
@@ -363,12 +323,7 @@ async def card_infos(conn: AsyncConnection, card_nos: Iterable[str]) -> dict[str
     wanted = sorted(set(card_nos))
     found: dict[str, CardInfo] = {}
     if _is_pg(conn) and wanted:
-        driver = await _driver(conn)
-        rows = await driver.fetch(
-            "SELECT card_no, card_type, scheme FROM cards WHERE card_no = ANY($1::varchar[])",
-            wanted,
-        )
-        return {r[0]: CardInfo(r[1], r[2]) for r in rows}
+        return await pg.card_infos(conn, wanted)
     for part in _chunks(wanted, PARAMS_MAX):
         rows = await conn.execute(
             select(cards.c.card_no, cards.c.card_type, cards.c.scheme).where(
@@ -379,19 +334,7 @@ async def card_infos(conn: AsyncConnection, card_nos: Iterable[str]) -> dict[str
     return found
 
 
-_POSTED_COLUMNS = (
-    cleared.c.tap_record_id,
-    cleared.c.card_no,
-    cleared.c.purse,
-    cleared.c.card_counter,
-    cleared.c.terminal_id,
-    cleared.c.terminal_seq,
-    cleared.c.txn_type,
-    cleared.c.amount_fen,
-    cleared.c.balance_before_fen,
-    cleared.c.balance_after_fen,
-    cleared.c.occurred_at,
-)
+_POSTED_COLUMNS = tuple(cleared.c[name] for name in pg.POSTED_FIELDS)
 
 
 def _posted(row: Any) -> PostedTap:
@@ -447,18 +390,6 @@ async def posted_by_card_keys(
     return out
 
 
-# One index probe per record (not three): the posted taps of its card and purse with a counter
-# from one below to one above its own (the duplicate, and both neighbours of the balance chain).
-_POSTED_NEAR_PG = (
-    "SELECT c.* FROM unnest($1::varchar[], $2::varchar[], $3::integer[], $4::integer[])"
-    " AS k(card_no, purse, low, high) CROSS JOIN LATERAL"
-    " (SELECT tap_record_id, card_no, purse, card_counter, terminal_id, terminal_seq, txn_type,"
-    " amount_fen, balance_before_fen, balance_after_fen, occurred_at FROM cleared_taps AS x"
-    " WHERE x.card_no = k.card_no AND x.purse = k.purse"
-    " AND x.card_counter BETWEEN k.low AND k.high OFFSET 0) AS c"
-)
-
-
 async def posted_near(conn: AsyncConnection, chunk: Sequence[Tap]) -> list[PostedTap]:
     """Posted taps with the same card and purse as a record of `chunk` and a card counter at
     most one away from the record's: what deduplication and the balance chain look at."""
@@ -469,41 +400,7 @@ async def posted_near(conn: AsyncConnection, chunk: Sequence[Tap]) -> list[Poste
             keys.append((tap.card_no, tap.purse, tap.card_counter - 1))
             keys.append((tap.card_no, tap.purse, tap.card_counter + 1))
         return await posted_by_card_keys(conn, keys)
-    # Merge each card's overlapping ranges, so a row is read once.
-    ranges: list[tuple[str, str, int, int]] = []
-    for card_no, purse, counter in sorted({tap.card_key for tap in chunk}):
-        if ranges and ranges[-1][0] == card_no and ranges[-1][1] == purse:
-            if counter - 1 <= ranges[-1][3]:
-                ranges[-1] = (card_no, purse, ranges[-1][2], counter + 1)
-                continue
-        ranges.append((card_no, purse, counter - 1, counter + 1))
-    if not ranges:
-        return []
-    driver = await _driver(conn)
-    out: list[PostedTap] = []
-    for part in _chunks(ranges, 50_000):
-        rows = await driver.fetch(
-            _POSTED_NEAR_PG,
-            [r[0] for r in part],
-            [str(r[1]) for r in part],
-            [r[2] for r in part],
-            [r[3] for r in part],
-        )
-        out.extend(
-            PostedTap(r[0], r[1], Purse(r[2]), r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10])
-            for r in rows
-        )
-    return out
-
-
-# One unique-index probe per key (LATERAL, so the planner never hash-joins the whole table).
-_POSTED_BY_TERMINAL_PG = (
-    "SELECT c.* FROM unnest($1::varchar[], $2::bigint[]) AS k(terminal_id, terminal_seq)"
-    " CROSS JOIN LATERAL (SELECT tap_record_id, card_no, purse, card_counter, terminal_id,"
-    " terminal_seq, txn_type, amount_fen, balance_before_fen, balance_after_fen, occurred_at"
-    " FROM cleared_taps AS x WHERE x.terminal_id = k.terminal_id"
-    " AND x.terminal_seq = k.terminal_seq OFFSET 0) AS c"
-)
+    return await pg.posted_near(conn, chunk)
 
 
 async def posted_by_terminal_keys(
@@ -512,18 +409,9 @@ async def posted_by_terminal_keys(
     wanted = sorted(set(keys))
     if not wanted:
         return []
-    out: list[PostedTap] = []
     if _is_pg(conn):
-        driver = await _driver(conn)
-        for part in _chunks(wanted, 50_000):
-            rows = await driver.fetch(
-                _POSTED_BY_TERMINAL_PG, [k[0] for k in part], [k[1] for k in part]
-            )
-            out.extend(
-                PostedTap(r[0], r[1], Purse(r[2]), r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10])
-                for r in rows
-            )
-        return out
+        return await pg.posted_by_terminal_keys(conn, wanted)
+    out: list[PostedTap] = []
     for part in _chunks(wanted, PARAMS_MAX // 2):
         rows = await conn.execute(
             select(*_POSTED_COLUMNS).where(
@@ -553,8 +441,6 @@ async def highest_counters(
 async def clinic_splits(
     conn: AsyncConnection, keys: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], SplitInfo]:
-    from clearing.clinic.models import ClinicSplit
-
     splits = ClinicSplit.__table__
     wanted = sorted(set(keys))
     found: dict[tuple[str, str], SplitInfo] = {}
@@ -577,8 +463,6 @@ async def clinic_splits(
 async def pending_loads(
     conn: AsyncConnection, load_ids: Iterable[str]
 ) -> dict[str, PendingLoadInfo]:
-    from clearing.lists.models import PendingLoad
-
     loads = PendingLoad.__table__
     wanted = sorted(set(load_ids))
     found: dict[str, PendingLoadInfo] = {}
@@ -614,31 +498,27 @@ async def release_overrides(
     return found
 
 
+# Settlement builds on the engine (it settles cleared taps): the engine names the one column it
+# reads of settlement's table instead of importing it (test_engine_uow.py checks they agree).
+settlement_runs = table("settlement_runs", column("business_day", Date))
+
+
 async def last_settled_day(conn: AsyncConnection) -> date | None:
-    from clearing.settlement.models import SettlementRun
-
-    return (await conn.execute(select(func.max(SettlementRun.__table__.c.business_day)))).scalar()
-
-
-# The columns of cleared_taps in table order: the engine builds its rows as tuples in this order.
-CLEARED_COLUMNS = tuple(column.name for column in cleared.columns)
+    """The latest business day settled (what a late tap's settlement day follows)."""
+    found: date | None = (
+        await conn.execute(select(func.max(settlement_runs.c.business_day)))
+    ).scalar()
+    return found
 
 
-async def insert_cleared(conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
-    """Insert posted taps (tuples in CLEARED_COLUMNS order); on PostgreSQL by COPY inside the
-    caller's transaction (measured: COPY is several times faster than a bulk INSERT for the
-    engine's thousands of rows)."""
+async def insert_cleared(conn: AsyncConnection, rows: list[ClearedRow]) -> None:
+    """Insert posted taps (on PostgreSQL by COPY, inside the caller's transaction)."""
     if not rows:
         return
     if _is_pg(conn):
-        driver = await _driver(conn)
-        await driver.copy_records_to_table(
-            "cleared_taps", records=rows, columns=list(CLEARED_COLUMNS)
-        )
+        await pg.insert_cleared(conn, rows)
         return
-    await conn.execute(
-        insert(cleared), [dict(zip(CLEARED_COLUMNS, row, strict=True)) for row in rows]
-    )
+    await conn.execute(insert(cleared), [row._asdict() for row in rows])
 
 
 async def insert_dispositions(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
@@ -659,15 +539,7 @@ async def set_states(
     """Move records to their new state (and quarantine reason), grouped into few statements."""
     for (state, reason), ids in changes.items():
         if _is_pg(conn):
-            driver = await _driver(conn)
-            await driver.execute(
-                "UPDATE tap_records SET state = $1, quarantine_reason = $2, state_changed_at = $3"
-                " WHERE id = ANY($4::bigint[])",
-                state.value,
-                reason,
-                at,
-                sorted(ids),
-            )
+            await pg.set_state(conn, state, reason, ids, at)
             continue
         for part in _chunks(sorted(ids), PARAMS_MAX):
             await conn.execute(
@@ -684,14 +556,14 @@ RUN_STALE_AFTER = timedelta(hours=2)
 async def start_run(conn: AsyncConnection, trigger: str, at: datetime) -> int:
     await conn.execute(
         update(runs)
-        .where(runs.c.state == "running", runs.c.started_at < at - RUN_STALE_AFTER)
-        .values(state="failed", finished_at=at)
+        .where(runs.c.state == RunState.RUNNING.value, runs.c.started_at < at - RUN_STALE_AFTER)
+        .values(state=RunState.FAILED.value, finished_at=at)
     )
     result = await conn.execute(
         insert(runs)
         .values(
             trigger=trigger,
-            state="running",
+            state=RunState.RUNNING.value,
             started_at=at,
             chunks=0,
             records_seen=0,
@@ -717,8 +589,10 @@ async def add_to_run(conn: AsyncConnection, run_id: int, **counts: int) -> None:
     )
 
 
-async def finish_run(conn: AsyncConnection, run_id: int, state: str, at: datetime) -> None:
-    await conn.execute(update(runs).where(runs.c.id == run_id).values(state=state, finished_at=at))
+async def finish_run(conn: AsyncConnection, run_id: int, state: RunState, at: datetime) -> None:
+    await conn.execute(
+        update(runs).where(runs.c.id == run_id).values(state=state.value, finished_at=at)
+    )
 
 
 async def run_row(conn: AsyncConnection, run_id: int) -> Any:

@@ -23,7 +23,6 @@ Errors raised by services are subclasses of `clearing.errors.ClearingError` (sta
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
 from sqlalchemy import (
@@ -39,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from clearing.db.base import Base, BigId, UtcDateTime, str_enum
+from clearing.records import RecordStatus, TapKind, TapState
 
 __all__ = [
     "Base",
@@ -47,26 +47,8 @@ __all__ = [
     "TapKind",
     "TapRecord",
     "TapState",
-    "TapStatus",
+    "RecordStatus",
 ]
-
-
-class TapKind(enum.StrEnum):
-    PURCHASE = "purchase"
-    LOAD = "load"
-    CLINIC = "clinic"
-
-
-class TapStatus(enum.StrEnum):
-    COMPLETE = "complete"
-    GREY = "grey"  # the debit was sent but its answer never came back
-
-
-class TapState(enum.StrEnum):
-    RECEIVED = "received"
-    CLEARED = "cleared"
-    QUARANTINED = "quarantined"
-    WRITTEN_OFF = "written_off"
 
 
 class IngestBatch(Base):
@@ -101,7 +83,7 @@ class TapRecord(Base):
     record_index: Mapped[int] = mapped_column(Integer)
     terminal_id: Mapped[str] = mapped_column(String(12))
     kind: Mapped[TapKind] = mapped_column(str_enum(TapKind, 16))
-    status: Mapped[TapStatus] = mapped_column(str_enum(TapStatus, 16))
+    status: Mapped[RecordStatus] = mapped_column(str_enum(RecordStatus, 16))
     terminal_seq: Mapped[int] = mapped_column(BigInteger)
     card_no: Mapped[str] = mapped_column(String(16))
     card_counter: Mapped[int] = mapped_column(Integer)

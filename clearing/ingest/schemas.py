@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from clearing.http.bodies import JSON_ENUM, Instant, JsonInt, RequestModel
-from clearing.ingest.models import TapKind, TapStatus
+from clearing.records import RecordStatus, TapKind
 
 RECORDS_PER_BATCH_MAX = 5000
 BATCH_BYTES_MAX = 4 * 1024 * 1024
@@ -27,7 +27,7 @@ class TapRecordIn(RequestModel):
     ignored could mean something to whoever reads it next."""
 
     kind: Annotated[TapKind, JSON_ENUM]
-    status: Annotated[TapStatus, JSON_ENUM]
+    status: Annotated[RecordStatus, JSON_ENUM]
     terminal_seq: JsonInt = Field(ge=1, le=U32_MAX)
     card_no: CardNo
     card_counter: JsonInt = Field(ge=0, le=65535)
@@ -49,6 +49,43 @@ class TapRecordIn(RequestModel):
     offline_fallback: bool = False
     deny_list_version: JsonInt = Field(ge=0, le=2**62)
     action_list_version: JsonInt = Field(ge=0, le=2**62)
+
+
+class StagedRow(NamedTuple):
+    """One `tap_records` row as ingestion stages it: every column but the id, in the table's
+    order (tests/clearing/test_engine_rows.py checks them), so COPY takes `_fields` as its
+    column list."""
+
+    batch_pk: int
+    record_index: int
+    terminal_id: str
+    kind: str
+    status: str
+    terminal_seq: int
+    card_no: str
+    card_counter: int
+    txn_type: int
+    amount_fen: int
+    balance_before_fen: int
+    balance_after_fen: int
+    occurred_at: datetime
+    tac: str | None
+    card_type: str
+    rider_category: str
+    full_fare_fen: int
+    fare_rule: str
+    route_id: str | None
+    stop_id: str | None
+    insured_fen: int
+    visit_id: str | None
+    load_id: str | None
+    offline_fallback: bool
+    deny_list_version: int
+    action_list_version: int
+    state: str
+    quarantine_reason: str | None
+    received_at: datetime
+    state_changed_at: datetime
 
 
 class BatchUpload(RequestModel):

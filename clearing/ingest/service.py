@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,27 +19,17 @@ from clearing.errors import Conflict, NotFound
 from clearing.ingest import repository
 from clearing.ingest.gaps import Gap, update_gaps
 from clearing.ingest.models import IngestBatch, TapState
-from clearing.ingest.schemas import BatchUpload
+from clearing.ingest.schemas import BatchUpload, StagedRow
 from clearing.registry import repository as registry_repository
-
-# The columns of tap_records that ingestion writes, in the order of `_staged_rows`.
-STAGED_COLUMNS = (
-    "batch_pk", "record_index", "terminal_id", "kind", "status", "terminal_seq", "card_no",
-    "card_counter", "txn_type", "amount_fen", "balance_before_fen", "balance_after_fen",
-    "occurred_at", "tac", "card_type", "rider_category", "full_fare_fen", "fare_rule",
-    "route_id", "stop_id", "insured_fen", "visit_id", "load_id", "offline_fallback",
-    "deny_list_version", "action_list_version", "state", "quarantine_reason", "received_at",
-    "state_changed_at",
-)  # fmt: skip
 
 
 def _staged_rows(
     upload: BatchUpload, batch_pk: int, terminal_id: str, now: datetime
-) -> list[tuple[Any, ...]]:
-    """Plain tuples (the hot path: one per record, no dicts, no ORM objects)."""
+) -> list[StagedRow]:
+    """One row per record (the hot path: no dicts, no ORM objects)."""
     received = TapState.RECEIVED.value
     return [
-        (
+        StagedRow(
             batch_pk, index, terminal_id, r.kind.value, r.status.value, r.terminal_seq,
             r.card_no, r.card_counter, r.txn_type, r.amount_fen, r.balance_before_fen,
             r.balance_after_fen, r.occurred_at, r.tac.upper() if r.tac is not None else None,
@@ -110,7 +99,7 @@ async def store_batch(
         ),
     )
     await repository.insert_tap_records(
-        session, STAGED_COLUMNS, _staged_rows(upload, row.id, terminal_id, now)
+        session, StagedRow._fields, _staged_rows(upload, row.id, terminal_id, now)
     )
     open_gaps = await _record_gaps(
         session, terminal_id, seen, [record.terminal_seq for record in upload.records], now

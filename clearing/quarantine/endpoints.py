@@ -14,14 +14,8 @@ from clearing.http.bodies import StrictJsonRoute
 from clearing.http.deps import SessionDep
 from clearing.http.problems import PROBLEM_RESPONSES
 from clearing.quarantine import service
-from clearing.quarantine.schemas import (
-    ActionOut,
-    QuarantinedOut,
-    ReasonCountOut,
-    RecordDetailOut,
-    ReleaseIn,
-    WriteOffIn,
-)
+from clearing.quarantine.schemas import ReasonCountOut, ReleaseIn, WriteOffIn
+from clearing.quarantine.service import QuarantinedRecord, RecordDetail
 
 router = APIRouter(
     route_class=StrictJsonRoute,
@@ -34,7 +28,7 @@ TapId = Annotated[int, Path(ge=1, le=2**62, description="Tap record id")]
 
 @router.get(
     "",
-    response_model=list[QuarantinedOut],
+    response_model=list[QuarantinedRecord],
     summary="Quarantined records (finance)",
     description="Records the clearing engine held back instead of posting (bad TAC, unknown or "
     "denied card, broken balance chain, ...), oldest first, paged by id (`after_id`, `limit`), "
@@ -47,13 +41,13 @@ async def list_quarantined(
     terminal_id: Annotated[str | None, Query(pattern=r"^[0-9A-F]{12}$")] = None,
     after_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=service.PAGE_MAX)] = 100,
-) -> list[QuarantinedOut]:
+) -> list[QuarantinedRecord]:
     require_role(principal, Role.FINANCE, Role.ADMIN)
     conn = await session.connection()
     rows = await service.list_quarantined(
         conn, reason=reason, terminal_id=terminal_id, after_id=after_id, limit=limit
     )
-    return [QuarantinedOut.model_validate(row) for row in rows]
+    return rows
 
 
 @router.get(
@@ -71,7 +65,7 @@ async def reasons(session: SessionDep, principal: PrincipalDep) -> list[ReasonCo
 
 @router.get(
     "/{tap_id}",
-    response_model=RecordDetailOut,
+    response_model=RecordDetail,
     summary="One quarantined record and its audit trail (finance)",
     description="The record as the terminal sent it, every action taken on it (who, when, why) "
     "and its disposition (released, written off, or still held). Finance and admin; 404 if the "
@@ -81,19 +75,14 @@ async def show(
     tap_id: TapId,
     session: SessionDep,
     principal: PrincipalDep,
-) -> RecordDetailOut:
+) -> RecordDetail:
     require_role(principal, Role.FINANCE, Role.ADMIN)
-    detail = await service.show(await session.connection(), tap_id)
-    return RecordDetailOut(
-        record=detail.record,
-        actions=[ActionOut.model_validate(a) for a in detail.actions],
-        disposition=detail.disposition,
-    )
+    return await service.show(await session.connection(), tap_id)
 
 
 @router.post(
     "/{tap_id}/release",
-    response_model=RecordDetailOut,
+    response_model=RecordDetail,
     summary="Release a record to clear again (finance)",
     description="Finance: send a held record back to clearing once its cause is fixed, with a "
     "note saying what was fixed; `override` accepts a soft reason (balance chain broken, grey "
@@ -101,7 +90,7 @@ async def show(
 )
 async def release(
     tap_id: TapId, body: ReleaseIn, session: SessionDep, principal: PrincipalDep
-) -> RecordDetailOut:
+) -> RecordDetail:
     require_role(principal, Role.FINANCE)
     conn = await session.connection()
     await service.release(
@@ -112,14 +101,14 @@ async def release(
 
 @router.post(
     "/{tap_id}/write-off",
-    response_model=RecordDetailOut,
+    response_model=RecordDetail,
     summary="Write a record off (finance)",
     description="Finance: close a held record that will never clear (a forged or duplicate "
     "record), with a note saying why. No money moves; audited; 409 if the record is not held.",
 )
 async def write_off(
     tap_id: TapId, body: WriteOffIn, session: SessionDep, principal: PrincipalDep
-) -> RecordDetailOut:
+) -> RecordDetail:
     require_role(principal, Role.FINANCE)
     conn = await session.connection()
     await service.write_off(conn, tap_id, actor=principal.actor, note=body.note)

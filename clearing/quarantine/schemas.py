@@ -1,47 +1,14 @@
-"""Request and response bodies of the quarantine endpoints."""
+"""Request bodies of the quarantine endpoints. Its responses are the service's own views
+(clearing/quarantine/service.py: QuarantinedRecord, RecordDetail), not copies of them."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from clearing.engine.reasons import QuarantineReason
 from clearing.http.bodies import JSON_ENUM, RequestModel
-
-
-class QuarantinedOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    terminal_id: str
-    kind: str
-    card_no: str
-    card_counter: int
-    terminal_seq: int
-    amount_fen: int
-    occurred_at: datetime
-    reason: str | None
-    state: str
-
-
-class ActionOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    action: str
-    reason: str | None
-    override: str | None
-    actor: str
-    note: str
-    at: datetime
-
-
-class RecordDetailOut(BaseModel):
-    record: dict[str, Any]
-    actions: list[ActionOut]
-    disposition: str | None
 
 
 class ReleaseIn(RequestModel):

@@ -7,24 +7,31 @@ the engine (state `received`); the engine decides again, with the override if on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearing.db.base import utc_now
-from clearing.engine import repository as engine_repo
-from clearing.engine.models import TapDisposition
+from clearing.engine.models import QuarantineAction
 from clearing.engine.reasons import QuarantineReason
 from clearing.errors import Conflict, InvalidRequest, NotFound
-from clearing.ingest.models import TapRecord, TapState
-from clearing.quarantine.models import QuarantineAction, QuarantineActionRow
+from clearing.quarantine import repository
+from clearing.quarantine.views import ActionEntry, QuarantinedRecord, RecordDetail
+from clearing.records import TapState
 
-taps = cast(Table, TapRecord.__table__)
-actions = cast(Table, QuarantineActionRow.__table__)
-dispositions = cast(Table, TapDisposition.__table__)
+__all__ = [
+    "ActionEntry",
+    "NotQuarantined",
+    "OverrideNotAllowed",
+    "QuarantinedRecord",
+    "RecordDetail",
+    "counts_by_reason",
+    "list_quarantined",
+    "release",
+    "show",
+    "write_off",
+]
 
 PAGE_MAX = 1000
 NOTE_LENGTH_MAX = 2000
@@ -41,53 +48,6 @@ class OverrideNotAllowed(InvalidRequest):
     title = "This reason cannot be overridden"
 
 
-@dataclass(frozen=True, slots=True)
-class QuarantinedRecord:
-    id: int
-    terminal_id: str
-    kind: str
-    card_no: str
-    card_counter: int
-    terminal_seq: int
-    amount_fen: int
-    occurred_at: datetime
-    reason: str | None
-    state: str
-
-
-@dataclass(frozen=True, slots=True)
-class ActionEntry:
-    id: int
-    action: str
-    reason: str | None
-    override: str | None
-    actor: str
-    note: str
-    at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class RecordDetail:
-    record: dict[str, Any]
-    actions: tuple[ActionEntry, ...]
-    disposition: str | None
-
-
-def _record(row: Any) -> QuarantinedRecord:
-    return QuarantinedRecord(
-        row.id,
-        row.terminal_id,
-        str(row.kind),
-        row.card_no,
-        row.card_counter,
-        row.terminal_seq,
-        row.amount_fen,
-        row.occurred_at,
-        row.quarantine_reason,
-        str(row.state),
-    )
-
-
 async def list_quarantined(
     conn: AsyncConnection,
     *,
@@ -99,48 +59,27 @@ async def list_quarantined(
     """Quarantined records in arrival order, a page at a time (`after_id` = last id seen)."""
     if not 1 <= limit <= PAGE_MAX:
         raise InvalidRequest(f"limit must be 1 .. {PAGE_MAX}")
-    query = select(taps).where(taps.c.state == TapState.QUARANTINED, taps.c.id > after_id)
-    if reason is not None:
-        query = query.where(taps.c.quarantine_reason == reason.value)
-    if terminal_id is not None:
-        query = query.where(taps.c.terminal_id == terminal_id)
-    rows = await conn.execute(query.order_by(taps.c.id).limit(limit))
-    return [_record(row) for row in rows]
+    return await repository.held(
+        conn,
+        reason=reason.value if reason is not None else None,
+        terminal_id=terminal_id,
+        after_id=after_id,
+        limit=limit,
+    )
 
 
 async def counts_by_reason(conn: AsyncConnection) -> dict[str, int]:
-    rows = await conn.execute(
-        select(taps.c.quarantine_reason, func.count())
-        .where(taps.c.state == TapState.QUARANTINED)
-        .group_by(taps.c.quarantine_reason)
-        .order_by(taps.c.quarantine_reason)
-    )
-    return {r[0]: int(r[1]) for r in rows}
+    return await repository.counts_by_reason(conn)
 
 
 async def show(conn: AsyncConnection, tap_id: int) -> RecordDetail:
-    row = (await conn.execute(select(taps).where(taps.c.id == tap_id))).first()
-    if row is None:
+    record = await repository.record(conn, tap_id)
+    if record is None:
         raise NotFound(f"no tap record {tap_id}")
-    history = await conn.execute(
-        select(actions).where(actions.c.tap_record_id == tap_id).order_by(actions.c.id)
-    )
-    disposition = (
-        await conn.execute(
-            select(dispositions.c.disposition).where(dispositions.c.tap_record_id == tap_id)
-        )
-    ).scalar()
-    record = {
-        key: (value.value if hasattr(value, "value") else value)
-        for key, value in row._mapping.items()
-    }
     return RecordDetail(
         record,
-        tuple(
-            ActionEntry(a.id, a.action, a.reason, a.override, a.actor, a.note, a.at)
-            for a in history
-        ),
-        disposition,
+        await repository.history(conn, tap_id),
+        await repository.disposition(conn, tap_id),
     )
 
 
@@ -155,12 +94,7 @@ def _check_note(actor: str, note: str) -> tuple[str, str]:
 
 
 async def _quarantined_for_update(conn: AsyncConnection, tap_id: int) -> Any:
-    # Never while a clearing chunk is deciding: the engine may be re-examining this record.
-    await engine_repo.take_clearing_lock(conn)
-    query = select(taps.c.id, taps.c.state, taps.c.quarantine_reason).where(taps.c.id == tap_id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = (await conn.execute(query)).first()
+    row = await repository.state_for_update(conn, tap_id)
     if row is None:
         raise NotFound(f"no tap record {tap_id}")
     if row.state != TapState.QUARANTINED:
@@ -188,23 +122,14 @@ async def release(
             raise OverrideNotAllowed(
                 f"the record is quarantined for {row.quarantine_reason}, not {override.value}"
             )
-    now = now or utc_now()
-    await conn.execute(
-        update(taps)
-        .where(taps.c.id == tap_id)
-        .values(state=TapState.RECEIVED, quarantine_reason=None, state_changed_at=now)
+    audit = (
+        QuarantineAction.RELEASED,
+        row.quarantine_reason,
+        override.value if override else None,
+        actor,
+        note,
     )
-    await conn.execute(
-        insert(actions).values(
-            tap_record_id=tap_id,
-            action=QuarantineAction.RELEASED.value,
-            reason=row.quarantine_reason,
-            override=override.value if override else None,
-            actor=actor,
-            note=note,
-            at=now,
-        )
-    )
+    await repository.move(conn, tap_id, TapState.RECEIVED, now or utc_now(), audit)
 
 
 async def write_off(
@@ -213,20 +138,5 @@ async def write_off(
     """Close a quarantined record for good: it moves no money (the card keeps its balance)."""
     actor, note = _check_note(actor, note)
     row = await _quarantined_for_update(conn, tap_id)
-    now = now or utc_now()
-    await conn.execute(
-        update(taps)
-        .where(taps.c.id == tap_id)
-        .values(state=TapState.WRITTEN_OFF, state_changed_at=now)
-    )
-    await conn.execute(
-        insert(actions).values(
-            tap_record_id=tap_id,
-            action=QuarantineAction.WRITTEN_OFF.value,
-            reason=row.quarantine_reason,
-            override=None,
-            actor=actor,
-            note=note,
-            at=now,
-        )
-    )
+    audit = (QuarantineAction.WRITTEN_OFF, row.quarantine_reason, None, actor, note)
+    await repository.move(conn, tap_id, TapState.WRITTEN_OFF, now or utc_now(), audit)

@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 
 from clearing import books
 from clearing.cli import app
+from clearing.engine.models import QuarantineActionRow
 from clearing.engine.reasons import QuarantineReason as R
 from clearing.engine.service import DatabaseFailed, EngineConfig
 from clearing.ingest.models import TapRecord
-from clearing.quarantine.models import QuarantineActionRow
 from clearing.settings import get_settings
 from tests.clearing.test_engine import (
     ADULT,

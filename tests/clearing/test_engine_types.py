@@ -11,6 +11,12 @@ REPO = Path(__file__).resolve().parents[2]
 PURE_CORES = (
     "clearing/engine/decide.py",
     "clearing/engine/reasons.py",
+    "clearing/engine/facts.py",
+    "clearing/engine/posting.py",
+    "clearing/engine/rows.py",
+    "clearing/engine/runs.py",
+    "clearing/records.py",
+    "tests/clearing/test_engine_uow.py",  # its fakes satisfy the engine's unit of work
     "clearing/settlement/fees.py",
     "clearing/calendar.py",
     "clearing/settlement/files.py",

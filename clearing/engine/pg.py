@@ -1,0 +1,151 @@
+"""The clearing engine's PostgreSQL hot path: its statements sent straight to asyncpg, inside
+the chunk's SQLAlchemy transaction. SQLAlchemy's statement and row handling cost more than
+PostgreSQL's own work for the engine's thousands of rows per statement (see bench/clearing.py).
+
+Every function here is the PostgreSQL branch of one in clearing/engine/repository.py, which
+chooses it; the column lists come from the engine's own types (Tap, PostedTap, ClearedRow).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import fields
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clearing.engine.decide import CardInfo, PostedTap, Purse, Tap
+from clearing.engine.rows import ClearedRow
+from clearing.records import TapState
+
+# Rows per array parameter of one statement.
+ARRAY_ROWS_MAX = 50_000
+
+# The fields of Tap that are stored columns of tap_records, in Tap's order (a row read in this
+# order is Tap's positional arguments); and PostedTap's, all cleared_taps columns.
+TAP_FIELDS = tuple(f.name for f in fields(Tap) if f.init and f.name != "unreadable")
+POSTED_FIELDS = tuple(f.name for f in fields(PostedTap))
+
+_TAP_SELECT = (
+    f"SELECT {', '.join('upper(tac)' if name == 'tac' else name for name in TAP_FIELDS)}"
+    " FROM tap_records WHERE state = $1 AND id > $3 ORDER BY id LIMIT $2"
+)
+
+# One index probe per record (not three): the posted taps of its card and purse with a counter
+# from one below to one above its own (the duplicate, and both neighbours of the balance chain).
+_POSTED_NEAR = (
+    "SELECT c.* FROM unnest($1::varchar[], $2::varchar[], $3::integer[], $4::integer[])"
+    f" AS k(card_no, purse, low, high) CROSS JOIN LATERAL (SELECT {', '.join(POSTED_FIELDS)}"
+    " FROM cleared_taps AS x WHERE x.card_no = k.card_no AND x.purse = k.purse"
+    " AND x.card_counter BETWEEN k.low AND k.high OFFSET 0) AS c"
+)
+
+# One unique-index probe per key (LATERAL, so the planner never hash-joins the whole table).
+_POSTED_BY_TERMINAL = (
+    "SELECT c.* FROM unnest($1::varchar[], $2::bigint[]) AS k(terminal_id, terminal_seq)"
+    f" CROSS JOIN LATERAL (SELECT {', '.join(POSTED_FIELDS)} FROM cleared_taps AS x"
+    " WHERE x.terminal_id = k.terminal_id AND x.terminal_seq = k.terminal_seq OFFSET 0) AS c"
+)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+async def driver(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under `conn`, inside `conn`'s database transaction."""
+    raw = await conn.get_raw_connection()
+    adapted = raw.dbapi_connection
+    # SQLAlchemy's asyncpg adapter opens its transaction at its first statement; a statement sent
+    # straight to asyncpg must not run before it (it would autocommit).
+    if getattr(adapted, "_transaction", False) is None:
+        await adapted._start_transaction()
+    found = raw.driver_connection
+    if found is None or not found.is_in_transaction():
+        raise RuntimeError("the clearing engine writes only inside a transaction")
+    return found
+
+
+def _posted(r: Any) -> PostedTap:
+    return PostedTap(r[0], r[1], Purse(r[2]), r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10])
+
+
+async def next_received(conn: AsyncConnection, limit: int, after_id: int) -> list[Tap]:
+    # Columns in the order of Tap's fields: one positional call per record. PostgreSQL's
+    # column types guarantee each field's type.
+    rows = await (await driver(conn)).fetch(_TAP_SELECT, TapState.RECEIVED.value, limit, after_id)
+    return [Tap(*row) for row in rows]
+
+
+async def next_received_ids(conn: AsyncConnection, limit: int) -> list[int]:
+    rows = await (await driver(conn)).fetch(
+        "SELECT id FROM tap_records WHERE state = $1 ORDER BY id LIMIT $2",
+        TapState.RECEIVED.value,
+        limit,
+    )
+    return [r[0] for r in rows]
+
+
+async def card_infos(conn: AsyncConnection, wanted: list[str]) -> dict[str, CardInfo]:
+    rows = await (await driver(conn)).fetch(
+        "SELECT card_no, card_type, scheme FROM cards WHERE card_no = ANY($1::varchar[])", wanted
+    )
+    return {r[0]: CardInfo(r[1], r[2]) for r in rows}
+
+
+async def posted_near(conn: AsyncConnection, chunk: Sequence[Tap]) -> list[PostedTap]:
+    # Merge each card's overlapping ranges, so a row is read once.
+    ranges: list[tuple[str, str, int, int]] = []
+    for card_no, purse, counter in sorted({tap.card_key for tap in chunk}):
+        if ranges and ranges[-1][0] == card_no and ranges[-1][1] == purse:
+            if counter - 1 <= ranges[-1][3]:
+                ranges[-1] = (card_no, purse, ranges[-1][2], counter + 1)
+                continue
+        ranges.append((card_no, purse, counter - 1, counter + 1))
+    if not ranges:
+        return []
+    asyncpg = await driver(conn)
+    out: list[PostedTap] = []
+    for part in _chunks(ranges, ARRAY_ROWS_MAX):
+        rows = await asyncpg.fetch(
+            _POSTED_NEAR,
+            [r[0] for r in part],
+            [str(r[1]) for r in part],
+            [r[2] for r in part],
+            [r[3] for r in part],
+        )
+        out.extend(_posted(r) for r in rows)
+    return out
+
+
+async def posted_by_terminal_keys(
+    conn: AsyncConnection, wanted: list[tuple[str, int]]
+) -> list[PostedTap]:
+    asyncpg = await driver(conn)
+    out: list[PostedTap] = []
+    for part in _chunks(wanted, ARRAY_ROWS_MAX):
+        rows = await asyncpg.fetch(_POSTED_BY_TERMINAL, [k[0] for k in part], [k[1] for k in part])
+        out.extend(_posted(r) for r in rows)
+    return out
+
+
+async def insert_cleared(conn: AsyncConnection, rows: list[ClearedRow]) -> None:
+    """By COPY (measured: several times faster than a bulk INSERT for thousands of rows)."""
+    await (await driver(conn)).copy_records_to_table(
+        "cleared_taps", records=rows, columns=list(ClearedRow._fields)
+    )
+
+
+async def set_state(
+    conn: AsyncConnection, state: TapState, reason: str | None, ids: list[int], at: datetime
+) -> None:
+    await (await driver(conn)).execute(
+        "UPDATE tap_records SET state = $1, quarantine_reason = $2, state_changed_at = $3"
+        " WHERE id = ANY($4::bigint[])",
+        state.value,
+        reason,
+        at,
+        sorted(ids),
+    )
