@@ -20,6 +20,8 @@ import pytest
 import cardio.invariant
 import clearing.api.app  # loads every router: every error class is defined
 import clearing.cli.money
+import clearing.engine.posting
+import clearing.engine.runs
 import clearing.engine.service
 import insight.errors
 import ledger.errors
@@ -42,7 +44,7 @@ BUG_CHECKS = [
     ("ledger.errors", ledger.errors, (LedgerError,)),
     ("cardio.invariant", cardio.invariant, (CardioError,)),
     ("terminals.errors", terminals.errors, (TerminalError, CardioError)),
-    ("clearing.engine.service", clearing.engine.service, (ClearingError, LedgerError)),
+    ("clearing.engine.posting", clearing.engine.posting, (ClearingError, LedgerError)),
     ("insight.errors", insight.errors, (InsightError, ClearingError)),
 ]
 
@@ -57,14 +59,14 @@ def test_a_broken_invariant_is_an_assertion_never_a_business_error(
     assert not isinstance(raised.value, business), (
         f"{name}: a bug would be caught as a business error"
     )
-    assert not isinstance(raised.value, clearing.engine.service.EngineError)
+    assert not isinstance(raised.value, clearing.engine.runs.EngineError)
     module.invariant(True, "holds")  # type: ignore[attr-defined]
 
 
 def test_terminals_and_clearing_use_the_bottom_packages_invariant() -> None:
     assert terminals.errors.invariant is cardio.invariant.invariant
     assert terminals.errors.InvariantError is cardio.invariant.InvariantError
-    assert clearing.engine.service.invariant is ledger.errors.invariant
+    assert clearing.engine.posting.invariant is ledger.errors.invariant
 
 
 def test_every_invariant_still_fires_under_python_O() -> None:
