@@ -89,7 +89,7 @@ INSERT INTO tap_records (batch_pk, record_index, terminal_id, kind, status, term
 SELECT $1, (d * $3 + r) * 2 + leg, $2, 'purchase', 'complete', (d * $3 + r) * 2 + leg,
   lpad((3100000000000000 + r)::text, 16, '0'), d * 2 + leg + 1, 6, 200, 100000, 99800,
   ($4::date + d) + interval '6.5 hours' - interval '8 hours'
-    + (leg * interval '10 hours') + ((r * 7919) % 180) * interval '1 minute',
+    + (leg * interval '10 hours') + ((r::bigint * 7919) % 180) * interval '1 minute',
   NULL, (ARRAY['adult','adult','adult','adult','adult','adult','adult','student','senior',
   'disabled'])[r % 10 + 1], 'adult', 200, 'flat', 'b' || (r % $5),
   'b' || ((r % $5) + $5 * (CASE WHEN leg = 0 THEN (r / $5) % $6
