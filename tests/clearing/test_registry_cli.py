@@ -130,3 +130,28 @@ def test_a_first_load_above_the_chip_balance_limit_is_refused(embedded) -> None:
     assert result.exception is None or isinstance(result.exception, SystemExit)
     run(embedded, *args, "--first-load-fen", "100000")
 
+
+def test_a_public_key_already_held_by_a_terminal_is_refused(embedded) -> None:
+    """Two terminals with one key could sign each other's batches."""
+    run(
+        embedded,
+        "participant",
+        "add",
+        "bus-2",
+        "--name",
+        "Bus Two",
+        "--kind",
+        "bus_operator",
+        "--commission-bp",
+        "150",
+        "--bank-account",
+        "6222020200112233446",
+        "--bank-name",
+        "ICBC",
+    )
+    add = ["terminal", "add", "--participant", "bus-2", "--public-key", "CD" * 32]
+    run(embedded, *add[:2], "000001000060", *add[2:])
+    twin = embedded.invoke(app, ["registry", *add[:2], "000001000061", *add[2:]])
+    assert twin.exit_code == 1, twin.output
+    assert "000001000060" in twin.output and "public key" in twin.output
+    assert "000001000061" not in run(embedded, "terminal", "list")
