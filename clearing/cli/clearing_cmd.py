@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from clearing.auth.models import Role
 from clearing.auth.service import Principal
+from clearing.calendar import BUSINESS_DAY_FIRST, BUSINESS_DAY_LAST
 from clearing.cli.database import ready_database_url
 from clearing.cli.failures import EXIT_FAILED, EXIT_USAGE, say
 from clearing.cli.money import yuan
@@ -307,14 +308,21 @@ def _db_call(work: Any) -> Any:
 
 
 def parse_day(text: str, option: str) -> date:
-    """A YYYY-MM-DD day from the command line, or a usage error saying so."""
+    """A business day YYYY-MM-DD from the command line, or a usage error saying so."""
     try:
-        return date.fromisoformat(text.strip())
+        day = date.fromisoformat(text.strip())
     except ValueError as error:
         why = "" if "isoformat" in str(error) else f" ({error})"
         raise typer.BadParameter(
             f"{text!r} is not a day{why}: use YYYY-MM-DD, e.g. 2026-11-28", param_hint=option
         ) from None
+    if not BUSINESS_DAY_FIRST <= day <= BUSINESS_DAY_LAST:
+        raise typer.BadParameter(
+            f"{text!r} is no business day: use YYYY-MM-DD between {BUSINESS_DAY_FIRST} "
+            f"and {BUSINESS_DAY_LAST}",
+            param_hint=option,
+        )
+    return day
 
 
 def register(app: typer.Typer) -> None:
@@ -362,7 +370,6 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Settle a business day: commission, payouts, CSV and pain.001 instructions."""
-        from clearing.calendar import BUSINESS_DAY_FIRST, BUSINESS_DAY_LAST
         from clearing.settlement.service import SettlementError
         from clearing.settlement.tasks import settle as settle_day
 
@@ -376,10 +383,6 @@ def register(app: typer.Typer) -> None:
         business_day = parse_day(day, "--date") if day is not None else None
         settings = get_settings()  # a bad setting is named by the one handler, not below
         try:
-            if business_day and not BUSINESS_DAY_FIRST <= business_day <= BUSINESS_DAY_LAST:
-                raise ValueError(
-                    f"business days run from {BUSINESS_DAY_FIRST} to {BUSINESS_DAY_LAST}"
-                )
             ready_database_url()
             settlement, files = asyncio.run(
                 settle_day(settings, business_day, actor=actor, force=force)
