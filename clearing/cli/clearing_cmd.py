@@ -31,7 +31,7 @@ from clearing.cli.database import ready_database_url
 from clearing.cli.failures import EXIT_FAILED, EXIT_USAGE, say
 from clearing.cli.money import yuan
 from clearing.db import DatabaseUrlInvalid
-from clearing.engine.reasons import QuarantineReason
+from clearing.engine.reasons import RETRIED_AUTOMATICALLY, QuarantineReason
 from clearing.engine.service import (
     CHUNK_RECORDS_DEFAULT,
     CHUNK_RECORDS_MAX,
@@ -74,21 +74,26 @@ def text_column(table: Table, header: str, width: int = 8) -> None:
     table.add_column(header, overflow="fold", min_width=width)
 
 
-async def _staged_count(url: str) -> int:
+async def _staged_count(url: str) -> tuple[int, int]:
+    """Records staged for clearing, and quarantined ones a run looks at again (their reasons
+    may be cured by later records): with neither, a run has nothing to do."""
     from sqlalchemy import func, select
 
     from clearing.ingest.models import TapRecord
     from ledger.writer import Ledger
 
+    def count(*where: Any) -> Any:
+        return select(func.count()).select_from(TapRecord).where(*where)
+
+    retried = sorted(str(reason) for reason in RETRIED_AUTOMATICALLY)
     async with await Ledger.open(url) as ledger, ledger.engine.connect() as conn:
-        return int(
-            (
-                await conn.execute(
-                    select(func.count()).select_from(TapRecord).where(TapRecord.state == "received")
-                )
-            ).scalar()
-            or 0
-        )
+        staged = (await conn.execute(count(TapRecord.state == "received"))).scalar()
+        retryable = (
+            await conn.execute(
+                count(TapRecord.state == "quarantined", TapRecord.quarantine_reason.in_(retried))
+            )
+        ).scalar()
+    return int(staged or 0), int(retryable or 0)
 
 
 class BarListener(RunListener):
@@ -131,9 +136,12 @@ def _holders(other_runs: tuple[int, ...] | set[int]) -> str:
 
 
 async def clear_with_progress(records_max: int | None, chunk: int, quiet: bool = False) -> Any:
+    """Clear what is staged under a progress bar; None when nothing is staged or retryable."""
     settings = get_settings()
     url = settings.resolved_database_url()
-    total = await _staged_count(url)
+    total, retryable = await _staged_count(url)
+    if total == 0 and retryable == 0:
+        return None  # nothing to clear: no keys needed, no run recorded
     if records_max is not None:
         total = min(total, records_max)
     config = EngineConfig(chunk_records=chunk)
@@ -351,6 +359,9 @@ def register(app: typer.Typer) -> None:
         except (SQLAlchemyError, OSError) as error:  # never reached the first chunk
             lines = str(getattr(error, "orig", None) or error).strip().splitlines()
             _fail(RuntimeError(f"the database cannot be reached: {lines[0] if lines else error}"))
+        if summary is None:
+            console.print("nothing to clear: no tap records are staged")
+            return
         print_summary(summary)
 
     @app.command("settle")

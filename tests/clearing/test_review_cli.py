@@ -559,3 +559,12 @@ def test_a_corrupt_sam_serial_file_is_named_with_what_to_do(empty_install: Path)
     said = _flat(result.output)
     assert "unexpected" not in said and "sam-serial" in said and "is corrupt" in said, said
     assert "onecard terminal journal" in said, said
+
+
+def test_clear_with_nothing_staged_says_so_without_needing_keys(empty_install: Path) -> None:
+    # It failed for lack of the key store on an install that had received no taps yet.
+    assert CliRunner().invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert not (empty_install / "var" / "keys.json").exists()
+    result = CliRunner().invoke(app, ["clear"])
+    assert result.exit_code == 0, result.output
+    assert "nothing to clear" in _flat(result.output)
