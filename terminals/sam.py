@@ -37,7 +37,7 @@ from cardio.crypto import (
 from cardio.errors import ApduError
 from cardio.keystore import KeyKind, KeyStore
 from cardio.records import LoadInit, card_number_bytes
-from terminals.errors import InvariantError, MacInvalid, SamError, TerminalError, invariant
+from terminals.errors import InvariantError, MacInvalid, SamError, TerminalError
 
 SAM_KEY_FORMAT = "onecard-samkeys/1"
 SAM_KEY_FILE_BYTES_MAX = 64 * 1024
@@ -58,6 +58,12 @@ class SamKeyError(TerminalError):
     """The SAM key file is missing, malformed or readable by others."""
 
     code = "sam_key_error"
+
+
+class SamSerialCorrupt(TerminalError):
+    """The SAM's serial file does not hold a serial: reusing serials would repeat MACs."""
+
+    code = "sam_serial_corrupt"
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,10 +186,14 @@ class SerialStore:
 
     def _read(self) -> int:
         try:
-            text = self.path.read_text(encoding="ascii").strip()
+            text = self.path.read_bytes().strip()
         except FileNotFoundError:
             return 0
-        invariant(text.isdigit(), f"SAM serial file {self.path} is corrupt")
+        if not (text.isdigit() and int(text) <= TERMINAL_SERIAL_MAX):  # bytes: ASCII digits only
+            raise SamSerialCorrupt(
+                f"the SAM serial file {self.path} is corrupt (not a serial 0..{TERMINAL_SERIAL_MAX}): "
+                "write in it the last seq that `onecard terminal journal` shows, never a lower one"
+            )
         return int(text)
 
     @property

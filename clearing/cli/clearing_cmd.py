@@ -26,11 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from clearing.auth.models import Role
 from clearing.auth.service import Principal
+from clearing.calendar import BUSINESS_DAY_FIRST, BUSINESS_DAY_LAST
 from clearing.cli.database import ready_database_url
 from clearing.cli.failures import EXIT_FAILED, EXIT_USAGE, say
 from clearing.cli.money import yuan
 from clearing.db import DatabaseUrlInvalid
-from clearing.engine.reasons import QuarantineReason
+from clearing.engine.reasons import RETRIED_AUTOMATICALLY, QuarantineReason
 from clearing.engine.service import (
     CHUNK_RECORDS_DEFAULT,
     CHUNK_RECORDS_MAX,
@@ -73,21 +74,26 @@ def text_column(table: Table, header: str, width: int = 8) -> None:
     table.add_column(header, overflow="fold", min_width=width)
 
 
-async def _staged_count(url: str) -> int:
+async def _staged_count(url: str) -> tuple[int, int]:
+    """Records staged for clearing, and quarantined ones a run looks at again (their reasons
+    may be cured by later records): with neither, a run has nothing to do."""
     from sqlalchemy import func, select
 
     from clearing.ingest.models import TapRecord
     from ledger.writer import Ledger
 
+    def count(*where: Any) -> Any:
+        return select(func.count()).select_from(TapRecord).where(*where)
+
+    retried = sorted(str(reason) for reason in RETRIED_AUTOMATICALLY)
     async with await Ledger.open(url) as ledger, ledger.engine.connect() as conn:
-        return int(
-            (
-                await conn.execute(
-                    select(func.count()).select_from(TapRecord).where(TapRecord.state == "received")
-                )
-            ).scalar()
-            or 0
-        )
+        staged = (await conn.execute(count(TapRecord.state == "received"))).scalar()
+        retryable = (
+            await conn.execute(
+                count(TapRecord.state == "quarantined", TapRecord.quarantine_reason.in_(retried))
+            )
+        ).scalar()
+    return int(staged or 0), int(retryable or 0)
 
 
 class BarListener(RunListener):
@@ -130,9 +136,12 @@ def _holders(other_runs: tuple[int, ...] | set[int]) -> str:
 
 
 async def clear_with_progress(records_max: int | None, chunk: int, quiet: bool = False) -> Any:
+    """Clear what is staged under a progress bar; None when nothing is staged or retryable."""
     settings = get_settings()
     url = settings.resolved_database_url()
-    total = await _staged_count(url)
+    total, retryable = await _staged_count(url)
+    if total == 0 and retryable == 0:
+        return None  # nothing to clear: no keys needed, no run recorded
     if records_max is not None:
         total = min(total, records_max)
     config = EngineConfig(chunk_records=chunk)
@@ -307,14 +316,21 @@ def _db_call(work: Any) -> Any:
 
 
 def parse_day(text: str, option: str) -> date:
-    """A YYYY-MM-DD day from the command line, or a usage error saying so."""
+    """A business day YYYY-MM-DD from the command line, or a usage error saying so."""
     try:
-        return date.fromisoformat(text.strip())
+        day = date.fromisoformat(text.strip())
     except ValueError as error:
         why = "" if "isoformat" in str(error) else f" ({error})"
         raise typer.BadParameter(
             f"{text!r} is not a day{why}: use YYYY-MM-DD, e.g. 2026-11-28", param_hint=option
         ) from None
+    if not BUSINESS_DAY_FIRST <= day <= BUSINESS_DAY_LAST:
+        raise typer.BadParameter(
+            f"{text!r} is no business day: use YYYY-MM-DD between {BUSINESS_DAY_FIRST} "
+            f"and {BUSINESS_DAY_LAST}",
+            param_hint=option,
+        )
+    return day
 
 
 def register(app: typer.Typer) -> None:
@@ -343,6 +359,9 @@ def register(app: typer.Typer) -> None:
         except (SQLAlchemyError, OSError) as error:  # never reached the first chunk
             lines = str(getattr(error, "orig", None) or error).strip().splitlines()
             _fail(RuntimeError(f"the database cannot be reached: {lines[0] if lines else error}"))
+        if summary is None:
+            console.print("nothing to clear: no tap records are staged")
+            return
         print_summary(summary)
 
     @app.command("settle")
@@ -362,7 +381,6 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Settle a business day: commission, payouts, CSV and pain.001 instructions."""
-        from clearing.calendar import BUSINESS_DAY_FIRST, BUSINESS_DAY_LAST
         from clearing.settlement.service import SettlementError
         from clearing.settlement.tasks import settle as settle_day
 
@@ -376,10 +394,6 @@ def register(app: typer.Typer) -> None:
         business_day = parse_day(day, "--date") if day is not None else None
         settings = get_settings()  # a bad setting is named by the one handler, not below
         try:
-            if business_day and not BUSINESS_DAY_FIRST <= business_day <= BUSINESS_DAY_LAST:
-                raise ValueError(
-                    f"business days run from {BUSINESS_DAY_FIRST} to {BUSINESS_DAY_LAST}"
-                )
             ready_database_url()
             settlement, files = asyncio.run(
                 settle_day(settings, business_day, actor=actor, force=force)

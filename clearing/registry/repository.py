@@ -40,6 +40,12 @@ async def terminal_by_id(session: AsyncSession, terminal_id: str) -> Terminal | 
     return await session.get(Terminal, terminal_id)
 
 
+async def terminal_by_public_key(session: AsyncSession, public_key: str) -> Terminal | None:
+    """The terminal holding this Ed25519 public key (lower-case hex), if any."""
+    query = select(Terminal).where(Terminal.public_key == public_key.lower()).limit(1)
+    return (await session.execute(query)).scalars().first()
+
+
 async def terminal_for_update(session: AsyncSession, terminal_id: str) -> Terminal | None:
     """The terminal row, locked for the rest of the transaction (PostgreSQL; SQLite locks all).
 

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from cardio.cardstate import BALANCE_LIMIT_FEN_DEFAULT
 from clearing.http.bodies import JSON_ENUM, JsonInt, RequestModel, omittable
 from clearing.registry.models import (
     CardEventKind,
@@ -20,6 +21,7 @@ from clearing.registry.models import (
 
 AMOUNT_FEN_MAX = 2**32 - 1  # the purse holds a 4-byte unsigned balance
 DEPOSIT_FEN_MAX = 100_000  # 1,000 CNY: a deposit above this is a typing mistake
+FIRST_LOAD_FEN_MAX = BALANCE_LIMIT_FEN_DEFAULT  # the chip refuses a balance above its limit
 
 ParticipantCode = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,31}$")]
 TerminalId = Annotated[str, StringConstraints(pattern=r"^[0-9A-F]{12}$")]
@@ -105,7 +107,11 @@ class CardIssue(RequestModel):
     holder_name: Text200
     scheme: Scheme | None = Field(default=None, description="Medical-insurance scheme")
     deposit_fen: JsonInt = Field(ge=0, le=DEPOSIT_FEN_MAX)
-    first_load_fen: JsonInt = Field(ge=0, le=AMOUNT_FEN_MAX)
+    first_load_fen: JsonInt = Field(
+        ge=0,
+        le=FIRST_LOAD_FEN_MAX,
+        description=f"At most the chip's balance limit, {FIRST_LOAD_FEN_MAX} fen",
+    )
     paid_by: PaidBy = Field(default="cash", description="cash at the counter, or bank transfer")
 
 

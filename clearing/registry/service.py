@@ -156,6 +156,7 @@ async def register_terminal(session: AsyncSession, body: TerminalCreate) -> Term
     participant = await _participant(session, body.participant)
     if await repository.terminal_by_id(session, body.terminal_id) is not None:
         raise Conflict(f"terminal {body.terminal_id} already exists")
+    await _key_is_free(session, body.public_key, body.terminal_id)
     terminal = Terminal(
         terminal_id=body.terminal_id,
         participant_id=participant.id,
@@ -171,12 +172,21 @@ async def register_terminal(session: AsyncSession, body: TerminalCreate) -> Term
     return terminal
 
 
+async def _key_is_free(session: AsyncSession, public_key: str, terminal_id: str) -> None:
+    """One key, one terminal: a shared key would let one terminal sign as the other."""
+    holder = await repository.terminal_by_public_key(session, public_key)
+    if holder is not None and holder.terminal_id != terminal_id:
+        raise Conflict(f"terminal {holder.terminal_id} already has this public key")
+
+
 async def update_terminal(
     session: AsyncSession, terminal_id: str, body: TerminalUpdate
 ) -> Terminal:
     terminal = await repository.terminal_by_id(session, terminal_id)
     if terminal is None:
         raise NotFound(f"no terminal {terminal_id}")
+    if body.public_key is not None and "public_key" in body.model_fields_set:
+        await _key_is_free(session, body.public_key, terminal_id)
     for field, value in body.model_dump(exclude_unset=True).items():
         if value is None:
             raise InvalidRequest(f"{field} may not be set to null")

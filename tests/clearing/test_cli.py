@@ -33,7 +33,10 @@ def test_finance_commands_refuse_bad_input_with_a_message_not_a_traceback() -> N
         (["quarantine", "show", str(2**70)], 2, "4611686018427387904"),
         (["quarantine", "list", "--after", str(2**63)], 2, "4611686018427387904"),
         (["quarantine", "write-off", "0", "--note", "x"], 2, "1"),
-        (["settle", "--date", "1900-01-01"], 1, "business days run from 2000-01-01"),
+        (["settle", "--date", "1900-01-01"], 2, "between 2000-01-01 and 2100-12-31"),
+        (["subsidies", "--from", "0001-01-01"], 2, "between 2000-01-01 and 2100-12-31"),
+        (["subsidies", "--from", "2026-01-01", "--to", "2101-01-01"], 2, "--to"),
+        (["statement", "bus-1", "--date", "9999-12-31"], 2, "use YYYY-MM-DD between"),
         (["statement", "bus-1", "--date", "yesterday"], 2, "use YYYY-MM-DD"),
         (
             ["subsidies", "--from", "2026-02-30"],

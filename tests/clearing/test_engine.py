@@ -34,7 +34,7 @@ from ledger.writer import Ledger
 BUS_TERMINAL = "0000010000A1"
 BUS_TERMINAL_2 = "0000010000A2"
 CLINIC_TERMINAL = "0000020000C1"
-PUBLIC_KEY = "11" * 32
+PUBLIC_KEYS = ("11" * 32, "12" * 32, "13" * 32)  # one key per terminal
 
 
 @dataclass
@@ -130,10 +130,14 @@ async def build_world(url: str, tmp_path: Path, *, chunk_records: int = 4000) ->
                 ),
                 escrow_account=ESCROW_ACCOUNT_DEFAULT,
             )
-        for terminal_id, owner, kind in (
-            (BUS_TERMINAL, "bus-1", "bus"),
-            (BUS_TERMINAL_2, "bus-1", "bus"),
-            (CLINIC_TERMINAL, "clinic-1", "clinic"),
+        for public_key, (terminal_id, owner, kind) in zip(
+            PUBLIC_KEYS,
+            (
+                (BUS_TERMINAL, "bus-1", "bus"),
+                (BUS_TERMINAL_2, "bus-1", "bus"),
+                (CLINIC_TERMINAL, "clinic-1", "clinic"),
+            ),
+            strict=True,
         ):
             await registry_service.register_terminal(
                 session,
@@ -142,7 +146,7 @@ async def build_world(url: str, tmp_path: Path, *, chunk_records: int = 4000) ->
                     participant=owner,
                     kind=kind,
                     line="L1",
-                    public_key=PUBLIC_KEY,
+                    public_key=public_key,
                 ),
             )
         for n, card_type in enumerate(("adult", "adult", "senior", "student")):

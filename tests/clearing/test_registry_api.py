@@ -221,6 +221,9 @@ async def test_participant_and_terminal_validation(sqlite_url, tmp_path) -> None
         ).status_code == 404
         lower = {**terminal, "terminal_id": "00000100005b"}
         assert (await w.client.post("/v1/terminals", json=lower, headers=admin)).status_code == 422
+        twin = {**terminal, "terminal_id": "00000100005C"}
+        shared = await w.client.post("/v1/terminals", json=twin, headers=admin)
+        assert shared.status_code == 409 and "00000100005A" in shared.json()["detail"]
         suspended = await w.client.patch(
             "/v1/terminals/00000100005A", json={"status": "suspended"}, headers=admin
         )

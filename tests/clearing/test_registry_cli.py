@@ -119,3 +119,39 @@ def test_bad_input_is_reported_not_a_traceback(embedded) -> None:
 def test_serve_is_a_command() -> None:
     result = CliRunner().invoke(app, ["serve", "--help"])
     assert result.exit_code == 0 and "--port" in result.output
+
+
+def test_a_first_load_above_the_chip_balance_limit_is_refused(embedded) -> None:
+    """The chip holds at most 100,000 fen: a bigger first load would be books the card can't show."""
+    args = ["card", "issue", "3100000000000009", "--holder-id", "r-9", "--holder-name", "Wu"]
+    result = embedded.invoke(app, ["registry", *args, "--first-load-fen", "100001"])
+    assert result.exit_code == 2, result.output
+    assert "first_load_fen" in result.output and "100000" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    run(embedded, *args, "--first-load-fen", "100000")
+
+
+def test_a_public_key_already_held_by_a_terminal_is_refused(embedded) -> None:
+    """Two terminals with one key could sign each other's batches."""
+    run(
+        embedded,
+        "participant",
+        "add",
+        "bus-2",
+        "--name",
+        "Bus Two",
+        "--kind",
+        "bus_operator",
+        "--commission-bp",
+        "150",
+        "--bank-account",
+        "6222020200112233446",
+        "--bank-name",
+        "ICBC",
+    )
+    add = ["terminal", "add", "--participant", "bus-2", "--public-key", "CD" * 32]
+    run(embedded, *add[:2], "000001000060", *add[2:])
+    twin = embedded.invoke(app, ["registry", *add[:2], "000001000061", *add[2:]])
+    assert twin.exit_code == 1, twin.output
+    assert "000001000060" in twin.output and "public key" in twin.output
+    assert "000001000061" not in run(embedded, "terminal", "list")

@@ -319,3 +319,13 @@ def test_a_key_twice_is_refused_at_any_depth(document, key, random) -> None:
     with pytest.raises(DuplicateKey) as refused:
         load_json(doubled)
     assert refused.value.key == key
+
+
+async def test_a_first_load_above_the_chip_limit_is_refused(sqlite_url, tmp_path) -> None:
+    async with world(sqlite_url, tmp_path) as w:
+        body = card_body(first_load_fen=100_001)
+        answer = await w.client.post("/v1/cards", json=body, headers=w.auth("admin"))
+        assert answer.status_code == 422 and problem_field(answer) == "first_load_fen"
+        schema = (await w.client.get("/openapi.json")).json()
+        load = schema["components"]["schemas"]["CardIssue"]["properties"]["first_load_fen"]
+        assert load["maximum"] == 100_000

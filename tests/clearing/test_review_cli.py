@@ -534,3 +534,37 @@ def test_serve_on_a_taken_port_fails_with_one_line_and_exit_1(tmp_path: Path) ->
     assert result.returncode == 1, result.stderr
     last = " ".join(result.stderr.strip().splitlines()[-1].split())
     assert last.startswith(f"error: cannot serve on 127.0.0.1:{port}: the port is taken"), last
+
+
+def test_a_corrupt_sam_serial_file_is_named_with_what_to_do(empty_install: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["card", "keys", "--out", "var/keys.json"]).exit_code == 0
+    issued = runner.invoke(
+        app,
+        ["card", "issue", "--out", "card.json", "--number", "3100000000000073", "--balance",
+         "1000", "--holder", "Li", "--keys", "var/keys.json", "--valid-from", "2026-01-01"],
+    )  # fmt: skip
+    assert issued.exit_code == 0, issued.output
+    code, said = _provision("bus")
+    assert code == 0, said
+    config = load_config(empty_install / "bus" / "terminal.toml")
+    config.sam_serial_path.parent.mkdir(parents=True, exist_ok=True)
+    config.sam_serial_path.write_text("x\n")
+    result = runner.invoke(
+        app,
+        ["terminal", "simulate", "--config", "bus/terminal.toml", "--cards", "card.json",
+         "--taps", "1", "--day", "2026-11-30"],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    said = _flat(result.output)
+    assert "unexpected" not in said and "sam-serial" in said and "is corrupt" in said, said
+    assert "onecard terminal journal" in said, said
+
+
+def test_clear_with_nothing_staged_says_so_without_needing_keys(empty_install: Path) -> None:
+    # It failed for lack of the key store on an install that had received no taps yet.
+    assert CliRunner().invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert not (empty_install / "var" / "keys.json").exists()
+    result = CliRunner().invoke(app, ["clear"])
+    assert result.exit_code == 0, result.output
+    assert "nothing to clear" in _flat(result.output)

@@ -16,6 +16,7 @@ from terminals.errors import MacInvalid, SamError
 from terminals.sam import (
     Psam,
     SamKeyError,
+    SamSerialCorrupt,
     SerialStore,
     SoftwareSam,
     load_sam_keys,
@@ -98,3 +99,11 @@ def test_sam_key_file_holds_no_tac_key_and_must_be_private(issuer: KeyStore, tmp
     os.chmod(path, 0o644)
     with pytest.raises(SamKeyError):
         load_sam_keys(path)
+
+
+@pytest.mark.parametrize("text", ["x", "-1", "4294967296", "²", ""])
+def test_a_corrupt_serial_file_is_a_typed_error_naming_it(tmp_path, text) -> None:
+    path = tmp_path / "sam-serial"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SamSerialCorrupt, match="sam-serial is corrupt"):
+        SerialStore(path)
