@@ -12,12 +12,11 @@ from clearing.auth.service import Principal, require_role
 from clearing.cards import service as cards
 from clearing.errors import NotFound
 from clearing.http.bodies import StrictJsonRoute
-from clearing.http.deps import SessionDep
+from clearing.http.deps import SessionDep, ledger_of
 from clearing.http.problems import PROBLEM_RESPONSES
 from clearing.registry import service as registry_service
 from clearing.registry.endpoints import CardNoPath
 from clearing.registry.schemas import CardOut, CardReason, CardRefund, CardReplace, ReplacementOut
-from ledger.port import LedgerPort
 
 router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", responses=PROBLEM_RESPONSES)
 
@@ -25,10 +24,6 @@ router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", responses=PROBLEM_
 class CardChange(BaseModel):
     card: CardOut
     deny_list_version: int
-
-
-def _ledger(request: Request) -> LedgerPort | None:
-    return request.app.state.ledger
 
 
 def _admin(principal: Principal) -> None:
@@ -91,7 +86,7 @@ async def replace_card(
 ) -> ReplacementOut:
     _admin(principal)
     replacement = await cards.replace_card(
-        session, _ledger(request), card_no, body.new_card_no, principal.actor, body.reason
+        session, ledger_of(request), card_no, body.new_card_no, principal.actor, body.reason
     )
     return ReplacementOut.model_validate(replacement)
 
@@ -131,6 +126,6 @@ async def refund_card(
 ) -> CardChange:
     _admin(principal)
     card, version = await cards.refund_card(
-        session, _ledger(request), card_no, principal.actor, body.reason, body.paid_by
+        session, ledger_of(request), card_no, principal.actor, body.reason, body.paid_by
     )
     return CardChange(card=CardOut.model_validate(card), deny_list_version=version)

@@ -53,13 +53,7 @@ class ChunkResult:
 
     def merge(self, other: ChunkResult) -> None:
         self.seen += other.seen
-        self.posted += other.posted
-        self.duplicates += other.duplicates
-        self.voided += other.voided
-        self.quarantined += other.quarantined
-        self.resolved += other.resolved
-        self.amount_fen_posted += other.amount_fen_posted
-        self.reasons.update(other.reasons)
+        _tally(self, other)
 
 
 @dataclass
@@ -79,13 +73,17 @@ class RunSummary:
 
     def add(self, other: ChunkResult) -> None:
         self.records_seen += other.seen
-        self.posted += other.posted
-        self.duplicates += other.duplicates
-        self.voided += other.voided
-        self.quarantined += other.quarantined
-        self.resolved += other.resolved
-        self.amount_fen_posted += other.amount_fen_posted
-        self.reasons.update(other.reasons)
+        _tally(self, other)
+
+
+# The counters a chunk and a run share (a run also counts what it saw as records_seen).
+_TALLIES = ("posted", "duplicates", "voided", "quarantined", "resolved", "amount_fen_posted")
+
+
+def _tally(into: ChunkResult | RunSummary, other: ChunkResult) -> None:
+    for name in _TALLIES:
+        setattr(into, name, getattr(into, name) + getattr(other, name))
+    into.reasons.update(other.reasons)
 
 
 @dataclass

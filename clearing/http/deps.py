@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from clearing.settings import Settings
 from ledger.errors import invariant
+from ledger.port import LedgerPort
 
 
 def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
@@ -39,5 +40,10 @@ def _settings(request: Request) -> Settings:
 
 
 # Exit code runs when the endpoint returns, before the response is sent.
+def ledger_of(request: Request) -> LedgerPort | None:
+    """The app's ledger, or None where the app runs without one (card money then cannot move)."""
+    return cast("LedgerPort | None", request.app.state.ledger)
+
+
 SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(_settings)]

@@ -12,7 +12,7 @@ from clearing.auth.dependencies import PrincipalDep, TerminalIdPath
 from clearing.auth.models import Role
 from clearing.auth.service import Principal, require_role
 from clearing.http.bodies import StrictJsonRoute
-from clearing.http.deps import SessionDep, SettingsDep
+from clearing.http.deps import SessionDep, SettingsDep, ledger_of
 from clearing.http.problems import PROBLEM_RESPONSES
 from clearing.registry import service
 from clearing.registry.models import Terminal
@@ -29,7 +29,6 @@ from clearing.registry.schemas import (
     TerminalOut,
     TerminalUpdate,
 )
-from ledger.port import LedgerPort
 
 router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", responses=PROBLEM_RESPONSES)
 
@@ -47,10 +46,6 @@ class CardNoConvertor(StringConvertor):
 register_url_convertor("card_no", CardNoConvertor())
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
-
-
-def _ledger(request: Request) -> LedgerPort | None:
-    return request.app.state.ledger
 
 
 def _admin(principal: Principal) -> None:
@@ -211,7 +206,7 @@ async def issue_card(
     body: CardIssue, request: Request, principal: PrincipalDep, session: SessionDep
 ) -> CardOut:
     _admin(principal)
-    card = await service.issue_card(session, _ledger(request), body, principal.actor)
+    card = await service.issue_card(session, ledger_of(request), body, principal.actor)
     return CardOut.model_validate(card)
 
 
@@ -226,7 +221,7 @@ async def issue_cards(
     body: CardIssueRun, request: Request, principal: PrincipalDep, session: SessionDep
 ) -> list[CardOut]:
     _admin(principal)
-    cards = await service.issue_cards(session, _ledger(request), body.cards, principal.actor)
+    cards = await service.issue_cards(session, ledger_of(request), body.cards, principal.actor)
     return [CardOut.model_validate(card) for card in cards]
 
 
@@ -252,7 +247,7 @@ async def list_cards(
 async def get_card(
     card_no: CardNoPath, request: Request, principal: PrincipalDep, session: SessionDep
 ) -> CardDetail:
-    view = await service.get_card(session, principal, card_no, _ledger(request))
+    view = await service.get_card(session, principal, card_no, ledger_of(request))
     return CardDetail(
         card=CardOut.model_validate(view.card),
         balance_fen=view.balance_fen,
