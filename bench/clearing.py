@@ -7,22 +7,34 @@ records (each with the TAC its card computes, 1 % of them uploaded twice), then 
 and, in the same run, the COPY ceiling: rows/s PostgreSQL accepts into a table shaped like the
 ledger's transfers. Ends with one JSON line (taps, seconds, taps_per_s, copy_rows_per_s, ...).
 
-`--url` (or ONECARD_DATABASE_URL) names the database; by default a fresh `onecard_bench`
-database is made on the local PostgreSQL (it is dropped and re-created).
+`--url` (or ONECARD_DATABASE_URL) names the database: it is migrated to the current schema
+and the run works in a namespace of its own (its own participants, terminals and cards), so a
+database an earlier run used serves again; a database with records of someone else still waiting
+to be cleared is refused (the engine clears everything staged). By default a fresh
+`onecard_bench` database is made on the local PostgreSQL (it is dropped and re-created).
+
+`--workers 1,2` clears the day with each number of workers in turn (each on a day of its own,
+in its own namespace): the backlog split by card shards (clearing/engine/shards.py), each worker
+a process running what the Celery task `clearing.clear_shards` runs. `--profile FILE` writes a
+cProfile of ingest and clear (one worker) for `python -m pstats FILE`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
 import random
+import resource
 import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
+from multiprocessing import get_context
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -35,7 +47,9 @@ from cardio.keystore import create_key_store
 from clearing import books, db
 from clearing.books import LEDGER_CNY, TransferCode
 from clearing.engine.service import ClearingEngine, EngineConfig, load_verifier
+from clearing.engine.shards import ALL_SHARDS, ShardRange, split
 from clearing.engine.synthetic import SyntheticCard, TapSigner, purchase
+from clearing.errors import ClearingError
 from clearing.ingest import service as ingest_service
 from clearing.ingest.schemas import BatchUpload
 from clearing.registry.models import Card, Participant, Terminal
@@ -45,7 +59,7 @@ from ledger.writer import Ledger
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/onecard_bench"
 OPERATORS = 10
-TERMINALS = 1000
+TERMINALS = 1000  # a city's (a small day has fewer: one per 10 taps, so a test runs fast)
 TAPS_PER_CARD = 10
 RECORDS_PER_BATCH = 5000  # the protocol's bound
 FARE_FEN = 200
@@ -71,7 +85,46 @@ def fresh_database(url: str) -> None:
     db.upgrade(url)
 
 
-async def build_city(ledger: Ledger, cards: int, key_path: Path) -> tuple[TapSigner, list]:
+class Space:
+    """One run's namespace in the database: its participants, terminals and cards."""
+
+    def __init__(self, number: int, taps: int) -> None:
+        self.number = number
+        terminals = min(TERMINALS, max(1, taps // 10))
+        self.terminals = [f"{number:04X}{0x100000 + n:08X}" for n in range(terminals)]
+
+    def operator(self, n: int) -> str:
+        return f"bench{self.number}-bus-{n}"
+
+    def card_no(self, n: int) -> str:
+        return f"39{self.number:04d}{n:010d}"
+
+
+async def claim_space(ledger: Ledger, taps: int) -> Space:
+    """A namespace no earlier run used; refuses a database with records still to be cleared."""
+    async with ledger.transaction() as conn:
+        waiting = (
+            await conn.execute(text("SELECT count(*) FROM tap_records WHERE state = 'received'"))
+        ).scalar_one()
+        if waiting:
+            raise SystemExit(
+                f"error: {waiting} staged records are waiting to be cleared in this database and"
+                " the benchmark would clear them too: clear them first, or give it another"
+                " database (without --url it makes its own)"
+            )
+        codes = await conn.execute(
+            text("SELECT code FROM participants WHERE code LIKE 'bench%-bus-0'")
+        )
+        used = [int(c[0][5:-6]) for c in codes if c[0][5:-6].isdigit()]
+    number = max(used, default=0) + 1
+    if number > 9999:
+        raise SystemExit("error: this database holds 9,999 benchmark runs: give it a fresh one")
+    return Space(number, taps)
+
+
+async def build_city(
+    ledger: Ledger, space: Space, cards: int, key_path: Path
+) -> tuple[TapSigner, list]:
     store = create_key_store(key_path)
     now = datetime.now(UTC)
     async with ledger.transaction() as conn:
@@ -80,7 +133,7 @@ async def build_city(ledger: Ledger, cards: int, key_path: Path) -> tuple[TapSig
             insert(Participant.__table__),
             [
                 {
-                    "code": f"bus-{n}",
+                    "code": space.operator(n),
                     "name": f"Bus Company {n}",
                     "kind": "bus_operator",
                     "commission_bp": 50,
@@ -93,67 +146,76 @@ async def build_city(ledger: Ledger, cards: int, key_path: Path) -> tuple[TapSig
                 for n in range(OPERATORS)
             ],
         )
-        ids = {r[0]: r[1] for r in await conn.execute(text("SELECT code, id FROM participants"))}
+        rows = await conn.execute(
+            text("SELECT code, id FROM participants WHERE code LIKE :like"),
+            {"like": f"bench{space.number}-bus-%"},
+        )
+        ids = {r[0]: r[1] for r in rows}
         await conn.execute(
             insert(Terminal.__table__),
             [
                 {
-                    "terminal_id": f"{0x100000 + n:012X}",
-                    "participant_id": ids[f"bus-{n % OPERATORS}"],
+                    "terminal_id": terminal,
+                    "participant_id": ids[space.operator(n % OPERATORS)],
                     "kind": "bus",
                     "line": f"L{n % 200}",
-                    "public_key": "11" * 32,
+                    "public_key": f"{space.number:04x}{n:060x}",
                     "status": "active",
                     "seq_high": None,
                     "created_at": now,
                 }
-                for n in range(TERMINALS)
+                for n, terminal in enumerate(space.terminals)
             ],
         )
-    card_nos = [f"31{n:014d}" for n in range(cards)]
+    card_nos = [space.card_no(n) for n in range(cards)]
     for start in range(0, cards, BATCH_MAX):
-        part = card_nos[start : start + BATCH_MAX]
-        async with ledger.transaction() as conn:
-            await conn.execute(
-                insert(Card.__table__),
-                [
-                    {
-                        "card_no": no,
-                        "card_type": "adult",
-                        "holder_id": f"r{no}",
-                        "holder_name": "Resident",
-                        "scheme": None,
-                        "status": "active",
-                        "deposit_fen": 0,
-                        "replaced_by": None,
-                        "replaces": None,
-                        "issued_at": now,
-                        "status_changed_at": now,
-                    }
-                    for no in part
-                ],
-            )
-            await books.ensure_accounts(ledger, [books.card(no) for no in part], conn=conn)
-            results = await ledger.create_transfers(
-                [
-                    Transfer(
-                        id=transfer_id(f"bench-load:{no}"),
-                        debit_account_id=books.account_of(books.BANK_ESCROW).id,
-                        credit_account_id=books.account_of(books.card(no)).id,
-                        amount=TAPS_PER_CARD * FARE_FEN * 2,
-                        ledger=LEDGER_CNY,
-                        code=TransferCode.CARD_FIRST_LOAD,
-                    )
-                    for no in part
-                ],
-                conn=conn,
-            )
-            if any(not r.ok for r in results):
-                raise SystemExit("could not load the bench cards")
+        await issue_cards(ledger, card_nos[start : start + BATCH_MAX], now)
     return TapSigner(store), [SyntheticCard(no, TAPS_PER_CARD * FARE_FEN * 2) for no in card_nos]
 
 
-def make_taps(signer: TapSigner, cards: list[SyntheticCard], taps: int) -> dict[str, list[dict]]:
+async def issue_cards(ledger: Ledger, part: list[str], now: datetime) -> None:
+    async with ledger.transaction() as conn:
+        await conn.execute(
+            insert(Card.__table__),
+            [
+                {
+                    "card_no": no,
+                    "card_type": "adult",
+                    "holder_id": f"r{no}",
+                    "holder_name": "Resident",
+                    "scheme": None,
+                    "status": "active",
+                    "deposit_fen": 0,
+                    "replaced_by": None,
+                    "replaces": None,
+                    "issued_at": now,
+                    "status_changed_at": now,
+                }
+                for no in part
+            ],
+        )
+        await books.ensure_accounts(ledger, [books.card(no) for no in part], conn=conn)
+        results = await ledger.create_transfers(
+            [
+                Transfer(
+                    id=transfer_id(f"bench-load:{no}"),
+                    debit_account_id=books.account_of(books.BANK_ESCROW).id,
+                    credit_account_id=books.account_of(books.card(no)).id,
+                    amount=TAPS_PER_CARD * FARE_FEN * 2,
+                    ledger=LEDGER_CNY,
+                    code=TransferCode.CARD_FIRST_LOAD,
+                )
+                for no in part
+            ],
+            conn=conn,
+        )
+        if any(not r.ok for r in results):
+            raise SystemExit("error: could not load the bench cards")
+
+
+def make_taps(
+    signer: TapSigner, space: Space, cards: list[SyntheticCard], taps: int
+) -> dict[str, list[dict]]:
     """Per terminal, its journal: taps spread over the day, each with its card's TAC."""
     rng = random.Random(7)
     journals: dict[str, list[dict]] = {}
@@ -161,7 +223,8 @@ def make_taps(signer: TapSigner, cards: list[SyntheticCard], taps: int) -> dict[
     start = datetime.now(UTC) - timedelta(hours=20)
     for n in range(taps):
         card = cards[n % len(cards)]
-        terminal = f"{0x100000 + rng.randrange(TERMINALS):012X}"
+        number = rng.randrange(len(space.terminals))
+        terminal = space.terminals[number]
         seqs[terminal] = seqs.get(terminal, 0) + 1
         record = purchase(
             signer,
@@ -170,7 +233,7 @@ def make_taps(signer: TapSigner, cards: list[SyntheticCard], taps: int) -> dict[
             terminal_seq=seqs[terminal],
             amount_fen=FARE_FEN,
             at=start + timedelta(seconds=n * 60_000 // max(taps, 1)),
-            route_id=f"L{int(terminal, 16) % 200}",
+            route_id=f"L{number % 200}",
         )
         journals.setdefault(terminal, []).append(record)
     return journals
@@ -270,57 +333,129 @@ async def copy_ceiling(url: str, rows: int) -> float:
         await conn.close()
 
 
-async def run(url: str, taps: int, chunk: int) -> dict[str, object]:
+async def _clear_part(url: str, key_path: str, shards: ShardRange, chunk: int) -> dict:
+    async with await Ledger.open(url) as ledger:
+        engine = ClearingEngine(ledger, load_verifier(key_path), EngineConfig(chunk_records=chunk))
+        summary = await engine.clear_pending(trigger="bench", shards=shards)
+    return {
+        "seen": summary.records_seen,
+        "posted": summary.posted,
+        "duplicates": summary.duplicates,
+        "quarantined": summary.quarantined,
+    }
+
+
+def clear_part(url: str, key_path: str, shards: ShardRange, chunk: int) -> dict:
+    """One worker's part (what the Celery task clearing.clear_shards runs), in its process."""
+    return asyncio.run(_clear_part(url, key_path, shards, chunk))
+
+
+def _warm(seconds: float) -> int:
+    time.sleep(seconds)  # keeps this process busy so the next warm-up starts another
+    return os.getpid()
+
+
+async def clear_day(url: str, key_path: Path, workers: int, chunk: int) -> tuple[dict, float]:
+    """Clear the staged day with `workers` workers; its counters and the seconds it took."""
+    if workers == 1:
+        t0 = time.perf_counter()
+        part = await _clear_part(url, str(key_path), ALL_SHARDS, chunk)
+        return part, time.perf_counter() - t0
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        # Start every worker (interpreter, imports) before the clock starts.
+        warm = [loop.run_in_executor(pool, _warm, 1.0) for _ in range(workers)]
+        await asyncio.gather(*warm)
+        t0 = time.perf_counter()
+        parts = await asyncio.gather(
+            *(
+                loop.run_in_executor(pool, clear_part, url, str(key_path), shards, chunk)
+                for shards in split(workers)
+            )
+        )
+        clear_s = time.perf_counter() - t0
+    total = {name: sum(p[name] for p in parts) for name in parts[0]}
+    return total, clear_s
+
+
+async def one_day(url: str, taps: int, chunk: int, workers: int, profile: str) -> dict:
+    """Build a city in a namespace of its own, make and ingest its day, clear it."""
     cards = max(1, taps // TAPS_PER_CARD)
+    profiler = cProfile.Profile() if profile else None
     with tempfile.TemporaryDirectory() as tmp:
         key_path = Path(tmp) / "keys.json"
         async with await Ledger.open(url) as ledger:
+            space = await claim_space(ledger, taps)
             t0 = time.perf_counter()
-            signer, synthetic = await build_city(ledger, cards, key_path)
+            signer, synthetic = await build_city(ledger, space, cards, key_path)
             setup_s = time.perf_counter() - t0
             t0 = time.perf_counter()
-            journals = make_taps(signer, synthetic, taps)
-            bodies = make_bodies(journals)
-            del journals
+            bodies = make_bodies(make_taps(signer, space, synthetic, taps))
             generate_s = time.perf_counter() - t0
             print(
-                f"city: {cards} cards ({setup_s:.1f} s); taps and upload bodies made in"
-                f" {generate_s:.1f} s",
+                f"city {space.number}: {cards} cards ({setup_s:.1f} s); taps and upload bodies"
+                f" made in {generate_s:.1f} s",
                 file=sys.stderr,
             )
+            if profiler:
+                profiler.enable()
             t0 = time.perf_counter()
             staged = await ingest(ledger, bodies)
             del bodies
             ingest_s = time.perf_counter() - t0
             print(f"ingest: {staged} records in {ingest_s:.1f} s", file=sys.stderr)
-            engine = ClearingEngine(
-                ledger, load_verifier(key_path), EngineConfig(chunk_records=chunk)
-            )
-            t0 = time.perf_counter()
-            summary = await engine.clear_pending(trigger="bench")
-            clear_s = time.perf_counter() - t0
-            print(
-                f"clear: {summary.records_seen} records in {clear_s:.1f} s "
-                f"(posted {summary.posted}, duplicates {summary.duplicates}, "
-                f"quarantined {summary.quarantined})",
-                file=sys.stderr,
-            )
-    if summary.posted != taps or summary.quarantined:
-        raise SystemExit(f"wrong outcome: {summary}")
-    copy_rows_per_s = await copy_ceiling(url, min(taps, 1_000_000))
-    seconds = ingest_s + clear_s
+        summary, clear_s = await clear_day(url, key_path, workers, chunk)
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(profile)
+    print(
+        f"clear ({workers} worker{'s' if workers > 1 else ''}): {summary['seen']} records in"
+        f" {clear_s:.1f} s (posted {summary['posted']}, duplicates {summary['duplicates']},"
+        f" quarantined {summary['quarantined']})",
+        file=sys.stderr,
+    )
+    if summary["posted"] != taps or summary["quarantined"]:
+        raise SystemExit(f"error: wrong outcome with {workers} workers: {summary}")
     return {
-        "taps": taps,
+        "workers": workers,
         "records_staged": staged,
-        "seconds": round(seconds, 2),
-        "taps_per_s": round(taps / seconds, 1),
+        "seconds": round(ingest_s + clear_s, 2),
+        "taps_per_s": round(taps / (ingest_s + clear_s), 1),
         "ingest_seconds": round(ingest_s, 2),
         "clear_seconds": round(clear_s, 2),
         "clear_records_per_s": round(staged / clear_s, 1),
-        "copy_rows_per_s": round(copy_rows_per_s, 1),
-        "clear_ratio_to_copy": round(staged / clear_s / copy_rows_per_s, 4),
-        "chunk_records": chunk,
     }
+
+
+async def run(url: str, taps: int, chunk: int, workers: list[int], profile: str) -> dict:
+    days = [await one_day(url, taps, chunk, n, profile if n == 1 else "") for n in workers]
+    copy_rows_per_s = await copy_ceiling(url, min(taps, 1_000_000))
+    for day in days:
+        day["clear_ratio_to_copy"] = round(day["clear_records_per_s"] / copy_rows_per_s, 4)
+        day["ingest_and_clear_ratio_to_copy"] = round(
+            day["records_staged"] / day["seconds"] / copy_rows_per_s, 4
+        )
+    first = days[0]
+    return {
+        "taps": taps,
+        **{k: v for k, v in first.items() if k != "workers"},
+        "copy_rows_per_s": round(copy_rows_per_s, 1),
+        "chunk_records": chunk,
+        "workers": {str(day["workers"]): day for day in days},
+        "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def workers_list(value: str) -> list[int]:
+    try:
+        counts = [int(part) for part in value.split(",")]
+        split(max(counts))
+        if min(counts) < 1:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError("a list of worker counts, e.g. 1,2") from None
+    return counts
 
 
 def main() -> None:
@@ -328,13 +463,24 @@ def main() -> None:
     parser.add_argument("--taps", type=int, default=100_000)
     parser.add_argument("--chunk", type=int, default=8000, help="records per transaction")
     parser.add_argument("--url", default=os.environ.get("ONECARD_DATABASE_URL", ""))
+    parser.add_argument(
+        "--workers", type=workers_list, default=[1], help="worker counts to clear with: 1,2"
+    )
+    parser.add_argument("--profile", default="", help="write a cProfile of ingest and clear here")
     args = parser.parse_args()
+    if args.taps < 1 or not 1 <= args.chunk <= 8000 * 4:
+        parser.error("--taps must be at least 1 and --chunk 1 .. 32000")
     url = args.url or DEFAULT_URL
     if not url.startswith("postgresql"):
-        raise SystemExit("the clearing benchmark runs on PostgreSQL (postgresql+asyncpg://...)")
-    if not args.url:
-        fresh_database(url)
-    figures = asyncio.run(run(url, args.taps, args.chunk))
+        parser.error("the clearing benchmark runs on PostgreSQL (postgresql+asyncpg://...)")
+    try:
+        if args.url:
+            db.upgrade(db.normalize_url(url))  # migrates what it is given (a no-op when current)
+        else:
+            fresh_database(url)
+        figures = asyncio.run(run(url, args.taps, args.chunk, args.workers, args.profile))
+    except ClearingError as error:
+        raise SystemExit(f"error: {error}") from None
     print(json.dumps(figures))
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearing.engine.decide import CardInfo, PostedTap, Purse, Tap
 from clearing.engine.rows import ClearedRow
+from clearing.engine.shards import ALL_SHARDS, SHARDS, ShardRange
 from clearing.records import TapState
 
 # Rows per array parameter of one statement.
@@ -31,6 +32,12 @@ _TAP_SELECT = (
     f"SELECT {', '.join('upper(tac)' if name == 'tac' else name for name in TAP_FIELDS)}"
     " FROM tap_records WHERE state = $1 AND id > $3 ORDER BY id LIMIT $2"
 )
+# A card's shard (clearing/engine/shards.py), and the records of a range of shards only.
+SHARD_OF_CARD = f"((hashtext(card_no) & 2147483647) % {SHARDS})"
+_IN_SHARDS = f" AND {SHARD_OF_CARD} >= $4 AND {SHARD_OF_CARD} < $5"
+_TAP_SELECT_SHARDS = _TAP_SELECT.replace(" ORDER BY", _IN_SHARDS + " ORDER BY")
+_IDS_SELECT = "SELECT id FROM tap_records WHERE state = $1 AND id > $3 ORDER BY id LIMIT $2"
+_IDS_SELECT_SHARDS = _IDS_SELECT.replace(" ORDER BY", _IN_SHARDS + " ORDER BY")
 
 # One index probe per record (not three): the posted taps of its card and purse with a counter
 # from one below to one above its own (the duplicate, and both neighbours of the balance chain).
@@ -72,20 +79,60 @@ def _posted(r: Any) -> PostedTap:
     return PostedTap(r[0], r[1], Purse(r[2]), r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10])
 
 
-async def next_received(conn: AsyncConnection, limit: int, after_id: int) -> list[Tap]:
+async def next_received(
+    conn: AsyncConnection, limit: int, after_id: int, shards: ShardRange = ALL_SHARDS
+) -> list[Tap]:
     # Columns in the order of Tap's fields: one positional call per record. PostgreSQL's
     # column types guarantee each field's type.
-    rows = await (await driver(conn)).fetch(_TAP_SELECT, TapState.RECEIVED.value, limit, after_id)
+    args: list[Any] = [TapState.RECEIVED.value, limit, after_id]
+    query = _TAP_SELECT
+    if shards != ALL_SHARDS:
+        query, args = _TAP_SELECT_SHARDS, [*args, *shards]
+    rows = await (await driver(conn)).fetch(query, *args)
     return [Tap(*row) for row in rows]
 
 
-async def next_received_ids(conn: AsyncConnection, limit: int) -> list[int]:
-    rows = await (await driver(conn)).fetch(
-        "SELECT id FROM tap_records WHERE state = $1 ORDER BY id LIMIT $2",
-        TapState.RECEIVED.value,
-        limit,
+async def next_received_ids(
+    conn: AsyncConnection, limit: int, shards: ShardRange = ALL_SHARDS
+) -> list[int]:
+    args: list[Any] = [TapState.RECEIVED.value, limit, 0]
+    query = _IDS_SELECT
+    if shards != ALL_SHARDS:
+        query, args = _IDS_SELECT_SHARDS, [*args, *shards]
+    return [r[0] for r in await (await driver(conn)).fetch(query, *args)]
+
+
+# The clearing lock (repository.CLEARING_LOCK_KEY) is the first key of every shard's lock.
+async def shards_busy(conn: AsyncConnection, lock_key: int, shards: ShardRange) -> bool:
+    """Another session holds (or waits for) a lock of one of these shards."""
+    busy = await (await driver(conn)).fetchval(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2"
+        " AND classid = $1::bigint::oid AND objid >= $2::bigint::oid"
+        " AND objid < $3::bigint::oid AND pid <> pg_backend_pid())",
+        lock_key,
+        *shards,
     )
-    return [r[0] for r in rows]
+    return bool(busy)
+
+
+async def lock_shards(conn: AsyncConnection, lock_key: int, shards: ShardRange) -> None:
+    """Wait for the clearing lock (shared) and the range's shard locks (exclusive, ascending)."""
+    asyncpg = await driver(conn)
+    await asyncpg.execute("SELECT pg_advisory_xact_lock_shared($1::bigint)", lock_key)
+    await asyncpg.execute(
+        "SELECT pg_advisory_xact_lock($1::int, k) FROM generate_series($2::int, $3::int) AS k",
+        lock_key,
+        shards[0],
+        shards[1] - 1,
+    )
+
+
+async def try_clearing_shared(conn: AsyncConnection, lock_key: int) -> bool:
+    """Take the clearing lock shared if no settlement (or release) holds it exclusively."""
+    taken = await (await driver(conn)).fetchval(
+        "SELECT pg_try_advisory_xact_lock_shared($1::bigint)", lock_key
+    )
+    return bool(taken)
 
 
 async def card_infos(conn: AsyncConnection, wanted: list[str]) -> dict[str, CardInfo]:

@@ -49,6 +49,7 @@ from clearing.engine.models import (
 )
 from clearing.engine.pg import TAP_FIELDS
 from clearing.engine.rows import ClearedRow
+from clearing.engine.shards import ALL_SHARDS, ShardRange, ShardRangeInvalid
 from clearing.ingest.models import TapRecord
 from clearing.lists.models import PendingLoad
 from clearing.records import TapState
@@ -97,6 +98,29 @@ async def try_clearing_lock(conn: AsyncConnection) -> bool:
         text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": CLEARING_LOCK_KEY}
     )
     return bool(taken.scalar())
+
+
+async def try_shard_locks(conn: AsyncConnection, shards: ShardRange) -> bool:
+    """Take the locks a chunk of a run over `shards` needs if nobody holds them: the clearing
+    lock shared (settlement and releases hold it exclusively) and each shard's exclusive lock
+    (clearing/engine/shards.py). False: someone holds one; `take_shard_locks` waits for them.
+    SQLite has one writer and needs none (and clears the whole range only)."""
+    if not _is_pg(conn):
+        if shards != ALL_SHARDS:
+            raise ShardRangeInvalid("clearing by shards needs PostgreSQL")
+        return True
+    if not await pg.try_clearing_shared(conn, CLEARING_LOCK_KEY):
+        return False
+    if await pg.shards_busy(conn, CLEARING_LOCK_KEY, shards):
+        return False
+    await pg.lock_shards(conn, CLEARING_LOCK_KEY, shards)
+    return True
+
+
+async def take_shard_locks(conn: AsyncConnection, shards: ShardRange) -> None:
+    """Wait for the locks `try_shard_locks` could not take."""
+    if _is_pg(conn):
+        await pg.lock_shards(conn, CLEARING_LOCK_KEY, shards)
 
 
 async def other_running_runs(conn: AsyncConnection, run_id: int) -> list[int]:
@@ -188,11 +212,16 @@ def _tap(row: Any) -> Tap:
     )
 
 
-async def next_received(conn: AsyncConnection, limit: int, after_id: int = 0) -> list[Tap]:
+async def next_received(
+    conn: AsyncConnection, limit: int, after_id: int = 0, shards: ShardRange = ALL_SHARDS
+) -> list[Tap]:
     """The oldest staged records not yet cleared, in arrival order (PostgreSQL's read-ahead
-    takes only those after `after_id`: the last record of the chunk still being cleared)."""
+    takes only those after `after_id`: the last record of the chunk still being cleared), of
+    the cards of `shards` only (PostgreSQL)."""
     if _is_pg(conn):
-        return await pg.next_received(conn, limit, after_id)
+        return await pg.next_received(conn, limit, after_id, shards)
+    if shards != ALL_SHARDS:
+        raise ShardRangeInvalid("clearing by shards needs PostgreSQL")
     if after_id:
         raise ValueError("after_id is for PostgreSQL's read-ahead only")
     rows = await conn.execute(
@@ -268,25 +297,40 @@ def _stored_utc(value: Any) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-async def next_received_ids(conn: AsyncConnection, limit: int) -> list[int]:
+async def next_received_ids(
+    conn: AsyncConnection, limit: int, shards: ShardRange = ALL_SHARDS
+) -> list[int]:
     """The ids of what `next_received` would return (PostgreSQL)."""
-    return await pg.next_received_ids(conn, limit)
+    return await pg.next_received_ids(conn, limit, shards)
 
 
 async def next_retryable(
-    conn: AsyncConnection, reasons: Sequence[str], after_id: int, limit: int
+    conn: AsyncConnection,
+    reasons: Sequence[str],
+    after_id: int,
+    limit: int,
+    shards: ShardRange = ALL_SHARDS,
 ) -> list[tuple[Tap, str]]:
-    """Quarantined records whose reason a later record may cure, after `after_id`."""
+    """Quarantined records whose reason a later record may cure, after `after_id` (of the
+    cards of `shards`: PostgreSQL)."""
+    in_shards = ""
+    bounds: dict[str, int] = {}
+    if shards != ALL_SHARDS:
+        if not _is_pg(conn):
+            raise ShardRangeInvalid("clearing by shards needs PostgreSQL")
+        in_shards = f" AND {pg.SHARD_OF_CARD} >= :low AND {pg.SHARD_OF_CARD} < :high"
+        bounds = {"low": shards[0], "high": shards[1]}
     rows = await conn.execute(
         text(
             _TAP_SELECT_RAW + " WHERE state = :state AND quarantine_reason IN :reasons"
-            " AND id > :after_id ORDER BY id LIMIT :limit"
+            f" AND id > :after_id{in_shards} ORDER BY id LIMIT :limit"
         ).bindparams(bindparam("reasons", expanding=True)),
         {
             "state": TapState.QUARANTINED.value,
             "reasons": list(reasons),
             "after_id": after_id,
             "limit": limit,
+            **bounds,
         },
     )
     out: list[tuple[Tap, str]] = []

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from clearing.engine.shards import ALL_SHARDS, ShardRange
+
 # An error as finance staff read it in a quarantine note or a CLI line (one line, bounded).
 ERROR_NOTE_LENGTH_MAX = 500
 
@@ -88,10 +90,11 @@ def _tally(into: ChunkResult | RunSummary, other: ChunkResult) -> None:
 
 @dataclass
 class Run:
-    """A run in progress: its summary so far and who listens."""
+    """A run in progress: its summary so far, who listens, and the card shards it clears."""
 
     summary: RunSummary
     listener: RunListener
+    shards: ShardRange = ALL_SHARDS
 
     @property
     def run_id(self) -> int:

@@ -40,6 +40,7 @@ from clearing.engine.runs import (
     RunSummary,
     describe,
 )
+from clearing.engine.shards import ALL_SHARDS, ShardRange, ShardRangeInvalid, checked
 from clearing.engine.uow import SqlUnitOfWork
 from clearing.records import TapKind, TapState
 from ledger.errors import InvariantError
@@ -136,6 +137,7 @@ class ClearingEngine:
         trigger: str = "cli",
         records_max: int | None = None,
         progress: RunListener | None = None,
+        shards: ShardRange = ALL_SHARDS,
     ) -> RunSummary:
         """Clear every staged record (or at most `records_max`), then look again at quarantined
         records that later records may cure. Returns the run's own counters (another run
@@ -143,11 +145,20 @@ class ClearingEngine:
 
         No record stops a run: what fails on one record quarantines it (RECORD_FAILED, with the
         error) and the run goes on. A failure of the database itself raises DatabaseFailed;
-        every chunk committed before it stays, and the next run resumes from there."""
+        every chunk committed before it stays, and the next run resumes from there.
+
+        `shards`: only the records of the cards of this range of shards (clearing/engine/
+        shards.py; PostgreSQL), so several workers clear a backlog side by side."""
+        try:
+            shards = checked(shards)
+        except ShardRangeInvalid as error:
+            raise EngineError(str(error)) from None
         async with self.ledger.transaction() as conn:
+            if shards != ALL_SHARDS and not repo.is_postgresql(conn):
+                raise EngineError("clearing by card shards needs PostgreSQL")
             await books.open_books(self.ledger, conn=conn)
             run_id = await repo.start_run(conn, trigger, self.clock())
-        run = Run(RunSummary(run_id), progress or RunListener())
+        run = Run(RunSummary(run_id), progress or RunListener(), shards)
         state = RunState.FAILED
         try:
             await self._clear_received(run, records_max)
@@ -186,7 +197,7 @@ class ClearingEngine:
                         prefetched = None
                         if ahead is not None:
                             prefetched, ahead = await _prefetched(ahead), None
-                        chunk = await self._next_chunk(conn, limit, prefetched)
+                        chunk = await self._next_chunk(conn, limit, prefetched, run.shards)
                         if not chunk:
                             break
                         left = None if remaining is None else remaining - len(chunk)
@@ -197,6 +208,7 @@ class ClearingEngine:
                                 self._prefetch(
                                     chunk[-1].id,
                                     self.config.chunk_records if left is None else min(limit, left),
+                                    run.shards,
                                 )
                             )
                         used = prefetched if prefetched and chunk is prefetched.taps else None
@@ -218,13 +230,13 @@ class ClearingEngine:
     async def _lock(self, conn: AsyncConnection, run: Run) -> None:
         """Take the clearing lock; if another run (or a settlement) holds it, say so, wait, and
         tell how much of the backlog is still left once this run has the lock again."""
-        if await repo.try_clearing_lock(conn):
+        if await repo.try_shard_locks(conn, run.shards):
             return
         others = await repo.other_running_runs(conn, run.run_id)
         run.summary.waited_for.update(others)
         run.summary.waits += 1
         run.listener.waiting(tuple(others))
-        await repo.take_clearing_lock(conn)
+        await repo.take_shard_locks(conn, run.shards)
         run.listener.backlog(await repo.count_received(conn))
 
     async def _clear_isolating(
@@ -271,12 +283,12 @@ class ClearingEngine:
                 conn, run.run_id, tap.id, tap.id in previous, error, self.clock()
             )
 
-    async def _prefetch(self, after_id: int, limit: int) -> _Prefetched:
+    async def _prefetch(self, after_id: int, limit: int, shards: ShardRange) -> _Prefetched:
         """The records the next chunk will most likely take (those after `after_id`, the last of
         the chunk being cleared), with their cards and TAC results. Reads only; the next chunk
         uses them only if, under the clearing lock, they are still exactly the next records."""
         async with self.ledger.transaction() as conn:
-            taps = await repo.next_received(conn, limit, after_id)
+            taps = await repo.next_received(conn, limit, after_id, shards)
             cards = await SqlUnitOfWork(conn, self.ledger).registry.cards(t.card_no for t in taps)
         tac_ok: dict[int, bool] = {}
         for start in range(0, len(taps), _TAC_SLICE):
@@ -286,16 +298,16 @@ class ClearingEngine:
 
     @staticmethod
     async def _next_chunk(
-        conn: AsyncConnection, limit: int, prefetched: _Prefetched | None
+        conn: AsyncConnection, limit: int, prefetched: _Prefetched | None, shards: ShardRange
     ) -> list[Tap]:
         """The next `limit` received records, in arrival order (the prefetched ones if they
         still are exactly those: records received in state `received` never change)."""
         if prefetched is not None and prefetched.taps:
-            ids = await repo.next_received_ids(conn, limit)
+            ids = await repo.next_received_ids(conn, limit, shards)
             if ids == [t.id for t in prefetched.taps]:
                 return prefetched.taps
             prefetched.taps.clear()  # stale: someone else cleared or staged records meanwhile
-        return await repo.next_received(conn, limit)
+        return await repo.next_received(conn, limit, 0, shards)
 
     async def _retry_quarantined(self, run: Run) -> None:
         after_id = 0
@@ -306,7 +318,7 @@ class ClearingEngine:
                 async with self.ledger.transaction() as conn:
                     await self._lock(conn, run)
                     rows = await repo.next_retryable(
-                        conn, reasons, after_id, self.config.chunk_records
+                        conn, reasons, after_id, self.config.chunk_records, run.shards
                     )
                     if not rows:
                         return

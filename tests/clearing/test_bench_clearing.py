@@ -1,0 +1,82 @@
+"""bench/clearing.py on a database it is given: one never migrated, then the same one again
+(it migrates it and works in a namespace of its own each time), and one with records of
+someone else waiting to be cleared (a one-line refusal, no traceback)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+pytestmark = pytest.mark.postgres
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def _execute(url: str, *statements: str) -> None:
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            for statement in statements:
+                await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def empty_url(pg_url: str) -> str:
+    """A database that exists and was never migrated."""
+    parsed = make_url(pg_url)
+    name = f"{parsed.database}_bench"
+    admin = parsed.set(database="postgres").render_as_string(hide_password=False)
+    asyncio.run(
+        _execute(
+            admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'
+        )
+    )
+    return parsed.set(database=name).render_as_string(hide_password=False)
+
+
+def _bench(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "clearing.py"), "--taps", "200", "--url", url, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_the_bench_migrates_a_new_database_and_runs_again_on_a_used_one(empty_url: str) -> None:
+    first = _bench(empty_url)
+    assert first.returncode == 0, first.stderr
+    again = _bench(empty_url, "--workers", "1,2")
+    assert again.returncode == 0, again.stderr
+    figures = json.loads(again.stdout.strip().splitlines()[-1])
+    assert figures["taps"] == 200 and figures["records_staged"] >= 200
+    assert set(figures["workers"]) == {"1", "2"}
+    assert "city 2:" in again.stderr and "city 3:" in again.stderr  # namespaces of their own
+    assert "Traceback" not in first.stderr + again.stderr
+
+    # Someone else's record waiting to be cleared: the benchmark would clear it too, so it refuses.
+    asyncio.run(
+        _execute(
+            empty_url,
+            "UPDATE tap_records SET state = 'received' WHERE id = (SELECT min(id) FROM tap_records)",
+        )
+    )
+    refused = _bench(empty_url)
+    assert refused.returncode == 1
+    assert "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines() == [
+        "error: 1 staged records are waiting to be cleared in this database and the benchmark"
+        " would clear them too: clear them first, or give it another database (without --url"
+        " it makes its own)"
+    ]
