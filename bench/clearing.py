@@ -170,7 +170,9 @@ async def build_city(
     card_nos = [space.card_no(n) for n in range(cards)]
     for start in range(0, cards, BATCH_MAX):
         await issue_cards(ledger, card_nos[start : start + BATCH_MAX], now)
-    return TapSigner(store), [SyntheticCard(no, TAPS_PER_CARD * FARE_FEN * 2) for no in card_nos]
+    return TapSigner(store, cached_contexts=True), [
+        SyntheticCard(no, TAPS_PER_CARD * FARE_FEN * 2) for no in card_nos
+    ]
 
 
 async def issue_cards(ledger: Ledger, part: list[str], now: datetime) -> None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import enum
 import hmac
+import struct
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -233,10 +234,22 @@ def bcd_date_time(date_time: datetime | bytes) -> bytes:
         raise CryptoInputError("date_time must be a datetime or 7 BCD bytes")
     if date_time.tzinfo is not None:
         date_time = date_time.astimezone(CARD_TIME_ZONE)
-    d = date_time
-    return bytes.fromhex(
-        f"{d.year:04d}{d.month:02d}{d.day:02d}{d.hour:02d}{d.minute:02d}{d.second:02d}"
+    d, bcd = date_time, _BCD
+    century, year = divmod(d.year, 100)
+    return bytes(
+        (
+            bcd[century],
+            bcd[year],
+            bcd[d.month],
+            bcd[d.day],
+            bcd[d.hour],
+            bcd[d.minute],
+            bcd[d.second],
+        )
     )
+
+
+_BCD = bytes((n // 10) << 4 | n % 10 for n in range(100))  # 0..99 as one BCD byte
 
 
 def _terminal_id(terminal_id: bytes) -> bytes:
@@ -470,28 +483,35 @@ class LoadTacInput:
     tac: bytes
 
 
-class _EcbMac:
-    """The purse MAC (single-DES or SM4 key) with one cached ECB context and CBC chaining done here:
-    about twice as fast as building a CBC cipher per MAC, which matters at a million TACs."""
+class _CardMac:
+    """The purse MAC (single-DES or SM4 key) of one card, on one CBC context kept open for every
+    MAC of that card: each MAC's first block is XORed with the context's last ciphertext block,
+    which cancels the chaining from the MAC before, so each MAC costs one cipher call (about 3 us
+    here, against 5 us with CBC chained by hand over an ECB context and more with a context made
+    per MAC), which matters at a million TACs."""
 
-    __slots__ = ("_block", "_update")
+    __slots__ = ("_block", "_last", "_update")
 
     def __init__(self, key: bytes, algorithm: Algorithm) -> None:
         if algorithm is Algorithm.SM4:
-            cipher = Cipher(algorithms.SM4(_need(key, 16, "SM4 TAC key")), modes.ECB())
+            cipher = Cipher(algorithms.SM4(_need(key, 16, "SM4 TAC key")), modes.CBC(bytes(16)))
         else:
-            cipher = Cipher(TripleDES(_need(key, 8, "TAC key") * 3), modes.ECB())
+            cipher = Cipher(TripleDES(_need(key, 8, "TAC key") * 3), modes.CBC(bytes(8)))
         self._update = cipher.encryptor().update
         self._block = algorithm.block_len
+        self._last = 0  # the context's last ciphertext block (its IV, zero, at first)
 
     def mac(self, data: bytes) -> bytes:
         block = self._block
         padded = _pad(data, block)
-        chained = 0
-        for i in range(0, len(padded), block):
-            plain = chained ^ int.from_bytes(padded[i : i + block], "big")
-            chained = int.from_bytes(self._update(plain.to_bytes(block, "big")), "big")
-        return chained.to_bytes(block, "big")[:MAC_LEN]
+        first = int.from_bytes(padded[:block], "big") ^ self._last
+        out = self._update(first.to_bytes(block, "big") + padded[block:])
+        last = out[-block:]
+        self._last = int.from_bytes(last, "big")
+        return last[:MAC_LEN]
+
+
+_PURCHASE_TAC_HEAD = struct.Struct(">IB6sI")  # amount, type, terminal id, terminal serial
 
 
 class TacVerifier:
@@ -512,7 +532,7 @@ class TacVerifier:
     ) -> None:
         self._master = _need(dtk_master, 16, "master TAC key")
         self._algorithm = algorithm
-        self._cache: OrderedDict[bytes, _EcbMac] = OrderedDict()
+        self._cache: OrderedDict[bytes, _CardMac] = OrderedDict()
         if cache_cards_max < 1:
             raise CryptoInputError("cache_cards_max must be at least 1")
         self._cache_max = cache_cards_max
@@ -525,7 +545,7 @@ class TacVerifier:
         card_mac = self._cache.get(x)
         if card_mac is None:
             key = tac_key(diversify_key(self._master, x, self._algorithm), self._algorithm)
-            card_mac = _EcbMac(key, self._algorithm)
+            card_mac = _CardMac(key, self._algorithm)
             self._cache[x] = card_mac
             if len(self._cache) > self._cache_max:
                 self._cache.popitem(last=False)
@@ -546,6 +566,44 @@ class TacVerifier:
         except CryptoInputError:
             return False
         return _compare(card_mac(data), item.tac)
+
+    def check_purchase(
+        self,
+        card_app_serial: bytes,
+        amount_fen: int,
+        txn_type: int,
+        terminal_id: bytes,
+        terminal_serial: int,
+        date_time: datetime,
+        tac: bytes,
+    ) -> bool:
+        """`verify_purchase` of the values themselves, without an input object: the clearing
+        engine's hot path (a million a day). The same checks: False for any malformed value."""
+        expected = self.purchase_tac(
+            card_app_serial, amount_fen, txn_type, terminal_id, terminal_serial, date_time
+        )
+        return expected is not None and _compare(expected, tac)
+
+    def purchase_tac(
+        self,
+        card_app_serial: bytes,
+        amount_fen: int,
+        txn_type: int,
+        terminal_id: bytes,
+        terminal_serial: int,
+        date_time: datetime,
+    ) -> bytes | None:
+        """The TAC the card computes for this purchase (None: a value out of its range)."""
+        try:
+            card_mac = self._mac_of(card_app_serial)
+            if len(terminal_id) != TERMINAL_ID_LEN:
+                return None
+            data = _PURCHASE_TAC_HEAD.pack(
+                amount_fen, txn_type, terminal_id, terminal_serial
+            ) + bcd_date_time(date_time)
+        except (CryptoInputError, struct.error, TypeError):
+            return None
+        return card_mac(data)
 
     def verify_load(self, item: LoadTacInput) -> bool:
         try:

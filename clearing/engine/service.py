@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cardio.crypto import LoadTacInput, PurchaseTacInput, TacVerifier
+from cardio.crypto import LoadTacInput, TacVerifier
 from clearing import books
 from clearing.calendar import BusinessCalendar
 from clearing.engine import repository as repo
@@ -283,7 +283,9 @@ class ClearingEngine:
                 conn, run.run_id, tap.id, tap.id in previous, error, self.clock()
             )
 
-    async def _prefetch(self, after_id: int, limit: int, shards: ShardRange) -> _Prefetched:
+    async def _prefetch(
+        self, after_id: int, limit: int, shards: ShardRange = ALL_SHARDS
+    ) -> _Prefetched:
         """The records the next chunk will most likely take (those after `after_id`, the last of
         the chunk being cleared), with their cards and TAC results. Reads only; the next chunk
         uses them only if, under the clearing lock, they are still exactly the next records."""
@@ -298,7 +300,10 @@ class ClearingEngine:
 
     @staticmethod
     async def _next_chunk(
-        conn: AsyncConnection, limit: int, prefetched: _Prefetched | None, shards: ShardRange
+        conn: AsyncConnection,
+        limit: int,
+        prefetched: _Prefetched | None,
+        shards: ShardRange = ALL_SHARDS,
     ) -> list[Tap]:
         """The next `limit` received records, in arrival order (the prefetched ones if they
         still are exactly those: records received in state `received` never change)."""
@@ -384,41 +389,39 @@ class ClearingEngine:
 
     def _verify_tacs(self, chunk: Sequence[Tap]) -> dict[int, bool]:
         out: dict[int, bool] = {}
+        check_purchase = self.verifier.check_purchase
+        fromhex = bytes.fromhex
         for tap in chunk:
             if tap.tac is None:
                 continue
             try:
-                out[tap.id] = self._verify_tac(tap)
+                if tap.kind is TapKind.LOAD:
+                    out[tap.id] = self._verify_load_tac(tap)
+                    continue
+                out[tap.id] = check_purchase(
+                    fromhex(tap.card_no),
+                    tap.amount_fen,
+                    tap.txn_type,
+                    fromhex(tap.terminal_id),
+                    tap.terminal_seq,
+                    tap.occurred_at,
+                    fromhex(tap.tac),
+                )
             except (ValueError, OverflowError, TypeError):
                 out[tap.id] = False  # a field the TAC cannot even be computed over: no proof
         return out
 
-    def _verify_tac(self, tap: Tap) -> bool:
-        tac = bytes.fromhex(tap.tac or "")
-        card_serial = bytes.fromhex(tap.card_no)
-        terminal_id = bytes.fromhex(tap.terminal_id)
-        if tap.kind is TapKind.LOAD:
-            return self.verifier.verify_load(
-                LoadTacInput(
-                    card_serial,
-                    tap.balance_after_fen,
-                    tap.card_counter,
-                    tap.amount_fen,
-                    tap.txn_type,
-                    terminal_id,
-                    tap.occurred_at,
-                    tac,
-                )
-            )
-        return self.verifier.verify_purchase(
-            PurchaseTacInput(
-                card_serial,
+    def _verify_load_tac(self, tap: Tap) -> bool:
+        return self.verifier.verify_load(
+            LoadTacInput(
+                bytes.fromhex(tap.card_no),
+                tap.balance_after_fen,
+                tap.card_counter,
                 tap.amount_fen,
                 tap.txn_type,
-                terminal_id,
-                tap.terminal_seq,
+                bytes.fromhex(tap.terminal_id),
                 tap.occurred_at,
-                tac,
+                bytes.fromhex(tap.tac or ""),
             )
         )
 

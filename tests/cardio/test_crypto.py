@@ -296,3 +296,57 @@ def test_a_tap_record_with_any_field_tampered_never_verifies(
         record["tac"],
         algorithm,
     )
+
+
+@given(
+    algorithm=st.sampled_from([Algorithm.TDES, Algorithm.SM4]),
+    taps=st.lists(
+        st.tuples(
+            st.integers(0, 3),  # which of four cards
+            st.integers(0, 2**32 - 1),
+            st.integers(0, 255),
+            st.binary(min_size=6, max_size=6),
+            st.integers(0, 2**32 - 1),
+            st.datetimes(
+                min_value=datetime(2000, 1, 2),
+                max_value=datetime(2099, 12, 30),
+                timezones=st.just(UTC),
+            ),
+            st.booleans(),  # a forged TAC
+        ),
+        max_size=12,
+    ),
+)
+@settings(max_examples=60)
+def test_the_verifier_checks_each_tac_alone_whatever_came_before_for_its_card(
+    algorithm: Algorithm, taps: list[tuple[int, int, int, bytes, int, datetime, bool]]
+) -> None:
+    """One cipher context per card serves every MAC of the card in turn: each result is what
+    the independent check of that one TAC says, in any order, forged or not."""
+    master = h("00112233445566778899AABBCCDDEEFF")
+    verifier = TacVerifier(master, algorithm, cache_cards_max=2)  # evictions too
+    for card, amount, kind, terminal, serial_no, when, forge in taps:
+        serial = (0x3100000000000000 + card).to_bytes(8, "big")
+        dtk = crypto.diversify_key(master, serial, algorithm)
+        tac = crypto.purchase_tac(dtk, amount, kind, terminal, serial_no, when, algorithm)
+        if forge:
+            tac = bytes([tac[0] ^ 1]) + tac[1:]
+        expected = crypto.verify_purchase_tac(
+            master, serial, amount, kind, terminal, serial_no, when, tac, algorithm
+        )
+        assert expected is not forge
+        item = PurchaseTacInput(serial, amount, kind, terminal, serial_no, when, tac)
+        assert verifier.check_purchase(serial, amount, kind, terminal, serial_no, when, tac) is (
+            expected
+        )
+        assert verifier.verify_purchase(item) is expected
+
+
+def test_the_verifier_refuses_malformed_values_without_raising() -> None:
+    verifier = TacVerifier(h("00112233445566778899AABBCCDDEEFF"))
+    serial, when = h("3100000000000001"), datetime(2026, 1, 1, tzinfo=UTC)
+    good = (serial, 1, 6, bytes(6), 1, when, bytes(4))
+    for n, bad in ((0, bytes(3)), (1, -1), (1, 2**32), (2, 256), (3, bytes(5)), (4, 2**32)):
+        values = list(good)
+        values[n] = bad
+        assert verifier.check_purchase(*values) is False  # type: ignore[arg-type]
