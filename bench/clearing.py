@@ -262,25 +262,31 @@ def make_bodies(journals: dict[str, list[dict]]) -> list[tuple[str, bytes]]:
     return bodies
 
 
-async def ingest(ledger: Ledger, bodies: list[tuple[str, bytes]]) -> int:
-    """Store every upload body through the ingestion service (parsed and validated there)."""
+async def ingest(ledger: Ledger, bodies: list[tuple[str, bytes]], uploaders: int) -> int:
+    """Store every upload body through the ingestion service (parsed and validated there), as
+    `uploaders` connections at once (as terminals upload side by side), each its own terminals'
+    bodies in their order, 20 bodies per transaction."""
+    streams: list[list[tuple[str, bytes]]] = [[] for _ in range(uploaders)]
+    lanes: dict[str, int] = {}
+    for terminal, body in bodies:
+        streams[lanes.setdefault(terminal, len(lanes) % uploaders)].append((terminal, body))
+    counts = await asyncio.gather(*(_upload(ledger, stream) for stream in streams))
+    return sum(counts)
+
+
+async def _upload(ledger: Ledger, bodies: list[tuple[str, bytes]]) -> int:
     stored = 0
-    group: list[tuple[str, bytes]] = []
-    for item in bodies + [("", b"")]:
-        if item[0]:
-            group.append(item)
-        if group and (not item[0] or sum(1 for _ in group) >= 20):
-            async with ledger.transaction() as conn:
-                session = AsyncSession(bind=conn)
-                for terminal, body in group:
-                    upload = BatchUpload.model_validate_json(body)
-                    await ingest_service.store_batch(
-                        session, terminal_id=terminal, body=body, upload=upload
-                    )
-                    stored += len(upload.records)
-                await session.flush()
-                await session.close()
-            group = []
+    for start in range(0, len(bodies), 20):
+        async with ledger.transaction() as conn:
+            session = AsyncSession(bind=conn)
+            for terminal, body in bodies[start : start + 20]:
+                upload = BatchUpload.model_validate_json(body)
+                await ingest_service.store_batch(
+                    session, terminal_id=terminal, body=body, upload=upload
+                )
+                stored += len(upload.records)
+            await session.flush()
+            await session.close()
     return stored
 
 
@@ -335,11 +341,36 @@ async def copy_ceiling(url: str, rows: int) -> float:
         await conn.close()
 
 
+async def backends_cpu_s(ledger: Ledger) -> float:
+    """CPU seconds PostgreSQL's backends serving this database have used (0 where /proc does
+    not show them: PostgreSQL on another machine)."""
+    async with ledger.transaction() as conn:
+        pids = (
+            await conn.execute(
+                text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND backend_type = 'client backend'"
+                )
+            )
+        ).scalars()
+        total = 0.0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 async def _clear_part(url: str, key_path: str, shards: ShardRange, chunk: int) -> dict:
     async with await Ledger.open(url) as ledger:
         engine = ClearingEngine(ledger, load_verifier(key_path), EngineConfig(chunk_records=chunk))
+        before = await backends_cpu_s(ledger)
         summary = await engine.clear_pending(trigger="bench", shards=shards)
+        pg_cpu_s = await backends_cpu_s(ledger) - before
     return {
+        "pg_cpu_s": pg_cpu_s,
         "seen": summary.records_seen,
         "posted": summary.posted,
         "duplicates": summary.duplicates,
@@ -349,7 +380,10 @@ async def _clear_part(url: str, key_path: str, shards: ShardRange, chunk: int) -
 
 def clear_part(url: str, key_path: str, shards: ShardRange, chunk: int) -> dict:
     """One worker's part (what the Celery task clearing.clear_shards runs), in its process."""
-    return asyncio.run(_clear_part(url, key_path, shards, chunk))
+    cpu0 = time.process_time()
+    part = asyncio.run(_clear_part(url, key_path, shards, chunk))
+    part["cpu_s"] = time.process_time() - cpu0
+    return part
 
 
 def _warm(seconds: float) -> int:
@@ -360,8 +394,9 @@ def _warm(seconds: float) -> int:
 async def clear_day(url: str, key_path: Path, workers: int, chunk: int) -> tuple[dict, float]:
     """Clear the staged day with `workers` workers; its counters and the seconds it took."""
     if workers == 1:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         part = await _clear_part(url, str(key_path), ALL_SHARDS, chunk)
+        part["cpu_s"] = time.process_time() - cpu0
         return part, time.perf_counter() - t0
     loop = asyncio.get_running_loop()
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
@@ -380,10 +415,12 @@ async def clear_day(url: str, key_path: Path, workers: int, chunk: int) -> tuple
     return total, clear_s
 
 
-async def one_day(url: str, taps: int, chunk: int, workers: int, profile: str) -> dict:
+async def one_day(
+    url: str, taps: int, chunk: int, workers: int, profile: str, uploaders: int
+) -> dict:
     """Build a city in a namespace of its own, make and ingest its day, clear it."""
     cards = max(1, taps // TAPS_PER_CARD)
-    profiler = cProfile.Profile() if profile else None
+    profiler = cProfile.Profile(time.process_time) if profile else None  # CPU, not waits
     with tempfile.TemporaryDirectory() as tmp:
         key_path = Path(tmp) / "keys.json"
         async with await Ledger.open(url) as ledger:
@@ -401,10 +438,12 @@ async def one_day(url: str, taps: int, chunk: int, workers: int, profile: str) -
             )
             if profiler:
                 profiler.enable()
-            t0 = time.perf_counter()
-            staged = await ingest(ledger, bodies)
+            pg0 = await backends_cpu_s(ledger)
+            t0, cpu0 = time.perf_counter(), time.process_time()
+            staged = await ingest(ledger, bodies, uploaders)
             del bodies
-            ingest_s = time.perf_counter() - t0
+            ingest_s, ingest_cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
+            ingest_pg_cpu_s = await backends_cpu_s(ledger) - pg0
             print(f"ingest: {staged} records in {ingest_s:.1f} s", file=sys.stderr)
         summary, clear_s = await clear_day(url, key_path, workers, chunk)
         if profiler:
@@ -426,11 +465,21 @@ async def one_day(url: str, taps: int, chunk: int, workers: int, profile: str) -
         "ingest_seconds": round(ingest_s, 2),
         "clear_seconds": round(clear_s, 2),
         "clear_records_per_s": round(staged / clear_s, 1),
+        # CPU of the benchmark's own Python (the workers' for several): what the load of the
+        # machine changes least. PostgreSQL's CPU is not in it.
+        "ingest_cpu_us_per_record": round(ingest_cpu_s / staged * 1e6, 1),
+        "ingest_postgresql_cpu_us_per_record": round(ingest_pg_cpu_s / staged * 1e6, 1),
+        "clear_cpu_us_per_record": round(summary["cpu_s"] / staged * 1e6, 1),
+        "clear_postgresql_cpu_us_per_record": round(summary["pg_cpu_s"] / staged * 1e6, 1),
     }
 
 
-async def run(url: str, taps: int, chunk: int, workers: list[int], profile: str) -> dict:
-    days = [await one_day(url, taps, chunk, n, profile if n == 1 else "") for n in workers]
+async def run(
+    url: str, taps: int, chunk: int, workers: list[int], profile: str, uploaders: int
+) -> dict:
+    days = [
+        await one_day(url, taps, chunk, n, profile if n == 1 else "", uploaders) for n in workers
+    ]
     copy_rows_per_s = await copy_ceiling(url, min(taps, 1_000_000))
     for day in days:
         day["clear_ratio_to_copy"] = round(day["clear_records_per_s"] / copy_rows_per_s, 4)
@@ -443,6 +492,7 @@ async def run(url: str, taps: int, chunk: int, workers: list[int], profile: str)
         **{k: v for k, v in first.items() if k != "workers"},
         "copy_rows_per_s": round(copy_rows_per_s, 1),
         "chunk_records": chunk,
+        "uploaders": uploaders,
         "workers": {str(day["workers"]): day for day in days},
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "load_average": [round(x, 2) for x in os.getloadavg()],
@@ -469,9 +519,12 @@ def main() -> None:
         "--workers", type=workers_list, default=[1], help="worker counts to clear with: 1,2"
     )
     parser.add_argument("--profile", default="", help="write a cProfile of ingest and clear here")
+    parser.add_argument(
+        "--uploaders", type=int, default=2, help="connections uploading at once (1 .. 8)"
+    )
     args = parser.parse_args()
-    if args.taps < 1 or not 1 <= args.chunk <= 8000 * 4:
-        parser.error("--taps must be at least 1 and --chunk 1 .. 32000")
+    if args.taps < 1 or not 1 <= args.chunk <= 8000 * 4 or not 1 <= args.uploaders <= 8:
+        parser.error("--taps must be at least 1, --chunk 1 .. 32000 and --uploaders 1 .. 8")
     url = args.url or DEFAULT_URL
     if not url.startswith("postgresql"):
         parser.error("the clearing benchmark runs on PostgreSQL (postgresql+asyncpg://...)")
@@ -480,7 +533,9 @@ def main() -> None:
             db.upgrade(db.normalize_url(url))  # migrates what it is given (a no-op when current)
         else:
             fresh_database(url)
-        figures = asyncio.run(run(url, args.taps, args.chunk, args.workers, args.profile))
+        figures = asyncio.run(
+            run(url, args.taps, args.chunk, args.workers, args.profile, args.uploaders)
+        )
     except ClearingError as error:
         raise SystemExit(f"error: {error}") from None
     print(json.dumps(figures))
