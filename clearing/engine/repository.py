@@ -100,29 +100,6 @@ async def try_clearing_lock(conn: AsyncConnection) -> bool:
     return bool(taken.scalar())
 
 
-async def try_shard_locks(conn: AsyncConnection, shards: ShardRange) -> bool:
-    """Take the locks a chunk of a run over `shards` needs if nobody holds them: the clearing
-    lock shared (settlement and releases hold it exclusively) and each shard's exclusive lock
-    (clearing/engine/shards.py). False: someone holds one; `take_shard_locks` waits for them.
-    SQLite has one writer and needs none (and clears the whole range only)."""
-    if not _is_pg(conn):
-        if shards != ALL_SHARDS:
-            raise ShardRangeInvalid("clearing by shards needs PostgreSQL")
-        return True
-    if not await pg.try_clearing_shared(conn, CLEARING_LOCK_KEY):
-        return False
-    if await pg.shards_busy(conn, CLEARING_LOCK_KEY, shards):
-        return False
-    await pg.lock_shards(conn, CLEARING_LOCK_KEY, shards)
-    return True
-
-
-async def take_shard_locks(conn: AsyncConnection, shards: ShardRange) -> None:
-    """Wait for the locks `try_shard_locks` could not take."""
-    if _is_pg(conn):
-        await pg.lock_shards(conn, CLEARING_LOCK_KEY, shards)
-
-
 async def other_running_runs(conn: AsyncConnection, run_id: int) -> list[int]:
     """The other clearing runs in progress (what a run waiting for the lock waits for)."""
     rows = await conn.execute(

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cardio.crypto import LoadTacInput, TacVerifier
 from clearing import books
 from clearing.calendar import BusinessCalendar
+from clearing.engine import locks
 from clearing.engine import repository as repo
 from clearing.engine.decide import CardInfo, Decision, Outcome, Tap
 from clearing.engine.facts import Facts, Pending, decide_one, gather
@@ -230,13 +231,13 @@ class ClearingEngine:
     async def _lock(self, conn: AsyncConnection, run: Run) -> None:
         """Take the clearing lock; if another run (or a settlement) holds it, say so, wait, and
         tell how much of the backlog is still left once this run has the lock again."""
-        if await repo.try_shard_locks(conn, run.shards):
+        if await locks.try_shard_locks(conn, run.shards):
             return
         others = await repo.other_running_runs(conn, run.run_id)
         run.summary.waited_for.update(others)
         run.summary.waits += 1
         run.listener.waiting(tuple(others))
-        await repo.take_shard_locks(conn, run.shards)
+        await locks.take_shard_locks(conn, run.shards)
         run.listener.backlog(await repo.count_received(conn))
 
     async def _clear_isolating(
