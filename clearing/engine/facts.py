@@ -25,7 +25,7 @@ from clearing.engine.decide import (
     decide,
 )
 from clearing.engine.reasons import QuarantineReason
-from clearing.engine.uow import Release, UnitOfWork
+from clearing.engine.uow import Release, UnitOfWork, card_account
 from clearing.records import TapKind
 from ledger import Transfer
 from ledger.types import BATCH_MAX
@@ -121,7 +121,7 @@ async def _available_balances(
     ledger ids of those that exist."""
     names: list[str] = []
     for card_no in sorted({t.card_no for t in chunk if t.card_no in cards}):
-        names.append(books.card(card_no))
+        names.append(card_account(card_no))
     for card_no in sorted(
         {t.card_no for t in chunk if t.kind is TapKind.LOAD and t.card_no in cards}
     ):
@@ -195,12 +195,12 @@ def check_balance(tap: Tap, decision: Decision, balances: dict[str, int]) -> Dec
         if balances.get(source, 0) < tap.amount_fen:
             return Decision(Outcome.QUARANTINE, QuarantineReason.CARD_BALANCE_INSUFFICIENT)
         balances[source] -= tap.amount_fen
-        target = books.card(tap.card_no)
+        target = card_account(tap.card_no)
         balances[target] = balances.get(target, 0) + tap.amount_fen
         return decision
     if tap.amount_fen == 0:
         return decision
-    account = books.card(tap.card_no)
+    account = card_account(tap.card_no)
     if balances.get(account, 0) < tap.amount_fen:
         return Decision(Outcome.QUARANTINE, QuarantineReason.CARD_BALANCE_INSUFFICIENT)
     balances[account] -= tap.amount_fen

@@ -10,7 +10,7 @@ from clearing.books import LEDGER_CNY, TransferCode
 from clearing.engine.decide import Decision, Outcome
 from clearing.engine.facts import Pending
 from clearing.engine.reasons import QuarantineReason
-from clearing.engine.uow import Release, UnitOfWork, account_id
+from clearing.engine.uow import Release, UnitOfWork, account_id, card_account
 from clearing.records import TapKind
 from ledger import CreateTransferResult, Transfer, TransferFlags, transfer_id
 from ledger.errors import invariant
@@ -34,7 +34,7 @@ def transfers_for(p: Pending, suffix: str) -> list[Transfer]:
     """The record's transfers: a load's one, or the card's debit with its claims, linked."""
     tap, decision = p.tap, p.decision
     if tap.kind is TapKind.LOAD:
-        credit = account_id(books.card(tap.card_no))
+        credit = account_id(card_account(tap.card_no))
         pending = books.card_pending(tap.card_no)
         key = f"load:{tap.load_id}{suffix}"
         return [_transfer(key, pending, credit, tap.amount_fen, TransferCode.LOAD_CONFIRMED, p)]
@@ -45,7 +45,7 @@ def transfers_for(p: Pending, suffix: str) -> list[Transfer]:
     payable = account_id(books.payable(decision.participant_code or ""))
     out: list[Transfer] = []
     if tap.amount_fen > 0:
-        card = books.card(tap.card_no)
+        card = card_account(tap.card_no)
         out.append(_transfer(f"tap:{key}", card, payable, tap.amount_fen, code_main, p))
     if decision.subsidy_fen and decision.subsidy_scheme:
         fund = books.subsidy(decision.subsidy_scheme)
@@ -63,7 +63,7 @@ def transfers_for(p: Pending, suffix: str) -> list[Transfer]:
 
 
 def _accounts_of(p: Pending) -> list[str]:
-    names = [books.card(p.tap.card_no)]
+    names = [card_account(p.tap.card_no)]
     if p.tap.kind is TapKind.LOAD:
         names.append(books.card_pending(p.tap.card_no))
     if p.decision.participant_code:

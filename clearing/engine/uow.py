@@ -40,6 +40,10 @@ def account_id(name: str) -> int:
     return books.account_of(name).id
 
 
+# A card's account name, several times per record (the name checks the card number each time).
+card_account = functools.lru_cache(maxsize=1 << 19)(books.card)
+
+
 # (release action id, override, reason it was released from) of a record's latest release.
 Release = tuple[int, str | None, str | None]
 
