@@ -25,6 +25,7 @@ from clearing import books
 from clearing.books import TransferCode
 from clearing.celery_app import make_celery
 from clearing.engine.models import ClearedTap, ClearingRun, TapDisposition
+from clearing.engine.shards import split
 from clearing.engine.synthetic import forged
 from clearing.ingest.models import TapRecord
 from clearing.settings import Settings
@@ -206,3 +207,40 @@ async def test_worker_killed_mid_clearing_posts_everything_exactly_once(
     # 3,000 fares of 2 fen, plus 2 fen of subsidy on each of the 1,500 concession rides
     assert await world.balance(books.payable("bus-1")) == 3000 * 2 + 1500 * 2
     assert await world.balance(books.subsidy("senior")) == 750 * 2
+
+
+async def test_two_workers_clear_a_backlog_split_by_card_shards(
+    world: World, worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`clear_split(2)`'s tasks, each on a worker of its own: every record cleared once, each
+    worker only its cards' records."""
+    cards = (ADULT, ADULT_2, SENIOR, STUDENT)
+    await world.upload([world.ride(cards[n % 4], 2) for n in range(400)])
+    workers = [
+        Worker(f"onecard-test-{uuid.uuid4().hex[:12]}", worker_env, tmp_path / f"w{n}.log")
+        for n in range(2)
+    ]
+    try:
+        for w in workers:
+            w.start()
+        client = make_celery(Settings(celery_broker_url=BROKER_URL))
+        for w, (low, high) in zip(workers, split(2), strict=True):
+            client.send_task(
+                "clearing.clear_shards", args=(low, high), kwargs={"chunk_records": 30},
+                queue=w.queue,
+            )  # fmt: skip
+        await _wait_for(
+            world,
+            select(func.count()).select_from(ClearingRun).where(ClearingRun.state == "finished"),
+            lambda n: n >= 2,
+            CLEARING_S_MAX,
+        )
+    finally:
+        for w in workers:
+            w.stop()
+    assert await _count(world, select(func.count()).select_from(ClearedTap)) == 400
+    async with world.ledger.engine.connect() as conn:
+        seen = (await conn.execute(select(ClearingRun.records_seen))).scalars().all()
+    assert sorted(seen) == [200, 200]  # two cards' records each (shards 5, 0 | 24, 31)
+    for card_no in cards:
+        assert await world.balance(books.card(card_no)) == 10_000 - 2 * 100
