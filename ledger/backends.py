@@ -446,6 +446,28 @@ def _check_ledger(spec: LedgerSpec) -> CreateLedgerResult:
     return CreateLedgerResult.OK
 
 
+def _apply(
+    loaded: Sequence[Any],
+    requests: Sequence[Sequence[Transfer]],
+    stamps: int,
+    pending_refs: set[int],
+    stored: dict[int, Transfer],
+) -> tuple[list[list[CreateTransferResult]], rules.TransferBatch]:
+    """The rules over what ledger_load_batch loaded (and `stored`: more transfers that exist)."""
+    batch, due = pgsql.loaded_batch(loaded, stamps)
+    batch.transfers.update(stored)
+    rules.expire_pending(batch, sorted(set(due) | pending_refs))
+    return rules.create_transfers(batch, requests), batch
+
+
+def _is_unique_violation(error: BaseException) -> bool:
+    """A unique violation (SQLSTATE 23505), raised by asyncpg or through SQLAlchemy."""
+    return any(
+        "23505" in (getattr(candidate, "sqlstate", None), getattr(candidate, "pgcode", None))
+        for candidate in (error, getattr(error, "orig", None))
+    )
+
+
 class PostgresBackend(SqlBackend):
     """PostgreSQL: the hot statements as asyncpg array statements and COPY, same transaction."""
 
@@ -515,14 +537,19 @@ class PostgresBackend(SqlBackend):
     async def create_transfers(
         self, conn: AsyncConnection, requests: Sequence[Sequence[Transfer]]
     ) -> list[list[CreateTransferResult]]:
-        """The same sequence as SqlBackend's, the reads in one server-side call."""
+        """The same sequence as SqlBackend's, the reads in one server-side call.
+
+        From COPY_ROWS_MIN transfers on, the batch's own ids are not looked up first: the primary
+        key finds a repeated id when the rows are written; then the write is rolled back to a
+        savepoint, those ids are loaded and the rules run again (a retried batch pays twice)."""
         flat = [t for request in requests for t in request]
         own_ids = _valid_ids(t.id for t in flat)
         pending_refs = _valid_ids(t.pending_id for t in flat)
         reverse_refs = _valid_ids(t.reverses_id for t in flat)
         account_ids = _valid_ids(a for t in flat for a in (t.debit_account_id, t.credit_account_id))
+        probe = len(flat) < COPY_ROWS_MIN
         driver = await self._driver(conn)
-        rows = await driver.fetch(
+        loaded = await driver.fetch(
             pgsql.LOAD_BATCH,
             [pgsql.pg_uuid(i) for i in account_ids],
             [pgsql.pg_uuid(i) for i in own_ids],
@@ -532,11 +559,23 @@ class PostgresBackend(SqlBackend):
             EXPIRE_PER_BATCH_MAX,
             len(flat),
             self.lock_for_update,
+            probe,
         )
-        batch, due = pgsql.loaded_batch(rows, len(flat) + len(pending_refs))
-        rules.expire_pending(batch, sorted(set(due) | pending_refs))
-        results = rules.create_transfers(batch, requests)
-        await self.write_back(conn, batch)
+        stamps = len(flat) + len(pending_refs)
+        results, batch = _apply(loaded, requests, stamps, pending_refs, {})
+        if probe:
+            await self.write_back(conn, batch)
+            return results
+        await driver.execute("SAVEPOINT ledger_batch")
+        try:
+            await self.write_back(conn, batch)
+        except Exception as error:
+            if not _is_unique_violation(error):
+                raise
+            await driver.execute("ROLLBACK TO SAVEPOINT ledger_batch")
+            stored = await self.fetch_transfers(conn, own_ids)
+            results, batch = _apply(loaded, requests, stamps, pending_refs, stored)
+            await self.write_back(conn, batch)
         return results
 
     async def write_back(self, conn: AsyncConnection, batch: rules.TransferBatch) -> None:

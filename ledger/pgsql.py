@@ -85,7 +85,7 @@ DUE_DEADLINES = (
 # reserved timestamp, as rows tagged by kind (see the migration for the row shape).
 LOAD_BATCH = (
     "SELECT * FROM ledger_load_batch($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[],"
-    " $5::bigint, $6::int, $7::int, $8::boolean)"
+    " $5::bigint, $6::int, $7::int, $8::boolean, $9::boolean)"
 )
 _LOAD_DUE, _LOAD_ACCOUNT, _LOAD_TRANSFER, _LOAD_FAILURE = 1, 2, 3, 4
 _LOAD_RESOLUTION, _LOAD_REVERSED, _LOAD_CLOCK = 5, 6, 7

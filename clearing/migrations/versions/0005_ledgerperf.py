@@ -7,6 +7,8 @@ with the balances, what exists under the locks (the batch's ids, remembered fail
 named pending transfers were resolved, what was already reversed) and the reserved timestamps
 (the clock row, the last lock). A single transfer then costs four round trips (BEGIN, load,
 write, COMMIT) instead of nine. The rules stay in Python (ledger.rules), shared with SQLite.
+`p_probe_own` false skips looking up the batch's own ids among the transfers (a big batch lets
+the primary key find a repeated id, then loads it and applies the rules again).
 
 Revision ID: 0005_ledgerperf
 Revises: 0004_insight
@@ -41,7 +43,7 @@ _NO_ACCOUNT = "NULL::bigint, NULL::int, NULL::bigint, NULL::bigint, NULL::bigint
 _LOAD_BATCH = f"""
 CREATE FUNCTION ledger_load_batch(
     p_accounts uuid[], p_own uuid[], p_pending uuid[], p_reverses uuid[],
-    p_now bigint, p_expire_max int, p_stamps int, p_lock boolean
+    p_now bigint, p_expire_max int, p_stamps int, p_lock boolean, p_probe_own boolean
 ) RETURNS TABLE (
     kind int, id uuid, debit_account_id uuid, credit_account_id uuid, amount bigint,
     pending_id uuid, reverses_id uuid, ledger bigint, code int, flags int, timeout_s int,
@@ -102,7 +104,8 @@ BEGIN
 
     -- 5. Under the locks, what exists now is authoritative.
     RETURN QUERY SELECT 3, t.*, NULL::text, {_NO_ACCOUNT}
-        FROM unnest(p_own || v_refs) AS v(id) CROSS JOIN LATERAL
+        FROM unnest(CASE WHEN p_probe_own THEN p_own ELSE '{{}}'::uuid[] END || v_refs) AS v(id)
+        CROSS JOIN LATERAL
         (SELECT {_X_COLUMNS} FROM ledger_transfers AS x WHERE x.id = v.id OFFSET 0) AS t;
     RETURN QUERY SELECT 4, f.*, {_NO_ACCOUNT}
         FROM unnest(p_own) AS v(id) CROSS JOIN LATERAL
