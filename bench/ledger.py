@@ -1,17 +1,23 @@
 """Ledger benchmark: single transfers (1 and 16 clients, 1,000 accounts and 10 hot accounts),
-batches of 100, 1,000 and 8,000, and the COPY ceiling of the same database, in one run.
+batches of 100, 1,000 and 8,000, the COPY ceiling and a pgledger-style reference, in one run.
 
     ONECARD_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/onecard_bench \
         .venv/bin/python bench/ledger.py
 
 Applies the migrations, works in fresh accounts of its own (a run namespace), prints a table and
 ends with one line of JSON holding every figure. Measures; asserts nothing about speed.
+
+The pgledger-style reference is pgledger's design written here from its description (a pure
+PostgreSQL ledger: one PL/pgSQL call per transfer in its own transaction, accounts locked in id
+order, balance and version updated, one transfer row and two entry rows inserted), in tables of
+the run's own that are dropped afterwards. `single_c16` and `hot_c16` are reported as ratios to it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -23,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import asyncpg
 from rich.console import Console
 from rich.table import Table
 
@@ -47,6 +54,59 @@ FUND_FEN = 10**12  # every card starts rich enough that no benchmark transfer is
 OK = (CreateTransferResult.OK,)
 
 
+# pgledger's design, written for this benchmark (see the module docstring); {p} = run prefix.
+_PGLEDGER_SCHEMA = """
+CREATE TABLE {p}_accounts (
+    id text PRIMARY KEY, name text NOT NULL, currency text NOT NULL,
+    balance bigint NOT NULL DEFAULT 0, version bigint NOT NULL DEFAULT 0,
+    allow_negative boolean NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE {p}_transfers (
+    id text PRIMARY KEY DEFAULT gen_random_uuid()::text,
+    from_id text NOT NULL REFERENCES {p}_accounts, to_id text NOT NULL REFERENCES {p}_accounts,
+    amount bigint NOT NULL CHECK (amount > 0), created_at timestamptz NOT NULL DEFAULT now(),
+    CHECK (from_id <> to_id));
+CREATE INDEX ON {p}_transfers (from_id);
+CREATE INDEX ON {p}_transfers (to_id);
+CREATE INDEX ON {p}_transfers (created_at);
+CREATE TABLE {p}_entries (
+    id text PRIMARY KEY DEFAULT gen_random_uuid()::text,
+    account_id text NOT NULL REFERENCES {p}_accounts,
+    transfer_id text NOT NULL REFERENCES {p}_transfers, amount bigint NOT NULL,
+    previous_balance bigint NOT NULL, current_balance bigint NOT NULL,
+    account_version bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+CREATE INDEX ON {p}_entries (account_id);
+CREATE INDEX ON {p}_entries (transfer_id);
+CREATE FUNCTION {p}_transfer(src text, dst text, amt bigint) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    s {p}_accounts;
+    d {p}_accounts;
+    tid text;
+BEGIN
+    PERFORM 1 FROM {p}_accounts WHERE id IN (src, dst) ORDER BY id FOR UPDATE;
+    UPDATE {p}_accounts SET balance = balance - amt, version = version + 1, updated_at = now()
+        WHERE id = src RETURNING * INTO s;
+    IF NOT s.allow_negative AND s.balance < 0 THEN
+        RAISE EXCEPTION 'account % may not go negative', src;
+    END IF;
+    UPDATE {p}_accounts SET balance = balance + amt, version = version + 1, updated_at = now()
+        WHERE id = dst RETURNING * INTO d;
+    IF s.currency <> d.currency THEN
+        RAISE EXCEPTION 'currencies differ';
+    END IF;
+    INSERT INTO {p}_transfers (from_id, to_id, amount) VALUES (src, dst, amt)
+        RETURNING id INTO tid;
+    INSERT INTO {p}_entries
+        (account_id, transfer_id, amount, previous_balance, current_balance, account_version)
+    VALUES (src, tid, -amt, s.balance + amt, s.balance, s.version),
+           (dst, tid, amt, d.balance - amt, d.balance, d.version);
+    RETURN tid;
+END
+$$;
+"""
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -56,13 +116,15 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class Bench:
-    def __init__(self, url: str, scale: float) -> None:
+    def __init__(self, url: str, scale: float, *, nogroup: bool = True) -> None:
         self.url = url
+        self.nogroup = nogroup
         self.scale = scale
         self.run = uuid.uuid4().hex[:8]
         self.seq = 0
         self.figures: dict[str, float] = {}
         self.rows: list[tuple[str, str, str, str, str]] = []
+        self.load = ""
 
     def n(self, count: int) -> int:
         return max(1, int(count * self.scale))
@@ -165,6 +227,56 @@ class Bench:
             await conn.rollback()
         return rows / elapsed
 
+    async def pgledger(self, accounts: int, clients: int, per_client: int) -> tuple[float, ...]:
+        """pgledger-style reference: one PL/pgSQL call per transfer, each its own transaction,
+        `clients` connections; returns tps, p50 ms, p99 ms, failures."""
+        p = f"pgl_{self.run}_{accounts}"
+        dsn = self.url.replace("postgresql+asyncpg://", "postgresql://")
+        pool = await asyncpg.create_pool(dsn, min_size=clients, max_size=clients)
+        try:
+            async with pool.acquire() as conn:
+                await conn.execute(_PGLEDGER_SCHEMA.format(p=p))
+                await conn.executemany(
+                    f"INSERT INTO {p}_accounts (id, name, currency, balance, allow_negative)"
+                    " VALUES ($1, $1, 'CNY', $2, false)",
+                    [(f"a{k}", FUND_FEN) for k in range(accounts)],
+                )
+            latencies: list[float] = []
+            failures = 0
+            sql = f"SELECT {p}_transfer($1, $2, $3)"
+
+            async def client(k: int) -> None:
+                nonlocal failures
+                rng = random.Random(k)
+                async with pool.acquire() as conn:
+                    for _ in range(per_client):
+                        src, dst = rng.sample(range(accounts), 2)
+                        start = time.perf_counter()
+                        try:
+                            await conn.fetchval(sql, f"a{src}", f"a{dst}", rng.randint(1, 500))
+                        except asyncpg.PostgresError:
+                            failures += 1
+                            continue
+                        latencies.append(time.perf_counter() - start)
+
+            start = time.perf_counter()
+            await asyncio.gather(*(client(k) for k in range(clients)))
+            elapsed = time.perf_counter() - start
+        finally:
+            with contextlib.suppress(asyncpg.PostgresError):
+                async with pool.acquire() as conn:
+                    await conn.execute(
+                        f"DROP FUNCTION IF EXISTS {p}_transfer;"
+                        f" DROP TABLE IF EXISTS {p}_entries, {p}_transfers, {p}_accounts"
+                    )
+            await pool.close()
+        return (
+            len(latencies) / elapsed,
+            percentile(latencies, 0.50) * 1e3,
+            percentile(latencies, 0.99) * 1e3,
+            failures,
+        )
+
     def record(
         self, name: str, what: str, tps: float, p50: float | None, p99: float | None
     ) -> None:
@@ -181,6 +293,20 @@ class Bench:
                 "" if p99 is None else f"{p99:.2f}",
             )
         )
+
+    async def nogroup_cases(self, console: Console, wide: list[int], hot: list[int]) -> None:
+        """One database transaction per call, no group commit: lock ordering vs serializable."""
+        for isolation in ("lock_ordering", "serializable"):
+            async with await Ledger.open(
+                self.url, group_commit=False, pool_size=16, isolation=isolation
+            ) as led:
+                for label, accounts in (("wide", wide), ("hot", hot)):
+                    name = f"nogroup_{isolation}_{label}_c16"
+                    tps, p50, p99, failed = await self.singles(led, accounts, 16, self.n(100))
+                    self.record(name, f"16 clients, {label}, one txn per call", tps, p50, p99)
+                    self.figures[f"{name}_failures"] = failed
+                    self.figures[f"{name}_retries"] = sum(led.retries.values())
+                    console.log(f"{name}: {tps:,.0f}/s p99 {p99:.1f} ms, retries {led.retries}")
 
     async def main(self, console: Console) -> None:
         async with await Ledger.open(self.url, pool_size=20) as led:
@@ -201,6 +327,15 @@ class Bench:
                 self.figures[f"{name}_failures"] = failed
                 console.log(f"{name}: {tps:,.0f}/s p99 {p99:.1f} ms")
 
+            for name, what, count in (
+                ("pgledger_c16", "pgledger-style, 16 clients, 1,000 accounts", ACCOUNTS_WIDE),
+                ("pgledger_hot_c16", "pgledger-style, 16 clients, 10 hot accounts", ACCOUNTS_HOT),
+            ):
+                tps, p50, p99, failed = await self.pgledger(count, 16, self.n(400))
+                self.record(name, what, tps, p50, p99)
+                self.figures[f"{name}_failures"] = failed
+                console.log(f"{name}: {tps:,.0f}/s p99 {p99:.1f} ms")
+
             total = self.n(40_000)
             for size in (100, 1_000, 8_000):
                 tps = await self.batches(led, wide, size, max(total, size))
@@ -212,22 +347,13 @@ class Bench:
             self.figures["copy_rows_per_s"] = round(copy, 1)
             self.rows.append(("copy", "COPY, same rows, table with PK", f"{copy:,.0f}", "", ""))
 
-        # One database transaction per call, no group commit: lock ordering vs serializable.
-        for isolation in ("lock_ordering", "serializable"):
-            async with await Ledger.open(
-                self.url, group_commit=False, pool_size=16, isolation=isolation
-            ) as led:
-                for label, accounts in (("wide", wide), ("hot", hot)):
-                    name = f"nogroup_{isolation}_{label}_c16"
-                    tps, p50, p99, failed = await self.singles(led, accounts, 16, self.n(100))
-                    self.record(name, f"16 clients, {label}, one txn per call", tps, p50, p99)
-                    self.figures[f"{name}_failures"] = failed
-                    self.figures[f"{name}_retries"] = sum(led.retries.values())
-                    console.log(f"{name}: {tps:,.0f}/s p99 {p99:.1f} ms, retries {led.retries}")
+        if self.nogroup:
+            await self.nogroup_cases(console, wide, hot)
 
-        self.figures["batch_ratio_to_copy"] = round(
-            self.figures["batch_8000_tps"] / self.figures["copy_rows_per_s"], 3
-        )
+        f = self.figures
+        f["batch_ratio_to_copy"] = round(f["batch_8000_tps"] / f["copy_rows_per_s"], 3)
+        f["single_c16_vs_pgledger"] = round(f["single_c16_tps"] / f["pgledger_c16_tps"], 2)
+        f["hot_c16_vs_pgledger"] = round(f["hot_c16_tps"] / f["pgledger_hot_c16_tps"], 2)
 
 
 def _report(bench: Bench, console: Console) -> None:
@@ -242,12 +368,23 @@ def _report(bench: Bench, console: Console) -> None:
         f"(batch_8000 {bench.figures['batch_8000_tps']:,.0f}/s vs COPY "
         f"{bench.figures['copy_rows_per_s']:,.0f} rows/s)"
     )
+    console.print(
+        f"16 clients / pgledger-style: {bench.figures['single_c16_vs_pgledger']:.2f}x on 1,000 "
+        f"accounts, {bench.figures['hot_c16_vs_pgledger']:.2f}x on 10 hot accounts "
+        f"(p99 {bench.figures['single_c16_p99_ms']:.1f} / {bench.figures['hot_c16_p99_ms']:.1f} ms)"
+    )
+    console.print(f"load average while measuring: {bench.load}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--scale", type=float, default=1.0, help="Multiply every operation count (0.1 = quick)."
+    )
+    parser.add_argument(
+        "--skip-nogroup",
+        action="store_true",
+        help="Skip the one-transaction-per-call cases (lock ordering vs serializable).",
     )
     args = parser.parse_args()
     url = os.environ.get("ONECARD_DATABASE_URL", "")
@@ -258,8 +395,10 @@ def main() -> None:
         )
     db.upgrade(url)
     console = Console(stderr=True)
-    bench = Bench(url, args.scale)
+    bench = Bench(url, args.scale, nogroup=not args.skip_nogroup)
     asyncio.run(bench.main(console))
+    bench.load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    bench.figures["load_avg_1m"] = round(os.getloadavg()[0], 2)
     _report(bench, Console())
     print(json.dumps(bench.figures, sort_keys=True))
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger import rules
+from ledger import pgsql, rules
 from ledger.errors import invariant
 from ledger.tables import (
     FAILURE_COLUMNS,
@@ -50,8 +50,16 @@ EXPIRE_PER_BATCH_MAX = 1024
 COPY_ROWS_MIN = 512
 
 
+_ID_END = 2**128
+
+
 def _valid_ids(values: Iterable[object]) -> set[int]:
-    return {v for v in values if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**128}
+    # `type(v) is int` first: the common case, and much cheaper than isinstance on every id.
+    return {
+        v  # type: ignore[misc]
+        for v in values
+        if (type(v) is int or (isinstance(v, int) and not isinstance(v, bool))) and 0 < v < _ID_END  # type: ignore[operator]
+    }
 
 
 class SqlBackend:
@@ -177,14 +185,8 @@ class SqlBackend:
         await conn.execute(
             insert(transfers),
             [
-                dict(
-                    zip(
-                        TRANSFER_COLUMNS,
-                        transfer_values(r.transfer) + r.debit_after + r.credit_after,
-                        strict=True,
-                    )
-                )
-                for r in rows
+                dict(zip(TRANSFER_COLUMNS, record, strict=True))
+                for record in pgsql.records(rows, to_uuid)
             ],
         )
 
@@ -444,104 +446,26 @@ def _check_ledger(spec: LedgerSpec) -> CreateLedgerResult:
     return CreateLedgerResult.OK
 
 
-_UPDATE_BALANCES_PG = """
-UPDATE ledger_accounts AS a
-SET debits_pending = v.dp, debits_posted = v.dpo, credits_pending = v.cp, credits_posted = v.cpo
-FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[])
-  AS v(id, dp, dpo, cp, cpo)
-WHERE a.id = v.id
-"""
-_PG_TYPES = {
-    "id": "uuid",
-    "debit_account_id": "uuid",
-    "credit_account_id": "uuid",
-    "pending_id": "uuid",
-    "reverses_id": "uuid",
-    "user_data_128": "uuid",
-    "code": "int",
-    "flags": "int",
-    "timeout_s": "int",
-}
-_INSERT_TRANSFERS_PG = (
-    f"INSERT INTO ledger_transfers ({', '.join(TRANSFER_COLUMNS)}) SELECT * FROM unnest("
-    + ", ".join(
-        f"${k + 1}::{_PG_TYPES.get(name, 'bigint')}[]" for k, name in enumerate(TRANSFER_COLUMNS)
+def _apply(
+    loaded: Sequence[Any],
+    requests: Sequence[Sequence[Transfer]],
+    stamps: int,
+    pending_refs: set[int],
+    stored: dict[int, Transfer],
+) -> tuple[list[list[CreateTransferResult]], rules.TransferBatch]:
+    """The rules over what ledger_load_batch loaded (and `stored`: more transfers that exist)."""
+    batch, due = pgsql.loaded_batch(loaded, stamps)
+    batch.transfers.update(stored)
+    rules.expire_pending(batch, sorted(set(due) | pending_refs))
+    return rules.create_transfers(batch, requests), batch
+
+
+def _is_unique_violation(error: BaseException) -> bool:
+    """A unique violation (SQLSTATE 23505), raised by asyncpg or through SQLAlchemy."""
+    return any(
+        "23505" in (getattr(candidate, "sqlstate", None), getattr(candidate, "pgcode", None))
+        for candidate in (error, getattr(error, "orig", None))
     )
-    + ")"
-)
-# Look-ups by id: a LATERAL sub-select per id (OFFSET 0 keeps the planner from flattening it),
-# so PostgreSQL probes the index once per id. With a plain join of unnest(...) the planner chose
-# a hash join over a sequential scan of the whole transfer table, which grows with the ledger
-# (measured on 350,000 transfers, 8,000 ids: 70-100 ms joined, 13-16 ms as LATERAL probes).
-_SELECT_TRANSFERS_PG = (
-    "SELECT t.* FROM unnest($1::uuid[]) AS v(id) CROSS JOIN LATERAL"
-    f" (SELECT {', '.join(TRANSFER_SELECT)} FROM ledger_transfers AS x WHERE x.id = v.id"
-    " OFFSET 0) AS t"
-)
-_SELECT_FAILURES_PG = (
-    "SELECT f.* FROM unnest($1::uuid[]) AS v(id) CROSS JOIN LATERAL"
-    f" (SELECT {', '.join(TRANSFER_SELECT)}, result FROM ledger_transfer_failures AS x"
-    " WHERE x.id = v.id OFFSET 0) AS f"
-)
-_SELECT_RESOLUTIONS_PG = (
-    "SELECT t.pending_id, t.flags FROM unnest($1::uuid[]) AS v(id) CROSS JOIN LATERAL"
-    " (SELECT pending_id, flags FROM ledger_transfers AS x WHERE x.pending_id = v.id"
-    " OFFSET 0) AS t"
-)
-# Locks are taken probe by probe in the order of the (sorted) id array: one fixed order for
-# every batch, so concurrent batches never deadlock.
-_LOCK_ACCOUNTS_PG = (
-    "SELECT a.* FROM unnest($1::uuid[]) WITH ORDINALITY AS v(id, n) CROSS JOIN LATERAL"
-    " (SELECT id, ledger, flags, debits_pending, debits_posted, credits_pending, credits_posted"
-    " FROM ledger_accounts AS x WHERE x.id = v.id {lock}) AS a ORDER BY v.n"
-)
-_DUE_DEADLINES_PG = (
-    "SELECT pending_id FROM ledger_pending_deadlines"
-    " WHERE expires_at <= GREATEST($1::bigint, (SELECT last_ns FROM ledger_clock WHERE id = 1))"
-    " ORDER BY expires_at LIMIT $2"
-)
-_RESERVE_PG = (
-    "UPDATE ledger_clock SET last_ns = GREATEST($1::bigint, last_ns + 1) + $2::bigint - 1"
-    " WHERE id = 1 RETURNING last_ns"
-)
-
-
-def _copy_records(rows: list[rules.PostedRow]) -> list[tuple[Any, ...]]:
-    """Rows for COPY / unnest, in TRANSFER_COLUMNS order. A batch names few accounts many
-    times: their UUIDs are made once (UUID construction was the largest cost here)."""
-    accounts: dict[int, Any] = {}
-
-    def account(value: int) -> Any:
-        made = accounts.get(value)
-        if made is None:
-            made = accounts[value] = to_uuid(value)
-        return made
-
-    records = []
-    for r in rows:
-        t = r.transfer
-        records.append(
-            (
-                to_uuid(t.id),
-                account(t.debit_account_id),
-                account(t.credit_account_id),
-                t.amount,
-                to_uuid(t.pending_id) if t.pending_id else None,
-                to_uuid(t.reverses_id) if t.reverses_id else None,
-                t.ledger,
-                t.code,
-                int(t.flags),
-                t.timeout_s,
-                to_uuid(t.user_data_128) if t.user_data_128 else None,
-                t.user_data_64,
-                t.user_data_32,
-                t.effective_at or None,
-                t.timestamp,
-                *r.debit_after,
-                *r.credit_after,
-            )
-        )
-    return records
 
 
 class PostgresBackend(SqlBackend):
@@ -565,18 +489,18 @@ class PostgresBackend(SqlBackend):
     async def reserve_timestamps(self, conn: AsyncConnection, count: int) -> int:
         invariant(count > 0, "reserve at least one timestamp")
         driver = await self._driver(conn)
-        last = await driver.fetchval(_RESERVE_PG, self.clock_ns(), count)
+        last = await driver.fetchval(pgsql.RESERVE, self.clock_ns(), count)
         return last - count + 1
 
     async def due_deadlines(self, conn: AsyncConnection, now_ns: int, limit: int) -> list[int]:
         driver = await self._driver(conn)
-        return [from_uuid(r[0]) for r in await driver.fetch(_DUE_DEADLINES_PG, now_ns, limit)]
+        return [from_uuid(r[0]) for r in await driver.fetch(pgsql.DUE_DEADLINES, now_ns, limit)]
 
     async def fetch_transfers(self, conn: AsyncConnection, ids: set[int]) -> dict[int, Transfer]:
         if not ids:
             return {}
         driver = await self._driver(conn)
-        rows = await driver.fetch(_SELECT_TRANSFERS_PG, [to_uuid(i) for i in ids])
+        rows = await driver.fetch(pgsql.SELECT_TRANSFERS, [pgsql.pg_uuid(i) for i in ids])
         return {t.id: t for t in map(transfer_from_row, rows)}
 
     async def fetch_failures(
@@ -586,7 +510,7 @@ class PostgresBackend(SqlBackend):
             return {}
         driver = await self._driver(conn)
         out = {}
-        for row in await driver.fetch(_SELECT_FAILURES_PG, [to_uuid(i) for i in ids]):
+        for row in await driver.fetch(pgsql.SELECT_FAILURES, [pgsql.pg_uuid(i) for i in ids]):
             t = transfer_from_row(row)
             out[t.id] = (t, CreateTransferResult(row[-1]))
         return out
@@ -597,7 +521,7 @@ class PostgresBackend(SqlBackend):
         if not pending_ids:
             return {}
         driver = await self._driver(conn)
-        rows = await driver.fetch(_SELECT_RESOLUTIONS_PG, [to_uuid(i) for i in pending_ids])
+        rows = await driver.fetch(pgsql.SELECT_RESOLUTIONS, [pgsql.pg_uuid(i) for i in pending_ids])
         return {from_uuid(r[0]): r[1] for r in rows}
 
     async def lock_accounts(
@@ -606,20 +530,88 @@ class PostgresBackend(SqlBackend):
         if not ids:
             return {}
         driver = await self._driver(conn)
-        sql = _LOCK_ACCOUNTS_PG.format(lock="FOR UPDATE" if self.lock_for_update else "OFFSET 0")
-        rows = await driver.fetch(sql, [to_uuid(i) for i in sorted(ids)])
+        sql = pgsql.LOCK_ACCOUNTS.format(lock="FOR UPDATE" if self.lock_for_update else "OFFSET 0")
+        rows = await driver.fetch(sql, [pgsql.pg_uuid(i) for i in sorted(ids)])
         return {from_uuid(r[0]): rules.Balances(*r[1:]) for r in rows}
+
+    async def create_transfers(
+        self, conn: AsyncConnection, requests: Sequence[Sequence[Transfer]]
+    ) -> list[list[CreateTransferResult]]:
+        """The same sequence as SqlBackend's, the reads in one server-side call.
+
+        From COPY_ROWS_MIN transfers on, the batch's own ids are not looked up first: the primary
+        key finds a repeated id when the rows are written; then the write is rolled back to a
+        savepoint, those ids are loaded and the rules run again (a retried batch pays twice)."""
+        flat = [t for request in requests for t in request]
+        own_ids = _valid_ids(t.id for t in flat)
+        pending_refs = _valid_ids(t.pending_id for t in flat)
+        reverse_refs = _valid_ids(t.reverses_id for t in flat)
+        account_ids = _valid_ids(a for t in flat for a in (t.debit_account_id, t.credit_account_id))
+        probe = len(flat) < COPY_ROWS_MIN
+        driver = await self._driver(conn)
+        loaded = await driver.fetch(
+            pgsql.LOAD_BATCH,
+            [pgsql.pg_uuid(i) for i in account_ids],
+            [pgsql.pg_uuid(i) for i in own_ids],
+            [pgsql.pg_uuid(i) for i in pending_refs],
+            [pgsql.pg_uuid(i) for i in reverse_refs],
+            self.clock_ns(),
+            EXPIRE_PER_BATCH_MAX,
+            len(flat),
+            self.lock_for_update,
+            probe,
+        )
+        stamps = len(flat) + len(pending_refs)
+        results, batch = _apply(loaded, requests, stamps, pending_refs, {})
+        if probe:
+            await self.write_back(conn, batch)
+            return results
+        await driver.execute("SAVEPOINT ledger_batch")
+        try:
+            await self.write_back(conn, batch)
+        except Exception as error:
+            if not _is_unique_violation(error):
+                raise
+            await driver.execute("ROLLBACK TO SAVEPOINT ledger_batch")
+            stored = await self.fetch_transfers(conn, own_ids)
+            results, batch = _apply(loaded, requests, stamps, pending_refs, stored)
+            await self.write_back(conn, batch)
+        return results
+
+    async def write_back(self, conn: AsyncConnection, batch: rules.TransferBatch) -> None:
+        rows = batch.rows
+        if not rows or len(rows) >= COPY_ROWS_MIN:
+            await super().write_back(conn, batch)
+            return
+        # The common small batch: transfer rows and balances in one statement.
+        driver = await self._driver(conn)
+        ordered = sorted((a, batch.accounts[a]) for a in batch.touched)
+        await driver.fetch(
+            pgsql.WRITE_SMALL_BATCH,
+            *[list(column) for column in zip(*pgsql.records(rows, pgsql.pg_uuid), strict=True)],
+            [pgsql.pg_uuid(i) for i, _ in ordered],
+            [b.debits_pending for _, b in ordered],
+            [b.debits_posted for _, b in ordered],
+            [b.credits_pending for _, b in ordered],
+            [b.credits_posted for _, b in ordered],
+        )
+        if batch.new_failures:
+            await self.insert_failures(conn, batch.new_failures)
+        if batch.deadlines_removed:
+            await self.remove_deadlines(conn, batch.deadlines_removed)
+        if batch.deadlines_added:
+            await self.add_deadlines(conn, batch.deadlines_added)
 
     async def insert_transfers(self, conn: AsyncConnection, rows: list[rules.PostedRow]) -> None:
         driver = await self._driver(conn)
-        records = _copy_records(rows)
+        records = pgsql.records(rows, pgsql.pg_uuid)
         if len(records) >= COPY_ROWS_MIN:
             await driver.copy_records_to_table(
                 "ledger_transfers", records=records, columns=list(TRANSFER_COLUMNS)
             )
             return
         columns = [list(column) for column in zip(*records, strict=True)]
-        await driver.execute(_INSERT_TRANSFERS_PG, *columns)
+        await driver.execute(pgsql.INSERT_TRANSFERS, *columns)
 
     async def update_balances(
         self, conn: AsyncConnection, balances: dict[int, rules.Balances]
@@ -627,8 +619,8 @@ class PostgresBackend(SqlBackend):
         driver = await self._driver(conn)
         ordered = sorted(balances.items())
         await driver.execute(
-            _UPDATE_BALANCES_PG,
-            [to_uuid(i) for i, _ in ordered],
+            pgsql.UPDATE_BALANCES,
+            [pgsql.pg_uuid(i) for i, _ in ordered],
             [b.debits_pending for _, b in ordered],
             [b.debits_posted for _, b in ordered],
             [b.credits_pending for _, b in ordered],

@@ -126,7 +126,7 @@ def test_a_chain_commits_only_if_every_member_is_ok_or_all_exist(kinds: list[str
     expected = expected_chain([MEMBER_CODE[k] for k in kinds])
     assert results == expected
     if all(r is R.OK for r in expected):
-        assert [row.transfer.id for row in batch.rows] == [t.id for t in chain]
+        assert [row[rules.ROW_ID] for row in batch.rows] == [t.id for t in chain]
     else:
         assert batch.rows == [] and _snapshot(batch) == before
         assert all(

@@ -3,6 +3,8 @@ exception; any sequence of batches keeps debits equal to credits and every flag.
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -54,6 +56,48 @@ def test_any_fields_get_a_result_code_and_ok_means_well_formed(t: Transfer) -> N
         for value in (t.id, t.amount, t.ledger, t.code, t.debit_account_id, t.credit_account_id):
             assert type(value) is int and value >= 0
         assert 0 < t.id < ID_MAX and t.amount <= AMOUNT_MAX
+
+
+near = st.one_of(
+    st.sampled_from(
+        [0, 1, 2, ID_MAX - 1, ID_MAX, AMOUNT_MAX, AMOUNT_MAX + 1, 2**32 - 1, 2**32, 2**16 - 1]
+    ),
+    st.sampled_from([2**16, 2**31 - 1, 2**63, -1, True, False, 0.0, 1.0, None]),
+    st.integers(min_value=0, max_value=2**128),
+)
+
+
+FIELDS = [f.name for f in fields(Transfer)]
+ordinary = st.builds(
+    Transfer,
+    id=st.integers(1, ID_MAX - 1),
+    debit_account_id=st.integers(1, 100),
+    credit_account_id=st.integers(100, 200),
+    amount=st.integers(1, AMOUNT_MAX),
+    ledger=st.integers(1, 2**32 - 1),
+    code=st.integers(1, 2**16 - 1),
+    flags=st.sampled_from([0, 1, TransferFlags.NONE, TransferFlags.LINKED]),
+)
+oddities = st.one_of(near, st.sampled_from([2, 3, 4, 8, 1 << 15, TransferFlags.PENDING]))
+
+
+@settings(max_examples=1000)
+@given(ordinary, st.dictionaries(st.sampled_from(FIELDS), oddities, max_size=2))
+def test_the_fast_acceptance_of_fields_agrees_with_the_checks_in_order(
+    base: Transfer, changes: dict[str, object]
+) -> None:
+    """`plain_fields_ok` is a shortcut: whatever it accepts, the checks one by one accept (an
+    ordinary transfer with up to two fields made odd: bounds, bools, floats, other flags)."""
+    t = replace(base, **changes)
+    if rules.plain_fields_ok(t):
+        assert rules.check_fields_in_order(t) is R.OK
+
+
+def test_the_fast_acceptance_takes_ordinary_transfers() -> None:
+    assert rules.plain_fields_ok(Transfer(7, 1, 2, 100, 1, 1))
+    assert rules.plain_fields_ok(Transfer(7, 1, 2, 100, 1, 1, flags=TransferFlags.LINKED))
+    assert not rules.plain_fields_ok(Transfer(7, 1, 2, 100, 1, 1, flags=TransferFlags.PENDING))
+    assert not rules.plain_fields_ok(Transfer(7, 1, 1, 100, 1, 1))
 
 
 ACCOUNTS = list(range(1, 6))
@@ -123,5 +167,5 @@ def test_batches_keep_debits_equal_credits_and_every_flag(batches) -> None:
             if FLAGS[a] & AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS:
                 assert b.credits_pending + b.credits_posted <= b.debits_posted
         assert totals[0] == totals[2] and totals[1] == totals[3]
-        stamps = [row.transfer.timestamp for row in batch.rows]
+        stamps = [row[rules.ROW_TIMESTAMP] for row in batch.rows]
         assert stamps == sorted(set(stamps))

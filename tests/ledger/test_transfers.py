@@ -328,6 +328,26 @@ async def test_concurrent_single_calls_are_group_committed_each_with_its_result(
         assert await balances(led, b["card"]) == (0, 100, 0, 100)
 
 
+async def test_a_big_batch_retried_whole_or_in_part_answers_exists_and_moves_nothing_twice(
+    ledger_url, ns
+):
+    """From 512 transfers on, PostgreSQL lets the primary key find repeated ids (no look-up
+    first) and then applies the rules again: the answers are those of a small batch."""
+    async with await Ledger.open(ledger_url) as led:
+        b = await setup_books(led, ns)
+        first = [xfer(ns, f"big{k}", b["bank"], b["merchant"], 1) for k in range(600)]
+        assert await led.create_transfers(first) == [R.OK] * 600
+        assert await led.create_transfers(first) == [R.EXISTS] * 600
+        changed = xfer(ns, "big7", b["bank"], b["merchant"], 2)
+        fresh = [xfer(ns, f"more{k}", b["bank"], b["merchant"], 1) for k in range(300)]
+        mixed = first[300:] + [changed] + fresh
+        results = await led.create_transfers(mixed)
+        assert results == [R.EXISTS] * 300 + [R.EXISTS_WITH_DIFFERENT_AMOUNT] + [R.OK] * 300
+        assert await balances(led, b["merchant"]) == (0, 0, 0, 900)
+        stored = await led.reader.lookup_transfers([t.id for t in fresh])
+        assert len(stored) == 300
+
+
 async def test_timestamps_strictly_increase(ledger_url, ns):
     async with await Ledger.open(ledger_url) as led:
         b = await setup_books(led, ns)
