@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import typer
+from fastapi import FastAPI
 from rich.console import Console
 
 from clearing import db
+from clearing.api.app import create_app
+from clearing.celery_app import app as celery_app
 from clearing.cli.failures import EXIT_FAILED, say
 from clearing.lists.signing import load_server_key, public_key_hex
 from clearing.settings import get_settings
@@ -42,7 +45,7 @@ def register(app: typer.Typer) -> None:
         )
         try:
             uvicorn.run(
-                "clearing.api.app:create_app",
+                "clearing.cli.serve_cmd:served_app",
                 factory=True,
                 host=host,
                 port=port,
@@ -54,6 +57,14 @@ def register(app: typer.Typer) -> None:
                 raise
             say(f"cannot serve on {host}:{port}: {STARTUP_HINT}")
             raise typer.Exit(EXIT_FAILED) from None
+
+
+def served_app() -> FastAPI:
+    """The API app of `onecard serve` (each uvicorn worker imports this): the Celery app is
+    configured in the process too, so the API can queue work after a commit (bill
+    confirmations) on the broker of the settings, or eagerly in the embedded default."""
+    celery_app.set_current()
+    return create_app()
 
 
 def db_kind(url: str) -> str:
