@@ -16,6 +16,8 @@ atomically after every change). The protocol (what clearing/billing/adapter.py s
                                                         409 if another payment paid the bill
     GET  /billers/<code>/confirmation-files/<day>.csv   the day's confirmed payments (UTC day
                                                         of receipt), one CSV line each
+    POST /admin/bills                                   {biller, account_no, amount_due_fen,
+                                                        status?, due_in_days?}: a new bill
     POST /admin/outage                                  {"requests": N, "seconds": S}: answer
                                                         503 to the next N requests / for S s
     GET  /admin/stats                                   confirmation requests seen, per outcome
@@ -49,6 +51,7 @@ BODY_BYTES_MAX = 16_384
 OUTAGE_REQUESTS_MAX = 10_000
 OUTAGE_SECONDS_MAX = 3_600
 _BILL = re.compile(r"^/billers/([A-Za-z0-9._-]{1,64})/accounts/([A-Za-z0-9-]{1,32})/bill$")
+_ACCOUNT = re.compile(r"^[A-Za-z0-9-]{1,32}$")
 _CONFIRM = re.compile(r"^/billers/([A-Za-z0-9._-]{1,64})/confirmations$")
 _FILE = re.compile(r"^/billers/([A-Za-z0-9._-]{1,64})/confirmation-files/(\d{4}-\d{2}-\d{2})\.csv$")
 
@@ -167,6 +170,28 @@ class BillerStore:
             self.save()
             return 200, {"ack_id": ack, "duplicate": False}
 
+    def add_bill(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """A new bill (tests, the demo): biller, account_no, amount_due_fen, optional status
+        (open, paid, expired) and due_in_days."""
+        code, account = body.get("biller"), body.get("account_no")
+        amount, status = body.get("amount_due_fen"), body.get("status", "open")
+        days = body.get("due_in_days", 20)
+        if not (isinstance(code, str) and isinstance(account, str) and _ACCOUNT.match(account)):
+            return 422, {"error": "biller and account_no (1-32 letters, digits, '-') required"}
+        if not (isinstance(amount, int) and amount > 0 and status in ("open", "paid", "expired")):
+            return 422, {"error": "amount_due_fen > 0 and status open, paid or expired"}
+        if not isinstance(days, int) or abs(days) > 3_650:
+            return 422, {"error": "due_in_days within ±3650"}
+        with self.lock:
+            biller = self.state["billers"].get(code)
+            if biller is None:
+                return 404, {"error": f"no biller {code}"}
+            due = datetime.now(UTC).date() + timedelta(days=days)
+            bill = _bill(code, account, amount, due, status, str(body.get("holder_name", "")))
+            biller["bills"][account] = bill
+            self.save()
+            return 200, bill
+
     def confirmation_file(self, code: str, day: str) -> str:
         fields = (
             "payment_id",
@@ -252,6 +277,10 @@ class BillerHandler(BaseHTTPRequestHandler):
             return
         if self.path == "/admin/outage":
             self._outage(body)
+            return
+        if self.path == "/admin/bills":
+            status, answer = self.store.add_bill(body)
+            self._send(status, answer)
             return
         if self.store.down_now():
             self._send(503, {"error": "the biller is down for maintenance"})
