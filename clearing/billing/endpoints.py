@@ -27,9 +27,13 @@ from clearing.billing.schemas import (
 )
 from clearing.http.bodies import StrictJsonRoute
 from clearing.http.deps import SessionDep, SettingsDep, ledger_of
-from clearing.http.problems import PROBLEM_RESPONSES
+from clearing.http.problems import PROBLEM_MEDIA_TYPE, PROBLEM_RESPONSES, Problem
 
 router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", responses=PROBLEM_RESPONSES)
+# Routes that ask the biller: it may be down (503) or answer what we cannot read (502).
+BILLER_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}} for status in (502, 503)
+}
 
 BillerPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,31}$")]
 PaymentIdPath = Annotated[str, Path(pattern=r"^bp_[0-9a-f]{32}$")]
@@ -39,6 +43,7 @@ ReceiptIdPath = Annotated[str, Path(pattern=r"^rc_[0-9a-f]{32}$")]
 @router.get(
     "/me/bills",
     tags=["bills"],
+    responses=BILLER_RESPONSES,
     summary="Look up a bill",
     description="Resident: the bill due on an account at a biller (water, power, heating), as "
     "the biller reports it. Unknown account 404; a paid or expired bill 409.",
@@ -80,6 +85,7 @@ async def my_receipt(
 @router.post(
     "/billers/{biller}/counter-payments",
     tags=["bills"],
+    responses=BILLER_RESPONSES,
     summary="Start a bill payment by card at the biller's counter",
     description="The biller's counter (operator token) or admin: checks the card (lost or "
     "blocked cards cannot pay) and the bill before the card is tapped; nothing is charged. "
