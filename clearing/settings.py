@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     escrow_bank: str = Field(default="Bank of the City", description="Escrow account's bank.")
     # Bills (clearing/billing): each biller's HTTP/JSON service; the credential from the env only.
     biller_url: str = Field(
-        default="http://127.0.0.1:8431",
+        default="http://127.0.0.1:8741",
         description="Base URL of the biller service for billers not named in biller_urls.",
     )
     biller_urls: dict[str, str] = Field(

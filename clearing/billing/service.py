@@ -88,7 +88,7 @@ async def biller(session: AsyncSession, biller_code: str) -> Participant:
     ):
         raise UnknownBiller(
             f"no active biller {biller_code!r}: list the billers with "
-            "`onecard registry participants` (kind utility)"
+            "`onecard registry participant list` (kind utility)"
         )
     return found
 

@@ -1,7 +1,7 @@
 """A biller's bill service, small and real: the water, power and heating companies' side of the
 HTTP/JSON biller protocol, run as its own process for tests, the demo and a quick start.
 
-    python -m clearing.billing.simulator --port 8431 --data var/biller
+    python -m clearing.billing.simulator --port 8741 --data var/biller
 
 It imports nothing of the back office (its own storage: one JSON file in --data, written
 atomically after every change). The protocol (what clearing/billing/adapter.py speaks):
@@ -345,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument(
-        "--port", type=int, default=8431, help="0 picks a free port (see DATA/ready.json)"
+        "--port", type=int, default=8741, help="0 picks a free port (see DATA/ready.json)"
     )
     parser.add_argument("--data", type=Path, default=Path("var/biller"), help="its own storage")
     parser.add_argument("--biller", action="append", default=None, help="CODE=KIND, repeatable")
