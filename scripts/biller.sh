@@ -39,12 +39,16 @@ start() {
   local pid i
   pid=$(running_pid)
   if [ -n "$pid" ]; then echo "==> biller service already running (pid $pid, port $PORT)"; return 0; fi
+  if healthy; then
+    echo "error: port $PORT already answers, but not a biller service started from $DATA: use it (ONECARD_BILLER_URL), or start one elsewhere with ONECARD_BILLER_PORT" >&2
+    exit 1
+  fi
   mkdir -p "$DATA"
   nohup "$PY" -m clearing.billing.simulator --port "$PORT" --data "$DATA" >"$DATA/biller.log" 2>&1 &
   echo $! >"$PID_FILE"
   for ((i = 0; i < WAIT_TENTHS; i++)); do
-    if healthy; then echo "==> biller service on http://127.0.0.1:$PORT (data in $DATA)"; return 0; fi
     if [ -z "$(running_pid)" ]; then echo "error: the biller service exited; see $DATA/biller.log" >&2; exit 1; fi
+    if healthy; then echo "==> biller service on http://127.0.0.1:$PORT (data in $DATA)"; return 0; fi
     sleep 0.1
   done
   echo "error: the biller service did not answer on port $PORT within 10 s; see $DATA/biller.log" >&2
