@@ -11,15 +11,13 @@ import typer
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clearing.billing import service, tasks
-from clearing.billing import simulator as biller_simulator
 from clearing.billing.models import PaymentStatus
-from clearing.celery_app import app as celery_app
 from clearing.cli.money import yuan
 from clearing.cli.registry_cmd import _run, _table
 from ledger.port import LedgerPort
 
 console = Console()
+PAYMENTS_PAGE_MAX = 500  # clearing.billing.service.PAYMENTS_PAGE_MAX (imported when used)
 
 
 def _payments_rows(rows: list[Any]) -> list[list[Any]]:
@@ -55,6 +53,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Ask the biller for the bill due on an account."""
 
+        from clearing.billing import service
+
         async def work(session: AsyncSession, _: LedgerPort | None) -> Any:
             return await service.lookup_bill(session, biller, account_no)
 
@@ -79,9 +79,11 @@ def register(app: typer.Typer) -> None:
     def list_payments(
         biller: str | None = typer.Option(None, help="Only this biller."),
         status: PaymentStatus | None = typer.Option(None, help="Only started or paid ones."),
-        limit: int = typer.Option(50, min=1, max=service.PAYMENTS_PAGE_MAX, help="Newest N."),
+        limit: int = typer.Option(50, min=1, max=PAYMENTS_PAGE_MAX, help="Newest N."),
     ) -> None:
         """Bill payments, newest first, with the biller's confirmation (state and attempts)."""
+
+        from clearing.billing import service
 
         async def work(session: AsyncSession, _: LedgerPort | None) -> Any:
             return await service.list_payments(
@@ -106,6 +108,9 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Tell billers now about paid bills they have not acknowledged (retried with backoff)."""
+        from clearing.billing import tasks
+        from clearing.celery_app import app as celery_app
+
         celery_app.set_current()
         taken = tasks.dispatch_confirmations(payment_ids or None)
         if not taken:
@@ -121,6 +126,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the biller service (water, power, heating) in the foreground, as the tests and the
         demo run it (scripts/biller.sh starts it in the background)."""
-        biller_simulator.main(["--host", host, "--port", str(port), "--data", str(data)])
+        from clearing.billing import simulator
+
+        simulator.main(["--host", host, "--port", str(port), "--data", str(data)])
 
     app.add_typer(bills, name="bills")

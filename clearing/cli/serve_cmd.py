@@ -7,8 +7,6 @@ from fastapi import FastAPI
 from rich.console import Console
 
 from clearing import db
-from clearing.api.app import create_app
-from clearing.celery_app import app as celery_app
 from clearing.cli.failures import EXIT_FAILED, say
 from clearing.lists.signing import load_server_key, public_key_hex
 from clearing.settings import get_settings
@@ -63,6 +61,9 @@ def served_app() -> FastAPI:
     """The API app of `onecard serve` (each uvicorn worker imports this): the Celery app is
     configured in the process too, so the API can queue work after a commit (bill
     confirmations) on the broker of the settings, or eagerly in the embedded default."""
+    from clearing.api.app import create_app  # here: every other command starts faster
+    from clearing.celery_app import app as celery_app
+
     celery_app.set_current()
     return create_app()
 
