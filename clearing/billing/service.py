@@ -50,7 +50,7 @@ from clearing.books.service import ensure_accounts, ensure_ledger
 from clearing.calendar import BusinessCalendar, parse_cutoff
 from clearing.db.base import utc_now
 from clearing.engine import repository as engine_repository
-from clearing.errors import Conflict, InvalidRequest, NotFound
+from clearing.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from clearing.registry import money
 from clearing.registry import repository as registry_repository
 from clearing.registry.models import Participant, ParticipantKind, ParticipantStatus
@@ -308,7 +308,7 @@ async def _post(
     """paid_from → payable:<biller>, settled on the payment's settlement day (its business day,
     or the first unsettled one: the clearing lock orders this against a settlement run)."""
     if ledger is None:
-        raise money.LedgerRefused("the ledger is not available: the bill cannot be posted")
+        raise Unavailable("the ledger is not available: the bill cannot be posted")
     conn = await session.connection()
     await engine_repository.take_clearing_lock(conn)
     calendar = calendar or _calendar()
