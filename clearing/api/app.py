@@ -23,6 +23,7 @@ from clearing import db
 from clearing.api import health
 from clearing.api.docs import install_offline_docs
 from clearing.auth import endpoints as auth_endpoints
+from clearing.billing import endpoints as billing_endpoints
 from clearing.cards import endpoints as cards_endpoints
 from clearing.clinic import endpoints as clinic_endpoints
 from clearing.db.locks import sqlite_write_lock_at_begin
@@ -58,6 +59,7 @@ ROUTERS = (
     quarantine_endpoints,
     clinic_endpoints,
     settlement_endpoints,
+    billing_endpoints,
     insight_endpoints,
 )
 
