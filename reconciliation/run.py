@@ -22,7 +22,7 @@ from clearing.db.base import utc_now
 from ledger.reader import LedgerReader
 from reconciliation import repository
 from reconciliation.checks import CHECKS
-from reconciliation.checks.base import Check, CheckContext, CheckResult, Finding
+from reconciliation.checks.base import Check, CheckContext, CheckResult, Finding, Scope
 from reconciliation.models import RUN_ACTOR, BreakStatus, EventAction
 
 
@@ -176,6 +176,8 @@ async def _store_one(
         await _event(conn, break_id, EventAction.FOUND, BreakStatus.OPEN, summary, now)
         return
     break_id = int(existing["id"])
+    if finding.scope is Scope.DAY and existing["business_day"] < summary.business_day:
+        seen["business_day"] = summary.business_day  # the last day whose run showed it
     status = BreakStatus(existing["status"])
     if status.closed and existing["closed_by"] == RUN_ACTOR:
         status = BreakStatus.ASSIGNED if existing["assignee"] else BreakStatus.OPEN
