@@ -41,6 +41,7 @@ from clearing.settings import Settings, get_settings
 from clearing.settlement import endpoints as settlement_endpoints
 from insight import endpoints as insight_endpoints
 from ledger.writer import Ledger
+from reconciliation import endpoints as reconciliation_endpoints
 
 # Batches are at most 4 MiB (docs/terminal-protocol.md); nothing else comes close.
 REQUEST_BYTES_MAX = 4 * 1024 * 1024
@@ -59,6 +60,7 @@ ROUTERS = (
     clinic_endpoints,
     settlement_endpoints,
     insight_endpoints,
+    reconciliation_endpoints,
 )
 
 
