@@ -23,10 +23,11 @@ import enum
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 
-from reconciliation.bank.findings import BreakKind, Finding, bank_days_between
+from reconciliation.bank.bankdays import add_bank_days, bank_days_between, calendar_days_covering
 from reconciliation.bank.statement import BankEntry
+from reconciliation.checks.base import BreakKind, Finding, Scope
 
 SUBSET_CANDIDATES_MAX = 40  # payouts one batch line is searched over (the nearest first)
 SUBSET_SEARCH_STEPS_MAX = 50_000  # bound on the subset-sum search of one line
@@ -120,24 +121,40 @@ def line_items(entry: BankEntry) -> tuple[LineItem, ...]:
 
 @dataclass
 class _Open:
-    """What is still unmatched while the rules run."""
+    """What is still unmatched while the rules run; open payouts indexed by expected date."""
 
     payouts: dict[str, ExpectedPayout]
     lines: dict[str, LineItem]
     tolerance_days: int
     matches: list[Match] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    by_date: dict[date, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+    def __post_init__(self) -> None:
+        for payout in self.payouts.values():
+            self.by_date[payout.expected_date].add(payout.key)
 
     def take(self, rule: MatchRule, payouts: Iterable[str], lines: Iterable[str]) -> None:
         payout_keys, line_refs = tuple(payouts), tuple(lines)
         for key in payout_keys:
-            del self.payouts[key]
+            self.by_date[self.payouts.pop(key).expected_date].discard(key)
         for ref in line_refs:
             del self.lines[ref]
         self.matches.append(Match(rule, payout_keys, line_refs))
 
     def near(self, payout: ExpectedPayout, line: LineItem) -> bool:
         return bank_days_between(payout.expected_date, line.value_date) <= self.tolerance_days
+
+    def near_payouts(self, line: LineItem) -> list[ExpectedPayout]:
+        """Open payouts of the line's sign expected within the tolerance of its date."""
+        reach = calendar_days_covering(self.tolerance_days)
+        found = []
+        for offset in range(-reach, reach + 1):
+            for key in sorted(self.by_date.get(line.value_date + timedelta(days=offset), ())):
+                payout = self.payouts[key]
+                if _same_sign(payout.signed_fen, line.signed_fen) and self.near(payout, line):
+                    found.append(payout)
+        return found
 
 
 def match_bank(
@@ -162,7 +179,7 @@ def match_bank(
     for payout in sorted(state.payouts.values(), key=lambda p: (p.expected_date, p.key)):
         late = as_of > payout.expected_date
         if late and bank_days_between(payout.expected_date, as_of) > tolerance_days:
-            state.findings.append(_missing(payout))
+            state.findings.append(_missing(payout, tolerance_days))
         else:
             not_due.append(payout.key)
     for line in sorted(state.lines.values(), key=lambda ln: (ln.value_date, ln.ref)):
@@ -172,15 +189,26 @@ def match_bank(
     )
 
 
-def _missing(payout: ExpectedPayout) -> Finding:
+def _start_of(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def _missing(payout: ExpectedPayout, tolerance_days: int) -> Finding:
     return Finding(
         BreakKind.BANK_CREDIT_MISSING,
         f"payout:{payout.key}",
         abs(payout.signed_fen),
         payout.counterpart,
-        payout.expected_date,
-        f"{payout.source} payout {payout.end_to_end_id or payout.key} of "
-        f"{abs(payout.signed_fen)} fen expected on {payout.expected_date} is not on the statement",
+        {
+            "source": str(payout.source),
+            "end_to_end_id": payout.end_to_end_id,
+            "expected_date": payout.expected_date.isoformat(),
+            "why": f"{payout.source} payout {payout.end_to_end_id or payout.key} of "
+            f"{abs(payout.signed_fen)} fen expected on {payout.expected_date} is not on the "
+            f"statement {tolerance_days} bank days later",
+        },
+        Scope.STANDING,
+        _start_of(add_bank_days(payout.expected_date, tolerance_days + 1)),
     )
 
 
@@ -191,9 +219,15 @@ def _unexplained(line: LineItem) -> Finding:
         f"line:{line.ref}",
         abs(line.signed_fen),
         line.ref,
-        line.value_date,
-        f"{direction} of {abs(line.signed_fen)} fen on {line.value_date} (bank reference "
-        f"{line.ref}) matches no payout",
+        {
+            "direction": direction,
+            "value_date": line.value_date.isoformat(),
+            "end_to_end_id": line.end_to_end_id,
+            "why": f"{direction} of {abs(line.signed_fen)} fen on {line.value_date} (bank "
+            f"reference {line.ref}) matches no payout",
+        },
+        Scope.STANDING,
+        _start_of(line.value_date),
     )
 
 
@@ -219,9 +253,15 @@ def _by_reference(state: _Open) -> None:
                     f"payout:{payout.key}",
                     abs(payout.signed_fen - paid_fen),
                     payout.counterpart,
-                    payout.expected_date,
-                    f"payout {end_to_end} of {abs(payout.signed_fen)} fen appears on the "
-                    f"statement as {abs(paid_fen)} fen (bank references {', '.join(refs)})",
+                    {
+                        "expected_fen": abs(payout.signed_fen),
+                        "paid_fen": abs(paid_fen),
+                        "bank_refs": refs,
+                        "why": f"payout {end_to_end} of {abs(payout.signed_fen)} fen is on the "
+                        f"statement as {abs(paid_fen)} fen",
+                    },
+                    Scope.STANDING,
+                    _start_of(max(line.value_date for line in paying)),
                 )
             )
 
@@ -258,15 +298,13 @@ def _by_amount_and_date(state: _Open) -> None:
 def _by_batch_date(state: _Open, *, whole_only: bool) -> None:
     for line in sorted(state.lines.values(), key=lambda ln: (ln.value_date, ln.ref)):
         by_date: dict[date, list[ExpectedPayout]] = defaultdict(list)
-        for payout in state.payouts.values():
-            if _same_sign(payout.signed_fen, line.signed_fen) and state.near(payout, line):
-                by_date[payout.expected_date].append(payout)
+        for payout in state.near_payouts(line):
+            by_date[payout.expected_date].append(payout)
         nearest = sorted(by_date, key=lambda d: (bank_days_between(d, line.value_date), d))
         for expected in nearest:
             group = by_date[expected]
-            if whole_only and (
-                len(group) < 2 or sum(p.signed_fen for p in group) != line.signed_fen
-            ):
+            whole = sum(p.signed_fen for p in group) == line.signed_fen
+            if whole_only and (len(group) < 2 or not whole):
                 continue
             chosen = _subset_paying(line, group)
             if chosen is not None and len(chosen) > 1:

@@ -59,7 +59,13 @@ class BreakKind(enum.StrEnum):
     CARD_COUNTER_GAP = "card_counter_gap"  # card counters skipped: taps not yet uploaded
     CARD_REPLAY = "card_replay"  # one card transaction uploaded again in another batch
     CARD_CLONE_SUSPECTED = "card_clone_suspected"  # balances that do not follow: deny it?
-    # 5., 7. bank statement, funds: added by their matchers (reconciliation/checks/bank*.py)
+    # 5. bank statement (reconciliation/checks/bank.py)
+    BANK_CREDIT_MISSING = "bank_credit_missing"  # a payout not on the statement past tolerance
+    BANK_LINE_UNEXPLAINED = "bank_line_unexplained"  # a statement line no payout explains
+    BANK_AMOUNT_MISMATCH = "bank_amount_mismatch"  # a line names a payout, its amount differs
+    # 7. funds (reconciliation/checks/funds.py)
+    FUND_CLAIM_OVERDUE = "fund_claim_overdue"  # a fund's claim unpaid (in part) past its terms
+    FUND_OVERPAID = "fund_overpaid"  # a fund paid more than all it owes
 
 
 class Scope(enum.StrEnum):

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciliation.bank.findings import BreakKind, add_bank_days, bank_days_between
+from reconciliation.bank.bankdays import add_bank_days, bank_days_between
 from reconciliation.bank.matching import (
     ExpectedPayout,
     LineItem,
@@ -21,6 +21,7 @@ from reconciliation.bank.matching import (
     match_bank,
 )
 from reconciliation.bank.statement import BankEntry, Direction, EntryDetail
+from reconciliation.checks.base import BreakKind
 
 MONDAY = date(2026, 11, 30)
 TOLERANCE = 2
