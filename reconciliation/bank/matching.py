@@ -68,6 +68,9 @@ class LineItem:
     value_date: date
     end_to_end_id: str | None
     batch_refs: frozenset[str] = frozenset()
+    counterparty_account: str | None = None  # who paid (a credit) or was paid (a debit)
+    counterparty_name: str | None = None
+    remittance: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +102,8 @@ class BankMatch:
 
 def line_items(entry: BankEntry) -> tuple[LineItem, ...]:
     """A batch entry whose details carry their own amounts is one item per detail; any other
-    entry is one item (with the end-to-end id of its single detail, if it has one)."""
+    entry is one item (with the end-to-end id and party of its single detail, if it has one)."""
     sign = 1 if entry.signed_fen > 0 else -1
-    refs = {entry.batch_ref} | {d.batch_ref for d in entry.details}
-    batch_refs = frozenset(r for r in refs if r)
     if len(entry.details) > 1 and all(d.amount_fen is not None for d in entry.details):
         return tuple(
             LineItem(
@@ -111,12 +112,27 @@ def line_items(entry: BankEntry) -> tuple[LineItem, ...]:
                 entry.value_date,
                 detail.end_to_end_id,
                 frozenset(r for r in (entry.batch_ref, detail.batch_ref) if r),
+                detail.counterparty_account,
+                detail.counterparty_name,
+                detail.remittance,
             )
             for n, detail in enumerate(entry.details, start=1)
         )
+    refs = {entry.batch_ref} | {d.batch_ref for d in entry.details}
     ids = {d.end_to_end_id for d in entry.details if d.end_to_end_id}
-    end_to_end = ids.pop() if len(ids) == 1 else None
-    return (LineItem(entry.bank_ref, entry.signed_fen, entry.value_date, end_to_end, batch_refs),)
+    single = entry.details[0] if len(entry.details) == 1 else None
+    return (
+        LineItem(
+            entry.bank_ref,
+            entry.signed_fen,
+            entry.value_date,
+            ids.pop() if len(ids) == 1 else None,
+            frozenset(r for r in refs if r),
+            single.counterparty_account if single else None,
+            single.counterparty_name if single else None,
+            single.remittance if single else entry.info,
+        ),
+    )
 
 
 @dataclass

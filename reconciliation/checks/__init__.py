@@ -3,8 +3,10 @@ to write one). Each reports its own match counts and findings; none writes or mo
 
 from __future__ import annotations
 
+from reconciliation.checks.bank import BankCheck
 from reconciliation.checks.base import Check
 from reconciliation.checks.cards import CardCheck
+from reconciliation.checks.funds import FundsCheck
 from reconciliation.checks.ledger import LedgerCheck
 from reconciliation.checks.terminals import TerminalCheck
 
@@ -13,4 +15,6 @@ CHECKS: tuple[Check, ...] = (
     LedgerCheck(),
     TerminalCheck(),
     CardCheck(),
+    BankCheck(),  # 5. the bank statement against payouts
+    FundsCheck(),  # 7. the funds' claims against their payments
 )
