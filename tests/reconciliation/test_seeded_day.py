@@ -104,6 +104,8 @@ async def test_each_fault_is_one_break_and_arriving_data_closes_exactly_its_own(
         "ledger": False,
         "terminals": True,
         "cards": True,
+        "bank": False,  # nothing settled, no statement: nothing to match
+        "funds": False,
     }
 
     again = await reconcile(world, day)  # idempotent: the same breaks, nothing new
