@@ -198,9 +198,7 @@ def _statement(
         try:
             entries.append(_entry(tree, entry, entry_rows, statement_id, entry_no))
         except _EntryRefused as why:
-            bank_ref = _clip(
-                tree.text(entry, "AcctSvcrRef") or tree.text(entry, "NtryRef"), REF_LENGTH_MAX
-            )
+            bank_ref = entry_ref(tree, entry, statement_id, entry_no)
             refused.append(RefusedEntry(entry_no, bank_ref, why.reason, why.detail))
     statement = BankStatement(
         message_id=_clip(message_id, REF_LENGTH_MAX) or message_id,
@@ -215,6 +213,16 @@ def _statement(
         not_booked=not_booked,
     )
     return statement, used
+
+
+def entry_ref(tree: _Tree, entry: Any, statement_id: str, entry_no: int) -> str:
+    """The bank's reference of an entry (AcctSvcrRef: unique for the account), else one made
+    unique by the statement id (NtryRef, or the position, is unique within a statement only)."""
+    own = _clip(tree.text(entry, "AcctSvcrRef"), REF_LENGTH_MAX)
+    if own:
+        return own
+    within = (_clip(tree.text(entry, "NtryRef"), REF_LENGTH_MAX) or str(entry_no))[:10]
+    return f"{statement_id[:24]}#{within}"
 
 
 def _balances(tree: _Tree, element: Any, statement_id: str) -> dict[str, int]:
@@ -253,10 +261,9 @@ def _entry(
         raise _EntryRefused(Refusal.DATE_MISSING, "the entry has no booking and no value date")
     details = _details(tree, entry, rows, direction)
     _check_details_add_up(details, fen)
-    bank_ref = tree.text(entry, "AcctSvcrRef") or tree.text(entry, "NtryRef")
     return BankEntry(
         entry_no=entry_no,
-        bank_ref=_clip(bank_ref, REF_LENGTH_MAX) or f"{statement_id[:28]}#{entry_no}",
+        bank_ref=entry_ref(tree, entry, statement_id, entry_no),
         amount_fen=fen,
         direction=direction,
         booking_date=booking_date,

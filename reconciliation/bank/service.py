@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -84,7 +84,7 @@ async def store_statement(
         },
     )
     refs = [e.bank_ref for e in statement.entries]
-    refused_refs = [_refused_ref(statement, r) for r in statement.refused]
+    refused_refs = [r.bank_ref for r in statement.refused]
     seen = await repository.existing_refs(conn, statement.account, refs + refused_refs)
     stored = []
     for entry in statement.entries:
@@ -104,10 +104,6 @@ async def store_statement(
         )
     repeated = len(statement.entries) - len(stored)
     return StoredStatement(statement, False, tuple(stored), repeated)
-
-
-def _refused_ref(statement: BankStatement, refused: RefusedEntry) -> str:
-    return refused.bank_ref or f"{statement.statement_id[:28]}#{refused.entry_no}"
 
 
 def _entry_row(statement_pk: int, account: str, entry: BankEntry) -> dict[str, object]:
@@ -201,8 +197,3 @@ async def record_fund_receipts(conn: AsyncConnection, receipts: Sequence[FundRec
             for r in receipts
         ],
     )
-
-
-def value_dates(stored: StoredStatement) -> tuple[date, date] | None:
-    days = [e.value_date for _, e in stored.new_entries]
-    return (min(days), max(days)) if days else None

@@ -89,7 +89,7 @@ class BankEntry:
     """One booked entry (Ntry) of the statement."""
 
     entry_no: int  # 1-based position in its statement
-    bank_ref: str  # AcctSvcrRef, else NtryRef, else "<statement id>#<entry no>"
+    bank_ref: str  # AcctSvcrRef, else "<statement id>#<NtryRef or entry no>"
     amount_fen: int
     direction: Direction
     booking_date: date
@@ -107,7 +107,7 @@ class BankEntry:
 @dataclass(frozen=True, slots=True)
 class RefusedEntry:
     entry_no: int
-    bank_ref: str | None
+    bank_ref: str  # as for a BankEntry
     reason: Refusal
     detail: str
 
