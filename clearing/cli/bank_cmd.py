@@ -110,13 +110,9 @@ async def import_statements(
     return imported
 
 
-async def _import(path: Path, actor: str) -> list[ImportedStatement]:
+async def _import(url: str, xml: bytes, parsed: tuple[BankStatement, ...], actor: str) -> Any:
     from ledger.writer import Ledger
 
-    settings = get_settings()
-    xml = read_statement_file(path)
-    parsed = parse_for_escrow(xml, settings.escrow_account)
-    url = ready_database_url()
     async with await Ledger.open(url) as ledger, ledger.transaction() as conn:
         return await import_statements(
             conn, ledger, parsed, sha256=bank.content_sha256(xml), actor=actor, now=utc_now()
@@ -136,7 +132,11 @@ def print_import(imported: list[ImportedStatement], out: Console | None = None) 
             f"statement {escape(statement.statement_id)} of {escape(statement.account)}: "
             f"{len(item.stored.new_entries)} entries stored"
             + (f", {item.stored.repeated} already known" if item.stored.repeated else "")
-            + (f", {statement.not_booked} not yet booked by the bank" if statement.not_booked else "")
+            + (
+                f", {statement.not_booked} not yet booked by the bank"
+                if statement.not_booked
+                else ""
+            )
         )
         if item.booked:
             table = report_table("fund payments booked (bank:escrow <- fund)")
@@ -162,10 +162,10 @@ def print_import(imported: list[ImportedStatement], out: Console | None = None) 
             out.print(table)
 
 
-async def _statements() -> list[Any]:
+async def _statements(url: str) -> list[Any]:
     from ledger.writer import Ledger
 
-    async with await Ledger.open(ready_database_url()) as ledger:
+    async with await Ledger.open(url) as ledger:
         async with ledger.engine.connect() as conn:
             rows = await conn.execute(
                 select(statements_table)
@@ -195,12 +195,15 @@ def register(app: typer.Typer) -> None:
         """Import a statement: store its lines and book the funds' payments (once)."""
         if not 1 <= len(actor.strip()) <= ACTOR_LENGTH_MAX:
             raise typer.BadParameter(f"1 .. {ACTOR_LENGTH_MAX} characters", param_hint="--actor")
-        print_import(asyncio.run(_import(file, actor.strip())))
+        xml = read_statement_file(file)  # the file is read and checked before the database
+        parsed = parse_for_escrow(xml, get_settings().escrow_account)
+        url = ready_database_url()
+        print_import(asyncio.run(_import(url, xml, parsed, actor.strip())))
 
     @bank_app.command("statements")
     def statements() -> None:
         """The statements imported, newest first."""
-        listed, total = asyncio.run(_statements())
+        listed, total = asyncio.run(_statements(ready_database_url()))
         if not listed:
             console.print("no statement imported yet: onecard bank import FILE")
             return

@@ -70,6 +70,7 @@ async def book_fund_payment(
         raise FundPaymentInvalid(f"a fund payment is a positive amount, got {amount_fen} fen")
     if not 0 < len(bank_ref) <= BANK_REF_LENGTH_MAX:
         raise FundPaymentInvalid(f"a bank reference is 1 … {BANK_REF_LENGTH_MAX} characters")
+    await books.ensure_ledger(ledger, conn=conn)  # a fund may pay before anything else moved
     await books.ensure_accounts(ledger, [books.BANK_ESCROW, payer.claims_account], conn=conn)
     transfer = receipt_transfer(payer, amount_fen, bank_ref)
     [result] = await ledger.create_transfers([transfer], conn=conn)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from reconciliation.checks.base import BreakKind, Finding, Scope
+from reconciliation.bank.findings import BankBreakKind, BankFinding
 
 TERMS_DAYS_MAX = 366
 _DAY_NAMED = re.compile(r"(?<!\d)(20\d{2})-?(\d{2})-?(\d{2})(?!\d)")
@@ -53,7 +53,7 @@ class ClaimState:
 @dataclass(frozen=True, slots=True)
 class FundsResult:
     claims: tuple[ClaimState, ...]
-    findings: tuple[Finding, ...]
+    findings: tuple[BankFinding, ...]
     unapplied: dict[str, int]  # fund account -> paid beyond every claim
     matched: int  # claims paid in full and payments applied in full
     total: int  # claims and payments looked at
@@ -88,7 +88,7 @@ def age_fund_claims(
     for payment in sorted(payments, key=lambda p: (p.account, p.value_date, p.bank_ref)):
         payments_of[payment.account].append(payment)
     states: list[ClaimState] = []
-    findings: list[Finding] = []
+    findings: list[BankFinding] = []
     unapplied: dict[str, int] = {}
     matched = 0
     for account in sorted(set(claims_of) | set(payments_of)):
@@ -148,10 +148,10 @@ def _apply(
     return paid, max(pool, 0), applied
 
 
-def _overdue(state: ClaimState, as_of: date) -> Finding:
+def _overdue(state: ClaimState, as_of: date) -> BankFinding:
     claim = state.claim
-    return Finding(
-        BreakKind.FUND_CLAIM_OVERDUE,
+    return BankFinding(
+        BankBreakKind.FUND_CLAIM_OVERDUE,
         f"claim:{claim.account}:{claim.business_day.isoformat()}",
         state.outstanding_fen,
         claim.account,
@@ -164,15 +164,14 @@ def _overdue(state: ClaimState, as_of: date) -> Finding:
             "why": f"{claim.account} owes {state.outstanding_fen} fen of its {claim.amount_fen} "
             f"fen claim of {claim.business_day}, due {state.due}",
         },
-        Scope.STANDING,
         datetime.combine(state.due + timedelta(days=1), time(), tzinfo=UTC),
     )
 
 
-def _overpaid(account: str, left_fen: int, payments: Sequence[FundPayment]) -> Finding:
+def _overpaid(account: str, left_fen: int, payments: Sequence[FundPayment]) -> BankFinding:
     last = payments[-1]
-    return Finding(
-        BreakKind.FUND_OVERPAID,
+    return BankFinding(
+        BankBreakKind.FUND_OVERPAID,
         f"overpaid:{account}",
         left_fen,
         account,
@@ -181,6 +180,5 @@ def _overpaid(account: str, left_fen: int, payments: Sequence[FundPayment]) -> F
             "why": f"{account} paid {left_fen} fen more than all its claims; the excess is owed "
             "back to the fund or is an advance on claims to come",
         },
-        Scope.STANDING,
         datetime.combine(last.value_date, time(), tzinfo=UTC),
     )

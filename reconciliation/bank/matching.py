@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from reconciliation.bank.bankdays import add_bank_days, bank_days_between, calendar_days_covering
+from reconciliation.bank.findings import BankBreakKind, BankFinding
 from reconciliation.bank.statement import BankEntry
-from reconciliation.checks.base import BreakKind, Finding, Scope
 
 SUBSET_CANDIDATES_MAX = 40  # payouts one batch line is searched over (the nearest first)
 SUBSET_SEARCH_STEPS_MAX = 50_000  # bound on the subset-sum search of one line
-TOLERANCE_DAYS_MAX = 30
+TOLERANCE_DAYS_MAX = 30  # bank days
 
 
 class PayoutSource(enum.StrEnum):
@@ -83,7 +83,7 @@ class Match:
 @dataclass(frozen=True, slots=True)
 class BankMatch:
     matches: tuple[Match, ...]
-    findings: tuple[Finding, ...]
+    findings: tuple[BankFinding, ...]
     not_due: tuple[str, ...]  # payouts still within their tolerance: no break yet
     payouts: int
     lines: int
@@ -143,7 +143,7 @@ class _Open:
     lines: dict[str, LineItem]
     tolerance_days: int
     matches: list[Match] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[BankFinding] = field(default_factory=list)
     by_date: dict[date, set[str]] = field(default_factory=lambda: defaultdict(set))
 
     def __post_init__(self) -> None:
@@ -209,9 +209,9 @@ def _start_of(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
-def _missing(payout: ExpectedPayout, tolerance_days: int) -> Finding:
-    return Finding(
-        BreakKind.BANK_CREDIT_MISSING,
+def _missing(payout: ExpectedPayout, tolerance_days: int) -> BankFinding:
+    return BankFinding(
+        BankBreakKind.BANK_CREDIT_MISSING,
         f"payout:{payout.key}",
         abs(payout.signed_fen),
         payout.counterpart,
@@ -223,15 +223,14 @@ def _missing(payout: ExpectedPayout, tolerance_days: int) -> Finding:
             f"{abs(payout.signed_fen)} fen expected on {payout.expected_date} is not on the "
             f"statement {tolerance_days} bank days later",
         },
-        Scope.STANDING,
         _start_of(add_bank_days(payout.expected_date, tolerance_days + 1)),
     )
 
 
-def _unexplained(line: LineItem) -> Finding:
+def _unexplained(line: LineItem) -> BankFinding:
     direction = "credit" if line.signed_fen > 0 else "debit"
-    return Finding(
-        BreakKind.BANK_LINE_UNEXPLAINED,
+    return BankFinding(
+        BankBreakKind.BANK_LINE_UNEXPLAINED,
         f"line:{line.ref}",
         abs(line.signed_fen),
         line.ref,
@@ -242,7 +241,6 @@ def _unexplained(line: LineItem) -> Finding:
             "why": f"{direction} of {abs(line.signed_fen)} fen on {line.value_date} (bank "
             f"reference {line.ref}) matches no payout",
         },
-        Scope.STANDING,
         _start_of(line.value_date),
     )
 
@@ -264,8 +262,8 @@ def _by_reference(state: _Open) -> None:
         else:
             state.take(MatchRule.REFERENCE, [payout.key], refs)
             state.findings.append(
-                Finding(
-                    BreakKind.BANK_AMOUNT_MISMATCH,
+                BankFinding(
+                    BankBreakKind.BANK_AMOUNT_MISMATCH,
                     f"payout:{payout.key}",
                     abs(payout.signed_fen - paid_fen),
                     payout.counterpart,
@@ -276,7 +274,6 @@ def _by_reference(state: _Open) -> None:
                         "why": f"payout {end_to_end} of {abs(payout.signed_fen)} fen is on the "
                         f"statement as {abs(paid_fen)} fen",
                     },
-                    Scope.STANDING,
                     _start_of(max(line.value_date for line in paying)),
                 )
             )

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reconciliation.bank import repository
 from reconciliation.bank.bankdays import calendar_days_covering
+from reconciliation.bank.findings import BankFinding
 from reconciliation.bank.matching import ExpectedPayout, line_items, match_bank
 from reconciliation.bank.settings import BankReconSettings, get_bank_recon_settings
 from reconciliation.checks.base import BreakKind, CheckContext, CheckResult, Finding, Scope
@@ -61,7 +62,7 @@ class BankCheck:
         by_ref = {ln.ref: ln for ln in lines}
         for finding in matched.findings:
             if _concerns(finding, by_key, by_ref) >= first:
-                result.add(finding)
+                result.add(as_finding(finding))
         for refused in await repository.refused_entries(ctx.conn, first):
             result.total += 1
             result.add(
@@ -81,8 +82,21 @@ class BankCheck:
         return result
 
 
+def as_finding(finding: BankFinding) -> Finding:
+    """A matcher's break as the run stores it: a standing state, seen as of the run's day."""
+    return Finding(
+        BreakKind(finding.kind.value),
+        finding.key,
+        finding.amount_fen,
+        finding.counterpart,
+        finding.details,
+        Scope.STANDING,
+        finding.first_seen_at,
+    )
+
+
 def _concerns(
-    finding: Finding, by_key: dict[str, ExpectedPayout], by_ref: dict[str, object]
+    finding: BankFinding, by_key: dict[str, ExpectedPayout], by_ref: dict[str, object]
 ) -> date:
     """The date a finding is about: its payout's expected date or its line's value date."""
     kind, _, name = finding.key.partition(":")

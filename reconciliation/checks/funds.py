@@ -11,6 +11,7 @@ from __future__ import annotations
 from reconciliation.bank import repository
 from reconciliation.bank.funds import age_fund_claims
 from reconciliation.bank.settings import BankReconSettings, get_bank_recon_settings
+from reconciliation.checks.bank import as_finding
 from reconciliation.checks.base import BreakKind, CheckContext, CheckResult
 
 
@@ -30,5 +31,5 @@ class FundsCheck:
         )
         result = CheckResult(matched=aged.matched, total=aged.total)
         for finding in aged.findings:
-            result.add(finding)
+            result.add(as_finding(finding))
         return result

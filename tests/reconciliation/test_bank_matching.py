@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciliation.bank.bankdays import add_bank_days, bank_days_between
+from reconciliation.bank.findings import BankBreakKind as BreakKind
 from reconciliation.bank.matching import (
     ExpectedPayout,
     LineItem,
@@ -21,7 +22,6 @@ from reconciliation.bank.matching import (
     match_bank,
 )
 from reconciliation.bank.statement import BankEntry, Direction, EntryDetail
-from reconciliation.checks.base import BreakKind
 
 MONDAY = date(2026, 11, 30)
 TOLERANCE = 2

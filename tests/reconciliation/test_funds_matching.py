@@ -9,8 +9,8 @@ from datetime import date, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reconciliation.bank.findings import BankBreakKind as BreakKind
 from reconciliation.bank.funds import FundClaim, FundPayment, age_fund_claims, claim_day_named
-from reconciliation.checks.base import BreakKind
 
 DAY = date(2026, 10, 1)
 INSURER, SUBSIDY = "insurer:city-med", "subsidy:senior"
@@ -175,3 +175,9 @@ def test_paying_more_than_owed_is_exactly_one_over_payment(
         extra,
         first.account,
     )
+
+
+def test_the_matchers_kinds_are_the_runs_break_kinds() -> None:
+    from reconciliation.checks.base import BreakKind as RunKind
+
+    assert {k.value for k in BreakKind} <= {k.value for k in RunKind}
