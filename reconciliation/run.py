@@ -14,11 +14,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clearing.calendar import BusinessCalendar
+from clearing.calendar import BusinessCalendar, parse_cutoff
 from clearing.db.base import utc_now
+from clearing.settings import Settings
 from ledger.reader import LedgerReader
 from reconciliation import repository
 from reconciliation.checks import CHECKS
@@ -48,6 +50,13 @@ class RunSummary:
     new: int = 0  # of which seen for the first time (or back after the run closed them)
     closed: int = 0  # open breaks the run resolved because the data no longer shows them
     open: int = 0  # breaks open after the run (every day)
+
+
+def calendar_of(settings: Settings) -> BusinessCalendar:
+    """The business calendar settlement closes days by (zone and cut-off from the settings)."""
+    return BusinessCalendar(
+        ZoneInfo(settings.business_time_zone), parse_cutoff(settings.settlement_cutoff)
+    )
 
 
 async def run_day(

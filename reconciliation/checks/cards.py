@@ -47,7 +47,7 @@ HELD = (TapState.QUARANTINED.value, TapState.WRITTEN_OFF.value)
 
 @dataclass(frozen=True, slots=True)
 class Link:
-    """One transaction of a card next to the ones before it (in its purse, and on the card)."""
+    """One transaction of a card next to the one before it in its purse (by card counter)."""
 
     card_no: str
     purse: str
@@ -55,31 +55,28 @@ class Link:
     balance_before_fen: int
     balance_after_fen: int
     occurred_at: Any
-    prev_counter: int | None  # same purse
-    prev_purse_after_fen: int | None  # balance after the previous counter of the same purse
-    prev_after_fen: int | None  # balance after the card's previous transaction (any purse)
-    prev_purse: str | None  # purse of the card's previous transaction
+    prev_counter: int | None
+    prev_after_fen: int | None  # balance after the previous counter of the same purse
+    prev_occurred_at: Any
 
 
-def classify(link: Link) -> str | None:
+def classify(link: Link, other_purse_fen: int = 0) -> str | None:
     """What a link says: 'reuse', 'gap', 'jump' (balance does not follow) or None (it chains).
 
-    Pure. A skipped counter explains any balance difference; a balance that falls across a
-    transaction of the other purse may be a transaction of that purse not yet uploaded (its own
-    gap shows when a later one arrives); a balance that rises, or differs right after the same
-    purse's previous counter, cannot be explained by missing data."""
-    if link.prev_counter is not None:
-        if link.card_counter == link.prev_counter:
-            return "reuse"
-        if link.card_counter - link.prev_counter > 1:
-            return "gap"
-    if link.prev_after_fen is None or link.balance_before_fen == link.prev_after_fen:
+    Pure. The card counter orders a purse (terminal clocks may not); a skipped counter explains
+    any balance difference (taps not yet uploaded). Between two consecutive counters the balance
+    may move only by what the other purse did in between (`other_purse_fen`: loads added,
+    purchases taken, between the two taps' times); anything else is money the chain cannot
+    explain: a clone, or a card tampered with."""
+    if link.prev_counter is None or link.prev_after_fen is None:
         return None
-    if link.balance_before_fen > link.prev_after_fen:
-        return "jump"
-    if link.prev_purse == link.purse:
-        return "jump"
-    return None
+    if link.card_counter == link.prev_counter:
+        return "reuse"
+    if link.card_counter - link.prev_counter > 1:
+        return "gap"
+    if link.balance_before_fen == link.prev_after_fen + other_purse_fen:
+        return None
+    return "jump"
 
 
 def _chain_rows(ctx: CheckContext) -> Any:
@@ -111,16 +108,6 @@ def _chain_rows(ctx: CheckContext) -> Any:
         taps.c.occurred_at < high,
     )
     u = union_all(posted, held).subquery()
-    on_card = {
-        "partition_by": u.c.card_no,
-        "order_by": (
-            u.c.occurred_at,
-            u.c.purse,
-            u.c.card_counter,
-            u.c.terminal_id,
-            u.c.terminal_seq,
-        ),
-    }
     in_purse = {
         "partition_by": (u.c.card_no, u.c.purse),
         "order_by": (u.c.card_counter, u.c.occurred_at, u.c.terminal_id, u.c.terminal_seq),
@@ -128,9 +115,8 @@ def _chain_rows(ctx: CheckContext) -> Any:
     w = select(
         u,
         func.lag(u.c.card_counter).over(**in_purse).label("prev_counter"),
-        func.lag(u.c.balance_after_fen).over(**in_purse).label("prev_purse_after_fen"),
-        func.lag(u.c.balance_after_fen).over(**on_card).label("prev_after_fen"),
-        func.lag(u.c.purse).over(**on_card).label("prev_purse"),
+        func.lag(u.c.balance_after_fen).over(**in_purse).label("prev_after_fen"),
+        func.lag(u.c.occurred_at).over(**in_purse).label("prev_occurred_at"),
     ).subquery()
     return select(w).where(
         w.c.occurred_at >= ctx.day_start,
@@ -142,6 +128,21 @@ def _chain_rows(ctx: CheckContext) -> Any:
     )
 
 
+async def _other_purse_fen(ctx: CheckContext, link: Link) -> int:
+    """What the card's other purse moved between two consecutive taps of this one (posted)."""
+    low, high = sorted((link.prev_occurred_at, link.occurred_at))
+    signed = case((cleared.c.purse == "online", cleared.c.amount_fen), else_=-cleared.c.amount_fen)
+    row = await ctx.conn.execute(
+        select(func.coalesce(func.sum(signed), 0)).where(
+            cleared.c.card_no == link.card_no,
+            cleared.c.purse != link.purse,
+            cleared.c.occurred_at >= low,
+            cleared.c.occurred_at <= high,
+        )
+    )
+    return int(row.scalar_one())
+
+
 def _ahead_of_ledger(ctx: CheckContext) -> Any:
     """Cards that tapped in the day whose last posted balance is above their ledger account."""
     active = (
@@ -150,18 +151,31 @@ def _ahead_of_ledger(ctx: CheckContext) -> Any:
         .distinct()
         .subquery()
     )
-    ranked = (
+    top = (
         select(
             cleared.c.card_no,
             cleared.c.balance_after_fen,
+            cleared.c.occurred_at,
             func.row_number()
             .over(
-                partition_by=cleared.c.card_no,
-                order_by=(cleared.c.occurred_at.desc(), cleared.c.card_counter.desc()),
+                partition_by=(cleared.c.card_no, cleared.c.purse),
+                order_by=cleared.c.card_counter.desc(),
             )
             .label("rn"),
         )
         .where(cleared.c.card_no.in_(select(active.c.card_no)))
+        .subquery()
+    )
+    # The last counter of each purse, then the later of the two (at most two rows per card).
+    ranked = (
+        select(
+            top.c.card_no,
+            top.c.balance_after_fen,
+            func.row_number()
+            .over(partition_by=top.c.card_no, order_by=top.c.occurred_at.desc())
+            .label("rn"),
+        )
+        .where(top.c.rn == 1)
         .subquery()
     )
     ledger_fen = ledger_accounts.c.credits_posted - ledger_accounts.c.debits_posted
@@ -237,36 +251,7 @@ class CardCheck:
     async def run(self, ctx: CheckContext) -> CheckResult:
         result = CheckResult(total=await _links_in_day(ctx))
         clones: dict[str, dict[str, Any]] = {}
-        broken = 0
-        async for r in await ctx.conn.stream(_chain_rows(ctx)):
-            link = Link(
-                r.card_no,
-                r.purse,
-                r.card_counter,
-                r.balance_before_fen,
-                r.balance_after_fen,
-                r.occurred_at,
-                r.prev_counter,
-                r.prev_purse_after_fen,
-                r.prev_after_fen,
-                r.prev_purse,
-            )
-            what = classify(link)
-            if what is None:
-                continue
-            broken += 1
-            if what == "gap":
-                self._gap(result, link)
-            else:
-                evidence = clones.setdefault(link.card_no, {"reused_counters": [], "jumps": []})
-                if what == "reuse":
-                    evidence["reused_counters"].append(f"{link.purse}:{link.card_counter}")
-                    spent = abs(link.balance_before_fen - link.balance_after_fen)
-                    evidence["reused_fen"] = evidence.get("reused_fen", 0) + spent
-                else:
-                    evidence["jumps"].append(
-                        [link.card_counter, link.prev_after_fen, link.balance_before_fen]
-                    )
+        broken = await self._chains(ctx, result, clones)
         async for r in await ctx.conn.stream(_ahead_of_ledger(ctx)):
             evidence = clones.setdefault(r.card_no, {"reused_counters": [], "jumps": []})
             evidence["on_card_fen"] = int(r.balance_after_fen)
@@ -282,21 +267,51 @@ class CardCheck:
                 "terminal_id": r.terminal_id,
                 "terminal_seq": int(r.terminal_seq),
             }
-            result.add(
-                Finding(
-                    BreakKind.CARD_REPLAY,
-                    f"{r.card_no}:{purse}:{r.card_counter}:{r.id}",
-                    int(r.amount_fen),
-                    r.card_no,
-                    details,
-                )
-            )
+            key = f"{r.card_no}:{purse}:{r.card_counter}:{r.id}"
+            result.add(Finding(BreakKind.CARD_REPLAY, key, int(r.amount_fen), r.card_no, details))
         result.matched = max(0, result.total - broken)
         return result
 
+    async def _chains(
+        self, ctx: CheckContext, result: CheckResult, clones: dict[str, dict[str, Any]]
+    ) -> int:
+        """Walk the links that break; gaps become findings, clone evidence gathers per card."""
+        broken = 0
+        async for r in await ctx.conn.stream(_chain_rows(ctx)):
+            link = Link(
+                r.card_no,
+                r.purse,
+                r.card_counter,
+                r.balance_before_fen,
+                r.balance_after_fen,
+                r.occurred_at,
+                r.prev_counter,
+                r.prev_after_fen,
+                r.prev_occurred_at,
+            )
+            what = classify(link)
+            if what == "jump":  # rare: ask what the other purse did in between
+                what = classify(link, await _other_purse_fen(ctx, link))
+            if what is None:
+                continue
+            broken += 1
+            if what == "gap":
+                self._gap(result, link)
+                continue
+            evidence = clones.setdefault(link.card_no, {"reused_counters": [], "jumps": []})
+            if what == "reuse":
+                evidence["reused_counters"].append(f"{link.purse}:{link.card_counter}")
+                spent = abs(link.balance_before_fen - link.balance_after_fen)
+                evidence["reused_fen"] = evidence.get("reused_fen", 0) + spent
+            else:
+                evidence["jumps"].append(
+                    [link.card_counter, link.prev_after_fen, link.balance_before_fen]
+                )
+        return broken
+
     def _gap(self, result: CheckResult, link: Link) -> None:
         first = (link.prev_counter or 0) + 1
-        missing_fen = abs((link.prev_purse_after_fen or 0) - link.balance_before_fen)
+        missing_fen = abs((link.prev_after_fen or 0) - link.balance_before_fen)
         details = {
             "purse": link.purse,
             "from_counter": first,
