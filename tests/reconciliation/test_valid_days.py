@@ -91,6 +91,8 @@ def test_a_day_of_valid_activity_has_no_break(
         "ledger": True,
         "terminals": True,
         "cards": True,
+        "bank": False,  # nothing settled, no statement (tests/reconciliation/test_bank_*)
+        "funds": False,
     }
 
 
