@@ -122,7 +122,13 @@ async def test_finance_works_breaks_through_the_api_and_only_finance(
         assert not_a_clone.status_code == 409
 
         runs = (await client.get(f"{B}/runs", headers=fin)).json()
-        assert {c["check"] for c in runs[0]["checks"]} == {"ledger", "terminals", "cards", "bank", "funds"}
+        assert {c["check"] for c in runs[0]["checks"]} == {
+            "ledger",
+            "terminals",
+            "cards",
+            "bank",
+            "funds",
+        }
         assert all(0 <= c["match_rate"] <= 1 for c in runs[0]["checks"])
         await check_report(client, fin, runs[0]["business_day"])
 
