@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +21,30 @@ from rich.markup import escape
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clearing.cli.clearing_cmd import ACTOR_LENGTH_MAX, number_column, report_table, text_column
+from cardio.atomicfile import MODE_GROUP, write_bytes_atomic
+from clearing.cli.clearing_cmd import (
+    ACTOR_LENGTH_MAX,
+    number_column,
+    parse_day,
+    report_table,
+    text_column,
+)
 from clearing.cli.database import ready_database_url
 from clearing.cli.money import yuan
 from clearing.db.base import utc_now
 from clearing.funds import service as funds
 from clearing.settings import get_settings, same_bank_account
 from ledger.port import LedgerPort
+from reconciliation.bank import repository as bank_repository
 from reconciliation.bank import service as bank
 from reconciliation.bank.camt053 import parse_camt053
+from reconciliation.bank.camt053_writer import camt053_xml
 from reconciliation.bank.models import statements as statements_table
+from reconciliation.bank.sample import FundPaying, sample_statement
 from reconciliation.bank.statement import (
     STATEMENT_BYTES_MAX,
     BankStatement,
+    StatementError,
     StatementTooLarge,
     StatementWrongAccount,
 )
@@ -41,6 +52,10 @@ from reconciliation.bank.statement import (
 console = Console()
 ACTOR_DEFAULT = "finance:cli"
 STATEMENTS_SHOWN_MAX = 50
+
+
+class StatementNothingToPay(StatementError):
+    code = "bank_sample_nothing_to_pay"
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +194,28 @@ async def _statements(url: str) -> list[Any]:
     return [listed, total]
 
 
+async def sample_for_day(url: str, day: date, escrow_account: str) -> bytes:
+    """The statement paying the settled `day`'s payouts and its fund claims (demo data)."""
+    from clearing.funds import repository as funds_repository
+    from ledger.writer import Ledger
+
+    paid_on = day + timedelta(days=1)
+    async with await Ledger.open(url) as ledger, ledger.engine.connect() as conn:
+        payouts = await bank_repository.settlement_payouts(conn, paid_on, paid_on)
+        claims = [c for c in await bank_repository.fund_claims(conn, day) if c.business_day == day]
+        payers = {p.claims_account: p for p in await funds_repository.fund_payers(conn)}
+    paying = [
+        FundPaying(payers[c.account].name, payers[c.account].bank_account, c.amount_fen, day)
+        for c in claims
+        if c.account in payers
+    ]
+    if not payouts and not paying:
+        raise StatementNothingToPay(
+            f"{day} has no payout and no fund claim to pay: settle it first (onecard settle)"
+        )
+    return camt053_xml([sample_statement(escrow_account, paid_on, payouts, paying)])
+
+
 def register(app: typer.Typer) -> None:
     bank_app = typer.Typer(
         help="The escrow account's bank statements (ISO 20022 camt.053).", no_args_is_help=True
@@ -199,6 +236,18 @@ def register(app: typer.Typer) -> None:
         parsed = parse_for_escrow(xml, get_settings().escrow_account)
         url = ready_database_url()
         print_import(asyncio.run(_import(url, xml, parsed, actor.strip())))
+
+    @bank_app.command("sample")
+    def sample(
+        day: str = typer.Option(..., "--date", help="A settled business day YYYY-MM-DD."),
+        out: Path = typer.Option(..., "--out", dir_okay=False, help="Where to write the XML."),
+    ) -> None:
+        """Demo data: the camt.053 a bank would send for a settled day (payouts, fund claims)."""
+        business_day = parse_day(day, "--date")
+        url = ready_database_url()
+        xml = asyncio.run(sample_for_day(url, business_day, get_settings().escrow_account))
+        write_bytes_atomic(out, xml, mode=MODE_GROUP)
+        console.print(f"wrote {out}: import it with `onecard bank import {out}`")
 
     @bank_app.command("statements")
     def statements() -> None:

@@ -79,3 +79,13 @@ def test_a_bad_file_is_one_line_and_exit_1(
     assert len(lines) == 1 and lines[0].startswith(f"error: {code}: "), result.output
     listed = runner.invoke(app, ["bank", "statements"])
     assert "no statement imported yet" in listed.output
+
+
+def test_a_sample_of_a_day_never_settled_says_so(runner: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "sample.xml"
+    result = runner.invoke(app, ["bank", "sample", "--date", "2026-12-05", "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("error: bank_sample_nothing_to_pay: 2026-12-05")
+    assert not out.exists()
+    wrong = runner.invoke(app, ["bank", "sample", "--date", "5 Dec", "--out", str(out)])
+    assert wrong.exit_code == 2

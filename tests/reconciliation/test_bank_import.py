@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from clearing import books
 from clearing.books.codes import TransferCode
 from clearing.cli.bank_cmd import ImportedStatement, import_statements, parse_for_escrow
+from clearing.cli.bank_cmd import sample_for_day as sample_statement_xml
 from clearing.funds.receipts import receipt_transfer_id
 from clearing.registry import service as registry_service
 from clearing.registry.schemas import ParticipantCreate, TerminalCreate
@@ -270,4 +271,30 @@ async def test_a_funds_claim_unpaid_past_its_terms_is_a_break_until_paid(world: 
     await import_xml(world, statement_xml("S2", rest))
     await reconcile(world, past_day(1))
     assert await open_bank_breaks(world) == []
+    assert await world.balance(books.subsidy("senior")) == 0
+
+
+async def test_the_statement_a_bank_sends_for_a_settled_day_leaves_no_break(world: World) -> None:
+    await add_senior_fund(world)
+    await add_bus_2(world)
+    day = past_day(40)
+    at = CALENDAR.day_start(day) + timedelta(hours=3)
+    await world.upload(
+        [world.ride(SENIOR, 0, full_fare_fen=300, at=at), world.ride(ADULT, 250, at=at)]
+    )
+    await world.upload(
+        [world.ride(ADULT, 700, at=at + timedelta(minutes=9), terminal_id=BUS_2_TERMINAL)],
+        terminal_id=BUS_2_TERMINAL,
+    )
+    await world.engine.clear_pending()
+    nets = await settle(world, day)
+    assert len(nets) == 2
+    xml = await sample_statement_xml(world.url, day, ESCROW_ACCOUNT_DEFAULT)
+    [imported] = await import_xml(world, xml)
+    assert [b.amount_fen for b in imported.booked] == [300]
+    summary = await reconcile(world, past_day(1))
+    assert await open_bank_breaks(world) == []
+    checks = {c.name: c for c in summary.checks}
+    assert checks["bank"].matched == checks["bank"].total == 2 + 2  # two payouts, two details
+    assert checks["funds"].matched == checks["funds"].total == 2  # the claim and its payment
     assert await world.balance(books.subsidy("senior")) == 0
