@@ -9,16 +9,16 @@ from datetime import date, timedelta
 SATURDAY = 5  # date.weekday(): Monday 0 … Sunday 6
 
 
+def _weekdays_through(day: date) -> int:
+    """Weekdays from 0001-01-01 (a Monday, ordinal 1) up to and including `day`."""
+    weeks, rest = divmod(day.toordinal(), 7)
+    return weeks * 5 + min(rest, 5)
+
+
 def bank_days_between(first: date, second: date) -> int:
     """Bank days after the earlier date up to the later one: Friday -> Monday is 1, Saturday ->
     Monday is 1, Friday -> Sunday is 0."""
-    start, end = sorted((first, second))
-    weeks, rest = divmod((end - start).days, 7)
-    count = weeks * 5
-    for offset in range(1, rest + 1):
-        if (start + timedelta(days=weeks * 7 + offset)).weekday() < SATURDAY:
-            count += 1
-    return count
+    return abs(_weekdays_through(second) - _weekdays_through(first))
 
 
 def add_bank_days(day: date, count: int) -> date:

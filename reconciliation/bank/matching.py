@@ -5,14 +5,17 @@ The rules, in order; each takes only what the ones before left open:
 1. reference: lines naming a payout's end-to-end id; their amounts add up to the payout (a
    payout paid in several parts, or paid and returned, is summed); a different sum is an
    amount mismatch;
-2. batch reference: a line naming an instruction file (its PmtInfId or MsgId) pays a subset
-   of that file's open payouts adding up to it (usually all of them: batch booking);
+2. batch reference: a line naming an instruction file (its PmtInfId or MsgId) paying all of
+   that file's open payouts (batch booking);
 3. batch by date: one line paying all the open payouts of one expected date (within the
    tolerance, the nearest date first): a whole instruction file booked as one line;
 4. amount and date: one line, one payout of the same signed amount, dates within the tolerance;
-5. part of a batch by date: one line paying a subset of one date's payouts (bounded search).
+5. part of a batch: a line naming a file, then one without reference, paying a subset of the
+   file's (of one date's) open payouts (bounded search).
 Without references, equal amounts are told apart by date only: such a match may pair a line
-with another payout of the same amount, which balances the same and leaves no break.
+with another payout of the same amount, which balances the same and leaves no break. A file
+booked partly as one batch line and partly as lines without any reference may, when amounts
+repeat within the tolerance, leave the batch line unmatched (a break for a person to look at).
 A payout still open more than `tolerance_days` bank days after its expected date is a
 `bank_credit_missing` break; a line still open is `bank_line_unexplained`.
 """
@@ -145,15 +148,25 @@ class _Open:
     matches: list[Match] = field(default_factory=list)
     findings: list[BankFinding] = field(default_factory=list)
     by_date: dict[date, set[str]] = field(default_factory=lambda: defaultdict(set))
+    # (expected date, money in?) -> (open payouts, their signed sum): a whole day's file at once
+    day_sums: dict[tuple[date, bool], tuple[int, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for payout in self.payouts.values():
             self.by_date[payout.expected_date].add(payout.key)
+            self._count(payout, 1)
+
+    def _count(self, payout: ExpectedPayout, sign: int) -> None:
+        group = (payout.expected_date, payout.signed_fen > 0)
+        count, total = self.day_sums.get(group, (0, 0))
+        self.day_sums[group] = (count + sign, total + sign * payout.signed_fen)
 
     def take(self, rule: MatchRule, payouts: Iterable[str], lines: Iterable[str]) -> None:
         payout_keys, line_refs = tuple(payouts), tuple(lines)
         for key in payout_keys:
-            self.by_date[self.payouts.pop(key).expected_date].discard(key)
+            payout = self.payouts.pop(key)
+            self.by_date[payout.expected_date].discard(key)
+            self._count(payout, -1)
         for ref in line_refs:
             del self.lines[ref]
         self.matches.append(Match(rule, payout_keys, line_refs))
@@ -166,9 +179,13 @@ class _Open:
         reach = calendar_days_covering(self.tolerance_days)
         found = []
         for offset in range(-reach, reach + 1):
-            for key in sorted(self.by_date.get(line.value_date + timedelta(days=offset), ())):
+            expected = line.value_date + timedelta(days=offset)
+            keys = self.by_date.get(expected)
+            if not keys or bank_days_between(expected, line.value_date) > self.tolerance_days:
+                continue
+            for key in sorted(keys):
                 payout = self.payouts[key]
-                if _same_sign(payout.signed_fen, line.signed_fen) and self.near(payout, line):
+                if _same_sign(payout.signed_fen, line.signed_fen):
                     found.append(payout)
         return found
 
@@ -187,9 +204,10 @@ def match_bank(
     if len(state.payouts) != len(payouts) or len(state.lines) != len(lines):
         raise ValueError("payout keys and line references must be unique")
     _by_reference(state)
-    _by_batch_reference(state)
+    _by_batch_reference(state, whole_only=True)
     _by_batch_date(state, whole_only=True)
     _by_amount_and_date(state)
+    _by_batch_reference(state, whole_only=False)
     _by_batch_date(state, whole_only=False)
     not_due = []
     for payout in sorted(state.payouts.values(), key=lambda p: (p.expected_date, p.key)):
@@ -279,15 +297,20 @@ def _by_reference(state: _Open) -> None:
             )
 
 
-def _by_batch_reference(state: _Open) -> None:
+def _by_batch_reference(state: _Open, *, whole_only: bool) -> None:
+    by_ref: dict[str, list[str]] = defaultdict(list)
+    for payout in state.payouts.values():
+        for ref in payout.batch_refs:
+            by_ref[ref].append(payout.key)
     for line in sorted(state.lines.values(), key=lambda ln: (ln.value_date, ln.ref)):
-        if not line.batch_refs:
-            continue
+        keys = {key for ref in line.batch_refs for key in by_ref.get(ref, ())}
         candidates = [
-            p
-            for p in state.payouts.values()
-            if p.batch_refs & line.batch_refs and _same_sign(p.signed_fen, line.signed_fen)
+            state.payouts[key]
+            for key in sorted(keys)
+            if key in state.payouts and _same_sign(state.payouts[key].signed_fen, line.signed_fen)
         ]
+        if whole_only and sum(p.signed_fen for p in candidates) != line.signed_fen:
+            continue
         chosen = _subset_paying(line, candidates)
         if chosen is not None:
             state.take(MatchRule.BATCH_REFERENCE, chosen, [line.ref])
@@ -297,9 +320,18 @@ def _by_amount_and_date(state: _Open) -> None:
     """Per signed amount: payouts by expected date each take the earliest open line within the
     tolerance (with windows of equal width this pairs as many as any pairing could)."""
     lines_by_amount: dict[int, list[LineItem]] = defaultdict(list)
+    named: set[str] = set()
     for line in sorted(state.lines.values(), key=lambda ln: (ln.value_date, ln.ref)):
         lines_by_amount[line.signed_fen].append(line)
-    for payout in sorted(state.payouts.values(), key=lambda p: (p.expected_date, p.key)):
+        named.update(line.batch_refs)
+    # Payouts of a file an open line names wait for it: they go last, so that a line without
+    # reference of the same amount goes to a payout nobody else claims.
+    waiting_for_batch = {p.key for p in state.payouts.values() if p.batch_refs & named}
+    order = sorted(
+        state.payouts.values(),
+        key=lambda p: (p.key in waiting_for_batch, p.expected_date, p.key),
+    )
+    for payout in order:
         waiting = lines_by_amount.get(payout.signed_fen, [])
         for index, line in enumerate(waiting):
             if state.near(payout, line):
@@ -308,18 +340,37 @@ def _by_amount_and_date(state: _Open) -> None:
                 break
 
 
+def _whole_day_paid(state: _Open, line: LineItem) -> date | None:
+    """The nearest expected date within the tolerance whose open payouts (two or more, of the
+    line's sign) add up to the line, from the running sums (no payout is visited)."""
+    reach = calendar_days_covering(state.tolerance_days)
+    days = [line.value_date + timedelta(days=offset) for offset in range(-reach, reach + 1)]
+    for day in sorted(days, key=lambda d: (bank_days_between(d, line.value_date), d)):
+        count, total = state.day_sums.get((day, line.signed_fen > 0), (0, 0))
+        near = bank_days_between(day, line.value_date) <= state.tolerance_days
+        if near and count >= 2 and total == line.signed_fen:
+            return day
+    return None
+
+
 def _by_batch_date(state: _Open, *, whole_only: bool) -> None:
     for line in sorted(state.lines.values(), key=lambda ln: (ln.value_date, ln.ref)):
+        if whole_only:
+            day = _whole_day_paid(state, line)
+            if day is not None:
+                keys = [
+                    k
+                    for k in sorted(state.by_date[day])
+                    if _same_sign(state.payouts[k].signed_fen, line.signed_fen)
+                ]
+                state.take(MatchRule.BATCH_DATE, keys, [line.ref])
+            continue
         by_date: dict[date, list[ExpectedPayout]] = defaultdict(list)
         for payout in state.near_payouts(line):
             by_date[payout.expected_date].append(payout)
         nearest = sorted(by_date, key=lambda d: (bank_days_between(d, line.value_date), d))
         for expected in nearest:
-            group = by_date[expected]
-            whole = sum(p.signed_fen for p in group) == line.signed_fen
-            if whole_only and (len(group) < 2 or not whole):
-                continue
-            chosen = _subset_paying(line, group)
+            chosen = _subset_paying(line, by_date[expected])
             if chosen is not None and len(chosen) > 1:
                 state.take(MatchRule.BATCH_DATE, chosen, [line.ref])
                 break
