@@ -193,7 +193,9 @@ def print_break(view: service.BreakView) -> None:
     console.print(table)
 
 
-BreakArg = Annotated[int, typer.Argument(min=1, max=2**62, help="a break id from `onecard breaks list`")]
+BreakArg = Annotated[
+    int, typer.Argument(min=1, max=2**62, help="a break id from `onecard breaks list`")
+]
 NoteOpt = Annotated[str, typer.Option("--note", help="why: shown in the break's history")]
 ByOpt = Annotated[str | None, typer.Option("--by", help="who (default cli:<user>)")]
 

@@ -168,6 +168,8 @@ async def list_runs(
 
 @router.get("/runs/{run_id}", response_model=RunOut, summary="One reconciliation run (finance)")
 async def get_run(run_id: RunId, session: SessionDep, principal: PrincipalDep) -> RunOut:
+    """One run: its day, when it ran, the breaks it found, new and closed, and every check's
+    auto-match rate (matched / total)."""
     _finance(principal)
     run, checks = await service.get_run(await session.connection(), run_id)
     return _run_out(run, checks)
@@ -207,7 +209,9 @@ async def get_break(
     return detail_out(await service.show(await session.connection(), break_id))
 
 
-@router.post("/breaks/{break_id}/assign", response_model=BreakDetailOut, summary="Assign")
+@router.post(
+    "/breaks/{break_id}/assign", response_model=BreakDetailOut, summary="Assign a break (finance)"
+)
 async def assign(
     break_id: BreakId, body: AssignIn, session: SessionDep, principal: PrincipalDep
 ) -> BreakDetailOut:
@@ -223,7 +227,9 @@ async def assign(
     return detail_out(view)
 
 
-@router.post("/breaks/{break_id}/explain", response_model=BreakDetailOut, summary="Explain")
+@router.post(
+    "/breaks/{break_id}/explain", response_model=BreakDetailOut, summary="Explain a break (finance)"
+)
 async def explain(
     break_id: BreakId, body: NoteIn, session: SessionDep, principal: PrincipalDep
 ) -> BreakDetailOut:
@@ -233,7 +239,9 @@ async def explain(
     return detail_out(await service.explain(conn, break_id, actor=principal.actor, note=body.note))
 
 
-@router.post("/breaks/{break_id}/resolve", response_model=BreakDetailOut, summary="Resolve")
+@router.post(
+    "/breaks/{break_id}/resolve", response_model=BreakDetailOut, summary="Resolve a break (finance)"
+)
 async def resolve(
     break_id: BreakId, body: NoteIn, session: SessionDep, principal: PrincipalDep
 ) -> BreakDetailOut:
@@ -243,7 +251,11 @@ async def resolve(
     return detail_out(await service.resolve(conn, break_id, actor=principal.actor, note=body.note))
 
 
-@router.post("/breaks/{break_id}/write-off", response_model=BreakDetailOut, summary="Write off")
+@router.post(
+    "/breaks/{break_id}/write-off",
+    response_model=BreakDetailOut,
+    summary="Write a break off (finance)",
+)
 async def write_off(
     break_id: BreakId, body: NoteIn, session: SessionDep, principal: PrincipalDep
 ) -> BreakDetailOut:
@@ -280,6 +292,7 @@ async def get_export(
     session: SessionDep,
     principal: PrincipalDep,
 ) -> Any:
+    """One CSV export of the day: its breaks, its checks' match rates, or the last 30 days."""
     _finance(principal)
     made = await service.day_report(await session.connection(), _check_day(business_day))
     return PlainTextResponse(report.CSV_FILES[export.value](made), media_type="text/csv")
