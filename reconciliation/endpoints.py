@@ -2,7 +2,7 @@
 history, the breaks workflow (assign, explain, resolve, write off; confirm a suspected clone
 onto the deny list), and each day's report (HTML and CSV).
 
-Thin: parse, check the role (finance only), call the service. Errors are RFC 9457 problems.
+Thin: parse, check the role (finance staff act; finance and admins read), call the service. Errors are RFC 9457 problems.
 """
 
 from __future__ import annotations
@@ -123,7 +123,13 @@ def _check_day(day: date) -> date:
 
 
 def _finance(principal: Principal) -> None:
+    """The workflow's actions: finance staff only."""
     require_role(principal, Role.FINANCE)
+
+
+def _reader(principal: Principal) -> None:
+    """Reading runs, breaks and reports: finance staff, and admins (as the quarantine)."""
+    require_role(principal, Role.FINANCE, Role.ADMIN)
 
 
 def _run_out(run: dict[str, Any], checks: list[dict[str, Any]]) -> RunOut:
@@ -161,7 +167,7 @@ async def list_runs(
     limit: Annotated[int, Query(ge=1, le=repository.PAGE_MAX)] = 100,
 ) -> list[RunOut]:
     """The runs, newest first, each with every check's auto-match rate."""
-    _finance(principal)
+    _reader(principal)
     found = await service.list_runs(await session.connection(), business_day, limit)
     return [_run_out(run, checks) for run, checks in found]
 
@@ -170,7 +176,7 @@ async def list_runs(
 async def get_run(run_id: RunId, session: SessionDep, principal: PrincipalDep) -> RunOut:
     """One run: its day, when it ran, the breaks it found, new and closed, and every check's
     auto-match rate (matched / total)."""
-    _finance(principal)
+    _reader(principal)
     run, checks = await service.get_run(await session.connection(), run_id)
     return _run_out(run, checks)
 
@@ -187,7 +193,7 @@ async def list_breaks(
     limit: Annotated[int, Query(ge=1, le=repository.PAGE_MAX)] = 100,
 ) -> list[BreakOut]:
     """Breaks by id (page with `after_id`), optionally of some statuses, kinds, day, assignee."""
-    _finance(principal)
+    _reader(principal)
     rows = await repository.list_breaks(
         await session.connection(),
         statuses=[s.value for s in status or ()],
@@ -205,7 +211,7 @@ async def get_break(
     break_id: BreakId, session: SessionDep, principal: PrincipalDep
 ) -> BreakDetailOut:
     """A break with its whole history: who did what, when and why."""
-    _finance(principal)
+    _reader(principal)
     return detail_out(await service.show(await session.connection(), break_id))
 
 
@@ -275,7 +281,7 @@ async def write_off(
 )
 async def get_report(business_day: DayPath, session: SessionDep, principal: PrincipalDep) -> Any:
     """The day's self-contained HTML report (inline SVG charts; nothing loaded from outside)."""
-    _finance(principal)
+    _reader(principal)
     made = await service.day_report(await session.connection(), _check_day(business_day))
     return HTMLResponse(report.render_html(made))
 
@@ -293,6 +299,6 @@ async def get_export(
     principal: PrincipalDep,
 ) -> Any:
     """One CSV export of the day: its breaks, its checks' match rates, or the last 30 days."""
-    _finance(principal)
+    _reader(principal)
     made = await service.day_report(await session.connection(), _check_day(business_day))
     return PlainTextResponse(report.CSV_FILES[export.value](made), media_type="text/csv")
