@@ -36,11 +36,19 @@ router = APIRouter(
 )
 BreakId = Annotated[int, Path(ge=1, le=2**62, description="A break's id")]
 RunId = Annotated[int, Path(ge=1, le=2**62, description="A run's id")]
-DAY_SCHEMA = {
-    "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
-    "description": f"A business day, {BUSINESS_DAY_FIRST} to {BUSINESS_DAY_LAST}",
-}
-DayPath = Annotated[date, Path(json_schema_extra=DAY_SCHEMA)]
+# Only real dates of DAY_FIRST..DAY_LAST, as a pattern the schema states (the same rule as the
+# settlement endpoints' days; a number such as 0 is not a day).
+_YEAR = r"(?:20[0-9]{2}|2100)"
+_MONTH_DAY = (
+    r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+    r"|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+)
+_LEAP_DAY = r"20(?:[02468][048]|[13579][26])-02-29"
+DAY_PATTERN = rf"^(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_DAY})$"
+DAY_DESCRIPTION = f"A business day, {BUSINESS_DAY_FIRST} to {BUSINESS_DAY_LAST}"
+DayPath = Annotated[str, Path(pattern=DAY_PATTERN, description=DAY_DESCRIPTION)]
+DayQuery = Annotated[str | None, Query(pattern=DAY_PATTERN, description=DAY_DESCRIPTION)]
 NOTE = Field(min_length=1, max_length=service.NOTE_LENGTH_MAX)
 
 
@@ -116,10 +124,14 @@ class Export(StrEnum):
     TREND = "trend"
 
 
-def _check_day(day: date) -> date:
-    if not BUSINESS_DAY_FIRST <= day <= BUSINESS_DAY_LAST:
-        raise InvalidRequest(f"business days run from {BUSINESS_DAY_FIRST} to {BUSINESS_DAY_LAST}")
-    return day
+def _day(text: str | None) -> date | None:
+    """A day the pattern admitted (so a real date of DAY_FIRST..DAY_LAST), as a date."""
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(f"{text!r} is not a business day (YYYY-MM-DD)") from None
 
 
 def _finance(principal: Principal) -> None:
@@ -163,12 +175,12 @@ def detail_out(view: service.BreakView) -> BreakDetailOut:
 async def list_runs(
     session: SessionDep,
     principal: PrincipalDep,
-    business_day: Annotated[date | None, Query(json_schema_extra=DAY_SCHEMA)] = None,
+    business_day: DayQuery = None,
     limit: Annotated[int, Query(ge=1, le=repository.PAGE_MAX)] = 100,
 ) -> list[RunOut]:
     """The runs, newest first, each with every check's auto-match rate."""
     _reader(principal)
-    found = await service.list_runs(await session.connection(), business_day, limit)
+    found = await service.list_runs(await session.connection(), _day(business_day), limit)
     return [_run_out(run, checks) for run, checks in found]
 
 
@@ -187,7 +199,7 @@ async def list_breaks(
     principal: PrincipalDep,
     status: Annotated[list[BreakStatus] | None, Query()] = None,
     kind: Annotated[list[BreakKind] | None, Query()] = None,
-    business_day: Annotated[date | None, Query(json_schema_extra=DAY_SCHEMA)] = None,
+    business_day: DayQuery = None,
     assignee: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
     after_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=repository.PAGE_MAX)] = 100,
@@ -198,7 +210,7 @@ async def list_breaks(
         await session.connection(),
         statuses=[s.value for s in status or ()],
         kinds=[k.value for k in kind or ()],
-        business_day=business_day,
+        business_day=_day(business_day),
         assignee=assignee,
         after_id=after_id,
         limit=limit,
@@ -282,7 +294,7 @@ async def write_off(
 async def get_report(business_day: DayPath, session: SessionDep, principal: PrincipalDep) -> Any:
     """The day's self-contained HTML report (inline SVG charts; nothing loaded from outside)."""
     _reader(principal)
-    made = await service.day_report(await session.connection(), _check_day(business_day))
+    made = await service.day_report(await session.connection(), _day(business_day))
     return HTMLResponse(report.render_html(made))
 
 
@@ -300,5 +312,5 @@ async def get_export(
 ) -> Any:
     """One CSV export of the day: its breaks, its checks' match rates, or the last 30 days."""
     _reader(principal)
-    made = await service.day_report(await session.connection(), _check_day(business_day))
+    made = await service.day_report(await session.connection(), _day(business_day))
     return PlainTextResponse(report.CSV_FILES[export.value](made), media_type="text/csv")

@@ -103,6 +103,9 @@ async def test_finance_works_breaks_through_the_api_and_only_finance(
             bad = await client.post(f"{B}/breaks/{clone}/explain", headers=fin, json=body)
             assert bad.status_code == 422, body
         assert (await client.get(f"{B}/breaks/999999", headers=fin)).status_code == 404
+        for day in ("0", "2026-02-30", "2101-01-01"):
+            bad_day = await client.get(f"{B}/breaks", headers=fin, params={"business_day": day})
+            assert bad_day.status_code == 422, day
         assert (
             await client.post(
                 f"{B}/breaks/{clone}/assign", headers=auth["admin"], json={"assignee": "x"}
