@@ -2,7 +2,7 @@
 history, the breaks workflow (assign, explain, resolve, write off; confirm a suspected clone
 onto the deny list), and each day's report (HTML and CSV).
 
-Thin: parse, check the role (finance only), call the service. Errors are RFC 9457 problems.
+Thin: parse, check the role (finance staff act; finance and admins read), call the service. Errors are RFC 9457 problems.
 """
 
 from __future__ import annotations
@@ -36,11 +36,19 @@ router = APIRouter(
 )
 BreakId = Annotated[int, Path(ge=1, le=2**62, description="A break's id")]
 RunId = Annotated[int, Path(ge=1, le=2**62, description="A run's id")]
-DAY_SCHEMA = {
-    "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
-    "description": f"A business day, {BUSINESS_DAY_FIRST} to {BUSINESS_DAY_LAST}",
-}
-DayPath = Annotated[date, Path(json_schema_extra=DAY_SCHEMA)]
+# Only real dates of DAY_FIRST..DAY_LAST, as a pattern the schema states (the same rule as the
+# settlement endpoints' days; a number such as 0 is not a day).
+_YEAR = r"(?:20[0-9]{2}|2100)"
+_MONTH_DAY = (
+    r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+    r"|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+)
+_LEAP_DAY = r"20(?:[02468][048]|[13579][26])-02-29"
+DAY_PATTERN = rf"^(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_DAY})$"
+DAY_DESCRIPTION = f"A business day, {BUSINESS_DAY_FIRST} to {BUSINESS_DAY_LAST}"
+DayPath = Annotated[str, Path(pattern=DAY_PATTERN, description=DAY_DESCRIPTION)]
+DayQuery = Annotated[str | None, Query(pattern=DAY_PATTERN, description=DAY_DESCRIPTION)]
 NOTE = Field(min_length=1, max_length=service.NOTE_LENGTH_MAX)
 
 
@@ -116,14 +124,24 @@ class Export(StrEnum):
     TREND = "trend"
 
 
-def _check_day(day: date) -> date:
-    if not BUSINESS_DAY_FIRST <= day <= BUSINESS_DAY_LAST:
-        raise InvalidRequest(f"business days run from {BUSINESS_DAY_FIRST} to {BUSINESS_DAY_LAST}")
-    return day
+def _day(text: str | None) -> date | None:
+    """A day the pattern admitted (so a real date of DAY_FIRST..DAY_LAST), as a date."""
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(f"{text!r} is not a business day (YYYY-MM-DD)") from None
 
 
 def _finance(principal: Principal) -> None:
+    """The workflow's actions: finance staff only."""
     require_role(principal, Role.FINANCE)
+
+
+def _reader(principal: Principal) -> None:
+    """Reading runs, breaks and reports: finance staff, and admins (as the quarantine)."""
+    require_role(principal, Role.FINANCE, Role.ADMIN)
 
 
 def _run_out(run: dict[str, Any], checks: list[dict[str, Any]]) -> RunOut:
@@ -157,18 +175,20 @@ def detail_out(view: service.BreakView) -> BreakDetailOut:
 async def list_runs(
     session: SessionDep,
     principal: PrincipalDep,
-    business_day: Annotated[date | None, Query(json_schema_extra=DAY_SCHEMA)] = None,
+    business_day: DayQuery = None,
     limit: Annotated[int, Query(ge=1, le=repository.PAGE_MAX)] = 100,
 ) -> list[RunOut]:
     """The runs, newest first, each with every check's auto-match rate."""
-    _finance(principal)
-    found = await service.list_runs(await session.connection(), business_day, limit)
+    _reader(principal)
+    found = await service.list_runs(await session.connection(), _day(business_day), limit)
     return [_run_out(run, checks) for run, checks in found]
 
 
 @router.get("/runs/{run_id}", response_model=RunOut, summary="One reconciliation run (finance)")
 async def get_run(run_id: RunId, session: SessionDep, principal: PrincipalDep) -> RunOut:
-    _finance(principal)
+    """One run: its day, when it ran, the breaks it found, new and closed, and every check's
+    auto-match rate (matched / total)."""
+    _reader(principal)
     run, checks = await service.get_run(await session.connection(), run_id)
     return _run_out(run, checks)
 
@@ -179,18 +199,18 @@ async def list_breaks(
     principal: PrincipalDep,
     status: Annotated[list[BreakStatus] | None, Query()] = None,
     kind: Annotated[list[BreakKind] | None, Query()] = None,
-    business_day: Annotated[date | None, Query(json_schema_extra=DAY_SCHEMA)] = None,
+    business_day: DayQuery = None,
     assignee: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
     after_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=repository.PAGE_MAX)] = 100,
 ) -> list[BreakOut]:
     """Breaks by id (page with `after_id`), optionally of some statuses, kinds, day, assignee."""
-    _finance(principal)
+    _reader(principal)
     rows = await repository.list_breaks(
         await session.connection(),
         statuses=[s.value for s in status or ()],
         kinds=[k.value for k in kind or ()],
-        business_day=business_day,
+        business_day=_day(business_day),
         assignee=assignee,
         after_id=after_id,
         limit=limit,
@@ -203,11 +223,13 @@ async def get_break(
     break_id: BreakId, session: SessionDep, principal: PrincipalDep
 ) -> BreakDetailOut:
     """A break with its whole history: who did what, when and why."""
-    _finance(principal)
+    _reader(principal)
     return detail_out(await service.show(await session.connection(), break_id))
 
 
-@router.post("/breaks/{break_id}/assign", response_model=BreakDetailOut, summary="Assign")
+@router.post(
+    "/breaks/{break_id}/assign", response_model=BreakDetailOut, summary="Assign a break (finance)"
+)
 async def assign(
     break_id: BreakId, body: AssignIn, session: SessionDep, principal: PrincipalDep
 ) -> BreakDetailOut:
@@ -223,7 +245,9 @@ async def assign(
     return detail_out(view)
 
 
-@router.post("/breaks/{break_id}/explain", response_model=BreakDetailOut, summary="Explain")
+@router.post(
+    "/breaks/{break_id}/explain", response_model=BreakDetailOut, summary="Explain a break (finance)"
+)
 async def explain(
     break_id: BreakId, body: NoteIn, session: SessionDep, principal: PrincipalDep
 ) -> BreakDetailOut:
@@ -233,7 +257,9 @@ async def explain(
     return detail_out(await service.explain(conn, break_id, actor=principal.actor, note=body.note))
 
 
-@router.post("/breaks/{break_id}/resolve", response_model=BreakDetailOut, summary="Resolve")
+@router.post(
+    "/breaks/{break_id}/resolve", response_model=BreakDetailOut, summary="Resolve a break (finance)"
+)
 async def resolve(
     break_id: BreakId, body: NoteIn, session: SessionDep, principal: PrincipalDep
 ) -> BreakDetailOut:
@@ -243,7 +269,11 @@ async def resolve(
     return detail_out(await service.resolve(conn, break_id, actor=principal.actor, note=body.note))
 
 
-@router.post("/breaks/{break_id}/write-off", response_model=BreakDetailOut, summary="Write off")
+@router.post(
+    "/breaks/{break_id}/write-off",
+    response_model=BreakDetailOut,
+    summary="Write a break off (finance)",
+)
 async def write_off(
     break_id: BreakId, body: NoteIn, session: SessionDep, principal: PrincipalDep
 ) -> BreakDetailOut:
@@ -263,8 +293,8 @@ async def write_off(
 )
 async def get_report(business_day: DayPath, session: SessionDep, principal: PrincipalDep) -> Any:
     """The day's self-contained HTML report (inline SVG charts; nothing loaded from outside)."""
-    _finance(principal)
-    made = await service.day_report(await session.connection(), _check_day(business_day))
+    _reader(principal)
+    made = await service.day_report(await session.connection(), _day(business_day))
     return HTMLResponse(report.render_html(made))
 
 
@@ -280,6 +310,7 @@ async def get_export(
     session: SessionDep,
     principal: PrincipalDep,
 ) -> Any:
-    _finance(principal)
-    made = await service.day_report(await session.connection(), _check_day(business_day))
+    """One CSV export of the day: its breaks, its checks' match rates, or the last 30 days."""
+    _reader(principal)
+    made = await service.day_report(await session.connection(), _day(business_day))
     return PlainTextResponse(report.CSV_FILES[export.value](made), media_type="text/csv")

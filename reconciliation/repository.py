@@ -29,6 +29,16 @@ KEYS_PER_LOOKUP = 500  # (kind, key) pairs looked up per query: well under any b
 PAGE_MAX = 1000
 
 
+# One run at a time (two at once would both insert the same new breaks): a transaction-scoped
+# advisory lock on PostgreSQL; on the embedded SQLite the single writer lock serialises them.
+RUN_LOCK_KEY = 0x5245434F4E  # "RECON"
+
+
+async def lock_runs(conn: AsyncConnection) -> None:
+    if conn.dialect.name == "postgresql":
+        await conn.execute(select(func.pg_advisory_xact_lock(RUN_LOCK_KEY)))
+
+
 async def start_run(conn: AsyncConnection, business_day: date, trigger: str, at: datetime) -> int:
     row = await conn.execute(
         insert(runs)

@@ -70,6 +70,7 @@ async def run_day(
 ) -> RunSummary:
     """Run every check for `business_day` on `conn` and store runs, match counts and breaks."""
     now = now or utc_now()
+    await repository.lock_runs(conn)
     run_id = await repository.start_run(conn, business_day, trigger, now)
     summary = RunSummary(run_id, business_day)
     ctx = CheckContext(

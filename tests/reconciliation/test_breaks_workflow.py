@@ -1,4 +1,4 @@
-"""The breaks workflow over the API and the command line: finance staff (and only they) assign,
+"""The breaks workflow over the API and the command line: finance staff (and only they; admins may read) assign,
 explain, resolve and write off breaks, each step in the break's history; a suspected clone is
 confirmed onto the deny list through clearing's card blocking; a re-run keeps what they did."""
 
@@ -66,10 +66,11 @@ async def test_finance_works_breaks_through_the_api_and_only_finance(
     await seed_clone_and_forgery(world)
     async with running_app(world.url, tmp_path) as (app, client):
         auth = await tokens(app)
-        for role in ("admin", "operator", "resident"):
+        for role in ("operator", "resident"):
             refused = await client.get(f"{B}/breaks", headers=auth[role])
             assert refused.status_code == 403, role
             assert refused.headers["content-type"].startswith("application/problem+json")
+        assert (await client.get(f"{B}/breaks", headers=auth["admin"])).status_code == 200
         assert (await client.get(f"{B}/breaks")).status_code == 401
         fin = auth["finance"]
         rows = by_kind((await client.get(f"{B}/breaks", headers=fin)).json())
@@ -102,9 +103,12 @@ async def test_finance_works_breaks_through_the_api_and_only_finance(
             bad = await client.post(f"{B}/breaks/{clone}/explain", headers=fin, json=body)
             assert bad.status_code == 422, body
         assert (await client.get(f"{B}/breaks/999999", headers=fin)).status_code == 404
+        for day in ("0", "2026-02-30", "2101-01-01"):
+            bad_day = await client.get(f"{B}/breaks", headers=fin, params={"business_day": day})
+            assert bad_day.status_code == 422, day
         assert (
             await client.post(
-                f"{B}/breaks/{clone}/assign", headers=auth["operator"], json={"assignee": "x"}
+                f"{B}/breaks/{clone}/assign", headers=auth["admin"], json={"assignee": "x"}
             )
         ).status_code == 403
 
