@@ -20,20 +20,25 @@ from clearing.cards import tasks as cards_tasks
 from clearing.engine import tasks as engine_tasks
 from clearing.settings import Settings, get_settings
 from clearing.settlement import tasks as settlement_tasks
+from reconciliation import tasks as reconciliation_tasks
 
 # The tasks are `shared_task`s of their own domains, imported plainly here: a worker started on
 # this app knows every one of them, and no domain imports the app object.
-TASK_MODULES = (engine_tasks, settlement_tasks, cards_tasks, billing_tasks)
+TASK_MODULES = (engine_tasks, settlement_tasks, cards_tasks, billing_tasks, reconciliation_tasks)
 # Settle a little after the cut-off, so the clearing run that follows it has begun.
 SETTLE_AFTER_CUTOFF = timedelta(minutes=10)
+# Reconcile once settlement (and the clearing run before it) has had time to finish.
+RECONCILE_AFTER_CUTOFF = timedelta(minutes=40)
 TASK_TIME_LIMIT_S = 3600  # a clearing run of a whole day's backlog fits easily
 
 
-def settlement_crontab(settings: Settings) -> crontab:
+def settlement_crontab(
+    settings: Settings, after_cutoff: timedelta = SETTLE_AFTER_CUTOFF
+) -> crontab:
     """The UTC hour and minute of (cut-off + a margin) in the business time zone."""
     cutoff = parse_cutoff(settings.settlement_cutoff)
     zone = ZoneInfo(settings.business_time_zone)
-    local = datetime.combine(date(2026, 1, 1), cutoff, tzinfo=zone) + SETTLE_AFTER_CUTOFF
+    local = datetime.combine(date(2026, 1, 1), cutoff, tzinfo=zone) + after_cutoff
     at = local.astimezone(UTC)
     return crontab(hour=at.hour, minute=at.minute)
 
@@ -78,6 +83,11 @@ def make_celery(settings: Settings | None = None) -> Celery:
             "settle-closed-day": {
                 "task": "clearing.settle_day",
                 "schedule": settlement_crontab(settings),
+                "kwargs": {"business_day": None},
+            },
+            "reconcile-closed-day": {
+                "task": "reconciliation.reconcile_day",
+                "schedule": settlement_crontab(settings, RECONCILE_AFTER_CUTOFF),
                 "kwargs": {"business_day": None},
             },
         },

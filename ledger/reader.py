@@ -11,7 +11,18 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Uuid, and_, any_, bindparam, case, func, or_, select
+from sqlalchemy import (
+    Uuid,
+    and_,
+    any_,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -363,3 +374,122 @@ class LedgerReader:
                 )
             ).one()
         return AccountBalance(int(dr[0]), int(dr[1]), int(cr[0]), int(cr[1]), at)
+
+
+# Set-based checks for nightly reconciliation: one pass of SQL over all accounts and transfers,
+# streamed, so memory stays flat whatever the ledger's size (ledger/check.py keeps dicts).
+
+
+@dataclass(frozen=True, slots=True)
+class CodeTotals:
+    """The summed balances of every account of one (ledger, code)."""
+
+    ledger: int
+    code: int
+    accounts: int
+    debits_posted: int
+    credits_posted: int
+    debits_pending: int
+    credits_pending: int
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceMismatch:
+    """An account whose stored balances differ from the sum of its transfers."""
+
+    account_id: int
+    name: str
+    ledger: int
+    code: int
+    stored: tuple[int, int, int, int]  # debits_pending, debits_posted, credits_pending, ..._posted
+    summed: tuple[int, int, int, int]
+
+
+async def totals_by_code(conn: AsyncConnection) -> list[CodeTotals]:
+    """Per ledger and account code: how many accounts and their summed balances."""
+    rows = await conn.execute(
+        select(
+            accounts.c.ledger,
+            accounts.c.code,
+            func.count(),
+            func.coalesce(func.sum(accounts.c.debits_posted), 0),
+            func.coalesce(func.sum(accounts.c.credits_posted), 0),
+            func.coalesce(func.sum(accounts.c.debits_pending), 0),
+            func.coalesce(func.sum(accounts.c.credits_pending), 0),
+        )
+        .group_by(accounts.c.ledger, accounts.c.code)
+        .order_by(accounts.c.ledger, accounts.c.code)
+    )
+    return [CodeTotals(*(int(v) for v in r)) for r in rows]
+
+
+async def balance_mismatches(conn: AsyncConnection) -> AsyncIterator[BalanceMismatch]:
+    """Every account whose stored balances are not what its transfers add up to, streamed.
+
+    Same arithmetic as ledger/check.py: a post, void or expiry releases its pending transfer's
+    full amount, and a post then posts its own amount."""
+    pending = transfers.alias("pending")
+    is_pending = transfers.c.flags.op("&")(int(TransferFlags.PENDING)) != 0
+    is_post = transfers.c.flags.op("&")(int(TransferFlags.POST_PENDING_TRANSFER)) != 0
+    resolves = transfers.c.pending_id.is_not(None)
+    released = func.coalesce(pending.c.amount, 0)
+    pending_delta = case((is_pending, transfers.c.amount), (resolves, -released), else_=0)
+    posted_delta = case((is_pending, 0), (and_(resolves, ~is_post), 0), else_=transfers.c.amount)
+    joined = transfers.outerjoin(pending, pending.c.id == transfers.c.pending_id)
+    zero = literal_column("0")
+    sides = union_all(
+        select(
+            transfers.c.debit_account_id.label("aid"),
+            pending_delta.label("dp"),
+            posted_delta.label("dpo"),
+            zero.label("cp"),
+            zero.label("cpo"),
+        ).select_from(joined),
+        select(
+            transfers.c.credit_account_id.label("aid"),
+            zero.label("dp"),
+            zero.label("dpo"),
+            pending_delta.label("cp"),
+            posted_delta.label("cpo"),
+        ).select_from(joined),
+    ).subquery()
+    summed = (
+        select(
+            sides.c.aid,
+            func.sum(sides.c.dp).label("dp"),
+            func.sum(sides.c.dpo).label("dpo"),
+            func.sum(sides.c.cp).label("cp"),
+            func.sum(sides.c.cpo).label("cpo"),
+        )
+        .group_by(sides.c.aid)
+        .subquery()
+    )
+    columns = (
+        (accounts.c.debits_pending, summed.c.dp),
+        (accounts.c.debits_posted, summed.c.dpo),
+        (accounts.c.credits_pending, summed.c.cp),
+        (accounts.c.credits_posted, summed.c.cpo),
+    )
+    query = (
+        select(
+            accounts.c.id,
+            accounts.c.name,
+            accounts.c.ledger,
+            accounts.c.code,
+            *[stored for stored, _ in columns],
+            *[func.coalesce(total, 0) for _, total in columns],
+        )
+        .select_from(accounts.outerjoin(summed, summed.c.aid == accounts.c.id))
+        .where(or_(*[stored != func.coalesce(total, 0) for stored, total in columns]))
+        .order_by(accounts.c.name)
+    )
+    result = await conn.stream(query)
+    async for r in result:
+        yield BalanceMismatch(
+            account_id=from_uuid(r[0]),
+            name=r[1],
+            ledger=r[2],
+            code=r[3],
+            stored=(int(r[4]), int(r[5]), int(r[6]), int(r[7])),
+            summed=(int(r[8]), int(r[9]), int(r[10]), int(r[11])),
+        )

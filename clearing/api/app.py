@@ -42,6 +42,7 @@ from clearing.settings import Settings, get_settings
 from clearing.settlement import endpoints as settlement_endpoints
 from insight import endpoints as insight_endpoints
 from ledger.writer import Ledger
+from reconciliation import endpoints as reconciliation_endpoints
 
 # Batches are at most 4 MiB (docs/terminal-protocol.md); nothing else comes close.
 REQUEST_BYTES_MAX = 4 * 1024 * 1024
@@ -61,6 +62,7 @@ ROUTERS = (
     settlement_endpoints,
     billing_endpoints,
     insight_endpoints,
+    reconciliation_endpoints,
 )
 
 

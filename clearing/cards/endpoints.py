@@ -1,5 +1,6 @@
-"""Card workflow routes: report lost, block, unblock, replace, refund, a replacement's progress.
-Thin: parse, call, answer."""
+"""Card workflow routes: report lost, block, unblock, replace, refund, a replacement's progress,
+and finance's confirmation of a card reconciliation suspects of being cloned. Thin: parse, call,
+answer."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from clearing.http.problems import PROBLEM_RESPONSES
 from clearing.registry import service as registry_service
 from clearing.registry.endpoints import CardNoPath
 from clearing.registry.schemas import CardOut, CardReason, CardRefund, CardReplace, ReplacementOut
+from reconciliation import service as reconciliation
+from reconciliation.endpoints import BreakId, DeniedOut, NoteIn, detail_out
 
 router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", responses=PROBLEM_RESPONSES)
 
@@ -129,3 +132,27 @@ async def refund_card(
         session, ledger_of(request), card_no, principal.actor, body.reason, body.paid_by
     )
     return CardChange(card=CardOut.model_validate(card), deny_list_version=version)
+
+
+@router.post(
+    "/reconciliation/breaks/{break_id}/deny-card",
+    tags=["reconciliation"],
+    response_model=DeniedOut,
+    summary="Deny a suspected clone (finance)",
+    description="Finance confirms a card_clone_suspected break: the card is blocked and goes on "
+    "the deny list (terminals refuse it once they hold the returned version); the break's history "
+    "says so and it stays open until resolved. 409 if the break is closed or of another kind.",
+)
+async def deny_suspected_clone(
+    break_id: BreakId, body: NoteIn, principal: PrincipalDep, session: SessionDep
+) -> DeniedOut:
+    require_role(principal, Role.FINANCE)
+
+    async def deny(card_no: str, reason: str) -> int:
+        _, version = await cards.block_card(session, card_no, principal.actor, reason)
+        return version
+
+    view, version = await reconciliation.confirm_clone(
+        await session.connection(), break_id, deny, actor=principal.actor, note=body.note
+    )
+    return DeniedOut(**detail_out(view).model_dump(), deny_list_version=version)

@@ -77,6 +77,7 @@ class DemoReport:
     clearing: dict[str, Any] = field(default_factory=dict)
     bills: Any = None  # clearing.cli.bills_demo.BillsReport
     settlement: dict[str, Any] = field(default_factory=dict)
+    reconciliation: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -422,6 +423,9 @@ def run_city_demo(
 
         report.settlement = settle_task.delay(business_day=day.isoformat()).get()
         progress.advance(settling)
+        from reconciliation.tasks import reconcile_task
+
+        report.reconciliation = reconcile_task.delay(business_day=day.isoformat()).get()
     report.seconds = time.perf_counter() - started
     return report
 
@@ -493,4 +497,9 @@ def print_city_report(console: Console, report: DemoReport) -> None:
     )
     print_settlement(settlement, _Files(report.settlement), console)
     print_quarantine(rows, counts, console)
+    r = report.reconciliation
+    console.print(
+        f"reconciled: {r['breaks_found']} breaks found, {r['breaks_open']} open "
+        f"(`onecard breaks list`; report: `onecard reconcile --date {day} --report DIR`)"
+    )
     console.print(f"demo data: {settings.data_dir}  ({report.seconds:.0f} s)")

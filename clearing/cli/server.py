@@ -8,12 +8,22 @@ from __future__ import annotations
 
 import typer
 
-from clearing.cli import bills_cmd, clearing_cmd, db_cmd, demo_cmd, registry_cmd, serve_cmd
+from clearing.cards.service import block_card
+from clearing.cli import (
+    bank_cmd,
+    bills_cmd,
+    clearing_cmd,
+    db_cmd,
+    demo_cmd,
+    registry_cmd,
+    serve_cmd,
+)
 from clearing.cli.card_cmd import build_card_app
 from clearing.cli.database import ready_database_url
 from clearing.cli.failures import EXPLAINERS, OnecardGroup
 from insight import cli as insight_cli
 from ledger import cli as ledger_cli
+from reconciliation import cli as reconciliation_cli
 from terminals import cli as terminal_cli
 
 __all__ = ["EXPLAINERS", "app"]
@@ -33,6 +43,8 @@ app.add_typer(terminal_cli.terminal_app, name="terminal")
 serve_cmd.register(app)
 registry_cmd.register(app)
 clearing_cmd.register(app)
+bank_cmd.register(app)
 demo_cmd.register(app)
 bills_cmd.register(app)
 insight_cli.register(app)
+reconciliation_cli.register(app, database_url=ready_database_url, block_card=block_card)

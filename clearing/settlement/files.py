@@ -16,14 +16,32 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from cardio.money import yuan
+from clearing.settlement.references import (
+    MAX35,
+    SettlementFileError,
+    end_to_end_id,
+    message_id,
+    payment_information_id,
+)
 
 PAIN001_NS = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
 CURRENCY = "CNY"
-MAX35 = 35
 MAX140 = 140
 ACCOUNT_ID_MAX = 34
 INSTRUCTIONS_MAX = 100_000  # one file per business day; far above the number of participants
-_ID_PATTERN = re.compile(r"^[A-Za-z0-9/\-?:().,'+ ]{1,35}$")
+
+__all__ = [
+    "CSV_COLUMNS",
+    "Debtor",
+    "PayoutLine",
+    "SettlementFileError",
+    "check_pain001",
+    "end_to_end_id",
+    "message_id",
+    "pain001_xml",
+    "settlement_csv",
+    "yuan_text",
+]
 
 CSV_COLUMNS = (
     "business_day",
@@ -44,10 +62,6 @@ CSV_COLUMNS = (
     "net_fen",
     "net_yuan",
 )
-
-
-class SettlementFileError(ValueError):
-    code = "settlement_file_invalid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,18 +99,6 @@ def yuan_text(amount_fen: int) -> str:
     if amount_fen < 0:
         raise SettlementFileError("amounts in settlement files are never negative")
     return yuan(amount_fen, grouped=False)
-
-
-def end_to_end_id(business_day: date, participant_code: str) -> str:
-    """Stable per day and participant: the bank and the statement match on it."""
-    value = f"OC{business_day:%Y%m%d}-{participant_code}"[:MAX35]
-    if not _ID_PATTERN.match(value):
-        raise SettlementFileError(f"participant code {participant_code!r} cannot form an id")
-    return value
-
-
-def message_id(business_day: date) -> str:
-    return f"ONECARD-SETTLE-{business_day:%Y%m%d}"
 
 
 def settlement_csv(business_day: date, lines: Sequence[PayoutLine]) -> str:
@@ -186,7 +188,7 @@ def pain001_xml(
     _sub(header, "CtrlSum", yuan_text(total_fen))
     _sub(_sub(header, "InitgPty"), "Nm", _text(debtor.name, MAX140, "debtor name"))
     payment = _sub(initiation, "PmtInf")
-    _sub(payment, "PmtInfId", f"{msg}-1"[:MAX35])
+    _sub(payment, "PmtInfId", payment_information_id(business_day))
     _sub(payment, "PmtMtd", "TRF")
     _sub(payment, "BtchBookg", "false")
     _sub(payment, "NbOfTxs", str(len(payable)))

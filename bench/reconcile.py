@@ -1,0 +1,227 @@
+"""Benchmark of the nightly reconciliation on PostgreSQL: `python bench/reconcile.py`.
+
+Fills a fresh database, by SQL generate_series inside PostgreSQL (the day never passes through
+Python), with a business day of `--taps` (1,000,000) taps over `--cards` (100,000) cards and
+`--terminals` (1,000) terminals: uploaded batches of 500 records, the staged tap records, the
+cleared taps, and the ledger (the cards' first loads and one card -> operator transfer per tap,
+accounts holding exactly what their transfers add up to). Then times one reconciliation run of
+the day (every check: ledger, terminals, cards; the breaks written), reporting seconds, taps/s and
+the Python process's peak memory (tracemalloc peak and the peak RSS). In the same run it times
+PostgreSQL's own full scan of the same rows (tap_records, cleared_taps, ledger_transfers, counted
+and summed) as the ceiling. A valid day: the run must find no break. Ends with one JSON line.
+
+`--url` names the database; by default a fresh `onecard_bench_recon` database is made on the
+local PostgreSQL (dropped and re-created). The balance-after columns of the generated ledger
+transfers are zeros: reconciliation never reads them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import sys
+import time
+import tracemalloc
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import asyncpg
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bench.clearing import fresh_database
+from clearing.calendar import BusinessCalendar
+from reconciliation.run import run_day
+
+DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/onecard_bench_recon"
+DAY = date(2026, 11, 2)
+OPERATORS = 10
+RECORDS_PER_BATCH = 500
+FIRST_LOAD_FEN = 100_000
+
+# One row per tap: card c taps its k-th time (card counter k) at day start + k * 2 h + c % 7200 s,
+# on terminal (c + 37 k) % 1000; each terminal's serials run 1.. in the order of its taps.
+_GENERATE = """
+CREATE TEMP TABLE gen AS
+WITH base AS (
+  SELECT i, i % $1 AS c, i / $1 AS k,
+         (100 + (i % $1 + i / $1) % 200)::bigint AS amount
+  FROM generate_series(0, $2 - 1) AS i
+), priced AS (
+  SELECT *, ((c + 37 * k) % $3)::int AS t,
+         $4::timestamptz + make_interval(secs => k * 7200 + c % 7200) AS at,
+         $6 - coalesce(sum(amount) OVER (PARTITION BY c ORDER BY k
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before_fen
+  FROM base
+)
+SELECT i, '31' || lpad(c::text, 14, '0') AS card_no, k::int AS counter,
+       lpad(to_hex(1048576 + t), 12, '0') AS terminal_id, t % $5 AS operator, amount,
+       before_fen, before_fen - amount AS after_fen, at,
+       row_number() OVER (PARTITION BY t ORDER BY at, i) AS seq
+FROM priced
+"""
+
+_STEPS = (
+    "INSERT INTO participants (code, name, kind, commission_bp, bank_account, bank_name,"
+    " status, created_at) SELECT 'bus-' || n, 'Bus ' || n, 'bus_operator', 50,"
+    " '6222' || lpad(n::text, 12, '0'), 'Bank of the City', 'active', now()"
+    " FROM generate_series(0, {operators} - 1) AS n",
+    "INSERT INTO terminals (terminal_id, participant_id, kind, line, public_key, status, seq_high,"
+    " created_at) SELECT terminal_id, p.id, 'bus', 'L1', '', 'active', max(seq), now()"
+    " FROM gen JOIN participants p ON p.code = 'bus-' || gen.operator"
+    " GROUP BY terminal_id, p.id",
+    "INSERT INTO ingest_batches (terminal_id, batch_id, body, body_sha256, record_count,"
+    " amount_fen_total, received_at) SELECT terminal_id, 'b-' || ((seq - 1) / {batch}), '', '',"
+    " count(*), sum(amount), max(at) FROM gen GROUP BY terminal_id, (seq - 1) / {batch}",
+    "INSERT INTO tap_records (batch_pk, record_index, terminal_id, kind, status, terminal_seq,"
+    " card_no, card_counter, txn_type, amount_fen, balance_before_fen, balance_after_fen,"
+    " occurred_at, tac, card_type, rider_category, full_fare_fen, fare_rule, route_id, stop_id,"
+    " insured_fen, visit_id, load_id, offline_fallback, deny_list_version, action_list_version,"
+    " state, quarantine_reason, received_at, state_changed_at)"
+    " SELECT b.id, (seq - 1) % {batch}, g.terminal_id, 'purchase', 'complete', seq, card_no,"
+    " counter, 6, amount, before_fen, after_fen, at, '00000000', 'adult', 'adult', amount,"
+    " 'flat', 'L1', NULL, 0, NULL, NULL, false, 0, 0, 'cleared', NULL, b.received_at, now()"
+    " FROM gen g JOIN ingest_batches b ON b.terminal_id = g.terminal_id"
+    " AND b.batch_id = 'b-' || ((g.seq - 1) / {batch})",
+    "INSERT INTO cleared_taps (card_no, purse, card_counter, tap_record_id, terminal_id,"
+    " terminal_seq, participant_code, kind, txn_type, card_type, route_id, amount_fen,"
+    " balance_before_fen, balance_after_fen, full_fare_fen, subsidy_fen, insured_fen,"
+    " occurred_at, business_day, settlement_day, outcome, run_id, cleared_at)"
+    " SELECT card_no, 'offline', card_counter, id, terminal_id, terminal_seq, 'bus', kind,"
+    " txn_type, card_type, route_id, amount_fen, balance_before_fen, balance_after_fen,"
+    " full_fare_fen, 0, 0, occurred_at, '{day}', '{day}', 'posted', 1, now() FROM tap_records",
+    "INSERT INTO ledger_ledgers (id, name, currency, scale, timestamp)"
+    " VALUES (156, 'CNY', 'CNY', 2, 1)",
+    "CREATE TEMP TABLE names AS SELECT 'bank:escrow' AS name, 1001 AS code UNION ALL"
+    " SELECT 'payable:bus-' || n, 2101 FROM generate_series(0, {operators} - 1) AS n UNION ALL"
+    " SELECT DISTINCT 'card:' || card_no, 2001 FROM gen",
+    "INSERT INTO ledger_accounts (id, ledger, code, name, flags, user_data_128, user_data_64,"
+    " user_data_32, debits_pending, debits_posted, credits_pending, credits_posted, timestamp)"
+    " SELECT md5(name)::uuid, 156, code, name, 0, NULL, 0, 0, 0, 0, 0, 0,"
+    " row_number() OVER (ORDER BY name) FROM names",
+    "INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, pending_id,"
+    " reverses_id, ledger, code, flags, timeout_s, user_data_128, user_data_64, user_data_32,"
+    " effective_at, timestamp, dr_debits_pending, dr_debits_posted, dr_credits_pending,"
+    " dr_credits_posted, cr_debits_pending, cr_debits_posted, cr_credits_pending,"
+    " cr_credits_posted) SELECT md5('load:' || name)::uuid, md5('bank:escrow')::uuid,"
+    " md5(name)::uuid, {first_load}, NULL, NULL, 156, 102, 0, 0, NULL, 0, 0, NULL,"
+    " row_number() OVER (ORDER BY name), 0, 0, 0, 0, 0, 0, 0, 0 FROM names WHERE code = 2001",
+    "INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, pending_id,"
+    " reverses_id, ledger, code, flags, timeout_s, user_data_128, user_data_64, user_data_32,"
+    " effective_at, timestamp, dr_debits_pending, dr_debits_posted, dr_credits_pending,"
+    " dr_credits_posted, cr_debits_pending, cr_debits_posted, cr_credits_pending,"
+    " cr_credits_posted) SELECT md5('tap:' || i)::uuid, md5('card:' || card_no)::uuid,"
+    " md5('payable:bus-' || operator)::uuid, amount, NULL, NULL, 156, 301, 0, 0, NULL, 0, 0,"
+    " NULL, 1000000 + i, 0, 0, 0, 0, 0, 0, 0, 0 FROM gen",
+    "UPDATE ledger_accounts a SET debits_posted = s.dr, credits_posted = s.cr FROM ("
+    " SELECT aid, sum(dr) AS dr, sum(cr) AS cr FROM ("
+    "  SELECT debit_account_id AS aid, amount AS dr, 0 AS cr FROM ledger_transfers UNION ALL"
+    "  SELECT credit_account_id, 0, amount FROM ledger_transfers) x GROUP BY aid) s"
+    " WHERE a.id = s.aid",
+    "UPDATE ledger_clock SET last_ns = (SELECT max(timestamp) FROM ledger_transfers)",
+)
+
+_CEILING = (
+    "SELECT count(*), sum(amount_fen), sum(balance_after_fen) FROM tap_records",
+    "SELECT count(*), sum(amount_fen), sum(balance_after_fen) FROM cleared_taps",
+    "SELECT count(*), sum(amount) FROM ledger_transfers",
+)
+
+
+def _dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def fill(url: str, taps: int, cards: int, terminals: int, calendar: BusinessCalendar) -> None:
+    connection = await asyncpg.connect(_dsn(url))
+    try:
+        async with connection.transaction():
+            start = calendar.day_start(DAY)
+            await connection.execute(
+                _GENERATE, cards, taps, terminals, start, OPERATORS, FIRST_LOAD_FEN
+            )
+            for step in _STEPS:
+                await connection.execute(
+                    step.format(
+                        operators=OPERATORS,
+                        batch=RECORDS_PER_BATCH,
+                        day=DAY,
+                        first_load=FIRST_LOAD_FEN,
+                    )
+                )
+        for table in (
+            "tap_records",
+            "cleared_taps",
+            "ingest_batches",
+            "ledger_transfers",
+            "ledger_accounts",
+        ):
+            await connection.execute(f"VACUUM ANALYZE {table}")
+    finally:
+        await connection.close()
+
+
+async def ceiling(url: str) -> float:
+    connection = await asyncpg.connect(_dsn(url))
+    try:
+        started = time.perf_counter()
+        for query in _CEILING:
+            await connection.fetch(query)
+        return time.perf_counter() - started
+    finally:
+        await connection.close()
+
+
+async def reconcile(url: str, calendar: BusinessCalendar) -> tuple[float, object]:
+    engine = create_async_engine(url)
+    try:
+        started = time.perf_counter()
+        async with engine.begin() as conn:
+            summary = await run_day(conn, DAY, calendar=calendar, trigger="bench")
+        return time.perf_counter() - started, summary
+    finally:
+        await engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=DEFAULT_URL)
+    parser.add_argument("--taps", type=int, default=1_000_000)
+    parser.add_argument("--cards", type=int, default=100_000)
+    parser.add_argument("--terminals", type=int, default=1_000)
+    args = parser.parse_args()
+    calendar = BusinessCalendar()
+    fresh_database(args.url)
+    started = time.perf_counter()
+    asyncio.run(fill(args.url, args.taps, args.cards, args.terminals, calendar))
+    fill_s = time.perf_counter() - started
+    print(f"filled {args.taps} taps in {fill_s:.1f} s", file=sys.stderr)
+    scan_s = asyncio.run(ceiling(args.url))  # warm the cache the same way for both
+    tracemalloc.start()
+    seconds, summary = asyncio.run(reconcile(args.url, calendar))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    scan_s = min(scan_s, asyncio.run(ceiling(args.url)))
+    result = {
+        "taps": args.taps,
+        "cards": args.cards,
+        "terminals": args.terminals,
+        "seconds": round(seconds, 2),
+        "taps_per_s": round(args.taps / seconds),
+        "scan_seconds": round(scan_s, 2),
+        "scan_rows_per_s": round(3 * args.taps / scan_s),
+        "ratio_to_scan": round(seconds / scan_s, 1),
+        "python_peak_mib": round(peak / 2**20, 1),
+        "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "breaks_found": summary.found,
+        "checks": {c.name: [c.matched, c.total, round(c.seconds, 2)] for c in summary.checks},
+        "fill_seconds": round(fill_s, 1),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""Errors of reconciliation's breaks workflow: stable codes, mapped to RFC 9457 by the API (they
+are ClearingErrors) and to one line by the command. A finding is never an error: it is a break."""
+
+from __future__ import annotations
+
+from clearing.errors import Conflict, InvalidRequest, NotFound
+
+
+class BreakNotFound(NotFound):
+    code = "break_not_found"
+    title = "No such break"
+
+
+class RunNotFound(NotFound):
+    code = "run_not_found"
+    title = "No such reconciliation run"
+
+
+class BreakClosed(Conflict):
+    code = "break_closed"
+    title = "The break is already closed"
+
+
+class NotASuspectedClone(Conflict):
+    code = "break_not_a_suspected_clone"
+    title = "Only a suspected clone can put a card on the deny list"
+
+
+class NoteInvalid(InvalidRequest):
+    code = "break_note_invalid"
+    title = "Say who and why"

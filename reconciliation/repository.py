@@ -1,0 +1,268 @@
+"""Every query on reconciliation's own tables (runs, match counts, breaks, break history).
+
+Reads and writes only the recon_* tables; the checks' queries on the ledger and clearing's
+tables live with each check. Never commits: the run, the endpoint or the command owns the
+transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from reconciliation.models import (
+    OPEN_STATUSES,
+    BreakStatus,
+    EventAction,
+    RunState,
+    break_events,
+    breaks,
+    matches,
+    runs,
+)
+
+KEYS_PER_LOOKUP = 500  # (kind, key) pairs looked up per query: well under any bind limit
+PAGE_MAX = 1000
+
+
+# One run at a time (two at once would both insert the same new breaks): a transaction-scoped
+# advisory lock on PostgreSQL; on the embedded SQLite the single writer lock serialises them.
+RUN_LOCK_KEY = 0x5245434F4E  # "RECON"
+
+
+async def lock_runs(conn: AsyncConnection) -> None:
+    if conn.dialect.name == "postgresql":
+        await conn.execute(select(func.pg_advisory_xact_lock(RUN_LOCK_KEY)))
+
+
+async def start_run(conn: AsyncConnection, business_day: date, trigger: str, at: datetime) -> int:
+    row = await conn.execute(
+        insert(runs)
+        .values(
+            business_day=business_day,
+            trigger=trigger,
+            state=RunState.RUNNING.value,
+            started_at=at,
+            breaks_found=0,
+            breaks_new=0,
+            breaks_closed=0,
+            breaks_open=0,
+        )
+        .returning(runs.c.id)
+    )
+    return int(row.scalar_one())
+
+
+async def finish_run(conn: AsyncConnection, run_id: int, at: datetime, **counts: int) -> None:
+    await conn.execute(
+        update(runs)
+        .where(runs.c.id == run_id)
+        .values(state=RunState.FINISHED.value, finished_at=at, **counts)
+    )
+
+
+async def add_match(
+    conn: AsyncConnection,
+    run_id: int,
+    check_name: str,
+    *,
+    matched: int,
+    total: int,
+    breaks_found: int,
+    seconds: float,
+) -> None:
+    await conn.execute(
+        insert(matches).values(
+            run_id=run_id,
+            check_name=check_name,
+            matched=matched,
+            total=total,
+            breaks=breaks_found,
+            seconds=seconds,
+        )
+    )
+
+
+async def breaks_by_key(
+    conn: AsyncConnection, kind: str, keys: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """The stored breaks of one kind among `keys`, by key."""
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(keys), KEYS_PER_LOOKUP):
+        chunk = list(keys[start : start + KEYS_PER_LOOKUP])
+        rows = await conn.execute(
+            select(breaks).where(breaks.c.kind == kind, breaks.c.key.in_(chunk))
+        )
+        for row in rows.mappings():
+            found[row["key"]] = dict(row)
+    return found
+
+
+async def insert_break(conn: AsyncConnection, values: dict[str, Any]) -> int:
+    row = await conn.execute(insert(breaks).values(**values).returning(breaks.c.id))
+    return int(row.scalar_one())
+
+
+async def update_break(conn: AsyncConnection, break_id: int, **values: Any) -> None:
+    await conn.execute(update(breaks).where(breaks.c.id == break_id).values(**values))
+
+
+async def add_event(
+    conn: AsyncConnection,
+    break_id: int,
+    *,
+    at: datetime,
+    actor: str,
+    action: EventAction,
+    status: BreakStatus,
+    note: str = "",
+    run_id: int | None = None,
+) -> None:
+    await conn.execute(
+        insert(break_events).values(
+            break_id=break_id,
+            at=at,
+            actor=actor,
+            action=action.value,
+            status=status.value,
+            note=note,
+            run_id=run_id,
+        )
+    )
+
+
+async def unseen_open_breaks(
+    conn: AsyncConnection, kinds: Iterable[str], business_day: date, run_id: int
+) -> list[int]:
+    """Open breaks of these kinds this run did not find, within the run's reach: day-scoped
+    breaks of its own day, standing breaks first found on or before it."""
+    rows = await conn.execute(
+        select(breaks.c.id).where(
+            breaks.c.kind.in_(list(kinds)),
+            breaks.c.status.in_([s.value for s in OPEN_STATUSES]),
+            breaks.c.last_run_id != run_id,
+            or_(
+                and_(breaks.c.scope == "day", breaks.c.business_day == business_day),
+                and_(breaks.c.scope == "standing", breaks.c.business_day <= business_day),
+            ),
+        )
+    )
+    return [int(r[0]) for r in rows]
+
+
+async def count_open(conn: AsyncConnection) -> int:
+    row = await conn.execute(
+        select(func.count())
+        .select_from(breaks)
+        .where(breaks.c.status.in_([s.value for s in OPEN_STATUSES]))
+    )
+    return int(row.scalar_one())
+
+
+async def list_runs(
+    conn: AsyncConnection, *, business_day: date | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    query = select(runs).order_by(runs.c.id.desc()).limit(min(limit, PAGE_MAX))
+    if business_day is not None:
+        query = query.where(runs.c.business_day == business_day)
+    return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def get_run(conn: AsyncConnection, run_id: int) -> dict[str, Any] | None:
+    row = (await conn.execute(select(runs).where(runs.c.id == run_id))).mappings().first()
+    return dict(row) if row is not None else None
+
+
+async def run_matches(conn: AsyncConnection, run_ids: Sequence[int]) -> list[dict[str, Any]]:
+    if not run_ids:
+        return []
+    rows = await conn.execute(
+        select(matches)
+        .where(matches.c.run_id.in_(list(run_ids)))
+        .order_by(matches.c.run_id, matches.c.check_name)
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def latest_runs_per_day(
+    conn: AsyncConnection, first: date, last: date
+) -> list[dict[str, Any]]:
+    """The last finished run of each business day in [first, last], oldest day first."""
+    latest = (
+        select(func.max(runs.c.id).label("id"))
+        .where(
+            runs.c.business_day >= first,
+            runs.c.business_day <= last,
+            runs.c.state == RunState.FINISHED.value,
+        )
+        .group_by(runs.c.business_day)
+        .subquery()
+    )
+    rows = await conn.execute(
+        select(runs).where(runs.c.id.in_(select(latest.c.id))).order_by(runs.c.business_day)
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def list_breaks(
+    conn: AsyncConnection,
+    *,
+    statuses: Sequence[str] = (),
+    kinds: Sequence[str] = (),
+    business_day: date | None = None,
+    assignee: str | None = None,
+    after_id: int = 0,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    query = (
+        select(breaks)
+        .where(breaks.c.id > after_id)
+        .order_by(breaks.c.id)
+        .limit(min(limit, PAGE_MAX))
+    )
+    if statuses:
+        query = query.where(breaks.c.status.in_(list(statuses)))
+    if kinds:
+        query = query.where(breaks.c.kind.in_(list(kinds)))
+    if business_day is not None:
+        query = query.where(breaks.c.business_day == business_day)
+    if assignee is not None:
+        query = query.where(breaks.c.assignee == assignee)
+    return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def get_break(
+    conn: AsyncConnection, break_id: int, *, for_update: bool = False
+) -> dict[str, Any] | None:
+    query = select(breaks).where(breaks.c.id == break_id)
+    if for_update and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = (await conn.execute(query)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+async def break_history(conn: AsyncConnection, break_id: int) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        select(break_events).where(break_events.c.break_id == break_id).order_by(break_events.c.id)
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def breaks_of_day_report(conn: AsyncConnection, business_day: date) -> list[dict[str, Any]]:
+    """Breaks a report of the day lists: open now, or seen by a run of that day."""
+    rows = await conn.execute(
+        select(breaks)
+        .where(
+            or_(
+                breaks.c.status.in_([s.value for s in OPEN_STATUSES]),
+                breaks.c.business_day == business_day,
+            )
+        )
+        .order_by(breaks.c.kind, breaks.c.id)
+        .limit(PAGE_MAX * 10)
+    )
+    return [dict(r) for r in rows.mappings()]

@@ -1,0 +1,224 @@
+"""The reconciliation run of one business day: execute every check, record its match rate, and
+bring the stored breaks in line with what the checks found.
+
+Idempotent: a re-run finds the same (kind, key) breaks again and keeps their status, assignee and
+history; a break the checks no longer find is resolved by the run itself (with a history entry),
+and one the run had resolved comes back (reopened) if the fault shows again. A break finance
+staff closed stays closed. Takes a connection and never commits (the caller owns the
+transaction); writes only the recon_* tables and never moves money.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clearing.calendar import BusinessCalendar, parse_cutoff
+from clearing.db.base import utc_now
+from clearing.settings import Settings
+from ledger.reader import LedgerReader
+from reconciliation import repository
+from reconciliation.checks import CHECKS
+from reconciliation.checks.base import Check, CheckContext, CheckResult, Finding, Scope
+from reconciliation.models import RUN_ACTOR, BreakStatus, EventAction
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSummary:
+    name: str
+    matched: int
+    total: int
+    breaks: int
+    seconds: float
+
+    @property
+    def match_rate(self) -> float:
+        return 1.0 if self.total == 0 else self.matched / self.total
+
+
+@dataclass(slots=True)
+class RunSummary:
+    run_id: int
+    business_day: date
+    checks: list[CheckSummary] = field(default_factory=list)
+    found: int = 0  # breaks the checks found in this run
+    new: int = 0  # of which seen for the first time (or back after the run closed them)
+    closed: int = 0  # open breaks the run resolved because the data no longer shows them
+    open: int = 0  # breaks open after the run (every day)
+
+
+def calendar_of(settings: Settings) -> BusinessCalendar:
+    """The business calendar settlement closes days by (zone and cut-off from the settings)."""
+    return BusinessCalendar(
+        ZoneInfo(settings.business_time_zone), parse_cutoff(settings.settlement_cutoff)
+    )
+
+
+async def run_day(
+    conn: AsyncConnection,
+    business_day: date,
+    *,
+    calendar: BusinessCalendar | None = None,
+    checks: Sequence[Check] = CHECKS,
+    trigger: str = "cli",
+    now: datetime | None = None,
+) -> RunSummary:
+    """Run every check for `business_day` on `conn` and store runs, match counts and breaks."""
+    now = now or utc_now()
+    await repository.lock_runs(conn)
+    run_id = await repository.start_run(conn, business_day, trigger, now)
+    summary = RunSummary(run_id, business_day)
+    ctx = CheckContext(
+        conn=conn,
+        reader=LedgerReader(conn.engine),
+        business_day=business_day,
+        calendar=calendar or BusinessCalendar(),
+        now=now,
+    )
+    for check in checks:
+        started = time.perf_counter()
+        result = await check.run(ctx)
+        seconds = time.perf_counter() - started
+        await repository.add_match(
+            conn,
+            run_id,
+            check.name,
+            matched=result.matched,
+            total=result.total,
+            breaks_found=len(result.findings) + result.truncated,
+            seconds=seconds,
+        )
+        summary.checks.append(
+            CheckSummary(
+                check.name,
+                result.matched,
+                result.total,
+                len(result.findings) + result.truncated,
+                seconds,
+            )
+        )
+        await _store_findings(conn, check, result, summary, now)
+    await repository.finish_run(
+        conn,
+        run_id,
+        utc_now(),
+        breaks_found=summary.found,
+        breaks_new=summary.new,
+        breaks_closed=summary.closed,
+        breaks_open=await repository.count_open(conn),
+    )
+    summary.open = await repository.count_open(conn)
+    return summary
+
+
+async def _store_findings(
+    conn: AsyncConnection, check: Check, result: CheckResult, summary: RunSummary, now: datetime
+) -> None:
+    by_kind: dict[str, list[Finding]] = {}
+    for finding in result.findings:
+        by_kind.setdefault(finding.kind.value, []).append(finding)
+    for kind, findings in by_kind.items():
+        stored = await repository.breaks_by_key(conn, kind, [f.key for f in findings])
+        for finding in findings:
+            await _store_one(conn, check.name, finding, stored.get(finding.key), summary, now)
+    summary.found += len(result.findings)
+    if result.truncated:
+        return  # findings were left out: absence proves nothing, close nothing
+    unseen = await repository.unseen_open_breaks(
+        conn, [k.value for k in check.kinds], summary.business_day, summary.run_id
+    )
+    for break_id in unseen:
+        await repository.update_break(
+            conn,
+            break_id,
+            status=BreakStatus.RESOLVED.value,
+            closed_at=now,
+            closed_by=RUN_ACTOR,
+        )
+        await repository.add_event(
+            conn,
+            break_id,
+            at=now,
+            actor=RUN_ACTOR,
+            action=EventAction.RESOLVED,
+            status=BreakStatus.RESOLVED,
+            note=f"run {summary.run_id} of {summary.business_day} no longer finds it",
+            run_id=summary.run_id,
+        )
+    summary.closed += len(unseen)
+
+
+async def _store_one(
+    conn: AsyncConnection,
+    check_name: str,
+    finding: Finding,
+    existing: dict | None,
+    summary: RunSummary,
+    now: datetime,
+) -> None:
+    seen = {
+        "amount_fen": finding.amount_fen,
+        "counterpart": finding.counterpart,
+        "details": finding.details,
+        "last_seen_at": now,
+        "last_run_id": summary.run_id,
+    }
+    if existing is None:
+        break_id = await repository.insert_break(
+            conn,
+            {
+                **seen,
+                "kind": finding.kind.value,
+                "key": finding.key,
+                "scope": finding.scope.value,
+                "business_day": summary.business_day,
+                "check_name": check_name,
+                "status": BreakStatus.OPEN.value,
+                "first_seen_at": finding.first_seen_at or now,
+            },
+        )
+        summary.new += 1
+        await _event(conn, break_id, EventAction.FOUND, BreakStatus.OPEN, summary, now)
+        return
+    break_id = int(existing["id"])
+    if finding.scope is Scope.DAY and existing["business_day"] < summary.business_day:
+        seen["business_day"] = summary.business_day  # the last day whose run showed it
+    status = BreakStatus(existing["status"])
+    if status.closed and existing["closed_by"] == RUN_ACTOR:
+        status = BreakStatus.ASSIGNED if existing["assignee"] else BreakStatus.OPEN
+        await repository.update_break(
+            conn, break_id, **seen, status=status.value, closed_at=None, closed_by=None
+        )
+        summary.new += 1
+        await _event(conn, break_id, EventAction.REOPENED, status, summary, now)
+        return
+    await repository.update_break(conn, break_id, **seen)
+    if existing["amount_fen"] != finding.amount_fen and not status.closed:
+        note = f"amount {existing['amount_fen']} -> {finding.amount_fen} fen"
+        await _event(conn, break_id, EventAction.CHANGED, status, summary, now, note)
+
+
+async def _event(
+    conn: AsyncConnection,
+    break_id: int,
+    action: EventAction,
+    status: BreakStatus,
+    summary: RunSummary,
+    now: datetime,
+    note: str = "",
+) -> None:
+    await repository.add_event(
+        conn,
+        break_id,
+        at=now,
+        actor=RUN_ACTOR,
+        action=action,
+        status=status,
+        note=note or f"run {summary.run_id} of {summary.business_day}",
+        run_id=summary.run_id,
+    )
