@@ -83,6 +83,20 @@ class CapProgress:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenLeg:
+    """A leg of a tap_on_off network boarded and not yet tapped off (it travels on the card).
+
+    `max_fare_fen` is what the leg costs if the rider never taps off: the dearest fare from the
+    boarding stop on that line for this rider and state (terminals.fares.sectional).
+    """
+
+    route_id: str
+    board_stop_id: str
+    board_at: datetime
+    max_fare_fen: int
+
+
+@dataclass(frozen=True, slots=True)
 class RideState:
     """Transit state that travels on the card (CAPP record): transfer window and cap progress.
 
@@ -94,6 +108,7 @@ class RideState:
     journey: Journey | None = None
     caps: tuple[CapProgress, ...] = ()
     full: RideState | None = None
+    open_leg: OpenLeg | None = None  # a two-tap leg waiting for its tap-off
 
 
 EMPTY_STATE = RideState()
