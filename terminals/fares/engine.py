@@ -26,7 +26,7 @@ Semantics (GTFS-Fares v2, https://gtfs.org/documentation/schedule/reference/):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -38,6 +38,7 @@ from terminals.fares.feed import (
     FareCap,
     FareFeed,
     FareLegRule,
+    FareProductPrice,
     FareTransferRule,
     FareTransferType,
     id_tag,
@@ -53,6 +54,15 @@ class Leg:
     board_at: datetime  # timezone-aware
     alight_stop_id: str | None = None
     alight_at: datetime | None = None
+    # An effective fare leg (fare_leg_join_rules.txt) matches rules by its legs' common network,
+    # "" when they differ; None: the route's network.
+    network_id: str | None = None
+
+
+def leg_network(feed: FareFeed, leg: Leg) -> str:
+    if leg.network_id is not None:
+        return leg.network_id
+    return feed.route_network.get(leg.route_id, "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +172,7 @@ def timeframe_groups_at(feed: FareFeed, moment: datetime) -> frozenset[str]:
 
 def _leg_values(feed: FareFeed, leg: Leg) -> dict[str, frozenset[str] | None]:
     """Per fare_leg_rules field, the leg's values (None: unknown, matches only empty)."""
-    network = feed.route_network.get(leg.route_id)
+    network = leg_network(feed, leg)
     return {
         "network_id": frozenset({network}) if network else frozenset(),
         "from_area_id": feed.stop_areas.get(leg.board_stop_id, frozenset()),
@@ -215,8 +225,10 @@ def match_leg_rules(feed: FareFeed, leg: Leg) -> tuple[FareLegRule, ...]:
     return tuple(survivors)
 
 
-def product_price_fen(feed: FareFeed, fare_product_id: str, rider_category_id: str) -> int | None:
-    """The product's price for a rider on the transit card, None if not sold to that rider.
+def product_row(
+    feed: FareFeed, fare_product_id: str, rider_category_id: str
+) -> FareProductPrice | None:
+    """The fare_products.txt row that prices the product for a rider on the transit card.
 
     Row preference: (category, card medium), (category, any medium), (any rider, card
     medium), (any rider, any medium), then the default category's rows.
@@ -226,13 +238,18 @@ def product_price_fen(feed: FareFeed, fare_product_id: str, rider_category_id: s
         for p in feed.products
         if p.fare_product_id == fare_product_id and p.fare_media_id in ("", feed.card_media_id)
     ]
-    default = feed.default_rider_category
-    for category in (rider_category_id, "", default):
+    for category in (rider_category_id, "", feed.default_rider_category):
         for medium in (feed.card_media_id, ""):
             for row in rows:
                 if row.rider_category_id == category and row.fare_media_id == medium:
-                    return row.amount_fen
+                    return row
     return None
+
+
+def product_price_fen(feed: FareFeed, fare_product_id: str, rider_category_id: str) -> int | None:
+    """The product's price for a rider on the transit card, None if not sold to that rider."""
+    row = product_row(feed, fare_product_id, rider_category_id)
+    return None if row is None else row.amount_fen
 
 
 # --------------------------------------------------------------------------- transfers
@@ -421,7 +438,7 @@ def _spent(state: RideState, cap: FareCap, start: date) -> int:
 def price_leg(feed: FareFeed, rider_category_id: str, state: RideState, leg: Leg) -> FareQuote:
     """Price `leg` for a rider of `rider_category_id` whose card carries `state`."""
     chosen = _price_uncapped(feed, rider_category_id, state.journey, leg)
-    network = feed.route_network.get(leg.route_id, "")
+    network = leg_network(feed, leg)
     caps = _caps_for(feed, rider_category_id, network)
     charge = chosen.charge_fen
     starts = {cap.cap_id: period_start(feed, cap.period, leg.board_at) for cap in caps}
@@ -483,30 +500,6 @@ def _full_fare(
 def price_tap(feed: FareFeed, card_type: str, state: RideState, leg: Leg) -> FareQuote:
     """Price a tap of a card of `card_type` (its rider category from x_concessions.txt)."""
     return price_leg(feed, feed.rider_category_for(card_type), state, leg)
-
-
-@dataclass(frozen=True, slots=True)
-class CardTap:
-    """One line of a day of taps: which card, of which type, rode what, when."""
-
-    card: str
-    card_type: str
-    leg: Leg
-
-
-def price_taps(
-    feed: FareFeed, taps: Sequence[CardTap], states: dict[str, RideState] | None = None
-) -> list[FareQuote]:
-    """Price taps in chronological order per card; quotes come back in the input order."""
-    states = dict(states or {})
-    quotes: list[FareQuote | None] = [None] * len(taps)
-    order = sorted(range(len(taps)), key=lambda i: (taps[i].card, taps[i].leg.board_at, i))
-    for index in order:
-        tap = taps[index]
-        quote = price_tap(feed, tap.card_type, states.get(tap.card, EMPTY_STATE), tap.leg)
-        states[tap.card] = quote.state
-        quotes[index] = quote
-    return [q for q in quotes if q is not None]
 
 
 def total_fen(quotes: Iterable[FareQuote]) -> int:

@@ -23,16 +23,16 @@ class ProblemGroup:
     kind: str  # the message with its values elided
     count: int
     rows: tuple[int, ...]  # first rows (0 = the whole file)
-    example: str  # the first problem's message, values and all
+    first: FeedProblem
     unusable: str
 
     def __str__(self) -> str:
+        if self.count == 1:
+            return str(self.first)
         where = self.file + (f", field {self.field}" if self.field else "")
         rows = [str(r) for r in self.rows if r]
-        if self.count == 1:
-            return f"{where}" + (f", row {rows[0]}" if rows else "") + f": {self.example}"
         first = f", first at row(s) {', '.join(rows)}" if rows else ""
-        return f"{where}: {self.count} x {self.kind}{first} (e.g. {self.example})"
+        return f"{where}: {self.count} x {self.kind}{first} (e.g. {self.first.message})"
 
 
 def problem_kind(message: str) -> str:
@@ -52,7 +52,7 @@ def group_problems(problems: Iterable[FeedProblem]) -> list[ProblemGroup]:
             kind,
             len(members),
             tuple(p.row for p in members[:FIRST_ROWS]),
-            members[0].message,
+            members[0],
             members[0].unusable,
         )
         for (file, field_name, kind), members in groups.items()
