@@ -197,32 +197,54 @@ _LEG_FIELDS = (
 )
 
 
+# Per feed and field: the indexes of the rules naming each value, and of those leaving it empty.
+# Each field's test depends only on the leg's value and the whole file (never on the other
+# fields), so a leg's rules are an intersection of unions; a validator pricing a line's maximum
+# asks it for every alighting area. Keyed by id(feed), the feed kept alive beside its index.
+_FieldIndex = dict[str, tuple[dict[str, frozenset[int]], frozenset[int]]]
+_INDEXES: dict[int, tuple[FareFeed, _FieldIndex]] = {}
+_FEEDS_CACHED_MAX = 4
+
+
+def _field_index(feed: FareFeed) -> _FieldIndex:
+    entry = _INDEXES.get(id(feed))
+    if entry is not None and entry[0] is feed:
+        return entry[1]
+    if len(_INDEXES) >= _FEEDS_CACHED_MAX:
+        _INDEXES.clear()
+    index: _FieldIndex = {}
+    for name in _LEG_FIELDS:
+        by_value: dict[str, set[int]] = {}
+        for i, rule in enumerate(feed.leg_rules):
+            by_value.setdefault(getattr(rule, name), set()).add(i)
+        empty = frozenset(by_value.pop("", set()))
+        index[name] = ({v: frozenset(ids) for v, ids in by_value.items()}, empty)
+    _INDEXES[id(feed)] = (feed, index)
+    return index
+
+
+def _passes(feed: FareFeed, name: str, leg_values: frozenset[str] | None) -> frozenset[int]:
+    by_value, empty = _field_index(feed)[name]
+    named = frozenset().union(*(by_value.get(v, frozenset()) for v in leg_values or ()))
+    if feed.has_rule_priority:
+        return empty | named
+    return named if named else empty
+
+
 def match_leg_rules(feed: FareFeed, leg: Leg) -> tuple[FareLegRule, ...]:
     """The fare leg rules that apply to `leg`, by the GTFS-Fares v2 matching semantics."""
     values = _leg_values(feed, leg)
-    rules = feed.leg_rules
-    if feed.has_rule_priority:
-        matching = [
-            rule
-            for rule in rules
-            if all(
-                not getattr(rule, name) or getattr(rule, name) in (values[name] or frozenset())
-                for name in _LEG_FIELDS
-            )
-        ]
-        if not matching:
-            return ()
-        top = max(rule.rule_priority for rule in matching)
-        return tuple(rule for rule in matching if rule.rule_priority == top)
-    survivors = list(rules)
+    indexes: frozenset[int] | None = None
     for name in _LEG_FIELDS:
-        leg_values = values[name]
-        listed = {getattr(rule, name) for rule in rules} - {""}
-        if leg_values is not None and listed & leg_values:
-            survivors = [rule for rule in survivors if getattr(rule, name) in leg_values]
-        else:
-            survivors = [rule for rule in survivors if not getattr(rule, name)]
-    return tuple(survivors)
+        passing = _passes(feed, name, values[name])
+        indexes = passing if indexes is None else indexes & passing
+        if not indexes:
+            return ()
+    matching = [feed.leg_rules[i] for i in sorted(indexes or ())]
+    if not feed.has_rule_priority or not matching:
+        return tuple(matching)
+    top = max(rule.rule_priority for rule in matching)
+    return tuple(rule for rule in matching if rule.rule_priority == top)
 
 
 def product_row(
