@@ -36,10 +36,18 @@ standard part sees the last tap; 51.. is onecard's fare-state extension:
     110 transfers (1)
     111 window start (4)    seconds from the full-fare window start to the last boarding
     115 window pair (2)
-    117 CRC-32 (4)          over bytes 51..116, big-endian
-    121..127 00
+    -- version 4: the last leg's times, and the open leg of a two-tap line
+    117 last boarding (3)   seconds from the window start (34) to the last leg's boarding
+    120 last alighting (2)  seconds from that boarding to its tap-off (FFFF: not seen)
+    122 open leg (1)        00 none / 01 the standard part (4..32) is a leg boarded, not yet
+                            tapped off: state 01, line, boarding stop, time, and its maximum
+                            fare at 29 (what a forgotten tap-off costs, terminals.fares.sectional)
+    123 00
+    124 CRC-32 (4)          over bytes 51..123, big-endian
 
-Layout version 2 (no full-fare state, CRC at 103 over 51..102) and version 1 (no window pair
+With no open leg the standard part's state is 02 after a tap-off, 01 otherwise, and its time is
+the last leg's boarding. Layout version 3 (CRC at 117 over 51..116, the last boarding = the
+record's time, no alighting, no open leg) is still read, and so are version 2 (no full-fare state, CRC at 103 over 51..102) and version 1 (no window pair
 either, CRC at 101 over 51..100) are still read: no full-fare state, window pair 0.
 
 Ids are stored as 2-byte tags; the feed refuses tags that collide. A record that does not carry
@@ -65,19 +73,24 @@ from cardio.records import (
     encode_bcd_date,
 )
 from terminals.errors import invariant
-from terminals.fares.engine import CapProgress, Journey, RideState
+from terminals.fares.engine import CapProgress, Journey, OpenLeg, RideState
 from terminals.fares.feed import CAPS_PER_CARD_MAX, FareFeed, id_tag
 
 EXTENSION_OFFSET = 51
 EXTENSION_MARKER = 0x4F
-EXTENSION_VERSION = 0x03
+EXTENSION_VERSION = 0x04
 CAP_SLOT_LEN = 10
 WINDOW_PAIR_OFFSET = 101
 FULL_STATE_OFFSET = 103
-CRC_OFFSET = 117
+LAST_TIMES_OFFSET = 117
+OPEN_LEG_OFFSET = 122
+CRC_OFFSET = 124
+CRC_OFFSET_V3 = 117
 CRC_OFFSET_V2 = 103
 CRC_OFFSET_V1 = 101
 WINDOW_SECONDS_MAX = 0xFFFFFFFF
+BOARD_OFFSET_MAX = 0xFFFFFF
+ALIGHT_OFFSET_NONE = 0xFFFF
 
 
 def route_line_number(route_id: str) -> int:
@@ -94,6 +107,7 @@ class TapPlace:
     stop_id: str
     terminal_id: bytes
     fare_fen: int
+    alighted: bool = False  # this tap was a tap-off
 
 
 def _local_naive(moment: datetime) -> datetime:
@@ -103,19 +117,28 @@ def _local_naive(moment: datetime) -> datetime:
 def encode_transit_record(state: RideState, place: TapPlace) -> bytes:
     """The 128-byte 001A record carrying `state` after a tap at `place`."""
     journey = state.journey
+    open_leg = state.open_leg
     full_caps = state.full.caps if state.full is not None else ()
     slots = state.caps + full_caps
     invariant(len(slots) <= CAPS_PER_CARD_MAX, "too many cap slots for the card")
     day_caps = list(state.caps)
+    if open_leg is not None:
+        line, stop = open_leg.route_id, open_leg.board_stop_id
+        tapped_at: datetime | None = open_leg.board_at
+    else:
+        line, stop = place.route_id, place.stop_id
+        tapped_at = journey.last_board_at if journey else None
     standard = TransitRecord(
-        state=JourneyState.BOARDED,
-        line=route_line_number(place.route_id),
-        stop=id_tag(place.stop_id),
+        state=JourneyState.ALIGHTED
+        if place.alighted and open_leg is None
+        else JourneyState.BOARDED,
+        line=route_line_number(line),
+        stop=id_tag(stop),
         direction=0,
         terminal_id=place.terminal_id,
-        tapped_at=_local_naive(journey.last_board_at) if journey else None,
+        tapped_at=_local_naive(tapped_at) if tapped_at else None,
         fare_fen=place.fare_fen,
-        fare_max_fen=0,
+        fare_max_fen=open_leg.max_fare_fen if open_leg is not None else 0,
         transfers_used=min(journey.transfers, 0xFF) if journey else 0,
         journey_started_at=_local_naive(journey.started_at) if journey else None,
         cap_day=day_caps[0].period_start if day_caps else None,
@@ -139,6 +162,8 @@ def encode_transit_record(state: RideState, place: TapPlace) -> bytes:
     window_pair = journey.window_pair_tag if journey is not None else 0
     extension += window_pair.to_bytes(2, "big")
     extension += _encode_full_state(state)
+    extension += _encode_last_times(state)
+    extension += bytes((1 if open_leg is not None else 0, 0))
     invariant(len(extension) == CRC_OFFSET - EXTENSION_OFFSET, "extension layout length")
     extension += zlib.crc32(extension).to_bytes(4, "big")
     record = standard[:EXTENSION_OFFSET] + extension
@@ -147,13 +172,29 @@ def encode_transit_record(state: RideState, place: TapPlace) -> bytes:
     return record
 
 
+def _encode_last_times(state: RideState) -> bytes:
+    """Bytes 117..121: the last leg's boarding and alighting, relative to the window start."""
+    journey = state.journey
+    if journey is None:
+        return BOARD_OFFSET_MAX.to_bytes(3, "big") + ALIGHT_OFFSET_NONE.to_bytes(2, "big")
+    board_s = int((journey.last_board_at - journey.started_at).total_seconds())
+    alight_s = ALIGHT_OFFSET_NONE
+    if journey.last_alight_at is not None:
+        alight_s = int((journey.last_alight_at - journey.last_board_at).total_seconds())
+        alight_s = alight_s if 0 <= alight_s < ALIGHT_OFFSET_NONE else ALIGHT_OFFSET_NONE
+    return min(max(0, board_s), BOARD_OFFSET_MAX - 1).to_bytes(3, "big") + alight_s.to_bytes(
+        2, "big"
+    )
+
+
 def _encode_full_state(state: RideState) -> bytes:
     """Bytes 103..116: the full-fare journey (its boarding times are the card's last tap)."""
+    size = LAST_TIMES_OFFSET - FULL_STATE_OFFSET
     if state.full is None:
-        return bytes(CRC_OFFSET - FULL_STATE_OFFSET)
+        return bytes(size)
     full = state.full.journey
     if full is None or state.journey is None:
-        return b"\x01" + bytes(CRC_OFFSET - FULL_STATE_OFFSET - 1)
+        return b"\x01" + bytes(size - 1)
     invariant(full.last_board_at == state.journey.last_board_at, "one last tap for both states")
     window_s = int((full.last_board_at - full.started_at).total_seconds())
     return (
@@ -167,7 +208,10 @@ def _encode_full_state(state: RideState) -> bytes:
 
 
 def _decode_full_journey(
-    body: bytes, groups: dict[int, str], last_board_at: datetime | None
+    body: bytes,
+    groups: dict[int, str],
+    last_board_at: datetime | None,
+    last_alight_at: datetime | None,
 ) -> Journey | None:
     at = FULL_STATE_OFFSET - EXTENSION_OFFSET
     group = groups.get(int.from_bytes(body[at + 1 : at + 3], "big"))
@@ -178,54 +222,80 @@ def _decode_full_journey(
         leg_group_id=group,
         started_at=last_board_at - timedelta(seconds=window_s),
         last_board_at=last_board_at,
-        last_alight_at=None,
+        last_alight_at=last_alight_at,
         transfers=body[at + 7],
         paid_fen=int.from_bytes(body[at + 3 : at + 7], "big"),
         window_pair_tag=int.from_bytes(body[at + 12 : at + 14], "big"),
     )
 
 
-def decode_transit_record(raw: bytes, feed: FareFeed) -> RideState:
-    """The fare state a 001A record carries (the empty state if it carries none we can trust)."""
+def _extension(raw: bytes) -> tuple[int, bytes] | None:
+    """(layout version, extension body without its CRC), None if absent or corrupt."""
     if (
         len(raw) != TRANSIT_RECORD_LEN
         or raw[0] != TRANSIT_RECORD_TAG
         or raw[1] != TRANSIT_RECORD_ID
+        or raw[EXTENSION_OFFSET] != EXTENSION_MARKER
     ):
-        return RideState()
+        return None
     version = raw[EXTENSION_OFFSET + 1]
-    crc_offset = {EXTENSION_VERSION: CRC_OFFSET, 0x02: CRC_OFFSET_V2, 0x01: CRC_OFFSET_V1}.get(
-        version
-    )
-    if raw[EXTENSION_OFFSET] != EXTENSION_MARKER or crc_offset is None:
-        return RideState()
+    crc_offset = {
+        EXTENSION_VERSION: CRC_OFFSET,
+        0x03: CRC_OFFSET_V3,
+        0x02: CRC_OFFSET_V2,
+        0x01: CRC_OFFSET_V1,
+    }.get(version)
+    if crc_offset is None:
+        return None
     extension = raw[EXTENSION_OFFSET : crc_offset + 4]
     body, crc = extension[:-4], int.from_bytes(extension[-4:], "big")
     if zlib.crc32(body) != crc:
-        return RideState()
-    window_pair = 0
-    if version >= 0x02:
-        at = WINDOW_PAIR_OFFSET - EXTENSION_OFFSET
-        window_pair = int.from_bytes(body[at : at + 2], "big")
-    try:
-        standard = TransitRecord.parse(raw)
-    except (ApduError, ResponseMalformed):
-        return RideState()
-    groups = {id_tag(g): g for g in feed.leg_groups}
+        return None
+    return version, body
+
+
+def _last_times(
+    version: int, body: bytes, standard: TransitRecord
+) -> tuple[datetime | None, datetime | None]:
+    """The last leg's boarding and alighting (aware), from v4's offsets or v1-3's record time."""
+    started = standard.journey_started_at
+    if version < EXTENSION_VERSION:
+        tapped = standard.tapped_at
+        return (tapped.replace(tzinfo=CARD_TIME_ZONE) if tapped else None), None
+    at = LAST_TIMES_OFFSET - EXTENSION_OFFSET
+    board_s = int.from_bytes(body[at : at + 3], "big")
+    alight_s = int.from_bytes(body[at + 3 : at + 5], "big")
+    if started is None or board_s == BOARD_OFFSET_MAX:
+        return None, None
+    board = started.replace(tzinfo=CARD_TIME_ZONE) + timedelta(seconds=board_s)
+    alight = None if alight_s == ALIGHT_OFFSET_NONE else board + timedelta(seconds=alight_s)
+    return board, alight
+
+
+def _decode_open_leg(
+    version: int, body: bytes, standard: TransitRecord, feed: FareFeed
+) -> OpenLeg | None:
+    """The leg boarded and not tapped off; None if none, or if the feed no longer knows its
+    line or stop (the rider is then not charged for it: never more than the tariff says)."""
+    if version < EXTENSION_VERSION or body[OPEN_LEG_OFFSET - EXTENSION_OFFSET] != 1:
+        return None
+    if standard.tapped_at is None:
+        return None
+    routes = {route_line_number(r): r for r in sorted(feed.routes)}
+    stops = {id_tag(s): s for s in sorted(feed.stops | set(feed.stop_areas))}
+    route_id, stop_id = routes.get(standard.line), stops.get(standard.stop)
+    if route_id is None or stop_id is None:
+        return None
+    return OpenLeg(
+        route_id,
+        stop_id,
+        standard.tapped_at.replace(tzinfo=CARD_TIME_ZONE),
+        standard.fare_max_fen,
+    )
+
+
+def _decode_caps(body: bytes, feed: FareFeed) -> list[CapProgress]:
     caps = {id_tag(c.cap_id): c.cap_id for c in feed.caps}
-    journey = None
-    if body[2] == 1 and standard.tapped_at is not None and standard.journey_started_at is not None:
-        group = groups.get(int.from_bytes(body[3:5], "big"))
-        if group is not None:
-            journey = Journey(
-                leg_group_id=group,
-                started_at=standard.journey_started_at.replace(tzinfo=CARD_TIME_ZONE),
-                last_board_at=standard.tapped_at.replace(tzinfo=CARD_TIME_ZONE),
-                last_alight_at=None,
-                transfers=standard.transfers_used,
-                paid_fen=int.from_bytes(body[5:9], "big"),
-                window_pair_tag=window_pair,
-            )
     progress: list[CapProgress] = []
     count = min(body[9], CAPS_PER_CARD_MAX)
     for slot in range(count):
@@ -240,16 +310,48 @@ def decode_transit_record(raw: bytes, feed: FareFeed) -> RideState:
         progress.append(
             CapProgress(cap_id, period, int.from_bytes(body[start + 6 : start + 10], "big"))
         )
-    own = sorted(progress, key=lambda p: p.cap_id)
-    if version < EXTENSION_VERSION or body[FULL_STATE_OFFSET - EXTENSION_OFFSET] != 1:
-        return RideState(journey, tuple(own))
+    return sorted(progress, key=lambda p: p.cap_id)
+
+
+def decode_transit_record(raw: bytes, feed: FareFeed) -> RideState:
+    """The fare state a 001A record carries (the empty state if it carries none we can trust)."""
+    found = _extension(raw)
+    if found is None:
+        return RideState()
+    version, body = found
+    window_pair = 0
+    if version >= 0x02:
+        at = WINDOW_PAIR_OFFSET - EXTENSION_OFFSET
+        window_pair = int.from_bytes(body[at : at + 2], "big")
+    try:
+        standard = TransitRecord.parse(raw)
+    except (ApduError, ResponseMalformed):
+        return RideState()
+    groups = {id_tag(g): g for g in feed.leg_groups}
+    last_board_at, last_alight_at = _last_times(version, body, standard)
+    journey = None
+    if body[2] == 1 and last_board_at is not None and standard.journey_started_at is not None:
+        group = groups.get(int.from_bytes(body[3:5], "big"))
+        if group is not None:
+            journey = Journey(
+                leg_group_id=group,
+                started_at=standard.journey_started_at.replace(tzinfo=CARD_TIME_ZONE),
+                last_board_at=last_board_at,
+                last_alight_at=last_alight_at,
+                transfers=standard.transfers_used,
+                paid_fen=int.from_bytes(body[5:9], "big"),
+                window_pair_tag=window_pair,
+            )
+    own = _decode_caps(body, feed)
+    open_leg = _decode_open_leg(version, body, standard, feed)
+    if version < 0x03 or body[FULL_STATE_OFFSET - EXTENSION_OFFSET] != 1:
+        return RideState(journey, tuple(own), None, open_leg)
     # The default category's caps are the full-fare state's; the card's own are the others.
     default = feed.default_rider_category
     category = {c.cap_id: c.rider_category_id for c in feed.caps}
     full_caps = tuple(p for p in own if category.get(p.cap_id) == default)
     own_caps = tuple(p for p in own if category.get(p.cap_id) != default)
-    last_board_at = journey.last_board_at if journey is not None else None
     if last_board_at is None and standard.tapped_at is not None:
         last_board_at = standard.tapped_at.replace(tzinfo=CARD_TIME_ZONE)
-    full_journey = _decode_full_journey(body, groups, last_board_at)
-    return RideState(journey, own_caps, RideState(full_journey, full_caps))
+    full_journey = _decode_full_journey(body, groups, last_board_at, last_alight_at)
+    return RideState(journey, own_caps, RideState(full_journey, full_caps), open_leg)

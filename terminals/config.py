@@ -14,6 +14,8 @@ the issuer key store itself never goes to a terminal. Nothing here prints key ma
     feed = ""                                      # empty: the sample feed in the package
     route_id = "1"
     stop_id = "old_town"
+    skip_unusable_rules = false                    # true: run on a feed whose only problems are
+                                                   # rules onecard cannot use, without them
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class TerminalConfig:
     route_id: str
     stop_id: str
     sam_reader: str = ""
+    skip_unusable_rules: bool = False
 
     @property
     def journal_path(self) -> Path:
@@ -65,7 +68,9 @@ class TerminalConfig:
         return self.data_dir / "lists.json"
 
     def load_feed(self) -> FareFeed:
-        return load_feed(self.feed) if self.feed else load_sample_feed()
+        if not self.feed:
+            return load_sample_feed()
+        return load_feed(self.feed, skip_unusable_rules=self.skip_unusable_rules)
 
 
 def is_terminal_id(text: str) -> bool:
@@ -113,6 +118,7 @@ def load_config(path: Path | str) -> TerminalConfig:
         route_id=str(bus.get("route_id", "1")),
         stop_id=str(bus.get("stop_id", "")),
         sam_reader=str(body.get("sam_reader") or ""),
+        skip_unusable_rules=bus.get("skip_unusable_rules") is True,
     )
 
 

@@ -349,7 +349,8 @@ def record_tap(report: BusDay, result: TapResult) -> None:
     report.recovered += len(result.recovered)
     if result.paid and result.record is not None:
         report.paid += 1
-        report.fares_fen += result.record.amount_fen
+        # A forgotten tap-off's maximum fare is a purchase of its own before this tap's.
+        report.fares_fen += sum(r.amount_fen for r in result.charged or (result.record,))
     elif result.outcome is not TapOutcome.OK:
         report.refused[result.outcome.value] = report.refused.get(result.outcome.value, 0) + 1
 

@@ -45,8 +45,9 @@ from terminals.errors import (
     UploadRefused,
     invariant,
 )
-from terminals.fares.engine import FareQuote, Leg, price_tap
+from terminals.fares.engine import FareQuote
 from terminals.fares.feed import FareFeed
+from terminals.fares.sectional import Step, StepKind, plan_tap
 from terminals.journal import (
     SHORT_TEXT_MAX,
     Journal,
@@ -87,6 +88,9 @@ class TapResult:
     quote: FareQuote | None = None
     recovered: tuple[TapRecord, ...] = ()
     loaded: tuple[TapRecord, ...] = ()  # top-ups written onto the card in this presentation
+    # Every purchase of this presentation, in order: a forgotten tap-off's maximum fare comes
+    # before this tap's own (terminals.fares.sectional); `record` is the last.
+    charged: tuple[TapRecord, ...] = ()
 
     @property
     def paid(self) -> bool:
@@ -292,7 +296,10 @@ class CardLoader(Protocol):
 
 
 class Validator(PurseTerminal):
-    """A bus validator at one route and stop (tap-on only).
+    """A validator on a vehicle of one route, at its current stop (or at a metro gate).
+
+    On a line of a tap_on_off network (onecard_networks.txt) the same validator takes the tap on
+    and the tap off: terminals.fares.sectional decides which a tap is from the card's record.
 
     With a `loader` (a LoadKiosk sharing this journal and the SAM's serial store) it is a
     load-capable validator: pending online top-ups are written onto the card before the fare.
@@ -361,11 +368,55 @@ class Validator(PurseTerminal):
         card_type = info.card_type
         if card_type is None:  # _read_card answers UNKNOWN_CARD before this
             raise InvariantError("a card of unknown type got past _read_card")
-        leg = Leg(self.route_id, self.stop_id, now)
         try:
-            quote = price_tap(self.feed, card_type.label, state, leg)
+            steps = plan_tap(self.feed, card_type.label, state, self.route_id, self.stop_id, now)
         except NoFare:
             return TapResult(TapOutcome.NO_FARE, "no fare for this line: tell the driver", card_no)
+        done: list[TapRecord] = []
+        for step in steps:
+            if step.kind is StepKind.ON_BOARD:
+                return TapResult(
+                    TapOutcome.OK,
+                    "already on board: tap again when you get off",
+                    card_no,
+                    quote=step.quote,
+                    recovered=tuple(recovered),
+                    loaded=loaded,
+                )
+            paid, failed = self._pay_step(purse, card_no, card_type.label, step, now)
+            if failed is not None or paid is None:
+                failed = failed or TapResult(TapOutcome.CARD_ERROR, "card error", card_no)
+                return replace(failed, recovered=tuple(recovered), charged=tuple(done))
+            done.append(paid)
+        last = steps[-1]
+        record = done[-1]
+        message = f"OK {yuan(last.fare_fen)} balance {yuan(record.balance_after_fen)}"
+        if last.kind is StepKind.BOARD:
+            message = (
+                f"boarded: tap again when you get off (balance {yuan(record.balance_after_fen)})"
+            )
+        if last.quote.transfer_rule:
+            message += " (transfer)"
+        if len(steps) > 1:
+            message += f" (no tap-off on line {steps[0].route_id}: {yuan(steps[0].fare_fen)})"
+        if loaded:
+            message += f" (loaded {yuan(sum(r.amount_fen for r in loaded))})"
+        return TapResult(
+            TapOutcome.OK,
+            message,
+            card_no,
+            record,
+            last.quote,
+            tuple(recovered),
+            loaded,
+            tuple(done),
+        )
+
+    def _pay_step(
+        self, purse: Purse, card_no: str, card_type: str, step: Step, now: datetime
+    ) -> tuple[TapRecord | None, TapResult | None]:
+        """One debit of a tap, with the card state the step leaves written atomically with it."""
+        quote = step.quote
         try:
             init = purse.initialize_purchase(
                 self.purchase_key_index, quote.fare_fen, self.terminal_id, capp=True
@@ -374,15 +425,17 @@ class Validator(PurseTerminal):
             init = None
         if init is None or init.balance_fen < quote.fare_fen:
             # A card's overdraft is never used: the journal and the books hold no negative purse.
-            return TapResult(
+            what = "an unfinished ride" if step.kind is StepKind.UNFINISHED else "this ride"
+            return None, TapResult(
                 TapOutcome.INSUFFICIENT_BALANCE,
-                f"balance too low for {yuan(quote.fare_fen)}: please top up",
+                f"balance too low for {yuan(quote.fare_fen)} ({what}): please top up",
                 card_no,
                 quote=quote,
             )
         versions = self.lists.versions()
+        prefix = "" if step.kind is StepKind.LEG else f"{step.kind.value}:"
         fare_rule = short_text(
-            quote.fare_rule + (f"|{quote.transfer_rule}" if quote.transfer_rule else "")
+            prefix + quote.fare_rule + (f"|{quote.transfer_rule}" if quote.transfer_rule else "")
         )
         draft = TapRecord(
             kind=RecordKind.PURCHASE,
@@ -396,16 +449,22 @@ class Validator(PurseTerminal):
             balance_after_fen=init.balance_fen - quote.fare_fen,
             occurred_at=now,
             tac=None,
-            card_type=card_type.label,
+            card_type=card_type,
             rider_category=quote.rider_category_id,
             full_fare_fen=quote.full_fare_fen,
             fare_rule=fare_rule,
-            route_id=self.route_id,
-            stop_id=self.stop_id,
+            route_id=step.route_id,
+            stop_id=step.stop_id,
             deny_list_version=versions.deny,
             action_list_version=versions.action,
         )
-        place = TapPlace(self.route_id, self.stop_id, self.terminal_id, quote.fare_fen)
+        place = TapPlace(
+            self.route_id,
+            self.stop_id,
+            self.terminal_id,
+            quote.fare_fen,
+            alighted=step.kind is StepKind.ALIGHT,
+        )
         record, failed = self._debit(
             purse,
             draft,
@@ -417,13 +476,8 @@ class Validator(PurseTerminal):
             lambda: encode_transit_record(quote.state, place),
         )
         if failed is not None:
-            return replace(failed, quote=quote, recovered=tuple(recovered))
-        message = f"OK {yuan(quote.fare_fen)} balance {yuan(record.balance_after_fen)}"
-        if quote.transfer_rule:
-            message += " (transfer)"
-        if loaded:
-            message += f" (loaded {yuan(sum(r.amount_fen for r in loaded))})"
-        return TapResult(TapOutcome.OK, message, card_no, record, quote, tuple(recovered), loaded)
+            return record, replace(failed, quote=quote)
+        return record, None
 
 
 @dataclass(frozen=True, slots=True)

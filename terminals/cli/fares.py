@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import sys
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import NoReturn
@@ -14,9 +15,13 @@ from zoneinfo import ZoneInfo
 
 import typer
 
+from terminals.cli.fares_explain import print_explained
 from terminals.errors import FeedInvalid, NoFare
-from terminals.fares.engine import EMPTY_STATE, Leg, RideState, price_tap
-from terminals.fares.feed import CardType, check_feed, load_feed
+from terminals.fares.engine import FareQuote, Leg
+from terminals.fares.feed import CardType, FareFeed, FeedProblem, check_feed, read_feed
+from terminals.fares.feed_report import group_problems
+from terminals.fares.journeys import CardJourney
+from terminals.fares.sectional import price_unfinished
 
 TAPS_MAX = 1_000_000
 CARD_TYPES = tuple(t.value for t in CardType)
@@ -41,23 +46,60 @@ OUTPUT_COLUMNS = (
 fares_app = typer.Typer(help="Check and try out a GTFS-Fares v2 fare feed.", no_args_is_help=True)
 
 
+SKIP_OPTION = typer.Option(
+    False,
+    "--skip-unusable-rules",
+    help="Load a feed whose only problems are rules onecard cannot use (they name what the "
+    "feed never defines, or need a tap-off on a network whose riders tap only on), without "
+    "those rules; every rule left out is listed with its reason.",
+)
+
+
+def _say_refused(problems: list[FeedProblem], *, err: bool) -> None:
+    """The problems, one line per kind, and what to type when only unusable rules are wrong."""
+    for group in group_problems(problems):
+        typer.echo(str(group), err=err)
+    if problems and all(p.unusable for p in problems):
+        typer.echo(
+            f"{len(problems)} problem(s), all in rules onecard cannot use: add "
+            "--skip-unusable-rules to load the feed without them.",
+            err=True,
+        )
+    else:
+        typer.echo(f"{len(problems)} problem(s): the feed would be refused.", err=True)
+
+
+def _say_skipped(skipped: list[FeedProblem], *, err: bool) -> None:
+    for group in group_problems(skipped):
+        typer.echo(f"skipped: {group} [{group.unusable}]", err=err)
+
+
 @fares_app.command("validate")
 def validate(
     feed_dir: Path = typer.Argument(..., help="Directory (or .zip) of the GTFS(-Fares v2) feed."),
+    skip_unusable_rules: bool = SKIP_OPTION,
 ) -> None:
-    """Check a feed and list every problem (file, row, field); exit 1 if there is any.
+    """Check a feed and list its problems, one line per kind (count and first rows); exit 1 if
+    there is any.
 
-    A valid feed may still have warnings (e.g. a concession card type priced as the default
+    Columns the GTFS reference does not define are ignored, with one notice per column. A
+    valid feed may still have warnings (e.g. a concession card type priced as the default
     rider category): they are listed, and the feed is accepted."""
-    report = check_feed(feed_dir)
-    for problem in report.problems:
-        typer.echo(str(problem))
+    report = check_feed(feed_dir, skip_unusable_rules=skip_unusable_rules)
+    for notice in report.notices:
+        typer.echo(f"notice: {notice}")
     if report.problems:
-        typer.echo(f"{len(report.problems)} problem(s): the feed would be refused.", err=True)
+        _say_refused(report.problems, err=False)
         raise typer.Exit(1)
+    _say_skipped(report.skipped, err=False)
     for warning in report.warnings:
         typer.echo(f"warning: {warning}")
-    suffix = f" ({len(report.warnings)} warning(s))" if report.warnings else ""
+    notes = []
+    if report.warnings:
+        notes.append(f"{len(report.warnings)} warning(s)")
+    if report.skipped:
+        notes.append(f"{len({(p.file, p.row) for p in report.skipped})} rule(s) skipped")
+    suffix = f" ({', '.join(notes)})" if notes else ""
     typer.echo(f"{feed_dir}: valid{suffix}")
 
 
@@ -117,6 +159,28 @@ def _parse_taps(taps: Path, zone: ZoneInfo) -> list[tuple[dict[str, str], Leg]]:
     return rows
 
 
+def _load(feed_dir: Path, skip_unusable_rules: bool) -> FareFeed:
+    try:
+        loaded = read_feed(feed_dir, skip_unusable_rules=skip_unusable_rules)
+    except FeedInvalid as refused:
+        _say_refused(list(refused.problems), err=True)
+        raise typer.Exit(2) from refused
+    _say_skipped(loaded.skipped, err=True)
+    return loaded.feed
+
+
+def _price_one(feed: FareFeed, journey: CardJourney, leg: Leg) -> FareQuote:
+    """A leg of a two-tap line without its tap-off costs the line's maximum (sectional)."""
+    if feed.taps_off(leg.route_id) and leg.alight_stop_id is None:
+        most = price_unfinished(
+            feed, journey.card_type, journey.state, leg.route_id, leg.board_stop_id, leg.board_at
+        )
+        quote = replace(most, fare_rule=f"no tap-off, line maximum: {most.fare_rule}")
+        journey.record(quote)
+        return quote
+    return journey.price(leg)
+
+
 @fares_app.command("price")
 def price(
     feed_dir: Path = typer.Argument(..., help="Directory (or .zip) of the GTFS(-Fares v2) feed."),
@@ -128,49 +192,57 @@ def price(
         readable=True,
         help="CSV: card,card_type,time,route_id,stop_id (optional: alight_stop_id,alight_time)",
     ),
+    skip_unusable_rules: bool = SKIP_OPTION,
+    explain: bool = typer.Option(
+        False,
+        "--explain",
+        help="Instead of CSV, a table per tap: every fare product that matched (by fare medium, "
+        "rider category and priority) and which one was charged.",
+    ),
 ) -> None:
-    """Price a day of taps per card (in time order) and print one CSV line per tap."""
-    try:
-        feed = load_feed(feed_dir)
-    except FeedInvalid as refused:
-        for problem in refused.problems:
-            typer.echo(str(problem), err=True)
-        raise typer.Exit(2) from refused
+    """Price a day of taps per card (in time order) and print one CSV line per tap.
+
+    Consecutive legs that fare_leg_join_rules.txt joins are priced as one effective leg; a leg
+    of a tap_on_off network without alight_stop_id costs the line's maximum fare."""
+    feed = _load(feed_dir, skip_unusable_rules)
     rows = _read_taps(taps, ZoneInfo(feed.timezone))
     order = sorted(range(len(rows)), key=lambda i: (rows[i][0]["card"], rows[i][1].board_at, i))
-    states: dict[str, RideState] = {}
+    journeys: dict[str, CardJourney] = {}
     results: list[dict[str, object]] = [{} for _ in rows]
+    quotes: list[FareQuote | None] = [None] * len(rows)
     failures = 0
     for index in order:
         row, leg = rows[index]
         out: dict[str, object] = {c: row[c] for c in TAP_COLUMNS}
+        results[index] = out
         if row["card_type"] not in CARD_TYPES:
             failures += 1
             out["error"] = f"unknown card type {row['card_type']!r}: one of {', '.join(CARD_TYPES)}"
-            results[index] = out
             continue
+        journey = journeys.setdefault(row["card"], CardJourney(feed, row["card_type"]))
+        journey.card_type = row["card_type"]
         try:
-            quote = price_tap(feed, row["card_type"], states.get(row["card"], EMPTY_STATE), leg)
+            quote = _price_one(feed, journey, leg)
         except NoFare as error:
             failures += 1
             out["error"] = error.message
-        else:
-            states[row["card"]] = quote.state
-            out.update(
-                rider_category=quote.rider_category_id,
-                fare_fen=quote.fare_fen,
-                full_fare_fen=quote.full_fare_fen,
-                fare_rule=quote.fare_rule,
-                transfer_rule=quote.transfer_rule or "",
-                cap_progress=";".join(
-                    f"{c.cap_id} {c.spent_fen}/{c.amount_fen}" for c in quote.caps
-                ),
-            )
-        results[index] = out
-    writer = csv.DictWriter(sys.stdout, fieldnames=OUTPUT_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for out in results:
-        writer.writerow(out)
+            continue
+        quotes[index] = quote
+        out.update(
+            rider_category=quote.rider_category_id,
+            fare_fen=quote.fare_fen,
+            full_fare_fen=quote.full_fare_fen,
+            fare_rule=quote.fare_rule,
+            transfer_rule=quote.transfer_rule or "",
+            cap_progress=";".join(f"{c.cap_id} {c.spent_fen}/{c.amount_fen}" for c in quote.caps),
+        )
+    if explain:
+        print_explained(feed, rows, results, quotes)
+    else:
+        writer = csv.DictWriter(sys.stdout, fieldnames=OUTPUT_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for out in results:
+            writer.writerow(out)
     if failures:
         typer.echo(f"{failures} tap(s) could not be priced.", err=True)
         raise typer.Exit(1)

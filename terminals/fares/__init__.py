@@ -2,14 +2,12 @@
 
 from terminals.fares.engine import (
     EMPTY_STATE,
-    CardTap,
     FareQuote,
     Journey,
     Leg,
     RideState,
     price_leg,
     price_tap,
-    price_taps,
 )
 from terminals.fares.feed import (
     CardType,
@@ -22,6 +20,7 @@ from terminals.fares.feed import (
     sample_feed_dir,
     validate_feed,
 )
+from terminals.fares.journeys import CardTap, price_card_legs, price_taps
 
 __all__ = [
     "EMPTY_STATE",
@@ -39,6 +38,7 @@ __all__ = [
     "load_sample_feed",
     "price_leg",
     "price_tap",
+    "price_card_legs",
     "price_taps",
     "sample_feed_dir",
     "validate_feed",

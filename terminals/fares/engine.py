@@ -26,7 +26,7 @@ Semantics (GTFS-Fares v2, https://gtfs.org/documentation/schedule/reference/):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -38,6 +38,7 @@ from terminals.fares.feed import (
     FareCap,
     FareFeed,
     FareLegRule,
+    FareProductPrice,
     FareTransferRule,
     FareTransferType,
     id_tag,
@@ -53,6 +54,15 @@ class Leg:
     board_at: datetime  # timezone-aware
     alight_stop_id: str | None = None
     alight_at: datetime | None = None
+    # An effective fare leg (fare_leg_join_rules.txt) matches rules by its legs' common network,
+    # "" when they differ; None: the route's network.
+    network_id: str | None = None
+
+
+def leg_network(feed: FareFeed, leg: Leg) -> str:
+    if leg.network_id is not None:
+        return leg.network_id
+    return feed.route_network.get(leg.route_id, "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +93,20 @@ class CapProgress:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenLeg:
+    """A leg of a tap_on_off network boarded and not yet tapped off (it travels on the card).
+
+    `max_fare_fen` is what the leg costs if the rider never taps off: the dearest fare from the
+    boarding stop on that line for this rider and state (terminals.fares.sectional).
+    """
+
+    route_id: str
+    board_stop_id: str
+    board_at: datetime
+    max_fare_fen: int
+
+
+@dataclass(frozen=True, slots=True)
 class RideState:
     """Transit state that travels on the card (CAPP record): transfer window and cap progress.
 
@@ -94,6 +118,7 @@ class RideState:
     journey: Journey | None = None
     caps: tuple[CapProgress, ...] = ()
     full: RideState | None = None
+    open_leg: OpenLeg | None = None  # a two-tap leg waiting for its tap-off
 
 
 EMPTY_STATE = RideState()
@@ -147,7 +172,7 @@ def timeframe_groups_at(feed: FareFeed, moment: datetime) -> frozenset[str]:
 
 def _leg_values(feed: FareFeed, leg: Leg) -> dict[str, frozenset[str] | None]:
     """Per fare_leg_rules field, the leg's values (None: unknown, matches only empty)."""
-    network = feed.route_network.get(leg.route_id)
+    network = leg_network(feed, leg)
     return {
         "network_id": frozenset({network}) if network else frozenset(),
         "from_area_id": feed.stop_areas.get(leg.board_stop_id, frozenset()),
@@ -172,36 +197,60 @@ _LEG_FIELDS = (
 )
 
 
+# Per feed and field: the indexes of the rules naming each value, and of those leaving it empty.
+# Each field's test depends only on the leg's value and the whole file (never on the other
+# fields), so a leg's rules are an intersection of unions; a validator pricing a line's maximum
+# asks it for every alighting area. Keyed by id(feed), the feed kept alive beside its index.
+_FieldIndex = dict[str, tuple[dict[str, frozenset[int]], frozenset[int]]]
+_INDEXES: dict[int, tuple[FareFeed, _FieldIndex]] = {}
+_FEEDS_CACHED_MAX = 4
+
+
+def _field_index(feed: FareFeed) -> _FieldIndex:
+    entry = _INDEXES.get(id(feed))
+    if entry is not None and entry[0] is feed:
+        return entry[1]
+    if len(_INDEXES) >= _FEEDS_CACHED_MAX:
+        _INDEXES.clear()
+    index: _FieldIndex = {}
+    for name in _LEG_FIELDS:
+        by_value: dict[str, set[int]] = {}
+        for i, rule in enumerate(feed.leg_rules):
+            by_value.setdefault(getattr(rule, name), set()).add(i)
+        empty = frozenset(by_value.pop("", set()))
+        index[name] = ({v: frozenset(ids) for v, ids in by_value.items()}, empty)
+    _INDEXES[id(feed)] = (feed, index)
+    return index
+
+
+def _passes(feed: FareFeed, name: str, leg_values: frozenset[str] | None) -> frozenset[int]:
+    by_value, empty = _field_index(feed)[name]
+    named = frozenset().union(*(by_value.get(v, frozenset()) for v in leg_values or ()))
+    if feed.has_rule_priority:
+        return empty | named
+    return named if named else empty
+
+
 def match_leg_rules(feed: FareFeed, leg: Leg) -> tuple[FareLegRule, ...]:
     """The fare leg rules that apply to `leg`, by the GTFS-Fares v2 matching semantics."""
     values = _leg_values(feed, leg)
-    rules = feed.leg_rules
-    if feed.has_rule_priority:
-        matching = [
-            rule
-            for rule in rules
-            if all(
-                not getattr(rule, name) or getattr(rule, name) in (values[name] or frozenset())
-                for name in _LEG_FIELDS
-            )
-        ]
-        if not matching:
-            return ()
-        top = max(rule.rule_priority for rule in matching)
-        return tuple(rule for rule in matching if rule.rule_priority == top)
-    survivors = list(rules)
+    indexes: frozenset[int] | None = None
     for name in _LEG_FIELDS:
-        leg_values = values[name]
-        listed = {getattr(rule, name) for rule in rules} - {""}
-        if leg_values is not None and listed & leg_values:
-            survivors = [rule for rule in survivors if getattr(rule, name) in leg_values]
-        else:
-            survivors = [rule for rule in survivors if not getattr(rule, name)]
-    return tuple(survivors)
+        passing = _passes(feed, name, values[name])
+        indexes = passing if indexes is None else indexes & passing
+        if not indexes:
+            return ()
+    matching = [feed.leg_rules[i] for i in sorted(indexes or ())]
+    if not feed.has_rule_priority or not matching:
+        return tuple(matching)
+    top = max(rule.rule_priority for rule in matching)
+    return tuple(rule for rule in matching if rule.rule_priority == top)
 
 
-def product_price_fen(feed: FareFeed, fare_product_id: str, rider_category_id: str) -> int | None:
-    """The product's price for a rider on the transit card, None if not sold to that rider.
+def product_row(
+    feed: FareFeed, fare_product_id: str, rider_category_id: str
+) -> FareProductPrice | None:
+    """The fare_products.txt row that prices the product for a rider on the transit card.
 
     Row preference: (category, card medium), (category, any medium), (any rider, card
     medium), (any rider, any medium), then the default category's rows.
@@ -211,13 +260,18 @@ def product_price_fen(feed: FareFeed, fare_product_id: str, rider_category_id: s
         for p in feed.products
         if p.fare_product_id == fare_product_id and p.fare_media_id in ("", feed.card_media_id)
     ]
-    default = feed.default_rider_category
-    for category in (rider_category_id, "", default):
+    for category in (rider_category_id, "", feed.default_rider_category):
         for medium in (feed.card_media_id, ""):
             for row in rows:
                 if row.rider_category_id == category and row.fare_media_id == medium:
-                    return row.amount_fen
+                    return row
     return None
+
+
+def product_price_fen(feed: FareFeed, fare_product_id: str, rider_category_id: str) -> int | None:
+    """The product's price for a rider on the transit card, None if not sold to that rider."""
+    row = product_row(feed, fare_product_id, rider_category_id)
+    return None if row is None else row.amount_fen
 
 
 # --------------------------------------------------------------------------- transfers
@@ -406,7 +460,7 @@ def _spent(state: RideState, cap: FareCap, start: date) -> int:
 def price_leg(feed: FareFeed, rider_category_id: str, state: RideState, leg: Leg) -> FareQuote:
     """Price `leg` for a rider of `rider_category_id` whose card carries `state`."""
     chosen = _price_uncapped(feed, rider_category_id, state.journey, leg)
-    network = feed.route_network.get(leg.route_id, "")
+    network = leg_network(feed, leg)
     caps = _caps_for(feed, rider_category_id, network)
     charge = chosen.charge_fen
     starts = {cap.cap_id: period_start(feed, cap.period, leg.board_at) for cap in caps}
@@ -468,30 +522,6 @@ def _full_fare(
 def price_tap(feed: FareFeed, card_type: str, state: RideState, leg: Leg) -> FareQuote:
     """Price a tap of a card of `card_type` (its rider category from x_concessions.txt)."""
     return price_leg(feed, feed.rider_category_for(card_type), state, leg)
-
-
-@dataclass(frozen=True, slots=True)
-class CardTap:
-    """One line of a day of taps: which card, of which type, rode what, when."""
-
-    card: str
-    card_type: str
-    leg: Leg
-
-
-def price_taps(
-    feed: FareFeed, taps: Sequence[CardTap], states: dict[str, RideState] | None = None
-) -> list[FareQuote]:
-    """Price taps in chronological order per card; quotes come back in the input order."""
-    states = dict(states or {})
-    quotes: list[FareQuote | None] = [None] * len(taps)
-    order = sorted(range(len(taps)), key=lambda i: (taps[i].card, taps[i].leg.board_at, i))
-    for index in order:
-        tap = taps[index]
-        quote = price_tap(feed, tap.card_type, states.get(tap.card, EMPTY_STATE), tap.leg)
-        states[tap.card] = quote.state
-        quotes[index] = quote
-    return [q for q in quotes if q is not None]
 
 
 def total_fen(quotes: Iterable[FareQuote]) -> int:

@@ -7,15 +7,17 @@ live in feed_model, the per-table readers in feed_tables, the cross-table checks
 
 from __future__ import annotations
 
+import csv
+import io
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import time
 from importlib import resources
 from pathlib import Path
 
 from terminals.errors import FeedInvalid
-from terminals.fares import feed_checks, feed_places, feed_tables
+from terminals.fares import feed_checks, feed_legs, feed_places, feed_tables
 from terminals.fares.feed_csv import AMOUNT_MINOR_MAX, WIRE_ID_MAX, FeedReader
 from terminals.fares.feed_files import FEED_FILES, read_feed_files
 from terminals.fares.feed_model import (
@@ -29,6 +31,7 @@ from terminals.fares.feed_model import (
     DurationLimitType,
     FareCap,
     FareFeed,
+    FareLegJoinRule,
     FareLegRule,
     FareMedia,
     FareProductPrice,
@@ -56,6 +59,7 @@ __all__ = [
     "DurationLimitType",
     "FareCap",
     "FareFeed",
+    "FareLegJoinRule",
     "FareLegRule",
     "FareMedia",
     "FareProductPrice",
@@ -63,6 +67,7 @@ __all__ = [
     "FareTransferType",
     "FeedProblem",
     "FeedReport",
+    "LoadedFeed",
     "RiderCategory",
     "Service",
     "Timeframe",
@@ -73,27 +78,83 @@ __all__ = [
     "load_feed",
     "load_sample_feed",
     "parse_feed",
+    "parse_feed_report",
+    "read_feed",
     "sample_feed_dir",
     "service_day_seconds",
     "validate_feed",
 ]
 
 
-def parse_feed(files: Mapping[str, str], *, feed_version: str = "") -> FareFeed:
+SKIP_PASSES_MAX = 5  # leaving rules out may orphan others (a transfer rule of a dropped group)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedFeed:
+    """A feed that loaded, what was left out of it, and what was ignored."""
+
+    feed: FareFeed
+    skipped: list[FeedProblem]  # rules left out under --skip-unusable-rules, and why
+    notices: list[FeedProblem]  # columns the GTFS reference does not define: ignored
+
+
+def _blank_rows(text: str, rows: set[int]) -> str:
+    """`text` with the records numbered `rows` (header = 1) emptied, the numbering kept."""
+    records = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for number, record in enumerate(records, start=1):
+        writer.writerow([] if number in rows else record)
+    return out.getvalue()
+
+
+def parse_feed_report(
+    files: Mapping[str, str], *, feed_version: str = "", skip_unusable_rules: bool = False
+) -> LoadedFeed:
+    """Build a FareFeed from file texts; raise FeedInvalid listing every problem.
+
+    With `skip_unusable_rules`, a feed whose only problems are rules onecard cannot use (they
+    name what the feed never defines, or need an alighting onecard never sees) loads without
+    those rows, and `skipped` names each with its reason."""
+    skipped: list[FeedProblem] = []
+    current = dict(files)
+    for _ in range(SKIP_PASSES_MAX):
+        reader = FeedReader(current)
+        feed = _build(reader, feed_version)
+        if not reader.problems and feed is not None:
+            return LoadedFeed(feed, skipped, reader.notices)
+        if not skip_unusable_rules or any(not p.unusable for p in reader.problems):
+            raise FeedInvalid(reader.problems)
+        drop: dict[str, set[int]] = {}
+        for problem in reader.problems:
+            drop.setdefault(problem.file, set()).add(problem.row)
+        for name, rows in drop.items():
+            current[name] = _blank_rows(current[name], rows)
+        skipped.extend(reader.problems)
+    raise FeedInvalid(reader.problems)
+
+
+def parse_feed(
+    files: Mapping[str, str], *, feed_version: str = "", skip_unusable_rules: bool = False
+) -> FareFeed:
     """Build a FareFeed from file texts (name -> content); raise FeedInvalid listing every problem."""
-    reader = FeedReader(files)
-    feed = _build(reader, feed_version)
-    if reader.problems or feed is None:
-        raise FeedInvalid(reader.problems)
-    return feed
+    return parse_feed_report(
+        files, feed_version=feed_version, skip_unusable_rules=skip_unusable_rules
+    ).feed
 
 
-def load_feed(feed_dir: Path | str) -> FareFeed:
-    """Read and validate the feed in `feed_dir`; raise FeedInvalid naming every problem."""
-    path = Path(feed_dir)
-    files = read_feed_files(path)
+def read_feed(feed_dir: Path | str, *, skip_unusable_rules: bool = False) -> LoadedFeed:
+    """Read and validate the feed in `feed_dir` (a directory or a .zip)."""
+    files = read_feed_files(Path(feed_dir))
     version = format(zlib.crc32("".join(files[name] for name in sorted(files)).encode()), "08x")
-    return parse_feed(files, feed_version=version)
+    if skip_unusable_rules:
+        version += "s"  # the same published feed, priced without some of its rules
+    return parse_feed_report(files, feed_version=version, skip_unusable_rules=skip_unusable_rules)
+
+
+def load_feed(feed_dir: Path | str, *, skip_unusable_rules: bool = False) -> FareFeed:
+    """Read and validate the feed in `feed_dir`; raise FeedInvalid naming every problem."""
+    return read_feed(feed_dir, skip_unusable_rules=skip_unusable_rules).feed
 
 
 def validate_feed(feed_dir: Path | str) -> list[FeedProblem]:
@@ -107,6 +168,8 @@ class FeedReport:
 
     problems: list[FeedProblem]
     warnings: list[FeedProblem]
+    notices: list[FeedProblem] = field(default_factory=list)
+    skipped: list[FeedProblem] = field(default_factory=list)
 
 
 def feed_warnings(feed: FareFeed) -> list[FeedProblem]:
@@ -125,13 +188,13 @@ def feed_warnings(feed: FareFeed) -> list[FeedProblem]:
     ]
 
 
-def check_feed(feed_dir: Path | str) -> FeedReport:
+def check_feed(feed_dir: Path | str, *, skip_unusable_rules: bool = False) -> FeedReport:
     """The problems of the feed in `feed_dir`, and its warnings once it has none."""
     try:
-        feed = load_feed(feed_dir)
+        loaded = read_feed(feed_dir, skip_unusable_rules=skip_unusable_rules)
     except FeedInvalid as refused:
         return FeedReport(list(refused.problems), [])
-    return FeedReport([], feed_warnings(feed))
+    return FeedReport([], feed_warnings(loaded.feed), loaded.notices, loaded.skipped)
 
 
 def sample_feed_dir() -> Path:
@@ -160,12 +223,14 @@ def _build(reader: FeedReader, feed_version: str) -> FareFeed | None:
     services = feed_places.read_calendar_dates(reader, feed_places.read_calendar(reader))
     timeframes, timeframe_groups = feed_places.read_timeframes(reader, services)
     route_type = routes.route_type
+    tap_off = feed_legs.read_tap_modes(reader, networks)
+    join_rules = feed_legs.read_join_rules(reader, networks, stops.ids)
     refs = feed_tables.LegRuleRefs(
-        products.product_ids, networks, areas, timeframe_groups, route_network, route_type
+        products.product_ids, networks, areas, timeframe_groups, route_network, route_type, tap_off
     )
     leg_rules, has_priority = feed_tables.read_fare_leg_rules(reader, refs)
     feed_checks.check_buses_priced_at_tap_on(
-        reader, leg_rules, has_priority, route_type, route_network
+        reader, leg_rules, has_priority, route_type, route_network, tap_off
     )
     feed_checks.check_files_the_rules_need(reader, leg_rules)
     leg_groups = {rule.leg_group_id for rule in leg_rules} - {""}
@@ -199,6 +264,15 @@ def _build(reader: FeedReader, feed_version: str) -> FareFeed | None:
         concessions=concessions,
         card_media_id=feed_tables.card_media_id(media),
         leg_groups=frozenset(leg_groups),
+        tap_off_networks=tap_off,
+        join_rules=join_rules,
+        stops=stops.ids,
+        stop_parent={
+            row["stop_id"]: row["parent_station"]
+            for _, row in stops.rows
+            if row.get("stop_id") and row.get("parent_station")
+        },
+        routes=routes.ids | frozenset(route_network),
     )
 
 

@@ -71,6 +71,7 @@ def check_buses_priced_at_tap_on(
     has_priority: bool,
     route_type: Mapping[str, int],
     route_network: Mapping[str, str],
+    tap_off_networks: frozenset[str] = frozenset(),
 ) -> None:
     """Rules of no network that need the alighting stop or time are fine for metro gates, as long
     as every bus route (route_type 3) still matches a rule that needs neither."""
@@ -86,6 +87,8 @@ def check_buses_priced_at_tap_on(
         if kind != 3:
             continue
         network = route_network.get(route_id, "")
+        if network in tap_off_networks:
+            continue  # its riders tap off: an alighting-dependent rule prices them
         if has_priority:
             priced = any(r.network_id in ("", network) for r in tap_on)
         else:
@@ -99,7 +102,8 @@ def check_buses_priced_at_tap_on(
             needs_exit[0].row,
             "to_area_id" if needs_exit[0].to_area_id else "to_timeframe_group_id",
             f"bus routes {routes[:5]} (network {network or '(none)'!r}) match only rules that "
-            "need the alighting stop or time; buses see only tap-on: give them a rule without",
+            "need the alighting stop or time, and their riders tap only on: give them a rule "
+            "without, or mark the network tap_on_off in onecard_networks.txt",
         )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
+from terminals.fares.feed_columns import KNOWN_COLUMNS
 from terminals.fares.feed_model import FEED_ROWS_MAX, FeedProblem
 
 
@@ -29,9 +30,14 @@ class FeedReader:
     def __init__(self, files: Mapping[str, str]) -> None:
         self.files = files
         self.problems: list[FeedProblem] = []
+        self.notices: list[FeedProblem] = []  # ignored columns: one per file and column
 
-    def problem(self, file: str, row: int, field_name: str, message: str) -> None:
-        self.problems.append(FeedProblem(file, row, field_name, message))
+    def problem(
+        self, file: str, row: int, field_name: str, message: str, *, unusable: str = ""
+    ) -> None:
+        """Note a problem; `unusable` names why a rule onecard cannot use is skippable (the
+        row can be left out with --skip-unusable-rules), "" for a problem of the feed itself."""
+        self.problems.append(FeedProblem(file, row, field_name, message, unusable))
 
     def table(self, name: str, required: Iterable[str], *, must_exist: bool = False) -> Table:
         text = self.files.get(name)
@@ -48,6 +54,12 @@ class FeedReader:
         for column in required:
             if column not in header:
                 self.problem(name, 1, column, "required column is missing")
+        known = KNOWN_COLUMNS.get(name)
+        for column in header:
+            if known is not None and column not in known:
+                self.notices.append(
+                    FeedProblem(name, 1, column, "column not in the GTFS reference: ignored")
+                )
         rows: list[tuple[int, dict[str, str]]] = []
         for number, values in enumerate(reader, start=2):
             if not values or all(not value.strip() for value in values):

@@ -62,6 +62,13 @@ class DurationLimitType(IntEnum):
     ARRIVAL_TO_ARRIVAL = 3
 
 
+class TapMode(StrEnum):
+    """onecard_networks.txt tap_mode: how riders of a network validate."""
+
+    TAP_ON = "tap_on"  # once, at boarding
+    TAP_ON_OFF = "tap_on_off"  # at boarding and at alighting (sectional fares)
+
+
 class CapPeriod(StrEnum):
     """x_fare_caps.txt period: a local service day, or an ISO week starting on Monday."""
 
@@ -77,6 +84,7 @@ class FeedProblem:
     row: int
     field: str
     message: str
+    unusable: str = ""  # why onecard cannot use this rule ("" = a problem of the feed itself)
 
     def __str__(self) -> str:
         where = f"{self.file}" + (f", row {self.row}" if self.row else "")
@@ -136,6 +144,17 @@ class FareTransferRule:
     duration_limit_type: DurationLimitType | None
     fare_transfer_type: FareTransferType
     fare_product_id: str  # "" = the transfer itself costs nothing
+
+
+@dataclass(frozen=True, slots=True)
+class FareLegJoinRule:
+    """One row of fare_leg_join_rules.txt: legs of these networks (at these stops) are joined."""
+
+    row: int
+    from_network_id: str
+    to_network_id: str
+    from_stop_id: str  # "" = any stop (then to_stop_id is "" too)
+    to_stop_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +219,15 @@ class FareFeed:
     concessions: Mapping[str, str]  # card type value -> rider_category_id
     card_media_id: str  # the medium of a transit card (fare_media_type 2), "" if none
     leg_groups: frozenset[str] = field(default_factory=frozenset)
+    tap_off_networks: frozenset[str] = field(default_factory=frozenset)  # onecard_networks.txt
+    join_rules: tuple[FareLegJoinRule, ...] = ()
+    stops: frozenset[str] = field(default_factory=frozenset)
+    stop_parent: Mapping[str, str] = field(default_factory=dict)  # stop_id -> parent_station
+    routes: frozenset[str] = field(default_factory=frozenset)
+
+    def taps_off(self, route_id: str) -> bool:
+        """Whether riders of `route_id` tap on and off (its network is tap_on_off)."""
+        return self.route_network.get(route_id, "") in self.tap_off_networks
 
     @property
     def default_rider_category(self) -> str:

@@ -205,6 +205,11 @@ class LegRuleRefs:
     timeframe_groups: set[str]
     route_network: Mapping[str, str]
     route_type: Mapping[str, int]
+    tap_off_networks: frozenset[str] = frozenset()
+
+
+UNUSABLE_REF = "a rule naming {what} the feed does not define"
+UNUSABLE_EXIT = "an alighting-dependent rule on a network not marked tap_on_off"
 
 
 _LEG_KEY_COLUMNS = (
@@ -264,36 +269,55 @@ def read_fare_leg_rules(reader: FeedReader, refs: LegRuleRefs) -> tuple[list[Far
 def _check_leg_rule_refs(
     reader: FeedReader, number: int, row: dict[str, str], refs: LegRuleRefs
 ) -> None:
+    name = "fare_leg_rules.txt"
     product_id = row.get("fare_product_id", "")
     if product_id and product_id not in refs.product_ids:
         reader.problem(
-            "fare_leg_rules.txt",
+            name,
             number,
             "fare_product_id",
             f"unknown fare product {product_id!r}",
+            unusable=UNUSABLE_REF.format(what="a fare product"),
         )
     network_id = row.get("network_id", "")
     if network_id and network_id not in refs.networks:
         reader.problem(
-            "fare_leg_rules.txt", number, "network_id", f"unknown network {network_id!r}"
+            name,
+            number,
+            "network_id",
+            f"unknown network {network_id!r}",
+            unusable=UNUSABLE_REF.format(what="a network"),
         )
     for column in ("from_area_id", "to_area_id"):
         if row.get(column) and row[column] not in refs.areas:
-            reader.problem("fare_leg_rules.txt", number, column, f"unknown area {row[column]!r}")
+            reader.problem(
+                name,
+                number,
+                column,
+                f"unknown area {row[column]!r}",
+                unusable=UNUSABLE_REF.format(what="an area"),
+            )
     for column in ("from_timeframe_group_id", "to_timeframe_group_id"):
         if row.get(column) and row[column] not in refs.timeframe_groups:
             reader.problem(
-                "fare_leg_rules.txt", number, column, f"unknown timeframe group {row[column]!r}"
+                name,
+                number,
+                column,
+                f"unknown timeframe group {row[column]!r}",
+                unusable=UNUSABLE_REF.format(what="a timeframe group"),
             )
 
 
 def _check_bus_rule_at_tap_on(
     reader: FeedReader, number: int, row: dict[str, str], refs: LegRuleRefs
 ) -> None:
-    """A rule of a network with bus routes must not need the alighting stop or time."""
+    """A rule of a network with bus routes must not need the alighting stop or time, unless
+    the network's riders tap on and off (onecard_networks.txt tap_mode tap_on_off)."""
     if not (row.get("to_area_id") or row.get("to_timeframe_group_id")):
         return
     network_id = row.get("network_id", "")
+    if network_id in refs.tap_off_networks:
+        return
     bus_routes = [
         r
         for r, n in refs.route_network.items()
@@ -306,8 +330,10 @@ def _check_bus_rule_at_tap_on(
             "fare_leg_rules.txt",
             number,
             "to_area_id" if row.get("to_area_id") else "to_timeframe_group_id",
-            "a rule for buses must not depend on the alighting stop or time "
-            "(buses see only tap-on)",
+            f"a rule for buses of network {network_id!r} depends on the alighting stop or "
+            "time, but its riders tap only on: mark the network tap_on_off in "
+            "onecard_networks.txt",
+            unusable=UNUSABLE_EXIT,
         )
 
 
@@ -325,7 +351,11 @@ def read_fare_transfer_rules(
         for column, value in (("from_leg_group_id", from_group), ("to_leg_group_id", to_group)):
             if value and value not in leg_groups:
                 reader.problem(
-                    name, number, column, f"unknown leg group {value!r} (not in fare_leg_rules.txt)"
+                    name,
+                    number,
+                    column,
+                    f"unknown leg group {value!r} (not in fare_leg_rules.txt)",
+                    unusable=UNUSABLE_REF.format(what="a leg group"),
                 )
         count = _transfer_count(reader, number, row)
         limit, limit_type = _duration_limit(reader, number, row)
@@ -335,7 +365,13 @@ def read_fare_transfer_rules(
         )
         product_id = row.get("fare_product_id", "")
         if product_id and product_id not in product_ids:
-            reader.problem(name, number, "fare_product_id", f"unknown fare product {product_id!r}")
+            reader.problem(
+                name,
+                number,
+                "fare_product_id",
+                f"unknown fare product {product_id!r}",
+                unusable=UNUSABLE_REF.format(what="a fare product"),
+            )
         key = (
             from_group,
             to_group,

@@ -9,15 +9,14 @@ import pytest
 from terminals.errors import FeedInvalid, NoFare
 from terminals.fares.engine import (
     EMPTY_STATE,
-    CardTap,
     Leg,
     RideState,
     match_leg_rules,
     price_leg,
     price_tap,
-    price_taps,
 )
 from terminals.fares.feed import load_sample_feed
+from terminals.fares.journeys import CardTap, price_taps
 
 from .fares_helpers import at, feed
 
