@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clearing.calendar import parse_cutoff
@@ -62,6 +62,30 @@ class Settings(BaseSettings):
         default="",
         description="Ed25519 private key (32-byte seed, hex) that signs the deny and action "
         "lists. Empty: one is made once and kept in data_dir/list-signing-key.hex.",
+    )
+    # Mobile top-ups through Stripe (clearing/mobile). Production sets only the two secrets.
+    stripe_secret_key: SecretStr = Field(
+        default=SecretStr(""), description="Stripe secret key (sk_...). Empty: no top-ups."
+    )
+    stripe_webhook_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="Signing secret of the webhook endpoint (whsec_...): events are verified.",
+    )
+    stripe_api_base: str = Field(
+        default="",
+        description="Empty: Stripe's own API. http://127.0.0.1:<port> for localstripe (tests, demo).",
+    )
+    localstripe_port: int = Field(
+        default=8420, ge=1, le=65535, description="Port scripts/stripe.sh starts localstripe on."
+    )
+    topup_fen_max: int = Field(default=50_000, gt=0, description="Largest single top-up (fen).")
+    card_balance_fen_max: int = Field(
+        default=100_000,
+        gt=0,
+        description="Most a card may hold, on the card and pending together (fen).",
+    )
+    pending_load_expiry_days: int = Field(
+        default=30, ge=1, le=365, description="An undelivered top-up is refunded after this."
     )
 
     @field_validator("business_time_zone")

@@ -35,6 +35,7 @@ from clearing.http.problems import (
 from clearing.ingest import endpoints as ingest_endpoints
 from clearing.lists import endpoints as lists_endpoints
 from clearing.lists.signing import load_server_key
+from clearing.mobile import endpoints as mobile_endpoints
 from clearing.quarantine import endpoints as quarantine_endpoints
 from clearing.registry import endpoints as registry_endpoints
 from clearing.settings import Settings, get_settings
@@ -58,6 +59,7 @@ ROUTERS = (
     quarantine_endpoints,
     clinic_endpoints,
     settlement_endpoints,
+    mobile_endpoints,
     insight_endpoints,
 )
 

@@ -49,5 +49,6 @@ def test_the_celery_app_knows_every_task_its_beat_schedules() -> None:
         "clearing.clear_staged",
         "clearing.complete_replacements",
         "clearing.settle_day",
+        "clearing.expire_topups",
     }
     assert scheduled <= set(celery_app.tasks)
