@@ -101,7 +101,6 @@ async def create_topup(
             payment_method=wanted.payment_method,
             metadata=service.intent_metadata(topup),
             idempotency_key=service.rules.stripe_idempotency_key(topup_id),
-            description=f"onecard top-up {topup_id}",
         )
     except PaymentDeclined:
         await service.record_declined(session, topup_id, "the card was declined")

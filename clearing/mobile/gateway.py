@@ -37,7 +37,7 @@ class Intent:
 
 
 def intent_of(obj: Any) -> Intent:
-    """An Intent from a PaymentIntent (SDK object, or the plain dict of a webhook event)."""
+    """An Intent from a PaymentIntent as a plain dict (the SDK's `to_dict()`, or an event's)."""
     charge = obj.get("latest_charge")
     charge_id = charge if isinstance(charge, str) or charge is None else charge.get("id")
     error = obj.get("last_payment_error") or {}
@@ -77,7 +77,6 @@ class StripeGateway:
         payment_method: str | None,
         metadata: dict[str, str],
         idempotency_key: str,
-        description: str,
     ) -> Intent:
         """A PaymentIntent in CNY; with a payment method it is confirmed at once (a card).
 
@@ -88,7 +87,6 @@ class StripeGateway:
             "currency": CURRENCY,
             "payment_method_types": [method_type],
             "metadata": metadata,
-            "description": description,
         }
         if payment_method:
             params["payment_method"] = payment_method
@@ -103,14 +101,14 @@ class StripeGateway:
             ) from None
         except stripe.StripeError as error:
             raise _unavailable(error) from None
-        return intent_of(intent)
+        return intent_of(intent.to_dict())
 
     async def retrieve_intent(self, payment_intent_id: str) -> Intent:
         try:
             intent = await self.client.v1.payment_intents.retrieve_async(payment_intent_id)
         except stripe.StripeError as error:
             raise _unavailable(error) from None
-        return intent_of(intent)
+        return intent_of(intent.to_dict())
 
     async def fee_fen(self, charge_id: str | None) -> int:
         """Stripe's fee on a charge, from its balance transaction (0 where it names none)."""
@@ -118,14 +116,14 @@ class StripeGateway:
             return 0
         try:
             charge = await self.client.v1.charges.retrieve_async(charge_id)
-            txn = charge.get("balance_transaction")
+            txn = charge.to_dict().get("balance_transaction")
             if not txn:
                 return 0
             txn_id = txn if isinstance(txn, str) else txn.get("id")
             balance = await self.client.v1.balance_transactions.retrieve_async(txn_id)
         except stripe.StripeError as error:
             raise _unavailable(error) from None
-        return int(balance.get("fee") or 0)
+        return int(balance.to_dict().get("fee") or 0)
 
     async def refund(self, payment_intent_id: str, idempotency_key: str) -> str:
         """Refund the whole PaymentIntent; the refund's id."""

@@ -150,6 +150,8 @@ async def _card_balances(
     if ledger is None:
         raise Unavailable("the ledger is not available: card money cannot move")
     conn = await session.connection()
+    # Opened now, under the card's lock: the webhook that posts later never races to open them.
+    await money.open_card_accounts(ledger, [card_no], conn=conn)
     ids = {account_id(chart.card(card_no)): 0, account_id(chart.card_pending(card_no)): 1}
     found = [0, 0]
     for state in await ledger.lookup_accounts(list(ids), conn=conn):
@@ -324,7 +326,11 @@ async def stripe_topups_to_expire(session: AsyncSession, now: datetime, limit: i
 
 
 async def expire_one(
-    session: AsyncSession, ledger: LedgerPort | None, gateway: StripeGateway, topup_id: str
+    session: AsyncSession,
+    ledger: LedgerPort | None,
+    gateway: StripeGateway,
+    topup_id: str,
+    now: datetime,
 ) -> Topup | None:
     """Refund one paid top-up whose load expired undelivered; None if there is nothing to do.
 
@@ -334,7 +340,7 @@ async def expire_one(
     if topup is None or topup.state is not TopupState.SUCCEEDED or not topup.load_id:
         return None
     load = await lists_repository.pending_load(session, topup.load_id)
-    if load is None or load.state is not PendingLoadState.PENDING or load.expires_at > utc_now():
+    if load is None or load.state is not PendingLoadState.PENDING or load.expires_at > now:
         return None
     await withdraw_undelivered(session, ledger, topup, TopupState.EXPIRED)
     await gateway.refund(topup.payment_intent_id or "", f"expire-{topup.topup_id}")

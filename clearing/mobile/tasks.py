@@ -8,6 +8,7 @@ coroutine with asyncio.run on a NullPool engine of its own loop.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 from celery import shared_task
@@ -24,8 +25,9 @@ from ledger.writer import Ledger
 EXPIRIES_PER_RUN_MAX = 500
 
 
-async def expire_topups(settings: Settings) -> list[dict[str, Any]]:
-    """Refund every paid top-up whose load is past its expiry; one transaction each."""
+async def expire_topups(settings: Settings, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Refund every paid top-up whose load is past its expiry (at `now`); one transaction each."""
+    now = now or utc_now()
     url = settings.resolved_database_url()
     engine = db.make_engine(url, pooled=False)
     if engine.dialect.name == "sqlite":
@@ -37,11 +39,11 @@ async def expire_topups(settings: Settings) -> list[dict[str, Any]]:
             sessions = async_sessionmaker(engine, expire_on_commit=False)
             async with sessions() as session:
                 due = await service.stripe_topups_to_expire(
-                    session, utc_now(), EXPIRIES_PER_RUN_MAX
+                    session, now, EXPIRIES_PER_RUN_MAX
                 )
             for topup_id in due:
                 async with sessions() as session:
-                    topup = await service.expire_one(session, ledger, gateway, topup_id)
+                    topup = await service.expire_one(session, ledger, gateway, topup_id, now)
                     await session.commit()
                 if topup is not None:
                     done.append({"topup_id": topup_id, "amount_fen": topup.amount_fen})
