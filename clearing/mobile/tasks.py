@@ -38,9 +38,7 @@ async def expire_topups(settings: Settings, now: datetime | None = None) -> list
         async with await Ledger.open(url) as ledger:
             sessions = async_sessionmaker(engine, expire_on_commit=False)
             async with sessions() as session:
-                due = await service.stripe_topups_to_expire(
-                    session, now, EXPIRIES_PER_RUN_MAX
-                )
+                due = await service.stripe_topups_to_expire(session, now, EXPIRIES_PER_RUN_MAX)
             for topup_id in due:
                 async with sessions() as session:
                     topup = await service.expire_one(session, ledger, gateway, topup_id, now)

@@ -29,9 +29,7 @@ async def paid(mw, resident, amount_fen: int = 5000) -> dict:
     created = await mw.topup(resident, amount_fen)
     assert created.status_code == 201, created.text
     topup = created.json()
-    intent = await mw.gateway().client.v1.payment_intents.retrieve_async(
-        topup["payment_intent_id"]
-    )
+    intent = await mw.gateway().client.v1.payment_intents.retrieve_async(topup["payment_intent_id"])
     answer = await mw.deliver(stripe_event("payment_intent.succeeded", intent))
     assert answer.status_code == 200 and answer.json()["outcome"] == "applied", answer.text
     return topup
@@ -142,9 +140,7 @@ async def test_refund_before_delivery_withdraws_the_load(db_url, tmp_path, local
         topup = await paid(mw, resident, 2500)
         gateway = mw.gateway()
         await gateway.refund(topup["payment_intent_id"], "test-refund")
-        intent = await gateway.client.v1.payment_intents.retrieve_async(
-            topup["payment_intent_id"]
-        )
+        intent = await gateway.client.v1.payment_intents.retrieve_async(topup["payment_intent_id"])
         charge = await gateway.client.v1.charges.retrieve_async(intent.latest_charge.id)
         assert charge.refunded
         answer = await mw.deliver(stripe_event("charge.refunded", charge))
@@ -198,14 +194,12 @@ async def test_refund_after_the_load_reached_the_card_is_refused_for_staff(
         # a refund made in Stripe's dashboard anyway: recorded and flagged, nothing booked
         gateway = mw.gateway()
         await gateway.refund(topup["payment_intent_id"], "dashboard")
-        intent = await gateway.client.v1.payment_intents.retrieve_async(
-            topup["payment_intent_id"]
-        )
+        intent = await gateway.client.v1.payment_intents.retrieve_async(topup["payment_intent_id"])
         charge = await gateway.client.v1.charges.retrieve_async(intent.latest_charge.id)
         answer = await mw.deliver(stripe_event("charge.refunded", charge))
         assert answer.json()["outcome"] == "refused"
         assert "on the card" in answer.json()["detail"]
-        flagged = (await mw.client.get("/v1/mobile/flagged-topups", headers=mw.w.auth("finance")))
+        flagged = await mw.client.get("/v1/mobile/flagged-topups", headers=mw.w.auth("finance"))
         (row,) = [t for t in flagged.json()["topups"] if t["topup_id"] == topup["topup_id"]]
         assert row["flag"] == "refund_after_delivery" and row["state"] == "delivered"
         assert await mw.pending_fen(resident.card_no) == 2000  # moved to card: by the engine
@@ -219,9 +213,7 @@ async def test_refund_and_dispute_before_success_still_post_in_order(
         topup = (await mw.topup(resident, 1500)).json()
         gateway = mw.gateway()
         await gateway.refund(topup["payment_intent_id"], "early")
-        intent = await gateway.client.v1.payment_intents.retrieve_async(
-            topup["payment_intent_id"]
-        )
+        intent = await gateway.client.v1.payment_intents.retrieve_async(topup["payment_intent_id"])
         charge = await gateway.client.v1.charges.retrieve_async(intent.latest_charge.id)
         dispute = {
             "id": "dp_test1",
@@ -231,7 +223,9 @@ async def test_refund_and_dispute_before_success_still_post_in_order(
             "amount": 1500,
             "reason": "fraudulent",
         }
-        assert (await mw.deliver(stripe_event("charge.dispute.created", dispute))).status_code == 200
+        assert (
+            await mw.deliver(stripe_event("charge.dispute.created", dispute))
+        ).status_code == 200
         refunded = await mw.deliver(stripe_event("charge.refunded", charge))
         assert refunded.json()["outcome"] == "applied"
         late = await mw.deliver(stripe_event("payment_intent.succeeded", intent))
@@ -283,9 +277,7 @@ async def test_wallets_are_created_for_the_phone_to_finish(sqlite_url, tmp_path,
     async with stripe_world(sqlite_url, tmp_path, localstripe) as mw:
         resident = await mw.resident()
         for method in ("alipay", "wechat_pay"):
-            answer = await mw.topup(
-                resident, 1000, payment_method_type=method, payment_method=None
-            )
+            answer = await mw.topup(resident, 1000, payment_method_type=method, payment_method=None)
             assert answer.status_code == 201, answer.text
             body = answer.json()
             assert body["state"] == "requires_action" and body["client_secret"]
