@@ -31,7 +31,9 @@ from clearing.mobile.schemas import (
 )
 from clearing.mobile.service import TopupRequest
 from clearing.settings import Settings
+from ledger.errors import InvariantError, LedgerConflictError
 
+RESERVE_ATTEMPTS_MAX = 3
 router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", responses=PROBLEM_RESPONSES)
 
 TopupIdPath = Annotated[str, Path(pattern=r"^tu_[0-9a-f]{32}$", description="A top-up's id")]
@@ -86,9 +88,7 @@ async def create_topup(
         body.payment_method_type,
         body.payment_method,
     )
-    topup, call_stripe = await service.reserve_topup(
-        session, ledger_of(request), principal, wanted, settings
-    )
+    topup, call_stripe = await _reserve(session, request, principal, wanted, settings)
     if not call_stripe:
         return TopupCreated.model_validate(topup)
     gateway = gateway_of(request, settings)
@@ -109,6 +109,27 @@ async def create_topup(
     topup = await service.record_intent(session, topup_id, intent)
     created = TopupCreated.model_validate(topup)
     return created.model_copy(update={"client_secret": intent.client_secret})
+
+
+async def _reserve(
+    session: AsyncSession,
+    request: Request,
+    principal: Principal,
+    wanted: TopupRequest,
+    settings: Settings,
+) -> tuple[Topup, bool]:
+    """Reserve the top-up; a ledger write conflict (another card's accounts opening at the same
+    instant) is retried on a fresh transaction, a bounded number of times."""
+    for attempt in range(RESERVE_ATTEMPTS_MAX):
+        try:
+            return await service.reserve_topup(
+                session, ledger_of(request), principal, wanted, settings
+            )
+        except LedgerConflictError:
+            await session.rollback()
+            if attempt == RESERVE_ATTEMPTS_MAX - 1:
+                raise
+    raise InvariantError("unreachable: the loop returns or raises")
 
 
 @router.get(

@@ -150,12 +150,14 @@ async def _card_balances(
     if ledger is None:
         raise Unavailable("the ledger is not available: card money cannot move")
     conn = await session.connection()
-    # Opened now, under the card's lock: the webhook that posts later never races to open them.
-    await money.open_card_accounts(ledger, [card_no], conn=conn)
     ids = {account_id(chart.card(card_no)): 0, account_id(chart.card_pending(card_no)): 1}
     found = [0, 0]
-    for state in await ledger.lookup_accounts(list(ids), conn=conn):
+    states = await ledger.lookup_accounts(list(ids), conn=conn)
+    for state in states:
         found[ids[state.id]] = state.balance.credit_balance
+    if len(states) < len(ids):
+        # Opened now, under the card's lock: the webhook that posts later never opens them.
+        await money.open_card_accounts(ledger, [card_no], conn=conn)
     return found[0], found[1]
 
 
