@@ -63,6 +63,28 @@ class Settings(BaseSettings):
         description="Ed25519 private key (32-byte seed, hex) that signs the deny and action "
         "lists. Empty: one is made once and kept in data_dir/list-signing-key.hex.",
     )
+    # Residents (clearing/residents): sign-in tokens and the bounds on guessing.
+    resident_access_token_ttl_s: int = Field(
+        default=900, ge=60, le=86_400, description="A resident's access token lives this long."
+    )
+    resident_refresh_token_ttl_s: int = Field(
+        default=30 * 86_400,
+        ge=3_600,
+        le=400 * 86_400,
+        description="A refresh token (one use; each use gives a new one) lives this long.",
+    )
+    resident_login_failures_max: int = Field(
+        default=5, ge=1, le=100, description="Wrong passwords per account within the window."
+    )
+    resident_login_window_s: int = Field(
+        default=900, ge=60, description="Login failures older than this are forgotten."
+    )
+    card_link_failures_max: int = Field(
+        default=5, ge=1, le=100, description="Wrong card proofs per resident and per card."
+    )
+    card_link_window_s: int = Field(
+        default=3_600, ge=60, description="Card-proof failures older than this are forgotten."
+    )
 
     @field_validator("business_time_zone")
     @classmethod
