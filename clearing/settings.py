@@ -79,6 +79,16 @@ class Settings(BaseSettings):
     resident_login_window_s: int = Field(
         default=900, ge=60, description="Login failures older than this are forgotten."
     )
+    password_hash_time_cost: int = Field(
+        default=3, ge=1, le=20, description="Argon2id passes (RFC 9106 low-memory profile: 3)."
+    )
+    password_hash_memory_kib: int = Field(
+        default=65_536,
+        ge=64,
+        le=1_048_576,
+        description="Argon2id memory in KiB (RFC 9106 low-memory profile: 64 MiB). Hashes made "
+        "with other parameters still verify, and are made again at the next login.",
+    )
     card_link_failures_max: int = Field(
         default=5, ge=1, le=100, description="Wrong card proofs per resident and per card."
     )

@@ -68,8 +68,8 @@ Offset = Annotated[int, Query(ge=0, le=1_000_000)]
     "password (10 to 128 characters, not the login, not a well-known one). 409 if the login "
     "has an account. Then log in (POST /v1/auth/login).",
 )
-async def sign_up(body: SignUp, session: SessionDep) -> ResidentOut:
-    resident = await signin.sign_up(session, body.login, body.password, body.display_name)
+async def sign_up(body: SignUp, session: SessionDep, settings: SettingsDep) -> ResidentOut:
+    resident = await signin.sign_up(session, settings, body.login, body.password, body.display_name)
     return ResidentOut.model_validate(resident)
 
 

@@ -60,7 +60,11 @@ def normalised_login(text: str) -> rules.Login:
 
 
 async def sign_up(
-    session: AsyncSession, login_text: str, password: str, display_name: str | None
+    session: AsyncSession,
+    settings: Settings,
+    login_text: str,
+    password: str,
+    display_name: str | None,
 ) -> Resident:
     """A new account; LoginTaken if the (normalised) login has one already."""
     login = normalised_login(login_text)
@@ -74,7 +78,7 @@ async def sign_up(
         login=login.value,
         login_kind=login.kind,
         display_name=display_name,
-        password_hash=await passwords.hash_password(password),
+        password_hash=await passwords.hash_password(settings, password),
         created_at=utc_now(),
         last_login_at=None,
     )
@@ -144,7 +148,7 @@ async def log_in(
         login = None
     resident = None if login is None else await repository.resident_by_login(session, login.value)
     if resident is None:
-        await passwords.spend_like_a_verify(password)
+        await passwords.spend_like_a_verify(settings, password)
         raise LoginFailed("the login or the password is wrong")
     wait_s = await _login_wait_s(session, settings, resident)
     if wait_s is not None:
@@ -153,7 +157,7 @@ async def log_in(
             f"{settings.resident_login_window_s // 60} minutes: try again in {wait_s} s",
             wait_s,
         )
-    if not await passwords.verify_password(resident.password_hash, password):
+    if not await passwords.verify_password(settings, resident.password_hash, password):
         session.add(
             FailedAttempt(
                 kind=AttemptKind.LOGIN, resident_id=resident.id, card_no=None, at=utc_now()
@@ -165,8 +169,8 @@ async def log_in(
             f"{settings.resident_login_failures_max} wrong passwords the account waits "
             f"{settings.resident_login_window_s // 60} minutes"
         )
-    if passwords.needs_rehash(resident.password_hash):
-        resident.password_hash = await passwords.hash_password(password)
+    if passwords.needs_rehash(settings, resident.password_hash):
+        resident.password_hash = await passwords.hash_password(settings, password)
     resident.last_login_at = utc_now()
     return await _issue_pair(session, settings, resident.id, secrets.token_hex(16))
 
