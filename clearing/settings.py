@@ -87,6 +87,38 @@ class Settings(BaseSettings):
     pending_load_expiry_days: int = Field(
         default=30, ge=1, le=365, description="An undelivered top-up is refunded after this."
     )
+    # Residents (clearing/residents): sign-in tokens and the bounds on guessing.
+    resident_access_token_ttl_s: int = Field(
+        default=900, ge=60, le=86_400, description="A resident's access token lives this long."
+    )
+    resident_refresh_token_ttl_s: int = Field(
+        default=30 * 86_400,
+        ge=3_600,
+        le=400 * 86_400,
+        description="A refresh token (one use; each use gives a new one) lives this long.",
+    )
+    resident_login_failures_max: int = Field(
+        default=5, ge=1, le=100, description="Wrong passwords per account within the window."
+    )
+    resident_login_window_s: int = Field(
+        default=900, ge=60, description="Login failures older than this are forgotten."
+    )
+    password_hash_time_cost: int = Field(
+        default=3, ge=1, le=20, description="Argon2id passes (RFC 9106 low-memory profile: 3)."
+    )
+    password_hash_memory_kib: int = Field(
+        default=65_536,
+        ge=64,
+        le=1_048_576,
+        description="Argon2id memory in KiB (RFC 9106 low-memory profile: 64 MiB). Hashes made "
+        "with other parameters still verify, and are made again at the next login.",
+    )
+    card_link_failures_max: int = Field(
+        default=5, ge=1, le=100, description="Wrong card proofs per resident and per card."
+    )
+    card_link_window_s: int = Field(
+        default=3_600, ge=60, description="Card-proof failures older than this are forgotten."
+    )
 
     @field_validator("business_time_zone")
     @classmethod
