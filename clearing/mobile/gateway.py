@@ -142,10 +142,12 @@ class StripeGateway:
 
 def verify_event(payload: bytes, signature: str | None, secret: str) -> dict[str, Any]:
     """Stripe's own check (HMAC-SHA256 of "t.payload", timestamp within 5 minutes)."""
-    if not secret:
-        raise StripeUnavailable("the webhook needs ONECARD_STRIPE_WEBHOOK_SECRET set")
     if not signature:
         raise BadSignature("no Stripe-Signature header: only Stripe may call this endpoint")
+    if not secret:
+        raise BadSignature(
+            "the server has no ONECARD_STRIPE_WEBHOOK_SECRET: no event can verify (Stripe retries)"
+        )
     try:
         stripe.WebhookSignature.verify_header(
             payload.decode("utf-8"), signature, secret, SIGNATURE_TOLERANCE_S
