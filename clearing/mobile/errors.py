@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clearing.errors import ClearingError, Conflict, InvalidRequest, Unavailable
+from clearing.errors import ClearingError, Conflict, InvalidRequest, Unauthenticated, Unavailable
 
 
 class AmountOverCap(InvalidRequest):
@@ -55,3 +55,11 @@ class BadSignature(ClearingError):
     code = "bad_signature"
     status = 400
     title = "The webhook's Stripe-Signature does not verify"
+
+
+class SignatureMissing(Unauthenticated):
+    """No Stripe-Signature at all: the caller is not Stripe (401, as for any missing credential);
+    a signature that is there but does not verify is BadSignature (400, as Stripe asks)."""
+
+    code = "stripe_signature_required"
+    challenge = "Stripe-Signature"

@@ -13,7 +13,12 @@ from typing import Any
 
 import stripe
 
-from clearing.mobile.errors import BadSignature, PaymentDeclined, StripeUnavailable
+from clearing.mobile.errors import (
+    BadSignature,
+    PaymentDeclined,
+    SignatureMissing,
+    StripeUnavailable,
+)
 from clearing.settings import Settings
 
 CURRENCY = "cny"
@@ -143,7 +148,7 @@ class StripeGateway:
 def verify_event(payload: bytes, signature: str | None, secret: str) -> dict[str, Any]:
     """Stripe's own check (HMAC-SHA256 of "t.payload", timestamp within 5 minutes)."""
     if not signature:
-        raise BadSignature("no Stripe-Signature header: only Stripe may call this endpoint")
+        raise SignatureMissing("no Stripe-Signature header: only Stripe may call this endpoint")
     if not secret:
         raise BadSignature(
             "the server has no ONECARD_STRIPE_WEBHOOK_SECRET: no event can verify (Stripe retries)"

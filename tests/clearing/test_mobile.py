@@ -85,10 +85,12 @@ async def test_a_bad_signature_is_400_and_nothing_is_posted(sqlite_url, tmp_path
         wrong = await mw.deliver(event, secret="whsec_not_this_endpoints")
         stale = await mw.deliver(event, at=int(time.time()) - 600)
         unsigned = await mw.client.post("/v1/stripe/webhook", json=event)
-        for answer in (wrong, stale, unsigned):
+        for answer in (wrong, stale):
             assert answer.status_code == 400, answer.text
             assert answer.headers["content-type"].startswith("application/problem+json")
             assert answer.json()["code"] == "bad_signature"
+        assert unsigned.status_code == 401  # no signature at all: not Stripe
+        assert unsigned.json()["code"] == "stripe_signature_required"
         async with mw.app.state.sessionmaker() as session:
             assert await session.get(StripeEvent, event["id"]) is None
         assert await mw.pending_fen(resident.card_no) == 0
