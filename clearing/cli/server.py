@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from clearing.cli import clearing_cmd, db_cmd, demo_cmd, registry_cmd, serve_cmd
+from clearing.cli import bills_cmd, clearing_cmd, db_cmd, demo_cmd, registry_cmd, serve_cmd
 from clearing.cli.card_cmd import build_card_app
 from clearing.cli.database import ready_database_url
 from clearing.cli.failures import EXPLAINERS, OnecardGroup
@@ -34,4 +34,5 @@ serve_cmd.register(app)
 registry_cmd.register(app)
 clearing_cmd.register(app)
 demo_cmd.register(app)
+bills_cmd.register(app)
 insight_cli.register(app)
