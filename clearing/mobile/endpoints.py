@@ -8,19 +8,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clearing.auth.dependencies import PrincipalDep
 from clearing.auth.service import Principal
+from clearing.billing import tasks as billing_tasks
+from clearing.billing.models import PaymentStatus
+from clearing.billing.schemas import BillPaymentOut
 from clearing.http.bodies import StrictJsonRoute
 from clearing.http.deps import SessionDep, SettingsDep, ledger_of
 from clearing.http.problems import PROBLEM_RESPONSES
-from clearing.mobile import events, service
+from clearing.mobile import bills, events, service
 from clearing.mobile.errors import PaymentDeclined
 from clearing.mobile.gateway import StripeGateway, verify_event
 from clearing.mobile.models import Topup, TopupState
 from clearing.mobile.schemas import (
+    BillPaymentCreate,
+    BillPaymentStarted,
     EventAck,
     FlaggedList,
     TopupCreate,
@@ -165,7 +170,9 @@ async def get_topup(topup_id: TopupIdPath, principal: ResidentDep, session: Sess
     "often Stripe delivers it.",
     openapi_extra=WEBHOOK_BODY,
 )
-async def stripe_webhook(request: Request, session: SessionDep, settings: SettingsDep) -> EventAck:
+async def stripe_webhook(
+    request: Request, background: BackgroundTasks, session: SessionDep, settings: SettingsDep
+) -> EventAck:
     payload = await request.body()
     event = verify_event(
         payload,
@@ -175,6 +182,12 @@ async def stripe_webhook(request: Request, session: SessionDep, settings: Settin
     result = await events.handle_event(
         session, ledger_of(request), gateway_of(request, settings), event, settings
     )
+    if result.bill_payment_id:  # the biller is told after the commit (and by the beat sweep)
+        background.add_task(
+            billing_tasks.dispatch_after_commit,
+            request.app.state.sessionmaker,
+            [result.bill_payment_id],
+        )
     return EventAck(
         event_id=result.event_id,
         outcome=result.outcome,
@@ -222,3 +235,54 @@ async def _refund(
     await service.withdraw_undelivered(session, ledger_of(request), topup, TopupState.REFUNDED)
     payment_intent_id = topup.payment_intent_id or ""
     await gateway_of(request, settings).refund(payment_intent_id, f"refund-{topup.topup_id}")
+
+
+@router.post(
+    "/me/bill-payments",
+    status_code=201,
+    tags=["mobile"],
+    summary="Pay a looked-up bill (Stripe)",
+    description="A resident pays a water, power or heating bill looked up by account number "
+    "(GET /v1/billers/{biller}/bills/{account_no}) through Stripe. The bill is checked before "
+    "anything is charged (unknown account 404, paid or expired 409, wrong amount 422). Once "
+    "Stripe's webhook says it is paid, the money goes to payable:<biller>, a receipt is kept and "
+    "the biller is told. The same `request_id` again never pays twice.",
+)
+async def pay_bill(
+    body: BillPaymentCreate,
+    request: Request,
+    principal: ResidentDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> BillPaymentStarted:
+    payment = await bills.start(
+        session,
+        principal,
+        biller_code=body.biller,
+        account_no=body.account_no,
+        bill_id=body.bill_id,
+        amount_fen=body.amount_fen,
+        request_id=body.request_id,
+        settings=settings,
+    )
+    if payment.status is not PaymentStatus.STARTED:
+        return BillPaymentStarted(
+            payment=BillPaymentOut.model_validate(payment),
+            payment_intent_id=payment.external_ref,
+            client_secret=None,
+        )
+    gateway = gateway_of(request, settings)
+    metadata, key = bills.intent_metadata(payment), bills.idempotency_key(payment)
+    await session.commit()  # started before Stripe is asked: the webhook always finds it
+    intent = await gateway.create_intent(
+        amount_fen=body.amount_fen,
+        method_type=body.payment_method_type.value,
+        payment_method=body.payment_method,
+        metadata=metadata,
+        idempotency_key=key,
+    )
+    return BillPaymentStarted(
+        payment=BillPaymentOut.model_validate(payment),
+        payment_intent_id=intent.id,
+        client_secret=intent.client_secret,
+    )

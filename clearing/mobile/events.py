@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from clearing.db.base import utc_now
 from clearing.errors import InvalidRequest
-from clearing.mobile import repository, service
+from clearing.mobile import bills, repository, service
 from clearing.mobile.errors import NotRefundable, RefundAfterDelivery
 from clearing.mobile.gateway import StripeGateway, intent_of
 from clearing.mobile.models import EventOutcome, StripeEvent, Topup, TopupFlag, TopupState
@@ -33,14 +33,17 @@ class EventResult:
     outcome: EventOutcome
     detail: str | None
     duplicate: bool
+    # a bill paid by this event: its biller is told after the commit
+    bill_payment_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Context:
     session: AsyncSession
     ledger: LedgerPort | None
     gateway: StripeGateway
     settings: Settings
+    bill_payment_id: str | None = None
 
 
 async def handle_event(
@@ -83,7 +86,7 @@ async def handle_event(
     row.outcome = outcome
     row.detail = detail[:300] if detail else None
     await session.flush()
-    return EventResult(event_id, outcome, row.detail, duplicate=False)
+    return EventResult(event_id, outcome, row.detail, False, context.bill_payment_id)
 
 
 async def _topup_of_intent(
@@ -117,6 +120,11 @@ def _other_intent(topup: Topup, payment_intent_id: str) -> bool:
 
 async def _succeeded(context: _Context, obj: dict[str, Any]) -> tuple[EventOutcome, str]:
     intent = intent_of(obj)
+    if intent.metadata.get("kind") == bills.KIND:
+        outcome, detail, context.bill_payment_id = await bills.paid(
+            context.session, context.ledger, intent
+        )
+        return outcome, detail
     topup = await _topup_of_intent(context, intent.id, intent.metadata)
     if topup is None:
         return EventOutcome.UNMATCHED, f"{intent.id} pays no top-up of onecard"

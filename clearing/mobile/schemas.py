@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from clearing.billing.schemas import AccountNo, BillerCode, BillId, BillPaymentOut
 from clearing.http.bodies import JSON_ENUM, JsonInt, RequestModel
 from clearing.mobile.models import EventOutcome, PaymentMethodType, TopupFlag, TopupState
 from clearing.registry.schemas import CardNo
@@ -70,3 +71,19 @@ class EventAck(BaseModel):
     outcome: EventOutcome
     detail: str | None
     duplicate: bool
+
+
+class BillPaymentCreate(RequestModel):
+    biller: BillerCode = Field(description="The biller's code (water, power, heating company)")
+    account_no: AccountNo = Field(description="The biller's account number on the bill")
+    bill_id: BillId = Field(description="The bill being paid, as the lookup returned it")
+    amount_fen: JsonInt = Field(gt=0, le=2**32 - 1, description="The amount due, in fen")
+    request_id: RequestId = Field(description="The phone's own id: sent again, never paid twice")
+    payment_method_type: Annotated[PaymentMethodType, JSON_ENUM] = PaymentMethodType.CARD
+    payment_method: PaymentMethodId | None = None
+
+
+class BillPaymentStarted(BaseModel):
+    payment: BillPaymentOut
+    payment_intent_id: str | None
+    client_secret: str | None
