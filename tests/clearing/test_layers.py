@@ -49,6 +49,7 @@ def test_the_celery_app_knows_every_task_its_beat_schedules() -> None:
         "clearing.clear_staged",
         "clearing.complete_replacements",
         "clearing.settle_day",
+        "clearing.expire_topups",
         "clearing.dispatch_bill_confirmations",
         "reconciliation.reconcile_day",
     }
