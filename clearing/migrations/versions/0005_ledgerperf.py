@@ -11,7 +11,7 @@ write, COMMIT) instead of nine. The rules stay in Python (ledger.rules), shared 
 the primary key find a repeated id, then loads it and applies the rules again).
 
 Revision ID: 0005_ledgerperf
-Revises: 0004_insight
+Revises: 0005_bank
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0005_ledgerperf"
-down_revision = "0004_insight"
+down_revision = "0005_bank"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """Mobile channel: top-ups through Stripe and the Stripe events handled (de-duplication).
 
 Revision ID: 0005_mobile
-Revises: 0005_billing
+Revises: 0005_residents
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_mobile"
-down_revision = "0005_billing"
+down_revision = "0005_residents"
 branch_labels = None
 depends_on = None
 
