@@ -2,7 +2,7 @@
 booked as a fund's payment (reconciliation/bank/models.py).
 
 Revision ID: 0005_bank
-Revises: 0005_recon (0004_insight on its own branch; the lead chains the 0005s at merge)
+Revises: 0005_recon
 """
 
 from __future__ import annotations
