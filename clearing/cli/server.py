@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import typer
 
-from clearing.cli import clearing_cmd, db_cmd, demo_cmd, registry_cmd, serve_cmd
+from clearing.cli import (
+    clearing_cmd,
+    db_cmd,
+    demo_cmd,
+    registry_cmd,
+    residents_cmd,
+    serve_cmd,
+)
 from clearing.cli.card_cmd import build_card_app
 from clearing.cli.database import ready_database_url
 from clearing.cli.failures import EXPLAINERS, OnecardGroup
@@ -32,6 +39,7 @@ app.add_typer(terminal_cli.fares_app, name="fares")
 app.add_typer(terminal_cli.terminal_app, name="terminal")
 serve_cmd.register(app)
 registry_cmd.register(app)
+residents_cmd.register(app)
 clearing_cmd.register(app)
 demo_cmd.register(app)
 insight_cli.register(app)

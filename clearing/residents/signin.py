@@ -146,7 +146,11 @@ async def log_in(
         login = rules.normalise_login(login_text)
     except rules.LoginInvalid:
         login = None
-    resident = None if login is None else await repository.resident_by_login(session, login.value)
+    resident = (
+        None
+        if login is None
+        else await repository.resident_by_login(session, login.value, for_update=True)
+    )
     if resident is None:
         await passwords.spend_like_a_verify(settings, password)
         raise LoginFailed("the login or the password is wrong")
