@@ -129,7 +129,7 @@ async def log_out(
 async def me(principal: PrincipalDep, session: SessionDep) -> MeOut:
     resident = None
     if principal.role is Role.RESIDENT and principal.subject:
-        row = await repository.resident_by_id(session, principal.subject)
+        row = await service.account_of(session, principal.subject)
         resident = None if row is None else ResidentOut.model_validate(row)
     return MeOut(role=principal.role, subject=principal.subject, resident=resident)
 

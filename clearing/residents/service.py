@@ -77,6 +77,11 @@ def _no_card(card_no: str) -> NotFound:
     return NotFound(f"no card {card_no} is linked to your account: link it first")
 
 
+async def account_of(session: AsyncSession, resident_id: str) -> Resident | None:
+    """The account a resident token names, or None (a token issued without an account)."""
+    return await repository.resident_by_id(session, resident_id)
+
+
 async def get_resident(session: AsyncSession, resident_id: str) -> Resident:
     resident = await repository.resident_by_id(session, resident_id)
     if resident is None:
