@@ -105,7 +105,12 @@ async def list_residents(session: AsyncSession, *, limit: int, offset: int) -> l
 
 
 async def refresh_by_hash(session: AsyncSession, token_sha256: str) -> RefreshToken | None:
-    query = select(RefreshToken).where(RefreshToken.token_sha256 == token_sha256)
+    """The refresh token as the database has it now (re-read even if the session holds it)."""
+    query = (
+        select(RefreshToken)
+        .where(RefreshToken.token_sha256 == token_sha256)
+        .execution_options(populate_existing=True)
+    )
     return (await session.execute(query)).scalar_one_or_none()
 
 
