@@ -16,6 +16,7 @@ from clearing.cli import (
     db_cmd,
     demo_cmd,
     registry_cmd,
+    residents_cmd,
     serve_cmd,
 )
 from clearing.cli.card_cmd import build_card_app
@@ -42,6 +43,7 @@ app.add_typer(terminal_cli.fares_app, name="fares")
 app.add_typer(terminal_cli.terminal_app, name="terminal")
 serve_cmd.register(app)
 registry_cmd.register(app)
+residents_cmd.register(app)
 clearing_cmd.register(app)
 bank_cmd.register(app)
 demo_cmd.register(app)

@@ -12,7 +12,7 @@ from fastapi import Depends
 from clearing.auth.dependencies import PrincipalDep
 from clearing.auth.models import Role
 from clearing.http.deps import SessionDep
-from clearing.residents import repository
+from clearing.residents import service
 from clearing.residents.errors import NotAResident
 from clearing.residents.service import ResidentPrincipal
 
@@ -23,7 +23,7 @@ async def _current_resident(principal: PrincipalDep, session: SessionDep) -> Res
             "this needs a resident's access token (POST /v1/auth/login); staff tokens are not "
             "residents"
         )
-    if await repository.resident_by_id(session, principal.subject) is None:
+    if await service.account_of(session, principal.subject) is None:
         raise NotAResident(
             "this resident token names no account: sign up (POST /v1/residents), then log in"
         )

@@ -120,6 +120,7 @@ async def log_out(
 
 @router.get(
     "/me",
+    response_model_exclude_unset=True,  # staff see {role, subject} as before residents came
     tags=["auth"],
     summary="The caller's role and subject (and a resident's account)",
     description="Who the bearer token names: its role (admin, finance, operator, resident, "
@@ -127,11 +128,12 @@ async def log_out(
     "account, the account too. A client checks its token with it.",
 )
 async def me(principal: PrincipalDep, session: SessionDep) -> MeOut:
-    resident = None
+    me = MeOut(role=principal.role, subject=principal.subject)
     if principal.role is Role.RESIDENT and principal.subject:
-        row = await repository.resident_by_id(session, principal.subject)
-        resident = None if row is None else ResidentOut.model_validate(row)
-    return MeOut(role=principal.role, subject=principal.subject, resident=resident)
+        row = await service.account_of(session, principal.subject)
+        if row is not None:
+            me.resident = ResidentOut.model_validate(row)
+    return me
 
 
 # -- the resident's cards ----------------------------------------------------------------------

@@ -80,9 +80,20 @@ async def resident_by_id(session: AsyncSession, resident_id: str) -> Resident | 
     return await session.get(Resident, resident_id)
 
 
-async def resident_by_login(session: AsyncSession, login: str) -> Resident | None:
-    result = await session.execute(select(Resident).where(Resident.login == login))
-    return result.scalar_one_or_none()
+async def resident_by_login(
+    session: AsyncSession, login: str, *, for_update: bool = False
+) -> Resident | None:
+    """The account with this (normalised) login; `for_update` locks it for the transaction
+    (PostgreSQL; SQLite's writers take turns anyway), so its tries are counted one at a time."""
+    query = select(Resident).where(Resident.login == login)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def lock_resident(session: AsyncSession, resident_id: str) -> None:
+    """Take the resident's row lock: concurrent tries of one resident are counted in turn."""
+    await session.execute(select(Resident.id).where(Resident.id == resident_id).with_for_update())
 
 
 async def list_residents(session: AsyncSession, *, limit: int, offset: int) -> list[Resident]:
@@ -94,7 +105,12 @@ async def list_residents(session: AsyncSession, *, limit: int, offset: int) -> l
 
 
 async def refresh_by_hash(session: AsyncSession, token_sha256: str) -> RefreshToken | None:
-    query = select(RefreshToken).where(RefreshToken.token_sha256 == token_sha256)
+    """The refresh token as the database has it now (re-read even if the session holds it)."""
+    query = (
+        select(RefreshToken)
+        .where(RefreshToken.token_sha256 == token_sha256)
+        .execution_options(populate_existing=True)
+    )
     return (await session.execute(query)).scalar_one_or_none()
 
 

@@ -82,7 +82,8 @@ class MeOut(BaseModel):
     role: Role
     subject: str | None
     resident: ResidentOut | None = Field(
-        description="The resident's account (a resident signed in with an account), else null"
+        default=None,
+        description="The resident's account, for a resident signed in with one (absent else)",
     )
 
 

@@ -77,6 +77,11 @@ def _no_card(card_no: str) -> NotFound:
     return NotFound(f"no card {card_no} is linked to your account: link it first")
 
 
+async def account_of(session: AsyncSession, resident_id: str) -> Resident | None:
+    """The account a resident token names, or None (a token issued without an account)."""
+    return await repository.resident_by_id(session, resident_id)
+
+
 async def get_resident(session: AsyncSession, resident_id: str) -> Resident:
     resident = await repository.resident_by_id(session, resident_id)
     if resident is None:
@@ -86,6 +91,21 @@ async def get_resident(session: AsyncSession, resident_id: str) -> Resident:
 
 async def list_residents(session: AsyncSession, *, limit: int, offset: int) -> list[Resident]:
     return await repository.list_residents(session, limit=limit, offset=offset)
+
+
+async def find_resident(session: AsyncSession, id_or_login: str) -> Resident:
+    """A resident by id (res_…) or by login in any of its forms (staff at a counter)."""
+    resident = await repository.resident_by_id(session, id_or_login)
+    if resident is None:
+        try:
+            login = rules.normalise_login(id_or_login)
+        except rules.LoginInvalid:
+            login = None
+        if login is not None:
+            resident = await repository.resident_by_login(session, login.value)
+    if resident is None:
+        raise NotFound(f"no resident {id_or_login}: give a resident id (res_…) or a login")
+    return resident
 
 
 # -- what other workflows ask --------------------------------------------------------------------
@@ -172,6 +192,7 @@ async def link_card(
     """Link a card the resident proves to hold; (link, card, created). Already linked to them:
     the existing link (created False). A wrong proof, or a number that names no card, is
     recorded before CardProofWrong is raised: the caller commits it although the request fails."""
+    await repository.lock_resident(session, resident_id)
     wait_s = await _link_wait_s(session, settings, resident_id, card_no)
     if wait_s is not None:
         raise CardLinkLocked(
@@ -225,6 +246,17 @@ async def unlink_card(session: AsyncSession, resident_id: str, card_no: str) -> 
     if found is None:
         raise _no_card(card_no)
     link = found[0]
+    link.unlinked_at = utc_now()
+    await session.flush()
+    return link
+
+
+async def release_card(session: AsyncSession, card_no: str) -> CardLink:
+    """Staff at a counter: close the card's open link, whoever holds it (a card sold on, a
+    family split), so its new holder can link it."""
+    link = await repository.open_link(session, card_no)
+    if link is None:
+        raise NotFound(f"card {card_no} is not linked to any resident")
     link.unlinked_at = utc_now()
     await session.flush()
     return link

@@ -146,7 +146,11 @@ async def log_in(
         login = rules.normalise_login(login_text)
     except rules.LoginInvalid:
         login = None
-    resident = None if login is None else await repository.resident_by_login(session, login.value)
+    resident = (
+        None
+        if login is None
+        else await repository.resident_by_login(session, login.value, for_update=True)
+    )
     if resident is None:
         await passwords.spend_like_a_verify(settings, password)
         raise LoginFailed("the login or the password is wrong")
@@ -183,7 +187,13 @@ async def revoke_families(session: AsyncSession, family_ids: list[str]) -> int:
 async def refresh(session: AsyncSession, settings: Settings, refresh_token: str) -> TokenPair:
     """The next pair of this sign-in; the token given is used up. A token used before revokes
     its family (RefreshReused, after the revocation is flushed: the caller commits it)."""
-    row = await repository.refresh_by_hash(session, _sha256(refresh_token))
+    token_sha256 = _sha256(refresh_token)
+    row = await repository.refresh_by_hash(session, token_sha256)
+    if row is not None:
+        # One resident's refreshes and logouts take turns (the resident's row lock): two
+        # revocations of one family at once would deadlock on its rows. Then read it again.
+        await repository.lock_resident(session, row.resident_id)
+        row = await repository.refresh_by_hash(session, token_sha256)
     now = utc_now()
     if row is None or row.revoked_at is not None or row.expires_at <= now:
         raise RefreshRefused("this refresh token is unknown, expired or revoked: log in again")
@@ -200,6 +210,7 @@ async def log_out(
     session: AsyncSession, resident_id: str, access_token_id: int, *, everywhere: bool
 ) -> None:
     """End this sign-in (its family), or every sign-in of the resident."""
+    await repository.lock_resident(session, resident_id)  # as refresh does
     families: list[str] = []
     if everywhere:
         families = await repository.open_families(session, resident_id)

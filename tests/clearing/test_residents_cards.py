@@ -248,3 +248,13 @@ async def test_cleared_taps_prove_the_card_and_show_in_its_history(sqlite_url, t
             f"/v1/me/cards/{card_no}/history?limit=1&offset=1", headers=han.auth
         )
         assert [h["card_counter"] for h in page.json()] == [history[1]["card_counter"]]
+
+
+async def test_concurrent_wrong_proofs_never_pass_the_limit(pg_url, tmp_path) -> None:
+    async with world(pg_url, tmp_path) as w:
+        guesser = await new_resident(w)
+        cards = [await issue_card(w, first_load_fen=600) for _ in range(3)]
+        limit = w.app.state.settings.card_link_failures_max
+        guesses = [link(w, guesser, cards[n % 3], 1 + n) for n in range(limit + 3)]
+        statuses = sorted(answer.status_code for answer in await asyncio.gather(*guesses))
+        assert statuses == [422] * limit + [429] * 3, statuses
