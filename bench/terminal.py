@@ -7,7 +7,9 @@ the offline journal's durable write rate.
 Tap latency = from SCardConnect on the presented card to "OK": SELECT (0015 in the FCI), READ RECORD
 001A (transit state), fare pricing on the sample feed, INITIALIZE FOR CAPP PURCHASE, journal intent
 (fsync), SAM 80 70 (serial fsync'd), journal grey record (fsync), UPDATE CAPP DATA CACHE, DEBIT,
-SAM 80 72, journal completion (fsync), disconnect. The card runs in its own process, as a real
+SAM 80 72, journal completion (fsync), disconnect. "tap_with_load": the same tap on a
+load-capable validator with a pending top-up on the action list for the card, written in the
+same tap (INITIALIZE FOR LOAD, load host MAC2, CREDIT FOR LOAD, journaled) before the fare. The card runs in its own process, as a real
 card is another device. Journal throughput = complete records per second (intent + grey +
 completion, each a durable SQLite WAL commit with synchronous=FULL). Ends with one JSON line.
 Uses "Virtual PCD 00 01" so it does not collide with the card layer's tests on 00 00.
@@ -26,19 +28,25 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
 from cardio.inproc import InProcessTransport
 from cardio.keystore import create_key_store
 from cardio.records import CardType
 from cardio.softcard import SoftCard
 from terminals.fares.feed import load_sample_feed
 from terminals.journal import Journal, RecordKind, RecordStatus, TapRecord
+from terminals.kiosk import LoadKiosk
 from terminals.lists import ListStore
-from terminals.sam import Psam, SoftwareSam, provision_sam_keys
+from terminals.sam import LoadHost, Psam, SoftwareSam, provision_sam_keys
+from terminals.signing import canonical_list_bytes
 from terminals.terminal import TapOutcome, Validator
 
 TERMINAL_ID = "000001000050"
 CARD_NO = "3100000000000042"
 WAIT_S = 10.0
+LOAD_FEN = 5000  # a 50.00 top-up written in each tap of the pending-load measurement
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -59,8 +67,48 @@ def _serve_card(
     bridge.serve()
 
 
-def make_validator(directory: Path, issuer) -> tuple[Validator, Journal]:
-    keys = provision_sam_keys(issuer, bytes.fromhex(TERMINAL_ID), directory / "sam-keys.json")
+class ActionLists:
+    """Signs action-list deltas as the clearing service does: one new pending load per tap."""
+
+    def __init__(self) -> None:
+        self.key = Ed25519PrivateKey.generate()
+        self.version = 0
+
+    @property
+    def public_hex(self) -> str:
+        return self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+    def next_load(self, lists: ListStore, card_no: str, amount_fen: int) -> None:
+        self.version += 1
+        expires = datetime(2027, 12, 31, tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        load = {
+            "load_id": f"stripe-bench-{self.version}",
+            "card_no": card_no,
+            "amount_fen": amount_fen,
+            "expires_at": expires,
+        }
+        body = {
+            "list": "action",
+            "since": self.version - 1,
+            "version": self.version,
+            "added": [load],
+            "removed": [f"stripe-bench-{self.version - 1}"] if self.version > 1 else [],
+            "full": self.version == 1,
+            "signed_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        if body["full"]:
+            body["since"] = 0
+        body["signature"] = self.key.sign(canonical_list_bytes(body)).hex()
+        lists.apply(body)
+
+
+def make_validator(
+    directory: Path, issuer, actions: ActionLists | None = None
+) -> tuple[Validator, Journal]:
+    """A bus validator; with `actions`, load-capable (pending top-ups written in the same tap)."""
+    keys = provision_sam_keys(
+        issuer, bytes.fromhex(TERMINAL_ID), directory / "sam-keys.json", with_load=True
+    )
     sam = SoftwareSam(keys, directory / "sam-serial")
     journal = Journal(directory / "journal.db", TERMINAL_ID)
     clock = {"now": datetime(2026, 11, 30, tzinfo=UTC)}
@@ -69,20 +117,23 @@ def make_validator(directory: Path, issuer) -> tuple[Validator, Journal]:
         clock["now"] += timedelta(minutes=37)  # a mix of fresh fares, transfers and capped rides
         return clock["now"]
 
+    lists = ListStore(None, actions.public_hex if actions else "00" * 32)
     validator = Validator(
-        journal,
-        Psam(sam),
-        load_sample_feed(),
-        ListStore(None, "00" * 32),
-        "1",
-        "old_town",
-        clock=tick,
+        journal, Psam(sam), load_sample_feed(), lists, "1", "old_town", clock=tick
     )
+    if actions is not None:
+        validator.loader = LoadKiosk(
+            journal, LoadHost(keys), sam.serials, lists, clock=lambda: clock["now"]
+        )
     return validator, journal
 
 
-def bench_pcsc(taps: int, reader: str, vpcd: str, directory: Path, issuer) -> dict[str, float]:
-    from cardio.pcsc import PcscTransport, list_readers, wait_for_card
+def bench_pcsc(
+    taps: int, reader: str, vpcd: str, directory: Path, issuer, *, with_loads: bool = False
+) -> dict[str, float]:
+    """Taps through pcscd; `with_loads`: each tap also writes a pending top-up (the action list
+    gets one new load before each tap, untimed: a terminal fetches lists between taps)."""
+    from cardio.pcsc import PcscTransport, list_readers, wait_for_card, wait_for_removal
 
     if reader not in list_readers():
         raise SystemExit(
@@ -101,13 +152,16 @@ def bench_pcsc(taps: int, reader: str, vpcd: str, directory: Path, issuer) -> di
         if not ready.wait(WAIT_S):
             raise SystemExit("the card process did not connect to vpcd")
         wait_for_card(reader, WAIT_S)
-        validator, journal = make_validator(directory, issuer)
+        actions = ActionLists() if with_loads else None
+        validator, journal = make_validator(directory, issuer, actions)
         latencies: list[float] = []
         for _ in range(5):  # warm-up: imports, SQLite pages, pcscd handles
             transport = PcscTransport.open(reader)
             validator.tap(transport)
             transport.close()
         for _ in range(taps):
+            if actions is not None:
+                actions.next_load(validator.lists, CARD_NO, LOAD_FEN)
             started = time.perf_counter()
             transport = PcscTransport.open(reader)
             result = validator.tap(transport)
@@ -115,6 +169,8 @@ def bench_pcsc(taps: int, reader: str, vpcd: str, directory: Path, issuer) -> di
             latencies.append((time.perf_counter() - started) * 1000)
             if result.outcome is not TapOutcome.OK:
                 raise SystemExit(f"tap failed: {result.outcome} {result.message}")
+            if actions is not None and "loaded" not in result.message:
+                raise SystemExit(f"the pending load was not written: {result.message}")
         holes = journal.sequence_holes()
         journal.close()
         if holes:
@@ -122,11 +178,13 @@ def bench_pcsc(taps: int, reader: str, vpcd: str, directory: Path, issuer) -> di
     finally:
         process.terminate()
         process.join(WAIT_S)
+        wait_for_removal(reader, WAIT_S)  # the next measurement's card is a fresh one
+    prefix = "tap_with_load" if with_loads else "tap"
     return {
-        "tap_p50_ms": percentile(latencies, 0.50),
-        "tap_p99_ms": percentile(latencies, 0.99),
-        "tap_max_ms": max(latencies),
-        "tap_mean_ms": statistics.fmean(latencies),
+        f"{prefix}_p50_ms": percentile(latencies, 0.50),
+        f"{prefix}_p99_ms": percentile(latencies, 0.99),
+        f"{prefix}_max_ms": max(latencies),
+        f"{prefix}_mean_ms": statistics.fmean(latencies),
     }
 
 
@@ -207,6 +265,17 @@ def main(argv: list[str]) -> int:
             (directory / "pcsc").mkdir()
             results.update(
                 bench_pcsc(args.taps, args.reader, args.vpcd, directory / "pcsc", issuer)
+            )
+            (directory / "pcsc-load").mkdir()
+            results.update(
+                bench_pcsc(
+                    args.taps,
+                    args.reader,
+                    args.vpcd,
+                    directory / "pcsc-load",
+                    issuer,
+                    with_loads=True,
+                )
             )
         (directory / "inproc").mkdir()
         results.update(bench_inprocess(args.taps, directory / "inproc", issuer))

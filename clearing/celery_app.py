@@ -17,13 +17,14 @@ from celery.schedules import crontab
 from clearing.calendar import parse_cutoff
 from clearing.cards import tasks as cards_tasks
 from clearing.engine import tasks as engine_tasks
+from clearing.mobile import tasks as mobile_tasks
 from clearing.settings import Settings, get_settings
 from clearing.settlement import tasks as settlement_tasks
 from reconciliation import tasks as reconciliation_tasks
 
 # The tasks are `shared_task`s of their own domains, imported plainly here: a worker started on
 # this app knows every one of them, and no domain imports the app object.
-TASK_MODULES = (engine_tasks, settlement_tasks, cards_tasks, reconciliation_tasks)
+TASK_MODULES = (engine_tasks, settlement_tasks, cards_tasks, mobile_tasks, reconciliation_tasks)
 # Settle a little after the cut-off, so the clearing run that follows it has begun.
 SETTLE_AFTER_CUTOFF = timedelta(minutes=10)
 # Reconcile once settlement (and the clearing run before it) has had time to finish.
@@ -74,6 +75,10 @@ def make_celery(settings: Settings | None = None) -> Celery:
             "complete-card-replacements": {
                 "task": "clearing.complete_replacements",
                 "schedule": 900.0,  # a replaced card's balance moves within 15 min of being ready
+            },
+            "expire-undelivered-topups": {
+                "task": "clearing.expire_topups",
+                "schedule": 3600.0,  # an expired top-up is refunded within the hour
             },
             "settle-closed-day": {
                 "task": "clearing.settle_day",

@@ -61,6 +61,18 @@ class Forbidden(ClearingError):
     title = "Forbidden"
 
 
+class TooManyRequests(ClearingError):
+    """Too many tries within a window: 429, with Retry-After (seconds) saying when to try again."""
+
+    code = "too_many_requests"
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = max(1, retry_after_s)
+
+
 class PayloadTooLarge(ClearingError):
     code = "payload_too_large"
     status = 413

@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clearing.calendar import parse_cutoff
@@ -62,6 +62,62 @@ class Settings(BaseSettings):
         default="",
         description="Ed25519 private key (32-byte seed, hex) that signs the deny and action "
         "lists. Empty: one is made once and kept in data_dir/list-signing-key.hex.",
+    )
+    # Mobile top-ups through Stripe (clearing/mobile). Production sets only the two secrets.
+    stripe_secret_key: SecretStr = Field(
+        default=SecretStr(""), description="Stripe secret key (sk_...). Empty: no top-ups."
+    )
+    stripe_webhook_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="Signing secret of the webhook endpoint (whsec_...): events are verified.",
+    )
+    stripe_api_base: str = Field(
+        default="",
+        description="Empty: Stripe's own API. http://127.0.0.1:<port> for localstripe (tests, demo).",
+    )
+    localstripe_port: int = Field(
+        default=8420, ge=1, le=65535, description="Port scripts/stripe.sh starts localstripe on."
+    )
+    topup_fen_max: int = Field(default=50_000, gt=0, description="Largest single top-up (fen).")
+    card_balance_fen_max: int = Field(
+        default=100_000,
+        gt=0,
+        description="Most a card may hold, on the card and pending together (fen).",
+    )
+    pending_load_expiry_days: int = Field(
+        default=30, ge=1, le=365, description="An undelivered top-up is refunded after this."
+    )
+    # Residents (clearing/residents): sign-in tokens and the bounds on guessing.
+    resident_access_token_ttl_s: int = Field(
+        default=900, ge=60, le=86_400, description="A resident's access token lives this long."
+    )
+    resident_refresh_token_ttl_s: int = Field(
+        default=30 * 86_400,
+        ge=3_600,
+        le=400 * 86_400,
+        description="A refresh token (one use; each use gives a new one) lives this long.",
+    )
+    resident_login_failures_max: int = Field(
+        default=5, ge=1, le=100, description="Wrong passwords per account within the window."
+    )
+    resident_login_window_s: int = Field(
+        default=900, ge=60, description="Login failures older than this are forgotten."
+    )
+    password_hash_time_cost: int = Field(
+        default=3, ge=1, le=20, description="Argon2id passes (RFC 9106 low-memory profile: 3)."
+    )
+    password_hash_memory_kib: int = Field(
+        default=65_536,
+        ge=64,
+        le=1_048_576,
+        description="Argon2id memory in KiB (RFC 9106 low-memory profile: 64 MiB). Hashes made "
+        "with other parameters still verify, and are made again at the next login.",
+    )
+    card_link_failures_max: int = Field(
+        default=5, ge=1, le=100, description="Wrong card proofs per resident and per card."
+    )
+    card_link_window_s: int = Field(
+        default=3_600, ge=60, description="Card-proof failures older than this are forgotten."
     )
 
     @field_validator("business_time_zone")

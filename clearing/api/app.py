@@ -22,7 +22,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from clearing import db
 from clearing.api import health
 from clearing.api.docs import install_offline_docs
-from clearing.auth import endpoints as auth_endpoints
 from clearing.cards import endpoints as cards_endpoints
 from clearing.clinic import endpoints as clinic_endpoints
 from clearing.db.locks import sqlite_write_lock_at_begin
@@ -35,8 +34,10 @@ from clearing.http.problems import (
 from clearing.ingest import endpoints as ingest_endpoints
 from clearing.lists import endpoints as lists_endpoints
 from clearing.lists.signing import load_server_key
+from clearing.mobile import endpoints as mobile_endpoints
 from clearing.quarantine import endpoints as quarantine_endpoints
 from clearing.registry import endpoints as registry_endpoints
+from clearing.residents import endpoints as residents_endpoints
 from clearing.settings import Settings, get_settings
 from clearing.settlement import endpoints as settlement_endpoints
 from insight import endpoints as insight_endpoints
@@ -51,7 +52,7 @@ log = logging.getLogger("clearing.api")
 
 # The routers, in the order they appear in the API's documentation.
 ROUTERS = (
-    auth_endpoints,
+    residents_endpoints,  # sign-up, login and GET /v1/me (for every role) come first
     registry_endpoints,
     cards_endpoints,
     ingest_endpoints,
@@ -59,6 +60,7 @@ ROUTERS = (
     quarantine_endpoints,
     clinic_endpoints,
     settlement_endpoints,
+    mobile_endpoints,
     insight_endpoints,
     reconciliation_endpoints,
 )

@@ -35,6 +35,7 @@ from cardio.records import CardType as CardioCardType
 from cardio.softcard import SoftCard
 from clearing import books, db
 from clearing.books import LEDGER_CNY, TransferCode
+from clearing.cli.mobile_demo import residents_top_up, stripe_environment
 from clearing.registry.models import Card, Participant, Terminal
 from clearing.settings import get_settings
 from ledger import Transfer, transfer_id
@@ -77,6 +78,7 @@ class DemoReport:
     clearing: dict[str, Any] = field(default_factory=dict)
     settlement: dict[str, Any] = field(default_factory=dict)
     reconciliation: dict[str, Any] = field(default_factory=dict)
+    topups: Any = None
     seconds: float = 0.0
 
 
@@ -95,6 +97,7 @@ def _prepare_environment(root: Path) -> None:
     os.environ.pop("ONECARD_CELERY_BROKER_URL", None)
     os.environ.pop("ONECARD_SETTLEMENT_DIR", None)
     get_settings.cache_clear()
+    stripe_environment()
 
 
 async def _issue_cards(
@@ -339,6 +342,16 @@ def run_city_demo(
             )
             progress.advance(setup)
 
+            topping_up = progress.add_task("residents top up on the phone", total=1)
+            report.topups = residents_top_up(
+                server.url,
+                [
+                    (c.public_info.card_no, f"resident-{n:05d}")
+                    for n, c in enumerate(soft_cards[:20])
+                ],
+            )
+            progress.advance(topping_up)
+
             groups = 10
             riders = soft_cards[: max(1, int(len(soft_cards) * RIDING_SHARE))]
             riding = progress.add_task(f"a day of {buses} buses ({day})", total=groups)
@@ -452,6 +465,15 @@ def print_city_report(console: Console, report: DemoReport) -> None:
         f"{report.visits_paid}/{report.visits} clinic visits paid; planted "
         f"{report.planted_forged} forged and {report.planted_duplicates} duplicated records"
     )
+    t = report.topups
+    if t is not None and t.stripe:
+        console.print(
+            f"{t.asked} residents topped up on the phone through Stripe ({t.stripe}): {t.paid} "
+            f"paid, {yuan(t.amount_fen)} CNY on the action list for their cards' next tap"
+            f"{f', {t.refused} refused' if t.refused else ''}"
+        )
+    elif t is not None:
+        console.print("no phone top-ups: localstripe is not running (bash scripts/stripe.sh start)")
     c = report.clearing
     console.print(
         f"cleared {c['records_seen']} records: {c['posted']} posted "

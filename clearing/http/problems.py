@@ -104,6 +104,9 @@ async def _clearing_error(request: Request, error: Exception) -> JSONResponse:
     error = _handled(error, ClearingError)
     challenge = getattr(error, "challenge", "Bearer")
     headers = {"WWW-Authenticate": challenge} if error.status == 401 else None
+    retry_after_s = getattr(error, "retry_after_s", None)
+    if isinstance(retry_after_s, int):
+        headers = {**(headers or {}), "Retry-After": str(retry_after_s)}
     return problem_response(
         error.status,
         error.code,

@@ -54,8 +54,12 @@ def public_hex(key: Ed25519PrivateKey) -> str:
 
 
 @asynccontextmanager
-async def running_app(url: str, data_dir: Path) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    settings = Settings(database_url=url, data_dir=data_dir, list_signing_key=LIST_KEY_HEX)
+async def running_app(
+    url: str, data_dir: Path, **overrides: Any
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    settings = Settings(
+        database_url=url, data_dir=data_dir, list_signing_key=LIST_KEY_HEX, **overrides
+    )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -200,8 +204,8 @@ class World:
 
 
 @asynccontextmanager
-async def world(url: str, data_dir: Path) -> AsyncIterator[World]:
-    async with running_app(url, data_dir) as (app, client):
+async def world(url: str, data_dir: Path, **overrides: Any) -> AsyncIterator[World]:
+    async with running_app(url, data_dir, **overrides) as (app, client):
         w = World(app, client, "", None, {})  # type: ignore[arg-type]
         w.participant = await w.add_participant()
         w.terminal = await w.add_terminal()

@@ -112,5 +112,7 @@ def test_every_operation_answers_as_documented(service_url) -> None:
                     )
 
         call()
-    # The token really reached the service: most operations were also exercised past auth.
-    assert len(succeeded) >= len(operations) // 2, sorted(succeeded)
+    # The token really reached the service: most operations were also exercised past auth. The
+    # token is an admin's: a resident's own operations (/v1/me/...) answer it 403, as they must.
+    staff_operations = [op for op in operations if not op.path.startswith("/v1/me/")]
+    assert len(succeeded) >= len(staff_operations) // 2, sorted(succeeded)

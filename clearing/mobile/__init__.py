@@ -1,0 +1,1 @@
+"""The mobile channel: residents top up their cards through Stripe, delivered at the next tap."""

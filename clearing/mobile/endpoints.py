@@ -1,0 +1,224 @@
+"""Mobile routes: a resident's top-ups, Stripe's webhook, and staff's view of flagged top-ups.
+
+Thin: parse, call the services, answer. A top-up is committed before Stripe is called (so
+Stripe's webhook always finds it); the webhook is parsed only after its signature verifies.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from clearing.auth.dependencies import PrincipalDep
+from clearing.auth.service import Principal
+from clearing.http.bodies import StrictJsonRoute
+from clearing.http.deps import SessionDep, SettingsDep, ledger_of
+from clearing.http.problems import PROBLEM_RESPONSES
+from clearing.mobile import events, service
+from clearing.mobile.errors import PaymentDeclined
+from clearing.mobile.gateway import StripeGateway, verify_event
+from clearing.mobile.models import Topup, TopupState
+from clearing.mobile.schemas import (
+    EventAck,
+    FlaggedList,
+    TopupCreate,
+    TopupCreated,
+    TopupList,
+    TopupOut,
+    TopupStaffOut,
+)
+from clearing.mobile.service import TopupRequest
+from clearing.settings import Settings
+from ledger.errors import InvariantError, LedgerConflictError
+
+RESERVE_ATTEMPTS_MAX = 3
+router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", responses=PROBLEM_RESPONSES)
+
+TopupIdPath = Annotated[str, Path(pattern=r"^tu_[0-9a-f]{32}$", description="A top-up's id")]
+WEBHOOK_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+        "description": "A Stripe event, as Stripe sends it (signed in the Stripe-Signature header)",
+    }
+}
+
+
+def gateway_of(request: Request, settings: Settings) -> StripeGateway:
+    """The app's Stripe gateway, made at its first use (StripeUnavailable without a key)."""
+    gateway = getattr(request.app.state, "stripe_gateway", None)
+    if gateway is None:
+        gateway = StripeGateway(settings)
+        request.app.state.stripe_gateway = gateway
+    return gateway
+
+
+def _resident(principal: PrincipalDep) -> Principal:
+    service.resident_of(principal)
+    return principal
+
+
+ResidentDep = Annotated[Principal, Depends(_resident)]
+
+
+@router.post(
+    "/me/topups",
+    status_code=201,
+    tags=["mobile"],
+    summary="Top up one of my cards (Stripe)",
+    description="A resident pays an amount onto a card of theirs: card (confirmed at once with "
+    "`payment_method`), Alipay or WeChat Pay (the phone finishes with the `client_secret`). "
+    "Caps are checked before anything is charged. The same `request_id` again returns the same "
+    "top-up and never charges twice. Once paid, the money is written onto the card at its next "
+    "tap on any online bus validator, clinic terminal or load kiosk.",
+)
+async def create_topup(
+    body: TopupCreate,
+    request: Request,
+    principal: ResidentDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> TopupCreated:
+    wanted = TopupRequest(
+        body.card_no,
+        body.amount_fen,
+        body.request_id,
+        body.payment_method_type,
+        body.payment_method,
+    )
+    topup, call_stripe = await _reserve(session, request, principal, wanted, settings)
+    if not call_stripe:
+        return TopupCreated.model_validate(topup)
+    gateway = gateway_of(request, settings)
+    topup_id = topup.topup_id
+    await session.commit()  # stored before Stripe is asked: every webhook finds it
+    try:
+        intent = await gateway.create_intent(
+            amount_fen=wanted.amount_fen,
+            method_type=wanted.method_type.value,
+            payment_method=wanted.payment_method,
+            metadata=service.intent_metadata(topup),
+            idempotency_key=service.rules.stripe_idempotency_key(topup_id),
+        )
+    except PaymentDeclined:
+        await service.record_declined(session, topup_id, "the card was declined")
+        await session.commit()
+        raise
+    topup = await service.record_intent(session, topup_id, intent)
+    created = TopupCreated.model_validate(topup)
+    return created.model_copy(update={"client_secret": intent.client_secret})
+
+
+async def _reserve(
+    session: AsyncSession,
+    request: Request,
+    principal: Principal,
+    wanted: TopupRequest,
+    settings: Settings,
+) -> tuple[Topup, bool]:
+    """Reserve the top-up; a ledger write conflict (another card's accounts opening at the same
+    instant) is retried on a fresh transaction, a bounded number of times."""
+    for attempt in range(RESERVE_ATTEMPTS_MAX):
+        try:
+            return await service.reserve_topup(
+                session, ledger_of(request), principal, wanted, settings
+            )
+        except LedgerConflictError:
+            await session.rollback()
+            if attempt == RESERVE_ATTEMPTS_MAX - 1:
+                raise
+    raise InvariantError("unreachable: the loop returns or raises")
+
+
+@router.get(
+    "/me/topups",
+    tags=["mobile"],
+    summary="My top-ups",
+    description="The resident's top-ups, newest first (at most 100), with their state: created, "
+    "requires_action, failed, succeeded (paid, waiting for the next tap), delivered (on the "
+    "card), refunded or expired.",
+)
+async def list_topups(principal: ResidentDep, session: SessionDep) -> TopupList:
+    topups = await service.topups_of(session, principal)
+    return TopupList(topups=[TopupOut.model_validate(t) for t in topups])
+
+
+@router.get(
+    "/me/topups/{topup_id}",
+    tags=["mobile"],
+    summary="One of my top-ups",
+    description="A top-up of the resident's (404 for anyone else's).",
+)
+async def get_topup(topup_id: TopupIdPath, principal: ResidentDep, session: SessionDep) -> TopupOut:
+    return TopupOut.model_validate(await service.topup_of(session, principal, topup_id))
+
+
+@router.post(
+    "/stripe/webhook",
+    tags=["mobile"],
+    summary="Stripe's webhook",
+    description="Stripe's events (payment_intent.succeeded, payment_intent.payment_failed, "
+    "charge.refunded, charge.dispute.created), verified by their Stripe-Signature (400 and "
+    "nothing done if it does not verify), each applied once whatever the order and however "
+    "often Stripe delivers it.",
+    openapi_extra=WEBHOOK_BODY,
+)
+async def stripe_webhook(request: Request, session: SessionDep, settings: SettingsDep) -> EventAck:
+    payload = await request.body()
+    event = verify_event(
+        payload,
+        request.headers.get("stripe-signature"),
+        settings.stripe_webhook_secret.get_secret_value(),
+    )
+    result = await events.handle_event(
+        session, ledger_of(request), gateway_of(request, settings), event, settings
+    )
+    return EventAck(
+        event_id=result.event_id,
+        outcome=result.outcome,
+        detail=result.detail,
+        duplicate=result.duplicate,
+    )
+
+
+@router.get(
+    "/mobile/flagged-topups",
+    tags=["mobile"],
+    summary="Top-ups staff must look at",
+    description="Finance or admin: disputed top-ups, refunds Stripe made after the load "
+    "reached the card, second PaymentIntents for one top-up (newest first, at most 100).",
+)
+async def flagged_topups(principal: PrincipalDep, session: SessionDep) -> FlaggedList:
+    topups = await service.flagged(session, principal)
+    return FlaggedList(topups=[TopupStaffOut.model_validate(t) for t in topups])
+
+
+@router.post(
+    "/mobile/topups/{topup_id}/refund",
+    tags=["mobile"],
+    summary="Refund an undelivered top-up",
+    description="Admin or finance: the load leaves the action list and the payment is refunded "
+    "through Stripe. Refused (409) once the load is on the card: refund the card instead.",
+)
+async def refund_topup(
+    topup_id: TopupIdPath,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> TopupStaffOut:
+    topup = await service.staff_topup(session, principal, topup_id)
+    await _refund(session, request, settings, topup)
+    return TopupStaffOut.model_validate(topup)
+
+
+async def _refund(
+    session: AsyncSession, request: Request, settings: Settings, topup: Topup
+) -> None:
+    # Withdrawn from the lists and booked first; Stripe is asked last, so a refusal there
+    # rolls all of it back, and a crash after it leaves charge.refunded to finish the booking.
+    await service.withdraw_undelivered(session, ledger_of(request), topup, TopupState.REFUNDED)
+    payment_intent_id = topup.payment_intent_id or ""
+    await gateway_of(request, settings).refund(payment_intent_id, f"refund-{topup.topup_id}")
