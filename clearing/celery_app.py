@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from celery import Celery
 from celery.schedules import crontab
 
+from clearing.billing import tasks as billing_tasks
 from clearing.calendar import parse_cutoff
 from clearing.cards import tasks as cards_tasks
 from clearing.engine import tasks as engine_tasks
@@ -24,7 +25,14 @@ from reconciliation import tasks as reconciliation_tasks
 
 # The tasks are `shared_task`s of their own domains, imported plainly here: a worker started on
 # this app knows every one of them, and no domain imports the app object.
-TASK_MODULES = (engine_tasks, settlement_tasks, cards_tasks, mobile_tasks, reconciliation_tasks)
+TASK_MODULES = (
+    engine_tasks,
+    settlement_tasks,
+    cards_tasks,
+    mobile_tasks,
+    billing_tasks,
+    reconciliation_tasks,
+)
 # Settle a little after the cut-off, so the clearing run that follows it has begun.
 SETTLE_AFTER_CUTOFF = timedelta(minutes=10)
 # Reconcile once settlement (and the clearing run before it) has had time to finish.
@@ -79,6 +87,10 @@ def make_celery(settings: Settings | None = None) -> Celery:
             "expire-undelivered-topups": {
                 "task": "clearing.expire_topups",
                 "schedule": 3600.0,  # an expired top-up is refunded within the hour
+            },
+            "dispatch-bill-confirmations": {
+                "task": "clearing.dispatch_bill_confirmations",
+                "schedule": 300.0,  # a confirmation lost between commit and queue waits ≤ 5 min
             },
             "settle-closed-day": {
                 "task": "clearing.settle_day",

@@ -58,6 +58,22 @@ class Settings(BaseSettings):
         description="Escrow account: pays every payout, so no participant may be paid into it.",
     )
     escrow_bank: str = Field(default="Bank of the City", description="Escrow account's bank.")
+    # Bills (clearing/billing): each biller's HTTP/JSON service; the credential from the env only.
+    biller_url: str = Field(
+        default="http://127.0.0.1:8741",
+        description="Base URL of the biller service for billers not named in biller_urls.",
+    )
+    biller_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description='Per biller code, its base URL (JSON: {"city-water": "https://..."}).',
+    )
+    biller_token: SecretStr = Field(
+        default=SecretStr(""), description="Bearer credential sent to the biller services."
+    )
+    biller_timeout_s: float = Field(default=5.0, gt=0, le=60, description="Per biller request.")
+    bill_amount_fen_max: int = Field(
+        default=500_000, gt=0, le=10_000_000, description="Largest bill payable here, in fen."
+    )
     list_signing_key: str = Field(
         default="",
         description="Ed25519 private key (32-byte seed, hex) that signs the deny and action "

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from clearing import db
 from clearing.api import health
 from clearing.api.docs import install_offline_docs
+from clearing.billing import endpoints as billing_endpoints
 from clearing.cards import endpoints as cards_endpoints
 from clearing.clinic import endpoints as clinic_endpoints
 from clearing.db.locks import sqlite_write_lock_at_begin
@@ -61,6 +62,7 @@ ROUTERS = (
     clinic_endpoints,
     settlement_endpoints,
     mobile_endpoints,
+    billing_endpoints,
     insight_endpoints,
     reconciliation_endpoints,
 )

@@ -37,6 +37,8 @@ class TransferCode(enum.IntEnum):
     SETTLEMENT_PAYOUT = 402  # payable:<participant> -> bank:escrow
     INSURER_RECEIPT = 403  # bank:escrow -> insurer:<scheme> (the fund pays its claims)
     SUBSIDY_RECEIPT = 404  # bank:escrow -> subsidy:<scheme>
+    # bills
+    BILL_PAYMENT = 501  # stripe:balance|bank:cash -> payable:<biller> (a bill paid)
     # corrections
     REVERSAL = 900  # the reverse of an earlier transfer, named in the transfer
     SUSPENSE_IN = 901  # <source> -> suspense:<reason>

@@ -76,6 +76,7 @@ class DemoReport:
     planted_forged: int = 0
     planted_duplicates: int = 0
     clearing: dict[str, Any] = field(default_factory=dict)
+    bills: Any = None  # clearing.cli.bills_demo.BillsReport
     settlement: dict[str, Any] = field(default_factory=dict)
     reconciliation: dict[str, Any] = field(default_factory=dict)
     topups: Any = None
@@ -404,6 +405,7 @@ def run_city_demo(
                 )
                 progress.advance(clinic_task)
             Uploader(journal, lists, client_factory, interval_s=60).sync_once()
+            report.bills = _bills(store, soft_cards, server.url, list_public, root, visit_clock[0])
 
             # Planted: a few forged records and a few uploaded twice, from the first bus.
             bus = fleet.buses[0]
@@ -441,6 +443,24 @@ def run_city_demo(
     return report
 
 
+def _bills(
+    store: KeyStore, cards: list[SoftCard], url: str, list_public: str, root: Path, at: datetime
+) -> Any:
+    """Bills paid by card at the billers' counters (clearing/cli/bills_demo.py)."""
+    from clearing.cli.bills_demo import pay_bills_at_the_counter
+
+    payers = [card for card in cards if card.balance_fen >= 20_000]
+    minutes = iter(range(1, 10_000))
+    return pay_bills_at_the_counter(
+        store,
+        payers,
+        clearing_url=url,
+        list_public_key=list_public,
+        home=root / "counter",
+        clock=lambda: at + timedelta(minutes=next(minutes)),
+    )
+
+
 async def _summary_data(url: str, day: date) -> tuple[Any, dict[str, int], list[Any]]:
     from clearing.quarantine import service as quarantine
     from clearing.settlement.service import load_settlement
@@ -474,6 +494,12 @@ def print_city_report(console: Console, report: DemoReport) -> None:
         )
     elif t is not None:
         console.print("no phone top-ups: localstripe is not running (bash scripts/stripe.sh start)")
+    if report.bills is not None:
+        b = report.bills
+        console.print(
+            f"{b.paid} water and power bills paid by card at the billers' counters "
+            f"({yuan(b.amount_fen)} CNY), {b.acknowledged} acknowledged by the billers"
+        )
     c = report.clearing
     console.print(
         f"cleared {c['records_seen']} records: {c['posted']} posted "

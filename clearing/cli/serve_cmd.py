@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from fastapi import FastAPI
 from rich.console import Console
 
 from clearing import db
@@ -42,7 +43,7 @@ def register(app: typer.Typer) -> None:
         )
         try:
             uvicorn.run(
-                "clearing.api.app:create_app",
+                "clearing.cli.serve_cmd:served_app",
                 factory=True,
                 host=host,
                 port=port,
@@ -54,6 +55,17 @@ def register(app: typer.Typer) -> None:
                 raise
             say(f"cannot serve on {host}:{port}: {STARTUP_HINT}")
             raise typer.Exit(EXIT_FAILED) from None
+
+
+def served_app() -> FastAPI:
+    """The API app of `onecard serve` (each uvicorn worker imports this): the Celery app is
+    configured in the process too, so the API can queue work after a commit (bill
+    confirmations) on the broker of the settings, or eagerly in the embedded default."""
+    from clearing.api.app import create_app  # here: every other command starts faster
+    from clearing.celery_app import app as celery_app
+
+    celery_app.set_current()
+    return create_app()
 
 
 def db_kind(url: str) -> str:

@@ -9,7 +9,15 @@ from __future__ import annotations
 import typer
 
 from clearing.cards.service import block_card
-from clearing.cli import bank_cmd, clearing_cmd, db_cmd, demo_cmd, registry_cmd, serve_cmd
+from clearing.cli import (
+    bank_cmd,
+    bills_cmd,
+    clearing_cmd,
+    db_cmd,
+    demo_cmd,
+    registry_cmd,
+    serve_cmd,
+)
 from clearing.cli.card_cmd import build_card_app
 from clearing.cli.database import ready_database_url
 from clearing.cli.failures import EXPLAINERS, OnecardGroup
@@ -37,5 +45,6 @@ registry_cmd.register(app)
 clearing_cmd.register(app)
 bank_cmd.register(app)
 demo_cmd.register(app)
+bills_cmd.register(app)
 insight_cli.register(app)
 reconciliation_cli.register(app, database_url=ready_database_url, block_card=block_card)

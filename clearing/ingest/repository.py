@@ -104,3 +104,13 @@ async def received_tap_count(session: AsyncSession, card_no: str) -> int:
         .where(TapRecord.card_no == card_no, TapRecord.state == TapState.RECEIVED)
     )
     return int(result.scalar_one())
+
+
+async def taps_at(session: AsyncSession, terminal_id: str, terminal_seq: int) -> list[TapRecord]:
+    """The uploaded records of one terminal sequence number (re-uploads may repeat one)."""
+    result = await session.execute(
+        select(TapRecord)
+        .where(TapRecord.terminal_id == terminal_id, TapRecord.terminal_seq == terminal_seq)
+        .order_by(TapRecord.id)
+    )
+    return list(result.scalars())

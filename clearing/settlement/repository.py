@@ -16,6 +16,7 @@ from sqlalchemy import Table, case, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearing import books
+from clearing.billing.models import BillPayment
 from clearing.engine.models import ClearedTap
 from clearing.registry.models import Participant
 from clearing.settlement.files import PayoutLine
@@ -34,6 +35,7 @@ runs = cast(Table, SettlementRun.__table__)
 lines_table = cast(Table, SettlementLine.__table__)
 claims_table = cast(Table, SettlementClaim.__table__)
 participants = cast(Table, Participant.__table__)
+bill_payments = cast(Table, BillPayment.__table__)
 
 
 async def day_earnings(conn: AsyncConnection, business_day: date) -> dict[str, Earnings]:
@@ -49,7 +51,29 @@ async def day_earnings(conn: AsyncConnection, business_day: date) -> dict[str, E
         .where(cleared.c.settlement_day == business_day, cleared.c.kind != "load")
         .group_by(cleared.c.participant_code)
     )
-    return {r[0]: Earnings(int(r[1]), int(r[2] or 0), int(r[3] or 0), int(r[4] or 0)) for r in rows}
+    earnings = {
+        r[0]: Earnings(int(r[1]), int(r[2] or 0), int(r[3] or 0), int(r[4] or 0)) for r in rows
+    }
+    for code, paid in (await day_bill_payments(conn, business_day)).items():
+        was = earnings.get(code, Earnings(0, 0, 0, 0))
+        earnings[code] = Earnings(
+            was.taps + paid.taps, was.fares_fen + paid.fares_fen, was.subsidy_fen, was.insured_fen
+        )
+    return earnings
+
+
+async def day_bill_payments(conn: AsyncConnection, business_day: date) -> dict[str, Earnings]:
+    """Per biller: the bills paid online that settle on `business_day` (posted to its payable
+    by the bill workflow; bills paid by card at a counter are cleared taps, counted above)."""
+    rows = await conn.execute(
+        select(bill_payments.c.biller_code, func.count(), func.sum(bill_payments.c.amount_fen))
+        .where(
+            bill_payments.c.settlement_day == business_day,
+            bill_payments.c.transfer_id.is_not(None),
+        )
+        .group_by(bill_payments.c.biller_code)
+    )
+    return {r[0]: Earnings(int(r[1]), int(r[2] or 0), 0, 0) for r in rows}
 
 
 async def payees(conn: AsyncConnection, codes: Iterable[str]) -> dict[str, Payee]:
@@ -247,7 +271,13 @@ async def move_records_back(conn: AsyncConnection, current: date, floor: date) -
             )
         )
     )
-    return int(moved.rowcount or 0)
+    # bills paid online while a future day stood settled settle on the latest open day
+    bills = await conn.execute(
+        update(bill_payments)
+        .where(bill_payments.c.settlement_day > latest)
+        .values(settlement_day=latest)
+    )
+    return int(moved.rowcount or 0) + int(bills.rowcount or 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,7 +69,9 @@ def test_the_city_demo_clears_and_settles_a_day(demo_home: Path) -> None:
     clearing = report.clearing
     assert clearing["duplicates"] == report.planted_duplicates == 5
     assert clearing["quarantined"] == report.planted_forged == 3
-    assert clearing["posted"] == report.paid + report.visits_paid
+    bills = report.bills  # paid by card at the water company's counter, told to the billers
+    assert bills.paid == bills.acknowledged > 0 and not bills.refused
+    assert clearing["posted"] == report.paid + report.visits_paid + bills.paid
     settled = report.settlement
     assert not settled["already_settled"]
     xml = Path(settled["xml"])
@@ -88,6 +90,8 @@ def test_the_city_demo_clears_and_settles_a_day(demo_home: Path) -> None:
     assert duplicates == 5
     text = console.export_text()
     assert "bad_tac" in text and "pain001.xml" in text
+    assert "city-water" in Path(settled["csv"]).read_text()  # the billers settle like operators
+    assert "bills paid by card" in text
 
 
 def test_onecard_demo_runs_small(demo_home: Path) -> None:

@@ -51,5 +51,6 @@ def test_the_celery_app_knows_every_task_its_beat_schedules() -> None:
         "clearing.settle_day",
         "reconciliation.reconcile_day",
         "clearing.expire_topups",
+        "clearing.dispatch_bill_confirmations",
     }
     assert scheduled <= set(celery_app.tasks)

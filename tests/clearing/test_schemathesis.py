@@ -12,6 +12,7 @@ through Hypothesis, with and without the token. Both derandomized: a failure rep
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from schemathesis.checks import CHECKS, load_all_checks
 from clearing import db
 from clearing.auth.models import Role
 from tests.clearing.apiharness import issue_token_in_subprocess, uvicorn_server
+from tests.clearing.billerharness import BILLERS, start_biller_service
 
 CLI_EXAMPLES = 15  # per operation and phase of the command line run
 EXAMPLES_PER_OPERATION = 8  # per operation, with and without a token, in the Hypothesis run
@@ -36,8 +38,16 @@ def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     data_dir: Path = tmp_path_factory.mktemp("fuzz")
     url = f"sqlite+aiosqlite:///{(data_dir / 'onecard.db').as_posix()}"
     db.upgrade(url)
-    with uvicorn_server(url, data_dir) as (base, env):
-        yield base, issue_token_in_subprocess(env, Role.ADMIN, "fuzz")
+    # the bill routes ask a biller: the real biller service, so a lookup never meets a dead port
+    biller, biller_url = start_biller_service(data_dir / "biller", BILLERS)
+    os.environ["ONECARD_BILLER_URL"] = biller_url  # uvicorn_server copies os.environ
+    try:
+        with uvicorn_server(url, data_dir) as (base, env):
+            yield base, issue_token_in_subprocess(env, Role.ADMIN, "fuzz")
+    finally:
+        os.environ.pop("ONECARD_BILLER_URL", None)
+        biller.terminate()
+        biller.wait(timeout=10)
 
 
 def all_checks() -> list:
