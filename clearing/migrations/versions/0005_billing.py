@@ -1,7 +1,7 @@
 """Bills: bill payments, receipts and the outbox of biller confirmations.
 
 Revision ID: 0005_billing
-Revises: 0004_insight
+Revises: 0005_mobile (chained on h/matchers; 0004_insight on its own branch)
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_billing"
-down_revision = "0004_insight"
+down_revision = "0005_mobile"
 branch_labels = None
 depends_on = None
 

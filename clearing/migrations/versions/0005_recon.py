@@ -1,7 +1,7 @@
 """Reconciliation: runs, match counts per check, breaks and their history (reconciliation/models).
 
 Revision ID: 0005_recon
-Revises: 0004_insight
+Revises: 0005_billing (chained on h/matchers; 0004_insight on its own branch)
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_recon"
-down_revision = "0004_insight"
+down_revision = "0005_billing"
 branch_labels = None
 depends_on = None
 
