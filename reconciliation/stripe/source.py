@@ -34,8 +34,9 @@ class StripeSource(Protocol):
 class StripeApiSource:
     """One Stripe account's balance transactions, charges and payouts."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, page_size: int = PAGE_SIZE) -> None:
         self.client = StripeGateway(settings).client
+        self.page_size = page_size
 
     async def charges(self, start: datetime, end: datetime) -> list[StripeCharge]:
         """The charge balance transactions created in [start, end), each with its intent."""
@@ -85,7 +86,7 @@ class StripeApiSource:
 
     async def _newest_first(self, service: Any, start: datetime) -> AsyncIterator[dict[str, Any]]:
         try:
-            page = await service.list_async({"limit": PAGE_SIZE})
+            page = await service.list_async({"limit": self.page_size})
             async for item in page.auto_paging_iter():
                 obj = item.to_dict()
                 if _at(obj["created"]) < start:
