@@ -2,9 +2,10 @@
 key and API base from the settings, localstripe in tests). Paginated: Stripe lists newest first,
 so each listing stops at the first object older than the window. Reads only.
 
-Filters are applied here rather than as list parameters: Stripe accepts `created` on every list,
-localstripe refuses it on balance transactions and payouts, and stopping at the window's start
-costs the same pages.
+Charges are listed with `created[gt]` (Stripe and localstripe both take it); balance
+transactions and payouts without it (localstripe refuses it there) and the listing stops at the
+first one older than the window (Stripe lists them newest first, as localstripe does balance
+transactions).
 """
 
 from __future__ import annotations
@@ -79,17 +80,22 @@ class StripeApiSource:
     async def _intents(self, start: datetime, end: datetime) -> dict[str, str]:
         """Charge id -> PaymentIntent id, for the charges made in the window."""
         out = {}
-        async for charge in self._newest_first(self.client.v1.charges, start):
+        since = {"created": {"gt": int(start.timestamp()) - 1}}  # both Stripe and localstripe
+        async for charge in self._newest_first(self.client.v1.charges, start, since):
             if _at(charge["created"]) < end and charge.get("payment_intent"):
                 out[str(charge["id"])] = _id(charge["payment_intent"])
         return out
 
-    async def _newest_first(self, service: Any, start: datetime) -> AsyncIterator[dict[str, Any]]:
+    async def _newest_first(
+        self, service: Any, start: datetime, params: dict[str, Any] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         try:
-            page = await service.list_async({"limit": self.page_size})
+            page = await service.list_async({"limit": self.page_size, **(params or {})})
             async for item in page.auto_paging_iter():
                 obj = item.to_dict()
                 if _at(obj["created"]) < start:
+                    if params:
+                        continue  # filtered by Stripe: nothing older is listed
                     return  # newest first: the rest is older still
                 yield obj
         except stripe.StripeError as error:
