@@ -57,8 +57,8 @@ class BankCheck:
             payouts.extend(await source(ctx.conn, first - margin, ctx.business_day + margin))
         stripe = self.stripe or stripe_source_from_settings()
         if stripe is not None:
-            stripe_first = max(first, ctx.business_day - timedelta(settings.stripe_lookback_days))
-            found = await stripe.payouts(stripe_first - margin, ctx.business_day + margin)
+            # over the whole lookback: an older Stripe credit must still find its payout
+            found = await stripe.payouts(first - margin, ctx.business_day + margin)
             payouts.extend(stripe_payouts(found))
         fund_refs = await repository.fund_line_refs(ctx.conn, first - 2 * margin, ctx.business_day)
         lines = [
