@@ -168,6 +168,7 @@ async def list_runs(
 
 @router.get("/runs/{run_id}", response_model=RunOut, summary="One reconciliation run (finance)")
 async def get_run(run_id: RunId, session: SessionDep, principal: PrincipalDep) -> RunOut:
+    """One run: its day, its counts and each check's match rate."""
     _finance(principal)
     run, checks = await service.get_run(await session.connection(), run_id)
     return _run_out(run, checks)
@@ -280,6 +281,7 @@ async def get_export(
     session: SessionDep,
     principal: PrincipalDep,
 ) -> Any:
+    """The day's breaks, match rates or 30-day trend as CSV (written by the run's report)."""
     _finance(principal)
     made = await service.day_report(await session.connection(), _check_day(business_day))
     return PlainTextResponse(report.CSV_FILES[export.value](made), media_type="text/csv")
