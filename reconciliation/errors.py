@@ -3,7 +3,7 @@ are ClearingErrors) and to one line by the command. A finding is never an error:
 
 from __future__ import annotations
 
-from clearing.errors import Conflict, InvalidRequest, NotFound
+from clearing.errors import Conflict, InvalidRequest, NotFound, Unavailable
 
 
 class BreakNotFound(NotFound):
@@ -29,3 +29,10 @@ class NotASuspectedClone(Conflict):
 class NoteInvalid(InvalidRequest):
     code = "break_note_invalid"
     title = "Say who and why"
+
+
+class BillerUnreachable(Unavailable):
+    """A biller's confirmation file could not be read: the run cannot say what it confirmed."""
+
+    code = "biller_file_unavailable"
+    title = "A biller's confirmation file cannot be fetched"

@@ -25,6 +25,18 @@ class BankReconSettings(BaseSettings):
         description="how far back a run looks for payouts and statement lines (a payout still "
         "unconfirmed after this long leaves the run's reach)",
     )
+    stripe_lookback_days: int = Field(
+        default=7,
+        ge=1,
+        le=90,
+        description="days before the run's day whose Stripe charges and biller files it reads",
+    )
+    biller_grace_days: int = Field(
+        default=0,
+        ge=0,
+        le=30,
+        description="days after a bill payment's day its biller has to list it in a file",
+    )
     fund_terms_days: int = Field(
         default=30,
         ge=0,

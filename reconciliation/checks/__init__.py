@@ -5,16 +5,21 @@ from __future__ import annotations
 
 from reconciliation.checks.bank import BankCheck
 from reconciliation.checks.base import Check
+from reconciliation.checks.billers import BillerCheck
 from reconciliation.checks.cards import CardCheck
 from reconciliation.checks.funds import FundsCheck
 from reconciliation.checks.ledger import LedgerCheck
+from reconciliation.checks.stripe import StripeCheck
 from reconciliation.checks.terminals import TerminalCheck
 
-# 1. ledger, 2. terminals, 3. cards; the bank statement (5) and funds (7) matchers go after.
+# 1. ledger, 2. terminals, 3. cards, then the matchers: Stripe (4), bank (5, with Stripe's
+# payouts), billers (6), funds (7).
 CHECKS: tuple[Check, ...] = (
     LedgerCheck(),
     TerminalCheck(),
     CardCheck(),
-    BankCheck(),  # 5. the bank statement against payouts
+    StripeCheck(),  # 4. Stripe's charges against top-ups and phone bill payments, fees
+    BankCheck(),  # 5. the bank statement against payouts (settlement's and Stripe's)
+    BillerCheck(),  # 6. the billers' confirmation files against bill payments
     FundsCheck(),  # 7. the funds' claims against their payments
 )

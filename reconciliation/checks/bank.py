@@ -2,8 +2,10 @@
 bank import`) against the payouts that should be on them, by matcher 5
 (reconciliation/bank/matching.py). Lines booked as a fund's payment are check 7's.
 
-Payout sources: settlement's payouts; the Stripe matcher adds Stripe's payouts to
-`PAYOUT_SOURCES` (its credits are unexplained lines until it does). Reads only; moves nothing.
+Payout sources: settlement's payouts, and Stripe's payouts (read from Stripe's API when the
+settings name a Stripe key, reconciliation/stripe/): a Stripe payout missing from the statement
+or on it for another amount (short by a fee) is a `stripe_payout_unmatched` break.
+Reads only; moves nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from reconciliation.bank.findings import BankFinding
 from reconciliation.bank.matching import ExpectedPayout, line_items, match_bank
 from reconciliation.bank.settings import BankReconSettings, get_bank_recon_settings
 from reconciliation.checks.base import BreakKind, CheckContext, CheckResult, Finding, Scope
+from reconciliation.stripe.matching import PAYOUT_KEY_PREFIX, stripe_payouts
+from reconciliation.stripe.source import StripeSource, stripe_source_from_settings
 
 # (conn, first expected date, last expected date) -> the payouts expected in that window
 PayoutSource = Callable[[AsyncConnection, date, date], Awaitable[list[ExpectedPayout]]]
@@ -31,10 +35,14 @@ class BankCheck:
         BreakKind.BANK_CREDIT_MISSING,
         BreakKind.BANK_LINE_UNEXPLAINED,
         BreakKind.BANK_AMOUNT_MISMATCH,
+        BreakKind.STRIPE_PAYOUT_UNMATCHED,
     )
 
-    def __init__(self, settings: BankReconSettings | None = None) -> None:
+    def __init__(
+        self, settings: BankReconSettings | None = None, stripe: StripeSource | None = None
+    ) -> None:
         self.settings = settings
+        self.stripe = stripe
 
     async def run(self, ctx: CheckContext) -> CheckResult:
         """Payouts expected in the lookback (and up to the tolerance ahead), lines with a value
@@ -47,6 +55,11 @@ class BankCheck:
         payouts: list[ExpectedPayout] = []
         for source in PAYOUT_SOURCES:
             payouts.extend(await source(ctx.conn, first - margin, ctx.business_day + margin))
+        stripe = self.stripe or stripe_source_from_settings()
+        if stripe is not None:
+            # over the whole lookback: an older Stripe credit must still find its payout
+            found = await stripe.payouts(first - margin, ctx.business_day + margin)
+            payouts.extend(stripe_payouts(found))
         fund_refs = await repository.fund_line_refs(ctx.conn, first - 2 * margin, ctx.business_day)
         lines = [
             item
@@ -83,9 +96,11 @@ class BankCheck:
 
 
 def as_finding(finding: BankFinding) -> Finding:
-    """A matcher's break as the run stores it: a standing state, seen as of the run's day."""
+    """A matcher's break as the run stores it: a standing state, seen as of the run's day.
+    A Stripe payout's (missing, or for another amount) is the Stripe payout's own kind."""
+    stripe_payout = finding.key.startswith("payout:" + PAYOUT_KEY_PREFIX)
     return Finding(
-        BreakKind(finding.kind.value),
+        BreakKind.STRIPE_PAYOUT_UNMATCHED if stripe_payout else BreakKind(finding.kind.value),
         finding.key,
         finding.amount_fen,
         finding.counterpart,

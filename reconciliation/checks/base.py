@@ -59,6 +59,12 @@ class BreakKind(enum.StrEnum):
     CARD_COUNTER_GAP = "card_counter_gap"  # card counters skipped: taps not yet uploaded
     CARD_REPLAY = "card_replay"  # one card transaction uploaded again in another batch
     CARD_CLONE_SUSPECTED = "card_clone_suspected"  # balances that do not follow: deny it?
+    # 4. Stripe (reconciliation/checks/stripe.py; its payouts through check 5)
+    STRIPE_PAYMENT_UNPOSTED = "stripe_payment_unposted"  # Stripe charged, nothing posted
+    STRIPE_PAYMENT_UNKNOWN = "stripe_payment_unknown"  # posted, Stripe has no charge for it
+    STRIPE_AMOUNT_MISMATCH = "stripe_amount_mismatch"  # Stripe's amount != the posted one
+    STRIPE_FEE_MISMATCH = "stripe_fee_mismatch"  # Stripe's fee != the fee booked
+    STRIPE_PAYOUT_UNMATCHED = "stripe_payout_unmatched"  # a payout not (in full) on the statement
     # 5. bank statement (reconciliation/checks/bank.py)
     BANK_CREDIT_MISSING = "bank_credit_missing"  # a payout not on the statement past tolerance
     BANK_LINE_UNEXPLAINED = "bank_line_unexplained"  # a statement line no payout explains
@@ -66,6 +72,9 @@ class BreakKind(enum.StrEnum):
     # 7. funds (reconciliation/checks/funds.py)
     FUND_CLAIM_OVERDUE = "fund_claim_overdue"  # a fund's claim unpaid (in part) past its terms
     FUND_OVERPAID = "fund_overpaid"  # a fund paid more than all it owes
+    # 6. billers (reconciliation/checks/billers.py)
+    BILLER_UNCONFIRMED = "biller_unconfirmed"  # a bill payment the biller's file does not list
+    BILLER_CONFIRMATION_UNEXPLAINED = "biller_confirmation_unexplained"  # listed, not paid by us
 
 
 class Scope(enum.StrEnum):

@@ -130,7 +130,9 @@ async def test_finance_works_breaks_through_the_api_and_only_finance(
             "ledger",
             "terminals",
             "cards",
+            "stripe",
             "bank",
+            "billers",
             "funds",
         }
         assert all(0 <= c["match_rate"] <= 1 for c in runs[0]["checks"])

@@ -104,7 +104,9 @@ async def test_each_fault_is_one_break_and_arriving_data_closes_exactly_its_own(
         "ledger": False,
         "terminals": True,
         "cards": True,
+        "stripe": False,  # no Stripe key, nothing charged (test_stripe_billers_day.py)
         "bank": False,  # nothing settled, no statement: nothing to match
+        "billers": False,  # no bill paid
         "funds": False,
     }
 

@@ -91,7 +91,9 @@ def test_a_day_of_valid_activity_has_no_break(
         "ledger": True,
         "terminals": True,
         "cards": True,
+        "stripe": False,  # no Stripe key: nothing read (tests/reconciliation/test_stripe_*)
         "bank": False,  # nothing settled, no statement (tests/reconciliation/test_bank_*)
+        "billers": False,  # no bill paid
         "funds": False,
     }
 
