@@ -133,11 +133,13 @@ async def test_unknown_keys_are_refused_and_the_schema_says_so(sqlite_url, tmp_p
         assert answer.status_code == 422 and problem_field(answer) == "first_load_yuan"
         schema = (await w.client.get("/openapi.json")).json()
         models = schema["components"]["schemas"]
+        # Stripe's webhook takes Stripe's event as Stripe sends it (verified by its signature);
+        # every body of ours is a strict model.
         bodies = [
             operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-            for operations in schema["paths"].values()
+            for path, operations in schema["paths"].items()
             for operation in operations.values()
-            if "requestBody" in operation
+            if "requestBody" in operation and path != "/v1/stripe/webhook"
         ]
         assert len(bodies) >= 10
         for ref in bodies:
