@@ -15,7 +15,6 @@ from clearing.errors import NotFound
 from clearing.http.bodies import StrictJsonRoute
 from clearing.http.deps import SessionDep, ledger_of
 from clearing.http.problems import PROBLEM_RESPONSES
-from clearing.registry import service as registry_service
 from clearing.registry.endpoints import CardNoPath
 from clearing.registry.schemas import CardOut, CardReason, CardRefund, CardReplace, ReplacementOut
 from reconciliation import service as reconciliation
@@ -106,7 +105,7 @@ async def replace_card(
 async def get_replacement(
     card_no: CardNoPath, principal: PrincipalDep, session: SessionDep
 ) -> ReplacementOut | None:
-    await registry_service.get_card(session, principal, card_no, None)
+    await cards.visible_card(session, principal, card_no)
     try:
         replacement = await cards.replacement_of(session, card_no)
     except NotFound:  # the card exists (above): it has no replacement yet
