@@ -61,6 +61,17 @@ async def visible_card(session: AsyncSession, principal: Principal, card_no: str
         raise NotFound(f"no card {card_no} is linked to your account: link it first")
 
 
+async def list_cards(
+    session: AsyncSession, principal: Principal, *, limit: int, offset: int
+) -> list[Card]:
+    """Staff: every card, paged; a resident: the cards linked to their account."""
+    require_role(principal, Role.ADMIN, Role.FINANCE, Role.RESIDENT)
+    if principal.role is not Role.RESIDENT:
+        return await registry_service.list_cards(session, principal, limit=limit, offset=offset)
+    linked = await residents_service.linked_cards(session, principal.subject or "")
+    return linked[offset : offset + limit]
+
+
 class CardHasUnclearedTaps(Conflict):
     code = "card_has_uncleared_taps"
     title = "The card still has taps waiting to be cleared"

@@ -74,8 +74,12 @@ async def test_a_resident_reports_lost_only_a_card_they_linked(sqlite_url, tmp_p
             assert lost.status_code == 404, lost.text
             replacement = await mw.client.get(f"/v1/cards/{card_no}/replacement", headers=han.auth)
             assert replacement.status_code == 404, replacement.text
+            seen = await mw.client.get(f"/v1/cards/{card_no}", headers=han.auth)
+            assert seen.status_code == 404, seen.text
             card = await mw.client.get(f"/v1/cards/{card_no}", headers=mw.w.auth("admin"))
             assert card.json()["card"]["status"] == "active"  # untouched
+        listed = await mw.client.get("/v1/cards", headers=han.auth)
+        assert [c["card_no"] for c in listed.json()] == [han.card_no]
         lost = await mw.client.post(
             f"/v1/cards/{han.card_no}/report-lost", json={"reason": "gone"}, headers=han.auth
         )
