@@ -33,7 +33,6 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from bench.ledger import Bench, percentile
 from clearing import db
 from clearing.api.app import create_app
-from clearing.auth.models import Role
 from clearing.mobile.models import Topup, TopupState
 from clearing.registry import service as registry_service
 from clearing.registry.models import CardType
@@ -44,6 +43,7 @@ from ledger.writer import Ledger
 REPO = Path(__file__).resolve().parents[1]
 RESIDENTS = 16
 TOPUP_FEN = 100
+LINK_BALANCE_FEN = 100  # each card's first load: its holder names it to link the card
 POSTED_WAIT_S = 120.0
 
 
@@ -59,8 +59,9 @@ def _serve(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, str]:
     return server, thread, f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
-async def _residents(url: str, run: str) -> list[tuple[str, str]]:
-    """(card_no, token) of each resident, one card each."""
+async def _residents(url: str, base: str, run: str) -> list[tuple[str, str]]:
+    """(card_no, token) of each resident, one card each: issued at the counter, then the resident
+    signs up, logs in and links it through the residents API (its balance proves it)."""
     engine = db.make_engine(url)
     out = []
     async with await Ledger.open(url) as ledger:
@@ -76,20 +77,35 @@ async def _residents(url: str, run: str) -> list[tuple[str, str]]:
                     CardIssue(
                         card_no=card_no,
                         card_type=CardType.ADULT,
-                        holder_id=resident,
+                        holder_id="walk-in",
                         holder_name=resident,
                         deposit_fen=0,
-                        first_load_fen=0,
+                        first_load_fen=LINK_BALANCE_FEN,
                     ),
                     "bench",
                 )
-                token, _ = await registry_service.issue_token(
-                    session, Role.RESIDENT, subject=resident, label="bench"
-                )
-                out.append((card_no, token))
+                out.append(card_no)
             await session.commit()
     await engine.dispose()
-    return out
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        return [(card_no, await _link(client, card_no)) for card_no in out]
+
+
+async def _link(client: httpx.AsyncClient, card_no: str) -> str:
+    login = {"login": f"bench-{card_no}-{secrets.token_hex(3)}@bench.onecard.cn"}
+    login["password"] = f"bench phone {secrets.token_hex(6)}"
+    (await client.post("/v1/residents", json=login)).raise_for_status()
+    signed_in = await client.post("/v1/auth/login", json=login)
+    signed_in.raise_for_status()
+    token = signed_in.json()["access_token"]
+    proof = {"kind": "balance", "amount_fen": LINK_BALANCE_FEN}
+    linked = await client.post(
+        "/v1/me/cards",
+        json={"card_no": card_no, "proof": proof},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    linked.raise_for_status()
+    return token
 
 
 async def _count_posted(url: str, card_nos: list[str]) -> int:
@@ -240,7 +256,7 @@ def main() -> None:
             data={"url": f"{base}/v1/stripe/webhook", "secret": secret},
         )
         hook.raise_for_status()
-        residents = asyncio.run(_residents(url, secrets.token_hex(3)))
+        residents = asyncio.run(_residents(url, base, secrets.token_hex(3)))
         console.print(f"end to end: {RESIDENTS} residents x {args.per_resident} top-ups")
         figures = asyncio.run(end_to_end(url, base, residents, args.per_resident))
         console.print("webhook alone")

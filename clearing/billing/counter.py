@@ -20,6 +20,7 @@ from clearing.ingest import repository as ingest_repository
 from clearing.records import TapKind, TapState
 from clearing.registry import repository as registry_repository
 from clearing.registry.models import CardStatus
+from clearing.residents import service as residents_service
 from ledger.port import LedgerPort
 
 
@@ -54,7 +55,8 @@ async def start_counter_payment(
     cap_fen: int | None = None,
 ) -> BillPayment:
     """Before the card is tapped: the card must be active (not lost, blocked, replaced or
-    refunded) and the bill payable; the receipt will belong to the card's holder."""
+    refunded) and the bill payable; the receipt will belong to the resident who linked the
+    card (clearing/residents), or to no one (a walk-in's card, linked to no account)."""
     payee = await service.biller(session, biller_code)
     require_counter_of(principal, biller_code, payee.id)
     card = await registry_repository.card_by_no(session, card_no)
@@ -67,7 +69,7 @@ async def start_counter_payment(
         )
     return await service.start_bill_payment(
         session,
-        resident_id=card.holder_id,
+        resident_id=await residents_service.linked_resident(session, card_no),
         biller_code=biller_code,
         account_no=account_no,
         bill_id=bill_id,

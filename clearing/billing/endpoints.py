@@ -28,6 +28,7 @@ from clearing.billing.schemas import (
 from clearing.http.bodies import StrictJsonRoute
 from clearing.http.deps import SessionDep, SettingsDep, ledger_of
 from clearing.http.problems import PROBLEM_MEDIA_TYPE, PROBLEM_RESPONSES, Problem
+from clearing.residents.dependencies import CurrentResident
 
 router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", responses=PROBLEM_RESPONSES)
 # Routes that ask the biller: it may be down (503) or answer what we cannot read (502).
@@ -66,8 +67,9 @@ async def lookup_bill(
     summary="My bill receipts",
     description="Resident: the receipts of the bills you paid, newest first.",
 )
-async def my_receipts(principal: PrincipalDep, session: SessionDep) -> list[ReceiptOut]:
-    return [ReceiptOut.model_validate(r) for r in await service.receipts_of(session, principal)]
+async def my_receipts(resident: CurrentResident, session: SessionDep) -> list[ReceiptOut]:
+    receipts = await service.receipts_of(session, resident.resident_id)
+    return [ReceiptOut.model_validate(r) for r in receipts]
 
 
 @router.get(
@@ -77,9 +79,10 @@ async def my_receipts(principal: PrincipalDep, session: SessionDep) -> list[Rece
     description="Resident: one of your receipts; anyone else's is 404.",
 )
 async def my_receipt(
-    receipt_id: ReceiptIdPath, principal: PrincipalDep, session: SessionDep
+    receipt_id: ReceiptIdPath, resident: CurrentResident, session: SessionDep
 ) -> ReceiptOut:
-    return ReceiptOut.model_validate(await service.receipt_of(session, principal, receipt_id))
+    receipt = await service.receipt_of(session, resident.resident_id, receipt_id)
+    return ReceiptOut.model_validate(receipt)
 
 
 @router.post(

@@ -1,4 +1,5 @@
-"""Card workflow routes: report lost, block, unblock, replace, refund, a replacement's progress,
+"""Card workflow routes: the cards a caller may read (a resident: the ones linked to them),
+report lost, block, unblock, replace, refund, a replacement's progress,
 and finance's confirmation of a card reconciliation suspects of being cloned. Thin: parse, call,
 answer."""
 
@@ -16,8 +17,16 @@ from clearing.http.bodies import StrictJsonRoute
 from clearing.http.deps import SessionDep, ledger_of
 from clearing.http.problems import PROBLEM_RESPONSES
 from clearing.registry import service as registry_service
-from clearing.registry.endpoints import CardNoPath
-from clearing.registry.schemas import CardOut, CardReason, CardRefund, CardReplace, ReplacementOut
+from clearing.registry.endpoints import CardNoPath, Limit, Offset
+from clearing.registry.schemas import (
+    CardDetail,
+    CardEventOut,
+    CardOut,
+    CardReason,
+    CardRefund,
+    CardReplace,
+    ReplacementOut,
+)
 from reconciliation import service as reconciliation
 from reconciliation.endpoints import BreakId, DeniedOut, NoteIn, detail_out
 
@@ -31,6 +40,39 @@ class CardChange(BaseModel):
 
 def _admin(principal: Principal) -> None:
     require_role(principal, Role.ADMIN)
+
+
+@router.get(
+    "/cards",
+    tags=["cards"],
+    summary="Cards (residents: the ones linked to them)",
+    description="Cards, paged (limit, offset). A resident sees only the cards linked to their "
+    "account (POST /v1/me/cards).",
+)
+async def list_cards(
+    principal: PrincipalDep, session: SessionDep, limit: Limit = 100, offset: Offset = 0
+) -> list[CardOut]:
+    rows = await cards.list_cards(session, principal, limit=limit, offset=offset)
+    return [CardOut.model_validate(row) for row in rows]
+
+
+@router.get(
+    "/cards/{card_no:card_no}",
+    tags=["cards"],
+    summary="A card, its balance and its history",
+    description="A card, the ledger balance of card:<no> (null without a ledger) and its life "
+    "events. A resident may read only the cards linked to their account.",
+)
+async def get_card(
+    card_no: CardNoPath, request: Request, principal: PrincipalDep, session: SessionDep
+) -> CardDetail:
+    await cards.visible_card(session, principal, card_no)
+    view = await registry_service.card_view(session, card_no, ledger_of(request))
+    return CardDetail(
+        card=CardOut.model_validate(view.card),
+        balance_fen=view.balance_fen,
+        events=[CardEventOut.model_validate(event) for event in view.events],
+    )
 
 
 @router.post(
@@ -106,7 +148,7 @@ async def replace_card(
 async def get_replacement(
     card_no: CardNoPath, principal: PrincipalDep, session: SessionDep
 ) -> ReplacementOut | None:
-    await registry_service.get_card(session, principal, card_no, None)
+    await cards.visible_card(session, principal, card_no)
     try:
         replacement = await cards.replacement_of(session, card_no)
     except NotFound:  # the card exists (above): it has no replacement yet

@@ -33,6 +33,7 @@ from clearing.registry.models import (
     CardStatus,
     ReplacementState,
 )
+from clearing.residents import service as residents_service
 from ledger import account_id
 from ledger.port import LedgerPort
 
@@ -46,6 +47,31 @@ REPLACEMENT_HOLD_MAX = timedelta(days=7)
 REPLACEMENTS_PER_RUN_MAX = 500
 
 
+async def visible_card(session: AsyncSession, principal: Principal, card_no: str) -> None:
+    """Staff (admin, finance) see every card; a resident only the cards linked to their account
+    (clearing/residents), whatever the card's state: any other is 404 like a number never
+    issued, so a resident token cannot find out which card numbers exist."""
+    require_role(principal, Role.ADMIN, Role.FINANCE, Role.RESIDENT)
+    if principal.role is not Role.RESIDENT:
+        await registry_service.visible_card(session, principal, card_no)
+    elif (
+        not principal.subject
+        or await residents_service.linked_resident(session, card_no) != principal.subject
+    ):
+        raise NotFound(f"no card {card_no} is linked to your account: link it first")
+
+
+async def list_cards(
+    session: AsyncSession, principal: Principal, *, limit: int, offset: int
+) -> list[Card]:
+    """Staff: every card, paged; a resident: the cards linked to their account."""
+    require_role(principal, Role.ADMIN, Role.FINANCE, Role.RESIDENT)
+    if principal.role is not Role.RESIDENT:
+        return await registry_service.list_cards(session, principal, limit=limit, offset=offset)
+    linked = await residents_service.linked_cards(session, principal.subject or "")
+    return linked[offset : offset + limit]
+
+
 class CardHasUnclearedTaps(Conflict):
     code = "card_has_uncleared_taps"
     title = "The card still has taps waiting to be cleared"
@@ -54,9 +80,10 @@ class CardHasUnclearedTaps(Conflict):
 async def report_lost(
     session: AsyncSession, principal: Principal, card_no: str, reason: str
 ) -> tuple[Card, int]:
-    """The card goes on the deny list at once; returns it and the deny-list version."""
+    """The card goes on the deny list at once; returns it and the deny-list version. A resident
+    reports only a card linked to their account (any other: 404, as for a number never issued)."""
     require_role(principal, Role.ADMIN, Role.RESIDENT)
-    await registry_service.visible_card(session, principal, card_no)
+    await visible_card(session, principal, card_no)
     card = await registry_service.card_for_update(session, card_no)
     if card.status is CardStatus.LOST:
         return card, await lists_service.deny_card(session, card_no, f"lost: {card_no}")

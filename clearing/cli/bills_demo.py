@@ -3,7 +3,7 @@ against the real biller service (started here as its own process, stopped at the
 
 For each bill: the counter looks it up at the biller, checks the card and the bill (nothing
 charged on a refusal), the counter terminal debits the card (a purchase journaled with the
-bill), uploads its journal, the bill is marked paid with a receipt for the card's holder, and
+bill), uploads its journal, the bill is marked paid with a receipt (the linked resident's, if any), and
 the biller is told (Celery, eager). Clearing then moves card → payable:<biller> once, and the
 day's settlement pays the biller less commission like any operator.
 """

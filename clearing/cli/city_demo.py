@@ -346,10 +346,7 @@ def run_city_demo(
             topping_up = progress.add_task("residents top up on the phone", total=1)
             report.topups = residents_top_up(
                 server.url,
-                [
-                    (c.public_info.card_no, f"resident-{n:05d}")
-                    for n, c in enumerate(soft_cards[:20])
-                ],
+                [(c.public_info.card_no, c.balance_fen) for c in soft_cards[:20]],
             )
             progress.advance(topping_up)
 

@@ -5,18 +5,13 @@ action list for the card's next tap. Never runs outside the demo's own data dire
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import time
 from dataclasses import dataclass
 
 import httpx
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from clearing import db
-from clearing.auth.models import Role
-from clearing.registry import service as registry_service
 from clearing.settings import get_settings
 
 TOPUP_AMOUNTS_FEN = (2000, 5000, 10_000)
@@ -41,23 +36,29 @@ def stripe_environment() -> None:
     get_settings.cache_clear()
 
 
-async def _tokens(holders: list[str]) -> list[str]:
-    url = get_settings().resolved_database_url()
-    engine = db.make_engine(url)
-    tokens = []
-    async with async_sessionmaker(engine, expire_on_commit=False)() as session:
-        for holder in holders:
-            token, _ = await registry_service.issue_token(
-                session, Role.RESIDENT, subject=holder, label="demo phone"
-            )
-            tokens.append(token)
-        await session.commit()
-    await engine.dispose()
-    return tokens
+def _resident_token(client: httpx.Client, n: int, card_no: str, balance_fen: int) -> str | None:
+    """Resident n signs up and logs in through the residents API and links the card (its
+    balance proves it); their access token, or None if any step was refused."""
+    login = {"login": f"resident-{n:05d}-{secrets.token_hex(3)}@demo.onecard.cn"}
+    login["password"] = f"demo phone {secrets.token_hex(6)}"
+    if client.post("/v1/residents", json=login).status_code != 201:
+        return None
+    signed_in = client.post("/v1/auth/login", json=login)
+    if signed_in.status_code != 200:
+        return None
+    token = signed_in.json()["access_token"]
+    proof = {"kind": "balance", "amount_fen": balance_fen}
+    linked = client.post(
+        "/v1/me/cards",
+        json={"card_no": card_no, "proof": proof, "label": "demo"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    return token if linked.status_code == 201 else None
 
 
-def residents_top_up(server_url: str, cards: list[tuple[str, str]]) -> TopupReport:
-    """Each (card_no, holder) tops up once by card; waits until Stripe's webhooks posted them."""
+def residents_top_up(server_url: str, cards: list[tuple[str, int]]) -> TopupReport:
+    """The holder of each (card_no, balance_fen) signs up, links the card and tops it up once by
+    card; waits until Stripe's webhooks posted them."""
     settings = get_settings()
     report = TopupReport(stripe=settings.stripe_api_base)
     try:
@@ -73,10 +74,14 @@ def residents_top_up(server_url: str, cards: list[tuple[str, str]]) -> TopupRepo
     except httpx.HTTPError:
         report.stripe = ""  # no localstripe: the demo goes on without top-ups
         return report
-    tokens = asyncio.run(_tokens([holder for _, holder in cards]))
     created = []
     with httpx.Client(base_url=server_url, timeout=30) as client:
-        for n, ((card_no, _), token) in enumerate(zip(cards, tokens, strict=True)):
+        for n, (card_no, balance_fen) in enumerate(cards):
+            token = _resident_token(client, n, card_no, balance_fen)
+            report.asked += 1
+            if token is None:
+                report.refused += 1
+                continue
             auth = {"Authorization": f"Bearer {token}"}
             amount = TOPUP_AMOUNTS_FEN[n % len(TOPUP_AMOUNTS_FEN)]
             body = {
@@ -86,7 +91,6 @@ def residents_top_up(server_url: str, cards: list[tuple[str, str]]) -> TopupRepo
                 "payment_method": "pm_card_visa",
             }
             answer = client.post("/v1/me/topups", json=body, headers=auth)
-            report.asked += 1
             if answer.status_code != 201:
                 report.refused += 1
                 continue

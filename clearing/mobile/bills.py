@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clearing.auth.service import Principal
 from clearing.billing import service as billing_service
 from clearing.billing.adapter import adapters_from
 from clearing.billing.models import BillPayment
 from clearing.billing.rules import BillAlreadyPaid
 from clearing.books import chart
-from clearing.mobile import service
 from clearing.mobile.gateway import Intent
 from clearing.mobile.models import EventOutcome
 from clearing.settings import Settings
@@ -26,7 +24,7 @@ KIND = "bill"
 
 async def start(
     session: AsyncSession,
-    principal: Principal,
+    resident_id: str,
     *,
     biller_code: str,
     account_no: str,
@@ -35,10 +33,11 @@ async def start(
     request_id: str,
     settings: Settings,
 ) -> BillPayment:
-    """The resident's payment of a looked-up bill (the same request again: the same payment)."""
+    """The resident's payment of a looked-up bill (the same request again: the same payment).
+    `resident_id` names an account (clearing.residents.dependencies.CurrentResident)."""
     return await billing_service.start_bill_payment(
         session,
-        resident_id=service.resident_of(principal),
+        resident_id=resident_id,
         biller_code=biller_code,
         account_no=account_no,
         bill_id=bill_id,

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Path, Request
+from fastapi import APIRouter, BackgroundTasks, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clearing.auth.dependencies import PrincipalDep
-from clearing.auth.service import Principal
 from clearing.billing import tasks as billing_tasks
 from clearing.billing.models import PaymentStatus
 from clearing.billing.schemas import BillPaymentOut
@@ -35,6 +34,7 @@ from clearing.mobile.schemas import (
     TopupStaffOut,
 )
 from clearing.mobile.service import TopupRequest
+from clearing.residents.dependencies import CurrentResident
 from clearing.settings import Settings
 from ledger.errors import InvariantError, LedgerConflictError
 
@@ -60,14 +60,6 @@ def gateway_of(request: Request, settings: Settings) -> StripeGateway:
     return gateway
 
 
-def _resident(principal: PrincipalDep) -> Principal:
-    service.resident_of(principal)
-    return principal
-
-
-ResidentDep = Annotated[Principal, Depends(_resident)]
-
-
 @router.post(
     "/me/topups",
     status_code=201,
@@ -82,7 +74,7 @@ ResidentDep = Annotated[Principal, Depends(_resident)]
 async def create_topup(
     body: TopupCreate,
     request: Request,
-    principal: ResidentDep,
+    resident: CurrentResident,
     session: SessionDep,
     settings: SettingsDep,
 ) -> TopupCreated:
@@ -93,7 +85,7 @@ async def create_topup(
         body.payment_method_type,
         body.payment_method,
     )
-    topup, call_stripe = await _reserve(session, request, principal, wanted, settings)
+    topup, call_stripe = await _reserve(session, request, resident.resident_id, wanted, settings)
     if not call_stripe:
         return TopupCreated.model_validate(topup)
     gateway = gateway_of(request, settings)
@@ -119,7 +111,7 @@ async def create_topup(
 async def _reserve(
     session: AsyncSession,
     request: Request,
-    principal: Principal,
+    resident_id: str,
     wanted: TopupRequest,
     settings: Settings,
 ) -> tuple[Topup, bool]:
@@ -128,7 +120,7 @@ async def _reserve(
     for attempt in range(RESERVE_ATTEMPTS_MAX):
         try:
             return await service.reserve_topup(
-                session, ledger_of(request), principal, wanted, settings
+                session, ledger_of(request), resident_id, wanted, settings
             )
         except LedgerConflictError:
             await session.rollback()
@@ -145,8 +137,8 @@ async def _reserve(
     "requires_action, failed, succeeded (paid, waiting for the next tap), delivered (on the "
     "card), refunded or expired.",
 )
-async def list_topups(principal: ResidentDep, session: SessionDep) -> TopupList:
-    topups = await service.topups_of(session, principal)
+async def list_topups(resident: CurrentResident, session: SessionDep) -> TopupList:
+    topups = await service.topups_of(session, resident.resident_id)
     return TopupList(topups=[TopupOut.model_validate(t) for t in topups])
 
 
@@ -156,8 +148,10 @@ async def list_topups(principal: ResidentDep, session: SessionDep) -> TopupList:
     summary="One of my top-ups",
     description="A top-up of the resident's (404 for anyone else's).",
 )
-async def get_topup(topup_id: TopupIdPath, principal: ResidentDep, session: SessionDep) -> TopupOut:
-    return TopupOut.model_validate(await service.topup_of(session, principal, topup_id))
+async def get_topup(
+    topup_id: TopupIdPath, resident: CurrentResident, session: SessionDep
+) -> TopupOut:
+    return TopupOut.model_validate(await service.topup_of(session, resident.resident_id, topup_id))
 
 
 @router.post(
@@ -251,13 +245,13 @@ async def _refund(
 async def pay_bill(
     body: BillPaymentCreate,
     request: Request,
-    principal: ResidentDep,
+    resident: CurrentResident,
     session: SessionDep,
     settings: SettingsDep,
 ) -> BillPaymentStarted:
     payment = await bills.start(
         session,
-        principal,
+        resident.resident_id,
         biller_code=body.biller,
         account_no=body.account_no,
         bill_id=body.bill_id,

@@ -35,7 +35,9 @@ from clearing.mobile.gateway import Intent, StripeGateway
 from clearing.mobile.models import PaymentMethodType, Topup, TopupFlag, TopupState
 from clearing.registry import money
 from clearing.registry import service as registry_service
-from clearing.registry.models import Card, CardStatus
+from clearing.registry.models import CardStatus
+from clearing.residents import service as residents_service
+from clearing.residents.errors import CardNotUsable as ResidentCardNotUsable
 from clearing.settings import Settings
 from ledger import account_id
 from ledger.port import LedgerPort
@@ -58,30 +60,27 @@ class TopupRequest:
     payment_method: str | None
 
 
-def resident_of(principal: Principal) -> str:
-    require_role(principal, Role.RESIDENT)
-    if not principal.subject:  # issue_token refuses a resident token without one
-        raise NotFound("this token names no resident")
-    return principal.subject
-
-
-async def linked_card(session: AsyncSession, principal: Principal, card_no: str) -> Card:
-    """The resident's own card (404 for anyone else's, as for a number never issued)."""
-    return await registry_service.visible_card(session, principal, card_no)
+async def linked_card(session: AsyncSession, resident_id: str, card_no: str) -> None:
+    """The card must be linked to this resident (404 otherwise, as for a number never issued).
+    Its state is checked after a repeated request is recognised, so a repeat still answers."""
+    try:
+        await residents_service.require_linked_card(session, resident_id, card_no)
+    except ResidentCardNotUsable:
+        pass  # linked, but not active: refused below unless this request was already made
 
 
 async def reserve_topup(
     session: AsyncSession,
     ledger: LedgerPort | None,
-    principal: Principal,
+    resident_id: str,
     body: TopupRequest,
     settings: Settings,
 ) -> tuple[Topup, bool]:
     """The stored top-up for this request (caps checked, nothing charged yet) and whether
-    Stripe must still be called for it. The same request again returns the same top-up."""
-    resident_id = resident_of(principal)
+    Stripe must still be called for it. The same request again returns the same top-up.
+    Only a card the resident linked (clearing/residents) can be topped up."""
     topup_id = rules.topup_id_for(resident_id, body.request_id)
-    await linked_card(session, principal, body.card_no)
+    await linked_card(session, resident_id, body.card_no)
     card = await registry_service.card_for_update(session, body.card_no)  # one top-up at a time
     existing = await repository.topup_for_update(session, topup_id)
     if existing is not None:
@@ -287,17 +286,17 @@ def flag(topup: Topup, what: TopupFlag, detail: str) -> None:
     topup.updated_at = utc_now()
 
 
-async def topups_of(session: AsyncSession, principal: Principal) -> list[Topup]:
-    topups = await repository.topups_of_resident(session, resident_of(principal))
+async def topups_of(session: AsyncSession, resident_id: str) -> list[Topup]:
+    topups = await repository.topups_of_resident(session, resident_id)
     for topup in topups:
         await sync_delivery(session, topup)
     return topups
 
 
-async def topup_of(session: AsyncSession, principal: Principal, topup_id: str) -> Topup:
+async def topup_of(session: AsyncSession, resident_id: str, topup_id: str) -> Topup:
     """The resident's own top-up (404 for anyone else's, as for an id never made)."""
     topup = await repository.topup(session, topup_id)
-    if topup is None or topup.resident_id != resident_of(principal):
+    if topup is None or topup.resident_id != resident_id:
         raise NotFound(f"no top-up {topup_id}")
     return await sync_delivery(session, topup)
 

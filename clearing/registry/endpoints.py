@@ -17,8 +17,6 @@ from clearing.http.problems import PROBLEM_RESPONSES
 from clearing.registry import service
 from clearing.registry.models import Terminal
 from clearing.registry.schemas import (
-    CardDetail,
-    CardEventOut,
     CardIssue,
     CardIssueRun,
     CardOut,
@@ -223,33 +221,3 @@ async def issue_cards(
     _admin(principal)
     cards = await service.issue_cards(session, ledger_of(request), body.cards, principal.actor)
     return [CardOut.model_validate(card) for card in cards]
-
-
-@router.get(
-    "/cards",
-    tags=["cards"],
-    summary="Cards (residents: their own)",
-    description="Cards, paged (limit, offset). A resident sees only the cards issued to them.",
-)
-async def list_cards(
-    principal: PrincipalDep, session: SessionDep, limit: Limit = 100, offset: Offset = 0
-) -> list[CardOut]:
-    rows = await service.list_cards(session, principal, limit=limit, offset=offset)
-    return [CardOut.model_validate(row) for row in rows]
-
-
-@router.get(
-    "/cards/{card_no:card_no}",
-    tags=["cards"],
-    summary="A card, its balance and its history",
-    description="A card, the ledger balance of card:<no> (null without a ledger) and its life events. A resident may read only their own cards.",
-)
-async def get_card(
-    card_no: CardNoPath, request: Request, principal: PrincipalDep, session: SessionDep
-) -> CardDetail:
-    view = await service.get_card(session, principal, card_no, ledger_of(request))
-    return CardDetail(
-        card=CardOut.model_validate(view.card),
-        balance_fen=view.balance_fen,
-        events=[CardEventOut.model_validate(event) for event in view.events],
-    )

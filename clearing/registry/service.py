@@ -4,7 +4,8 @@ What happens to a card after its issue (lost, blocked, replaced, refunded) is th
 workflow's (clearing/cards), which also moves the deny list.
 
 Who may see what: admin and finance see everything; an operator sees its own participant
-and terminals; a resident sees only cards whose holder_id is the token's subject. Card money
+and terminals; residents reach cards through the ones linked to their account (clearing/cards
+and clearing/residents: the registry's holder_id is the name on the card, not a login). Card money
 moves through the ledger on the caller's connection, in the caller's transaction, so a card
 change and its transfers commit or roll back together. Never commits.
 """
@@ -235,7 +236,15 @@ class CardView:
 async def get_card(
     session: AsyncSession, principal: Principal, card_no: str, ledger: LedgerPort | None
 ) -> CardView:
-    card = await visible_card(session, principal, card_no)
+    await visible_card(session, principal, card_no)
+    return await card_view(session, card_no, ledger)
+
+
+async def card_view(session: AsyncSession, card_no: str, ledger: LedgerPort | None) -> CardView:
+    """A card, its balance and its events, for a caller already allowed to see it."""
+    card = await repository.card_by_no(session, card_no)
+    if card is None:
+        raise NotFound(f"no card {card_no}")
     balance = None
     if ledger is not None:
         balance = await money.card_balance_fen(ledger, card_no, conn=await session.connection())
@@ -245,19 +254,16 @@ async def get_card(
 async def list_cards(
     session: AsyncSession, principal: Principal, *, limit: int, offset: int
 ) -> list[Card]:
-    require_role(principal, Role.ADMIN, Role.FINANCE, Role.RESIDENT)
-    holder = principal.subject if principal.role is Role.RESIDENT else None
-    return await repository.list_cards(session, holder_id=holder, limit=limit, offset=offset)
+    """Staff (admin, finance): every card, paged. Residents: clearing.cards.service.list_cards."""
+    require_role(principal, Role.ADMIN, Role.FINANCE)
+    return await repository.list_cards(session, holder_id=None, limit=limit, offset=offset)
 
 
 async def visible_card(session: AsyncSession, principal: Principal, card_no: str) -> Card:
-    require_role(principal, Role.ADMIN, Role.FINANCE, Role.RESIDENT)
+    """Staff (admin, finance) see any card. Residents: clearing.cards.service.visible_card."""
+    require_role(principal, Role.ADMIN, Role.FINANCE)
     card = await repository.card_by_no(session, card_no)
     if card is None:
-        raise NotFound(f"no card {card_no}")
-    if principal.role is Role.RESIDENT and card.holder_id != principal.subject:
-        # 404 as for a number never issued: a resident token must not find out which card
-        # numbers exist (403 here, 404 there would let it enumerate them)
         raise NotFound(f"no card {card_no}")
     return card
 

@@ -116,6 +116,12 @@ async def linked_cards(session: AsyncSession, resident_id: str) -> list[Card]:
     return [card for _, card in await repository.linked_cards(session, resident_id)]
 
 
+async def linked_resident(session: AsyncSession, card_no: str) -> str | None:
+    """The resident who has linked this card now, or None (nobody has)."""
+    link = await repository.open_link(session, card_no)
+    return None if link is None else link.resident_id
+
+
 async def require_linked_card(session: AsyncSession, resident_id: str, card_no: str) -> Card:
     """The card, if this resident has linked it and it is active. NotFound if it is not linked
     to them (as for a number never issued); CardNotUsable (409) if lost, blocked, replaced or

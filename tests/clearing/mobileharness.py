@@ -22,7 +22,8 @@ from clearing.registry import service as registry_service
 from clearing.registry.models import CardType
 from clearing.registry.schemas import CardIssue
 from ledger import account_id
-from tests.clearing.apiharness import World, random_card_no, random_code, world
+from tests.clearing import residentharness
+from tests.clearing.apiharness import World, random_card_no, world
 
 SECRET_KEY = "sk_test_onecard"
 
@@ -66,11 +67,13 @@ class MobileWorld:
         return self.w.app
 
     async def resident(self, first_load_fen: int = 0) -> Resident:
-        from clearing.auth.models import Role
-
-        resident_id = random_code("resident")
-        card_no = await self.issue_card(resident_id, first_load_fen)
-        return Resident(resident_id, await self.w.token(Role.RESIDENT, resident_id), card_no)
+        """A resident signed up and logged in through the residents API, with a card issued at
+        the counter and linked to their account (proved by its balance)."""
+        signed_in = await residentharness.new_resident(self.w)
+        card_no = await self.issue_card("walk-in", first_load_fen)
+        linked = await residentharness.link(self.w, signed_in, card_no, first_load_fen)
+        assert linked.status_code == 201, linked.text
+        return Resident(signed_in.resident_id, signed_in.access_token, card_no)
 
     async def issue_card(self, holder: str, first_load_fen: int = 0) -> str:
         card_no = random_card_no()
@@ -83,7 +86,7 @@ class MobileWorld:
                     card_type=CardType.ADULT,
                     holder_id=holder,
                     holder_name="Han Meimei",
-                    deposit_fen=0,
+                    deposit_fen=2000,
                     first_load_fen=first_load_fen,
                 ),
                 "test",

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -21,6 +22,7 @@ from clearing.registry import service as registry_service
 from clearing.registry.models import ParticipantKind, TerminalKind
 from clearing.registry.schemas import CardIssue, ParticipantCreate, TerminalCreate
 from clearing.settings import ESCROW_ACCOUNT_DEFAULT, get_settings
+from tests.clearing import residentharness
 from tests.clearing.apiharness import (
     SignedTerminal,
     batch_body,
@@ -94,7 +96,7 @@ async def api(
                 CardIssue(
                     card_no=card_no,
                     card_type="adult",
-                    holder_id="resident-a",
+                    holder_id="walk-in",
                     holder_name="Resident A",
                     deposit_fen=0,
                     first_load_fen=10_000,
@@ -104,8 +106,6 @@ async def api(
             tokens = {}
             for who, role, subject in (
                 ("admin", Role.ADMIN, None),
-                ("a", Role.RESIDENT, "resident-a"),
-                ("b", Role.RESIDENT, "resident-b"),
                 ("water", Role.OPERATOR, WATER),
                 ("bus", Role.OPERATOR, "bus-9"),
             ):
@@ -113,6 +113,15 @@ async def api(
                     session, role, subject=subject, label="test"
                 )
             await session.commit()
+        # residents a and b sign up; a links the card (its balance proves it)
+        for who in ("a", "b"):
+            signed_in = await residentharness.new_resident(SimpleNamespace(client=client))
+            tokens[who] = signed_in.access_token
+            if who == "a":
+                linked = await residentharness.link(
+                    SimpleNamespace(client=client), signed_in, card_no, 10_000
+                )
+                assert linked.status_code == 201, linked.text
         yield Counter(app, client, SignedTerminal(terminal_id, key, client), card_no, tokens)
     get_settings.cache_clear()
 

@@ -57,7 +57,7 @@ async def _books_and_records(url: str) -> tuple[bool, dict[str, int], int]:
     return report.ok, reasons, duplicates
 
 
-def test_the_city_demo_clears_and_settles_a_day(demo_home: Path) -> None:
+def test_the_city_demo_clears_and_settles_a_day(demo_home: Path, localstripe: str) -> None:
     from clearing.cli.city_demo import print_city_report, run_city_demo
 
     console = Console(width=120, record=True)
@@ -66,6 +66,8 @@ def test_the_city_demo_clears_and_settles_a_day(demo_home: Path) -> None:
     assert report.taps > 0 and report.paid == report.taps
     assert report.offline_periods > 0
     assert report.visits_paid >= 1
+    topups = report.topups  # residents sign up, link their card and top it up on the phone
+    assert topups.stripe and topups.asked == topups.paid == 20 and not topups.refused
     clearing = report.clearing
     assert clearing["duplicates"] == report.planted_duplicates == 5
     assert clearing["quarantined"] == report.planted_forged == 3

@@ -105,13 +105,12 @@ async def test_succeeded_before_the_creation_answer_is_stored_posts_once(
     async with stripe_world(db_url, tmp_path, localstripe) as mw:
         resident = await mw.resident()
         settings = mw.app.state.settings
-        principal = await _principal(mw, resident)
         wanted = mobile_service.TopupRequest(
             resident.card_no, 4200, "early-bird", PaymentMethodType.CARD, "pm_card_visa"
         )
         async with mw.app.state.sessionmaker() as session:
             topup, call = await mobile_service.reserve_topup(
-                session, mw.app.state.ledger, principal, wanted, settings
+                session, mw.app.state.ledger, resident.resident_id, wanted, settings
             )
             topup_id = topup.topup_id
             metadata = mobile_service.intent_metadata(topup)
@@ -330,10 +329,3 @@ async def test_an_undelivered_top_up_expires_and_is_refunded_through_stripe(
         assert state.json()["state"] == "expired"
         action = (await mw.w.terminal.get_list("action", 0)).json()
         assert all(a["card_no"] != resident.card_no for a in action["added"])
-
-
-async def _principal(mw, resident):
-    from clearing.auth.service import authenticate_bearer
-
-    async with mw.app.state.sessionmaker() as session:
-        return await authenticate_bearer(session, f"Bearer {resident.token}")

@@ -320,6 +320,23 @@ def _enum(schema: dict[str, Any], name: str) -> list[str]:
     return schema["components"]["schemas"][name]["enum"]
 
 
+def _resident_with_card(service: Service, card_no: str, balance_fen: int) -> str:
+    """A resident signs up and logs in over HTTP and links the card (its balance proves it);
+    their access token. A resident reaches the cards linked to them, not by the holder id."""
+    login = {"login": f"res-{secrets.token_hex(4)}@example.cn", "password": "tram lines at dawn"}
+    signed_up = check(service.schema, httpx.post(service.base + "/v1/residents", json=login))
+    assert signed_up.status_code == 201, signed_up.text
+    logged_in = check(service.schema, httpx.post(service.base + "/v1/auth/login", json=login))
+    token = logged_in.json()["access_token"]
+    linked = httpx.post(
+        service.base + "/v1/me/cards",
+        json={"card_no": card_no, "proof": {"kind": "balance", "amount_fen": balance_fen}},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert check(service.schema, linked).status_code == 201, linked.text
+    return token
+
+
 @pytest.fixture(scope="module")
 def city(service: Service) -> City:
     schema = service.schema
@@ -393,7 +410,7 @@ def city(service: Service) -> City:
         )
         cards.append(card_no)
     service.tokens["operator"] = _token(service.env, "operator", codes[0])
-    service.tokens["resident"] = _token(service.env, "resident", resident)
+    service.tokens["resident"] = _resident_with_card(service, cards[0], 5000)
     return City(service, codes[0], codes[1], *terminals, resident, *cards)
 
 

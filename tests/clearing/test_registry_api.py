@@ -19,6 +19,7 @@ from clearing.registry import service as registry_service
 from clearing.registry.models import CardReplacement, ReplacementState
 from ledger import account_id
 from tests.clearing.apiharness import batch_body, random_card_no, random_code, tap_record, world
+from tests.clearing.residentharness import link, new_resident
 
 
 @pytest.fixture(params=["pg_url", "sqlite_url"])
@@ -94,15 +95,17 @@ async def test_expired_token_is_refused(sqlite_url, tmp_path) -> None:
 
 async def test_resident_reads_own_card_but_not_anothers(db_url, tmp_path) -> None:
     async with world(db_url, tmp_path) as w:
-        me = random_code("resident")
-        neighbour = random_code("resident")
+        me, neighbour = await new_resident(w), await new_resident(w)
         mine, theirs = random_card_no(), random_card_no()
-        for card_no, holder in ((mine, me), (theirs, neighbour)):
+        # the holder id on the card is not a login: a resident reads the cards they linked
+        for card_no, who in ((mine, me), (theirs, neighbour)):
             response = await w.client.post(
-                "/v1/cards", json=card_body(card_no, holder), headers=w.auth("admin")
+                "/v1/cards", json=card_body(card_no, me.resident_id), headers=w.auth("admin")
             )
             assert response.status_code == 201, response.text
-        token = {"Authorization": f"Bearer {await w.token(Role.RESIDENT, me)}"}
+            linked = await link(w, who, card_no, 5000)
+            assert linked.status_code == 201, linked.text
+        token = me.auth
         own = await w.client.get(f"/v1/cards/{mine}", headers=token)
         assert own.status_code == 200
         assert own.json()["balance_fen"] == 5000
@@ -124,7 +127,7 @@ async def test_resident_reads_own_card_but_not_anothers(db_url, tmp_path) -> Non
         assert own_lost.status_code == 200
         assert (await w.client.get("/v1/participants", headers=token)).status_code == 403
         issue = await w.client.post(
-            "/v1/cards", json=card_body(random_card_no(), me), headers=token
+            "/v1/cards", json=card_body(random_card_no(), me.resident_id), headers=token
         )
         assert issue.status_code == 403
 

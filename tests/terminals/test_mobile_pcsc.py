@@ -21,7 +21,6 @@ from cardio.records import CardType
 from cardio.softcard import SoftCard
 from clearing import db
 from clearing.api.app import create_app
-from clearing.auth.models import Role
 from clearing.books import chart
 from clearing.engine.service import open_engine
 from clearing.registry import service as registry_service
@@ -48,7 +47,7 @@ LIST_SEED_HEX = "33" * 32
 WEBHOOK_WAIT_S = 15.0  # localstripe waits 1 s before it delivers an event
 
 
-async def _seed(url: str, public_key_hex: str, card_no: str, resident: str) -> str:
+async def _seed(url: str, public_key_hex: str, card_no: str) -> None:
     engine = db.make_engine(url)
     async with await Ledger.open(url) as ledger:
         async with async_sessionmaker(engine, expire_on_commit=False)() as session:
@@ -80,18 +79,30 @@ async def _seed(url: str, public_key_hex: str, card_no: str, resident: str) -> s
                 CardIssue(
                     card_no=card_no,
                     card_type=CardType.ADULT.name.lower(),
-                    holder_id=resident,
+                    holder_id="walk-in",
                     holder_name="Han Meimei",
                     deposit_fen=0,
                     first_load_fen=100,
                 ),
                 "test",
             )
-            token, _ = await registry_service.issue_token(
-                session, Role.RESIDENT, subject=resident, label="phone"
-            )
             await session.commit()
     await engine.dispose()
+
+
+def _resident_with_card(base: str, card_no: str, balance_fen: int) -> str:
+    """Sign up and log in through the residents API, link the card (its balance proves it);
+    the resident's access token."""
+    login = {"login": f"han-{secrets.token_hex(4)}@example.cn", "password": "tram lines at dawn"}
+    assert httpx.post(f"{base}/v1/residents", json=login).status_code == 201
+    token = httpx.post(f"{base}/v1/auth/login", json=login).json()["access_token"]
+    proof = {"kind": "balance", "amount_fen": balance_fen}
+    linked = httpx.post(
+        f"{base}/v1/me/cards",
+        json={"card_no": card_no, "proof": proof},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert linked.status_code == 201, linked.text
     return token
 
 
@@ -133,7 +144,7 @@ def test_a_phone_top_up_is_on_the_card_after_the_next_bus_tap(
     store = create_key_store(key_store)
     credential = new_credential(TERMINAL_ID)
     card_no = "31" + "".join(str(secrets.randbelow(10)) for _ in range(14))
-    token = asyncio.run(_seed(sqlite_url, credential.public_key_hex, card_no, "resident-90"))
+    asyncio.run(_seed(sqlite_url, credential.public_key_hex, card_no))
     secret = "whsec_" + secrets.token_hex(16)
     settings = Settings(
         database_url=sqlite_url,
@@ -152,7 +163,7 @@ def test_a_phone_top_up_is_on_the_card_after_the_next_bus_tap(
             data={"url": f"{base}/v1/stripe/webhook", "secret": secret},
         )
         assert hook.status_code == 200, hook.text
-        auth = {"Authorization": f"Bearer {token}"}
+        auth = {"Authorization": f"Bearer {_resident_with_card(base, card_no, 100)}"}
         body = {
             "card_no": card_no,
             "amount_fen": 5000,
