@@ -6,6 +6,8 @@ Stripe's webhook always finds it); the webhook is parsed only after its signatur
 
 from __future__ import annotations
 
+import asyncio
+import random
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Path, Request
@@ -37,6 +39,10 @@ from clearing.mobile.service import TopupRequest
 from clearing.residents.dependencies import CurrentResident
 from clearing.settings import Settings
 from ledger.errors import InvariantError, LedgerConflictError
+
+# A webhook whose transaction lost a ledger deadlock is applied again this often before the
+# 409 goes back to Stripe (which then redelivers it later).
+WEBHOOK_ATTEMPTS_MAX = 5
 
 RESERVE_ATTEMPTS_MAX = 3
 router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", responses=PROBLEM_RESPONSES)
@@ -173,9 +179,21 @@ async def stripe_webhook(
         request.headers.get("stripe-signature"),
         settings.stripe_webhook_secret.get_secret_value(),
     )
-    result = await events.handle_event(
-        session, ledger_of(request), gateway_of(request, settings), event, settings
-    )
+    # Two events touching the same accounts at once can deadlock in the ledger: the loser rolls
+    # back whole and applies its event again (events are idempotent), instead of making Stripe
+    # wait for its own retry.
+    for attempt in range(1, WEBHOOK_ATTEMPTS_MAX + 1):
+        try:
+            result = await events.handle_event(
+                session, ledger_of(request), gateway_of(request, settings), event, settings
+            )
+            await session.commit()
+            break
+        except LedgerConflictError:
+            await session.rollback()
+            if attempt == WEBHOOK_ATTEMPTS_MAX:
+                raise
+            await asyncio.sleep(random.uniform(0.01, 0.05) * attempt)  # jitter
     if result.bill_payment_id:  # the biller is told after the commit (and by the beat sweep)
         background.add_task(
             billing_tasks.dispatch_after_commit,
