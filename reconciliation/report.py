@@ -17,6 +17,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from ledger.money import yuan
+
 CHART_W, BAR_H, LABEL_W = 640, 22, 190
 TREND_H = 180
 AGE_BUCKETS = ((1, "< 1 day"), (3, "1-3 days"), (7, "3-7 days"), (30, "7-30 days"))
@@ -190,21 +192,18 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _yuan(fen: int) -> str:
-    return f"{fen / 100:,.2f}"
-
-
 def _charts(report: DayReport) -> str:
     open_breaks = [b for b in report.breaks if b["status"] in ("open", "assigned", "explained")]
     count = Counter(b["kind"] for b in open_breaks)
     amount: Counter[str] = Counter()
     for b in open_breaks:
         amount[b["kind"]] += b["amount_fen"]
-    by_kind = [(k, float(n), f"{n} · ¥{_yuan(amount[k])}") for k, n in sorted(count.items())]
+    by_kind = [(k, float(n), f"{n} · ¥{yuan(amount[k])}") for k, n in sorted(count.items())]
     ages = Counter(age_bucket(b["age_days"]) for b in open_breaks)
     labels = [label for _, label in AGE_BUCKETS] + [AGE_OLDEST]
     by_age = [(label, float(ages[label]), str(ages[label])) for label in labels]
-    by_amount = [(k, float(amount[k]), f"¥{_yuan(amount[k])}") for k in sorted(amount)]
+    # the bar's length is geometry (a float is fine there); the amount shown is exact fen
+    by_amount = [(k, float(amount[k]), f"¥{yuan(amount[k])}") for k in sorted(amount)]
     rates = [
         (c["check_name"], _rate(c), f"{_rate(c):.2%} ({c['matched']}/{c['total']})")
         for c in report.checks
@@ -251,7 +250,7 @@ def render_html(report: DayReport) -> str:
             b["id"],
             b["kind"],
             b["status"],
-            _yuan(b["amount_fen"]),
+            yuan(b["amount_fen"]),
             b["counterpart"],
             b["assignee"] or "",
             f"{b['first_seen_at']:%Y-%m-%d %H:%M}",
