@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 PORT="${ONECARD_LOCALSTRIPE_PORT:-8420}"
 RUN_DIR="${ONECARD_LOCALSTRIPE_DIR:-var/localstripe-$PORT}"
 PID_FILE="$RUN_DIR/localstripe.pid"
-WAIT_TENTHS=150   # 15 s to answer
+WAIT_TENTHS="${ONECARD_LOCALSTRIPE_WAIT_TENTHS:-300}"   # 30 s to answer (a loaded machine is slow to import aiohttp)
 
 answers() {
   # Any HTTP answer will do (an unauthenticated call is refused with 401): it is up.
@@ -43,7 +43,8 @@ start() {
     answers && return 0
     sleep 0.1
   done
-  echo "error: localstripe did not answer on port $PORT within 15 s; see $RUN_DIR/localstripe.log" >&2
+  echo "error: localstripe did not answer on port $PORT within $((WAIT_TENTHS / 10)) s; its log ($RUN_DIR/localstripe.log) ends:" >&2
+  tail -n 15 "$RUN_DIR/localstripe.log" >&2 || true
   exit 1
 }
 

@@ -3,20 +3,25 @@
 - `pg_url`: the PostgreSQL test database made fresh by scripts/test.sh
   (ONECARD_TEST_DATABASE_URL), migrated to head once per session.
 - `sqlite_url`: a fresh embedded SQLite file, migrated to head, per test.
-- `localstripe`: the fake Stripe API (scripts/stripe.sh start; port ONECARD_LOCALSTRIPE_PORT,
-  default 8420), its base URL; left running for the next session.
+- `localstripe`: the fake Stripe API, this session's own (scripts/stripe.sh start on a free port,
+  exported as ONECARD_LOCALSTRIPE_PORT so the demo and harnesses find it), its base URL; stopped
+  at the end of the session. ONECARD_TEST_LOCALSTRIPE_PORT names one already running instead.
+- every test leaves os.environ as it found it (a command run in-process may set variables).
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
 from clearing import db
+from clearing.settings import get_settings
 
 # Residents' password hashes (Argon2id) at a test cost: the same code, 1 pass over 1 MiB instead
 # of 3 over 64 MiB (0.7 s a hash on a loaded CI machine). Servers the tests start inherit it.
@@ -51,9 +56,41 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def localstripe() -> str:
-    """localstripe answering on its port (started if it is not): its base URL."""
-    port = os.environ.get("ONECARD_LOCALSTRIPE_PORT", "8420")
+def localstripe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """This session's localstripe, on a port nothing else holds: its base URL."""
+    given = os.environ.get("ONECARD_TEST_LOCALSTRIPE_PORT")
+    if given:
+        os.environ["ONECARD_LOCALSTRIPE_PORT"] = given
+        yield f"http://127.0.0.1:{given}"
+        return
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
     script = Path(__file__).resolve().parents[1] / "scripts" / "stripe.sh"
-    subprocess.run(["bash", str(script), "start"], check=True, capture_output=True)
-    return f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "ONECARD_LOCALSTRIPE_PORT": port,
+        "ONECARD_LOCALSTRIPE_DIR": str(tmp_path_factory.mktemp("localstripe")),
+        "ONECARD_LOCALSTRIPE_WAIT_TENTHS": "600",
+    }
+    started = subprocess.run(
+        ["bash", str(script), "start"], env=env, capture_output=True, text=True, check=False
+    )
+    if started.returncode != 0:
+        pytest.fail(f"localstripe did not start: {started.stdout}{started.stderr}", pytrace=False)
+    os.environ["ONECARD_LOCALSTRIPE_PORT"] = port
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        subprocess.run(["bash", str(script), "stop"], env=env, capture_output=True, check=False)
+
+
+@pytest.fixture(autouse=True)
+def _environ_restored() -> Iterator[None]:
+    """Each test leaves os.environ (and so the cached settings) as it found them."""
+    saved = dict(os.environ)
+    yield
+    if dict(os.environ) != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+        get_settings.cache_clear()
