@@ -37,7 +37,14 @@ start() {
   fi
   mkdir -p "$RUN_DIR"
   echo "==> starting localstripe on 127.0.0.1:$PORT (log: $RUN_DIR/localstripe.log)"
-  nohup .venv/bin/localstripe --port "$PORT" >"$RUN_DIR/localstripe.log" 2>&1 &
+  # localstripe keeps its whole store in one machine-wide file (/tmp/localstripe.pickle), read at
+  # start and rewritten after every write: two instances (two test workers, a test run beside the
+  # demo) would read each other's half-written state. Each instance here starts empty and keeps
+  # its state in memory only (what a fake needs); the API it serves is unchanged.
+  nohup .venv/bin/python -c 'import localstripe.resources as r
+r.Store.dump_to_disk = lambda self: None
+from localstripe.server import start
+start()' --port "$PORT" --from-scratch >"$RUN_DIR/localstripe.log" 2>&1 &
   echo $! >"$PID_FILE"
   for _ in $(seq 1 "$WAIT_TENTHS"); do
     answers && return 0
