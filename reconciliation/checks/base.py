@@ -75,6 +75,9 @@ class BreakKind(enum.StrEnum):
     # 6. billers (reconciliation/checks/billers.py)
     BILLER_UNCONFIRMED = "biller_unconfirmed"  # a bill payment the biller's file does not list
     BILLER_CONFIRMATION_UNEXPLAINED = "biller_confirmation_unexplained"  # listed, not paid by us
+    # any check reading an outside system (reconciliation/run.py): Stripe or a biller did not
+    # answer, the check was not done for the day; a re-run that reaches it closes this
+    SOURCE_NOT_REACHED = "source_not_reached"
 
 
 class Scope(enum.StrEnum):
