@@ -120,7 +120,7 @@ async def unblock_card(
     "/cards/{card_no:card_no}/replace",
     tags=["cards"],
     summary="Replace a card",
-    description="Admin: replace a lost or damaged card by a new one; the old card is denied and its balance moves to the new card once no more taps of the old one can arrive (see its replacement).",
+    description="Admin: replace a lost or damaged card by a new one; the old card is denied and its balance moves to the new card once no more taps of the old one can arrive (see its replacement). 409 if the new number is taken (this card's own included) or the card cannot be replaced in its status.",
 )
 async def replace_card(
     card_no: CardNoPath,

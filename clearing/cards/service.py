@@ -19,7 +19,7 @@ from clearing.auth.models import Role
 from clearing.auth.service import Principal, require_role
 from clearing.books import chart
 from clearing.db.base import utc_now
-from clearing.errors import Conflict, InvalidRequest, NotFound, Unavailable
+from clearing.errors import Conflict, NotFound, Unavailable
 from clearing.ingest import repository as ingest_repository
 from clearing.lists import service as lists_service
 from clearing.registry import money
@@ -136,7 +136,11 @@ async def replace_card(
     old = await registry_service.card_for_update(session, old_card_no)
     registry_service.require_action(old, CardAction.REPLACE)
     if old_card_no == new_card_no:
-        raise InvalidRequest("the new card must have another number")
+        # A well-formed request the card's state refuses (the number is taken, by this very
+        # card): 409 as for any number taken, not 422, which says the request is malformed.
+        raise Conflict(
+            f"card {new_card_no} already exists: it is the card replaced; give the new card's number"
+        )
     if await registry_repository.card_by_no(session, new_card_no) is not None:
         raise Conflict(f"card {new_card_no} already exists")
     now = utc_now()
