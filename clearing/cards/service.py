@@ -61,6 +61,14 @@ async def visible_card(session: AsyncSession, principal: Principal, card_no: str
         raise NotFound(f"no card {card_no} is linked to your account: link it first")
 
 
+async def get_card(
+    session: AsyncSession, principal: Principal, card_no: str, ledger: LedgerPort | None
+) -> registry_service.CardView:
+    """A card, its balance and its events, for a caller allowed to see it (visible_card)."""
+    await visible_card(session, principal, card_no)
+    return await registry_service.card_view(session, card_no, ledger)
+
+
 async def list_cards(
     session: AsyncSession, principal: Principal, *, limit: int, offset: int
 ) -> list[Card]:
