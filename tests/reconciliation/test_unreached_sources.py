@@ -45,7 +45,7 @@ async def test_a_silent_source_leaves_its_checks_not_done_and_a_rerun_does_them(
     unreached = {c.name: c.not_reached for c in first.checks if c.not_reached}
     assert unreached == {"stripe": "stripe", "bank": "stripe", "billers": "billers"}
     assert sorted(c.name for c in first.checks) == sorted(
-        ["ledger", "terminals", "cards", "stripe", "bank", "billers", "funds"]
+        ["ledger", "terminals", "cards", "stripe", "bank", "billers", "funds", "escrow_balance"]
     )  # every other check was done
     found = await open_breaks(world)
     assert sorted((b["kind"], b["key"], b["counterpart"]) for b in found) == [
