@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
@@ -72,15 +73,51 @@ def explain_with(explainers: tuple[Explainer, ...], error: Exception) -> tuple[s
     return explain_generic(error)
 
 
+def usage_line(error: ClickException, command_path: str = "") -> str:
+    """A usage error (a misspelt option, a missing argument, a bad value) as one line naming
+    what to type for help, instead of Typer's multi-line box. `command_path`: the command the
+    error was in when the error does not say (an option's value missing)."""
+    message = (
+        first_line(error.format_message()).rstrip(".").replace(". Did you mean", "; did you mean")
+    )
+    message = message[:1].lower() + message[1:]
+    ctx = getattr(error, "ctx", None)
+    path = ctx.command_path if ctx is not None else command_path
+    if isinstance(error, UsageError) and path:
+        return f"{message}; try: {path} --help"
+    return message
+
+
+def _one_line(error: ClickException, ctx: Any = None) -> typer.Exit:
+    path = ""
+    if ctx is not None:
+        path = " ".join(filter(None, (ctx.command_path, ctx.invoked_subcommand)))
+    say(usage_line(error, path))
+    return typer.Exit(error.exit_code)  # 2 for a usage error, 1 for any other
+
+
 class OneLineGroup(TyperGroup):
-    """A top-level group: every command runs inside its invoke, so this is the one place."""
+    """A top-level group: every command is parsed and runs inside its invoke (its own options
+    are parsed in make_context), so this is the one place."""
 
     explainers: ClassVar[tuple[Explainer, ...]] = ()
+
+    def make_context(self, info_name: Any, args: Any, parent: Any = None, **extra: Any) -> Any:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except NoArgsIsHelpError:
+            raise  # the help is the answer
+        except ClickException as error:
+            raise _one_line(error) from None
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except (TyperException, typer.Exit, typer.Abort):  # usage errors and exits: Typer's own
+        except NoArgsIsHelpError:
+            raise  # a group without its command: its help is the answer
+        except ClickException as error:
+            raise _one_line(error, ctx) from None
+        except (TyperException, typer.Exit, typer.Abort):  # exits: Typer's own
             raise
         except Exception as error:
             if debugging():

@@ -91,11 +91,18 @@ def print_summary(summary: RunSummary) -> None:
             c.name,
             str(c.matched),
             str(c.total),
-            f"{c.match_rate:.2%}",
+            f"{c.not_reached}: not reached" if c.not_reached else f"{c.match_rate:.2%}",
             str(c.breaks),
             f"{c.seconds:.2f}",
         )
     console.print(table)
+    for c in summary.checks:
+        if c.not_reached:
+            console.print(
+                f"{c.not_reached}: not reached, check {c.name} not done for "
+                f"{summary.business_day}: run again (onecard reconcile --date "
+                f"{summary.business_day}) once it answers"
+            )
     console.print(
         f"breaks: {summary.found} found, {summary.new} new, {summary.closed} closed by the data, "
         f"{summary.open} open in all (`onecard breaks list`)"

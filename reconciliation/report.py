@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ledger.money import yuan
+from reconciliation.checks.base import BreakKind
+from reconciliation.models import BreakStatus
 
 CHART_W, BAR_H, LABEL_W = 640, 22, 190
 TREND_H = 180
@@ -57,6 +59,20 @@ def age_bucket(days: float) -> str:
 
 def _rate(check: dict[str, Any]) -> float:
     return 1.0 if not check["total"] else check["matched"] / check["total"]
+
+
+def not_reached(report: DayReport) -> dict[str, dict[str, Any]]:
+    """The checks the day's last run could not do (an outside source did not answer), by check
+    name: each is an open `source_not_reached` break that run found."""
+    if report.run is None:
+        return {}
+    return {
+        b["check_name"]: b
+        for b in report.breaks
+        if b["kind"] == BreakKind.SOURCE_NOT_REACHED.value
+        and b["last_run_id"] == report.run["id"]
+        and not BreakStatus(b["status"]).closed
+    }
 
 
 def _csv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -238,10 +254,24 @@ def render_html(report: DayReport) -> str:
             f"{run['finished_at']:%Y-%m-%d %H:%M} UTC: {run['breaks_found']} breaks found, {run['breaks_new']} new, "
             f"{run['breaks_closed']} closed by the data, {run['breaks_open']} open in all.</p>"
         )
+    unreached = not_reached(report)
+    summary += "".join(
+        f"<p><strong>Not checked: {e(b['details'].get('why', ''))}. Run again: "
+        f"{e(b['details'].get('todo', ''))}.</strong></p>"
+        for b in unreached.values()
+    )
     checks = _table(
         ("check", "matched", "total", "auto-match rate", "breaks"),
         [
-            (c["check_name"], c["matched"], c["total"], f"{_rate(c):.2%}", c["breaks"])
+            (
+                c["check_name"],
+                c["matched"],
+                c["total"],
+                f"{unreached[c['check_name']]['counterpart']}: not reached"
+                if c["check_name"] in unreached
+                else f"{_rate(c):.2%}",
+                c["breaks"],
+            )
             for c in report.checks
         ],
     )

@@ -20,12 +20,27 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearing.calendar import BusinessCalendar, parse_cutoff
 from clearing.db.base import utc_now
+from clearing.errors import Unavailable
+from clearing.mobile.errors import StripeUnavailable
 from clearing.settings import Settings
 from ledger.reader import LedgerReader
 from reconciliation import repository
 from reconciliation.checks import CHECKS
-from reconciliation.checks.base import Check, CheckContext, CheckResult, Finding, Scope
+from reconciliation.checks.base import (
+    BreakKind,
+    Check,
+    CheckContext,
+    CheckResult,
+    Finding,
+    Scope,
+)
+from reconciliation.errors import BillerUnreachable
 from reconciliation.models import RUN_ACTOR, BreakStatus, EventAction
+
+# An outside system a check reads (Stripe's API, a biller's service) that did not answer: the
+# check cannot say what it holds, so the run completes every other check and records this one as
+# not checked for the day (a `source_not_reached` break), closing none of its breaks.
+SOURCE_UNREACHABLE: tuple[type[Unavailable], ...] = (StripeUnavailable, BillerUnreachable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +50,7 @@ class CheckSummary:
     total: int
     breaks: int
     seconds: float
+    not_reached: str = ""  # the outside system that did not answer: the check did not run
 
     @property
     def match_rate(self) -> float:
@@ -82,7 +98,12 @@ async def run_day(
     )
     for check in checks:
         started = time.perf_counter()
-        result = await check.run(ctx)
+        unreached: Finding | None = None
+        try:
+            result = await check.run(ctx)
+        except SOURCE_UNREACHABLE as error:
+            unreached = not_reached(check.name, business_day, error)
+            result = CheckResult(findings=[unreached])
         seconds = time.perf_counter() - started
         await repository.add_match(
             conn,
@@ -100,9 +121,10 @@ async def run_day(
                 result.total,
                 len(result.findings) + result.truncated,
                 seconds,
+                unreached.counterpart if unreached else "",
             )
         )
-        await _store_findings(conn, check, result, summary, now)
+        await _store_findings(conn, check, result, summary, now, checked=unreached is None)
     await repository.finish_run(
         conn,
         run_id,
@@ -116,8 +138,34 @@ async def run_day(
     return summary
 
 
+def not_reached(check_name: str, business_day: date, error: Unavailable) -> Finding:
+    """The finding that says a check could not read its outside source for the day: one per
+    check and day (a re-run that still cannot reach it finds the same one; one that can closes
+    it)."""
+    source = "stripe" if isinstance(error, StripeUnavailable) else "billers"
+    return Finding(
+        BreakKind.SOURCE_NOT_REACHED,
+        f"{check_name}:{business_day.isoformat()}",
+        0,
+        source,
+        {
+            "check": check_name,
+            "source": source,
+            "why": f"{source}: not reached, check {check_name!r} not done: {error.detail}",
+            "todo": f"onecard reconcile --date {business_day.isoformat()} once {source} answers",
+        },
+        Scope.DAY,
+    )
+
+
 async def _store_findings(
-    conn: AsyncConnection, check: Check, result: CheckResult, summary: RunSummary, now: datetime
+    conn: AsyncConnection,
+    check: Check,
+    result: CheckResult,
+    summary: RunSummary,
+    now: datetime,
+    *,
+    checked: bool = True,
 ) -> None:
     by_kind: dict[str, list[Finding]] = {}
     for finding in result.findings:
@@ -127,11 +175,22 @@ async def _store_findings(
         for finding in findings:
             await _store_one(conn, check.name, finding, stored.get(finding.key), summary, now)
     summary.found += len(result.findings)
-    if result.truncated:
-        return  # findings were left out: absence proves nothing, close nothing
+    if not checked or result.truncated:
+        return  # not checked, or findings left out: absence proves nothing, close nothing
     unseen = await repository.unseen_open_breaks(
         conn, [k.value for k in check.kinds], summary.business_day, summary.run_id
     )
+    # the check read its source this time: the day's "not reached" of it is answered
+    earlier = await repository.breaks_by_key(
+        conn,
+        BreakKind.SOURCE_NOT_REACHED.value,
+        [f"{check.name}:{summary.business_day.isoformat()}"],
+    )
+    unseen += [
+        int(row["id"])
+        for row in earlier.values()
+        if not BreakStatus(row["status"]).closed and row["last_run_id"] != summary.run_id
+    ]
     for break_id in unseen:
         await repository.update_break(
             conn,

@@ -132,49 +132,39 @@ async def assign(
     )
 
 
+async def _noted(
+    conn: AsyncConnection,
+    break_id: int,
+    status: BreakStatus,
+    what: str,
+    actor: str,
+    note: str,
+    now: datetime | None,
+) -> BreakView:
+    """Move a break to `status` with a note saying `what` (required); the history entry's action
+    is the status reached."""
+    note = _checked(note, what, NOTE_LENGTH_MAX)
+    action = EventAction(status.value)
+    return await _act(conn, break_id, actor=actor, action=action, status=status, note=note, now=now)
+
+
 async def explain(
     conn: AsyncConnection, break_id: int, *, actor: str, note: str, now: datetime | None = None
 ) -> BreakView:
-    note = _checked(note, "the explanation", NOTE_LENGTH_MAX)
-    return await _act(
-        conn,
-        break_id,
-        actor=actor,
-        action=EventAction.EXPLAINED,
-        status=BreakStatus.EXPLAINED,
-        note=note,
-        now=now,
-    )
+    return await _noted(conn, break_id, BreakStatus.EXPLAINED, "the explanation", actor, note, now)
 
 
 async def resolve(
     conn: AsyncConnection, break_id: int, *, actor: str, note: str, now: datetime | None = None
 ) -> BreakView:
-    note = _checked(note, "what resolved it", NOTE_LENGTH_MAX)
-    return await _act(
-        conn,
-        break_id,
-        actor=actor,
-        action=EventAction.RESOLVED,
-        status=BreakStatus.RESOLVED,
-        note=note,
-        now=now,
-    )
+    return await _noted(conn, break_id, BreakStatus.RESOLVED, "what resolved it", actor, note, now)
 
 
 async def write_off(
     conn: AsyncConnection, break_id: int, *, actor: str, note: str, now: datetime | None = None
 ) -> BreakView:
-    note = _checked(note, "why it is written off", NOTE_LENGTH_MAX)
-    return await _act(
-        conn,
-        break_id,
-        actor=actor,
-        action=EventAction.WRITTEN_OFF,
-        status=BreakStatus.WRITTEN_OFF,
-        note=note,
-        now=now,
-    )
+    why = "why it is written off"
+    return await _noted(conn, break_id, BreakStatus.WRITTEN_OFF, why, actor, note, now)
 
 
 # Clearing's function that puts a card on the deny list: (card_no, reason) -> list version.

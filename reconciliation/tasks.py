@@ -40,4 +40,5 @@ def reconcile_task(business_day: str | None = None) -> dict[str, Any]:
         "breaks_closed": summary.closed,
         "breaks_open": summary.open,
         "match_rates": {c.name: round(c.match_rate, 6) for c in summary.checks},
+        "not_reached": {c.name: c.not_reached for c in summary.checks if c.not_reached},
     }

@@ -9,22 +9,18 @@ twice (a re-presentation after a torn debit completes it).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 
 from cardio.apdu import Transport
-from cardio.crypto import TxnType
 from cardio.errors import (
     ApplicationLocked,
     CardioError,
     CardStatusError,
-    InsufficientFunds,
     TransportError,
 )
 from cardio.money import yuan
 from cardio.purse import Purse
-from terminals.errors import InvariantError
-from terminals.journal import SHORT_TEXT_MAX, RecordKind, RecordStatus, TapRecord
+from terminals.journal import SHORT_TEXT_MAX, RecordKind, RecordStatus
 from terminals.terminal import PurseTerminal, TapOutcome, TapResult
 
 BILL_PREFIX = "bill:"
@@ -71,55 +67,13 @@ class BillCounter(PurseTerminal):
                 paid[-1],
                 recovered=tuple(recovered),
             )
-        try:
-            init = purse.initialize_purchase(
-                self.purchase_key_index, amount_fen, self.terminal_id, capp=False
-            )
-        except InsufficientFunds:
-            init = None
-        if init is None or init.balance_fen < amount_fen:
-            return TapResult(
-                TapOutcome.INSUFFICIENT_BALANCE,
-                f"balance too low for {yuan(amount_fen)}: please top up",
-                card_no,
-            )
-        if info.card_type is None:  # _read_card answers UNKNOWN_CARD before this
-            raise InvariantError("a card of unknown type got past _read_card")
-        versions = self.lists.versions()
-        draft = TapRecord(
-            kind=RecordKind.PURCHASE,
-            status=RecordStatus.GREY,
-            terminal_seq=0,
-            card_no=card_no,
-            card_counter=init.offline_counter,
-            txn_type=int(TxnType.EP_PURCHASE),
-            amount_fen=amount_fen,
-            balance_before_fen=init.balance_fen,
-            balance_after_fen=init.balance_fen - amount_fen,
-            occurred_at=now,
-            tac=None,
-            card_type=info.card_type.label,
-            full_fare_fen=amount_fen,  # a bill has no concession: nothing to claim
-            fare_rule=rule,
-            deny_list_version=versions.deny,
-            action_list_version=versions.action,
-        )
-        record, failed = self._debit(
+        return self._purchase(
             purse,
-            draft,
-            init.offline_counter,
-            init.card_random,
-            init.key_version,
-            init.algorithm,
+            info,
+            RecordKind.PURCHASE,
+            amount_fen,
+            rule,
             now,
-            None,
-        )
-        if failed is not None:
-            return replace(failed, recovered=tuple(recovered))
-        return TapResult(
-            TapOutcome.OK,
+            recovered,
             f"OK paid {yuan(amount_fen)} for {rule}",
-            card_no,
-            record,
-            recovered=tuple(recovered),
         )

@@ -221,6 +221,70 @@ class PurseTerminal:
 
     # --- the journaled debit ------------------------------------------------------------------
 
+    def _purchase(
+        self,
+        purse: Purse,
+        info: PublicInfo,
+        kind: RecordKind,
+        amount_fen: int,
+        rule: str,
+        now: datetime,
+        recovered: list[TapRecord],
+        ok_message: str,
+        **record_fields: Any,
+    ) -> TapResult:
+        """Debit a whole amount with no concession (a bill, a clinic visit's patient share):
+        refuse it when the balance is short, else journal it and debit the card."""
+        try:
+            init = purse.initialize_purchase(
+                self.purchase_key_index, amount_fen, self.terminal_id, capp=False
+            )
+        except InsufficientFunds:
+            init = None
+        if init is None or init.balance_fen < amount_fen:
+            return TapResult(
+                TapOutcome.INSUFFICIENT_BALANCE,
+                f"balance too low for {yuan(amount_fen)}: please top up",
+                info.card_no,
+            )
+        if info.card_type is None:  # _read_card answers UNKNOWN_CARD before this
+            raise InvariantError("a card of unknown type got past _read_card")
+        versions = self.lists.versions()
+        draft = TapRecord(
+            kind=kind,
+            status=RecordStatus.GREY,
+            terminal_seq=0,
+            card_no=info.card_no,
+            card_counter=init.offline_counter,
+            txn_type=int(TxnType.EP_PURCHASE),
+            amount_fen=amount_fen,
+            balance_before_fen=init.balance_fen,
+            balance_after_fen=init.balance_fen - amount_fen,
+            occurred_at=now,
+            tac=None,
+            card_type=info.card_type.label,
+            full_fare_fen=amount_fen,  # no transport concession: nothing to claim from a subsidy
+            fare_rule=rule,
+            deny_list_version=versions.deny,
+            action_list_version=versions.action,
+            **record_fields,
+        )
+        record, failed = self._debit(
+            purse,
+            draft,
+            init.offline_counter,
+            init.card_random,
+            init.key_version,
+            init.algorithm,
+            now,
+            None,
+        )
+        if failed is not None:
+            return replace(failed, recovered=tuple(recovered))
+        return TapResult(
+            TapOutcome.OK, ok_message, info.card_no, record, recovered=tuple(recovered)
+        )
+
     def _debit(
         self,
         purse: Purse,
@@ -556,56 +620,19 @@ class ClinicTerminal(PurseTerminal):
                 recovered=tuple(recovered),
             )
         insured, patient, rule, fallback = self._split(visit, card_no, now)
-        try:
-            init = purse.initialize_purchase(
-                self.purchase_key_index, patient, self.terminal_id, capp=False
-            )
-        except InsufficientFunds:
-            init = None
-        if init is None or init.balance_fen < patient:
-            return TapResult(
-                TapOutcome.INSUFFICIENT_BALANCE,
-                f"balance too low for {yuan(patient)}: please top up",
-                card_no,
-            )
-        versions = self.lists.versions()
-        card_type = info.card_type
-        if card_type is None:  # _read_card answers UNKNOWN_CARD before this
-            raise InvariantError("a card of unknown type got past _read_card")
-        draft = TapRecord(
-            kind=RecordKind.CLINIC,
-            status=RecordStatus.GREY,
-            terminal_seq=0,
-            card_no=card_no,
-            card_counter=init.offline_counter,
-            txn_type=int(TxnType.EP_PURCHASE),
-            amount_fen=patient,
-            balance_before_fen=init.balance_fen,
-            balance_after_fen=init.balance_fen - patient,
-            occurred_at=now,
-            tac=None,
-            card_type=card_type.label,
-            full_fare_fen=patient,  # no transport concession: nothing to claim from a subsidy
-            fare_rule=rule,
-            insured_fen=insured,
-            visit_id=visit.visit_id,
-            offline_fallback=fallback,
-            deny_list_version=versions.deny,
-            action_list_version=versions.action,
-        )
-        record, failed = self._debit(
-            purse,
-            draft,
-            init.offline_counter,
-            init.card_random,
-            init.key_version,
-            init.algorithm,
-            now,
-            None,
-        )
-        if failed is not None:
-            return replace(failed, recovered=tuple(recovered))
         message = f"OK paid {yuan(patient)}, insurance {yuan(insured)}"
         if fallback:
             message += " (insurer offline: full bill charged, claim settled later)"
-        return TapResult(TapOutcome.OK, message, card_no, record, recovered=tuple(recovered))
+        return self._purchase(
+            purse,
+            info,
+            RecordKind.CLINIC,
+            patient,
+            rule,
+            now,
+            recovered,
+            message,
+            insured_fen=insured,
+            visit_id=visit.visit_id,
+            offline_fallback=fallback,
+        )

@@ -16,8 +16,8 @@ from clearing.errors import NotFound
 from clearing.http.bodies import StrictJsonRoute
 from clearing.http.deps import SessionDep, ledger_of
 from clearing.http.problems import PROBLEM_RESPONSES
-from clearing.registry import service as registry_service
 from clearing.registry.endpoints import CardNoPath, Limit, Offset
+from clearing.registry.models import Card
 from clearing.registry.schemas import (
     CardDetail,
     CardEventOut,
@@ -40,6 +40,10 @@ class CardChange(BaseModel):
 
 def _admin(principal: Principal) -> None:
     require_role(principal, Role.ADMIN)
+
+
+def _changed(card: Card, deny_list_version: int) -> CardChange:
+    return CardChange(card=CardOut.model_validate(card), deny_list_version=deny_list_version)
 
 
 @router.get(
@@ -66,8 +70,7 @@ async def list_cards(
 async def get_card(
     card_no: CardNoPath, request: Request, principal: PrincipalDep, session: SessionDep
 ) -> CardDetail:
-    await cards.visible_card(session, principal, card_no)
-    view = await registry_service.card_view(session, card_no, ledger_of(request))
+    view = await cards.get_card(session, principal, card_no, ledger_of(request))
     return CardDetail(
         card=CardOut.model_validate(view.card),
         balance_fen=view.balance_fen,
@@ -85,7 +88,7 @@ async def report_lost(
     card_no: CardNoPath, body: CardReason, principal: PrincipalDep, session: SessionDep
 ) -> CardChange:
     card, version = await cards.report_lost(session, principal, card_no, body.reason)
-    return CardChange(card=CardOut.model_validate(card), deny_list_version=version)
+    return _changed(card, version)
 
 
 @router.post(
@@ -99,7 +102,7 @@ async def block_card(
 ) -> CardChange:
     _admin(principal)
     card, version = await cards.block_card(session, card_no, principal.actor, body.reason)
-    return CardChange(card=CardOut.model_validate(card), deny_list_version=version)
+    return _changed(card, version)
 
 
 @router.post(
@@ -113,14 +116,14 @@ async def unblock_card(
 ) -> CardChange:
     _admin(principal)
     card, version = await cards.unblock_card(session, card_no, principal.actor, body.reason)
-    return CardChange(card=CardOut.model_validate(card), deny_list_version=version)
+    return _changed(card, version)
 
 
 @router.post(
     "/cards/{card_no:card_no}/replace",
     tags=["cards"],
     summary="Replace a card",
-    description="Admin: replace a lost or damaged card by a new one; the old card is denied and its balance moves to the new card once no more taps of the old one can arrive (see its replacement).",
+    description="Admin: replace a lost or damaged card by a new one; the old card is denied and its balance moves to the new card once no more taps of the old one can arrive (see its replacement). 409 if the new number is taken (this card's own included) or the card cannot be replaced in its status.",
 )
 async def replace_card(
     card_no: CardNoPath,
@@ -173,7 +176,7 @@ async def refund_card(
     card, version = await cards.refund_card(
         session, ledger_of(request), card_no, principal.actor, body.reason, body.paid_by
     )
-    return CardChange(card=CardOut.model_validate(card), deny_list_version=version)
+    return _changed(card, version)
 
 
 @router.post(

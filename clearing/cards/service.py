@@ -19,7 +19,7 @@ from clearing.auth.models import Role
 from clearing.auth.service import Principal, require_role
 from clearing.books import chart
 from clearing.db.base import utc_now
-from clearing.errors import Conflict, InvalidRequest, NotFound, Unavailable
+from clearing.errors import Conflict, NotFound, Unavailable
 from clearing.ingest import repository as ingest_repository
 from clearing.lists import service as lists_service
 from clearing.registry import money
@@ -59,6 +59,14 @@ async def visible_card(session: AsyncSession, principal: Principal, card_no: str
         or await residents_service.linked_resident(session, card_no) != principal.subject
     ):
         raise NotFound(f"no card {card_no} is linked to your account: link it first")
+
+
+async def get_card(
+    session: AsyncSession, principal: Principal, card_no: str, ledger: LedgerPort | None
+) -> registry_service.CardView:
+    """A card, its balance and its events, for a caller allowed to see it (visible_card)."""
+    await visible_card(session, principal, card_no)
+    return await registry_service.card_view(session, card_no, ledger)
 
 
 async def list_cards(
@@ -136,7 +144,11 @@ async def replace_card(
     old = await registry_service.card_for_update(session, old_card_no)
     registry_service.require_action(old, CardAction.REPLACE)
     if old_card_no == new_card_no:
-        raise InvalidRequest("the new card must have another number")
+        # A well-formed request the card's state refuses (the number is taken, by this very
+        # card): 409 as for any number taken, not 422, which says the request is malformed.
+        raise Conflict(
+            f"card {new_card_no} already exists: it is the card replaced; give the new card's number"
+        )
     if await registry_repository.card_by_no(session, new_card_no) is not None:
         raise Conflict(f"card {new_card_no} already exists")
     now = utc_now()

@@ -14,6 +14,7 @@ from datetime import date, datetime
 from clearing.books.codes import LEDGER_CNY, TransferCode
 from clearing.settlement.fees import day_totals
 from clearing.settlement.files import PayoutLine
+from clearing.settlement.references import payout_transfer_key
 from ledger import Transfer, transfer_id
 
 
@@ -160,7 +161,7 @@ def payout_transfers(
                 )
             )
         if line.net_fen:
-            payout_id = transfer_id(f"settle:{business_day}:{code}:payout")
+            payout_id = transfer_id(payout_transfer_key(business_day, code))
             transfers.append(
                 Transfer(
                     id=payout_id,

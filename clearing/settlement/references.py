@@ -31,3 +31,9 @@ def message_id(business_day: date) -> str:
 def payment_information_id(business_day: date) -> str:
     """The PmtInfId of the day's one PmtInf (a batch booking may name it)."""
     return f"{message_id(business_day)}-1"[:MAX35]
+
+
+def payout_transfer_key(business_day: date, participant_code: str) -> str:
+    """The idempotency key of the ledger transfer paying a participant its net of a day
+    (payable -> escrow): ledger.ids.transfer_id of it is the transfer's id."""
+    return f"settle:{business_day}:{participant_code}:payout"

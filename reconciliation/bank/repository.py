@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearing.settlement.models import SettlementClaim, SettlementLine
 from clearing.settlement.references import end_to_end_id, message_id, payment_information_id
+from ledger.tables import from_uuid
 from reconciliation.bank.funds import FundClaim, FundPayment
 from reconciliation.bank.matching import ExpectedPayout, PayoutSource
 from reconciliation.bank.models import details, entries, fund_receipts, statements
@@ -245,3 +246,56 @@ async def fund_claims(conn: AsyncConnection, last: date) -> list[FundClaim]:
 
 def transfer_uuid(transfer_id: int) -> uuid.UUID:
     return uuid.UUID(int=transfer_id)
+
+
+STATEMENTS_BALANCED_MAX = 400  # statement days whose closing balance a run compares: a year's
+
+
+@dataclass(frozen=True, slots=True)
+class ClosingBalance:
+    """What the bank said the escrow account held at the end of a statement day."""
+
+    account: str
+    statement_id: str
+    day: date  # the last booking date of the statement's entries: its closing balance's date
+    closing_fen: int
+
+
+async def closing_balances(conn: AsyncConnection, last: date) -> list[ClosingBalance]:
+    """Per account and statement day up to `last` (the newest STATEMENTS_BALANCED_MAX days), the
+    closing balance of the statement imported last for that day. A statement without a closing
+    balance (CLBD) or without a booked entry (nothing dates it) is not among them."""
+    day = func.max(entries.c.booking_date).label("day")
+    per_statement = (
+        select(statements.c.id, statements.c.account, statements.c.statement_id,
+               statements.c.closing_fen, day)
+        .join(entries, entries.c.statement_pk == statements.c.id)
+        .where(statements.c.closing_fen.is_not(None), entries.c.booking_date.is_not(None))
+        .group_by(statements.c.id, statements.c.account, statements.c.statement_id,
+                  statements.c.closing_fen)
+        .subquery()
+    )  # fmt: skip
+    rows = await conn.execute(
+        select(per_statement)
+        .where(per_statement.c.day <= last)
+        .order_by(per_statement.c.day.desc(), per_statement.c.id.desc())
+        .limit(STATEMENTS_BALANCED_MAX * 4)
+    )
+    newest: dict[tuple[str, date], ClosingBalance] = {}
+    for _id, account, statement_id, closing_fen, on in rows:
+        if (account, on) not in newest and len(newest) < STATEMENTS_BALANCED_MAX:
+            newest[(account, on)] = ClosingBalance(account, statement_id, on, int(closing_fen))
+    return list(newest.values())
+
+
+async def fund_receipts_between(
+    conn: AsyncConnection, first: date, last: date
+) -> list[tuple[date, int, int]]:
+    """(value date, amount, ledger transfer id) of the funds' payments booked from statement
+    lines with a value date in [first, last]."""
+    rows = await conn.execute(
+        select(fund_receipts.c.value_date, fund_receipts.c.amount_fen, fund_receipts.c.transfer_id)
+        .where(fund_receipts.c.value_date >= first, fund_receipts.c.value_date <= last)
+        .order_by(fund_receipts.c.value_date)
+    )
+    return [(on, int(fen), from_uuid(tid)) for on, fen, tid in rows]

@@ -72,9 +72,14 @@ class BreakKind(enum.StrEnum):
     # 7. funds (reconciliation/checks/funds.py)
     FUND_CLAIM_OVERDUE = "fund_claim_overdue"  # a fund's claim unpaid (in part) past its terms
     FUND_OVERPAID = "fund_overpaid"  # a fund paid more than all it owes
+    # 8. the escrow balance (reconciliation/checks/escrow.py)
+    BANK_BALANCE_MISMATCH = "bank_balance_mismatch"  # bank's closing balance != bank:escrow
     # 6. billers (reconciliation/checks/billers.py)
     BILLER_UNCONFIRMED = "biller_unconfirmed"  # a bill payment the biller's file does not list
     BILLER_CONFIRMATION_UNEXPLAINED = "biller_confirmation_unexplained"  # listed, not paid by us
+    # any check reading an outside system (reconciliation/run.py): Stripe or a biller did not
+    # answer, the check was not done for the day; a re-run that reaches it closes this
+    SOURCE_NOT_REACHED = "source_not_reached"
 
 
 class Scope(enum.StrEnum):

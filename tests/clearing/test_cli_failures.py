@@ -167,13 +167,42 @@ def test_every_command_run_by_the_console_script_before_db_upgrade_says_so(
     assert "not set up: run `onecard db upgrade`" in statement.stderr, statement.stderr
 
 
-def test_every_command_refuses_a_nonsense_option_in_one_usage_error() -> None:
+def test_every_command_refuses_a_nonsense_option_in_one_usage_line() -> None:
     runner = CliRunner()
     for path, _command in leaf_commands():
-        result = runner.invoke(app, [*path, "--no-such-option-here"])
+        result = runner.invoke(app, [*path, "--no-such-option-here"], prog_name="onecard")
         assert result.exit_code == 2, (path, result.output)
-        assert "No such option" in result.output, (path, result.output)
-        assert no_traceback(result.output), (path, result.output)
+        assert result.output == (
+            f"error: no such option: --no-such-option-here; try: onecard {' '.join(path)} --help\n"
+        ), (path, result.output)
+
+
+USAGE_MISTAKES = {
+    ("breaks", "show"): "error: missing argument 'break_id'; try: onecard breaks show --help",
+    ("settle", "--date"): "error: option '--date' requires an argument; try: onecard settle --help",
+    ("reconcile", "--date", "2026-13-01"): (
+        "error: invalid value for --date: '2026-13-01' is not a date (YYYY-MM-DD); "
+        "try: onecard reconcile --help"
+    ),
+    ("no-such-command",): "error: no such command 'no-such-command'; try: onecard --help",
+    ("--show-completions",): (
+        "error: no such option: --show-completions (Possible options: --install-completion, "
+        "--show-completion); try: onecard --help"
+    ),
+}
+
+
+@pytest.mark.parametrize("args", sorted(USAGE_MISTAKES))
+def test_a_usage_mistake_is_one_line_saying_what_to_type(args: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(app, list(args), prog_name="onecard")
+    assert (result.exit_code, result.output) == (2, USAGE_MISTAKES[args] + "\n")
+
+
+def test_the_console_script_says_a_usage_mistake_in_one_line_on_stderr() -> None:
+    result = _run_script(["bank", "import"], {**os.environ, "ONECARD_DEBUG": ""})
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == "error: missing argument 'file'; try: onecard bank import --help\n"
 
 
 BAD_DATABASES = {

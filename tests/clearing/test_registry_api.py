@@ -390,7 +390,12 @@ async def test_card_state_rules(sqlite_url, tmp_path) -> None:
             json={"new_card_no": card_no, "reason": "x"},
             headers=admin,
         )
-        assert same.status_code == 422
+        # schema-valid, refused by the state (the number is taken, by this card): 409, not 422
+        assert same.status_code == 409, same.text
+        assert same.json()["detail"].startswith(f"card {card_no} already exists")
+        assert (await w.client.get(f"/v1/cards/{card_no}", headers=admin)).json()["card"][
+            "replaced_by"
+        ] is None
         missing = await w.client.post(
             f"/v1/cards/{random_card_no()}/block", json={"reason": "x"}, headers=admin
         )

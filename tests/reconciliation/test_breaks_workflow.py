@@ -134,6 +134,7 @@ async def test_finance_works_breaks_through_the_api_and_only_finance(
             "bank",
             "billers",
             "funds",
+            "escrow_balance",
         }
         assert all(0 <= c["match_rate"] <= 1 for c in runs[0]["checks"])
         await check_report(client, fin, runs[0]["business_day"])

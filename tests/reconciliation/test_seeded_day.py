@@ -108,6 +108,7 @@ async def test_each_fault_is_one_break_and_arriving_data_closes_exactly_its_own(
         "bank": False,  # nothing settled, no statement: nothing to match
         "billers": False,  # no bill paid
         "funds": False,
+        "escrow_balance": False,  # no statement with a closing balance
     }
 
     again = await reconcile(world, day)  # idempotent: the same breaks, nothing new

@@ -95,6 +95,7 @@ def test_a_day_of_valid_activity_has_no_break(
         "bank": False,  # nothing settled, no statement (tests/reconciliation/test_bank_*)
         "billers": False,  # no bill paid
         "funds": False,
+        "escrow_balance": False,  # no statement (tests/reconciliation/test_escrow_balance.py)
     }
 
 
