@@ -58,7 +58,7 @@ the extension, fails its CRC or names ids the current feed does not know gives t
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from cardio.crypto import CARD_TIME_ZONE
@@ -70,21 +70,31 @@ from cardio.records import (
     JourneyState,
     TransitRecord,
     decode_bcd_date,
-    encode_bcd_date,
 )
-from terminals.errors import invariant
-from terminals.fares.engine import CapProgress, Journey, OpenLeg, RideState
+from terminals.errors import NoFare, invariant
+from terminals.fares.engine import CapProgress, Journey, OpenLeg, RideState, Run
 from terminals.fares.feed import CAPS_PER_CARD_MAX, FareFeed, id_tag
+from terminals.fares.sectional import state_after_run
 
 EXTENSION_OFFSET = 51
 EXTENSION_MARKER = 0x4F
-EXTENSION_VERSION = 0x04
+EXTENSION_VERSION = 0x05
+DAY_ZERO = date(2000, 1, 1)
+FLAG_JOURNEY, FLAG_OPEN_LEG, FLAG_RUN, FLAG_FULL, FLAG_JOINS, FLAG_SHARED = 1, 2, 4, 8, 16, 32
+V5_LAST_TIMES = 62
+V5_LEGS = 67
+V5_SLOTS = 68
+V5_FULL = 94
+V5_VEHICLE = 106
+V5_RUN = 109
+RUN_LEN = 15
 CAP_SLOT_LEN = 10
 WINDOW_PAIR_OFFSET = 101
 FULL_STATE_OFFSET = 103
 LAST_TIMES_OFFSET = 117
 OPEN_LEG_OFFSET = 122
 CRC_OFFSET = 124
+CRC_OFFSET_V4 = 124
 CRC_OFFSET_V3 = 117
 CRC_OFFSET_V2 = 103
 CRC_OFFSET_V1 = 101
@@ -114,62 +124,110 @@ def _local_naive(moment: datetime) -> datetime:
     return moment.astimezone(CARD_TIME_ZONE).replace(tzinfo=None, microsecond=0)
 
 
+def _t_ref(state: RideState) -> datetime | None:
+    """The record's time (standard part, 18): the open leg's boarding, else the run's first
+    boarding, else the last leg's boarding."""
+    if state.open_leg is not None:
+        return state.open_leg.board_at
+    if state.run is not None:
+        return state.run.first_board_at
+    return state.journey.last_board_at if state.journey is not None else None
+
+
+def _days(day: date) -> int:
+    days = (day - DAY_ZERO).days
+    invariant(0 <= days <= 0xFFFF, "a cap period between 2000 and 2179")
+    return days
+
+
+def _u(value: int, size: int) -> bytes:
+    return min(max(0, value), (1 << (8 * size)) - 1).to_bytes(size, "big")
+
+
 def encode_transit_record(state: RideState, place: TapPlace) -> bytes:
-    """The 128-byte 001A record carrying `state` after a tap at `place`."""
-    journey = state.journey
-    open_leg = state.open_leg
-    full_caps = state.full.caps if state.full is not None else ()
-    slots = state.caps + full_caps
+    """The 128-byte 001A record carrying `state` after a tap at `place` (layout version 5)."""
+    open_leg, run = state.open_leg, state.run
+    stored = run.before if run is not None else state  # a run keeps the state before its legs
+    journey = stored.journey
+    full_caps = stored.full.caps if stored.full is not None else ()
+    slots = stored.caps + full_caps
     invariant(len(slots) <= CAPS_PER_CARD_MAX, "too many cap slots for the card")
-    day_caps = list(state.caps)
+    invariant(run is None or open_leg is None or open_leg.joins, "an open leg and a run it ends")
+    t_ref = _t_ref(state)
+    alighted = place.alighted and open_leg is None
+    line, stop = place.route_id, place.stop_id
     if open_leg is not None:
         line, stop = open_leg.route_id, open_leg.board_stop_id
-        tapped_at: datetime | None = open_leg.board_at
-    else:
-        line, stop = place.route_id, place.stop_id
-        tapped_at = journey.last_board_at if journey else None
+    elif run is not None:
+        line = run.route_id
+        alighted = run.alight_stop_id is not None
+        stop = run.alight_stop_id or place.stop_id
+    first = slots[0] if slots else None
     standard = TransitRecord(
-        state=JourneyState.ALIGHTED
-        if place.alighted and open_leg is None
-        else JourneyState.BOARDED,
+        state=JourneyState.ALIGHTED if alighted else JourneyState.BOARDED,
         line=route_line_number(line),
         stop=id_tag(stop),
         direction=0,
         terminal_id=place.terminal_id,
-        tapped_at=_local_naive(tapped_at) if tapped_at else None,
+        tapped_at=_local_naive(t_ref) if t_ref else None,
         fare_fen=place.fare_fen,
         fare_max_fen=open_leg.max_fare_fen if open_leg is not None else 0,
         transfers_used=min(journey.transfers, 0xFF) if journey else 0,
         journey_started_at=_local_naive(journey.started_at) if journey else None,
-        cap_day=day_caps[0].period_start if day_caps else None,
-        cap_spent_fen=day_caps[0].spent_fen if day_caps else 0,
+        cap_day=first.period_start if first else None,
+        cap_spent_fen=first.spent_fen if first else 0,
         cap_rides=0,
     ).encode()
-    extension = bytes((EXTENSION_MARKER, EXTENSION_VERSION))
+    flags = (
+        (FLAG_JOURNEY if journey is not None else 0)
+        | (FLAG_OPEN_LEG if open_leg is not None else 0)
+        | (FLAG_RUN if run is not None else 0)
+        | (FLAG_FULL if stored.full is not None else 0)
+        | (FLAG_JOINS if open_leg is not None and open_leg.joins else 0)
+        | (FLAG_SHARED if run is not None and run.network_id else 0)
+    )
+    ext = bytes((EXTENSION_MARKER, EXTENSION_VERSION, flags))
     if journey is not None:
-        extension += b"\x01" + id_tag(journey.leg_group_id).to_bytes(2, "big")
-        extension += max(0, journey.paid_fen).to_bytes(4, "big")
+        ext += id_tag(journey.leg_group_id).to_bytes(2, "big") + _u(journey.paid_fen, 4)
+        ext += journey.window_pair_tag.to_bytes(2, "big")
     else:
-        extension += bytes(7)
-    extension += bytes((len(slots),))
-    for progress in slots:
-        extension += (
-            id_tag(progress.cap_id).to_bytes(2, "big")
-            + encode_bcd_date(progress.period_start)
-            + progress.spent_fen.to_bytes(4, "big")
-        )
-    extension += bytes(CAP_SLOT_LEN * (CAPS_PER_CARD_MAX - len(slots)))
-    window_pair = journey.window_pair_tag if journey is not None else 0
-    extension += window_pair.to_bytes(2, "big")
-    extension += _encode_full_state(state)
-    extension += _encode_last_times(state)
-    extension += bytes((1 if open_leg is not None else 0, 0))
-    invariant(len(extension) == CRC_OFFSET - EXTENSION_OFFSET, "extension layout length")
-    extension += zlib.crc32(extension).to_bytes(4, "big")
-    record = standard[:EXTENSION_OFFSET] + extension
-    record += bytes(TRANSIT_RECORD_LEN - len(record))
+        ext += bytes(8)
+    ext += _encode_last_times(stored)
+    ext += bytes((min(run.legs, 0xFF) if run is not None else 0,))
+    ext += id_tag(first.cap_id).to_bytes(2, "big") if first else bytes(2)
+    for progress in slots[1:]:
+        ext += id_tag(progress.cap_id).to_bytes(2, "big")
+        ext += _days(progress.period_start).to_bytes(2, "big") + _u(progress.spent_fen, 4)
+    ext += bytes(8 * (CAPS_PER_CARD_MAX - max(1, len(slots))))
+    ext += _encode_full_v5(stored)
+    ext += (open_leg.vehicle_tag if open_leg is not None else 0).to_bytes(3, "big")
+    ext += _encode_run(state, t_ref)
+    invariant(len(ext) == CRC_OFFSET - EXTENSION_OFFSET, "extension layout length")
+    ext += zlib.crc32(ext).to_bytes(4, "big")
+    record = standard[:EXTENSION_OFFSET] + ext
     invariant(len(record) == TRANSIT_RECORD_LEN, "a transit record is 128 bytes")
     return record
+
+
+def _encode_run(state: RideState, t_ref: datetime | None) -> bytes:
+    """Bytes 109..123: the run's first boarding (stop, seconds before the record's time), what
+    its legs were charged, and (no open leg) its last alighting (seconds after the first boarding)."""
+    run = state.run
+    if run is None or t_ref is None:
+        return bytes(RUN_LEN - 2) + ALIGHT_OFFSET_NONE.to_bytes(2, "big")
+    back = int((t_ref - run.first_board_at).total_seconds())
+    invariant(0 <= back < BOARD_OFFSET_MAX, "a run's first boarding within 194 days before")
+    alight = ALIGHT_OFFSET_NONE
+    if state.open_leg is None and run.alight_at is not None:
+        seconds = int((run.alight_at - run.first_board_at).total_seconds())
+        alight = seconds if 0 <= seconds < ALIGHT_OFFSET_NONE else ALIGHT_OFFSET_NONE
+    return (
+        id_tag(run.first_stop_id).to_bytes(2, "big")
+        + back.to_bytes(3, "big")
+        + _u(run.paid_fen, 4)
+        + _u(run.full_paid_fen, 4)
+        + alight.to_bytes(2, "big")
+    )
 
 
 def _encode_last_times(state: RideState) -> bytes:
@@ -187,22 +245,18 @@ def _encode_last_times(state: RideState) -> bytes:
     )
 
 
-def _encode_full_state(state: RideState) -> bytes:
-    """Bytes 103..116: the full-fare journey (its boarding times are the card's last tap)."""
-    size = LAST_TIMES_OFFSET - FULL_STATE_OFFSET
-    if state.full is None:
-        return bytes(size)
-    full = state.full.journey
+def _encode_full_v5(state: RideState) -> bytes:
+    """Bytes 94..105: the full-fare journey (its boarding times are the card's last leg's)."""
+    full = state.full.journey if state.full is not None else None
     if full is None or state.journey is None:
-        return b"\x01" + bytes(size - 1)
+        return bytes(12)
     invariant(full.last_board_at == state.journey.last_board_at, "one last tap for both states")
     window_s = int((full.last_board_at - full.started_at).total_seconds())
     return (
-        b"\x01"
-        + id_tag(full.leg_group_id).to_bytes(2, "big")
-        + max(0, full.paid_fen).to_bytes(4, "big")
+        id_tag(full.leg_group_id).to_bytes(2, "big")
+        + _u(full.paid_fen, 4)
         + min(full.transfers, 0xFF).to_bytes(1, "big")
-        + min(max(0, window_s), WINDOW_SECONDS_MAX).to_bytes(4, "big")
+        + min(max(0, window_s), BOARD_OFFSET_MAX).to_bytes(3, "big")
         + full.window_pair_tag.to_bytes(2, "big")
     )
 
@@ -241,6 +295,7 @@ def _extension(raw: bytes) -> tuple[int, bytes] | None:
     version = raw[EXTENSION_OFFSET + 1]
     crc_offset = {
         EXTENSION_VERSION: CRC_OFFSET,
+        0x04: CRC_OFFSET_V4,
         0x03: CRC_OFFSET_V3,
         0x02: CRC_OFFSET_V2,
         0x01: CRC_OFFSET_V1,
@@ -313,12 +368,26 @@ def _decode_caps(body: bytes, feed: FareFeed) -> list[CapProgress]:
     return sorted(progress, key=lambda p: p.cap_id)
 
 
-def decode_transit_record(raw: bytes, feed: FareFeed) -> RideState:
-    """The fare state a 001A record carries (the empty state if it carries none we can trust)."""
+def decode_transit_record(raw: bytes, feed: FareFeed, card_type: str | None = None) -> RideState:
+    """The fare state a 001A record carries (the empty state if it carries none we can trust).
+
+    A record holding a run of joined legs keeps the state before them: the state after is priced
+    again from it, for the card's `card_type` (needed then)."""
     found = _extension(raw)
     if found is None:
         return RideState()
     version, body = found
+    if version == EXTENSION_VERSION:
+        try:
+            standard = TransitRecord.parse(raw)
+        except (ApduError, ResponseMalformed):
+            return RideState()
+        return _decode_v5(body, standard, feed, card_type)
+    return _decode_legacy(version, body, raw, feed)
+
+
+def _decode_legacy(version: int, body: bytes, raw: bytes, feed: FareFeed) -> RideState:
+    """Layouts 1..4."""
     window_pair = 0
     if version >= 0x02:
         at = WINDOW_PAIR_OFFSET - EXTENSION_OFFSET
@@ -355,3 +424,110 @@ def decode_transit_record(raw: bytes, feed: FareFeed) -> RideState:
         last_board_at = standard.tapped_at.replace(tzinfo=CARD_TIME_ZONE)
     full_journey = _decode_full_journey(body, groups, last_board_at, last_alight_at)
     return RideState(journey, own_caps, RideState(full_journey, full_caps), open_leg)
+
+
+def _at(body: bytes, offset: int, size: int) -> int:
+    start = offset - EXTENSION_OFFSET
+    return int.from_bytes(body[start : start + size], "big")
+
+
+def _decode_v5(
+    body: bytes, standard: TransitRecord, feed: FareFeed, card_type: str | None
+) -> RideState:
+    flags = body[2]
+    groups = {id_tag(g): g for g in feed.leg_groups}
+    stops = {id_tag(s): s for s in sorted(feed.stops | set(feed.stop_areas))}
+    routes = {route_line_number(r): r for r in sorted(feed.routes)}
+    aware = lambda m: m.replace(tzinfo=CARD_TIME_ZONE) if m else None  # noqa: E731
+    t_ref, started = aware(standard.tapped_at), aware(standard.journey_started_at)
+    last_board = last_alight = None
+    board_s, alight_s = _at(body, V5_LAST_TIMES, 3), _at(body, V5_LAST_TIMES + 3, 2)
+    if started is not None and board_s != BOARD_OFFSET_MAX:
+        last_board = started + timedelta(seconds=board_s)
+        if alight_s != ALIGHT_OFFSET_NONE:
+            last_alight = last_board + timedelta(seconds=alight_s)
+    journey = None
+    group = groups.get(_at(body, 54, 2))
+    if flags & FLAG_JOURNEY and group and started is not None and last_board is not None:
+        journey = Journey(
+            leg_group_id=group,
+            started_at=started,
+            last_board_at=last_board,
+            last_alight_at=last_alight,
+            transfers=standard.transfers_used,
+            paid_fen=_at(body, 56, 4),
+            window_pair_tag=_at(body, 60, 2),
+        )
+    caps_by_tag = {id_tag(c.cap_id): c.cap_id for c in feed.caps}
+    slots: list[CapProgress] = []
+    first = caps_by_tag.get(_at(body, V5_SLOTS, 2))
+    if first is not None and standard.cap_day is not None:
+        slots.append(CapProgress(first, standard.cap_day, standard.cap_spent_fen))
+    for slot in range(1, CAPS_PER_CARD_MAX):
+        at = V5_SLOTS + 2 + (slot - 1) * 8
+        cap_id = caps_by_tag.get(_at(body, at, 2))
+        if cap_id is not None:
+            day = DAY_ZERO + timedelta(days=_at(body, at + 2, 2))
+            slots.append(CapProgress(cap_id, day, _at(body, at + 4, 4)))
+    slots.sort(key=lambda p: p.cap_id)
+    full = None
+    if flags & FLAG_FULL:
+        default = feed.default_rider_category
+        category = {c.cap_id: c.rider_category_id for c in feed.caps}
+        full_caps = tuple(p for p in slots if category.get(p.cap_id) == default)
+        slots = [p for p in slots if category.get(p.cap_id) != default]
+        full_journey = None
+        full_group = groups.get(_at(body, V5_FULL, 2))
+        if full_group is not None and last_board is not None:
+            full_journey = Journey(
+                leg_group_id=full_group,
+                started_at=last_board - timedelta(seconds=_at(body, V5_FULL + 7, 3)),
+                last_board_at=last_board,
+                last_alight_at=last_alight,
+                transfers=_at(body, V5_FULL + 6, 1),
+                paid_fen=_at(body, V5_FULL + 2, 4),
+                window_pair_tag=_at(body, V5_FULL + 10, 2),
+            )
+        full = RideState(full_journey, full_caps)
+    stored = RideState(journey, tuple(slots), full)
+    route_id, stop_id = routes.get(standard.line), stops.get(standard.stop)
+    open_leg = None
+    if flags & FLAG_OPEN_LEG and t_ref is not None and route_id and stop_id:
+        open_leg = OpenLeg(
+            route_id,
+            stop_id,
+            t_ref,
+            standard.fare_max_fen,
+            _at(body, V5_VEHICLE, 3),
+            bool(flags & FLAG_JOINS),
+        )
+    if not flags & FLAG_RUN or t_ref is None or route_id is None:
+        return replace(stored, open_leg=open_leg)
+    first_stop = stops.get(_at(body, V5_RUN, 2))
+    if first_stop is None:
+        return replace(stored, open_leg=open_leg)
+    first_at = t_ref - timedelta(seconds=_at(body, V5_RUN + 2, 3))
+    alight_s = _at(body, V5_RUN + 13, 2)
+    alighted = open_leg is None and standard.state is JourneyState.ALIGHTED
+    run = Run(
+        before=stored,
+        first_stop_id=first_stop,
+        first_board_at=first_at,
+        route_id=route_id,
+        network_id=feed.route_network.get(route_id, "") if flags & FLAG_SHARED else "",
+        alight_stop_id=stop_id if alighted else None,
+        alight_at=None
+        if alight_s == ALIGHT_OFFSET_NONE
+        else first_at + timedelta(seconds=alight_s),
+        paid_fen=_at(body, V5_RUN + 5, 4),
+        full_paid_fen=_at(body, V5_RUN + 9, 4),
+        legs=max(1, body[V5_LEGS - EXTENSION_OFFSET]),
+    )
+    if open_leg is not None:  # the open leg joins the run: the state before it is the card's
+        return replace(stored, open_leg=open_leg, run=run)
+    invariant(card_type is not None, "a record with joined legs is read for a card type")
+    try:
+        after = state_after_run(feed, card_type or "", run, route_id)
+    except NoFare:  # the feed no longer prices those legs: start afresh, never charge more
+        return stored
+    return replace(after, run=run)

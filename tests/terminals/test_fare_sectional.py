@@ -15,7 +15,7 @@ from terminals.errors import FeedInvalid
 from terminals.fares.engine import EMPTY_STATE, RideState
 from terminals.fares.feed import FareFeed, load_feed, parse_feed, read_feed
 from terminals.fares.feed_files import read_feed_files
-from terminals.fares.sectional import OPEN_LEG_MAX, StepKind, plan_tap
+from terminals.fares.sectional import StepKind, plan_tap
 
 SECTIONAL = Path(__file__).parent / "feeds" / "sectional"
 STOPS = ("s1", "s2", "s3", "s4", "s5", "s6")
@@ -94,8 +94,9 @@ def test_a_forgotten_tap_off_costs_the_lines_maximum_and_never_more(
     feed = zone_feed(prices)
     _, state = tap(feed, EMPTY_STATE, "900", board, START)
     later = START + timedelta(minutes=later_min)
-    if next_route == "900" and later - START <= OPEN_LEG_MAX:
-        later = START + OPEN_LEG_MAX + timedelta(minutes=later_min)  # same line, long after
+    window = timedelta(seconds=feed.open_leg_window_s("900"))
+    if next_route == "900" and later - START <= window:
+        later = START + window + timedelta(minutes=later_min)  # same line, long after
     steps, state = tap(feed, state, next_route, "s3", later)
     assert steps[0].kind is StepKind.UNFINISHED
     assert (steps[0].route_id, steps[0].stop_id) == ("900", board)  # that line's operator is paid
