@@ -1,54 +1,48 @@
 """The transit state on the card: onecard's use of the CAPP record 001A ("27 02 7D", 128 bytes).
 
-Offline transfers and caps need the rider's state wherever they tap, so it travels on the card,
-written by UPDATE CAPP DATA CACHE and committed atomically with the debit. Pure byte layout: no I/O.
+Offline transfers, caps, two-tap legs and joined legs need the rider's state wherever they tap,
+so it travels on the card, written by UPDATE CAPP DATA CACHE and committed atomically with the
+debit. Pure byte layout (and, for a run of joined legs, the pricing that rebuilds the state after
+it): no I/O. Why the bytes are spent this way: docs/fares.md, "What the 128-byte record holds".
 
-Layout (offsets in bytes). 0..50 are cardio's `TransitRecord` fields, filled so any reader of the
-standard part sees the last tap; 51.. is onecard's fare-state extension:
+Layout 5 (offsets in bytes). 0..50 are cardio's `TransitRecord` fields, filled so any reader of
+the standard part sees the last tap; 51.. is onecard's fare-state extension:
 
     0   27 02 7D            record tag, record id, length
     3   01                  valid flag
-    4   journey state       01 boarded (a tap-on only bus leaves the journey "boarded")
-    5   line (4)            route_id as a number when it is digits, else its 2-byte id tag
-    9   stop (2)            id tag of the boarding stop_id
+    4   journey state       01 boarded, 02 alighted (the last leg's tap-off was seen)
+    5   line (4)            route_id as a number when it is digits, else its 2-byte id tag:
+                            the open leg's line, else the run's last leg's, else this tap's
+    9   stop (2)            id tag: the open leg's boarding stop, else the run's last alighting
+                            stop (state 02), else this tap's stop
     11  direction (1)       00
     12  terminal id (6)
-    18  tapped at (7 BCD)   local Asia/Shanghai boarding time of the last leg
+    18  time (7 BCD)        the record's time T: the open leg's boarding, else the run's first
+                            boarding, else the last leg's boarding (local Asia/Shanghai)
     25  fare charged (4)
-    29  max fare (4)        00000000 (no open-journey fare on tap-on only buses)
-    33  transfers (1)       transfers made in the open sub-journey
-    34  window start (7 BCD)  boarding the transfer window counts from (engine Journey.started_at)
-    41  cap day (4 BCD)     period start of the first cap slot (or 0)
-    45  spent that day (4)
+    29  max fare (4)        the open leg's maximum fare (what a forgotten tap-off costs)
+    33  transfers (1)       of the stored journey
+    34  window start (7 BCD)  of the stored journey (engine Journey.started_at)
+    41  cap slot 0 period start (4 BCD) and 45 its spend (4)
     49  rides (2)           00 00
-    51  4F 03               extension marker 'O' and layout version 3
-    53  journey open (1)    00 none / 01 open
-    54  leg group tag (2)   id tag of the last leg's leg_group_id (terminals.fares.feed.id_tag)
-    56  journey paid (4)    fen paid in the open sub-journey
-    60  cap slots (1)       0..4, the card's own caps then its full-fare caps (below)
-    61  4 x 10 bytes        cap id tag (2) | period start (4 BCD) | spent fen (4)
-    101 window pair (2)     id tag of the previous transfer rule's "from>to" leg groups (0: none)
-    -- a concession card's full-fare state (engine RideState.full: what the default rider
-       category would have after the same taps; its caps are the default category's slots)
-    103 full state (1)      00 none / 01 present
-    104 leg group tag (2)   of the full-fare journey (0: no open journey)
-    106 journey paid (4)
-    110 transfers (1)
-    111 window start (4)    seconds from the full-fare window start to the last boarding
-    115 window pair (2)
-    -- version 4: the last leg's times, and the open leg of a two-tap line
-    117 last boarding (3)   seconds from the window start (34) to the last leg's boarding
-    120 last alighting (2)  seconds from that boarding to its tap-off (FFFF: not seen)
-    122 open leg (1)        00 none / 01 the standard part (4..32) is a leg boarded, not yet
-                            tapped off: state 01, line, boarding stop, time, and its maximum
-                            fare at 29 (what a forgotten tap-off costs, terminals.fares.sectional)
-    123 00
+    51  4F 05               extension marker 'O' and layout version 5
+    53  flags               01 journey, 02 open leg, 04 run, 08 full-fare state, 10 the open leg
+                            joins the run, 20 the run's legs share one network
+    54  leg group tag (2), 56 journey paid (4), 60 window pair (2)
+    62  last boarding (3)   seconds from the window start; 65 last alighting (2) from it (FFFF)
+    67  run legs (1)
+    68  slot 0 cap tag (2); 70 slots 1..3: cap tag (2), period start (2, days from 2000-01-01),
+        spend (4); a tag 0 is an empty slot
+    94  full-fare journey: leg group tag (2), paid (4), transfers (1), window start (3, seconds
+        before the last boarding), window pair (2)
+    106 open leg vehicle (3)  terminals.fares.sectional.vehicle_tag, 0: a gate
+    109 run: first stop tag (2), first boarding (3, seconds before T), paid (4), full paid (4),
+        last alighting (2, seconds after the first boarding, FFFF unknown)
     124 CRC-32 (4)          over bytes 51..123, big-endian
 
-With no open leg the standard part's state is 02 after a tap-off, 01 otherwise, and its time is
-the last leg's boarding. Layout version 3 (CRC at 117 over 51..116, the last boarding = the
-record's time, no alighting, no open leg) is still read, and so are version 2 (no full-fare state, CRC at 103 over 51..102) and version 1 (no window pair
-either, CRC at 101 over 51..100) are still read: no full-fare state, window pair 0.
+With a run the stored journey, caps and full-fare state are the state *before* the run's first
+leg; the state after it is priced again from them (terminals.fares.sectional.state_after_run).
+Layouts 1..4 are still read (4: CRC at 124, 3: at 117, 2: at 103, 1: at 101).
 
 Ids are stored as 2-byte tags; the feed refuses tags that collide. A record that does not carry
 the extension, fails its CRC or names ids the current feed does not know gives the empty state
