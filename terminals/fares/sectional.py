@@ -56,7 +56,7 @@ from terminals.fares.engine import (
     price_tap,
 )
 from terminals.fares.feed import FareFeed
-from terminals.fares.journeys import joins
+from terminals.fares.join_rules import joins
 
 RETAP_WINDOW = timedelta(minutes=2)
 VEHICLE_TAG_MAX = 0xFFFFFF  # 3 bytes on the card
