@@ -425,6 +425,10 @@ def _at(body: bytes, offset: int, size: int) -> int:
     return int.from_bytes(body[start : start + size], "big")
 
 
+def _aware(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=CARD_TIME_ZONE) if moment is not None else None
+
+
 def _decode_v5(
     body: bytes, standard: TransitRecord, feed: FareFeed, card_type: str | None
 ) -> RideState:
@@ -432,8 +436,7 @@ def _decode_v5(
     groups = {id_tag(g): g for g in feed.leg_groups}
     stops = {id_tag(s): s for s in sorted(feed.stops | set(feed.stop_areas))}
     routes = {route_line_number(r): r for r in sorted(feed.routes)}
-    aware = lambda m: m.replace(tzinfo=CARD_TIME_ZONE) if m else None  # noqa: E731
-    t_ref, started = aware(standard.tapped_at), aware(standard.journey_started_at)
+    t_ref, started = _aware(standard.tapped_at), _aware(standard.journey_started_at)
     last_board = last_alight = None
     board_s, alight_s = _at(body, V5_LAST_TIMES, 3), _at(body, V5_LAST_TIMES + 3, 2)
     if started is not None and board_s != BOARD_OFFSET_MAX:
