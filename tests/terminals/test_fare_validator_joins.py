@@ -33,11 +33,16 @@ EXTRA = {
         "fare_leg_join_rules.txt": "from_network_id,to_network_id,from_stop_id,to_stop_id\n"
         "metro,metro,,\n",
         "x_fare_caps.txt": "cap_id,rider_category_id,period,amount,currency\n"
-        "day,adult,day,9.00,CNY\n",
+        "day,adult,day,9.00,CNY\nstudent_day,student,day,4.50,CNY\n",
         "fare_transfer_rules.txt": "from_leg_group_id,to_leg_group_id,duration_limit,"
         "duration_limit_type,fare_transfer_type\nmetro,bus,3600,1,0\n",
         "rider_categories.txt": "rider_category_id,rider_category_name,is_default_fare_category\n"
-        "adult,Adult,1\n",
+        "adult,Adult,1\nstudent,Student,0\n",
+        # a student pays half, and the card carries the adult's state too (the subsidy claim)
+        "fare_products.txt": "fare_product_id,rider_category_id,amount,currency\n"
+        "near,adult,2.00,CNY\nfar,adult,4.00,CNY\nbus_flat,adult,1.00,CNY\n"
+        "near,student,1.00,CNY\nfar,student,2.00,CNY\nbus_flat,student,0.50,CNY\n",
+        "x_concessions.txt": "card_type,rider_category_id\nadult,adult\nstudent,student\n",
     },
     "station": {},  # the feed as published: legs join at station X only
 }
@@ -69,29 +74,31 @@ legs_strategy = st.lists(
 class CardValidator:
     """Validators at the gates (no vehicle) and on bus b7, the card state only on the card."""
 
-    def __init__(self, feed: FareFeed) -> None:
-        self.feed = feed
+    def __init__(self, feed: FareFeed, card_type: str = "adult") -> None:
+        self.feed, self.card_type = feed, card_type
         self.raw = encode_transit_record(EMPTY_STATE, TapPlace("b7", "a", TERMINAL, 0))
         self.open_owner: int | None = None
+        self.full: dict[int, int] = {}  # full fare (what an adult pays) per leg
 
     def state(self) -> RideState:
-        return decode_transit_record(self.raw, self.feed, "adult")
+        return decode_transit_record(self.raw, self.feed, self.card_type)
 
     def tap(self, route: str, stop: str, at: datetime, owner: int, charged: list[int]) -> None:
-        steps = plan_tap(self.feed, "adult", self.state(), route, stop, at)
+        steps = plan_tap(self.feed, self.card_type, self.state(), route, stop, at)
         for step in steps:
             if step.kind is StepKind.ON_BOARD:
                 return
             who = self.open_owner if step.kind is StepKind.UNFINISHED else owner
             assert who is not None
             charged[who] += step.fare_fen
+            self.full[who] = self.full.get(who, 0) + step.quote.full_fare_fen
             place = TapPlace(route, stop, TERMINAL, step.fare_fen, step.kind is StepKind.ALIGHT)
             self.raw = encode_transit_record(step.quote.state, place)
         last = steps[-1].kind
         self.open_owner = owner if last is StepKind.BOARD else None
 
 
-def back_office(directory: Path, tmp_path: Path, rows: list[str]) -> list[int]:
+def back_office(directory: Path, tmp_path: Path, rows: list[str]) -> list[tuple[int, int]]:
     taps = tmp_path / "taps.csv"
     taps.write_text(
         "card,card_type,time,route_id,stop_id,alight_stop_id,alight_time\n" + "".join(rows)
@@ -99,7 +106,7 @@ def back_office(directory: Path, tmp_path: Path, rows: list[str]) -> list[int]:
     result = runner.invoke(app, ["fares", "price", str(directory), "--taps", str(taps)])
     assert result.exit_code == 0, result.output
     lines = [line.split(",") for line in result.output.strip().splitlines()[1:]]
-    return [int(line[6]) for line in lines]
+    return [(int(line[6]), int(line[7])) for line in lines]  # fare, full fare
 
 
 @pytest.mark.parametrize("variant", sorted(EXTRA))
@@ -107,10 +114,12 @@ def test_the_validator_charges_what_the_back_office_charges(variant, tmp_path_fa
     directory = feed_dir(tmp_path_factory.mktemp("feed"), variant)
     feed = load_feed(directory)
 
+    card_types = ["adult", "student"] if "student" in feed.rider_categories else ["adult"]
+
     @settings(max_examples=50, deadline=None)
-    @given(legs=legs_strategy)
-    def check(legs):
-        validator = CardValidator(feed)
+    @given(legs=legs_strategy, card_type=st.sampled_from(card_types))
+    def check(legs, card_type):
+        validator = CardValidator(feed, card_type)
         charged = [0] * len(legs)
         rows = []
         now = START
@@ -122,19 +131,21 @@ def test_the_validator_charges_what_the_back_office_charges(variant, tmp_path_fa
                 validator.tap(route, board, now, i, charged)
                 validator.tap(route, alight, off, i, charged)
                 rows.append(
-                    f"C,adult,{now.isoformat()},{route},{board},{alight},{off.isoformat()}\n"
+                    f"C,{card_type},{now.isoformat()},{route},{board},{alight},{off.isoformat()}\n"
                 )
                 now = off
             else:
                 validator.tap(route, board, now, i, charged)
-                rows.append(f"C,adult,{now.isoformat()},{route},{board},,\n")
+                rows.append(f"C,{card_type},{now.isoformat()},{route},{board},,\n")
                 if two_tap:  # forgotten: the next tap is long after the open-leg window
                     now += timedelta(hours=5)
         if validator.open_owner is not None:  # presented once more, the next day
             then = charged + [0]
             validator.tap("b7", "a", now + timedelta(days=1), len(legs), then)
             charged = then[:-1]
-        assert charged == back_office(directory, tmp_path_factory.mktemp("taps"), rows)
+        full = [validator.full.get(i, 0) for i in range(len(legs))]
+        office = back_office(directory, tmp_path_factory.mktemp("taps"), rows)
+        assert list(zip(charged, full, strict=True)) == office
 
     check()
 
