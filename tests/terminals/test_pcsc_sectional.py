@@ -117,6 +117,7 @@ def test_a_validator_killed_between_the_two_taps_of_a_leg(attach, issuer, worker
             READER,
             "s2",
             START.isoformat(),
+            "bus-17",
             "--hold",
         ],
         cwd=REPO,
@@ -132,6 +133,7 @@ def test_a_validator_killed_between_the_two_taps_of_a_leg(attach, issuer, worker
     assert boarded["outcome"] == "ok" and boarded["charged"] == [0]
     _, state = card_state(card, sectional)
     assert state.open_leg is not None and state.open_leg.board_stop_id == "s2"
+    assert state.open_leg.vehicle_tag == vehicle_tag("bus-17")  # the same bus after the restart
 
     # The validator comes back (same journal, same SAM serial) and takes the tap-off.
     from terminals.lists import ListStore
@@ -150,6 +152,7 @@ def test_a_validator_killed_between_the_two_taps_of_a_leg(attach, issuer, worker
             ListStore(None, "00" * 32),
             "900",
             "s6",
+            vehicle_id="bus-17",
             clock=lambda: clock["now"],
         )
         alighted = tap(bus, "s6", clock, START + timedelta(minutes=50))
