@@ -238,3 +238,15 @@ def test_a_bad_open_leg_window_is_refused(row, message):
     with pytest.raises(FeedInvalid) as refused:
         parse_feed(files)
     assert any(message in p.message for p in refused.value.problems)
+
+
+def test_a_zipped_feed_gives_each_line_the_stops_its_trips_serve(tmp_path: Path):
+    import zipfile
+
+    archive = tmp_path / "agency.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for path in sorted(SECTIONAL.glob("*.txt")):
+            out.write(path, f"gtfs/{path.name}")  # in one folder, as agencies publish them
+    feed = load_feed(archive)
+    assert feed.stops_served("901") == {"s1", "s2", "s3", "s4"}
+    assert feed.stops_served("900") == {"s1", "s2", "s3", "s4", "s5", "s6"}
