@@ -1,54 +1,48 @@
 """The transit state on the card: onecard's use of the CAPP record 001A ("27 02 7D", 128 bytes).
 
-Offline transfers and caps need the rider's state wherever they tap, so it travels on the card,
-written by UPDATE CAPP DATA CACHE and committed atomically with the debit. Pure byte layout: no I/O.
+Offline transfers, caps, two-tap legs and joined legs need the rider's state wherever they tap,
+so it travels on the card, written by UPDATE CAPP DATA CACHE and committed atomically with the
+debit. Pure byte layout (and, for a run of joined legs, the pricing that rebuilds the state after
+it): no I/O. Why the bytes are spent this way: docs/fares.md, "What the 128-byte record holds".
 
-Layout (offsets in bytes). 0..50 are cardio's `TransitRecord` fields, filled so any reader of the
-standard part sees the last tap; 51.. is onecard's fare-state extension:
+Layout 5 (offsets in bytes). 0..50 are cardio's `TransitRecord` fields, filled so any reader of
+the standard part sees the last tap; 51.. is onecard's fare-state extension:
 
     0   27 02 7D            record tag, record id, length
     3   01                  valid flag
-    4   journey state       01 boarded (a tap-on only bus leaves the journey "boarded")
-    5   line (4)            route_id as a number when it is digits, else its 2-byte id tag
-    9   stop (2)            id tag of the boarding stop_id
+    4   journey state       01 boarded, 02 alighted (the last leg's tap-off was seen)
+    5   line (4)            route_id as a number when it is digits, else its 2-byte id tag:
+                            the open leg's line, else the run's last leg's, else this tap's
+    9   stop (2)            id tag: the open leg's boarding stop, else the run's last alighting
+                            stop (state 02), else this tap's stop
     11  direction (1)       00
     12  terminal id (6)
-    18  tapped at (7 BCD)   local Asia/Shanghai boarding time of the last leg
+    18  time (7 BCD)        the record's time T: the open leg's boarding, else the run's first
+                            boarding, else the last leg's boarding (local Asia/Shanghai)
     25  fare charged (4)
-    29  max fare (4)        00000000 (no open-journey fare on tap-on only buses)
-    33  transfers (1)       transfers made in the open sub-journey
-    34  window start (7 BCD)  boarding the transfer window counts from (engine Journey.started_at)
-    41  cap day (4 BCD)     period start of the first cap slot (or 0)
-    45  spent that day (4)
+    29  max fare (4)        the open leg's maximum fare (what a forgotten tap-off costs)
+    33  transfers (1)       of the stored journey
+    34  window start (7 BCD)  of the stored journey (engine Journey.started_at)
+    41  cap slot 0 period start (4 BCD) and 45 its spend (4)
     49  rides (2)           00 00
-    51  4F 03               extension marker 'O' and layout version 3
-    53  journey open (1)    00 none / 01 open
-    54  leg group tag (2)   id tag of the last leg's leg_group_id (terminals.fares.feed.id_tag)
-    56  journey paid (4)    fen paid in the open sub-journey
-    60  cap slots (1)       0..4, the card's own caps then its full-fare caps (below)
-    61  4 x 10 bytes        cap id tag (2) | period start (4 BCD) | spent fen (4)
-    101 window pair (2)     id tag of the previous transfer rule's "from>to" leg groups (0: none)
-    -- a concession card's full-fare state (engine RideState.full: what the default rider
-       category would have after the same taps; its caps are the default category's slots)
-    103 full state (1)      00 none / 01 present
-    104 leg group tag (2)   of the full-fare journey (0: no open journey)
-    106 journey paid (4)
-    110 transfers (1)
-    111 window start (4)    seconds from the full-fare window start to the last boarding
-    115 window pair (2)
-    -- version 4: the last leg's times, and the open leg of a two-tap line
-    117 last boarding (3)   seconds from the window start (34) to the last leg's boarding
-    120 last alighting (2)  seconds from that boarding to its tap-off (FFFF: not seen)
-    122 open leg (1)        00 none / 01 the standard part (4..32) is a leg boarded, not yet
-                            tapped off: state 01, line, boarding stop, time, and its maximum
-                            fare at 29 (what a forgotten tap-off costs, terminals.fares.sectional)
-    123 00
+    51  4F 05               extension marker 'O' and layout version 5
+    53  flags               01 journey, 02 open leg, 04 run, 08 full-fare state, 10 the open leg
+                            joins the run, 20 the run's legs share one network
+    54  leg group tag (2), 56 journey paid (4), 60 window pair (2)
+    62  last boarding (3)   seconds from the window start; 65 last alighting (2) from it (FFFF)
+    67  run legs (1)
+    68  slot 0 cap tag (2); 70 slots 1..3: cap tag (2), period start (2, days from 2000-01-01),
+        spend (4); a tag 0 is an empty slot
+    94  full-fare journey: leg group tag (2), paid (4), transfers (1), window start (3, seconds
+        before the last boarding), window pair (2)
+    106 open leg vehicle (3)  terminals.fares.sectional.vehicle_tag, 0: a gate
+    109 run: first stop tag (2), first boarding (3, seconds before T), paid (4), full paid (4),
+        last alighting (2, seconds after the first boarding, FFFF unknown)
     124 CRC-32 (4)          over bytes 51..123, big-endian
 
-With no open leg the standard part's state is 02 after a tap-off, 01 otherwise, and its time is
-the last leg's boarding. Layout version 3 (CRC at 117 over 51..116, the last boarding = the
-record's time, no alighting, no open leg) is still read, and so are version 2 (no full-fare state, CRC at 103 over 51..102) and version 1 (no window pair
-either, CRC at 101 over 51..100) are still read: no full-fare state, window pair 0.
+With a run the stored journey, caps and full-fare state are the state *before* the run's first
+leg; the state after it is priced again from them (terminals.fares.sectional.state_after_run).
+Layouts 1..4 are still read (4: CRC at 124, 3: at 117, 2: at 103, 1: at 101).
 
 Ids are stored as 2-byte tags; the feed refuses tags that collide. A record that does not carry
 the extension, fails its CRC or names ids the current feed does not know gives the empty state
@@ -58,7 +52,7 @@ the extension, fails its CRC or names ids the current feed does not know gives t
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from cardio.crypto import CARD_TIME_ZONE
@@ -70,21 +64,31 @@ from cardio.records import (
     JourneyState,
     TransitRecord,
     decode_bcd_date,
-    encode_bcd_date,
 )
-from terminals.errors import invariant
-from terminals.fares.engine import CapProgress, Journey, OpenLeg, RideState
+from terminals.errors import NoFare, invariant
+from terminals.fares.engine import CapProgress, Journey, OpenLeg, RideState, Run
 from terminals.fares.feed import CAPS_PER_CARD_MAX, FareFeed, id_tag
+from terminals.fares.sectional import state_after_run
 
 EXTENSION_OFFSET = 51
 EXTENSION_MARKER = 0x4F
-EXTENSION_VERSION = 0x04
+EXTENSION_VERSION = 0x05
+DAY_ZERO = date(2000, 1, 1)
+FLAG_JOURNEY, FLAG_OPEN_LEG, FLAG_RUN, FLAG_FULL, FLAG_JOINS, FLAG_SHARED = 1, 2, 4, 8, 16, 32
+V5_LAST_TIMES = 62
+V5_LEGS = 67
+V5_SLOTS = 68
+V5_FULL = 94
+V5_VEHICLE = 106
+V5_RUN = 109
+RUN_LEN = 15
 CAP_SLOT_LEN = 10
 WINDOW_PAIR_OFFSET = 101
 FULL_STATE_OFFSET = 103
 LAST_TIMES_OFFSET = 117
 OPEN_LEG_OFFSET = 122
 CRC_OFFSET = 124
+CRC_OFFSET_V4 = 124
 CRC_OFFSET_V3 = 117
 CRC_OFFSET_V2 = 103
 CRC_OFFSET_V1 = 101
@@ -114,62 +118,110 @@ def _local_naive(moment: datetime) -> datetime:
     return moment.astimezone(CARD_TIME_ZONE).replace(tzinfo=None, microsecond=0)
 
 
+def _t_ref(state: RideState) -> datetime | None:
+    """The record's time (standard part, 18): the open leg's boarding, else the run's first
+    boarding, else the last leg's boarding."""
+    if state.open_leg is not None:
+        return state.open_leg.board_at
+    if state.run is not None:
+        return state.run.first_board_at
+    return state.journey.last_board_at if state.journey is not None else None
+
+
+def _days(day: date) -> int:
+    days = (day - DAY_ZERO).days
+    invariant(0 <= days <= 0xFFFF, "a cap period between 2000 and 2179")
+    return days
+
+
+def _u(value: int, size: int) -> bytes:
+    return min(max(0, value), (1 << (8 * size)) - 1).to_bytes(size, "big")
+
+
 def encode_transit_record(state: RideState, place: TapPlace) -> bytes:
-    """The 128-byte 001A record carrying `state` after a tap at `place`."""
-    journey = state.journey
-    open_leg = state.open_leg
-    full_caps = state.full.caps if state.full is not None else ()
-    slots = state.caps + full_caps
+    """The 128-byte 001A record carrying `state` after a tap at `place` (layout version 5)."""
+    open_leg, run = state.open_leg, state.run
+    stored = run.before if run is not None else state  # a run keeps the state before its legs
+    journey = stored.journey
+    full_caps = stored.full.caps if stored.full is not None else ()
+    slots = stored.caps + full_caps
     invariant(len(slots) <= CAPS_PER_CARD_MAX, "too many cap slots for the card")
-    day_caps = list(state.caps)
+    invariant(run is None or open_leg is None or open_leg.joins, "an open leg and a run it ends")
+    t_ref = _t_ref(state)
+    alighted = place.alighted and open_leg is None
+    line, stop = place.route_id, place.stop_id
     if open_leg is not None:
         line, stop = open_leg.route_id, open_leg.board_stop_id
-        tapped_at: datetime | None = open_leg.board_at
-    else:
-        line, stop = place.route_id, place.stop_id
-        tapped_at = journey.last_board_at if journey else None
+    elif run is not None:
+        line = run.route_id
+        alighted = run.alight_stop_id is not None
+        stop = run.alight_stop_id or place.stop_id
+    first = slots[0] if slots else None
     standard = TransitRecord(
-        state=JourneyState.ALIGHTED
-        if place.alighted and open_leg is None
-        else JourneyState.BOARDED,
+        state=JourneyState.ALIGHTED if alighted else JourneyState.BOARDED,
         line=route_line_number(line),
         stop=id_tag(stop),
         direction=0,
         terminal_id=place.terminal_id,
-        tapped_at=_local_naive(tapped_at) if tapped_at else None,
+        tapped_at=_local_naive(t_ref) if t_ref else None,
         fare_fen=place.fare_fen,
         fare_max_fen=open_leg.max_fare_fen if open_leg is not None else 0,
         transfers_used=min(journey.transfers, 0xFF) if journey else 0,
         journey_started_at=_local_naive(journey.started_at) if journey else None,
-        cap_day=day_caps[0].period_start if day_caps else None,
-        cap_spent_fen=day_caps[0].spent_fen if day_caps else 0,
+        cap_day=first.period_start if first else None,
+        cap_spent_fen=first.spent_fen if first else 0,
         cap_rides=0,
     ).encode()
-    extension = bytes((EXTENSION_MARKER, EXTENSION_VERSION))
+    flags = (
+        (FLAG_JOURNEY if journey is not None else 0)
+        | (FLAG_OPEN_LEG if open_leg is not None else 0)
+        | (FLAG_RUN if run is not None else 0)
+        | (FLAG_FULL if stored.full is not None else 0)
+        | (FLAG_JOINS if open_leg is not None and open_leg.joins else 0)
+        | (FLAG_SHARED if run is not None and run.network_id else 0)
+    )
+    ext = bytes((EXTENSION_MARKER, EXTENSION_VERSION, flags))
     if journey is not None:
-        extension += b"\x01" + id_tag(journey.leg_group_id).to_bytes(2, "big")
-        extension += max(0, journey.paid_fen).to_bytes(4, "big")
+        ext += id_tag(journey.leg_group_id).to_bytes(2, "big") + _u(journey.paid_fen, 4)
+        ext += journey.window_pair_tag.to_bytes(2, "big")
     else:
-        extension += bytes(7)
-    extension += bytes((len(slots),))
-    for progress in slots:
-        extension += (
-            id_tag(progress.cap_id).to_bytes(2, "big")
-            + encode_bcd_date(progress.period_start)
-            + progress.spent_fen.to_bytes(4, "big")
-        )
-    extension += bytes(CAP_SLOT_LEN * (CAPS_PER_CARD_MAX - len(slots)))
-    window_pair = journey.window_pair_tag if journey is not None else 0
-    extension += window_pair.to_bytes(2, "big")
-    extension += _encode_full_state(state)
-    extension += _encode_last_times(state)
-    extension += bytes((1 if open_leg is not None else 0, 0))
-    invariant(len(extension) == CRC_OFFSET - EXTENSION_OFFSET, "extension layout length")
-    extension += zlib.crc32(extension).to_bytes(4, "big")
-    record = standard[:EXTENSION_OFFSET] + extension
-    record += bytes(TRANSIT_RECORD_LEN - len(record))
+        ext += bytes(8)
+    ext += _encode_last_times(stored)
+    ext += bytes((min(run.legs, 0xFF) if run is not None else 0,))
+    ext += id_tag(first.cap_id).to_bytes(2, "big") if first else bytes(2)
+    for progress in slots[1:]:
+        ext += id_tag(progress.cap_id).to_bytes(2, "big")
+        ext += _days(progress.period_start).to_bytes(2, "big") + _u(progress.spent_fen, 4)
+    ext += bytes(8 * (CAPS_PER_CARD_MAX - max(1, len(slots))))
+    ext += _encode_full_v5(stored)
+    ext += (open_leg.vehicle_tag if open_leg is not None else 0).to_bytes(3, "big")
+    ext += _encode_run(state, t_ref)
+    invariant(len(ext) == CRC_OFFSET - EXTENSION_OFFSET, "extension layout length")
+    ext += zlib.crc32(ext).to_bytes(4, "big")
+    record = standard[:EXTENSION_OFFSET] + ext
     invariant(len(record) == TRANSIT_RECORD_LEN, "a transit record is 128 bytes")
     return record
+
+
+def _encode_run(state: RideState, t_ref: datetime | None) -> bytes:
+    """Bytes 109..123: the run's first boarding (stop, seconds before the record's time), what
+    its legs were charged, and (no open leg) its last alighting (seconds after the first boarding)."""
+    run = state.run
+    if run is None or t_ref is None:
+        return bytes(RUN_LEN - 2) + ALIGHT_OFFSET_NONE.to_bytes(2, "big")
+    back = int((t_ref - run.first_board_at).total_seconds())
+    invariant(0 <= back < BOARD_OFFSET_MAX, "a run's first boarding within 194 days before")
+    alight = ALIGHT_OFFSET_NONE
+    if state.open_leg is None and run.alight_at is not None:
+        seconds = int((run.alight_at - run.first_board_at).total_seconds())
+        alight = seconds if 0 <= seconds < ALIGHT_OFFSET_NONE else ALIGHT_OFFSET_NONE
+    return (
+        id_tag(run.first_stop_id).to_bytes(2, "big")
+        + back.to_bytes(3, "big")
+        + _u(run.paid_fen, 4)
+        + _u(run.full_paid_fen, 4)
+        + alight.to_bytes(2, "big")
+    )
 
 
 def _encode_last_times(state: RideState) -> bytes:
@@ -187,22 +239,18 @@ def _encode_last_times(state: RideState) -> bytes:
     )
 
 
-def _encode_full_state(state: RideState) -> bytes:
-    """Bytes 103..116: the full-fare journey (its boarding times are the card's last tap)."""
-    size = LAST_TIMES_OFFSET - FULL_STATE_OFFSET
-    if state.full is None:
-        return bytes(size)
-    full = state.full.journey
+def _encode_full_v5(state: RideState) -> bytes:
+    """Bytes 94..105: the full-fare journey (its boarding times are the card's last leg's)."""
+    full = state.full.journey if state.full is not None else None
     if full is None or state.journey is None:
-        return b"\x01" + bytes(size - 1)
+        return bytes(12)
     invariant(full.last_board_at == state.journey.last_board_at, "one last tap for both states")
     window_s = int((full.last_board_at - full.started_at).total_seconds())
     return (
-        b"\x01"
-        + id_tag(full.leg_group_id).to_bytes(2, "big")
-        + max(0, full.paid_fen).to_bytes(4, "big")
+        id_tag(full.leg_group_id).to_bytes(2, "big")
+        + _u(full.paid_fen, 4)
         + min(full.transfers, 0xFF).to_bytes(1, "big")
-        + min(max(0, window_s), WINDOW_SECONDS_MAX).to_bytes(4, "big")
+        + min(max(0, window_s), BOARD_OFFSET_MAX).to_bytes(3, "big")
         + full.window_pair_tag.to_bytes(2, "big")
     )
 
@@ -241,6 +289,7 @@ def _extension(raw: bytes) -> tuple[int, bytes] | None:
     version = raw[EXTENSION_OFFSET + 1]
     crc_offset = {
         EXTENSION_VERSION: CRC_OFFSET,
+        0x04: CRC_OFFSET_V4,
         0x03: CRC_OFFSET_V3,
         0x02: CRC_OFFSET_V2,
         0x01: CRC_OFFSET_V1,
@@ -313,12 +362,26 @@ def _decode_caps(body: bytes, feed: FareFeed) -> list[CapProgress]:
     return sorted(progress, key=lambda p: p.cap_id)
 
 
-def decode_transit_record(raw: bytes, feed: FareFeed) -> RideState:
-    """The fare state a 001A record carries (the empty state if it carries none we can trust)."""
+def decode_transit_record(raw: bytes, feed: FareFeed, card_type: str | None = None) -> RideState:
+    """The fare state a 001A record carries (the empty state if it carries none we can trust).
+
+    A record holding a run of joined legs keeps the state before them: the state after is priced
+    again from it, for the card's `card_type` (needed then)."""
     found = _extension(raw)
     if found is None:
         return RideState()
     version, body = found
+    if version == EXTENSION_VERSION:
+        try:
+            standard = TransitRecord.parse(raw)
+        except (ApduError, ResponseMalformed):
+            return RideState()
+        return _decode_v5(body, standard, feed, card_type)
+    return _decode_legacy(version, body, raw, feed)
+
+
+def _decode_legacy(version: int, body: bytes, raw: bytes, feed: FareFeed) -> RideState:
+    """Layouts 1..4."""
     window_pair = 0
     if version >= 0x02:
         at = WINDOW_PAIR_OFFSET - EXTENSION_OFFSET
@@ -355,3 +418,113 @@ def decode_transit_record(raw: bytes, feed: FareFeed) -> RideState:
         last_board_at = standard.tapped_at.replace(tzinfo=CARD_TIME_ZONE)
     full_journey = _decode_full_journey(body, groups, last_board_at, last_alight_at)
     return RideState(journey, own_caps, RideState(full_journey, full_caps), open_leg)
+
+
+def _at(body: bytes, offset: int, size: int) -> int:
+    start = offset - EXTENSION_OFFSET
+    return int.from_bytes(body[start : start + size], "big")
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=CARD_TIME_ZONE) if moment is not None else None
+
+
+def _decode_v5(
+    body: bytes, standard: TransitRecord, feed: FareFeed, card_type: str | None
+) -> RideState:
+    flags = body[2]
+    groups = {id_tag(g): g for g in feed.leg_groups}
+    stops = {id_tag(s): s for s in sorted(feed.stops | set(feed.stop_areas))}
+    routes = {route_line_number(r): r for r in sorted(feed.routes)}
+    t_ref, started = _aware(standard.tapped_at), _aware(standard.journey_started_at)
+    last_board = last_alight = None
+    board_s, alight_s = _at(body, V5_LAST_TIMES, 3), _at(body, V5_LAST_TIMES + 3, 2)
+    if started is not None and board_s != BOARD_OFFSET_MAX:
+        last_board = started + timedelta(seconds=board_s)
+        if alight_s != ALIGHT_OFFSET_NONE:
+            last_alight = last_board + timedelta(seconds=alight_s)
+    journey = None
+    group = groups.get(_at(body, 54, 2))
+    if flags & FLAG_JOURNEY and group and started is not None and last_board is not None:
+        journey = Journey(
+            leg_group_id=group,
+            started_at=started,
+            last_board_at=last_board,
+            last_alight_at=last_alight,
+            transfers=standard.transfers_used,
+            paid_fen=_at(body, 56, 4),
+            window_pair_tag=_at(body, 60, 2),
+        )
+    caps_by_tag = {id_tag(c.cap_id): c.cap_id for c in feed.caps}
+    slots: list[CapProgress] = []
+    first = caps_by_tag.get(_at(body, V5_SLOTS, 2))
+    if first is not None and standard.cap_day is not None:
+        slots.append(CapProgress(first, standard.cap_day, standard.cap_spent_fen))
+    for slot in range(1, CAPS_PER_CARD_MAX):
+        at = V5_SLOTS + 2 + (slot - 1) * 8
+        cap_id = caps_by_tag.get(_at(body, at, 2))
+        if cap_id is not None:
+            day = DAY_ZERO + timedelta(days=_at(body, at + 2, 2))
+            slots.append(CapProgress(cap_id, day, _at(body, at + 4, 4)))
+    slots.sort(key=lambda p: p.cap_id)
+    full = None
+    if flags & FLAG_FULL:
+        default = feed.default_rider_category
+        category = {c.cap_id: c.rider_category_id for c in feed.caps}
+        full_caps = tuple(p for p in slots if category.get(p.cap_id) == default)
+        slots = [p for p in slots if category.get(p.cap_id) != default]
+        full_journey = None
+        full_group = groups.get(_at(body, V5_FULL, 2))
+        if full_group is not None and last_board is not None:
+            full_journey = Journey(
+                leg_group_id=full_group,
+                started_at=last_board - timedelta(seconds=_at(body, V5_FULL + 7, 3)),
+                last_board_at=last_board,
+                last_alight_at=last_alight,
+                transfers=_at(body, V5_FULL + 6, 1),
+                paid_fen=_at(body, V5_FULL + 2, 4),
+                window_pair_tag=_at(body, V5_FULL + 10, 2),
+            )
+        full = RideState(full_journey, full_caps)
+    stored = RideState(journey, tuple(slots), full)
+    route_id, stop_id = routes.get(standard.line), stops.get(standard.stop)
+    open_leg = None
+    if flags & FLAG_OPEN_LEG and t_ref is not None and route_id and stop_id:
+        open_leg = OpenLeg(
+            route_id,
+            stop_id,
+            t_ref,
+            standard.fare_max_fen,
+            _at(body, V5_VEHICLE, 3),
+            bool(flags & FLAG_JOINS),
+        )
+    if not flags & FLAG_RUN or t_ref is None or route_id is None:
+        return replace(stored, open_leg=open_leg)
+    first_stop = stops.get(_at(body, V5_RUN, 2))
+    if first_stop is None:
+        return replace(stored, open_leg=open_leg)
+    first_at = t_ref - timedelta(seconds=_at(body, V5_RUN + 2, 3))
+    alight_s = _at(body, V5_RUN + 13, 2)
+    alighted = open_leg is None and standard.state is JourneyState.ALIGHTED
+    run = Run(
+        before=stored,
+        first_stop_id=first_stop,
+        first_board_at=first_at,
+        route_id=route_id,
+        network_id=feed.route_network.get(route_id, "") if flags & FLAG_SHARED else "",
+        alight_stop_id=stop_id if alighted else None,
+        alight_at=None
+        if alight_s == ALIGHT_OFFSET_NONE
+        else first_at + timedelta(seconds=alight_s),
+        paid_fen=_at(body, V5_RUN + 5, 4),
+        full_paid_fen=_at(body, V5_RUN + 9, 4),
+        legs=max(1, body[V5_LEGS - EXTENSION_OFFSET]),
+    )
+    if open_leg is not None:  # the open leg joins the run: the state before it is the card's
+        return replace(stored, open_leg=open_leg, run=run)
+    invariant(card_type is not None, "a record with joined legs is read for a card type")
+    try:
+        after = state_after_run(feed, card_type or "", run, route_id)
+    except NoFare:  # the feed no longer prices those legs: start afresh, never charge more
+        return stored
+    return replace(after, run=run)

@@ -54,6 +54,7 @@ class TerminalConfig:
     stop_id: str
     sam_reader: str = ""
     skip_unusable_rules: bool = False
+    vehicle_id: str = ""  # [bus] vehicle_id: the bus this validator rides ("" for a gate)
 
     @property
     def journal_path(self) -> Path:
@@ -119,6 +120,7 @@ def load_config(path: Path | str) -> TerminalConfig:
         stop_id=str(bus.get("stop_id", "")),
         sam_reader=str(body.get("sam_reader") or ""),
         skip_unusable_rules=bus.get("skip_unusable_rules") is True,
+        vehicle_id=str(bus.get("vehicle_id", "")),
     )
 
 

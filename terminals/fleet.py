@@ -153,6 +153,7 @@ class Fleet:
                 lists,
                 route,
                 self.stops[0],
+                vehicle_id=f"bus-{number}",
                 purchase_key_index=keys.purchase.index,
             )
             uploader = None
@@ -309,6 +310,7 @@ def open_bus(config: TerminalConfig, *, http_transport: httpx.BaseTransport | No
         lists,
         config.route_id,
         stop,
+        vehicle_id=config.vehicle_id,
         purchase_key_index=keys.purchase.index,
     )
     uploader = None

@@ -379,6 +379,7 @@ class Validator(PurseTerminal):
         stop_id: str,
         *,
         loader: CardLoader | None = None,
+        vehicle_id: str = "",
         **options: object,
     ) -> None:
         super().__init__(journal, psam, lists, **options)  # type: ignore[arg-type]
@@ -386,10 +387,16 @@ class Validator(PurseTerminal):
         self.route_id = route_id
         self.stop_id = stop_id
         self.loader = loader
+        # The vehicle this validator rides (its tag goes on the card at boarding: a tap on
+        # another vehicle of the line is a forgotten tap-off); "" for a station gate.
+        self.vehicle_id = vehicle_id
 
-    def move_to(self, route_id: str, stop_id: str) -> None:
-        """The bus reached another stop (or changed line)."""
+    def move_to(self, route_id: str, stop_id: str, vehicle_id: str | None = None) -> None:
+        """The bus reached another stop (or changed line); a validator moved to another
+        vehicle says which."""
         self.route_id, self.stop_id = route_id, stop_id
+        if vehicle_id is not None:
+            self.vehicle_id = vehicle_id
 
     def tap(self, transport: Transport) -> TapResult:
         """One presentation of a card; never raises for anything a card or passenger can do."""
@@ -428,12 +435,20 @@ class Validator(PurseTerminal):
             0x00, 0xB2, TRANSIT_RECORD_ID, (SFI_TRANSIT << 3) | 0x04, le=TRANSIT_RECORD_LEN
         )
         raw = purse.send(read_transit).expect(TRANSIT_RECORD_LEN, "001A")
-        state = decode_transit_record(raw, self.feed)
         card_type = info.card_type
         if card_type is None:  # _read_card answers UNKNOWN_CARD before this
             raise InvariantError("a card of unknown type got past _read_card")
         try:
-            steps = plan_tap(self.feed, card_type.label, state, self.route_id, self.stop_id, now)
+            state = decode_transit_record(raw, self.feed, card_type.label)
+            steps = plan_tap(
+                self.feed,
+                card_type.label,
+                state,
+                self.route_id,
+                self.stop_id,
+                now,
+                vehicle=self.vehicle_id,
+            )
         except NoFare:
             return TapResult(TapOutcome.NO_FARE, "no fare for this line: tell the driver", card_no)
         done: list[TapRecord] = []

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import csv
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import NoReturn
@@ -17,11 +17,10 @@ import typer
 
 from terminals.cli.fares_explain import print_explained
 from terminals.errors import FeedInvalid, NoFare
-from terminals.fares.engine import FareQuote, Leg
+from terminals.fares.engine import EMPTY_STATE, FareQuote, Leg, RideState
 from terminals.fares.feed import CardType, FareFeed, FeedProblem, check_feed, read_feed
 from terminals.fares.feed_report import group_problems
-from terminals.fares.journeys import CardJourney
-from terminals.fares.sectional import price_unfinished
+from terminals.fares.sectional import alight_step, plan_tap, price_leg, unfinished_step
 
 TAPS_MAX = 1_000_000
 CARD_TYPES = tuple(t.value for t in CardType)
@@ -169,16 +168,38 @@ def _load(feed_dir: Path, skip_unusable_rules: bool) -> FareFeed:
     return loaded.feed
 
 
-def _price_one(feed: FareFeed, journey: CardJourney, leg: Leg) -> FareQuote:
-    """A leg of a two-tap line without its tap-off costs the line's maximum (sectional)."""
-    if feed.taps_off(leg.route_id) and leg.alight_stop_id is None:
-        most = price_unfinished(
-            feed, journey.card_type, journey.state, leg.route_id, leg.board_stop_id, leg.board_at
+@dataclass(slots=True)
+class _Card:
+    """One card of the taps file: its type and the state its card would carry."""
+
+    card_type: str
+    state: RideState = EMPTY_STATE
+
+
+def _price_one(feed: FareFeed, card: _Card, leg: Leg) -> FareQuote:
+    """The leg priced by the validators' own rules (terminals.fares.sectional), the state kept
+    in memory instead of on the card: a leg of a two-tap line is a boarding then its tap-off, or,
+    without alight_stop_id, a forgotten tap-off (the line's maximum); join rules apply."""
+    if feed.taps_off(leg.route_id):
+        steps = plan_tap(
+            feed, card.card_type, card.state, leg.route_id, leg.board_stop_id, leg.board_at
         )
-        quote = replace(most, fare_rule=f"no tap-off, line maximum: {most.fare_rule}")
-        journey.record(quote)
-        return quote
-    return journey.price(leg)
+        boarded = steps[-1].quote.state
+        if leg.alight_stop_id is None or leg.alight_at is None:
+            step = unfinished_step(feed, card.card_type, boarded)
+            quote = replace(
+                step.quote,
+                fare_rule="no tap-off, line maximum: "
+                + step.quote.fare_rule.removeprefix("unfinished:"),
+            )
+        else:
+            quote = alight_step(
+                feed, card.card_type, boarded, leg.alight_stop_id, leg.alight_at
+            ).quote
+    else:
+        quote = price_leg(feed, card.card_type, card.state, leg)
+    card.state = quote.state
+    return quote
 
 
 @fares_app.command("price")
@@ -207,7 +228,7 @@ def price(
     feed = _load(feed_dir, skip_unusable_rules)
     rows = _read_taps(taps, ZoneInfo(feed.timezone))
     order = sorted(range(len(rows)), key=lambda i: (rows[i][0]["card"], rows[i][1].board_at, i))
-    journeys: dict[str, CardJourney] = {}
+    cards: dict[str, _Card] = {}
     results: list[dict[str, object]] = [{} for _ in rows]
     quotes: list[FareQuote | None] = [None] * len(rows)
     failures = 0
@@ -219,10 +240,10 @@ def price(
             failures += 1
             out["error"] = f"unknown card type {row['card_type']!r}: one of {', '.join(CARD_TYPES)}"
             continue
-        journey = journeys.setdefault(row["card"], CardJourney(feed, row["card_type"]))
-        journey.card_type = row["card_type"]
+        card = cards.setdefault(row["card"], _Card(row["card_type"]))
+        card.card_type = row["card_type"]
         try:
-            quote = _price_one(feed, journey, leg)
+            quote = _price_one(feed, card, leg)
         except NoFare as error:
             failures += 1
             out["error"] = error.message

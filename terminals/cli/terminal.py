@@ -527,6 +527,7 @@ def _card_server(
             lists,
             config.route_id,
             config.stop_id,
+            vehicle_id=config.vehicle_id,
             purchase_key_index=keys.purchase.index,
             on_record=wake,
         )

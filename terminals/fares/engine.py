@@ -104,6 +104,28 @@ class OpenLeg:
     board_stop_id: str
     board_at: datetime
     max_fare_fen: int
+    vehicle_tag: int = 0  # the vehicle boarded (terminals.fares.sectional.vehicle_tag), 0: a gate
+    joins: bool = False  # the leg continues RideState.run (fare_leg_join_rules.txt)
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Consecutive legs that fare_leg_join_rules.txt joins into one effective fare leg, so far.
+
+    Kept only while a next leg could still join (a join rule starts from the last leg's network):
+    the next leg, if it joins, is priced as the effective leg from `before` (terminals.fares.
+    sectional). `before` is the card state before the first leg (no open leg, no run)."""
+
+    before: RideState
+    first_stop_id: str
+    first_board_at: datetime
+    route_id: str  # the last leg's route: its network decides whether a next leg joins
+    network_id: str  # the legs' common network, "" when they differ
+    alight_stop_id: str | None  # where the last leg ended (None: not seen, a tap-on only line)
+    alight_at: datetime | None
+    paid_fen: int  # what the run's legs were charged
+    full_paid_fen: int
+    legs: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +141,7 @@ class RideState:
     caps: tuple[CapProgress, ...] = ()
     full: RideState | None = None
     open_leg: OpenLeg | None = None  # a two-tap leg waiting for its tap-off
+    run: Run | None = None  # legs a next leg may join into one effective leg
 
 
 EMPTY_STATE = RideState()

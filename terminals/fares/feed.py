@@ -19,7 +19,7 @@ from pathlib import Path
 from terminals.errors import FeedInvalid
 from terminals.fares import feed_checks, feed_legs, feed_places, feed_tables
 from terminals.fares.feed_csv import AMOUNT_MINOR_MAX, WIRE_ID_MAX, FeedReader
-from terminals.fares.feed_files import FEED_FILES, read_feed_files
+from terminals.fares.feed_files import FEED_FILES, read_feed_files, read_route_stops
 from terminals.fares.feed_model import (
     CAPS_PER_CARD_MAX,
     CURRENCY_DECIMALS_NOT_2,
@@ -109,7 +109,11 @@ def _blank_rows(text: str, rows: set[int]) -> str:
 
 
 def parse_feed_report(
-    files: Mapping[str, str], *, feed_version: str = "", skip_unusable_rules: bool = False
+    files: Mapping[str, str],
+    *,
+    feed_version: str = "",
+    skip_unusable_rules: bool = False,
+    route_stops: Mapping[str, frozenset[str]] | None = None,
 ) -> LoadedFeed:
     """Build a FareFeed from file texts; raise FeedInvalid listing every problem.
 
@@ -118,9 +122,14 @@ def parse_feed_report(
     those rows, and `skipped` names each with its reason."""
     skipped: list[FeedProblem] = []
     current = dict(files)
+    if route_stops is None and all(name in files for name in ("trips.txt", "stop_times.txt")):
+        route_stops = feed_places.route_stops(
+            csv.DictReader(io.StringIO(files["trips.txt"].lstrip("\ufeff"))),
+            csv.DictReader(io.StringIO(files["stop_times.txt"].lstrip("\ufeff"))),
+        )
     for _ in range(SKIP_PASSES_MAX):
         reader = FeedReader(current)
-        feed = _build(reader, feed_version)
+        feed = _build(reader, feed_version, route_stops)
         if not reader.problems and feed is not None:
             return LoadedFeed(feed, skipped, reader.notices)
         if not skip_unusable_rules or any(not p.unusable for p in reader.problems):
@@ -146,10 +155,19 @@ def parse_feed(
 def read_feed(feed_dir: Path | str, *, skip_unusable_rules: bool = False) -> LoadedFeed:
     """Read and validate the feed in `feed_dir` (a directory or a .zip)."""
     files = read_feed_files(Path(feed_dir))
-    version = format(zlib.crc32("".join(files[name] for name in sorted(files)).encode()), "08x")
+    served = read_route_stops(Path(feed_dir))
+    text = "".join(files[name] for name in sorted(files))
+    if served is not None:  # which stops a line serves sets its maximum fare
+        text += "".join(f"{r}:{','.join(sorted(served[r]))};" for r in sorted(served))
+    version = format(zlib.crc32(text.encode()), "08x")
     if skip_unusable_rules:
         version += "s"  # the same published feed, priced without some of its rules
-    return parse_feed_report(files, feed_version=version, skip_unusable_rules=skip_unusable_rules)
+    return parse_feed_report(
+        files,
+        feed_version=version,
+        skip_unusable_rules=skip_unusable_rules,
+        route_stops=served,
+    )
 
 
 def load_feed(feed_dir: Path | str, *, skip_unusable_rules: bool = False) -> FareFeed:
@@ -206,7 +224,46 @@ def load_sample_feed() -> FareFeed:
     return load_feed(sample_feed_dir())
 
 
-def _build(reader: FeedReader, feed_version: str) -> FareFeed | None:
+def _note_route_stops(
+    reader: FeedReader,
+    route_stops: Mapping[str, frozenset[str]] | None,
+    route_network: Mapping[str, str],
+    tap_off: frozenset[str],
+) -> None:
+    """A notice when a two-tap line's maximum fare cannot be taken over the stops it serves."""
+    two_tap = sorted(r for r, n in route_network.items() if n in tap_off)
+    if not two_tap:
+        return
+    if route_stops is None:
+        reader.notices.append(
+            FeedProblem(
+                "stop_times.txt",
+                0,
+                "",
+                "no trips.txt and stop_times.txt: the maximum fare of a two-tap line is taken "
+                "over every stop of the feed, not the stops the line serves",
+            )
+        )
+        return
+    missing = [r for r in two_tap if not route_stops.get(r)]
+    if missing:
+        shown = ", ".join(repr(r) for r in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        reader.notices.append(
+            FeedProblem(
+                "stop_times.txt",
+                0,
+                "",
+                f"{len(missing)} two-tap route(s) without trips ({shown}): their maximum fare "
+                "is taken over every stop of the feed",
+            )
+        )
+
+
+def _build(
+    reader: FeedReader,
+    feed_version: str,
+    route_stops: Mapping[str, frozenset[str]] | None = None,
+) -> FareFeed | None:
     """Read every table in the order its references need, then check across tables; the order
     of the calls is the order of the problems a user reads."""
     timezone = feed_tables.read_agency(reader)
@@ -223,7 +280,7 @@ def _build(reader: FeedReader, feed_version: str) -> FareFeed | None:
     services = feed_places.read_calendar_dates(reader, feed_places.read_calendar(reader))
     timeframes, timeframe_groups = feed_places.read_timeframes(reader, services)
     route_type = routes.route_type
-    tap_off = feed_legs.read_tap_modes(reader, networks)
+    tap_off, open_leg_seconds = feed_legs.read_tap_modes(reader, networks)
     join_rules = feed_legs.read_join_rules(reader, networks, stops.ids)
     refs = feed_tables.LegRuleRefs(
         products.product_ids, networks, areas, timeframe_groups, route_network, route_type, tap_off
@@ -241,6 +298,7 @@ def _build(reader: FeedReader, feed_version: str) -> FareFeed | None:
     concessions = feed_tables.read_concessions(reader, categories)
     feed_checks.check_default_category(reader, categories, concessions)
     feed_checks.check_card_tags(reader, leg_groups, caps, transfer_rules)
+    _note_route_stops(reader, route_stops, route_network, tap_off)
     if reader.problems:
         return None
     return FareFeed(
@@ -273,6 +331,8 @@ def _build(reader: FeedReader, feed_version: str) -> FareFeed | None:
             if row.get("stop_id") and row.get("parent_station")
         },
         routes=routes.ids | frozenset(route_network),
+        open_leg_seconds=open_leg_seconds,
+        route_stops=dict(route_stops or {}),
     )
 
 

@@ -24,7 +24,7 @@ KNOWN_COLUMNS: dict[str, frozenset[str]] = {
         "fare_transfer_rules.txt": "from_leg_group_id to_leg_group_id transfer_count "
         "duration_limit duration_limit_type fare_transfer_type fare_product_id",
         "networks.txt": "network_id network_name",
-        "onecard_networks.txt": "network_id tap_mode",
+        "onecard_networks.txt": "network_id tap_mode open_leg_minutes",
         "rider_categories.txt": "rider_category_id rider_category_name is_default_fare_category "
         "eligibility_url",
         "route_networks.txt": "network_id route_id",
@@ -35,6 +35,13 @@ KNOWN_COLUMNS: dict[str, frozenset[str]] = {
         "stops.txt": "stop_id stop_code stop_name tts_stop_name stop_desc stop_lat stop_lon "
         "zone_id stop_url location_type parent_station stop_timezone wheelchair_boarding "
         "level_id platform_code stop_access",
+        "stop_times.txt": "trip_id arrival_time departure_time stop_id location_group_id "
+        "location_id stop_sequence stop_headsign start_pickup_drop_off_window "
+        "end_pickup_drop_off_window pickup_type drop_off_type continuous_pickup "
+        "continuous_drop_off shape_dist_traveled timepoint pickup_booking_rule_id "
+        "drop_off_booking_rule_id",
+        "trips.txt": "route_id service_id trip_id trip_headsign trip_short_name direction_id "
+        "block_id shape_id wheelchair_accessible bikes_allowed cars_allowed",
         "timeframes.txt": "timeframe_group_id start_time end_time service_id",
         "x_concessions.txt": "card_type rider_category_id",
         "x_fare_caps.txt": "cap_id rider_category_id network_id period amount currency",

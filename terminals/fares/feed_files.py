@@ -5,14 +5,19 @@ The only file I/O of the fare feed; a file too big or unreadable refuses the fee
 
 from __future__ import annotations
 
+import csv
+import io
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from terminals.errors import FeedInvalid
 from terminals.fares.feed_model import FEED_FILE_BYTES_MAX, FeedProblem
+from terminals.fares.feed_places import route_stops
 
 # The files fares are read from. A full agency feed also has stop_times.txt, shapes.txt, trips.txt
-# (often hundreds of megabytes): they say nothing about fares and are neither read nor bounded.
+# (often hundreds of megabytes): trips.txt and stop_times.txt are only streamed, for the stops
+# each route serves (read_route_stops); the others are never read.
 FEED_FILES = frozenset(
     {
         "agency.txt",
@@ -111,3 +116,44 @@ def read_feed_files(feed_dir: Path) -> dict[str, str]:
             )
         files[path.name] = _decode(path.name, raw)
     return files
+
+
+SCHEDULE_FILES = ("trips.txt", "stop_times.txt")
+
+
+def _csv_rows(handle: io.TextIOBase) -> Iterator[dict[str, str]]:
+    reader = csv.reader(handle)
+    header = [column.strip().lstrip("\ufeff") for column in next(reader, [])]
+    for values in reader:
+        yield {column: value.strip() for column, value in zip(header, values, strict=False)}
+
+
+def read_route_stops(feed: Path) -> dict[str, frozenset[str]] | None:
+    """route_id -> stops served, streamed from trips.txt and stop_times.txt of a feed directory
+    or .zip (any size: only two columns of each row are kept); None if either file is absent."""
+    try:
+        if feed.is_file() and feed.suffix.lower() == ".zip":
+            with zipfile.ZipFile(feed) as archive:
+                names = {m.filename.rsplit("/", 1)[-1]: m.filename for m in archive.infolist()}
+                if not all(name in names for name in SCHEDULE_FILES):
+                    return None
+                with (
+                    archive.open(names["trips.txt"]) as trips,
+                    archive.open(names["stop_times.txt"]) as times,
+                ):
+                    return route_stops(
+                        _csv_rows(io.TextIOWrapper(trips, encoding="utf-8-sig")),
+                        _csv_rows(io.TextIOWrapper(times, encoding="utf-8-sig")),
+                    )
+        paths = [feed / name for name in SCHEDULE_FILES]
+        if not all(path.is_file() for path in paths):
+            return None
+        with (
+            paths[0].open(encoding="utf-8-sig", newline="") as trips,
+            paths[1].open(encoding="utf-8-sig", newline="") as times,
+        ):
+            return route_stops(_csv_rows(trips), _csv_rows(times))
+    except (OSError, UnicodeDecodeError, csv.Error, zipfile.BadZipFile) as error:
+        raise FeedInvalid(
+            [FeedProblem("stop_times.txt", 0, "", f"cannot be read: {error}")]
+        ) from None

@@ -7,6 +7,10 @@ onecard_networks.txt (onecard extension, optional): `network_id,tap_mode`, tap_m
     tap_on_off   riders validate at boarding and at alighting (sectional bus fares, metro gates):
                  rules of this network may name to_area_id / to_timeframe_group_id
 
+and, optionally, `open_leg_minutes` (tap_on_off networks only): how long after boarding a tap on
+the same line (and vehicle) is still its tap-off; a leg older than that was never tapped off and
+costs the line's maximum. 1..1440; empty: 4 h (feed_model.OPEN_LEG_SECONDS_DEFAULT).
+
 fare_leg_join_rules.txt (GTFS-Fares v2): consecutive legs whose networks (and, when given, the
 stop the first leg ends at and the stop the next begins at, or their parent stations) match a
 row are one effective fare leg. Each appends its problems to the FeedReader; no I/O.
@@ -19,13 +23,16 @@ from collections.abc import Set
 from terminals.fares.feed_csv import FeedReader
 from terminals.fares.feed_model import FareLegJoinRule, TapMode
 
+OPEN_LEG_MINUTES_MAX = 24 * 60
 UNUSABLE_JOIN = "a join rule naming a network or stop the feed does not define"
 
 
-def read_tap_modes(reader: FeedReader, networks: Set[str]) -> frozenset[str]:
-    """onecard_networks.txt: the networks whose riders tap on and off."""
+def read_tap_modes(reader: FeedReader, networks: Set[str]) -> tuple[frozenset[str], dict[str, int]]:
+    """onecard_networks.txt: (the networks whose riders tap on and off, their open-leg windows
+    in seconds when the file sets one)."""
     table = reader.table("onecard_networks.txt", ("network_id", "tap_mode"))
     tap_off: set[str] = set()
+    windows: dict[str, int] = {}
     seen: dict[str, int] = {}
     modes = [m.value for m in TapMode]
     for number, row in table.rows:
@@ -43,7 +50,21 @@ def read_tap_modes(reader: FeedReader, networks: Set[str]) -> frozenset[str]:
             reader.problem(table.name, number, "tap_mode", f"{mode!r} is not one of {modes}")
         elif mode == TapMode.TAP_ON_OFF and network_id:
             tap_off.add(network_id)
-    return frozenset(tap_off)
+        minutes = reader.integer(
+            table.name,
+            number,
+            "open_leg_minutes",
+            row.get("open_leg_minutes", ""),
+            low=1,
+            high=OPEN_LEG_MINUTES_MAX,
+        )
+        if minutes is not None and mode != TapMode.TAP_ON_OFF:
+            reader.problem(
+                table.name, number, "open_leg_minutes", "only a tap_on_off network has open legs"
+            )
+        elif minutes is not None and network_id:
+            windows[network_id] = minutes * 60
+    return frozenset(tap_off), windows
 
 
 def read_join_rules(

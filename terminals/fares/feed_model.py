@@ -34,6 +34,7 @@ def currency_decimals(currency: str) -> int | None:
 FEED_FILE_BYTES_MAX = 8 * 1024 * 1024  # a fare feed is small; refuse anything absurd
 FEED_ROWS_MAX = 100_000
 CAPS_PER_CARD_MAX = 4  # cap progress slots in the CAPP record (terminals.capp)
+OPEN_LEG_SECONDS_DEFAULT = 4 * 3600  # a boarded leg not tapped off within 4 h never was
 
 
 class CardType(StrEnum):
@@ -224,6 +225,23 @@ class FareFeed:
     stops: frozenset[str] = field(default_factory=frozenset)
     stop_parent: Mapping[str, str] = field(default_factory=dict)  # stop_id -> parent_station
     routes: frozenset[str] = field(default_factory=frozenset)
+    # network -> seconds a boarded leg stays open (onecard_networks.txt open_leg_minutes)
+    open_leg_seconds: Mapping[str, int] = field(default_factory=dict)
+    # route -> the stops its trips serve (trips.txt + stop_times.txt); empty: not in the feed
+    route_stops: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def open_leg_window_s(self, route_id: str) -> int:
+        """How long after boarding a tap on `route_id` is still the leg's tap-off (seconds)."""
+        network = self.route_network.get(route_id, "")
+        return self.open_leg_seconds.get(network, OPEN_LEG_SECONDS_DEFAULT)
+
+    def stops_served(self, route_id: str) -> frozenset[str]:
+        """The stops a rider of `route_id` may alight at: those its trips serve, or every stop of
+        the feed when the feed has no stop_times.txt for it (the loader says so)."""
+        served = self.route_stops.get(route_id)
+        if served:
+            return served
+        return self.stops | frozenset(self.stop_areas)
 
     def taps_off(self, route_id: str) -> bool:
         """Whether riders of `route_id` tap on and off (its network is tap_on_off)."""

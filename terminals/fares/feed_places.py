@@ -6,7 +6,7 @@ Each appends its problems to the FeedReader in row order and returns typed rows;
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -290,3 +290,22 @@ def _timeframe_span(reader: FeedReader, number: int, row: dict[str, str]) -> tup
         reader.problem("timeframes.txt", number, "end_time", "end_time is not after start_time")
         return None
     return parsed_start, parsed_end
+
+
+def route_stops(
+    trips: Iterable[Mapping[str, str]], stop_times: Iterable[Mapping[str, str]]
+) -> dict[str, frozenset[str]]:
+    """route_id -> the stops its trips call at (trips.txt and stop_times.txt rows, streamed:
+    a real agency's stop_times.txt has millions of rows; rows naming no known trip are ignored)."""
+    trip_route = {
+        row.get("trip_id", ""): row.get("route_id", "")
+        for row in trips
+        if row.get("trip_id") and row.get("route_id")
+    }
+    served: dict[str, set[str]] = {}
+    for row in stop_times:
+        route = trip_route.get(row.get("trip_id", ""))
+        stop = row.get("stop_id", "")
+        if route and stop:
+            served.setdefault(route, set()).add(stop)
+    return {route: frozenset(stops) for route, stops in served.items()}

@@ -1,7 +1,7 @@
 """A validator process on line 900 of the sectional feed: one tap through pcscd, then (with
 --hold) it waits for the next card until it is killed.
 
-    python -m tests.terminals.sectional_worker DIR READER STOP ISO_TIME [--hold]
+    python -m tests.terminals.sectional_worker DIR READER STOP ISO_TIME VEHICLE [--hold]
 
 Prints the tap's outcome as one JSON line, then "holding" when --hold is given.
 """
@@ -26,7 +26,7 @@ TERMINAL_ID = "000001000050"
 
 
 def main(argv: list[str]) -> int:
-    directory, reader, stop, when = Path(argv[0]), argv[1], argv[2], argv[3]
+    directory, reader, stop, when, vehicle = Path(argv[0]), argv[1], argv[2], argv[3], argv[4]
     sam = SoftwareSam(load_sam_keys(directory / "sam-keys.json"), directory / "sam-serial")
     journal = Journal(directory / "journal.db", TERMINAL_ID)
     journal.reconcile(sam.last_serial)
@@ -38,6 +38,7 @@ def main(argv: list[str]) -> int:
         ListStore(None, "00" * 32),
         "900",
         stop,
+        vehicle_id=vehicle,
         clock=lambda: moment,
     )
     transport = PcscTransport.open(reader)

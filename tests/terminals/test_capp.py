@@ -13,6 +13,8 @@ from terminals.capp import TapPlace, decode_transit_record, encode_transit_recor
 from terminals.fares.engine import CapProgress, Journey, RideState
 from terminals.fares.feed import load_sample_feed
 
+from .capp_v4 import encode_transit_record as encode_v4
+
 FEED = load_sample_feed()
 PLACE = TapPlace("601", "valley_town", bytes.fromhex("000001000050"), 300)
 
@@ -76,7 +78,7 @@ def test_a_layout_1_record_is_still_read_with_no_window_pair():
 
     start = datetime(2026, 11, 30, 8, 0, tzinfo=CARD_TIME_ZONE)
     journey = Journey(sorted(FEED.leg_groups)[0], start, start, None, 1, 200, window_pair_tag=7)
-    raw = bytearray(encode_transit_record(RideState(journey), PLACE))
+    raw = bytearray(encode_v4(RideState(journey), PLACE))
     raw[52] = 0x01
     raw[101:107] = zlib.crc32(bytes(raw[51:101])).to_bytes(4, "big") + bytes(2)
     decoded = decode_transit_record(bytes(raw), FEED)
@@ -131,9 +133,16 @@ def test_a_layout_2_record_is_still_read_with_no_full_fare_state():
     start = datetime(2026, 11, 30, 8, 0, tzinfo=CARD_TIME_ZONE)
     journey = Journey(sorted(FEED.leg_groups)[0], start, start, None, 1, 200, window_pair_tag=7)
     full = RideState(journey, (CapProgress("adult_day", start.date(), 200),))
-    raw = bytearray(encode_transit_record(RideState(journey, (), full), PLACE))
+    raw = bytearray(encode_v4(RideState(journey, (), full), PLACE))
     raw[52] = 0x02
     raw[103:121] = zlib.crc32(bytes(raw[51:103])).to_bytes(4, "big") + bytes(14)
     decoded = decode_transit_record(bytes(raw), FEED)
     assert decoded.journey == journey and decoded.full is None
     assert decoded.caps == (CapProgress("adult_day", start.date(), 200),)  # one slot, as before
+
+
+@settings(max_examples=100, deadline=None)
+@given(concession_states())
+def test_a_layout_4_record_written_before_the_upgrade_reads_the_same(state):
+    """Cards written by layout-4 validators keep their whole state under layout 5."""
+    assert decode_transit_record(encode_v4(state, PLACE), FEED) == state

@@ -15,7 +15,7 @@ from terminals.errors import FeedInvalid
 from terminals.fares.engine import EMPTY_STATE, RideState
 from terminals.fares.feed import FareFeed, load_feed, parse_feed, read_feed
 from terminals.fares.feed_files import read_feed_files
-from terminals.fares.sectional import OPEN_LEG_MAX, StepKind, plan_tap
+from terminals.fares.sectional import StepKind, plan_tap
 
 SECTIONAL = Path(__file__).parent / "feeds" / "sectional"
 STOPS = ("s1", "s2", "s3", "s4", "s5", "s6")
@@ -27,6 +27,8 @@ TERMINAL = bytes.fromhex("000001000050")
 def zone_feed(prices: list[list[int]]) -> FareFeed:
     """The sectional feed with zone i -> zone j costing prices[i][j] fen on line 900."""
     files = read_feed_files(SECTIONAL)
+    for schedule in ("trips.txt", "stop_times.txt"):  # 901 serves s1..s4 only (zones 0, 1)
+        files[schedule] = (SECTIONAL / schedule).read_text()
     products = ["fare_product_id,amount,currency", "flat,2.00,CNY"]
     rules = ["leg_group_id,network_id,from_area_id,to_area_id,fare_product_id,rule_priority"]
     for i, row in enumerate(prices):
@@ -81,26 +83,43 @@ def test_a_two_tap_leg_costs_the_rule_of_its_two_stops(prices, board, alight, st
     assert state.open_leg is None
 
 
+SERVED = {"900": STOPS, "901": ("s1", "s2", "s3", "s4")}
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     prices=prices_strategy,
-    board=st.sampled_from(STOPS),
+    route=st.sampled_from(sorted(SERVED)),
+    board=st.sampled_from(SERVED["901"]),
     next_route=st.sampled_from(["1", "900"]),
     later_min=st.integers(min_value=1, max_value=2 * 24 * 60),
 )
 def test_a_forgotten_tap_off_costs_the_lines_maximum_and_never_more(
-    prices, board, next_route, later_min
+    prices, route, board, next_route, later_min
 ):
     feed = zone_feed(prices)
-    _, state = tap(feed, EMPTY_STATE, "900", board, START)
+    _, state = tap(feed, EMPTY_STATE, route, board, START)
     later = START + timedelta(minutes=later_min)
-    if next_route == "900" and later - START <= OPEN_LEG_MAX:
-        later = START + OPEN_LEG_MAX + timedelta(minutes=later_min)  # same line, long after
+    window = timedelta(seconds=feed.open_leg_window_s(route))
+    if next_route == route and later - START <= window:
+        later = START + window + timedelta(minutes=later_min)  # same line, long after
     steps, state = tap(feed, state, next_route, "s3", later)
     assert steps[0].kind is StepKind.UNFINISHED
-    assert (steps[0].route_id, steps[0].stop_id) == ("900", board)  # that line's operator is paid
-    assert steps[0].fare_fen == max(prices[ZONE[board]])
-    assert all(steps[0].fare_fen >= fen for fen in prices[ZONE[board]])
+    assert (steps[0].route_id, steps[0].stop_id) == (route, board)  # that line's operator is paid
+    # The maximum over the zones that route reaches: 901 never goes beyond zone 1.
+    reached = [prices[ZONE[board]][ZONE[stop]] for stop in SERVED[route]]
+    assert steps[0].fare_fen == max(reached)
+    # ... and never more than tapping off anywhere on that route would have cost.
+    for stop in SERVED[route]:
+        off, _ = tap(
+            feed,
+            tap(feed, EMPTY_STATE, route, board, START)[1],
+            route,
+            stop,
+            START + timedelta(minutes=30),
+        )
+        assert off[-1].kind in (StepKind.ALIGHT, StepKind.ON_BOARD)
+        assert off[-1].fare_fen <= steps[0].fare_fen
     assert steps[1].kind is (StepKind.BOARD if next_route == "900" else StepKind.LEG)
 
 

@@ -17,6 +17,7 @@ from cardio.records import TRANSIT_RECORD_ID, JourneyState, TransitRecord
 from cardio.softcard import SoftCard
 from terminals.capp import decode_transit_record
 from terminals.fares.feed import load_feed
+from terminals.fares.sectional import vehicle_tag
 from terminals.journal import Journal, RecordStatus
 from terminals.sam import Psam, SoftwareSam, provision_sam_keys
 from terminals.terminal import TapOutcome, Validator
@@ -47,10 +48,10 @@ def last_log(card: SoftCard) -> tuple[int, int, int]:
     return int.from_bytes(entry[0:2], "big"), int.from_bytes(entry[5:9], "big"), entry[9]
 
 
-def tap(validator: Validator, stop: str, clock: dict, at: datetime):
+def tap(validator: Validator, stop: str, clock: dict, at: datetime, vehicle: str | None = None):
     from cardio.pcsc import PcscTransport
 
-    validator.move_to("900", stop)
+    validator.move_to("900", stop, vehicle)
     clock["now"] = at
     transport = PcscTransport.open(READER)
     try:
@@ -116,6 +117,7 @@ def test_a_validator_killed_between_the_two_taps_of_a_leg(attach, issuer, worker
             READER,
             "s2",
             START.isoformat(),
+            "bus-17",
             "--hold",
         ],
         cwd=REPO,
@@ -131,6 +133,7 @@ def test_a_validator_killed_between_the_two_taps_of_a_leg(attach, issuer, worker
     assert boarded["outcome"] == "ok" and boarded["charged"] == [0]
     _, state = card_state(card, sectional)
     assert state.open_leg is not None and state.open_leg.board_stop_id == "s2"
+    assert state.open_leg.vehicle_tag == vehicle_tag("bus-17")  # the same bus after the restart
 
     # The validator comes back (same journal, same SAM serial) and takes the tap-off.
     from terminals.lists import ListStore
@@ -149,6 +152,7 @@ def test_a_validator_killed_between_the_two_taps_of_a_leg(attach, issuer, worker
             ListStore(None, "00" * 32),
             "900",
             "s6",
+            vehicle_id="bus-17",
             clock=lambda: clock["now"],
         )
         alighted = tap(bus, "s6", clock, START + timedelta(minutes=50))
@@ -160,3 +164,58 @@ def test_a_validator_killed_between_the_two_taps_of_a_leg(attach, issuer, worker
         assert state.open_leg is None
     finally:
         journal.close()
+
+
+def test_boarding_another_bus_of_the_line_without_a_tap_off(
+    attach, issuer, sam, journal, lists, sectional
+):
+    """Board bus 17, alight, board bus 17 again and forget the tap-off, then board bus 23 of the
+    same line 30 minutes later: the forgotten leg costs its maximum, then a boarding."""
+    card = SoftCard.issue(issuer, "3100000000000903", balance_fen=2000)
+    attach(card)
+    clock = {"now": START}
+    bus = Validator(
+        journal,
+        Psam(sam),
+        sectional,
+        lists,
+        "900",
+        "s1",
+        vehicle_id="bus-17",
+        clock=lambda: clock["now"],
+    )
+    boarded = tap(bus, "s1", clock, START)
+    assert boarded.outcome is TapOutcome.OK and [r.amount_fen for r in boarded.charged] == [0]
+    standard, state = card_state(card, sectional)
+    assert standard.state is JourneyState.BOARDED and state.open_leg is not None
+    assert state.open_leg.vehicle_tag != 0
+    assert last_log(card) == (1, 0, 0x09) and card.balance_fen == 2000
+    assert [(r.amount_fen, r.stop_id) for r in journal.records()] == [(0, "s1")]
+
+    alighted = tap(bus, "s3", clock, START + timedelta(minutes=20))
+    assert [r.amount_fen for r in alighted.charged] == [300]
+    standard, state = card_state(card, sectional)
+    assert standard.state is JourneyState.ALIGHTED and state.open_leg is None
+    assert last_log(card) == (2, 300, 0x09) and card.balance_fen == 1700
+    assert [(r.amount_fen, r.stop_id) for r in journal.records()] == [(0, "s1"), (300, "s3")]
+
+    again = tap(bus, "s3", clock, START + timedelta(minutes=40))
+    assert [r.amount_fen for r in again.charged] == [0]
+    _, state = card_state(card, sectional)
+    assert state.open_leg is not None and state.open_leg.board_stop_id == "s3"
+    assert last_log(card) == (3, 0, 0x09)
+
+    other = tap(bus, "s4", clock, START + timedelta(minutes=70), vehicle="bus-23")
+    assert other.outcome is TapOutcome.OK
+    assert [r.amount_fen for r in other.charged] == [300, 0]  # s3's maximum, then boarding
+    assert "no tap-off on line 900" in other.message
+    unfinished = other.charged[0]
+    assert (unfinished.route_id, unfinished.stop_id) == ("900", "s3")
+    assert unfinished.fare_rule.startswith("unfinished:")
+    assert card.balance_fen == 1400 and last_log(card) == (5, 0, 0x09)
+    standard, state = card_state(card, sectional)
+    assert standard.state is JourneyState.BOARDED and standard.fare_max_fen == 300
+    assert state.open_leg is not None and state.open_leg.board_stop_id == "s4"
+    assert state.open_leg.vehicle_tag == vehicle_tag("bus-23") != vehicle_tag("bus-17")
+    assert [r.amount_fen for r in journal.records()] == [0, 300, 0, 300, 0]
+    assert [r.status for r in journal.records()] == [RecordStatus.COMPLETE] * 5
