@@ -24,12 +24,16 @@ from clearing import db
 from clearing.cli import app
 from clearing.cli.failures import explain
 from clearing.settings import get_settings
+from tests.conftest import PCSCD_GROUP
 
 ONECARD = str(Path(sys.executable).parent / "onecard")
 COMMAND_TIMEOUT_S = 120  # a command that waits this long for something is itself a failure
 # They read the PC/SC readers (whatever card another test left in one): no database, no
 # required input, so nothing wrong to say.
 NEEDS_NOTHING = {("card", "readers"), ("card", "read")}
+# So the walks that run them keep to the worker of the PC/SC tests (tests/conftest.py): `card
+# read` would otherwise talk to the card a test on another worker has in a vpcd reader.
+TOUCHES_PCSCD = pytest.mark.xdist_group(PCSCD_GROUP)
 # The remedy for a database never migrated is not a failure: `db upgrade` (tested in
 # test_cli.py); `serve` migrates too unless told not to, and then must refuse.
 # The biller simulator stands in for another company's server: it has no database of ours and
@@ -141,6 +145,7 @@ def test_the_walk_finds_every_area_of_the_command_line() -> None:
     assert len(names) >= 40
 
 
+@TOUCHES_PCSCD
 def test_every_command_run_by_the_console_script_before_db_upgrade_says_so(
     unmigrated_pg: str, broken: Path
 ) -> None:
@@ -185,6 +190,7 @@ BAD_DATABASES = {
 }
 
 
+@TOUCHES_PCSCD
 @pytest.mark.parametrize("condition", sorted(BAD_DATABASES))
 def test_every_command_on_a_bad_database_says_one_line_and_fails(
     condition: str, broken: Path, monkeypatch: pytest.MonkeyPatch
