@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stripe offline: localstripe (PyPI), the fake Stripe API the tests and the demo run against.
-#   scripts/stripe.sh start    installs localstripe into .venv if missing, starts it (if nothing
-#                              answers on the port yet) and waits until it answers
+#   scripts/stripe.sh start    installs localstripe into .venv if missing, starts it empty (if
+#                              nothing answers on the port yet) and waits until it answers
 #   scripts/stripe.sh stop     stops the localstripe this script started (its pid file)
 #   scripts/stripe.sh status   says whether it answers
 # The port is ONECARD_LOCALSTRIPE_PORT (default 8420); the service points the official SDK at
@@ -37,7 +37,10 @@ start() {
   fi
   mkdir -p "$RUN_DIR"
   echo "==> starting localstripe on 127.0.0.1:$PORT (log: $RUN_DIR/localstripe.log)"
-  nohup .venv/bin/localstripe --port "$PORT" >"$RUN_DIR/localstripe.log" 2>&1 &
+  # --from-scratch: localstripe would otherwise load /tmp/localstripe.pickle, the state that any
+  # localstripe on this machine (another port, another checkout, a test run) last wrote there;
+  # read while one of them writes it, it is truncated and localstripe dies at start.
+  nohup .venv/bin/localstripe --port "$PORT" --from-scratch >"$RUN_DIR/localstripe.log" 2>&1 &
   echo $! >"$PID_FILE"
   for _ in $(seq 1 "$WAIT_TENTHS"); do
     answers && return 0
