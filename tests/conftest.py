@@ -31,6 +31,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from _pytest.nodeid import NodeId
 from hypothesis import settings
 from sqlalchemy.engine import make_url
 
@@ -62,18 +63,37 @@ if XDIST_WORKER:
     ).render_as_string(hide_password=False)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Each test's xdist group, as it is collected."""
+    if any(item.iter_markers("xdist_group")):
+        return
+    if any(item.iter_markers("pcsc")):
+        item.add_marker(pytest.mark.xdist_group(PCSCD_GROUP))
+        return
+    fixtures = getattr(item, "_fixtureinfo", None)
+    defs = fixtures.name2fixturedefs.values() if fixtures is not None else []
+    if any(d.scope in ("module", "class", "package") for chain in defs for d in chain):
+        item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under `--dist loadgroup` the controller keeps together the tests whose ids end in the same
+    "@group". pytest-xdist 3.8 appends it by setting `item._nodeid`, which pytest 9.2 no longer
+    reads (a node's id is `item._id`), so every group was spread over the workers: here it is
+    appended to the id pytest reads, and a run whose groups did not take stops at once."""
+    if not (XDIST_WORKER and config.getvalue("loadgroup")):
+        return
     for item in items:
-        if any(item.iter_markers("xdist_group")):
+        groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                         for m in item.iter_markers("xdist_group")})  # fmt: skip
+        if not groups:
             continue
-        if any(item.iter_markers("pcsc")):
-            item.add_marker(pytest.mark.xdist_group(PCSCD_GROUP))
-            continue
-        fixtures = getattr(item, "_fixtureinfo", None)
-        defs = fixtures.name2fixturedefs.values() if fixtures is not None else []
-        if any(d.scope in ("module", "class", "package") for chain in defs for d in chain):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+        suffix = "@" + "_".join(groups)
+        if item.nodeid.rfind("@") > item.nodeid.rfind("]"):
+            continue  # already suffixed (by a pytest-xdist that reaches pytest's id)
+        item._id = NodeId.parse(item.nodeid + suffix)
+        if not item.nodeid.endswith(suffix):
+            raise pytest.UsageError(f"cannot put {item.nodeid} in xdist group {suffix[1:]}")
 
 
 def _recreate_database(url: str) -> None:
