@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as a newcomer runs it: installs what is missing, starts the services,
-# makes a fresh PostgreSQL test database, runs ruff, the import contracts and pytest.
+# makes a fresh PostgreSQL test database, runs ruff, the import contracts and pytest (in parallel).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,5 +22,8 @@ ruff check .
 ruff format --check .
 echo "==> import contracts"
 lint-imports
+# In parallel, one worker per core (pytest-xdist); tests/conftest.py gives each worker its own
+# PostgreSQL database and keeps what cannot be shared (the vpcd readers) on one worker.
+# ONECARD_TEST_WORKERS=0 runs serially; a number sets how many workers.
 echo "==> pytest"
-pytest "$@"
+pytest -n "${ONECARD_TEST_WORKERS:-auto}" --dist loadgroup "$@"

@@ -5,11 +5,12 @@ line and exits 2 (used wrongly) or 1 (failed). Part of it runs the real console 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,17 @@ from clearing import db
 from clearing.cli import app
 from clearing.cli.failures import explain
 from clearing.settings import get_settings
+from tests.conftest import PCSCD_GROUP
 
 ONECARD = str(Path(sys.executable).parent / "onecard")
+PRELOADED = Path(__file__).with_name("preloaded_cli.py")
 COMMAND_TIMEOUT_S = 120  # a command that waits this long for something is itself a failure
 # They read the PC/SC readers (whatever card another test left in one): no database, no
 # required input, so nothing wrong to say.
 NEEDS_NOTHING = {("card", "readers"), ("card", "read")}
+# So the walks that run them keep to the worker of the PC/SC tests (tests/conftest.py): `card
+# read` would otherwise talk to the card a test on another worker has in a vpcd reader.
+TOUCHES_PCSCD = pytest.mark.xdist_group(PCSCD_GROUP)
 # The remedy for a database never migrated is not a failure: `db upgrade` (tested in
 # test_cli.py); `serve` migrates too unless told not to, and then must refuse.
 # The biller simulator stands in for another company's server: it has no database of ours and
@@ -134,6 +140,29 @@ def _run_script(args: list[str], env: dict[str, str]) -> subprocess.CompletedPro
     )
 
 
+def _run_preloaded(
+    jobs: list[list[str]], env: dict[str, str]
+) -> list[subprocess.CompletedProcess[str]]:
+    """Each job as `onecard ARGS` in a process of its own, 3 at a time, forked from one that has
+    imported the console script's module (tests/clearing/preloaded_cli.py): the same code and
+    environment as the console script, without 60 interpreter start-ups."""
+    with tempfile.TemporaryDirectory() as work:
+        done = subprocess.run(
+            [sys.executable, str(PRELOADED), work, "3"],
+            input=json.dumps(jobs),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_S * 3,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    return [
+        subprocess.CompletedProcess(args, r["returncode"], r["stdout"], r["stderr"])
+        for args, r in zip(jobs, json.loads(done.stdout), strict=True)
+    ]
+
+
 def test_the_walk_finds_every_area_of_the_command_line() -> None:
     names = {" ".join(path) for path, _ in leaf_commands()}
     for expected in ("clear", "settle", "statement", "registry card refund", "fares price"):
@@ -141,6 +170,7 @@ def test_the_walk_finds_every_area_of_the_command_line() -> None:
     assert len(names) >= 40
 
 
+@TOUCHES_PCSCD
 def test_every_command_run_by_the_console_script_before_db_upgrade_says_so(
     unmigrated_pg: str, broken: Path
 ) -> None:
@@ -151,8 +181,8 @@ def test_every_command_run_by_the_console_script_before_db_upgrade_says_so(
         for path, command in leaf_commands()
         if tuple(path) not in BEFORE_UPGRADE_SKIP
     ]
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        results = list(pool.map(lambda job: (job[0], _run_script(job[1], env)), jobs))
+    ran = _run_preloaded([args for _, args in jobs], env)
+    results = list(zip([path for path, _ in jobs], ran, strict=True))
     for path, result in results:
         said = result.stdout + result.stderr
         assert no_traceback(said), (path, said)
@@ -214,6 +244,7 @@ BAD_DATABASES = {
 }
 
 
+@TOUCHES_PCSCD
 @pytest.mark.parametrize("condition", sorted(BAD_DATABASES))
 def test_every_command_on_a_bad_database_says_one_line_and_fails(
     condition: str, broken: Path, monkeypatch: pytest.MonkeyPatch
