@@ -47,6 +47,64 @@ class _Days:
     last_settled: date | None
 
 
+@dataclass
+class Prepared:
+    """A chunk's writes and counters, built from its decisions before anything is written."""
+
+    result: ChunkResult
+    writes: _Writes
+    now: datetime
+
+
+def prepare(
+    run_id: int,
+    pendings: list[Pending],
+    facts: tuple[datetime, dict[str, CardInfo], dict[str, TerminalInfo]],
+    calendar: BusinessCalendar,
+    last_settled: date | None,
+) -> Prepared:
+    """Every row the chunk's decisions write (`facts`: its clock reading, cards and terminals;
+    `last_settled`: the last settled day). Pure: the engine builds them before it posts, so the
+    ledger's locks are held only for the posting and the writes (prepare again if the ledger
+    refused a record: its decision changed)."""
+    now, cards, terminals = facts
+    result = ChunkResult(seen=len(pendings))
+    days = _Days(calendar.business_day, calendar.settlement_day, last_settled)
+    writes = _Writes()
+    cleared_state = writes.states[(TapState.CLEARED, None)]
+    for p in pendings:
+        outcome = p.decision.outcome
+        if outcome is Outcome.QUARANTINE:
+            _quarantined(p, now, result, writes)
+            continue
+        cleared_state.append(p.tap.id)
+        if p.previous_reason is not None:
+            result.resolved += 1
+            note = f"cleared on a later run: {outcome.value}"
+            resolved = QuarantineAction.RESOLVED
+            writes.actions.append(action(p.tap.id, resolved, p.previous_reason, note, now))
+        if outcome is Outcome.DUPLICATE or outcome is Outcome.GREY_VOID:
+            _disposed(p, run_id, now, result, writes)
+            continue
+        invariant(outcome.posts, f"unexpected outcome {outcome}")
+        result.posted += 1
+        result.amount_fen_posted += p.tap.amount_fen
+        writes.cleared.append(_cleared_row(p, run_id, now, cards, terminals, days))
+        if p.tap.kind is TapKind.LOAD and p.transfers and p.tap.load_id:
+            writes.delivered_loads.append(p.tap.load_id)
+    if not cleared_state:
+        del writes.states[(TapState.CLEARED, None)]
+    return Prepared(result, writes, now)
+
+
+async def write(
+    uow: UnitOfWork, conn: AsyncConnection, run_id: int, prepared: Prepared
+) -> ChunkResult:
+    """Write what `prepare` built, in the chunk's transaction."""
+    await _write(uow, conn, run_id, prepared.writes, prepared.result, prepared.now)
+    return prepared.result
+
+
 async def record(
     uow: UnitOfWork,
     conn: AsyncConnection,
@@ -56,34 +114,9 @@ async def record(
     calendar: BusinessCalendar,
 ) -> ChunkResult:
     """Write the chunk's decisions (`facts`: its clock reading, cards and terminals)."""
-    now, cards, terminals = facts
-    result = ChunkResult(seen=len(pendings))
-    days = _Days(
-        calendar.business_day, calendar.settlement_day, await uow.settlement.last_settled_day()
-    )
-    writes = _Writes()
-    for p in pendings:
-        outcome = p.decision.outcome
-        if outcome is Outcome.QUARANTINE:
-            _quarantined(p, now, result, writes)
-            continue
-        writes.states[(TapState.CLEARED, None)].append(p.tap.id)
-        if p.previous_reason is not None:
-            result.resolved += 1
-            note = f"cleared on a later run: {outcome.value}"
-            resolved = QuarantineAction.RESOLVED
-            writes.actions.append(action(p.tap.id, resolved, p.previous_reason, note, now))
-        if outcome in (Outcome.DUPLICATE, Outcome.GREY_VOID):
-            _disposed(p, run_id, now, result, writes)
-            continue
-        invariant(outcome.posts, f"unexpected outcome {outcome}")
-        result.posted += 1
-        result.amount_fen_posted += p.tap.amount_fen
-        writes.cleared.append(_cleared_row(p, run_id, now, cards, terminals, days))
-        if p.tap.kind is TapKind.LOAD and p.transfers and p.tap.load_id:
-            writes.delivered_loads.append(p.tap.load_id)
-    await _write(uow, conn, run_id, writes, result, now)
-    return result
+    last_settled = await uow.settlement.last_settled_day()
+    prepared = prepare(run_id, pendings, facts, calendar, last_settled)
+    return await write(uow, conn, run_id, prepared)
 
 
 def _quarantined(p: Pending, now: datetime, result: ChunkResult, writes: _Writes) -> None:
@@ -134,13 +167,13 @@ def _cleared_row(
     occurred_at = tap.occurred_at
     return ClearedRow(
         card_no=tap.card_no,
-        purse=tap.purse.value,
+        purse=tap.purse._value_,
         card_counter=tap.card_counter,
         tap_record_id=tap.id,
         terminal_id=tap.terminal_id,
         terminal_seq=tap.terminal_seq,
         participant_code=decision.participant_code or "",
-        kind=tap.kind.value,
+        kind=tap.kind._value_,
         txn_type=tap.txn_type,
         card_type=card.card_type if card else tap.card_type,
         route_id=tap.route_id or (terminal.line if terminal else None),
@@ -157,7 +190,7 @@ def _cleared_row(
         occurred_at=occurred_at,
         business_day=days.business_day(occurred_at),
         settlement_day=days.settlement_day(occurred_at, now, days.last_settled),
-        outcome=decision.outcome.value,
+        outcome=decision.outcome._value_,
         transfer_id=uuid.UUID(int=main) if main else None,
         claim_transfer_id=uuid.UUID(int=claim) if claim else None,
         run_id=run_id,
