@@ -165,36 +165,40 @@ def _cleared_row(
     terminal = terminals.get(tap.terminal_id)
     card = cards.get(tap.card_no)
     occurred_at = tap.occurred_at
-    return ClearedRow(
-        card_no=tap.card_no,
-        purse=tap.purse._value_,
-        card_counter=tap.card_counter,
-        tap_record_id=tap.id,
-        terminal_id=tap.terminal_id,
-        terminal_seq=tap.terminal_seq,
-        participant_code=decision.participant_code or "",
-        kind=tap.kind._value_,
-        txn_type=tap.txn_type,
-        card_type=card.card_type if card else tap.card_type,
-        route_id=tap.route_id or (terminal.line if terminal else None),
-        amount_fen=tap.amount_fen,
-        balance_before_fen=tap.balance_before_fen,
-        balance_after_fen=tap.balance_after_fen,
-        full_fare_fen=tap.full_fare_fen,
-        subsidy_fen=decision.subsidy_fen,
-        subsidy_scheme=decision.subsidy_scheme,
-        insured_fen=decision.insured_fen,
-        insurer_scheme=decision.insurer_scheme,
-        visit_id=tap.visit_id,
-        load_id=tap.load_id,
-        occurred_at=occurred_at,
-        business_day=days.business_day(occurred_at),
-        settlement_day=days.settlement_day(occurred_at, now, days.last_settled),
-        outcome=decision.outcome._value_,
-        transfer_id=uuid.UUID(int=main) if main else None,
-        claim_transfer_id=uuid.UUID(int=claim) if claim else None,
-        run_id=run_id,
-        cleared_at=now,
+    # Positional, in the table's column order (ClearedRow._fields): a NamedTuple called with 29
+    # keywords costs several times a tuple made from them (measured: ~5 % of clearing's CPU).
+    return ClearedRow._make(
+        (
+            tap.card_no,  # card_no
+            tap.purse._value_,  # purse
+            tap.card_counter,  # card_counter
+            tap.id,  # tap_record_id
+            tap.terminal_id,  # terminal_id
+            tap.terminal_seq,  # terminal_seq
+            decision.participant_code or "",  # participant_code
+            tap.kind._value_,  # kind
+            tap.txn_type,  # txn_type
+            card.card_type if card else tap.card_type,  # card_type
+            tap.route_id or (terminal.line if terminal else None),  # route_id
+            tap.amount_fen,  # amount_fen
+            tap.balance_before_fen,  # balance_before_fen
+            tap.balance_after_fen,  # balance_after_fen
+            tap.full_fare_fen,  # full_fare_fen
+            decision.subsidy_fen,  # subsidy_fen
+            decision.subsidy_scheme,  # subsidy_scheme
+            decision.insured_fen,  # insured_fen
+            decision.insurer_scheme,  # insurer_scheme
+            tap.visit_id,  # visit_id
+            tap.load_id,  # load_id
+            occurred_at,  # occurred_at
+            days.business_day(occurred_at),  # business_day
+            days.settlement_day(occurred_at, now, days.last_settled),  # settlement_day
+            decision.outcome._value_,  # outcome
+            uuid.UUID(int=main) if main else None,  # transfer_id
+            uuid.UUID(int=claim) if claim else None,  # claim_transfer_id
+            run_id,  # run_id
+            now,  # cleared_at
+        )
     )
 
 
