@@ -8,7 +8,7 @@ and, in the same run, the COPY ceiling: rows/s PostgreSQL accepts into a table s
 ledger's transfers. Ends with one JSON line (taps, seconds, taps_per_s, copy_rows_per_s, ...).
 
 `--url` (or ONECARD_DATABASE_URL) names the database: it is migrated to the current schema
-and the run works in a namespace of its own (its own participants, terminals and cards), so a
+(PostgreSQL's own databases and one holding tables of something else are refused) and the run works in a namespace of its own (its own participants, terminals and cards), so a
 database an earlier run used serves again; a database with records of someone else still waiting
 to be cleared is refused (the engine clears everything staged). By default a fresh
 `onecard_bench` database is made on the local PostgreSQL (it is dropped and re-created).
@@ -83,6 +83,41 @@ def fresh_database(url: str) -> None:
 
     asyncio.run(recreate())
     db.upgrade(url)
+
+
+# PostgreSQL's own databases: never the benchmark's (it would migrate onecard's schema into them).
+SYSTEM_DATABASES = frozenset({"postgres", "template0", "template1"})
+
+
+async def _foreign_tables(url: str) -> int:
+    """Tables of the database's schema when onecard never migrated it (0: empty, or onecard's)."""
+    if await db.current_revision(url) is not None:
+        return 0
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            query = "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
+            return int((await conn.execute(text(query))).scalar_one())
+    finally:
+        await engine.dispose()
+
+
+def given_database(url: str) -> None:
+    """Migrate the database `--url` names, unless it is not the benchmark's to migrate: one of
+    PostgreSQL's own, or one holding tables of something else (refused with a message)."""
+    name = make_url(url).database or ""
+    if name in SYSTEM_DATABASES:
+        raise SystemExit(
+            f"error: {name!r} is PostgreSQL's own database: give the benchmark one of its own"
+            " (createdb NAME), or leave out --url and it makes onecard_bench"
+        )
+    foreign = asyncio.run(_foreign_tables(url))
+    if foreign:
+        raise SystemExit(
+            f"error: database {name!r} holds {foreign} table(s) that are not onecard's: give the"
+            " benchmark an empty database or one onecard migrated"
+        )
+    db.upgrade(url)  # migrates what it is given (a no-op when current)
 
 
 class Space:
@@ -535,7 +570,7 @@ def main() -> None:
         parser.error("the clearing benchmark runs on PostgreSQL (postgresql+asyncpg://...)")
     try:
         if args.url:
-            db.upgrade(db.normalize_url(url))  # migrates what it is given (a no-op when current)
+            given_database(db.normalize_url(url))
         else:
             fresh_database(url)
         figures = asyncio.run(

@@ -11,7 +11,8 @@ One module per idea:
   settlement days, books), real on SQL or fake in tests
 - facts.py: one chunk's decision context and each record's decision
 - decide.py, reasons.py: the pure decision and its reasons
-- posting.py: ledger transfers of a chunk; recording.py: the rows a chunk writes
+- posting.py: ledger transfers of a chunk; recording.py: the rows a chunk writes (both built
+  before the chunk's first ledger write, so the ledger's locks are held only to post and write)
 - rows.py: the rows it writes, one field per column; models.py: its tables
 - repository.py: every query of the engine; pg.py: their PostgreSQL hot path (asyncpg)
 

@@ -153,11 +153,14 @@ def decide_one(
     return pending
 
 
+_NO_OVERRIDES: frozenset[QuarantineReason] = frozenset()
+
+
 def _context(
     tap: Tap, facts: Facts, release: Release | None, subsidy_schemes: dict[str, str]
 ) -> Context:
     terminal = facts.terminals.get(tap.terminal_id)
-    overrides: frozenset[QuarantineReason] = frozenset()
+    overrides = _NO_OVERRIDES
     if release is not None and release[1]:
         overrides = frozenset({QuarantineReason(release[1])})
     by_card = facts.by_card

@@ -47,6 +47,64 @@ class _Days:
     last_settled: date | None
 
 
+@dataclass
+class Prepared:
+    """A chunk's writes and counters, built from its decisions before anything is written."""
+
+    result: ChunkResult
+    writes: _Writes
+    now: datetime
+
+
+def prepare(
+    run_id: int,
+    pendings: list[Pending],
+    facts: tuple[datetime, dict[str, CardInfo], dict[str, TerminalInfo]],
+    calendar: BusinessCalendar,
+    last_settled: date | None,
+) -> Prepared:
+    """Every row the chunk's decisions write (`facts`: its clock reading, cards and terminals;
+    `last_settled`: the last settled day). Pure: the engine builds them before it posts, so the
+    ledger's locks are held only for the posting and the writes (prepare again if the ledger
+    refused a record: its decision changed)."""
+    now, cards, terminals = facts
+    result = ChunkResult(seen=len(pendings))
+    days = _Days(calendar.business_day, calendar.settlement_day, last_settled)
+    writes = _Writes()
+    cleared_state = writes.states[(TapState.CLEARED, None)]
+    for p in pendings:
+        outcome = p.decision.outcome
+        if outcome is Outcome.QUARANTINE:
+            _quarantined(p, now, result, writes)
+            continue
+        cleared_state.append(p.tap.id)
+        if p.previous_reason is not None:
+            result.resolved += 1
+            note = f"cleared on a later run: {outcome.value}"
+            resolved = QuarantineAction.RESOLVED
+            writes.actions.append(action(p.tap.id, resolved, p.previous_reason, note, now))
+        if outcome is Outcome.DUPLICATE or outcome is Outcome.GREY_VOID:
+            _disposed(p, run_id, now, result, writes)
+            continue
+        invariant(outcome.posts, f"unexpected outcome {outcome}")
+        result.posted += 1
+        result.amount_fen_posted += p.tap.amount_fen
+        writes.cleared.append(_cleared_row(p, run_id, now, cards, terminals, days))
+        if p.tap.kind is TapKind.LOAD and p.transfers and p.tap.load_id:
+            writes.delivered_loads.append(p.tap.load_id)
+    if not cleared_state:
+        del writes.states[(TapState.CLEARED, None)]
+    return Prepared(result, writes, now)
+
+
+async def write(
+    uow: UnitOfWork, conn: AsyncConnection, run_id: int, prepared: Prepared
+) -> ChunkResult:
+    """Write what `prepare` built, in the chunk's transaction."""
+    await _write(uow, conn, run_id, prepared.writes, prepared.result, prepared.now)
+    return prepared.result
+
+
 async def record(
     uow: UnitOfWork,
     conn: AsyncConnection,
@@ -56,34 +114,9 @@ async def record(
     calendar: BusinessCalendar,
 ) -> ChunkResult:
     """Write the chunk's decisions (`facts`: its clock reading, cards and terminals)."""
-    now, cards, terminals = facts
-    result = ChunkResult(seen=len(pendings))
-    days = _Days(
-        calendar.business_day, calendar.settlement_day, await uow.settlement.last_settled_day()
-    )
-    writes = _Writes()
-    for p in pendings:
-        outcome = p.decision.outcome
-        if outcome is Outcome.QUARANTINE:
-            _quarantined(p, now, result, writes)
-            continue
-        writes.states[(TapState.CLEARED, None)].append(p.tap.id)
-        if p.previous_reason is not None:
-            result.resolved += 1
-            note = f"cleared on a later run: {outcome.value}"
-            resolved = QuarantineAction.RESOLVED
-            writes.actions.append(action(p.tap.id, resolved, p.previous_reason, note, now))
-        if outcome in (Outcome.DUPLICATE, Outcome.GREY_VOID):
-            _disposed(p, run_id, now, result, writes)
-            continue
-        invariant(outcome.posts, f"unexpected outcome {outcome}")
-        result.posted += 1
-        result.amount_fen_posted += p.tap.amount_fen
-        writes.cleared.append(_cleared_row(p, run_id, now, cards, terminals, days))
-        if p.tap.kind is TapKind.LOAD and p.transfers and p.tap.load_id:
-            writes.delivered_loads.append(p.tap.load_id)
-    await _write(uow, conn, run_id, writes, result, now)
-    return result
+    last_settled = await uow.settlement.last_settled_day()
+    prepared = prepare(run_id, pendings, facts, calendar, last_settled)
+    return await write(uow, conn, run_id, prepared)
 
 
 def _quarantined(p: Pending, now: datetime, result: ChunkResult, writes: _Writes) -> None:
@@ -132,36 +165,40 @@ def _cleared_row(
     terminal = terminals.get(tap.terminal_id)
     card = cards.get(tap.card_no)
     occurred_at = tap.occurred_at
-    return ClearedRow(
-        card_no=tap.card_no,
-        purse=tap.purse.value,
-        card_counter=tap.card_counter,
-        tap_record_id=tap.id,
-        terminal_id=tap.terminal_id,
-        terminal_seq=tap.terminal_seq,
-        participant_code=decision.participant_code or "",
-        kind=tap.kind.value,
-        txn_type=tap.txn_type,
-        card_type=card.card_type if card else tap.card_type,
-        route_id=tap.route_id or (terminal.line if terminal else None),
-        amount_fen=tap.amount_fen,
-        balance_before_fen=tap.balance_before_fen,
-        balance_after_fen=tap.balance_after_fen,
-        full_fare_fen=tap.full_fare_fen,
-        subsidy_fen=decision.subsidy_fen,
-        subsidy_scheme=decision.subsidy_scheme,
-        insured_fen=decision.insured_fen,
-        insurer_scheme=decision.insurer_scheme,
-        visit_id=tap.visit_id,
-        load_id=tap.load_id,
-        occurred_at=occurred_at,
-        business_day=days.business_day(occurred_at),
-        settlement_day=days.settlement_day(occurred_at, now, days.last_settled),
-        outcome=decision.outcome.value,
-        transfer_id=uuid.UUID(int=main) if main else None,
-        claim_transfer_id=uuid.UUID(int=claim) if claim else None,
-        run_id=run_id,
-        cleared_at=now,
+    # Positional, in the table's column order (ClearedRow._fields): a NamedTuple called with 29
+    # keywords costs several times a tuple made from them (measured: ~5 % of clearing's CPU).
+    return ClearedRow._make(
+        (
+            tap.card_no,  # card_no
+            tap.purse._value_,  # purse
+            tap.card_counter,  # card_counter
+            tap.id,  # tap_record_id
+            tap.terminal_id,  # terminal_id
+            tap.terminal_seq,  # terminal_seq
+            decision.participant_code or "",  # participant_code
+            tap.kind._value_,  # kind
+            tap.txn_type,  # txn_type
+            card.card_type if card else tap.card_type,  # card_type
+            tap.route_id or (terminal.line if terminal else None),  # route_id
+            tap.amount_fen,  # amount_fen
+            tap.balance_before_fen,  # balance_before_fen
+            tap.balance_after_fen,  # balance_after_fen
+            tap.full_fare_fen,  # full_fare_fen
+            decision.subsidy_fen,  # subsidy_fen
+            decision.subsidy_scheme,  # subsidy_scheme
+            decision.insured_fen,  # insured_fen
+            decision.insurer_scheme,  # insurer_scheme
+            tap.visit_id,  # visit_id
+            tap.load_id,  # load_id
+            occurred_at,  # occurred_at
+            days.business_day(occurred_at),  # business_day
+            days.settlement_day(occurred_at, now, days.last_settled),  # settlement_day
+            decision.outcome._value_,  # outcome
+            uuid.UUID(int=main) if main else None,  # transfer_id
+            uuid.UUID(int=claim) if claim else None,  # claim_transfer_id
+            run_id,  # run_id
+            now,  # cleared_at
+        )
     )
 
 

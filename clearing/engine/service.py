@@ -29,9 +29,9 @@ from clearing.engine import repository as repo
 from clearing.engine.decide import CardInfo, Decision, Outcome, Tap
 from clearing.engine.facts import Facts, Pending, decide_one, gather
 from clearing.engine.models import RunState
-from clearing.engine.posting import post
+from clearing.engine.posting import post_prepared, prepare_transfers
 from clearing.engine.reasons import RETRIED_AUTOMATICALLY, QuarantineReason
-from clearing.engine.recording import quarantine_failed, record
+from clearing.engine.recording import prepare, quarantine_failed, write
 from clearing.engine.runs import (
     ChunkResult,
     DatabaseFailed,
@@ -354,15 +354,20 @@ class ClearingEngine:
         facts = await gather(uow, chunk, self.clock(), self._verify_tacs, known)
         self._accounts_known.update(facts.accounts_seen)
         pendings = self.decide_chunk(chunk, facts, previous_reasons)
-        await post(uow, pendings, facts.releases, self._accounts_known)
-        return await record(
-            uow,
-            conn,
-            run_id,
-            pendings,
-            (facts.now, facts.cards, facts.terminals),
-            self.config.calendar,
-        )
+        # Everything the chunk writes is built before its first ledger write: from then on until
+        # the commit the chunk holds the ledger's account and clock locks, which every worker's
+        # chunk needs (docs/scaling.md, "the single ordering point").
+        posting = prepare_transfers(pendings, facts.releases)
+        last_settled = await uow.settlement.last_settled_day()
+        chunk_facts = (facts.now, facts.cards, facts.terminals)
+        calendar = self.config.calendar
+        prepared = prepare(run_id, pendings, chunk_facts, calendar, last_settled)
+        await post_prepared(uow, posting, self._accounts_known)
+        if any(p.ledger_result is not None for p in posting):
+            # The ledger refused a record (the shadow balance makes it rare): it goes to
+            # quarantine instead, so its rows change.
+            prepared = prepare(run_id, pendings, chunk_facts, calendar, last_settled)
+        return await write(uow, conn, run_id, prepared)
 
     def decide_chunk(
         self, chunk: Sequence[Tap], facts: Facts, previous_reasons: dict[int, str]

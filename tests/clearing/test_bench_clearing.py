@@ -80,3 +80,24 @@ def test_the_bench_migrates_a_new_database_and_runs_again_on_a_used_one(empty_ur
         " would clear them too: clear them first, or give it another database (without --url"
         " it makes its own)"
     ]
+
+
+def test_the_bench_refuses_a_database_holding_tables_of_something_else(empty_url: str) -> None:
+    asyncio.run(_execute(empty_url, "CREATE TABLE orders (id int)"))
+    refused = _bench(empty_url)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        f"error: database {make_url(empty_url).database!r} holds 1 table(s) that are not"
+        " onecard's: give the benchmark an empty database or one onecard migrated"
+    ]
+
+    async def tables() -> list[str]:
+        engine = create_async_engine(empty_url)
+        try:
+            async with engine.connect() as conn:
+                query = "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                return list((await conn.execute(text(query))).scalars())
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(tables()) == ["orders"]  # nothing migrated into it
