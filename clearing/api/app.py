@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from clearing import db
 from clearing.api import health
 from clearing.api.docs import install_offline_docs
+from clearing.approvals import endpoints as approvals_endpoints
 from clearing.billing import endpoints as billing_endpoints
 from clearing.cards import endpoints as cards_endpoints
 from clearing.clinic import endpoints as clinic_endpoints
@@ -65,6 +66,7 @@ ROUTERS = (
     billing_endpoints,
     insight_endpoints,
     reconciliation_endpoints,
+    approvals_endpoints,
 )
 
 

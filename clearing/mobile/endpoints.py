@@ -17,13 +17,14 @@ from clearing.auth.dependencies import PrincipalDep
 from clearing.billing import tasks as billing_tasks
 from clearing.billing.models import PaymentStatus
 from clearing.billing.schemas import BillPaymentOut
+from clearing.errors import SecondPersonRequired
 from clearing.http.bodies import StrictJsonRoute
 from clearing.http.deps import SessionDep, SettingsDep, ledger_of
 from clearing.http.problems import PROBLEM_RESPONSES
 from clearing.mobile import bills, events, service
 from clearing.mobile.errors import PaymentDeclined
 from clearing.mobile.gateway import StripeGateway, verify_event
-from clearing.mobile.models import Topup, TopupState
+from clearing.mobile.models import Topup
 from clearing.mobile.schemas import (
     BillPaymentCreate,
     BillPaymentStarted,
@@ -223,30 +224,19 @@ async def flagged_topups(principal: PrincipalDep, session: SessionDep) -> Flagge
 @router.post(
     "/mobile/topups/{topup_id}/refund",
     tags=["mobile"],
-    summary="Refund an undelivered top-up",
-    description="Admin or finance: the load leaves the action list and the payment is refunded "
-    "through Stripe. Refused (409) once the load is on the card: refund the card instead.",
+    summary="Refund an undelivered top-up: ask a second officer",
+    description="A refund needs a second person: this answers 409 second_person_required; ask "
+    "with POST /v1/approvals (kind topup_refund) and a finance officer approves it (the load "
+    "leaves the action list and the payment is refunded through Stripe then).",
 )
 async def refund_topup(
-    topup_id: TopupIdPath,
-    request: Request,
-    principal: PrincipalDep,
-    session: SessionDep,
-    settings: SettingsDep,
+    topup_id: TopupIdPath, principal: PrincipalDep, session: SessionDep
 ) -> TopupStaffOut:
-    topup = await service.staff_topup(session, principal, topup_id)
-    await _refund(session, request, settings, topup)
-    return TopupStaffOut.model_validate(topup)
-
-
-async def _refund(
-    session: AsyncSession, request: Request, settings: Settings, topup: Topup
-) -> None:
-    # Withdrawn from the lists and booked first; Stripe is asked last, so a refusal there
-    # rolls all of it back, and a crash after it leaves charge.refunded to finish the booking.
-    await service.withdraw_undelivered(session, ledger_of(request), topup, TopupState.REFUNDED)
-    payment_intent_id = topup.payment_intent_id or ""
-    await gateway_of(request, settings).refund(payment_intent_id, f"refund-{topup.topup_id}")
+    await service.staff_topup(session, principal, topup_id)
+    raise SecondPersonRequired(
+        "a top-up refund needs a second person: ask with POST /v1/approvals "
+        f'{{"kind": "topup_refund", "target": "{topup_id}", "reason": ...}}'
+    )
 
 
 @router.post(
