@@ -253,3 +253,12 @@ async def active_staff_with(session: AsyncSession, username: str, role: Role) ->
             "see `onecard staff list`"
         )
     return account
+
+
+async def acting_as(session: AsyncSession, username: str) -> Principal:
+    """The principal of a staff member named on the command line (`--by`), who must have an
+    active account; what they may do is checked by the service they call."""
+    account = await get_staff(session, username)
+    if account.disabled_at is not None:
+        raise StaffUnknown(f"the staff account {account.username!r} is disabled")
+    return principal_of(account, 0)
