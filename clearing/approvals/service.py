@@ -26,7 +26,7 @@ from clearing.db.base import utc_now
 from clearing.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from clearing.mobile import repository as mobile_repository
 from clearing.mobile import service as mobile_service
-from clearing.mobile.errors import NotRefundable
+from clearing.mobile.errors import NotRefundable, RefundAfterDelivery
 from clearing.mobile.models import TopupState
 from clearing.quarantine import service as quarantine_service
 from clearing.records import TapState
@@ -178,6 +178,11 @@ async def _check_topup_refund(session: AsyncSession, target: str) -> None:
     if topup is None:
         raise NotFound(f"no top-up {target}")
     await mobile_service.sync_delivery(session, topup)
+    if topup.state is TopupState.DELIVERED:
+        raise RefundAfterDelivery(
+            f"top-up {target} is on card {topup.card_no} already: the money is on the card; "
+            "refund the card at a service counter instead"
+        )
     if topup.state is not TopupState.SUCCEEDED:
         raise NotRefundable(
             f"top-up {target} is {topup.state.value}: only a paid, undelivered top-up is refunded"

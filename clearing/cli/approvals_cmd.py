@@ -41,17 +41,15 @@ def ask(kind: ApprovalKind, target: str, reason: str, by: str) -> ApprovalReques
 
 
 def _rows(rows: list[ApprovalRequest]) -> list[list[Any]]:
+    """Two lines a request, so the table fits 80 columns."""
     return [
         [
             r.id,
-            r.kind.value,
-            r.target,
+            f"{r.kind.value}\n{r.target}",
             r.state.value,
-            r.requested_by,
+            f"{r.requested_by}\n{r.decided_by or ''}",
             f"{r.requested_at:%Y-%m-%d %H:%M}",
-            r.reason,
-            r.decided_by,
-            r.decision_note or r.outcome,
+            r.reason if r.state is ApprovalState.PENDING else r.decision_note or r.outcome,
         ]
         for r in rows
     ]
@@ -76,9 +74,9 @@ def register(app: typer.Typer) -> None:
 
         _table(
             "approval requests",
-            ["id", "kind", "target", "state", "asked by", "asked (UTC)", "why", "by", "note"],
+            ["id", "kind\ntarget", "state", "asked by\ndecided by", "asked (UTC)", "why / outcome"],
             _rows(_run(work)),
-            whole=("id", "target"),
+            whole=("id", "kind\ntarget", "state", "asked by\ndecided by"),
         )
 
     @approvals.command("approve")
