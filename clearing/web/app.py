@@ -9,13 +9,14 @@ import logging
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
 from clearing.errors import ClearingError
 from clearing.settings import Settings
-from clearing.web import resident
+from clearing.web import cards, payments, resident
 from clearing.web.guard import CsrfGuard, SecurityHeaders
 from clearing.web.i18n import N_, load_catalogs
 from clearing.web.pages import PREFIX, href, make_environment, redirect_to, render
@@ -55,7 +56,8 @@ def create_web_app(settings: Settings) -> FastAPI:
     web.state.settings = settings
     web.state.web_templates = make_environment()
     web.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    web.include_router(resident.router)
+    for router in (resident.router, cards.router, payments.router):
+        web.include_router(router)
     # Added innermost first: headers wrap everything, cookies wrap the guard's refusals.
     web.add_middleware(CsrfGuard, refuse=status_page)
     web.add_middleware(CookieWriter, secure=settings.web_cookie_secure)
@@ -83,6 +85,11 @@ def _install_error_pages(web: FastAPI) -> None:
 
     @web.exception_handler(PageNotFound)
     async def _not_found(request: Request, error: PageNotFound) -> Response:
+        return await status_page(request, 404)
+
+    @web.exception_handler(RequestValidationError)
+    async def _bad_path(request: Request, error: RequestValidationError) -> Response:
+        # a path or query no page of ours has (a card number of 15 digits, ...)
         return await status_page(request, 404)
 
     @web.exception_handler(StarletteHTTPException)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gettext as gettext_module
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from functools import lru_cache
 from io import BytesIO
@@ -66,6 +66,9 @@ class Language:
 
     def date(self, value: datetime, zone: tzinfo) -> str:
         return format_date(value.astimezone(zone), format="medium", locale=self.locale)
+
+    def calendar_date(self, value: date) -> str:
+        return format_date(value, format="medium", locale=self.locale)
 
     def datetime(self, value: datetime, zone: tzinfo) -> str:
         return format_datetime(value.astimezone(zone), format="medium", locale=self.locale)

@@ -71,7 +71,14 @@ def say(lang: Language, message: Message | str) -> str:
     if isinstance(message, str):
         return lang.gettext(message)
     text = lang.gettext(message.msgid)
-    return text % dict(message.values) if message.values else text
+    if not message.values:
+        return text
+    # an amount travels as integer fen (a value named *_fen) and is shown in the reader's yuan
+    values = {
+        name: lang.yuan(value) if name.endswith("_fen") and isinstance(value, int) else value
+        for name, value in message.values
+    }
+    return text % values
 
 
 def href(request: Request, route: str, **params: Any) -> str:
@@ -108,6 +115,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         yuan=lang.yuan,
         number=lang.number,
         date=lambda value: lang.date(value, zone),
+        date_only=lang.calendar_date,
         datetime=lambda value: lang.datetime(value, zone),
         csrf_token=csrf_token(request),
         visitor=getattr(request.state, "web_visitor", None),

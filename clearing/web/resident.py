@@ -25,7 +25,6 @@ from clearing.web.i18n import LANG_COOKIE, LANGS, N_
 from clearing.web.pages import href, redirect, redirect_to, render, safe_next
 from clearing.web.session import (
     MaybeVisitor,
-    ResidentVisitor,
     VisitorKind,
     clear_tokens,
     set_cookie,
@@ -162,8 +161,3 @@ async def signout(request: Request, session: SessionDep, visitor: MaybeVisitor) 
     clear_tokens(request)
     new_csrf_token(request)
     return redirect(request, "signin")
-
-
-@router.get("/cards", name="cards")
-async def cards_page(request: Request, visitor: ResidentVisitor) -> Response:
-    return render(request, "cards.html", cards=[])
