@@ -42,6 +42,7 @@ from clearing.registry import endpoints as registry_endpoints
 from clearing.residents import endpoints as residents_endpoints
 from clearing.settings import Settings, get_settings
 from clearing.settlement import endpoints as settlement_endpoints
+from clearing.web.app import mount_web
 from insight import endpoints as insight_endpoints
 from ledger.writer import Ledger
 from reconciliation import endpoints as reconciliation_endpoints
@@ -158,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
         extra_models.extend(getattr(module, "OPENAPI_MODELS", ()))
     _describe_models(app, extra_models)
+    mount_web(app, settings)  # the web apps' pages at /web (clearing/web, docs/web.md)
     return app
 
 
