@@ -11,7 +11,6 @@ import random
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Path, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from clearing.auth.dependencies import PrincipalDep
 from clearing.billing import tasks as billing_tasks
@@ -22,7 +21,6 @@ from clearing.http.deps import SessionDep, SettingsDep, ledger_of
 from clearing.http.problems import PROBLEM_RESPONSES
 from clearing.mobile import checkout, events, service
 from clearing.mobile.gateway import StripeGateway, verify_event
-from clearing.mobile.models import Topup
 from clearing.mobile.schemas import (
     BillPaymentCreate,
     BillPaymentStarted,

@@ -15,11 +15,6 @@ class StaffLocked(TooManyRequests):
     title = "Too many wrong passwords"
 
 
-class StaffSessionInvalid(Unauthenticated):
-    code = "staff_session_invalid"
-    title = "The console sign-in is unknown, expired or ended"
-
-
 class StaffAccountInvalid(InvalidRequest):
     code = "staff_account_invalid"
     title = "The staff account is not valid"

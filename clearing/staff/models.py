@@ -1,7 +1,8 @@
-"""Tables of staff accounts: the accounts, their console sessions and their wrong passwords.
+"""Tables of staff accounts: the accounts and their wrong passwords (a console sign-in is a
+bearer token of clearing/auth, subject the username).
 
 Created by migration 0006_console; these classes must match it. A password is stored only as
-its Argon2id hash, a session token only as its SHA-256. An account is never deleted: disabling
+its Argon2id hash. An account is never deleted: disabling
 stamps `disabled_at`, so who did what stays attributable.
 """
 
@@ -28,19 +29,6 @@ class StaffAccount(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
-
-
-class StaffSession(Base):
-    """A console sign-in: its token (held in the browser's session cookie) lives hours."""
-
-    __tablename__ = "staff_sessions"
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_accounts.id"), index=True)
-    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class StaffFailedLogin(Base):

@@ -1,4 +1,4 @@
-"""Every query of staff accounts, sessions and wrong passwords (never commits)."""
+"""Every query of staff accounts, their wrong passwords and their tokens (never commits)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clearing.staff.models import StaffAccount, StaffFailedLogin, StaffSession
+from clearing.auth.models import ApiToken, Role
+from clearing.staff.models import StaffAccount, StaffFailedLogin
+
+# The roles a person signs in with; operators and residents have their own credentials.
+STAFF_ROLES = (Role.FINANCE, Role.ADMIN, Role.PLANNER)
 
 
 async def account_by_username(
@@ -34,14 +38,14 @@ async def failures_since(session: AsyncSession, staff_id: int, since: datetime) 
     return list((await session.execute(query.order_by(StaffFailedLogin.at))).scalars())
 
 
-async def session_by_hash(session: AsyncSession, token_sha256: str) -> StaffSession | None:
-    query = select(StaffSession).where(StaffSession.token_sha256 == token_sha256)
-    return (await session.execute(query)).scalar_one_or_none()
-
-
-async def revoke_sessions(session: AsyncSession, staff_id: int, at: datetime) -> None:
+async def revoke_tokens(session: AsyncSession, username: str, at: datetime) -> None:
+    """Revoke every staff token standing for `username` (console sign-ins and API tokens)."""
     await session.execute(
-        update(StaffSession)
-        .where(StaffSession.staff_id == staff_id, StaffSession.revoked_at.is_(None))
+        update(ApiToken)
+        .where(
+            ApiToken.subject == username,
+            ApiToken.role.in_(STAFF_ROLES),
+            ApiToken.revoked_at.is_(None),
+        )
         .values(revoked_at=at)
     )

@@ -2,22 +2,21 @@
 
 Passwords are residents' Argon2id (clearing/residents/passwords.py, the same code and cost);
 wrong passwords are counted per account in residents' sliding window (rules.retry_after_s,
-with the residents' limits from the settings). A sign-in is a random token stored as its
-SHA-256 (the browser holds it in the session cookie); each use reads the account again, so a
-disabled account or a removed role takes effect at once. Never commits.
+with the residents' limits from the settings). A sign-in is a bearer token of clearing/auth
+(role: the account's first staff role, subject: the username, living SESSION_TTL), which the
+console's session cookie holds; disabling an account revokes its tokens. Never commits.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from clearing.auth import service as auth_service
 from clearing.auth.models import Role
 from clearing.auth.service import Principal
 from clearing.db.base import utc_now
@@ -28,35 +27,27 @@ from clearing.staff import repository
 from clearing.staff.errors import (
     StaffAccountInvalid,
     StaffLocked,
-    StaffSessionInvalid,
     StaffSignInFailed,
     StaffTaken,
     StaffUnknown,
 )
-from clearing.staff.models import StaffAccount, StaffFailedLogin, StaffSession
+from clearing.staff.models import StaffAccount, StaffFailedLogin
+from clearing.staff.repository import STAFF_ROLES
 
-# The roles a person signs in with; operators and residents have their own credentials.
-STAFF_ROLES = (Role.FINANCE, Role.ADMIN, Role.PLANNER)
 USERNAME_PATTERN = r"^[a-z][a-z0-9._-]{1,31}$"
 PASSWORD_LENGTH_MIN = 12  # a staff password guards payouts: longer than a resident's minimum
 PASSWORD_LENGTH_MAX = 256
 SESSION_TTL = timedelta(hours=8)  # one working day; signing in again is cheap
-SESSION_TOKEN_BYTES = 32
-SESSION_TOKEN_LENGTH_MAX = 128
-SESSION_PREFIX = "ocs_"
+SESSION_LABEL = "console sign-in"
 
 _USERNAME = re.compile(USERNAME_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
 class StaffSignIn:
-    token: str  # shown once: the session cookie holds it
+    token: str  # a bearer token of clearing/auth, shown once: the session cookie holds it
     expires_at: datetime
     principal: Principal
-
-
-def _sha256(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def parse_roles(text: str) -> frozenset[Role]:
@@ -82,12 +73,12 @@ def roles_of(account: StaffAccount) -> frozenset[Role]:
     return frozenset(Role(name) for name in account.roles.split(",") if name)
 
 
-def principal_of(account: StaffAccount, session_pk: int) -> Principal:
+def principal_of(account: StaffAccount, token_pk: int) -> Principal:
     """The account as a caller: its first role (finance before admin before planner) is
     `role`, every role is in `roles`, the username is the subject."""
     roles = roles_of(account)
     first = next(role for role in STAFF_ROLES if role in roles)
-    return Principal(session_pk, first, account.username, None, roles)
+    return Principal(token_pk, first, account.username, None, roles)
 
 
 def _check_password(password: str, username: str) -> None:
@@ -147,11 +138,12 @@ async def get_staff(session: AsyncSession, username: str) -> StaffAccount:
 
 
 async def disable_staff(session: AsyncSession, username: str) -> StaffAccount:
-    """The account can no longer sign in and its open sign-ins end now (idempotent)."""
+    """The account can no longer sign in and its tokens (console sign-ins, API tokens issued
+    for it) are revoked now (idempotent)."""
     account = await get_staff(session, username)
     if account.disabled_at is None:
         account.disabled_at = utc_now()
-        await repository.revoke_sessions(session, account.id, account.disabled_at)
+        await repository.revoke_tokens(session, account.username, account.disabled_at)
         await session.flush()
     return account
 
@@ -204,43 +196,24 @@ async def verify_staff(
 async def sign_in(
     session: AsyncSession, settings: Settings, username: str, password: str
 ) -> StaffSignIn:
-    """Authenticate a staff member: a new console session and the Principal it stands for."""
+    """Authenticate a staff member: a new bearer token (SESSION_TTL) and the Principal it
+    stands for (its first staff role, the username, every role of the account)."""
     account = await verify_staff(session, settings, username, password)
-    token = SESSION_PREFIX + secrets.token_urlsafe(SESSION_TOKEN_BYTES)
-    now = utc_now()
-    row = StaffSession(
-        staff_id=account.id,
-        token_sha256=_sha256(token),
-        created_at=now,
-        expires_at=now + SESSION_TTL,
-        revoked_at=None,
+    principal = principal_of(account, 0)
+    expires_at = utc_now() + SESSION_TTL
+    token, row = await auth_service.issue_token(
+        session,
+        principal.role,
+        subject=account.username,
+        label=SESSION_LABEL,
+        expires_at=expires_at,
     )
-    session.add(row)
-    await session.flush()
-    return StaffSignIn(token, row.expires_at, principal_of(account, row.id))
+    return StaffSignIn(token, expires_at, principal_of(account, row.id))
 
 
-async def authenticate_session(session: AsyncSession, token: str | None) -> Principal:
-    """The principal of a console session token, or StaffSessionInvalid."""
-    if not token or len(token) > SESSION_TOKEN_LENGTH_MAX:
-        raise StaffSessionInvalid("sign in to the console")
-    row = await repository.session_by_hash(session, _sha256(token))
-    if row is None or row.revoked_at is not None or row.expires_at <= utc_now():
-        raise StaffSessionInvalid("the sign-in is unknown, expired or ended: sign in again")
-    account = await repository.account_by_id(session, row.staff_id)
-    if account is None or account.disabled_at is not None:
-        raise StaffSessionInvalid("the account is disabled")
-    return principal_of(account, row.id)
-
-
-async def sign_out(session: AsyncSession, token: str | None) -> None:
-    """End this console session (an unknown one: nothing to do)."""
-    if not token or len(token) > SESSION_TOKEN_LENGTH_MAX:
-        return
-    row = await repository.session_by_hash(session, _sha256(token))
-    if row is not None and row.revoked_at is None:
-        row.revoked_at = utc_now()
-        await session.flush()
+async def sign_out(session: AsyncSession, principal: Principal) -> None:
+    """End this sign-in: its token is revoked."""
+    await auth_service.revoke_token(session, principal.token_pk)
 
 
 async def active_staff_with(session: AsyncSession, username: str, role: Role) -> StaffAccount:

@@ -1,5 +1,4 @@
-"""Staff accounts (password sign-in for the finance console), their sessions and wrong
-passwords; second-person approval requests (write-offs, refunds, early settlement).
+"""Staff accounts (password sign-in for the finance console) and their wrong passwords; second-person approval requests (write-offs, refunds, early settlement).
 
 Revision ID: 0006_console
 Revises: 0005_ledgerperf
@@ -39,21 +38,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_staff_accounts"),
         sa.UniqueConstraint("username", name="uq_staff_accounts_username"),
     )
-    op.create_table(
-        "staff_sessions",
-        sa.Column("id", BIG_ID, autoincrement=True, nullable=False),
-        sa.Column("staff_id", sa.Integer(), nullable=False),
-        sa.Column("token_sha256", sa.String(64), nullable=False),
-        sa.Column("created_at", TS, nullable=False),
-        sa.Column("expires_at", TS, nullable=False),
-        sa.Column("revoked_at", TS, nullable=True),
-        sa.PrimaryKeyConstraint("id", name="pk_staff_sessions"),
-        sa.UniqueConstraint("token_sha256", name="uq_staff_sessions_token_sha256"),
-        sa.ForeignKeyConstraint(
-            ["staff_id"], ["staff_accounts.id"], name="fk_staff_sessions_staff_id_staff_accounts"
-        ),
-    )
-    op.create_index("ix_staff_sessions_staff_id", "staff_sessions", ["staff_id"])
     op.create_table(
         "staff_failed_logins",
         sa.Column("id", BIG_ID, autoincrement=True, nullable=False),
@@ -108,5 +92,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("approval_requests")
     op.drop_table("staff_failed_logins")
-    op.drop_table("staff_sessions")
     op.drop_table("staff_accounts")
