@@ -73,3 +73,14 @@ async def settlement_runs(conn: AsyncConnection, limit: int) -> list[dict[str, A
     """The latest settled days, newest first: every column of their runs."""
     rows = await conn.execute(select(runs).order_by(runs.c.business_day.desc()).limit(limit))
     return [dict(row._mapping) for row in rows]
+
+
+async def breaks_to_work(conn: AsyncConnection, limit: int) -> list[dict[str, Any]]:
+    """Breaks not yet resolved or written off, oldest first."""
+    rows = await conn.execute(
+        select(breaks)
+        .where(breaks.c.status.in_(OPEN_BREAK))
+        .order_by(breaks.c.first_seen_at, breaks.c.id)
+        .limit(limit)
+    )
+    return [dict(row._mapping) for row in rows]

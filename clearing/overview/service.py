@@ -128,3 +128,11 @@ async def by_day_and_line(conn: AsyncConnection, first: date, last: date) -> lis
 
 async def break_ageing(conn: AsyncConnection, now: datetime) -> tuple[AgeBucket, ...]:
     return age_buckets((seen for seen, _ in await repository.open_breaks_since(conn)), now)
+
+
+BREAKS_SHOWN_MAX = 200
+
+
+async def breaks_to_work(conn: AsyncConnection, limit: int = BREAKS_SHOWN_MAX) -> list[dict]:
+    """Open, assigned and explained breaks, oldest first (at most BREAKS_SHOWN_MAX)."""
+    return await repository.breaks_to_work(conn, max(1, min(limit, BREAKS_SHOWN_MAX)))

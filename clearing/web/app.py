@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from clearing.errors import ClearingError
 from clearing.settings import Settings
-from clearing.web import cards, payments, resident
+from clearing.web import cards, console, console_books, payments, resident
 from clearing.web.guard import CsrfGuard, SecurityHeaders
 from clearing.web.i18n import N_, load_catalogs
 from clearing.web.pages import PREFIX, href, make_environment, redirect_to, render
@@ -56,7 +56,13 @@ def create_web_app(settings: Settings) -> FastAPI:
     web.state.settings = settings
     web.state.web_templates = make_environment()
     web.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for router in (resident.router, cards.router, payments.router):
+    for router in (
+        resident.router,
+        cards.router,
+        payments.router,
+        console.router,
+        console_books.router,
+    ):
         web.include_router(router)
     # Added innermost first: headers wrap everything, cookies wrap the guard's refusals.
     web.add_middleware(CsrfGuard, refuse=status_page)
