@@ -57,6 +57,9 @@ SIGNIN_FIELDS = (
     Field("next", "", InputKind.HIDDEN, required=False, length_max=500),
 )
 NOTE = Field("note", N_("Why (kept in the audit trail)"), length_max=2000)
+# One page may hold several forms: each field has a name of its own (it is the input's id).
+RELEASE_NOTE = Field("release_note", NOTE.label, length_max=2000)
+WRITE_OFF_NOTE = Field("write_off_note", NOTE.label, length_max=2000)
 OPTIONAL_NOTE = Field("note", N_("Note (optional)"), required=False, length_max=2000)
 REJECT_NOTE = Field("note", N_("Why it is rejected"), length_max=2000)
 
@@ -188,8 +191,8 @@ async def _record_page(
         detail=detail,
         asked=asked,
         overridable=overridable,
-        release=forms.get("release") or blank(NOTE),
-        write_off=forms.get("write_off") or blank(NOTE),
+        release=forms.get("release") or blank(RELEASE_NOTE),
+        write_off=forms.get("write_off") or blank(WRITE_OFF_NOTE),
     )
 
 
@@ -211,7 +214,7 @@ async def release(
     visitor: Visitor = Finance,
 ) -> Response:
     data = submitted(request)
-    form = bind((NOTE,), data)
+    form = bind((RELEASE_NOTE,), data)
     override = None
     if data.get("override") == "yes":
         detail = await quarantine.show(await session.connection(), tap_id)
@@ -223,11 +226,11 @@ async def release(
                 await session.connection(),
                 tap_id,
                 actor=visitor.principal.actor,
-                note=form.text("note"),
+                note=form.text("release_note"),
                 override=override,
             )
         except ClearingError as error:
-            refuse(form, "note", error)
+            refuse(form, "release_note", error)
         else:
             return redirect(request, "console_record", tap_id=tap_id)
     return await _record_page(request, session, visitor, tap_id, 422, release=form)
@@ -241,7 +244,7 @@ async def ask_write_off(
     tap_id: int = Path(ge=1, le=TAP_ID_MAX),
     visitor: Visitor = Finance,
 ) -> Response:
-    form = bind((NOTE,), submitted(request))
+    form = bind((WRITE_OFF_NOTE,), submitted(request))
     if form.valid:
         try:
             await approvals.ask(
@@ -250,10 +253,10 @@ async def ask_write_off(
                 tools_of(request, settings),
                 ApprovalKind.WRITE_OFF,
                 str(tap_id),
-                form.text("note"),
+                form.text("write_off_note"),
             )
         except ClearingError as error:
-            refuse(form, "note", error)
+            refuse(form, "write_off_note", error)
         else:
             return redirect(request, "console_record", tap_id=tap_id)
     return await _record_page(request, session, visitor, tap_id, 422, write_off=form)
@@ -280,8 +283,6 @@ async def _approvals_page(
         failed_id=failed[0] if failed else None,
         failed_action=failed[1] if failed else None,
         failed=failed[2] if failed else None,
-        approve_form=blank(OPTIONAL_NOTE),
-        reject_form=blank(REJECT_NOTE),
     )
 
 

@@ -32,7 +32,9 @@ router = APIRouter(prefix="/console")
 CHART_DAYS = 14
 PARTICIPANTS_MAX = 500
 ASSIGNEE = Field("assignee", N_("Give it to (staff username)"), length_max=100)
-BREAK_ACTIONS = ("assign", "explain", "resolve")
+EXPLAIN_NOTE = Field("explain_note", N_("What explains it"), length_max=2000)
+RESOLVE_NOTE = Field("resolve_note", N_("What resolved it"), length_max=2000)
+BREAK_FIELDS = {"assign": ASSIGNEE, "explain": EXPLAIN_NOTE, "resolve": RESOLVE_NOTE}
 
 
 def _day(text: str | None) -> date | None:
@@ -263,8 +265,8 @@ async def _break_page(
         history=view.history,
         age=reconciliation.age_days(view.row, now_utc()),
         assign=forms.get("assign") or blank(ASSIGNEE),
-        explain=forms.get("explain") or blank(NOTE),
-        resolve=forms.get("resolve") or blank(NOTE),
+        explain=forms.get("explain") or blank(EXPLAIN_NOTE),
+        resolve=forms.get("resolve") or blank(RESOLVE_NOTE),
     )
 
 
@@ -286,10 +288,10 @@ async def act_on_break(
     action: str = Path(max_length=10),
     visitor: Visitor = Finance,
 ) -> Response:
-    if action not in BREAK_ACTIONS:
+    spec = BREAK_FIELDS.get(action)
+    if spec is None:
         raise PageNotFound()
-    fields = (ASSIGNEE,) if action == "assign" else (NOTE,)
-    form = bind(fields, submitted(request))
+    form = bind((spec,), submitted(request))
     if form.valid:
         conn = await session.connection()
         actor = visitor.principal.actor
@@ -299,11 +301,13 @@ async def act_on_break(
                     conn, break_id, assignee=form.text("assignee"), actor=actor
                 )
             elif action == "explain":
-                await reconciliation.explain(conn, break_id, actor=actor, note=form.text("note"))
+                note = form.text("explain_note")
+                await reconciliation.explain(conn, break_id, actor=actor, note=note)
             else:
-                await reconciliation.resolve(conn, break_id, actor=actor, note=form.text("note"))
+                note = form.text("resolve_note")
+                await reconciliation.resolve(conn, break_id, actor=actor, note=note)
         except ClearingError as error:
-            refuse(form, fields[0].name, error)
+            refuse(form, spec.name, error)
         else:
             return redirect(request, "console_break", break_id=break_id)
     return await _break_page(request, session, break_id, 422, **{action: form})

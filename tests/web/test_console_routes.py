@@ -164,7 +164,12 @@ async def test_every_console_route_refuses_everyone_but_finance(city: Console) -
         path = _path(route, city.seeded, request_id)
         for method in route.methods:
             for who, client in visitors.items():
-                data = {"csrf_token": await _csrf(client), "note": "x", "assignee": "x"}
+                notes = ("note", "release_note", "write_off_note", "explain_note", "resolve_note")
+                data = {
+                    "csrf_token": await _csrf(client),
+                    "assignee": "x",
+                    **dict.fromkeys(notes, "x"),
+                }
                 kwargs = {"data": data} if method == "POST" else {}
                 answer = await client.request(method, path, **kwargs)
                 assert _refused(answer), (who, method, path, answer.status_code)
