@@ -15,8 +15,8 @@ from datetime import date
 
 from markupsafe import Markup, escape
 
-WIDTH, HEIGHT = 640, 260
-LEFT, RIGHT, TOP, BOTTOM = 72, 16, 16, 40
+WIDTH, HEIGHT = 480, 240
+LEFT, RIGHT, TOP, BOTTOM = 84, 28, 18, 40
 # Distinguishable for the common colour blindnesses (Okabe and Ito's palette).
 PALETTE = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#d55e00", "#56b4e9", "#f0e442", "#000000")
 SERIES_MAX = len(PALETTE)
@@ -26,6 +26,21 @@ SERIES_MAX = len(PALETTE)
 class Bar:
     label: str
     value: int
+
+
+TICKS_MAX = 6
+
+
+def tick_indices(count: int, ticks_max: int = TICKS_MAX) -> list[int]:
+    """Which of `count` days get a label: evenly spaced, the first and the last always, never
+    two closer than the spacing (labels that would overlap)."""
+    if count <= ticks_max:
+        return list(range(count))
+    step = -(-(count - 1) // (ticks_max - 1))
+    ticks = list(range(0, count - 1, step))
+    if count - 1 - ticks[-1] < step / 2:
+        ticks.pop()
+    return [*ticks, count - 1]
 
 
 def _frame(title: str, body: list[str], chart_id: str) -> Markup:
@@ -41,9 +56,9 @@ def _axis(top_value: int, shown: Callable[[int], str]) -> list[str]:
     return [
         f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{bottom}" stroke="#555" />',
         f'<line x1="{LEFT}" y1="{bottom}" x2="{WIDTH - RIGHT}" y2="{bottom}" stroke="#555" />',
-        f'<text x="{LEFT - 6}" y="{TOP + 10}" text-anchor="end" font-size="11" '
+        f'<text x="{LEFT - 6}" y="{TOP + 10}" text-anchor="end" font-size="14" '
         f'fill="#222">{escape(shown(top_value))}</text>',
-        f'<text x="{LEFT - 6}" y="{bottom}" text-anchor="end" font-size="11" fill="#222">'
+        f'<text x="{LEFT - 6}" y="{bottom}" text-anchor="end" font-size="14" fill="#222">'
         f"{escape(shown(0))}</text>",
     ]
 
@@ -70,7 +85,7 @@ def bar_chart(
         )
         body.append(
             f'<text x="{x + slot * 0.35:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" '
-            f'font-size="11" fill="#222">{escape(bar.label)}</text>'
+            f'font-size="14" fill="#222">{escape(bar.label)}</text>'
         )
     return _frame(title, body, chart_id)
 
@@ -99,14 +114,13 @@ def line_chart(
             f"<title>{escape(name)}</title></polyline>"
         )
         body.append(
-            f'<rect x="{LEFT + 8 + index * 70}" y="{TOP}" width="10" height="10" '
-            f'fill="{colour}" /><text x="{LEFT + 22 + index * 70}" y="{TOP + 9}" font-size="11" '
+            f'<rect x="{LEFT + 8 + index * 90}" y="{TOP}" width="10" height="10" '
+            f'fill="{colour}" /><text x="{LEFT + 22 + index * 90}" y="{TOP + 9}" font-size="14" '
             f'fill="#222">{escape(name)}</text>'
         )
-    for i, day in enumerate(days):
-        if len(days) <= 8 or i in (0, len(days) - 1) or i % max(1, len(days) // 6) == 0:
-            body.append(
-                f'<text x="{LEFT + i * step:.1f}" y="{HEIGHT - BOTTOM + 16}" '
-                f'text-anchor="middle" font-size="11" fill="#222">{escape(day_label(day))}</text>'
-            )
+    for i in tick_indices(len(days)):
+        body.append(
+            f'<text x="{LEFT + i * step:.1f}" y="{HEIGHT - BOTTOM + 18}" text-anchor="middle" '
+            f'font-size="14" fill="#222">{escape(day_label(days[i]))}</text>'
+        )
     return _frame(title, body, chart_id)
