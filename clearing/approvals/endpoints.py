@@ -75,6 +75,8 @@ async def ask(
     "",
     response_model=list[ApprovalOut],
     summary="Approval requests, newest first (finance, admin)",
+    description="Every request with who asked, when and why, and who decided it, when, why and "
+    "what was done; optionally only one state or kind. At most `limit` (200) of them.",
 )
 async def list_requests(
     session: SessionDep,
@@ -87,7 +89,12 @@ async def list_requests(
     return [approval_out(None, row, []) for row in rows]
 
 
-@router.get("/{request_id}", response_model=ApprovalOut, summary="One approval request")
+@router.get(
+    "/{request_id}",
+    response_model=ApprovalOut,
+    summary="One approval request",
+    description="A request and its audit trail (finance, admin); 404 if the id names none.",
+)
 async def show(request_id: RequestId, session: SessionDep, principal: PrincipalDep) -> ApprovalOut:
     return approval_out(None, await service.get_request(session, principal, request_id), [])
 
@@ -125,6 +132,8 @@ async def approve(
     "/{request_id}/reject",
     response_model=ApprovalOut,
     summary="Reject a request with a reason (a second finance officer)",
+    description="Nothing is carried out; the reason is kept. The one who asked cannot reject "
+    "(403 requester_cannot_decide); a request decided otherwise is 409.",
 )
 async def reject(
     request_id: RequestId, body: ApprovalRejection, session: SessionDep, principal: PrincipalDep
