@@ -101,16 +101,26 @@ async def _owner(mw: MobileWorld, biller: BillerService) -> Owner:
     auth = {"Authorization": f"Bearer {who.access_token}"}
     topup = await mw.client.post(
         "/v1/me/topups",
-        json={"card_no": card_no, "amount_fen": 1000, "request_id": "walk-1",
-              "payment_method": "pm_card_visa"},
+        json={
+            "card_no": card_no,
+            "amount_fen": 1000,
+            "request_id": "walk-1",
+            "payment_method": "pm_card_visa",
+        },
         headers=auth,
     )
     assert topup.status_code == 201, topup.text
     bill = biller.add_bill(WATER, 1_234)
     paying = await mw.client.post(
         "/v1/me/bill-payments",
-        json={"biller": WATER, "account_no": bill["account_no"], "bill_id": bill["bill_id"],
-              "amount_fen": 1_234, "request_id": "walk-bill", "payment_method": "pm_card_visa"},
+        json={
+            "biller": WATER,
+            "account_no": bill["account_no"],
+            "bill_id": bill["bill_id"],
+            "amount_fen": 1_234,
+            "request_id": "walk-bill",
+            "payment_method": "pm_card_visa",
+        },
         headers=auth,
     )
     assert paying.status_code == 201, paying.text
@@ -141,8 +151,11 @@ async def walk(
     monkeypatch.setenv("ONECARD_DATABASE_URL", sqlite_url)  # the eager Celery task reads it
     monkeypatch.setenv("ONECARD_BILLER_URL", biller_service.url)
     get_settings.cache_clear()
-    overrides = {"biller_url": biller_service.url, "password_hash_memory_kib": 64,
-                 "password_hash_time_cost": 1}
+    overrides = {
+        "biller_url": biller_service.url,
+        "password_hash_memory_kib": 64,
+        "password_hash_time_cost": 1,
+    }
     async with stripe_world(sqlite_url, tmp_path, localstripe, **overrides) as mw:
         await _water(mw)
         owner = await _owner(mw, biller_service)
@@ -232,8 +245,12 @@ def _value_of(html: str, name: str) -> str:
 @pytest.mark.parametrize(
     ("lang", "wrong_card", "too_big", "no_biller"),
     [
-        (EN, "A card number has 16 digits.", "At most CN¥500.00 at a time.",
-         "There is no biller with this code."),
+        (
+            EN,
+            "A card number has 16 digits.",
+            "At most CN¥500.00 at a time.",
+            "There is no biller with this code.",
+        ),
         (ZH, "卡号为 16 位数字。", "每次最多 ¥500.00。", "没有使用此代码的收费单位。"),
     ],
     ids=["en", "zh"],
@@ -244,20 +261,23 @@ async def test_bad_input_is_refused_next_to_the_field_keeping_what_was_typed(
     client = walk.owner.client
     client.headers.update(lang)
     card = walk.owner.card_no
-    link = await post(client, "/web/cards/link", card_no="12345", proof_kind="balance",
-                      proof_amount="5")
+    link = await post(
+        client, "/web/cards/link", card_no="12345", proof_kind="balance", proof_amount="5"
+    )
     assert link.status_code == 422
     assert _error_next_to(link.text, "card_no") == wrong_card
     assert _value_of(link.text, "card_no") == "12345"
     assert _value_of(link.text, "proof_amount") == "5"
     key = secrets.token_urlsafe(12)
-    topup = await post(client, f"/web/cards/{card}/topup", amount="600", method="card",
-                       form_key=key)
+    topup = await post(
+        client, f"/web/cards/{card}/topup", amount="600", method="card", form_key=key
+    )
     assert topup.status_code == 422
     assert _error_next_to(topup.text, "amount") == too_big
     assert _value_of(topup.text, "amount") == "600"
-    shape = await post(client, f"/web/cards/{card}/topup", amount="12.345", method="card",
-                       form_key=key)
+    shape = await post(
+        client, f"/web/cards/{card}/topup", amount="12.345", method="card", form_key=key
+    )
     assert _value_of(shape.text, "amount") == "12.345"
     assert _error_next_to(shape.text, "amount")  # three decimals are not an amount
     lookup = await client.get("/web/bills", params={"biller": "no-such", "account_no": "A1"})

@@ -153,7 +153,9 @@ async def build_city(url: str, tmp: Path) -> City:
             await session.commit()
     await engine.dispose()
     card = SoftCard.issue(store, card_no, CardType.ADULT, balance_fen=FIRST_LOAD_FEN)
-    return City(url, tmp, key_store, store, credential, card_no, card, "whsec_" + secrets.token_hex(16))
+    return City(
+        url, tmp, key_store, store, credential, card_no, card, "whsec_" + secrets.token_hex(16)
+    )
 
 
 def _list_public_key() -> str:
