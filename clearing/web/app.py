@@ -80,6 +80,8 @@ def mount_web(app: FastAPI, settings: Settings) -> FastAPI:
 def _install_error_pages(web: FastAPI) -> None:
     @web.exception_handler(SignInRequired)
     async def _sign_in(request: Request, error: SignInRequired) -> Response:
+        if request.method != "GET":  # a form cannot be sent again after signing in
+            return redirect_to(href(request, error.signin_route))
         here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return redirect_to(href(request, error.signin_route, _query={"next": here}))
 
