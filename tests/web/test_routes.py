@@ -29,6 +29,7 @@ from clearing.settings import ESCROW_ACCOUNT_DEFAULT, get_settings
 from tests.clearing import residentharness
 from tests.clearing.billerharness import BillerService, biller_service
 from tests.clearing.mobileharness import MobileWorld, stripe_event, stripe_world
+from tests.web.formharness import post, web_sign_in
 from tests.web.worldharness import WATER
 
 __all__ = ["biller_service"]
@@ -59,21 +60,6 @@ def _client(mw: MobileWorld, headers: dict[str, str] | None = None) -> httpx.Asy
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=mw.app), base_url=BASE, headers=headers or EN
     )
-
-
-async def csrf(client: httpx.AsyncClient) -> str:
-    if "oc_csrf" not in client.cookies:
-        await client.get("/web/signin")
-    return client.cookies["oc_csrf"]
-
-
-async def post(client: httpx.AsyncClient, path: str, **fields: str) -> httpx.Response:
-    return await client.post(path, data={"csrf_token": await csrf(client), **fields})
-
-
-async def web_sign_in(client: httpx.AsyncClient, login: str) -> None:
-    answer = await post(client, "/web/signin", login=login, password=residentharness.PASSWORD)
-    assert answer.status_code == 303, answer.text
 
 
 async def _water(mw: MobileWorld) -> None:

@@ -16,7 +16,7 @@ from clearing.auth.models import ApiToken, Role
 from clearing.db.base import utc_now
 from tests.clearing import residentharness
 from tests.clearing.apiharness import World, world
-from tests.web.test_routes import post, web_sign_in
+from tests.web.formharness import post, web_sign_in
 
 SIGNIN = "/web/signin?next="
 
