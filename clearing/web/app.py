@@ -23,6 +23,8 @@ from clearing.web.pages import PREFIX, href, make_environment, redirect_to, rend
 from clearing.web.session import CookieWriter, PageNotFound, SignInRequired
 
 STATIC_DIR = Path(__file__).parent / "static"
+# The groups of pages, each an APIRouter of its module (the console adds its own here).
+ROUTERS = (resident.router, cards.router, payments.router, console.router, console_books.router)
 log = logging.getLogger("clearing.web")
 
 # The status pages, each with its heading and what to do (msgids).
@@ -56,13 +58,7 @@ def create_web_app(settings: Settings) -> FastAPI:
     web.state.settings = settings
     web.state.web_templates = make_environment()
     web.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for router in (
-        resident.router,
-        cards.router,
-        payments.router,
-        console.router,
-        console_books.router,
-    ):
+    for router in ROUTERS:
         web.include_router(router)
     # Added innermost first: headers wrap everything, cookies wrap the guard's refusals.
     web.add_middleware(CsrfGuard, refuse=status_page)
@@ -86,6 +82,8 @@ def mount_web(app: FastAPI, settings: Settings) -> FastAPI:
 def _install_error_pages(web: FastAPI) -> None:
     @web.exception_handler(SignInRequired)
     async def _sign_in(request: Request, error: SignInRequired) -> Response:
+        if request.method != "GET":  # a form cannot be sent again after signing in
+            return redirect_to(href(request, error.signin_route))
         here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return redirect_to(href(request, error.signin_route, _query={"next": here}))
 

@@ -16,7 +16,7 @@ from io import BytesIO
 from pathlib import Path
 
 from babel import Locale
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
@@ -69,6 +69,9 @@ class Language:
 
     def calendar_date(self, value: date) -> str:
         return format_date(value, format="medium", locale=self.locale)
+
+    def time(self, value: datetime, zone: tzinfo) -> str:
+        return format_time(value.astimezone(zone), format="short", locale=self.locale)
 
     def datetime(self, value: datetime, zone: tzinfo) -> str:
         return format_datetime(value.astimezone(zone), format="medium", locale=self.locale)

@@ -116,6 +116,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         number=lang.number,
         date=lambda value: lang.date(value, zone),
         date_only=lang.calendar_date,
+        time=lambda value: lang.time(value, zone),
         datetime=lambda value: lang.datetime(value, zone),
         csrf_token=csrf_token(request),
         visitor=getattr(request.state, "web_visitor", None),

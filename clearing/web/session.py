@@ -175,8 +175,16 @@ async def _refreshed(
     settings: Settings = request.app.state.settings
     try:
         pair = await signin.refresh(session, settings, tokens.refresh_token)
-    except (RefreshRefused, RefreshReused):
-        return None  # a reuse revoked its family: flushed, committed with this request
+    except RefreshRefused:
+        return None
+    except RefreshReused:
+        # a copied cookie: the whole sign-in is revoked, and that stands whatever the page
+        # does next (it redirects to sign-in, which would roll the request back)
+        await session.commit()
+        return None
+    # the new pair is the browser's from now on, whatever the page does next (a 404 page
+    # rolls its request back: the cookie would then name tokens that were never stored)
+    await session.commit()
     start_resident_session(request, pair)
     return await _principal(session, pair.access_token)
 

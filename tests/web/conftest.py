@@ -6,8 +6,8 @@ Chromium is launched by path (scripts/browser.sh installs it); `playwright insta
 used. Fixtures:
 - `web_service`: the service on a fresh embedded SQLite database: (base URL, its Settings).
 - `browser`: one chromium for the session.
-- `open_page(lang, width)`: a new browser context (its own cookies) and page, in that language
-  (Accept-Language) and width; its `requests` list records every URL asked for, and any
+- `open_page(lang, width, javascript=True)`: a new browser context (its own cookies) and page,
+  in that language (Accept-Language) and width; its `requests` list records every URL asked for, and any
   request to another host than 127.0.0.1 is refused (and recorded, so the test fails).
 """
 
@@ -139,8 +139,9 @@ OpenPage = Callable[..., Awaitable[WebPage]]
 async def open_page(browser: Browser) -> AsyncIterator[OpenPage]:
     contexts: list[BrowserContext] = []
 
-    async def _open(lang: str = "en", width: int = DESK_WIDTH) -> WebPage:
+    async def _open(lang: str = "en", width: int = DESK_WIDTH, javascript: bool = True) -> WebPage:
         context = await browser.new_context(
+            java_script_enabled=javascript,
             viewport={"width": width, "height": HEIGHTS.get(width, 800)},
             extra_http_headers={"Accept-Language": ACCEPT_LANGUAGE[lang]},
             locale="zh-CN" if lang == "zh" else "en-GB",

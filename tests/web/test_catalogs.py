@@ -12,7 +12,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
 import clearing.web
-from clearing.web.i18n import LANGS, LOCALE_DIR, language
+from clearing.web.i18n import LANGS, LOCALE_DIR, language, negotiate
 
 WEB_DIR = Path(clearing.web.__file__).parent
 METHODS = [("**.py", "python"), ("templates/**.html", "jinja2")]
@@ -51,3 +51,20 @@ def test_the_chinese_catalog_translates_and_money_is_yuan_in_each_locale() -> No
     assert zh.yuan(123456) == "¥1,234.56"
     assert en.yuan(123456) == "CN¥1,234.56"
     assert zh.yuan(5) == "¥0.05"
+
+
+@pytest.mark.parametrize(
+    ("cookie", "header", "chosen"),
+    [
+        (None, None, "zh_CN"),  # nothing said: the city's language
+        (None, "fr-FR,fr;q=0.9", "zh_CN"),
+        (None, "en-US,en;q=0.9,zh;q=0.5", "en"),
+        (None, "zh;q=0.4,en-GB;q=0.8", "en"),  # quality, not order
+        (None, "zh-TW,zh;q=0.9", "zh_CN"),
+        (None, "de, en;q=0.1", "en"),
+        ("en", "zh-CN", "en"),  # the reader's own choice wins
+        ("xx", "en", "en"),  # a cookie of no language of ours is ignored
+    ],
+)
+def test_the_readers_language(cookie: str | None, header: str | None, chosen: str) -> None:
+    assert negotiate(cookie, header).code == chosen

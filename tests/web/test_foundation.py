@@ -10,6 +10,7 @@ import pytest
 from tests.web.conftest import DESK_WIDTH, PHONE_WIDTH, OpenPage
 
 pytestmark = pytest.mark.slow
+PASSWORD = "tram lines at dawn"
 
 
 async def test_sign_up_shows_my_cards_in_the_chosen_language(
@@ -57,4 +58,35 @@ async def test_a_form_posted_without_its_token_is_refused_in_the_page_language(
     await web.context.clear_cookies()  # the token in the page no longer matches a cookie
     await web.page.get_by_role("button", name="Sign in").click()
     assert await web.page.locator("h1").inner_text() == "This form has expired"
+    assert web.outside_requests() == []
+
+
+async def test_sign_up_and_in_with_the_keyboard_alone_and_javascript_off(
+    web_service: tuple[str, object], open_page: OpenPage
+) -> None:
+    base, _ = web_service
+    web = await open_page("en", PHONE_WIDTH, javascript=False)
+    page = web.page
+    await page.goto(f"{base}/web/signup")
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.textContent") == "Skip to the content"
+    for _ in range(10):  # the brand, the language link, then the form's first field
+        await page.keyboard.press("Tab")
+        if await page.evaluate("document.activeElement.id") == "f-login":
+            break
+    assert await page.evaluate("document.activeElement.id") == "f-login"
+    outline = await page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"  # the focus is visible
+    await page.keyboard.type("wang@example.cn")
+    await page.keyboard.press("Tab")
+    await page.keyboard.type(PASSWORD)
+    await page.keyboard.press("Enter")
+    await page.wait_for_url(f"{base}/web/cards")
+    await page.get_by_role("button", name="Sign out").press("Enter")
+    await page.wait_for_url(f"{base}/web/signin")
+    await page.get_by_label("Email address or mobile number").fill("wang@example.cn")
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_label("Password").press("Enter")
+    await page.wait_for_url(f"{base}/web/cards")
+    assert await page.locator("h1").inner_text() == "My cards"
     assert web.outside_requests() == []
