@@ -19,7 +19,7 @@ from clearing.auth.models import Role
 from clearing.auth.service import Principal, require_role
 from clearing.books import chart
 from clearing.db.base import utc_now
-from clearing.errors import Conflict, InvalidRequest, NotFound, Unavailable
+from clearing.errors import Conflict, NotFound, Unavailable
 from clearing.ingest import repository as ingest_repository
 from clearing.lists import service as lists_service
 from clearing.registry import money
@@ -135,8 +135,8 @@ async def replace_card(
     now, and its balance moves (as a pending load) once its last taps have cleared."""
     old = await registry_service.card_for_update(session, old_card_no)
     registry_service.require_action(old, CardAction.REPLACE)
-    if old_card_no == new_card_no:
-        raise InvalidRequest("the new card must have another number")
+    if old_card_no == new_card_no:  # the number is taken, by the old card itself
+        raise Conflict(f"card {new_card_no} already exists: the new card must have another number")
     if await registry_repository.card_by_no(session, new_card_no) is not None:
         raise Conflict(f"card {new_card_no} already exists")
     now = utc_now()
