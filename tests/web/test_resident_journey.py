@@ -130,17 +130,17 @@ async def test_a_resident_signs_up_tops_up_rides_and_pays_a_water_bill(
         assert await page.locator("#receipt-amount").inner_text() == "CN¥43.21"
         shots["receipt"] = page.url
 
-        await page.goto(f"{base}/web/cards/{city.card_no}/lost")
-        shots["lost"] = page.url
-        await page.get_by_role("button", name="Report it lost").click()
-        assert "The card is reported lost" in await page.locator("main").inner_text()
-        assert await _denied(sqlite_url, city.card_no)
-        assert web.outside_requests() == []
-
+        shots["lost"] = f"{base}/web/cards/{city.card_no}/lost"
         cookies = await web.context.cookies()
         for lang in ("zh", "en"):
             for width in (PHONE_WIDTH, DESK_WIDTH):
                 await _shoot_every_page(open_page, base, lang, width, shots, cookies)
+
+        await page.goto(shots["lost"])
+        await page.get_by_role("button", name="Report it lost").click()
+        assert "The card is reported lost" in await page.locator("main").inner_text()
+        assert await _denied(sqlite_url, city.card_no)
+        assert web.outside_requests() == []
     get_settings.cache_clear()
 
 

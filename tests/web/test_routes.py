@@ -14,7 +14,6 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from html import unescape
-from pathlib import Path
 
 import httpx
 import pytest
@@ -22,6 +21,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy import func, select
 from starlette.routing import Mount
 
+from clearing import db
 from clearing.mobile.models import Topup
 from clearing.registry import service as registry_service
 from clearing.registry.schemas import ParticipantCreate
@@ -126,34 +126,43 @@ async def _owner(mw: MobileWorld, biller: BillerService) -> Owner:
     return Owner(client, card_no, ids)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def walk_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite+aiosqlite:///{(tmp_path_factory.mktemp('walk') / 'onecard.db').as_posix()}"
+    db.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="module")
 async def walk(
-    tmp_path: Path,
-    sqlite_url: str,
+    walk_db: str,
+    tmp_path_factory: pytest.TempPathFactory,
     localstripe: str,
     biller_service: BillerService,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Walk]:
-    monkeypatch.setenv("ONECARD_DATABASE_URL", sqlite_url)  # the eager Celery task reads it
-    monkeypatch.setenv("ONECARD_BILLER_URL", biller_service.url)
-    get_settings.cache_clear()
-    overrides = {
-        "biller_url": biller_service.url,
-        "password_hash_memory_kib": 64,
-        "password_hash_time_cost": 1,
-    }
-    async with stripe_world(sqlite_url, tmp_path, localstripe, **overrides) as mw:
-        await _water(mw)
-        owner = await _owner(mw, biller_service)
-        other_login = residentharness.random_email()
-        await residentharness.sign_up(mw.w, other_login)
-        other, anonymous = _client(mw), _client(mw)
-        await web_sign_in(other, other_login)
-        try:
-            yield Walk(mw, owner, other, anonymous)
-        finally:
-            for client in (owner.client, other, anonymous):
-                await client.aclose()
+    """One world for the module (the tests read it; the one that unlinks the card is last)."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("ONECARD_DATABASE_URL", walk_db)  # the eager Celery task reads it
+        env.setenv("ONECARD_BILLER_URL", biller_service.url)
+        get_settings.cache_clear()
+        overrides = {
+            "biller_url": biller_service.url,
+            "password_hash_memory_kib": 64,
+            "password_hash_time_cost": 1,
+        }
+        data_dir = tmp_path_factory.mktemp("walk-data")
+        async with stripe_world(walk_db, data_dir, localstripe, **overrides) as mw:
+            await _water(mw)
+            owner = await _owner(mw, biller_service)
+            other_login = residentharness.random_email()
+            await residentharness.sign_up(mw.w, other_login)
+            other, anonymous = _client(mw), _client(mw)
+            await web_sign_in(other, other_login)
+            try:
+                yield Walk(mw, owner, other, anonymous)
+            finally:
+                for client in (owner.client, other, anonymous):
+                    await client.aclose()
     get_settings.cache_clear()
 
 
@@ -247,7 +256,15 @@ async def test_bad_input_is_refused_next_to_the_field_keeping_what_was_typed(
 ) -> None:
     client = walk.owner.client
     client.headers.update(lang)
-    card = walk.owner.card_no
+    try:
+        await _refused_everywhere(client, walk.owner.card_no, wrong_card, too_big, no_biller)
+    finally:
+        client.headers.update(EN)
+
+
+async def _refused_everywhere(
+    client: httpx.AsyncClient, card: str, wrong_card: str, too_big: str, no_biller: str
+) -> None:
     link = await post(
         client, "/web/cards/link", card_no="12345", proof_kind="balance", proof_amount="5"
     )
@@ -295,3 +312,16 @@ async def test_the_same_pay_form_sent_twice_charges_once(walk: Walk) -> None:
     fresh = await post(walk.owner.client, path, **{**form, "form_key": secrets.token_urlsafe(12)})
     assert fresh.status_code == 303 and fresh.headers["location"] != first.headers["location"]
     assert await _topups(walk) == before + 2
+
+
+async def test_unlinking_a_card_takes_it_off_my_pages(walk: Walk) -> None:
+    client, card = walk.owner.client, walk.owner.card_no
+    unlinked = await post(client, f"/web/cards/{card}/unlink")
+    assert (
+        unlinked.status_code == 303 and unlinked.headers["location"] == "/web/cards?done=unlinked"
+    )
+    cards = await client.get("/web/cards?done=unlinked")
+    assert "The card is no longer linked to your account." in cards.text
+    assert card not in _main(cards.text)
+    assert (await client.get(f"/web/cards/{card}")).status_code == 404
+    assert (await client.get(f"/web/cards/{card}/topup")).status_code == 404
