@@ -83,3 +83,11 @@ class Unavailable(ClearingError):
     code = "unavailable"
     status = 503
     title = "Service unavailable"
+
+
+class SecondPersonRequired(Conflict):
+    """A write-off, a refund or an early settlement is asked for and approved by a second
+    finance officer (clearing/approvals): the direct path refuses it and says where to ask."""
+
+    code = "second_person_required"
+    title = "This needs a second person's approval"

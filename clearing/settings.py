@@ -135,6 +135,17 @@ class Settings(BaseSettings):
     card_link_window_s: int = Field(
         default=3_600, ge=60, description="Card-proof failures older than this are forgotten."
     )
+    # The web apps (clearing/web): their session cookie is encrypted and signed with this key.
+    web_session_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Fernet key (32 bytes, urlsafe base64) of the web session cookie. Empty: "
+        "one is made once and kept in data_dir/web-session-key.txt.",
+    )
+    web_cookie_secure: bool | None = Field(
+        default=None,
+        description="Mark the web cookies Secure. Empty: when the page was asked over https "
+        "(behind a TLS proxy, run uvicorn with --proxy-headers so it knows).",
+    )
 
     @field_validator("business_time_zone")
     @classmethod

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/pcsc.sh install          # pcscd + vpcd + libpcsclite-dev (Debian packages)
+bash scripts/browser.sh install       # chromium for the web apps' browser tests
 bash scripts/setup.sh test,pcsc
 bash scripts/services.sh
 bash scripts/pcsc.sh start            # pcscd with the vpcd virtual reader

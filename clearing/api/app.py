@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from clearing import db
 from clearing.api import health
 from clearing.api.docs import install_offline_docs
+from clearing.approvals import endpoints as approvals_endpoints
 from clearing.billing import endpoints as billing_endpoints
 from clearing.cards import endpoints as cards_endpoints
 from clearing.clinic import endpoints as clinic_endpoints
@@ -41,6 +42,7 @@ from clearing.registry import endpoints as registry_endpoints
 from clearing.residents import endpoints as residents_endpoints
 from clearing.settings import Settings, get_settings
 from clearing.settlement import endpoints as settlement_endpoints
+from clearing.web.app import mount_web
 from insight import endpoints as insight_endpoints
 from ledger.writer import Ledger
 from reconciliation import endpoints as reconciliation_endpoints
@@ -65,6 +67,7 @@ ROUTERS = (
     billing_endpoints,
     insight_endpoints,
     reconciliation_endpoints,
+    approvals_endpoints,
 )
 
 
@@ -156,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
         extra_models.extend(getattr(module, "OPENAPI_MODELS", ()))
     _describe_models(app, extra_models)
+    mount_web(app, settings)  # the web apps' pages at /web (clearing/web, docs/web.md)
     return app
 
 

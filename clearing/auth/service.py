@@ -28,16 +28,22 @@ NONCE_RETENTION = timedelta(seconds=2 * TIMESTAMP_SKEW_S_MAX)
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """A verified staff member or resident. `subject`: participant code (operator), resident id."""
+    """A verified staff member or resident. `subject`: participant code (operator), resident id,
+    staff username. A staff member signed in with a password (clearing/staff) may hold more
+    roles than `role`, their first: `roles` names all of them (a token has exactly one)."""
 
     token_pk: int
     role: Role
     subject: str | None
     participant_id: int | None
+    roles: frozenset[Role] = frozenset()
 
     @property
     def actor(self) -> str:
         return f"{self.role.value}:{self.subject or self.token_pk}"
+
+    def has_role(self, *roles: Role) -> bool:
+        return self.role in roles or any(role in self.roles for role in roles)
 
 
 def hash_token(token: str) -> str:
@@ -114,6 +120,6 @@ async def authenticate_bearer(session: AsyncSession, authorization: str | None) 
 
 
 def require_role(principal: Principal, *roles: Role) -> None:
-    if principal.role not in roles:
+    if not principal.has_role(*roles):
         allowed = ", ".join(role.value for role in roles)
         raise Forbidden(f"this needs one of the roles: {allowed}")

@@ -387,6 +387,17 @@ async def receipt_of(session: AsyncSession, resident_id: str, receipt_id: str) -
     return found
 
 
+async def payment_of(
+    session: AsyncSession, resident_id: str, payment_id: str
+) -> tuple[BillPayment, BillReceipt | None]:
+    """One of the calling resident's bill payments and its receipt once paid; another's, or
+    none, is 404 alike."""
+    found = await repository.payment(session, payment_id)
+    if found is None or found.resident_id != resident_id:
+        raise NotFound(f"you have no bill payment {payment_id}")
+    return found, await repository.receipt_of_payment(session, payment_id)
+
+
 async def list_payments(
     session: AsyncSession,
     *,

@@ -12,7 +12,7 @@ from clearing.auth.dependencies import PrincipalDep
 from clearing.auth.models import Role
 from clearing.auth.service import Principal, require_role
 from clearing.cards import service as cards
-from clearing.errors import NotFound
+from clearing.errors import NotFound, SecondPersonRequired
 from clearing.http.bodies import StrictJsonRoute
 from clearing.http.deps import SessionDep, ledger_of
 from clearing.http.problems import PROBLEM_RESPONSES
@@ -162,8 +162,9 @@ async def get_replacement(
 @router.post(
     "/cards/{card_no:card_no}/refund",
     tags=["cards"],
-    summary="Refund a returned card",
-    description="Admin: refund a returned card's balance and deposit (cash or bank) and close it for good.",
+    summary="Refund a returned card: ask a second officer",
+    description="A card refund needs a second person: this answers 409 second_person_required; "
+    "ask with POST /v1/approvals (kind card_refund) and a finance officer approves it.",
 )
 async def refund_card(
     card_no: CardNoPath,
@@ -173,10 +174,12 @@ async def refund_card(
     session: SessionDep,
 ) -> CardChange:
     _admin(principal)
-    card, version = await cards.refund_card(
-        session, ledger_of(request), card_no, principal.actor, body.reason, body.paid_by
+    await cards.visible_card(session, principal, card_no)
+    raise SecondPersonRequired(
+        "a card refund needs a second person: ask with POST /v1/approvals "
+        f'{{"kind": "card_refund", "target": "{card_no}", "paid_by": "{body.paid_by}", '
+        '"reason": ...}'
     )
-    return _changed(card, version)
 
 
 @router.post(

@@ -33,6 +33,8 @@ SERVER_COMMANDS = {
     "ledger": "The double-entry ledger: check and read.",
     "registry": "Participants, terminals, cards and tokens.",
     "quarantine": "Records the engine could not clear.",
+    "staff": "Staff accounts of the finance console.",
+    "approvals": "Write-offs, refunds and early settlements waiting for a second officer.",
     "insight": "Ridership, journeys and trends, published privacy-safe.",
 }
 SERVER_INSTALL = 'pip install "onecard[server]"'

@@ -24,9 +24,11 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from clearing.approvals.models import ApprovalKind
 from clearing.auth.models import Role
 from clearing.auth.service import Principal
 from clearing.calendar import BUSINESS_DAY_FIRST, BUSINESS_DAY_LAST
+from clearing.cli import approvals_cmd
 from clearing.cli.database import ready_database_url
 from clearing.cli.failures import EXIT_FAILED, EXIT_USAGE, say
 from clearing.cli.money import yuan
@@ -315,6 +317,28 @@ def _db_call(work: Any) -> Any:
     return asyncio.run(_in_transaction(ready_database_url(), work))
 
 
+def _ask_early(
+    settings: Any, business_day: date | None, by: str | None, reason: str | None
+) -> bool:
+    """`settle --force` on a day still open asks a second officer (True: asked); on a closed
+    day it settles as it would without --force (False)."""
+    from clearing.settlement.service import calendar_of
+
+    calendar = calendar_of(settings)
+    now = datetime.now(ZoneInfo("UTC"))
+    day = business_day or calendar.business_day(now)
+    if day > calendar.business_day(now) or calendar.is_closed(day, now):
+        return False  # a later day is refused as not begun; a closed one needs nobody else
+    if not by or not reason:
+        raise typer.BadParameter(
+            "closing a day early needs a second finance officer: give --by <your staff "
+            "username> and --reason, then another officer approves the request",
+            param_hint="--force",
+        )
+    approvals_cmd.ask(ApprovalKind.EARLY_SETTLEMENT, day.isoformat(), reason, by)
+    return True
+
+
 def parse_day(text: str, option: str) -> date:
     """A business day YYYY-MM-DD from the command line, or a usage error saying so."""
     try:
@@ -370,9 +394,13 @@ def register(app: typer.Typer) -> None:
             None, "--date", help="Business day YYYY-MM-DD (default: the last closed day)."
         ),
         force: bool = typer.Option(
-            False, help="Close the current business day early (never a later one)."
+            False,
+            help="Ask to close the current business day early (never a later one): a second "
+            "finance officer approves it with `onecard approvals approve`.",
         ),
         actor: str = typer.Option(ACTOR_DEFAULT, help="Who settles (audited)."),
+        by: str = typer.Option(None, help="With --force: your staff username (finance)."),
+        reason: str = typer.Option(None, help="With --force: why the day closes early."),
         undo_future: bool = typer.Option(
             False,
             "--undo-future",
@@ -393,11 +421,11 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"1 .. {ACTOR_LENGTH_MAX} characters", param_hint="--actor")
         business_day = parse_day(day, "--date") if day is not None else None
         settings = get_settings()  # a bad setting is named by the one handler, not below
+        if force and _ask_early(settings, business_day, by, reason):
+            return
         try:
             ready_database_url()
-            settlement, files = asyncio.run(
-                settle_day(settings, business_day, actor=actor, force=force)
-            )
+            settlement, files = asyncio.run(settle_day(settings, business_day, actor=actor))
         except (SettlementError, ValueError) as error:
             _fail(error)
         print_settled_day(settlement, chosen_by_default=business_day is None)
@@ -529,16 +557,11 @@ def register(app: typer.Typer) -> None:
     def write_off(
         tap_id: int = typer.Argument(..., min=1, max=TAP_ID_MAX, help="Tap record id."),
         note: str = typer.Option(..., help="Why it will never clear (audited)."),
-        actor: str = typer.Option(ACTOR_DEFAULT, help="Who writes it off (audited)."),
+        by: str = typer.Option(..., help="Your staff username (finance): audited."),
     ) -> None:
-        """Close a record for good; it moves no money."""
-        from clearing.quarantine import service
-
-        try:
-            _db_call(lambda conn: service.write_off(conn, tap_id, actor=actor, note=note))
-        except ClearingError as error:
-            _fail(error)
-        console.print(f"[green]wrote off {tap_id}[/green]")
+        """Ask for a record to be closed for good (it moves no money): a second finance officer
+        approves it with `onecard approvals approve`."""
+        approvals_cmd.ask(ApprovalKind.WRITE_OFF, str(tap_id), note, by)
 
     app.add_typer(quarantine, name="quarantine")
 

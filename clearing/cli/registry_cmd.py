@@ -21,6 +21,8 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from clearing import db
+from clearing.approvals import service as approvals
+from clearing.approvals.models import ApprovalKind
 from clearing.auth import service as auth_service
 from clearing.auth.models import Role
 from clearing.books.chart import BooksError
@@ -41,6 +43,7 @@ from clearing.registry.schemas import (
     TerminalUpdate,
 )
 from clearing.settings import get_settings
+from clearing.staff import service as staff_service
 from ledger.errors import InvariantError, LedgerError
 from ledger.port import LedgerPort
 from ledger.writer import Ledger
@@ -348,23 +351,29 @@ def register(app: typer.Typer) -> None:
         card_no: str,
         reason: str = typer.Option(..., help="Why the card is refunded (audited)."),
         paid_by: str = typer.Option("cash", help="cash or bank"),
-        actor: str = typer.Option(ACTOR, help="Who refunds (audited)."),
+        by: str = typer.Option(..., help="Your staff username (admin or finance): audited."),
         yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation (scripts)."),
     ) -> None:
-        """Refund a returned card's balance and deposit; the card is denied for good."""
+        """Ask to refund a returned card's balance and deposit (the card is then denied for
+        good): a finance officer other than you approves it with `onecard approvals approve`."""
         body = _valid(CardRefund, reason=reason, paid_by=paid_by)
-        actor = actor.strip()
-        if not 1 <= len(actor) <= ACTOR_LENGTH_MAX:
-            raise typer.BadParameter(f"1 .. {ACTOR_LENGTH_MAX} characters", param_hint="--actor")
         if not yes:
-            _confirm(f"refund card {card_no} ({body.paid_by}) and deny it for good?")
-        row, _ = _run(
-            lambda s, led: cards_service.refund_card(
-                s, led, card_no, actor, body.reason, body.paid_by
-            ),
-            with_ledger=True,
+            _confirm(f"ask to refund card {card_no} ({body.paid_by}) and deny it for good?")
+
+        async def ask(session: AsyncSession, ledger: LedgerPort | None) -> Any:
+            principal = await staff_service.acting_as(session, by)
+            tools = approvals.Tools(ledger, get_settings())
+            kind = ApprovalKind.CARD_REFUND
+            return await approvals.ask(
+                session, principal, tools, kind, card_no, body.reason, paid_by=body.paid_by
+            )
+
+        row = _run(ask)
+        console.print(
+            f"[green]refund of card {card_no} asked as request #{row.id}[/green]: a finance "
+            f"officer other than you approves it with `onecard approvals approve {row.id} --by "
+            "<username>`"
         )
-        console.print(f"[green]card {row.card_no} refunded by {escape(actor)}[/green]")
 
     @registry.command("deny-coverage")
     def deny_coverage(

@@ -10,6 +10,7 @@ import typer
 
 from clearing.cards.service import block_card
 from clearing.cli import (
+    approvals_cmd,
     bank_cmd,
     bills_cmd,
     clearing_cmd,
@@ -18,6 +19,7 @@ from clearing.cli import (
     registry_cmd,
     residents_cmd,
     serve_cmd,
+    staff_cmd,
 )
 from clearing.cli.card_cmd import build_card_app
 from clearing.cli.database import ready_database_url
@@ -44,6 +46,8 @@ app.add_typer(terminal_cli.terminal_app, name="terminal")
 serve_cmd.register(app)
 registry_cmd.register(app)
 residents_cmd.register(app)
+staff_cmd.register(app)
+approvals_cmd.register(app)
 clearing_cmd.register(app)
 bank_cmd.register(app)
 demo_cmd.register(app)

@@ -11,19 +11,16 @@ import random
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Path, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from clearing.auth.dependencies import PrincipalDep
 from clearing.billing import tasks as billing_tasks
-from clearing.billing.models import PaymentStatus
 from clearing.billing.schemas import BillPaymentOut
+from clearing.errors import SecondPersonRequired
 from clearing.http.bodies import StrictJsonRoute
 from clearing.http.deps import SessionDep, SettingsDep, ledger_of
 from clearing.http.problems import PROBLEM_RESPONSES
-from clearing.mobile import bills, events, service
-from clearing.mobile.errors import PaymentDeclined
+from clearing.mobile import checkout, events, service
 from clearing.mobile.gateway import StripeGateway, verify_event
-from clearing.mobile.models import Topup, TopupState
 from clearing.mobile.schemas import (
     BillPaymentCreate,
     BillPaymentStarted,
@@ -38,13 +35,12 @@ from clearing.mobile.schemas import (
 from clearing.mobile.service import TopupRequest
 from clearing.residents.dependencies import CurrentResident
 from clearing.settings import Settings
-from ledger.errors import InvariantError, LedgerConflictError
+from ledger.errors import LedgerConflictError
 
 # A webhook whose transaction lost a ledger deadlock is applied again this often before the
 # 409 goes back to Stripe (which then redelivers it later).
 WEBHOOK_ATTEMPTS_MAX = 5
 
-RESERVE_ATTEMPTS_MAX = 3
 router = APIRouter(route_class=StrictJsonRoute, prefix="/v1", responses=PROBLEM_RESPONSES)
 
 TopupIdPath = Annotated[str, Path(pattern=r"^tu_[0-9a-f]{32}$", description="A top-up's id")]
@@ -91,48 +87,16 @@ async def create_topup(
         body.payment_method_type,
         body.payment_method,
     )
-    topup, call_stripe = await _reserve(session, request, resident.resident_id, wanted, settings)
-    if not call_stripe:
-        return TopupCreated.model_validate(topup)
-    gateway = gateway_of(request, settings)
-    topup_id = topup.topup_id
-    await session.commit()  # stored before Stripe is asked: every webhook finds it
-    try:
-        intent = await gateway.create_intent(
-            amount_fen=wanted.amount_fen,
-            method_type=wanted.method_type.value,
-            payment_method=wanted.payment_method,
-            metadata=service.intent_metadata(topup),
-            idempotency_key=service.rules.stripe_idempotency_key(topup_id),
-        )
-    except PaymentDeclined:
-        await service.record_declined(session, topup_id, "the card was declined")
-        await session.commit()
-        raise
-    topup = await service.record_intent(session, topup_id, intent)
+    topup, client_secret = await checkout.start_topup(
+        session,
+        ledger_of(request),
+        lambda: gateway_of(request, settings),
+        resident.resident_id,
+        wanted,
+        settings,
+    )
     created = TopupCreated.model_validate(topup)
-    return created.model_copy(update={"client_secret": intent.client_secret})
-
-
-async def _reserve(
-    session: AsyncSession,
-    request: Request,
-    resident_id: str,
-    wanted: TopupRequest,
-    settings: Settings,
-) -> tuple[Topup, bool]:
-    """Reserve the top-up; a ledger write conflict (another card's accounts opening at the same
-    instant) is retried on a fresh transaction, a bounded number of times."""
-    for attempt in range(RESERVE_ATTEMPTS_MAX):
-        try:
-            return await service.reserve_topup(
-                session, ledger_of(request), resident_id, wanted, settings
-            )
-        except LedgerConflictError:
-            await session.rollback()
-            if attempt == RESERVE_ATTEMPTS_MAX - 1:
-                raise
-    raise InvariantError("unreachable: the loop returns or raises")
+    return created.model_copy(update={"client_secret": client_secret})
 
 
 @router.get(
@@ -223,30 +187,19 @@ async def flagged_topups(principal: PrincipalDep, session: SessionDep) -> Flagge
 @router.post(
     "/mobile/topups/{topup_id}/refund",
     tags=["mobile"],
-    summary="Refund an undelivered top-up",
-    description="Admin or finance: the load leaves the action list and the payment is refunded "
-    "through Stripe. Refused (409) once the load is on the card: refund the card instead.",
+    summary="Refund an undelivered top-up: ask a second officer",
+    description="A refund needs a second person: this answers 409 second_person_required; ask "
+    "with POST /v1/approvals (kind topup_refund) and a finance officer approves it (the load "
+    "leaves the action list and the payment is refunded through Stripe then).",
 )
 async def refund_topup(
-    topup_id: TopupIdPath,
-    request: Request,
-    principal: PrincipalDep,
-    session: SessionDep,
-    settings: SettingsDep,
+    topup_id: TopupIdPath, principal: PrincipalDep, session: SessionDep
 ) -> TopupStaffOut:
-    topup = await service.staff_topup(session, principal, topup_id)
-    await _refund(session, request, settings, topup)
-    return TopupStaffOut.model_validate(topup)
-
-
-async def _refund(
-    session: AsyncSession, request: Request, settings: Settings, topup: Topup
-) -> None:
-    # Withdrawn from the lists and booked first; Stripe is asked last, so a refusal there
-    # rolls all of it back, and a crash after it leaves charge.refunded to finish the booking.
-    await service.withdraw_undelivered(session, ledger_of(request), topup, TopupState.REFUNDED)
-    payment_intent_id = topup.payment_intent_id or ""
-    await gateway_of(request, settings).refund(payment_intent_id, f"refund-{topup.topup_id}")
+    await service.staff_topup(session, principal, topup_id)
+    raise SecondPersonRequired(
+        "a top-up refund needs a second person: ask with POST /v1/approvals "
+        f'{{"kind": "topup_refund", "target": "{topup_id}", "reason": ...}}'
+    )
 
 
 @router.post(
@@ -267,32 +220,24 @@ async def pay_bill(
     session: SessionDep,
     settings: SettingsDep,
 ) -> BillPaymentStarted:
-    payment = await bills.start(
-        session,
-        resident.resident_id,
-        biller_code=body.biller,
-        account_no=body.account_no,
-        bill_id=body.bill_id,
-        amount_fen=body.amount_fen,
-        request_id=body.request_id,
-        settings=settings,
+    charge = checkout.BillCharge(
+        body.biller,
+        body.account_no,
+        body.bill_id,
+        body.amount_fen,
+        body.request_id,
+        body.payment_method_type,
+        body.payment_method,
     )
-    if payment.status is not PaymentStatus.STARTED:
+    payment, intent = await checkout.start_bill_payment(
+        session, lambda: gateway_of(request, settings), resident.resident_id, charge, settings
+    )
+    if intent is None:
         return BillPaymentStarted(
             payment=BillPaymentOut.model_validate(payment),
             payment_intent_id=payment.external_ref,
             client_secret=None,
         )
-    gateway = gateway_of(request, settings)
-    metadata, key = bills.intent_metadata(payment), bills.idempotency_key(payment)
-    await session.commit()  # started before Stripe is asked: the webhook always finds it
-    intent = await gateway.create_intent(
-        amount_fen=body.amount_fen,
-        method_type=body.payment_method_type.value,
-        payment_method=body.payment_method,
-        metadata=metadata,
-        idempotency_key=key,
-    )
     return BillPaymentStarted(
         payment=BillPaymentOut.model_validate(payment),
         payment_intent_id=intent.id,

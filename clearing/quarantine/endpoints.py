@@ -10,6 +10,7 @@ from clearing.auth.dependencies import PrincipalDep
 from clearing.auth.models import Role
 from clearing.auth.service import require_role
 from clearing.engine.reasons import QuarantineReason
+from clearing.errors import SecondPersonRequired
 from clearing.http.bodies import StrictJsonRoute
 from clearing.http.deps import SessionDep
 from clearing.http.problems import PROBLEM_RESPONSES
@@ -102,14 +103,16 @@ async def release(
 @router.post(
     "/{tap_id}/write-off",
     response_model=RecordDetail,
-    summary="Write a record off (finance)",
-    description="Finance: close a held record that will never clear (a forged or duplicate "
-    "record), with a note saying why. No money moves; audited; 409 if the record is not held.",
+    summary="Write a record off: ask a second officer (finance)",
+    description="A write-off needs a second finance officer: this answers 409 "
+    'second_person_required; ask with POST /v1/approvals {"kind": "write_off", '
+    '"target": "<tap id>", "reason": ...} and another officer approves it.',
 )
 async def write_off(
     tap_id: TapId, body: WriteOffIn, session: SessionDep, principal: PrincipalDep
 ) -> RecordDetail:
     require_role(principal, Role.FINANCE)
-    conn = await session.connection()
-    await service.write_off(conn, tap_id, actor=principal.actor, note=body.note)
-    return await show(tap_id, session, principal)
+    raise SecondPersonRequired(
+        f"a write-off needs a second finance officer: ask with POST /v1/approvals "
+        f'{{"kind": "write_off", "target": "{tap_id}", "reason": ...}}'
+    )

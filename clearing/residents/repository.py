@@ -34,7 +34,11 @@ _cleared_taps = table(
     column("balance_after_fen", BigInteger()),
     column("load_id", String(64)),
     column("occurred_at", UtcDateTime()),
+    column("tap_record_id", BigInteger()),
 )
+
+# the stop a tap was made at (the terminal's record; a load at a kiosk or a metro gate: none)
+_tap_records = table("tap_records", column("id", BigInteger()), column("stop_id", String(64)))
 
 _pending_loads = table(
     "pending_loads",
@@ -62,6 +66,7 @@ class ClearedTapRow:
     balance_after_fen: int
     load_id: str | None
     occurred_at: datetime
+    stop_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,13 +248,15 @@ def _tap(row: object) -> ClearedTapRow:
         balance_after_fen=row.balance_after_fen,  # type: ignore[attr-defined]
         load_id=row.load_id,  # type: ignore[attr-defined]
         occurred_at=row.occurred_at,  # type: ignore[attr-defined]
+        stop_id=row.stop_id,  # type: ignore[attr-defined]
     )
 
 
 def _newest_first(card_no: str):  # type: ignore[no-untyped-def]
     c = _cleared_taps.c
     return (
-        select(_cleared_taps)
+        select(_cleared_taps, _tap_records.c.stop_id)
+        .outerjoin(_tap_records, _tap_records.c.id == c.tap_record_id)
         .where(c.card_no == card_no)
         .order_by(c.card_counter.desc(), c.occurred_at.desc())
     )

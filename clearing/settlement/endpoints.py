@@ -15,7 +15,13 @@ from clearing.auth.dependencies import PrincipalDep
 from clearing.auth.models import Role
 from clearing.auth.service import Principal, require_role
 from clearing.calendar import BUSINESS_DAY_FIRST, BUSINESS_DAY_LAST
-from clearing.errors import ClearingError, Forbidden, InvalidRequest, NotFound
+from clearing.errors import (
+    ClearingError,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    SecondPersonRequired,
+)
 from clearing.http.bodies import StrictJsonRoute
 from clearing.http.deps import SessionDep, SettingsDep
 from clearing.http.problems import PROBLEM_RESPONSES
@@ -122,8 +128,8 @@ async def get_settlement(
     description="Settle a closed business day and write its instruction files (CSV, pain.001, "
     "claims), exactly as `onecard settle` does. Idempotent: settling it again changes nothing "
     "and answers the same settlement (`already_settled`). A day whose cut-off has not passed is "
-    "refused (409) unless `force` closes it early; `force` closes only the current business day: a "
-    "later day is refused (422 business_day_in_future), `force` or not.",
+    "refused (409); closing it early (`force`) needs a second finance officer: 409 "
+    "second_person_required, ask with POST /v1/approvals (kind early_settlement).",
 )
 async def settle(
     business_day: DayPath,
@@ -138,6 +144,19 @@ async def settle(
 ) -> SettlementOut:
     require_role(principal, Role.FINANCE)
     _check_day(business_day)
+    now = datetime.now(UTC)
+    calendar = service.calendar_of(settings)
+    # a later day is refused below as not begun, `force` or not
+    if (
+        force
+        and business_day <= calendar.business_day(now)
+        and not calendar.is_closed(business_day, now)
+    ):
+        raise SecondPersonRequired(
+            "settling a day before its cut-off needs a second finance officer: ask with POST "
+            f'/v1/approvals {{"kind": "early_settlement", "target": "{business_day}", '
+            '"reason": ...}'
+        )
     ledger = request.app.state.ledger
     if ledger is None:
         raise SettlementRefused("the ledger is not available")
@@ -146,9 +165,8 @@ async def settle(
         ledger,
         settings,
         business_day,
-        now=datetime.now(UTC),
+        now=now,
         actor=principal.actor,
-        force=force,
     )
     return _out(settlement, principal, files)
 

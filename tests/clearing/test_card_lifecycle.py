@@ -9,10 +9,12 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from clearing.auth.models import Role
 from clearing.lists import service as lists_service
 from clearing.registry.lifecycle import TRANSITIONS, CardAction, denied, next_status
 from clearing.registry.models import CardStatus
 from tests.clearing.apiharness import random_card_no, world
+from tests.clearing.staffharness import officer
 
 ACTION_PATHS = {
     CardAction.REPORT_LOST: "report-lost",
@@ -21,6 +23,17 @@ ACTION_PATHS = {
     CardAction.REPLACE: "replace",
     CardAction.REFUND: "refund",
 }
+
+
+async def _refund(w, card_no: str, clerk: dict, finance: dict):  # type: ignore[no-untyped-def]
+    """A refund is asked at the counter and carried out when finance approves it."""
+    body = {"kind": "card_refund", "target": card_no, "reason": "model", "paid_by": "cash"}
+    asked = await w.client.post("/v1/approvals", json=body, headers=clerk)
+    if asked.status_code != 201:
+        return asked
+    return await w.client.post(
+        f"/v1/approvals/{asked.json()['id']}/approve", json={}, headers=finance
+    )
 
 
 def test_every_status_but_active_is_denied_and_terminal_states_are_final() -> None:
@@ -55,13 +68,18 @@ async def test_card_follows_its_transition_table(sqlite_url, tmp_path, actions) 
         )
         assert issued.status_code == 201
         status = CardStatus.ACTIVE
+        _, clerk = await officer(w.app, Role.ADMIN, prefix="adm")
+        _, finance = await officer(w.app)
         for action in actions:
             body: dict = {"reason": "model"}
             if action is CardAction.REPLACE:
                 body["new_card_no"] = random_card_no()
-            response = await w.client.post(
-                f"/v1/cards/{card_no}/{ACTION_PATHS[action]}", json=body, headers=admin
-            )
+            if action is CardAction.REFUND:
+                response = await _refund(w, card_no, clerk, finance)
+            else:
+                response = await w.client.post(
+                    f"/v1/cards/{card_no}/{ACTION_PATHS[action]}", json=body, headers=admin
+                )
             expected = next_status(status, action)
             if expected is None:
                 assert response.status_code == 409, (status, action, response.text)

@@ -144,35 +144,53 @@ def test_card_refund_needs_a_reason(embedded: CliRunner) -> None:
 
 def test_card_refund_without_a_terminal_to_ask_on_needs_yes(embedded: CliRunner) -> None:
     _issue(embedded)
-    refused = embedded.invoke(app, ["registry", "card", "refund", CARD, "--reason", "moving"])
+    refused = embedded.invoke(
+        app, ["registry", "card", "refund", CARD, "--reason", "moving", "--by", "clerk-17"]
+    )
     assert refused.exit_code == 2
     assert "pass --yes" in refused.output
     shown = embedded.invoke(app, ["registry", "card", "show", CARD])
     assert "active" in shown.output and "refunded" not in shown.output
 
 
-def test_card_refund_is_audited_with_who_and_why(embedded: CliRunner) -> None:
-    _issue(embedded)
-    done = embedded.invoke(
-        app,
-        [
-            "registry",
-            "card",
-            "refund",
-            CARD,
-            "--reason",
-            "resident moved away",
-            "--actor",
-            "clerk-17",
-            "--yes",
-        ],
+STAFF_PASSWORD = "counter drawer 42 keys"
+
+
+def _staff(runner: CliRunner, username: str, roles: str) -> None:
+    added = runner.invoke(
+        app, ["staff", "add", username, "--roles", roles, "--password", STAFF_PASSWORD]
     )
+    assert added.exit_code == 0, added.output
+
+
+def test_card_refund_is_asked_approved_by_another_and_audited(embedded: CliRunner) -> None:
+    _issue(embedded)
+    _staff(embedded, "clerk-17", "admin")
+    _staff(embedded, "fiona", "finance")
+    unknown = embedded.invoke(
+        app, ["registry", "card", "refund", CARD, "--reason", "x", "--by", "nobody", "--yes"]
+    )
+    assert unknown.exit_code == 1 and "no staff account 'nobody'" in unknown.output
+    asked = embedded.invoke(
+        app,
+        ["registry", "card", "refund", CARD, "--reason", "resident moved away"]
+        + ["--by", "clerk-17", "--yes"],
+    )
+    assert asked.exit_code == 0, asked.output
+    assert "request #1" in asked.output
+    assert "refunded" not in embedded.invoke(app, ["registry", "card", "show", CARD]).output
+    own = embedded.invoke(app, ["approvals", "approve", "1", "--by", "clerk-17"])
+    assert own.exit_code == 1, own.output  # an admin asks; finance decides
+    done = embedded.invoke(app, ["approvals", "approve", "1", "--by", "fiona"])
     assert done.exit_code == 0, done.output
     shown = embedded.invoke(app, ["registry", "card", "show", CARD])
     history = [line for line in shown.output.splitlines() if "refunded" in line]
     assert history, shown.output
-    assert "clerk-17" in history[-1] and "resident moved away" in history[-1]
-    assert "32.34" in history[-1]
+    assert "finance:fiona" in history[-1] and "32.34" in history[-1]
+    flat = " ".join(shown.output.split())  # the reason column folds onto more lines
+    assert "approval #1 asked by" in flat and "clerk-17" in flat and "moved away" in flat
+    listed = embedded.invoke(app, ["approvals", "list"])
+    assert "approved" in listed.output and "clerk-17" in listed.output
 
 
 def test_statement_of_an_unknown_participant_is_an_error(embedded: CliRunner) -> None:
@@ -215,7 +233,8 @@ def _answer_on_a_terminal(env: dict[str, str], answer: bytes) -> subprocess.Comp
     try:
         os.write(leader, answer)
         done = subprocess.run(
-            [ONECARD, "registry", "card", "refund", CARD, "--reason", "moving away"],
+            [ONECARD, "registry", "card", "refund", CARD, "--reason", "moving away"]
+            + ["--by", "clerk-17"],
             env=env,
             stdin=follower,
             capture_output=True,
@@ -233,13 +252,14 @@ def test_card_refund_asks_on_a_terminal_and_does_nothing_unless_told_yes(
     embedded: CliRunner, tmp_path: Path
 ) -> None:
     _issue(embedded)
+    _staff(embedded, "clerk-17", "admin")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONECARD_")}
     env["ONECARD_DATA_DIR"] = str(tmp_path)
     declined = _answer_on_a_terminal(env, b"n\n")
     assert declined.returncode == 1, declined
     assert "refund card 3100000000000001" in declined.stdout
     assert "not confirmed: nothing was done" in declined.stderr
-    assert "active" in embedded.invoke(app, ["registry", "card", "show", CARD]).output
+    assert "pending" not in embedded.invoke(app, ["approvals", "list"]).output
     accepted = _answer_on_a_terminal(env, b"y\n")
     assert accepted.returncode == 0, accepted
-    assert "refunded" in embedded.invoke(app, ["registry", "card", "show", CARD]).output
+    assert "pending" in embedded.invoke(app, ["approvals", "list"]).output

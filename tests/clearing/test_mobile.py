@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 
+from clearing.auth.models import Role
 from clearing.books import chart
 from clearing.db.base import utc_now
 from clearing.lists import repository as lists_repository
@@ -17,6 +18,7 @@ from clearing.lists.models import PendingLoadState
 from clearing.mobile import service as mobile_service
 from clearing.mobile.models import PaymentMethodType, StripeEvent
 from tests.clearing.mobileharness import stripe_event, stripe_world
+from tests.clearing.staffharness import officer
 
 
 @pytest.fixture(params=["pg_url", "sqlite_url"])
@@ -163,8 +165,20 @@ async def test_staff_refund_withdraws_the_load_then_refunds_at_stripe(
         resident = await mw.resident()
         topup = await paid(mw, resident, 1800)
         path = f"/v1/mobile/topups/{topup['topup_id']}/refund"
-        refunded = await mw.client.post(path, headers=mw.w.auth("admin"))
-        assert refunded.status_code == 200 and refunded.json()["state"] == "refunded"
+        direct = await mw.client.post(path, headers=mw.w.auth("admin"))
+        assert direct.status_code == 409 and direct.json()["code"] == "second_person_required"
+        _, clerk = await officer(mw.w.app, Role.ADMIN, prefix="adm")
+        _, finance = await officer(mw.w.app)
+        body = {"kind": "topup_refund", "target": topup["topup_id"], "reason": "asked by phone"}
+        asked = await mw.client.post("/v1/approvals", json=body, headers=clerk)
+        assert asked.status_code == 201, asked.text
+        assert await mw.pending_fen(resident.card_no) == 1800  # asking moves nothing
+        approve = f"/v1/approvals/{asked.json()['id']}/approve"
+        assert (await mw.client.post(approve, json={}, headers=clerk)).status_code == 403
+        refunded = await mw.client.post(approve, json={}, headers=finance)
+        assert refunded.status_code == 200, refunded.text
+        state = await mw.client.get(f"/v1/me/topups/{topup['topup_id']}", headers=resident.auth)
+        assert state.json()["state"] == "refunded"
         assert await mw.pending_fen(resident.card_no) == 0
         intent = await mw.gateway().client.v1.payment_intents.retrieve_async(
             topup["payment_intent_id"]
@@ -188,8 +202,9 @@ async def test_refund_after_the_load_reached_the_card_is_refused_for_staff(
             load_id = "stripe-" + topup["payment_intent_id"]
             await lists_service.mark_pending_load(session, load_id, PendingLoadState.DELIVERED)
             await session.commit()
-        path = f"/v1/mobile/topups/{topup['topup_id']}/refund"
-        refused = await mw.client.post(path, headers=mw.w.auth("finance"))
+        _, finance = await officer(mw.w.app)
+        body = {"kind": "topup_refund", "target": topup["topup_id"], "reason": "asked by phone"}
+        refused = await mw.client.post("/v1/approvals", json=body, headers=finance)
         assert refused.status_code == 409 and refused.json()["code"] == "refund_after_delivery"
         assert "on the card" in refused.json()["detail"]
         # a refund made in Stripe's dashboard anyway: recorded and flagged, nothing booked

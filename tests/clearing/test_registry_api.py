@@ -20,6 +20,7 @@ from clearing.registry.models import CardReplacement, ReplacementState
 from ledger import account_id
 from tests.clearing.apiharness import batch_body, random_card_no, random_code, tap_record, world
 from tests.clearing.residentharness import link, new_resident
+from tests.clearing.staffharness import officer
 
 
 @pytest.fixture(params=["pg_url", "sqlite_url"])
@@ -254,24 +255,37 @@ async def test_issue_card_moves_deposit_and_first_load(db_url, tmp_path) -> None
         assert [e["kind"] for e in detail["events"]] == ["issued"]
 
 
+async def _ask_refund(w, card_no: str, asker: dict[str, str]):  # type: ignore[no-untyped-def]
+    body = {"kind": "card_refund", "target": card_no, "reason": "returned", "paid_by": "cash"}
+    return await w.client.post("/v1/approvals", json=body, headers=asker)
+
+
 async def test_refund_pays_back_balance_and_deposit_and_denies_the_card(db_url, tmp_path) -> None:
     async with world(db_url, tmp_path) as w:
         card_no = random_card_no()
         admin = w.auth("admin")
         await w.client.post("/v1/cards", json=card_body(card_no, "r-1"), headers=admin)
-        refund = await w.client.post(
+        direct = await w.client.post(
             f"/v1/cards/{card_no}/refund",
             json={"reason": "returned", "paid_by": "cash"},
             headers=admin,
         )
-        assert refund.status_code == 200, refund.text
-        assert refund.json()["card"]["status"] == "refunded"
+        assert direct.status_code == 409 and direct.json()["code"] == "second_person_required"
+        _, counter = await officer(w.app, Role.ADMIN, prefix="adm")
+        _, finance = await officer(w.app)
+        asked = await _ask_refund(w, card_no, counter)
+        assert asked.status_code == 201, asked.text
+        assert await balances(w, chart.card(card_no)) == [5000]  # asking moves nothing
+        approved = await w.client.post(
+            f"/v1/approvals/{asked.json()['id']}/approve", json={}, headers=finance
+        )
+        assert approved.status_code == 200, approved.text
+        detail = (await w.client.get(f"/v1/cards/{card_no}", headers=w.auth("finance"))).json()
+        assert detail["card"]["status"] == "refunded"
         assert await balances(w, chart.card(card_no), chart.card_deposit(card_no)) == [0, 0]
         full = (await w.terminal.get_list("deny", 0)).json()
         assert card_no in full["added"]
-        twice = await w.client.post(
-            f"/v1/cards/{card_no}/refund", json={"reason": "again"}, headers=admin
-        )
+        twice = await _ask_refund(w, card_no, counter)
         assert twice.status_code == 409 and twice.json()["code"] == "card_state_conflict"
 
 
@@ -281,10 +295,15 @@ async def test_refund_waits_for_uncleared_taps(sqlite_url, tmp_path) -> None:
         admin = w.auth("admin")
         await w.client.post("/v1/cards", json=card_body(card_no, "r-1"), headers=admin)
         await w.terminal.post_batch(batch_body("b-1", [tap_record(card_no, 1, 0, balance=5000)]))
+        _, counter = await officer(w.app, Role.ADMIN, prefix="adm")
+        _, finance = await officer(w.app)
+        asked = await _ask_refund(w, card_no, counter)
         refused = await w.client.post(
-            f"/v1/cards/{card_no}/refund", json={"reason": "returned"}, headers=admin
+            f"/v1/approvals/{asked.json()['id']}/approve", json={}, headers=finance
         )
         assert refused.status_code == 409 and refused.json()["code"] == "card_has_uncleared_taps"
+        pending = await w.client.get(f"/v1/approvals/{asked.json()['id']}", headers=finance)
+        assert pending.json()["state"] == "pending"  # refused, so nothing was decided
         assert await balances(w, chart.card(card_no)) == [5000]
 
 

@@ -280,8 +280,9 @@ async def test_operators_see_only_their_own_settlement(world: World, tmp_path: P
         closed_early = await client.post(
             f"/v1/settlements/{today}", params={"force": "true"}, headers=tokens["fred"]
         )
-        assert closed_early.status_code == 200, closed_early.text
-        assert f"settlement-{today}.csv" in closed_early.json()["files"]
+        # closing early asks a second finance officer (tests/clearing/test_approvals.py)
+        assert closed_early.status_code == 409, closed_early.text
+        assert closed_early.json()["code"] == "second_person_required"
         report = await client.get(
             "/v1/subsidies", params={"from": str(day), "to": str(day)}, headers=tokens["fred"]
         )

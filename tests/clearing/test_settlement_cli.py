@@ -56,12 +56,23 @@ def test_finance_staff_clear_review_and_settle_a_day(cli_world) -> None:  # type
     tap_id = re.search(r"^\s*(\d+)\s+bad tac", listed.output, re.MULTILINE).group(1)
     shown = runner.invoke(app, ["quarantine", "show", tap_id])
     assert "quarantined" in shown.output and "engine" in shown.output
-    refused = runner.invoke(app, ["quarantine", "write-off", tap_id, "--note", " "])
+    for name in ("ann", "ben"):
+        added = runner.invoke(
+            app, ["staff", "add", name, "--roles", "finance", "--password", "two keys, two people"]
+        )
+        assert added.exit_code == 0, added.output
+    refused = runner.invoke(app, ["quarantine", "write-off", tap_id, "--note", " ", "--by", "ann"])
     assert refused.exit_code == 2  # no reason given: used wrongly
-    done = runner.invoke(
-        app, ["quarantine", "write-off", tap_id, "--note", "forged, reported", "--actor", "f:ann"]
+    asked = runner.invoke(
+        app, ["quarantine", "write-off", tap_id, "--note", "forged, reported", "--by", "ann"]
     )
+    assert asked.exit_code == 0, asked.output
+    assert "quarantined" in runner.invoke(app, ["quarantine", "show", tap_id]).output
+    own = runner.invoke(app, ["approvals", "approve", "1", "--by", "ann"])
+    assert own.exit_code == 1 and "another finance officer" in own.output
+    done = runner.invoke(app, ["approvals", "approve", "1", "--by", "ben"])
     assert done.exit_code == 0, done.output
+    assert "finance:ben" in runner.invoke(app, ["quarantine", "show", tap_id]).output
     again = runner.invoke(app, ["quarantine", "release", tap_id, "--note", "undo"])
     assert again.exit_code == 1 and "not quarantined" in again.output
 

@@ -72,10 +72,27 @@ def test_settle_without_a_date_says_which_day_it_settled_at_zero(fresh_install: 
     assert "it was settled at zero" in " ".join(again.output.split())
 
 
-def test_closing_the_current_day_early_is_allowed(fresh_install: Path) -> None:
+def test_closing_the_current_day_early_needs_a_second_officer(fresh_install: Path) -> None:
+    runner = CliRunner()
     today = BusinessCalendar().business_day(datetime.now(UTC))
-    closed = CliRunner().invoke(app, ["settle", "--date", str(today), "--force"])
-    assert closed.exit_code == 0, closed.output
+    alone = runner.invoke(app, ["settle", "--date", str(today), "--force"])
+    said = " ".join(alone.output.replace("│", " ").split())
+    assert alone.exit_code == 2 and "needs a second finance officer" in said, said
+    for name in ("ann", "ben"):
+        added = runner.invoke(
+            app, ["staff", "add", name, "--roles", "finance", "--password", "two keys, two people"]
+        )
+        assert added.exit_code == 0, added.output
+    asked = runner.invoke(
+        app, ["settle", "--date", str(today), "--force", "--by", "ann", "--reason", "audit"]
+    )
+    assert asked.exit_code == 0, asked.output
+    assert "request #1" in asked.output
+    assert not (fresh_install / "var" / "settlement" / f"settlement-{today}.csv").exists()
+    approved = runner.invoke(app, ["approvals", "approve", "1", "--by", "ben"])
+    assert approved.exit_code == 0, approved.output
+    assert f"business day {today} settled early" in " ".join(approved.output.split())
+    assert (fresh_install / "var" / "settlement" / f"settlement-{today}.csv").exists()
 
 
 async def test_the_api_refuses_a_future_day_with_a_problem(sqlite_url: str, tmp_path: Path) -> None:

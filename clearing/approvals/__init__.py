@@ -1,0 +1,1 @@
+"""Second-person approval: write-offs, refunds and early settlement wait for another officer."""

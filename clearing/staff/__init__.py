@@ -1,0 +1,1 @@
+"""Staff accounts: finance and admin staff who sign in to the console with a password."""

@@ -1,0 +1,30 @@
+"""Why a staff sign-in or account change was refused: typed errors with stable codes."""
+
+from __future__ import annotations
+
+from clearing.errors import Conflict, InvalidRequest, NotFound, TooManyRequests, Unauthenticated
+
+
+class StaffSignInFailed(Unauthenticated):
+    code = "staff_sign_in_failed"
+    title = "The username or the password is wrong"
+
+
+class StaffLocked(TooManyRequests):
+    code = "staff_locked"
+    title = "Too many wrong passwords"
+
+
+class StaffAccountInvalid(InvalidRequest):
+    code = "staff_account_invalid"
+    title = "The staff account is not valid"
+
+
+class StaffTaken(Conflict):
+    code = "staff_username_taken"
+    title = "A staff account with this username exists"
+
+
+class StaffUnknown(NotFound):
+    code = "staff_unknown"
+    title = "No such staff account"
