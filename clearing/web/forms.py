@@ -9,8 +9,8 @@ concern with `Form.refuse`. Passwords are never sent back to the browser.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 
 from clearing.web.i18n import N_
 
@@ -87,17 +87,18 @@ class Form:
         return _fen(self.values.get(name, "")) or 0
 
 
+# Yuan as people type them: ASCII digits, at most two decimals ("50", "12.5", ".5", "1,200.00",
+# "¥8"). Exponents ("1e2"), signs and other scripts' digits are not amounts.
+_YUAN = re.compile(r"(?=\.?[0-9])([0-9]{0,9})(?:\.([0-9]{0,2}))?")
+
+
 def _fen(text: str) -> int | None:
     cleaned = text.strip().replace(",", "").replace("¥", "").replace("￥", "")
-    if not cleaned or len(cleaned) > 12:
+    found = _YUAN.fullmatch(cleaned)
+    if found is None:
         return None
-    try:
-        yuan = Decimal(cleaned)
-    except InvalidOperation:
-        return None
-    if not yuan.is_finite() or yuan.as_tuple().exponent < -2:  # type: ignore[operator]
-        return None
-    return int(yuan.scaleb(2))
+    whole, cents = found.group(1), found.group(2) or ""
+    return int(whole or "0") * 100 + int(cents.ljust(2, "0"))
 
 
 def blank(*fields: Field, **values: str) -> Form:
@@ -118,7 +119,7 @@ def bind(fields: tuple[Field, ...], submitted: dict[str, str]) -> Form:
             form.refuse(spec.name, N_("At most %(count)s characters."), count=spec.length_max)
         elif spec.kind is InputKind.AMOUNT and (_fen(text) is None or (_fen(text) or 0) <= 0):
             form.refuse(spec.name, N_("Type an amount in yuan, such as 50 or 12.50."))
-        elif spec.kind is InputKind.NUMBER and not text.isdigit():
+        elif spec.kind is InputKind.NUMBER and not (text.isascii() and text.isdigit()):
             form.refuse(spec.name, N_("Digits only, please."))
         elif spec.kind is InputKind.EMAIL and "@" not in text:
             form.refuse(spec.name, N_("Type an email address."))
