@@ -378,9 +378,9 @@ async def copy_ceiling(url: str, rows: int) -> float:
         await conn.close()
 
 
-async def backends_cpu_s(ledger: Ledger) -> float:
-    """CPU seconds PostgreSQL's backends serving this database have used (0 where /proc does
-    not show them: PostgreSQL on another machine)."""
+async def backends_cpu(ledger: Ledger) -> dict[int, float]:
+    """CPU seconds each PostgreSQL backend serving this database has used, by pid (empty where
+    /proc does not show them: PostgreSQL on another machine)."""
     async with ledger.transaction() as conn:
         pids = (
             await conn.execute(
@@ -390,27 +390,44 @@ async def backends_cpu_s(ledger: Ledger) -> float:
                 )
             )
         ).scalars()
-        total = 0.0
+        out: dict[int, float] = {}
         for pid in pids:
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+            out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def cpu_between(befores: list[dict[int, float]], afters: list[dict[int, float]]) -> float:
+    """PostgreSQL CPU seconds used between the snapshots: per backend, its last reading less its
+    first (0 for one started in between). Workers running side by side see each other's
+    backends: each backend counts once (summing each worker's own before/after counted the
+    other worker's backends too, which doubled PostgreSQL's CPU for 2 workers)."""
+    first: dict[int, float] = {}
+    last: dict[int, float] = {}
+    for snapshot in befores:
+        for pid, seconds in snapshot.items():
+            first[pid] = min(first.get(pid, seconds), seconds)
+    for snapshot in afters:
+        for pid, seconds in snapshot.items():
+            last[pid] = max(last.get(pid, seconds), seconds)
+    return sum(seconds - first.get(pid, 0.0) for pid, seconds in last.items())
 
 
 async def _clear_part(url: str, key_path: str, shards: ShardRange, chunk: int) -> dict:
     async with await Ledger.open(url) as ledger:
         engine = ClearingEngine(ledger, load_verifier(key_path), EngineConfig(chunk_records=chunk))
-        before = await backends_cpu_s(ledger)
+        before = await backends_cpu(ledger)
         # The whole range without naming it: the benchmark also measures engines from before
         # clearing was split by shards (a before/after comparison on one machine).
         split_by = {"shards": shards} if shards != ALL_SHARDS else {}
         summary = await engine.clear_pending(trigger="bench", **split_by)
-        pg_cpu_s = await backends_cpu_s(ledger) - before
+        after = await backends_cpu(ledger)
     return {
-        "pg_cpu_s": pg_cpu_s,
+        "pg_before": before,
+        "pg_after": after,
         "seen": summary.records_seen,
         "posted": summary.posted,
         "duplicates": summary.duplicates,
@@ -437,7 +454,7 @@ async def clear_day(url: str, key_path: Path, workers: int, chunk: int) -> tuple
         t0, cpu0 = time.perf_counter(), time.process_time()
         part = await _clear_part(url, str(key_path), ALL_SHARDS, chunk)
         part["cpu_s"] = time.process_time() - cpu0
-        return part, time.perf_counter() - t0
+        return _summed([part]), time.perf_counter() - t0
     loop = asyncio.get_running_loop()
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
         # Start every worker (interpreter, imports) before the clock starts.
@@ -451,8 +468,15 @@ async def clear_day(url: str, key_path: Path, workers: int, chunk: int) -> tuple
             )
         )
         clear_s = time.perf_counter() - t0
-    total = {name: sum(p[name] for p in parts) for name in parts[0]}
-    return total, clear_s
+    return _summed(parts), clear_s
+
+
+def _summed(parts: list[dict]) -> dict:
+    """The workers' counters added up, PostgreSQL's CPU counted once per backend."""
+    counters = [name for name in parts[0] if name not in ("pg_before", "pg_after")]
+    total = {name: sum(p[name] for p in parts) for name in counters}
+    total["pg_cpu_s"] = cpu_between([p["pg_before"] for p in parts], [p["pg_after"] for p in parts])
+    return total
 
 
 async def one_day(
@@ -478,12 +502,12 @@ async def one_day(
             )
             if profiler:
                 profiler.enable()
-            pg0 = await backends_cpu_s(ledger)
+            pg0 = await backends_cpu(ledger)
             t0, cpu0 = time.perf_counter(), time.process_time()
             staged = await ingest(ledger, bodies, uploaders)
             del bodies
             ingest_s, ingest_cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
-            ingest_pg_cpu_s = await backends_cpu_s(ledger) - pg0
+            ingest_pg_cpu_s = cpu_between([pg0], [await backends_cpu(ledger)])
             print(f"ingest: {staged} records in {ingest_s:.1f} s", file=sys.stderr)
         summary, clear_s = await clear_day(url, key_path, workers, chunk)
         if profiler:

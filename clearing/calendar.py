@@ -83,7 +83,18 @@ class BusinessCalendar:
         settled goes into the first unsettled day, so a settlement never changes once posted.
         A tap time ahead of the clearing time counts as the clearing day.
         """
-        day = min(self.business_day(occurred_at), self.business_day(cleared_at))
-        if last_settled is not None and day <= last_settled:
-            day = last_settled + timedelta(days=1)
-        return day
+        return settlement_day_of(
+            self.business_day(occurred_at), self.business_day(cleared_at), last_settled
+        )
+
+
+def settlement_day_of(business_day: date, clearing_day: date, last_settled: date | None) -> date:
+    """`BusinessCalendar.settlement_day` from the two business days (a caller clearing many
+    records at one moment works out the clearing day once)."""
+    day = business_day if business_day < clearing_day else clearing_day
+    if last_settled is not None and day <= last_settled:
+        day = last_settled + _ONE_DAY
+    return day
+
+
+_ONE_DAY = timedelta(days=1)

@@ -116,6 +116,15 @@ _PG_LOOKUP_ACCOUNTS = (
 )
 
 
+# What each of an array of accounts may still spend, in the order asked (NULL: no such account):
+# the clearing engine's shadow balances, one number per card, with no row or id made in Python.
+_PG_CREDITS_AVAILABLE = (
+    "SELECT a.credits_posted - a.debits_posted - a.debits_pending"
+    " FROM unnest($1::uuid[]) WITH ORDINALITY AS k(id, n)"
+    " LEFT JOIN ledger_accounts AS a ON a.id = k.id ORDER BY k.n"
+)
+
+
 async def _pg_driver(conn: AsyncConnection) -> Any:
     """The asyncpg connection under `conn`, inside `conn`'s transaction (SQLAlchemy's adapter
     opens it at its first statement: a statement sent straight to asyncpg before it would run
@@ -183,6 +192,25 @@ class LedgerReader:
                 rows = await c.execute(select(*_ACCOUNT_COLUMNS).where(accounts.c.id.in_(wanted)))
             found = {s.id: s for s in map(_account_state, rows)}
         return [found[i] for i in ids if i in found]
+
+    async def credits_available(
+        self, ids: Sequence[int], *, conn: AsyncConnection | None = None
+    ) -> list[int | None]:
+        """What each account may still spend (`AccountBalance.credit_available`), in the order
+        asked; None for an id with no account. The same numbers as `lookup_accounts`, without
+        an `AccountState` made per account: for callers that read thousands at once."""
+        _check_ids(ids)
+        if not ids:
+            return []
+        async with self._connection(conn) as c:
+            if c.dialect.name == "postgresql":
+                driver = await _pg_driver(c)
+                rows = await driver.fetch(_PG_CREDITS_AVAILABLE, [f"{i:032x}" for i in ids])
+                return [r[0] for r in rows]
+            found = {
+                s.id: s.balance.credit_available for s in await self.lookup_accounts(ids, conn=c)
+            }
+        return [found.get(i) for i in ids]
 
     async def lookup_accounts_by_name(
         self, names: Sequence[str], *, conn: AsyncConnection | None = None

@@ -353,6 +353,11 @@ class Ledger:
     ) -> list[AccountState]:
         return await self.reader.lookup_accounts(ids, conn=conn)
 
+    async def credits_available(
+        self, ids: Sequence[int], *, conn: AsyncConnection | None = None
+    ) -> list[int | None]:
+        return await self.reader.credits_available(ids, conn=conn)
+
     async def lookup_accounts_by_name(
         self, names: Sequence[str], *, conn: AsyncConnection | None = None
     ) -> list[AccountState]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clearing.calendar import BusinessCalendar
+from clearing.calendar import BusinessCalendar, settlement_day_of
 from clearing.engine import repository as repo
 from clearing.engine.decide import CardInfo, Outcome, PostedTap, TerminalInfo
 from clearing.engine.facts import Pending
@@ -43,7 +43,7 @@ class _Days:
     """The business and settlement day of a tap (see clearing/calendar.py)."""
 
     business_day: Callable[[datetime], date]
-    settlement_day: Callable[[datetime, datetime, date | None], date]
+    clearing_day: date  # the business day of the chunk's clock reading
     last_settled: date | None
 
 
@@ -69,7 +69,7 @@ def prepare(
     refused a record: its decision changed)."""
     now, cards, terminals = facts
     result = ChunkResult(seen=len(pendings))
-    days = _Days(calendar.business_day, calendar.settlement_day, last_settled)
+    days = _Days(calendar.business_day, calendar.business_day(now), last_settled)
     writes = _Writes()
     cleared_state = writes.states[(TapState.CLEARED, None)]
     for p in pendings:
@@ -165,6 +165,7 @@ def _cleared_row(
     terminal = terminals.get(tap.terminal_id)
     card = cards.get(tap.card_no)
     occurred_at = tap.occurred_at
+    business_day = days.business_day(occurred_at)
     # Positional, in the table's column order (ClearedRow._fields): a NamedTuple called with 29
     # keywords costs several times a tuple made from them (measured: ~5 % of clearing's CPU).
     return ClearedRow._make(
@@ -191,8 +192,8 @@ def _cleared_row(
             tap.visit_id,  # visit_id
             tap.load_id,  # load_id
             occurred_at,  # occurred_at
-            days.business_day(occurred_at),  # business_day
-            days.settlement_day(occurred_at, now, days.last_settled),  # settlement_day
+            business_day,  # business_day
+            settlement_day_of(business_day, days.clearing_day, days.last_settled),
             decision.outcome._value_,  # outcome
             uuid.UUID(int=main) if main else None,  # transfer_id
             uuid.UUID(int=claim) if claim else None,  # claim_transfer_id

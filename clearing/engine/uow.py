@@ -30,7 +30,7 @@ from clearing.engine.decide import (
 )
 from clearing.lists import service as lists_service
 from clearing.lists.models import PendingLoadState
-from ledger import AccountState, CreateTransferResult, Transfer
+from ledger import CreateTransferResult, Transfer
 from ledger.port import LedgerPort
 
 
@@ -157,8 +157,12 @@ class _SqlBooks:
 
     async def balances(self, names: Sequence[str]) -> dict[str, tuple[int, int]]:
         ids = [account_id(name) for name in names]
-        states: list[AccountState] = await self.ledger.lookup_accounts(ids, conn=self.conn)
-        return {s.name: (s.id, s.balance.credit_available) for s in states}
+        available = await self.ledger.credits_available(ids, conn=self.conn)
+        return {
+            name: (i, credits)
+            for name, i, credits in zip(names, ids, available, strict=True)
+            if credits is not None
+        }
 
     async def ensure_accounts(self, names: Sequence[str]) -> dict[str, int]:
         return await books.ensure_accounts(self.ledger, names, conn=self.conn)

@@ -101,3 +101,18 @@ def test_the_bench_refuses_a_database_holding_tables_of_something_else(empty_url
             await engine.dispose()
 
     assert asyncio.run(tables()) == ["orders"]  # nothing migrated into it
+
+
+def test_postgresql_cpu_of_two_workers_counts_each_backend_once() -> None:
+    """Two workers each see both workers' backends: the figure is what the backends used, not
+    twice it (a backend opened during the run counts from zero, one closed early by its last
+    reading)."""
+    sys.path.insert(0, str(ROOT))
+    from bench.clearing import cpu_between
+
+    before_a = {10: 1.0, 11: 2.0, 20: 5.0}
+    before_b = {10: 1.5, 11: 2.0, 20: 5.0}
+    after_a = {10: 4.0, 11: 2.5, 20: 7.0, 30: 1.0}  # a closes 10, 11 after this
+    after_b = {20: 9.0, 30: 3.0}
+    used = cpu_between([before_a, before_b], [after_a, after_b])
+    assert used == pytest.approx((4.0 - 1.0) + (2.5 - 2.0) + (9.0 - 5.0) + 3.0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ledger.errors import InvalidArgumentError, PageTooLargeError
-from ledger.types import PAGE_MAX, AccountBalance, CreateTransferResult
+from ledger.types import PAGE_MAX, AccountBalance, CreateTransferResult, TransferFlags
 from ledger.writer import Ledger
 from tests.ledger.helpers import acct, setup_books, xfer
 
@@ -108,3 +108,27 @@ async def test_read_bounds_both_sides(ledger_url, ns):
         assert await led.reader.lookup_transfers([1] * PAGE_MAX) == []
         with pytest.raises(PageTooLargeError):
             await led.reader.lookup_transfers([1] * (PAGE_MAX + 1))
+
+
+async def test_credits_available_agrees_with_the_accounts_in_the_order_asked(ledger_url, ns):
+    """The clearing engine's shadow balances: pending debits count against what a card may
+    spend, an unknown id answers None in its place, a repeated id answers twice."""
+    async with await Ledger.open(ledger_url) as led:
+        books = await setup_books(led, ns)
+        await _posted(led, ns, books, 4)  # 10,000 loaded, 100 + 101 + 102 spent
+        hold = xfer(ns, "hold", books["card"], books["merchant"], 500, flags=TransferFlags.PENDING)
+        assert await led.create_transfers([hold]) == [R.OK]
+        card, merchant = books["card"].id, books["merchant"].id
+        unknown = acct(ns, "never-opened").id
+        asked = [merchant, unknown, card, card]
+        got = await led.credits_available(asked)
+        states = {s.id: s for s in await led.reader.lookup_accounts([card, merchant])}
+        assert got == [
+            states[merchant].balance.credit_available,
+            None,
+            10_000 - 303 - 500,
+            10_000 - 303 - 500,
+        ]
+        assert await led.credits_available([]) == []
+        with pytest.raises(InvalidArgumentError):
+            await led.credits_available([0])
