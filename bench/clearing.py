@@ -15,8 +15,10 @@ to be cleared is refused (the engine clears everything staged). By default a fre
 
 `--workers 1,2` clears the day with each number of workers in turn (each on a day of its own,
 in its own namespace): the backlog split by card shards (clearing/engine/shards.py), each worker
-a process running what the Celery task `clearing.clear_shards` runs. `--profile FILE` writes a
-cProfile of ingest and clear (one worker) for `python -m pstats FILE`.
+a process running what the Celery task `clearing.clear_shards` runs. `--ingest-processes 2` ingests
+in that many processes side by side, as several API workers do (each its own terminals' uploads).
+`--profile FILE` writes a cProfile of ingest (in this process) and clear (one worker) for
+`python -m pstats FILE`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import asyncio
 import cProfile
 import json
 import os
+import pickle
 import random
 import resource
 import sys
@@ -311,6 +314,58 @@ async def ingest(ledger: Ledger, bodies: list[tuple[str, bytes]], uploaders: int
     return sum(counts)
 
 
+def _ingest_part(url: str, path: str, uploaders: int) -> dict:
+    """One ingesting process's share of the day (as one API worker serves its uploads): the
+    bodies in `path`, stored through its own connections; its CPU and its backends' CPU."""
+    cpu0 = time.process_time()
+    bodies = pickle.loads(Path(path).read_bytes())
+
+    async def go() -> dict:
+        async with await Ledger.open(url) as ledger:
+            before = await backends_cpu(ledger)
+            staged = await ingest(ledger, bodies, uploaders)
+            return {"staged": staged, "pg_before": before, "pg_after": await backends_cpu(ledger)}
+
+    part = asyncio.run(go())
+    part["cpu_s"] = time.process_time() - cpu0
+    return part
+
+
+async def ingest_day(
+    url: str, ledger: Ledger, bodies: list[tuple[str, bytes]], uploaders: int, processes: int
+) -> tuple[int, float, float, float]:
+    """Ingest the day: in this process, or in `processes` processes side by side (as several
+    API workers do), each its own terminals' bodies. (records, seconds, CPU s, PostgreSQL CPU s)."""
+    pg0 = await backends_cpu(ledger)
+    if processes == 1:
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        staged = await ingest(ledger, bodies, uploaders)
+        elapsed, cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
+        return staged, elapsed, cpu_s, cpu_between([pg0], [await backends_cpu(ledger)])
+    shares: list[list[tuple[str, bytes]]] = [[] for _ in range(processes)]
+    lanes: dict[str, int] = {}
+    for terminal, body in bodies:
+        shares[lanes.setdefault(terminal, len(lanes) % processes)].append((terminal, body))
+    loop = asyncio.get_running_loop()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool,
+    ):
+        paths = []
+        for k, share in enumerate(shares):
+            paths.append(Path(tmp) / f"share-{k}.pickle")
+            paths[-1].write_bytes(pickle.dumps(share))
+        del shares
+        await asyncio.gather(*(loop.run_in_executor(pool, _warm, 1.0) for _ in range(processes)))
+        t0 = time.perf_counter()
+        parts = await asyncio.gather(
+            *(loop.run_in_executor(pool, _ingest_part, url, str(p), uploaders) for p in paths)
+        )
+        elapsed = time.perf_counter() - t0
+    pg_cpu_s = cpu_between([pg0] + [p["pg_before"] for p in parts], [p["pg_after"] for p in parts])
+    return sum(p["staged"] for p in parts), elapsed, sum(p["cpu_s"] for p in parts), pg_cpu_s
+
+
 async def _upload(ledger: Ledger, bodies: list[tuple[str, bytes]]) -> int:
     stored = 0
     for start in range(0, len(bodies), 20):
@@ -480,7 +535,7 @@ def _summed(parts: list[dict]) -> dict:
 
 
 async def one_day(
-    url: str, taps: int, chunk: int, workers: int, profile: str, uploaders: int
+    url: str, taps: int, chunk: int, workers: int, profile: str, uploaders: int, ingesters: int
 ) -> dict:
     """Build a city in a namespace of its own, make and ingest its day, clear it."""
     cards = max(1, taps // TAPS_PER_CARD)
@@ -502,13 +557,15 @@ async def one_day(
             )
             if profiler:
                 profiler.enable()
-            pg0 = await backends_cpu(ledger)
-            t0, cpu0 = time.perf_counter(), time.process_time()
-            staged = await ingest(ledger, bodies, uploaders)
+            staged, ingest_s, ingest_cpu_s, ingest_pg_cpu_s = await ingest_day(
+                url, ledger, bodies, uploaders, ingesters
+            )
             del bodies
-            ingest_s, ingest_cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
-            ingest_pg_cpu_s = cpu_between([pg0], [await backends_cpu(ledger)])
-            print(f"ingest: {staged} records in {ingest_s:.1f} s", file=sys.stderr)
+            print(
+                f"ingest ({ingesters} process{'es' if ingesters > 1 else ''}): {staged} records"
+                f" in {ingest_s:.1f} s",
+                file=sys.stderr,
+            )
         summary, clear_s = await clear_day(url, key_path, workers, chunk)
         if profiler:
             profiler.disable()
@@ -539,10 +596,17 @@ async def one_day(
 
 
 async def run(
-    url: str, taps: int, chunk: int, workers: list[int], profile: str, uploaders: int
+    url: str,
+    taps: int,
+    chunk: int,
+    workers: list[int],
+    profile: str,
+    uploaders: int,
+    ingesters: int,
 ) -> dict:
     days = [
-        await one_day(url, taps, chunk, n, profile if n == 1 else "", uploaders) for n in workers
+        await one_day(url, taps, chunk, n, profile if n == 1 else "", uploaders, ingesters)
+        for n in workers
     ]
     copy_rows_per_s = await copy_ceiling(url, min(taps, 1_000_000))
     for day in days:
@@ -557,6 +621,7 @@ async def run(
         "copy_rows_per_s": round(copy_rows_per_s, 1),
         "chunk_records": chunk,
         "uploaders": uploaders,
+        "ingest_processes": ingesters,
         "workers": {str(day["workers"]): day for day in days},
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "load_average": [round(x, 2) for x in os.getloadavg()],
@@ -586,9 +651,18 @@ def main() -> None:
     parser.add_argument(
         "--uploaders", type=int, default=2, help="connections uploading at once (1 .. 8)"
     )
+    parser.add_argument(
+        "--ingest-processes",
+        type=int,
+        default=1,
+        help="processes ingesting side by side, as API workers do (1 .. 8), each with"
+        " --uploaders connections",
+    )
     args = parser.parse_args()
     if args.taps < 1 or not 1 <= args.chunk <= 8000 * 4 or not 1 <= args.uploaders <= 8:
         parser.error("--taps must be at least 1, --chunk 1 .. 32000 and --uploaders 1 .. 8")
+    if not 1 <= args.ingest_processes <= 8:
+        parser.error("--ingest-processes must be 1 .. 8")
     url = args.url or DEFAULT_URL
     if not url.startswith("postgresql"):
         parser.error("the clearing benchmark runs on PostgreSQL (postgresql+asyncpg://...)")
@@ -598,7 +672,15 @@ def main() -> None:
         else:
             fresh_database(url)
         figures = asyncio.run(
-            run(url, args.taps, args.chunk, args.workers, args.profile, args.uploaders)
+            run(
+                url,
+                args.taps,
+                args.chunk,
+                args.workers,
+                args.profile,
+                args.uploaders,
+                args.ingest_processes,
+            )
         )
     except ClearingError as error:
         raise SystemExit(f"error: {error}") from None
