@@ -27,6 +27,7 @@ from clearing.db.base import utc_now
 from clearing.settings import get_settings
 from reconciliation import report, repository, service
 from reconciliation.checks.base import BreakKind
+from reconciliation.errors import SourcesNotReached
 from reconciliation.models import OPEN_STATUSES, BreakStatus
 from reconciliation.run import RunSummary, calendar_of, run_day
 
@@ -133,6 +134,21 @@ def reconcile_cmd(
     if made is not None and report_dir is not None:
         written = report.write_report(made, report_dir)
         console.print(f"wrote {len(written)} files to {report_dir}: {written[-1].name} and CSVs")
+    refuse_unreached(summary)
+
+
+def refuse_unreached(summary: RunSummary) -> None:
+    """Fail (exit 1, one line) if a source was not reached: the run is stored all the same."""
+    sources = sorted({c.not_reached for c in summary.checks if c.not_reached})
+    if not sources:
+        return
+    checks = ", ".join(c.name for c in summary.checks if c.not_reached)
+    raise SourcesNotReached(
+        f"{' and '.join(sources)} not reached, so {checks} not checked for "
+        f"{summary.business_day} (run {summary.run_id} and its other breaks are recorded): "
+        f"check the {' and '.join(sources)} settings and connection, then run `onecard "
+        f"reconcile --date {summary.business_day}` again"
+    )
 
 
 breaks_app = typer.Typer(
