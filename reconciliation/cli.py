@@ -1,10 +1,11 @@
 """`onecard reconcile` and `onecard breaks ...`: run a business day's reconciliation (and write
-its report), and work the breaks as finance staff (list, show, assign, explain, resolve, write
-off, confirm a suspected clone onto the deny list).
+its report), and work the breaks as finance staff (list, show, assign, explain, resolve, ask for
+a write-off, confirm a suspected clone onto the deny list).
 
 Parses, calls the run or the service, prints. Errors reach the `onecard` group, which prints
 one line (clearing/cli/failures.py). Imports nothing of clearing's command line or card
-workflow: `register` is handed the database URL and clearing's card-blocking function.
+workflow: `register` is handed the database URL, clearing's card-blocking function and the way
+to ask a second finance officer for a write-off (clearing/approvals).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from clearing.db.base import utc_now
 from clearing.settings import get_settings
 from reconciliation import report, repository, service
 from reconciliation.checks.base import BreakKind
+from reconciliation.errors import SourcesNotReached
 from reconciliation.models import OPEN_STATUSES, BreakStatus
 from reconciliation.run import RunSummary, calendar_of, run_day
 
@@ -35,12 +37,16 @@ console = Console()
 # clearing's function that blocks a card and puts it on the deny list:
 # (session, card_no, actor, reason) -> (card, deny-list version)
 BlockCard = Callable[[AsyncSession, str, str, str], Awaitable[tuple[Any, int]]]
+# clearing's way to ask for a break's write-off, as staff member `by`, saying why; it prints
+# the request and what happens next: (break_id, reason, by) -> None
+AskWriteOff = Callable[[int, str, str], None]
 LIST_LIMIT_DEFAULT = 50
 
 
 class _Wiring:
     database_url: Callable[[], str] = staticmethod(lambda: get_settings().resolved_database_url())
     block_card: BlockCard | None = None
+    ask_write_off: AskWriteOff | None = None
 
 
 def _day(value: str | None, option: str = "--date") -> date | None:
@@ -133,6 +139,21 @@ def reconcile_cmd(
     if made is not None and report_dir is not None:
         written = report.write_report(made, report_dir)
         console.print(f"wrote {len(written)} files to {report_dir}: {written[-1].name} and CSVs")
+    refuse_unreached(summary)
+
+
+def refuse_unreached(summary: RunSummary) -> None:
+    """Fail (exit 1, one line) if a source was not reached: the run is stored all the same."""
+    sources = sorted({c.not_reached for c in summary.checks if c.not_reached})
+    if not sources:
+        return
+    checks = ", ".join(c.name for c in summary.checks if c.not_reached)
+    raise SourcesNotReached(
+        f"{' and '.join(sources)} not reached, so {checks} not checked for "
+        f"{summary.business_day} (run {summary.run_id} and its other breaks are recorded): "
+        f"check the {' and '.join(sources)} settings and connection, then run `onecard "
+        f"reconcile --date {summary.business_day}` again"
+    )
 
 
 breaks_app = typer.Typer(
@@ -245,7 +266,22 @@ def _note_command(name: str, act: Callable[..., Awaitable[service.BreakView]], d
 
 _note_command("explain", service.explain, "Say what caused a break.")
 _note_command("resolve", service.resolve, "Close a break as resolved, saying how.")
-_note_command("write-off", service.write_off, "Close a break as written off, saying why.")
+
+
+@breaks_app.command("write-off")
+def write_off_cmd(
+    break_id: BreakArg,
+    note: NoteOpt,
+    by: Annotated[str, typer.Option("--by", help="Your staff username (finance): audited.")],
+) -> None:
+    """Ask for a break to be written off: a second finance officer approves it with `onecard
+    approvals approve`, and only then is it closed as written off."""
+    ask = _Wiring.ask_write_off
+    if ask is None:
+        raise typer.BadParameter("this onecard has no second-person approval to ask")
+    if not note.strip():
+        raise typer.BadParameter("say why it is written off", param_hint="--note")
+    ask(break_id, note, by)
 
 
 @breaks_app.command("deny-card")
@@ -276,10 +312,12 @@ def register(
     *,
     database_url: Callable[[], str] | None = None,
     block_card: BlockCard | None = None,
+    ask_write_off: AskWriteOff | None = None,
 ) -> None:
     """Mount `reconcile` and `breaks` on the `onecard` command."""
     if database_url is not None:
         _Wiring.database_url = staticmethod(database_url)
     _Wiring.block_card = block_card
+    _Wiring.ask_write_off = ask_write_off
     app.command("reconcile")(reconcile_cmd)
     app.add_typer(breaks_app, name="breaks")

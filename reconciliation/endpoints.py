@@ -1,6 +1,7 @@
 """Reconciliation endpoints for finance staff: runs with their match rates, breaks with their
-history, the breaks workflow (assign, explain, resolve, write off; confirm a suspected clone
-onto the deny list), and each day's report (HTML and CSV).
+history, the breaks workflow (assign, explain, resolve; confirm a suspected clone onto the deny
+list; a write-off is asked of a second officer at /v1/approvals), and each day's report (HTML
+and CSV).
 
 Thin: parse, check the role (finance staff act; finance and admins read), call the service. Errors are RFC 9457 problems.
 """
@@ -20,7 +21,7 @@ from clearing.auth.models import Role
 from clearing.auth.service import Principal, require_role
 from clearing.calendar import BUSINESS_DAY_FIRST, BUSINESS_DAY_LAST
 from clearing.db.base import utc_now
-from clearing.errors import InvalidRequest
+from clearing.errors import InvalidRequest, SecondPersonRequired
 from clearing.http.bodies import RequestModel, StrictJsonRoute
 from clearing.http.deps import SessionDep
 from clearing.http.problems import PROBLEM_RESPONSES
@@ -272,16 +273,18 @@ async def resolve(
 @router.post(
     "/breaks/{break_id}/write-off",
     response_model=BreakDetailOut,
-    summary="Write a break off (finance)",
+    summary="Write a break off: ask a second officer (finance)",
+    description="Money written off needs a second finance officer: this answers 409 "
+    'second_person_required; ask with POST /v1/approvals {"kind": "break_write_off", '
+    '"target": "<break id>", "reason": ...} and another officer approves it.',
 )
 async def write_off(
     break_id: BreakId, body: NoteIn, session: SessionDep, principal: PrincipalDep
 ) -> BreakDetailOut:
-    """Close the break as written off, saying why; no money moves (409 if it is closed)."""
     _finance(principal)
-    conn = await session.connection()
-    return detail_out(
-        await service.write_off(conn, break_id, actor=principal.actor, note=body.note)
+    raise SecondPersonRequired(
+        f"writing a break off needs a second finance officer: ask with POST /v1/approvals "
+        f'{{"kind": "break_write_off", "target": "{break_id}", "reason": ...}}'
     )
 
 

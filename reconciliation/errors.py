@@ -36,3 +36,12 @@ class BillerUnreachable(Unavailable):
 
     code = "biller_file_unavailable"
     title = "A biller's confirmation file cannot be fetched"
+
+
+class SourcesNotReached(Unavailable):
+    """`onecard reconcile` finished, but an outside source (Stripe, a biller) did not answer: the
+    run and its breaks are stored, the checks that needed the source were not done. The command
+    fails so that a finance officer's script notices."""
+
+    code = "source_not_reached"
+    title = "An outside source was not reached"

@@ -50,7 +50,8 @@ def _checked(text: str, what: str, limit: int) -> str:
     return text
 
 
-async def _open_break(conn: AsyncConnection, break_id: int) -> dict[str, Any]:
+async def open_break(conn: AsyncConnection, break_id: int) -> dict[str, Any]:
+    """The break, locked; BreakNotFound or BreakClosed if it cannot be worked."""
     row = await repository.get_break(conn, break_id, for_update=True)
     if row is None:
         raise BreakNotFound(f"no break {break_id}: `onecard breaks list` shows them")
@@ -93,7 +94,7 @@ async def _act(
     **values: Any,
 ) -> BreakView:
     actor = _checked(actor, "the actor", ACTOR_LENGTH_MAX)
-    await _open_break(conn, break_id)
+    await open_break(conn, break_id)
     now = now or utc_now()
     if status.closed:
         values.update(closed_at=now, closed_by=actor)
@@ -115,7 +116,7 @@ async def assign(
 ) -> BreakView:
     """Give the break to someone; an explained break stays explained (only its owner changes)."""
     assignee = _checked(assignee, "the assignee", ACTOR_LENGTH_MAX)
-    current = await _open_break(conn, break_id)
+    current = await open_break(conn, break_id)
     status = BreakStatus(current["status"])
     if status is BreakStatus.OPEN:
         status = BreakStatus.ASSIGNED
@@ -163,6 +164,9 @@ async def resolve(
 async def write_off(
     conn: AsyncConnection, break_id: int, *, actor: str, note: str, now: datetime | None = None
 ) -> BreakView:
+    """Close the break as written off. Money written off needs a second finance officer: only an
+    approved request carries this out (clearing/approvals, kind break_write_off); the API and
+    the command line ask for one instead."""
     why = "why it is written off"
     return await _noted(conn, break_id, BreakStatus.WRITTEN_OFF, why, actor, note, now)
 
@@ -186,7 +190,7 @@ async def confirm_clone(
     stays open until finance resolves it."""
     actor = _checked(actor, "the actor", ACTOR_LENGTH_MAX)
     note = _checked(note, "why the card is denied", NOTE_LENGTH_MAX)
-    row = await _open_break(conn, break_id)
+    row = await open_break(conn, break_id)
     if row["kind"] != BreakKind.CARD_CLONE_SUSPECTED.value:
         raise NotASuspectedClone(f"break {break_id} is {row['kind']}, not a suspected clone")
     card_no = row["counterpart"]

@@ -48,7 +48,8 @@ def approval_out(decided: service.Decided | None, row: object, files: list[str])
     response_model=ApprovalOut,
     summary="Ask for a write-off, a refund or an early settlement (finance)",
     description="The request waits until another finance officer approves it (and it is "
-    "carried out then) or rejects it. Write-offs and early settlements are asked by finance, "
+    "carried out then) or rejects it. Write-offs (of a quarantined record, write_off, or of a "
+    "reconciliation break, break_write_off) and early settlements are asked by finance, "
     "refunds by finance or admin; the caller must be a named staff account. 409 if the same "
     "thing already waits or the target is not in a state for it.",
 )

@@ -1,8 +1,9 @@
 """The table of approval requests: what was asked, by whom, and who decided it, when and why.
 
-Created by migration 0006_console; this class must match it. A row is its own audit trail: it
-is written when asked and once more when decided, never after. The database itself refuses a
-row decided by the person who asked (ck_approval_requests_second_person).
+Created by migration 0006_console (kinds widened by 0007_breakapproval); this class must match
+it. A row is its own audit trail: it is written when asked and once more when decided, never
+after. The database itself refuses a row decided by the person who asked
+(ck_approval_requests_second_person).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class ApprovalKind(enum.StrEnum):
     CARD_REFUND = "card_refund"  # target: a returned card's number (paid_by: cash or bank)
     TOPUP_REFUND = "topup_refund"  # target: an undelivered top-up's id
     EARLY_SETTLEMENT = "early_settlement"  # target: the current business day, before cut-off
+    BREAK_WRITE_OFF = "break_write_off"  # target: an open reconciliation break's id (0007)
 
 
 class ApprovalState(enum.StrEnum):

@@ -18,7 +18,8 @@ class ApprovalAsk(RequestModel):
         max_length=64,
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
         description="write_off: tap record id; card_refund: card number; topup_refund: top-up "
-        "id; early_settlement: the business day YYYY-MM-DD",
+        "id; early_settlement: the business day YYYY-MM-DD; break_write_off: reconciliation "
+        "break id",
     )
     reason: str = Field(min_length=1, max_length=2000, description="Why (audited)")
     paid_by: Literal["cash", "bank"] | None = Field(

@@ -1,4 +1,5 @@
-"""Second-person approval: a write-off, a refund or an early settlement is first a request;
+"""Second-person approval: a write-off (of a quarantined record or of a reconciliation break), a
+refund or an early settlement is first a request;
 another finance officer approves it (and it is carried out, once, in the same transaction) or
 rejects it with a reason. The one who asks is never the one who decides.
 
@@ -37,6 +38,7 @@ from clearing.settings import Settings
 from clearing.settlement import service as settlement_service
 from clearing.staff import service as staff_service
 from ledger.port import LedgerPort
+from reconciliation import service as reconciliation_service
 
 REASON_LENGTH_MAX = 2000
 OUTCOME_LENGTH_MAX = 400
@@ -46,6 +48,7 @@ PAID_BY = ("cash", "bank")
 ASKERS = {
     ApprovalKind.WRITE_OFF: (Role.FINANCE,),
     ApprovalKind.EARLY_SETTLEMENT: (Role.FINANCE,),
+    ApprovalKind.BREAK_WRITE_OFF: (Role.FINANCE,),
     ApprovalKind.CARD_REFUND: (Role.FINANCE, Role.ADMIN),
     ApprovalKind.TOPUP_REFUND: (Role.FINANCE, Role.ADMIN),
 }
@@ -141,6 +144,17 @@ def _tap_id(target: str) -> int:
     return int(target)
 
 
+def _break_id(target: str) -> int:
+    if not target.isdigit() or not 1 <= int(target) <= 2**62:
+        raise InvalidRequest(f"{target!r} is not a reconciliation break id")
+    return int(target)
+
+
+async def _check_break_write_off(session: AsyncSession, target: str) -> None:
+    """The break exists and is open (BreakNotFound, BreakClosed otherwise)."""
+    await reconciliation_service.open_break(await session.connection(), _break_id(target))
+
+
 async def _check_write_off(session: AsyncSession, target: str) -> None:
     detail = await quarantine_service.show(await session.connection(), _tap_id(target))
     if detail.record["state"] != TapState.QUARANTINED.value:
@@ -206,6 +220,9 @@ async def ask(
     if kind is ApprovalKind.WRITE_OFF:
         await _check_write_off(session, target)
         target = str(_tap_id(target))
+    elif kind is ApprovalKind.BREAK_WRITE_OFF:
+        await _check_break_write_off(session, target)
+        target = str(_break_id(target))
     elif kind is ApprovalKind.EARLY_SETTLEMENT:
         await _check_early_settlement(session, target, tools)
     elif kind is ApprovalKind.CARD_REFUND:
@@ -288,6 +305,10 @@ async def _carry_out(
         conn = await session.connection()
         await quarantine_service.write_off(conn, int(row.target), actor=actor, note=why)
         return None, f"tap record {row.target} written off"
+    if row.kind is ApprovalKind.BREAK_WRITE_OFF:
+        conn = await session.connection()
+        await reconciliation_service.write_off(conn, int(row.target), actor=actor, note=why)
+        return None, f"reconciliation break {row.target} written off"
     if row.kind is ApprovalKind.EARLY_SETTLEMENT:
         settlement = await settlement_service.settle_day(
             await session.connection(),

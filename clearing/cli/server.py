@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from clearing.approvals.models import ApprovalKind
 from clearing.cards.service import block_card
 from clearing.cli import (
     approvals_cmd,
@@ -53,4 +54,15 @@ bank_cmd.register(app)
 demo_cmd.register(app)
 bills_cmd.register(app)
 insight_cli.register(app)
-reconciliation_cli.register(app, database_url=ready_database_url, block_card=block_card)
+
+
+def _ask_break_write_off(break_id: int, reason: str, by: str) -> None:
+    approvals_cmd.ask(ApprovalKind.BREAK_WRITE_OFF, str(break_id), reason, by)
+
+
+reconciliation_cli.register(
+    app,
+    database_url=ready_database_url,
+    block_card=block_card,
+    ask_write_off=_ask_break_write_off,
+)

@@ -1,5 +1,8 @@
 """Settlement at the edge: the Celery task (beat runs it after the cut-off) and the helper the
-command line shares with it. Thin: the rules are in clearing/settlement/service.py."""
+command line shares with it. Thin: the rules are in clearing/settlement/service.py.
+
+The task settles closed days only: closing a day early needs a second finance officer
+(clearing/approvals, kind early_settlement), which no task can be."""
 
 from __future__ import annotations
 
@@ -10,8 +13,10 @@ from typing import Any
 
 from celery import shared_task
 
+from clearing.errors import SecondPersonRequired
 from clearing.settings import Settings, get_settings
 from clearing.settlement.service import (
+    DayNotClosed,
     FutureUndone,
     Settlement,
     SettlementFiles,
@@ -29,10 +34,10 @@ async def settle(
     business_day: date | None,
     *,
     actor: str,
-    force: bool = False,
     now: datetime | None = None,
 ) -> tuple[Settlement, SettlementFiles]:
-    """Settle a day (default: the last closed one) and write its files."""
+    """Settle a closed day (default: the last closed one) and write its files. Closing a day
+    early is an approval's (clearing/approvals), never this helper's."""
     async with await Ledger.open(settings.resolved_database_url()) as ledger:
         return await settle_and_write(
             ledger.transaction,
@@ -41,7 +46,6 @@ async def settle(
             business_day,
             now=now or datetime.now(UTC),
             actor=actor,
-            force=force,
         )
 
 
@@ -59,9 +63,22 @@ async def undo_future(
 
 @shared_task(name="clearing.settle_day", acks_late=True, reject_on_worker_lost=True)
 def settle_task(business_day: str | None = None, force: bool = False) -> dict[str, Any]:
-    """Settle a business day (ISO date; default the last closed day). Idempotent."""
+    """Settle a closed business day (ISO date; default the last closed day). Idempotent.
+
+    `force` closes nothing early: the day settles only if its cut-off has passed or a second
+    finance officer approved its early settlement (which settled it); otherwise the task is
+    refused with second_person_required, as `onecard settle --force` and the API ask."""
     day = date.fromisoformat(business_day) if business_day else None
-    settlement, files = asyncio.run(settle(get_settings(), day, actor="beat", force=force))
+    try:
+        settlement, files = asyncio.run(settle(get_settings(), day, actor="beat"))
+    except DayNotClosed as open_day:
+        if not force:
+            raise
+        raise SecondPersonRequired(
+            f"business day {day} is still open and a task cannot close it early: ask a second "
+            f"finance officer with `onecard settle --date {day} --force --by <you> --reason ...`"
+            " or POST /v1/approvals (kind early_settlement); once approved it is settled"
+        ) from open_day
     return {
         "business_day": settlement.business_day.isoformat(),
         "already_settled": settlement.already_settled,

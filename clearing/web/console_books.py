@@ -1,6 +1,7 @@
 """The finance console's books: settlement days (settle, ask to close early, download the
 files), operator statements, concession and insurer claims, reconciliation breaks (assign,
-explain, resolve) and the charts. Finance only, as clearing/web/console.py; thin.
+explain, resolve, ask a second officer for a write-off) and the charts. Finance only, as
+clearing/web/console.py; thin.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from clearing.overview import service as overview
 from clearing.registry import service as registry_service
 from clearing.settlement import service as settlement_service
 from clearing.web import charts
-from clearing.web.console import NOTE, Finance, now_utc, refuse
+from clearing.web.console import NOTE, WRITE_OFF_NOTE, Finance, now_utc, refuse
 from clearing.web.forms import Field, Form, bind, blank
 from clearing.web.guard import submitted
 from clearing.web.i18n import N_
@@ -34,7 +35,12 @@ PARTICIPANTS_MAX = 500
 ASSIGNEE = Field("assignee", N_("Give it to (staff username)"), length_max=100)
 EXPLAIN_NOTE = Field("explain_note", N_("What explains it"), length_max=2000)
 RESOLVE_NOTE = Field("resolve_note", N_("What resolved it"), length_max=2000)
-BREAK_FIELDS = {"assign": ASSIGNEE, "explain": EXPLAIN_NOTE, "resolve": RESOLVE_NOTE}
+BREAK_FIELDS = {
+    "assign": ASSIGNEE,
+    "explain": EXPLAIN_NOTE,
+    "resolve": RESOLVE_NOTE,
+    "write-off": WRITE_OFF_NOTE,  # asks a second officer (clearing/approvals), writes off nothing
+}
 
 
 def _day(text: str | None) -> date | None:
@@ -251,12 +257,20 @@ async def breaks(request: Request, session: SessionDep, visitor: Visitor = Finan
 
 
 async def _break_page(
-    request: Request, session: SessionDep, break_id: int, status: int = 200, **forms: Form
+    request: Request,
+    session: SessionDep,
+    visitor: Visitor,
+    break_id: int,
+    status: int = 200,
+    **forms: Form,
 ) -> Response:
     try:
         view = await reconciliation.show(await session.connection(), break_id)
     except ClearingError:
         raise PageNotFound() from None
+    asked = await approvals.list_requests(
+        session, visitor.principal, kind=ApprovalKind.BREAK_WRITE_OFF, target=str(break_id)
+    )
     return render(
         request,
         "console/break.html",
@@ -267,6 +281,8 @@ async def _break_page(
         assign=forms.get("assign") or blank(ASSIGNEE),
         explain=forms.get("explain") or blank(EXPLAIN_NOTE),
         resolve=forms.get("resolve") or blank(RESOLVE_NOTE),
+        asked=asked,
+        write_off=forms.get("write-off") or blank(WRITE_OFF_NOTE),
     )
 
 
@@ -277,13 +293,14 @@ async def break_page(
     break_id: int = Path(ge=1, le=2**62),
     visitor: Visitor = Finance,
 ) -> Response:
-    return await _break_page(request, session, break_id)
+    return await _break_page(request, session, visitor, break_id)
 
 
 @router.post("/breaks/{break_id}/{action}", name="console_break_act")
 async def act_on_break(
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     break_id: int = Path(ge=1, le=2**62),
     action: str = Path(max_length=10),
     visitor: Visitor = Finance,
@@ -303,6 +320,15 @@ async def act_on_break(
             elif action == "explain":
                 note = form.text("explain_note")
                 await reconciliation.explain(conn, break_id, actor=actor, note=note)
+            elif action == "write-off":
+                await approvals.ask(
+                    session,
+                    visitor.principal,
+                    tools_of(request, settings),
+                    ApprovalKind.BREAK_WRITE_OFF,
+                    str(break_id),
+                    form.text("write_off_note"),
+                )
             else:
                 note = form.text("resolve_note")
                 await reconciliation.resolve(conn, break_id, actor=actor, note=note)
@@ -310,7 +336,7 @@ async def act_on_break(
             refuse(form, spec.name, error)
         else:
             return redirect(request, "console_break", break_id=break_id)
-    return await _break_page(request, session, break_id, 422, **{action: form})
+    return await _break_page(request, session, visitor, break_id, 422, **{action: form})
 
 
 # -- charts ------------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
     python tests/clearing/preloaded_cli.py WORK_DIR PARALLEL < jobs.json > results.json
 
-Imports what the console script imports (clearing.cli), once, in the environment it was started
-with; then for each job (a list of arguments) forks a process that runs exactly what the console
+Imports what the console script imports (clearing.cli, and the full command line it imports to
+run a command), once, in the environment it was started with; then for each job (a list of arguments) forks a process that runs exactly what the console
 script runs, `sys.exit(main())` with sys.argv set, its standard input /dev/null and its standard
 output and error files of its own. Up to PARALLEL at a time. Prints one JSON list: for each job
 its exit status, standard output and standard error. Each command still runs in a process of its
@@ -22,7 +22,9 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from clearing.cli import main  # as the console script does, before anything else
+from clearing.cli import loaded, main  # as the console script does, before anything else
+
+loaded()  # and the full command line, which the script imports when it runs a command
 
 
 def _child(args: list[str], out: Path, err: Path) -> NoReturn:

@@ -98,7 +98,8 @@ async def test_finance_works_breaks_through_the_api_and_only_finance(
         again = await client.post(
             f"{B}/breaks/{forgery}/write-off", headers=fin, json={"note": "x"}
         )
-        assert again.status_code == 409 and again.json()["code"] == "break_closed"
+        # a write-off asks a second officer (tests/reconciliation/test_break_write_off_approval)
+        assert again.status_code == 409 and again.json()["code"] == "second_person_required"
         for body in ({}, {"note": ""}, {"note": "ok", "extra": 1}, {"note": 5}):
             bad = await client.post(f"{B}/breaks/{clone}/explain", headers=fin, json=body)
             assert bad.status_code == 422, body

@@ -5,10 +5,16 @@ once the source answers checks it, closes those and finds each real fault once."
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from datetime import timedelta
+from pathlib import Path
 
-from clearing.settings import Settings
+import pytest
+from typer.testing import CliRunner
+
+from clearing.cli.server import app as onecard
+from clearing.settings import Settings, get_settings
 from reconciliation import report, service
 from reconciliation.billers.source import HttpConfirmationSource
 from reconciliation.checks.base import BreakKind
@@ -72,3 +78,39 @@ async def test_a_silent_source_leaves_its_checks_not_done_and_a_rerun_does_them(
     ]
     again = await reconcile(world, day, StripeAccount(), BillerFiles())
     assert (again.found, again.new, again.closed) == (1, 0, 0)
+
+
+async def test_reconcile_fails_naming_the_silent_sources_and_still_records_the_run(
+    world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    day = past_day(3)
+    await add_bill_payment(world, 1, 3_001, CALENDAR.day_start(day) + timedelta(hours=3))
+    silent = _silent_url()
+    for name, value in (
+        ("DATABASE_URL", world.url),
+        ("DATA_DIR", str(tmp_path)),
+        ("STRIPE_SECRET_KEY", "sk_test_silent"),
+        ("STRIPE_API_BASE", silent),
+        ("BILLER_URL", silent),
+        ("BILLER_TIMEOUT_S", "1"),
+    ):
+        monkeypatch.setenv(f"ONECARD_{name}", value)
+    get_settings.cache_clear()
+    cli = CliRunner()
+    try:
+        # the command runs its own event loop: a thread
+        ran = await asyncio.to_thread(cli.invoke, onecard, ["reconcile", "--date", str(day)])
+    finally:
+        get_settings.cache_clear()
+
+    assert ran.exit_code == 1, ran.output
+    errors = [line for line in ran.output.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: source_not_reached: billers and stripe not reached, so stripe, bank, billers "
+        f"not checked for {day} (run 1 and its other breaks are recorded): check the billers "
+        f"and stripe settings and connection, then run `onecard reconcile --date {day}` again"
+    ]
+    assert "Traceback" not in ran.output
+    assert "breaks: 3 found, 3 new" in ran.output  # the summary is printed before the error
+    found = await open_breaks(world)  # committed: the run is not lost with the exit code
+    assert sorted(b["key"] for b in found) == [f"{c}:{day}" for c in ("bank", "billers", "stripe")]

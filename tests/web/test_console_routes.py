@@ -225,3 +225,39 @@ async def test_finance_sees_every_page_and_cannot_approve_what_they_asked(
     async with city.app.state.sessionmaker() as session:
         held = await session.get(TapRecord, city.seeded.held[1])
         assert held is not None and held.state == "written_off"
+
+
+async def test_a_break_write_off_is_asked_on_its_page_and_done_when_another_approves(
+    city: Console,
+) -> None:
+    page = f"/web/console/breaks/{city.seeded.break_id}"
+    async with _client(city.app, headers={"Accept-Language": "en"}) as ann:
+        await _staff_sign_in(ann, "ann")
+        shown = await ann.get(page)
+        assert "Ask for a write-off" in shown.text and "Status</dt><dd>open" in shown.text
+        blank = await ann.post(
+            f"{page}/write-off", data={"csrf_token": await _csrf(ann), "write_off_note": " "}
+        )
+        assert blank.status_code == 422 and 'id="write_off_note-error"' in blank.text
+        asked = await ann.post(
+            f"{page}/write-off",
+            data={"csrf_token": await _csrf(ann), "write_off_note": "rounding at the bank"},
+        )
+        assert asked.status_code == 303, asked.text
+        shown = await ann.get(page)
+        assert "write-off asked (#1, pending)" in shown.text
+        assert "Status</dt><dd>open" in shown.text  # asked is not written off
+        queue = await ann.get("/web/console/approvals")
+        assert f"Write off reconciliation break #{city.seeded.break_id}" in queue.text
+        assert "/approvals/1/approve" not in queue.text  # the one who asked has no button
+    async with _client(city.app, headers={"Accept-Language": "zh-CN"}) as bob:
+        await _staff_sign_in(bob, "bob")
+        queue = await bob.get("/web/console/approvals")
+        assert f"核销对账差异 #{city.seeded.break_id}" in queue.text
+        done = await bob.post(
+            "/web/console/approvals/1/approve", data={"csrf_token": await _csrf(bob), "note": ""}
+        )
+        assert done.status_code == 303, done.text
+        shown = await bob.get(page)
+        assert "</dt><dd>written_off</dd>" in shown.text and "finance:bob" in shown.text
+        assert f"{page}/write-off" not in shown.text  # closed: nothing more to ask
