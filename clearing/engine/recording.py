@@ -3,7 +3,6 @@ rows, the records' new states and the run's counters, all in the chunk's transac
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -195,8 +194,8 @@ def _cleared_row(
             business_day,  # business_day
             settlement_day_of(business_day, days.clearing_day, days.last_settled),
             decision.outcome._value_,  # outcome
-            uuid.UUID(int=main) if main else None,  # transfer_id
-            uuid.UUID(int=claim) if claim else None,  # claim_transfer_id
+            f"{main:032x}" if main else None,  # transfer_id
+            f"{claim:032x}" if claim else None,  # claim_transfer_id
             run_id,  # run_id
             now,  # cleared_at
         )

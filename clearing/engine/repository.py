@@ -4,6 +4,7 @@ the hot path reads and writes thousands of rows per statement, never one per rou
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -539,7 +540,20 @@ async def insert_cleared(conn: AsyncConnection, rows: list[ClearedRow]) -> None:
     if _is_pg(conn):
         await pg.insert_cleared(conn, rows)
         return
-    await conn.execute(insert(cleared), [row._asdict() for row in rows])
+    await conn.execute(
+        insert(cleared),
+        [
+            row._replace(
+                transfer_id=_uuid_or_none(row.transfer_id),
+                claim_transfer_id=_uuid_or_none(row.claim_transfer_id),
+            )._asdict()
+            for row in rows
+        ],
+    )
+
+
+def _uuid_or_none(hex_id: str | None) -> uuid.UUID | None:
+    return uuid.UUID(hex_id) if hex_id is not None else None
 
 
 async def insert_dispositions(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
