@@ -6,7 +6,7 @@ modules `ledger.writer` and `ledger.backends` to reconciliation). Every page is 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -136,6 +136,13 @@ async def _pg_driver(conn: AsyncConnection) -> Any:
     return raw.driver_connection
 
 
+async def _pg_by_ids(conn: AsyncConnection, sql: str, ids: Iterable[int]) -> list[Any]:
+    """Rows of `sql`, whose one parameter is an array of ids: one array, not an IN list of
+    thousands; ids as 32 hex digits, which asyncpg parses in C."""
+    driver = await _pg_driver(conn)
+    return list(await driver.fetch(sql, [f"{i:032x}" for i in ids]))
+
+
 def _check_limit(limit: int) -> None:
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         raise InvalidArgumentError(f"limit must be an int >= 1, got {limit!r}")
@@ -183,10 +190,7 @@ class LedgerReader:
             return []
         async with self._connection(conn) as c:
             if c.dialect.name == "postgresql":
-                # One array parameter, not an IN list of thousands; ids as 32 hex digits, which
-                # asyncpg parses in C.
-                driver = await _pg_driver(c)
-                rows = await driver.fetch(_PG_LOOKUP_ACCOUNTS, [f"{i:032x}" for i in set(ids)])
+                rows = await _pg_by_ids(c, _PG_LOOKUP_ACCOUNTS, set(ids))
             else:
                 wanted = [to_uuid(i) for i in set(ids)]
                 rows = await c.execute(select(*_ACCOUNT_COLUMNS).where(accounts.c.id.in_(wanted)))
@@ -204,9 +208,7 @@ class LedgerReader:
             return []
         async with self._connection(conn) as c:
             if c.dialect.name == "postgresql":
-                driver = await _pg_driver(c)
-                rows = await driver.fetch(_PG_CREDITS_AVAILABLE, [f"{i:032x}" for i in ids])
-                return [r[0] for r in rows]
+                return [r[0] for r in await _pg_by_ids(c, _PG_CREDITS_AVAILABLE, ids)]
             found = {
                 s.id: s.balance.credit_available for s in await self.lookup_accounts(ids, conn=c)
             }
