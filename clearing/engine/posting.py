@@ -135,6 +135,12 @@ async def post(
 
 async def post_prepared(uow: UnitOfWork, posting: list[Pending], known: set[int]) -> None:
     """`post` of records whose transfers `prepare_transfers` made."""
+    await open_accounts(uow, posting, known)
+    await submit(uow, posting)
+
+
+async def open_accounts(uow: UnitOfWork, posting: list[Pending], known: set[int]) -> None:
+    """Open the accounts the records name that are not `known` yet (and add them to it)."""
     names: set[str] = set()
     for p in posting:
         # Every account a record names is known after the first chunks: its names are made only
@@ -153,6 +159,11 @@ async def post_prepared(uow: UnitOfWork, posting: list[Pending], known: set[int]
     if missing:
         opened = await uow.books.ensure_accounts(missing)
         known.update(opened.values())
+
+
+async def submit(uow: UnitOfWork, posting: list[Pending]) -> None:
+    """Post the records' transfers (their accounts open), in ledger batches that never split a
+    record's linked transfers; a record the ledger refused goes to quarantine."""
     owners: list[Pending] = []
     transfers: list[Transfer] = []
     for p in posting:

@@ -29,7 +29,7 @@ from clearing.engine import repository as repo
 from clearing.engine.decide import CardInfo, Decision, Outcome, Tap
 from clearing.engine.facts import Facts, Pending, decide_one, gather
 from clearing.engine.models import RunState
-from clearing.engine.posting import post_prepared, prepare_transfers
+from clearing.engine.posting import open_accounts, prepare_transfers, submit
 from clearing.engine.reasons import RETRIED_AUTOMATICALLY, QuarantineReason
 from clearing.engine.recording import prepare, quarantine_failed, write
 from clearing.engine.runs import (
@@ -354,20 +354,38 @@ class ClearingEngine:
         facts = await gather(uow, chunk, self.clock(), self._verify_tacs, known)
         self._accounts_known.update(facts.accounts_seen)
         pendings = self.decide_chunk(chunk, facts, previous_reasons)
-        # Everything the chunk writes is built before its first ledger write: from then on until
-        # the commit the chunk holds the ledger's account and clock locks, which every worker's
-        # chunk needs (docs/scaling.md, "the single ordering point").
         posting = prepare_transfers(pendings, facts.releases)
         last_settled = await uow.settlement.last_settled_day()
         chunk_facts = (facts.now, facts.cards, facts.terminals)
         calendar = self.config.calendar
-        prepared = prepare(run_id, pendings, chunk_facts, calendar, last_settled)
-        await post_prepared(uow, posting, self._accounts_known)
-        if any(p.ledger_result is not None for p in posting):
-            # The ledger refused a record (the shadow balance makes it rare): it goes to
-            # quarantine instead, so its rows change.
+        await open_accounts(uow, posting, self._accounts_known)
+        # The chunk's own rows are written before its ledger write: from the first ledger write
+        # to the commit the chunk holds the ledger's account and clock locks, which every
+        # worker's chunk needs (docs/scaling.md, "the single ordering point"), so only the
+        # ledger write and the commit are inside it. A record the ledger refuses (rare: the
+        # shadow balance refuses first) goes to quarantine instead, which changes the rows: the
+        # rows and the ledger write go back to a savepoint and are written again without it.
+        while True:
             prepared = prepare(run_id, pendings, chunk_facts, calendar, last_settled)
-        return await write(uow, conn, run_id, prepared)
+            savepoint = await conn.begin_nested()
+            try:
+                result = await write(uow, conn, run_id, prepared)
+            except Exception as error:
+                if not _tied(error):
+                    raise
+                # A row the database refuses: post first after all, so that a record the
+                # ledger refuses is quarantined for that (the reasons' declared order) and only
+                # then are the rows written (a failure now isolates the record, as ever).
+                await savepoint.rollback()
+                await submit(uow, posting)
+                prepared = prepare(run_id, pendings, chunk_facts, calendar, last_settled)
+                return await write(uow, conn, run_id, prepared)
+            await submit(uow, posting)
+            if all(p.ledger_result is None for p in posting):
+                await savepoint.commit()
+                return result
+            await savepoint.rollback()
+            posting = [p for p in posting if p.decision.outcome.posts]
 
     def decide_chunk(
         self, chunk: Sequence[Tap], facts: Facts, previous_reasons: dict[int, str]

@@ -125,11 +125,14 @@ class _SqlLoads:
 
     async def mark_delivered(self, load_ids: Sequence[str]) -> None:
         """The pending loads leave the action list (the lists service owns that change)."""
-        session = AsyncSession(bind=self.conn)
+        # Its own savepoint, committed (released) here: the chunk's rows are written inside a
+        # savepoint of the engine's, and a session joining a savepoint without one of its own
+        # would roll its changes back when it closes.
+        session = AsyncSession(bind=self.conn, join_transaction_mode="create_savepoint")
         try:
             for load_id in load_ids:
                 await lists_service.mark_pending_load(session, load_id, PendingLoadState.DELIVERED)
-            await session.flush()
+            await session.commit()
         finally:
             await session.close()
 

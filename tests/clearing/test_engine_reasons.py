@@ -315,3 +315,31 @@ async def test_a_ledger_refusal_comes_before_a_row_the_database_would_refuse(
         await _drop_refusal(world)
     assert (summary.posted, summary.quarantined) == (1, 1)
     assert await world.reasons() == [R.LEDGER_REFUSED]
+
+
+async def test_a_ledger_refusal_beside_good_records_keeps_only_what_was_posted(
+    world: World,
+) -> None:
+    """The chunk's rows are written before its ledger write; a refusal sends them back to a
+    savepoint and writes them again: the refused record is quarantined once, the others are
+    posted once, and the run counts each record once."""
+    from sqlalchemy import text
+
+    ride = world.ride(ADULT, 300)
+    await _squat(world, ADULT, ride["card_counter"])
+    others = [world.ride(ADULT_2, 100), world.ride(ADULT_2, 200)]
+    await world.upload([others[0], ride, others[1]])
+    summary = await world.engine.clear_pending()
+    assert (summary.posted, summary.quarantined, summary.records_seen) == (2, 1, 3)
+    assert await world.reasons() == [R.LEDGER_REFUSED]
+    assert await world.balance(books.card(ADULT_2)) == 10_000 - 300
+    assert await world.balance(books.card(ADULT)) == 10_000 - 1  # only the squatter's fen
+    async with world.ledger.engine.connect() as conn:
+        cleared = await conn.scalar(text("SELECT count(*) FROM cleared_taps"))
+        run = (
+            await conn.execute(
+                text("SELECT records_seen, posted, quarantined FROM clearing_runs ORDER BY id")
+            )
+        ).all()[-1]
+    assert cleared == 2
+    assert tuple(run) == (3, 2, 1)
