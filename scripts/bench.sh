@@ -37,13 +37,13 @@ if [ "$quick" = 1 ]; then
     run ledger "$py" bench/ledger.py --scale 0.2
   run tap "$py" bench/tap.py --taps 300
   run terminal "$py" bench/terminal.py --taps 100
-  run clearing "$py" bench/clearing.py --taps 50000
+  run clearing "$py" bench/clearing.py --taps 50000 --workers 1,2 --ingest-processes 2
 else
   ONECARD_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/onecard_bench_ledger \
     run ledger "$py" bench/ledger.py
   run tap "$py" bench/tap.py
   run terminal "$py" bench/terminal.py
-  run clearing "$py" bench/clearing.py --taps 1000000
+  run clearing "$py" bench/clearing.py --taps 1000000 --workers 1,2 --ingest-processes 2
 fi
 
 echo "==> results (one JSON line each, also in $out/*-$stamp.json)"

@@ -57,11 +57,14 @@ def _bench(url: str, *args: str) -> subprocess.CompletedProcess[str]:
 def test_the_bench_migrates_a_new_database_and_runs_again_on_a_used_one(empty_url: str) -> None:
     first = _bench(empty_url)
     assert first.returncode == 0, first.stderr
-    again = _bench(empty_url, "--workers", "1,2")
+    again = _bench(empty_url, "--workers", "1,2", "--ingest-processes", "2")
     assert again.returncode == 0, again.stderr
     figures = json.loads(again.stdout.strip().splitlines()[-1])
     assert figures["taps"] == 200 and figures["records_staged"] >= 200
     assert set(figures["workers"]) == {"1", "2"}
+    assert figures["ingest_processes"] == 2 and "ingest (2 processes): " in again.stderr
+    for day in figures["workers"].values():  # every record staged once, by one process or two
+        assert day["records_staged"] == figures["records_staged"]
     assert "city 2:" in again.stderr and "city 3:" in again.stderr  # namespaces of their own
     assert "Traceback" not in first.stderr + again.stderr
 
