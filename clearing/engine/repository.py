@@ -151,6 +151,20 @@ def database_failure(error: BaseException) -> bool:
     return type(error).__module__.startswith("asyncpg")
 
 
+# A deadlock or a serialization failure: the database gave up this transaction, not the work.
+_TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def transient(error: BaseException) -> bool:
+    """The database broke a deadlock (or a serialization conflict) by failing this transaction:
+    the same work in a new transaction succeeds."""
+    for candidate in (error, getattr(error, "orig", None), error.__cause__):
+        sqlstate = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if sqlstate in _TRANSIENT_SQLSTATES:
+            return True
+    return False
+
+
 # Errors that say the code is wrong, whatever record it ran on: never pinned on a record.
 _CODE_ERRORS = (AttributeError, NameError, ImportError, NotImplementedError, RecursionError)
 

@@ -86,6 +86,9 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# A chunk the database failed as one side of a deadlock is cleared again this many times at most.
+TRANSIENT_RETRIES = 3
+
 # TAC checks of a prefetched chunk run in slices of this many records, yielding in between.
 _TAC_SLICE = 1000
 
@@ -186,6 +189,7 @@ class ClearingEngine:
         """The staged records, chunk by chunk, until none is left (or `records_max`)."""
         ahead: asyncio.Task[_Prefetched] | None = None
         remaining = records_max
+        retries = 0
         try:
             while remaining is None or remaining > 0:
                 limit = self.config.chunk_records
@@ -215,9 +219,17 @@ class ClearingEngine:
                         used = prefetched if prefetched and chunk is prefetched.taps else None
                         result = await self._clear_chunk(conn, run.run_id, chunk, {}, used)
                 except Exception as error:
+                    if repo.transient(error) and retries < TRANSIENT_RETRIES:
+                        # Two workers' chunks waited for each other (a terminal serial reused
+                        # across shards can make one wait for the other's uncommitted row while
+                        # holding the ledger's locks): the database failed one; clear it again.
+                        retries += 1
+                        self._accounts_known.clear()
+                        continue
                     if not chunk or not _tied(error):
                         raise
                     result = await self._clear_isolating(run, chunk, {}, TapState.RECEIVED)
+                retries = 0
                 run.summary.add(result)
                 if remaining is not None:
                     remaining -= len(chunk)

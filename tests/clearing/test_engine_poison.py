@@ -204,3 +204,57 @@ async def test_the_clear_command_reports_a_database_failure_in_one_line(
     assert result.exit_code == 1, result.output
     assert "the database failed" in said and "run the clearing again to resume" in said
     assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
+
+
+async def _deadlock_on(world: World, card_no: str, times: int) -> None:
+    """The database fails the transaction writing this card's row as one side of a deadlock,
+    the first `times` times (a sequence counts them: it is not rolled back with the chunk)."""
+    async with world.ledger.engine.begin() as conn:
+        await conn.execute(text("CREATE SEQUENCE IF NOT EXISTS deadlocks_fired"))
+        await conn.execute(
+            text(
+                "CREATE OR REPLACE FUNCTION refuse_one() RETURNS trigger AS $$ BEGIN"
+                f" IF NEW.card_no = '{card_no}' AND nextval('deadlocks_fired') <= {times} THEN"
+                " RAISE EXCEPTION 'deadlock detected (a test rule)' USING ERRCODE = '40P01';"
+                " END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+            )
+        )
+        await conn.execute(
+            text(
+                "CREATE TRIGGER refuse_one BEFORE INSERT ON cleared_taps"
+                " FOR EACH ROW EXECUTE FUNCTION refuse_one()"
+            )
+        )
+
+
+@pytest.mark.postgres
+async def test_a_chunk_failed_by_a_deadlock_is_cleared_again(world: World) -> None:
+    """Two workers' chunks can wait for each other (a terminal serial reused across shards):
+    PostgreSQL fails one of them; its chunk is cleared again, once, and nothing is quarantined."""
+    if not world.url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer: no deadlock to mimic")
+    world.engine.config = EngineConfig(chunk_records=2)
+    await world.upload([world.ride(card, 100) for card in (ADULT, ADULT_2, SENIOR, ADULT)])
+    await _deadlock_on(world, SENIOR, times=2)
+    try:
+        summary = await world.engine.clear_pending()
+    finally:
+        await _drop_refusal(world)
+    assert (summary.records_seen, summary.posted, summary.quarantined) == (4, 4, 0)
+    assert await world.states() == {"cleared": 4}
+    assert await world.balance(books.payable("bus-1")) == 400
+
+
+@pytest.mark.postgres
+async def test_a_deadlock_every_time_stops_the_run_cleanly(world: World) -> None:
+    if not world.url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer: no deadlock to mimic")
+    world.engine.config = EngineConfig(chunk_records=2)
+    await world.upload([world.ride(card, 100) for card in (ADULT, ADULT_2, SENIOR, ADULT)])
+    await _deadlock_on(world, SENIOR, times=1_000)
+    try:
+        with pytest.raises(DatabaseFailed, match="run the clearing again to resume"):
+            await world.engine.clear_pending()
+    finally:
+        await _drop_refusal(world)
+    assert await world.states() == {"cleared": 2, "received": 2}  # the first chunk is kept
