@@ -38,6 +38,7 @@ from clearing.books import LEDGER_CNY, TransferCode
 from clearing.cli.mobile_demo import residents_top_up, stripe_environment
 from clearing.registry.models import Card, Participant, Terminal
 from clearing.settings import get_settings
+from clearing.settlement.service import calendar_of
 from ledger import Transfer, transfer_id
 from ledger.types import BATCH_MAX
 from ledger.writer import Ledger
@@ -301,7 +302,9 @@ def run_city_demo(
     settings = get_settings()
     celery_app.conf.task_always_eager = True  # the embedded default: tasks run in-process
     url = settings.resolved_database_url()
-    day = (datetime.now(ZONE) - timedelta(days=1)).date()  # yesterday: its cut-off has passed
+    # The last business day whose cut-off has passed (yesterday's date is not always one: from
+    # midnight to the cut-off, 04:00, the calendar's yesterday is still the open business day).
+    day = calendar_of(settings).last_closed_day(datetime.now(UTC))
     progress = Progress(
         TextColumn("{task.description:<34}"),
         BarColumn(),
