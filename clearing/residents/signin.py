@@ -129,20 +129,22 @@ async def _issue_pair(
     return TokenPair(resident_id, access, access_expires_at, refresh, refresh_expires_at)
 
 
+def password_limit(settings: Settings) -> rules.PasswordLimit:
+    """Residents' limit on wrong passwords (staff sign-ins keep it too)."""
+    return rules.PasswordLimit(
+        settings.resident_login_failures_max, timedelta(seconds=settings.resident_login_window_s)
+    )
+
+
 async def _login_wait_s(
-    session: AsyncSession, settings: Settings, resident: Resident
+    session: AsyncSession, limit: rules.PasswordLimit, resident: Resident
 ) -> int | None:
     now = utc_now()
-    window = timedelta(seconds=settings.resident_login_window_s)
-    since = now - window
-    if resident.last_login_at is not None and resident.last_login_at > since:
-        since = resident.last_login_at  # a successful login forgives the failures before it
+    since = limit.counted_since(now, resident.last_login_at)
     failures = await repository.failures_since(
         session, AttemptKind.LOGIN, since, resident_id=resident.id
     )
-    return rules.retry_after_s(
-        failures, now=now, failures_max=settings.resident_login_failures_max, window=window
-    )
+    return limit.wait_s(failures, now)
 
 
 async def log_in(
@@ -162,13 +164,10 @@ async def log_in(
     if resident is None:
         await passwords.spend_like_a_verify(settings, password)
         raise LoginFailed("the login or the password is wrong")
-    wait_s = await _login_wait_s(session, settings, resident)
+    limit = password_limit(settings)
+    wait_s = await _login_wait_s(session, limit, resident)
     if wait_s is not None:
-        raise LoginLocked(
-            f"{settings.resident_login_failures_max} wrong passwords within "
-            f"{settings.resident_login_window_s // 60} minutes: try again in {wait_s} s",
-            wait_s,
-        )
+        raise LoginLocked(limit.locked(wait_s), wait_s)
     if not await passwords.verify_password(settings, resident.password_hash, password):
         session.add(
             FailedAttempt(
@@ -176,11 +175,7 @@ async def log_in(
             )
         )
         await session.flush()
-        raise LoginFailed(
-            "the login or the password is wrong; after "
-            f"{settings.resident_login_failures_max} wrong passwords the account waits "
-            f"{settings.resident_login_window_s // 60} minutes"
-        )
+        raise LoginFailed(limit.wrong("login"))
     if passwords.needs_rehash(settings, resident.password_hash):
         resident.password_hash = await passwords.hash_password(settings, password)
     resident.last_login_at = utc_now()

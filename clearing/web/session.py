@@ -273,11 +273,18 @@ RESIDENT_SIGNIN_ROUTE = "signin"
 STAFF_SIGNIN_ROUTE = "staff_signin"  # the console's sign-in page names its route so
 
 
-async def _resident(request: Request, session: SessionDep) -> Visitor:
+async def _signed_in_as(request: Request, session: AsyncSession, kind: VisitorKind) -> Visitor:
+    """The visitor, who must be signed in as `kind`: else that kind's sign-in page."""
     visitor = await visitor_of(request, session)
-    if visitor is None or visitor.kind is not VisitorKind.RESIDENT:
-        raise SignInRequired(RESIDENT_SIGNIN_ROUTE)
+    if visitor is None or visitor.kind is not kind:
+        raise SignInRequired(
+            RESIDENT_SIGNIN_ROUTE if kind is VisitorKind.RESIDENT else STAFF_SIGNIN_ROUTE
+        )
     return visitor
+
+
+async def _resident(request: Request, session: SessionDep) -> Visitor:
+    return await _signed_in_as(request, session, VisitorKind.RESIDENT)
 
 
 def staff_with(*roles: Role) -> Any:
@@ -285,9 +292,7 @@ def staff_with(*roles: Role) -> Any:
     the staff sign-in page; staff without the role: 404."""
 
     async def _staff(request: Request, session: SessionDep) -> Visitor:
-        visitor = await visitor_of(request, session)
-        if visitor is None or visitor.kind is not VisitorKind.STAFF:
-            raise SignInRequired(STAFF_SIGNIN_ROUTE)
+        visitor = await _signed_in_as(request, session, VisitorKind.STAFF)
         if not visitor.has_role(*roles):
             raise PageNotFound()
         return visitor
