@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import opendp.prelude as dp
@@ -34,6 +34,11 @@ class NoisePlan:
     epsilon: float
     sensitivity: int
     scale: float
+
+
+# Adds a plan's noise to counts, one draw per count in order: add_noise, or a seeded stand-in in
+# tests that assert on a release's published numbers.
+Noise = Callable[[Sequence[int], NoisePlan], list[int]]
 
 
 def split_budget(epsilon: float, tables: int) -> float:
@@ -58,7 +63,8 @@ def _measurement(scale: float) -> dp.Measurement:
 
 
 def add_noise(counts: Sequence[int], plan: NoisePlan) -> list[int]:
-    """`counts` with discrete Laplace noise of the plan's scale (OpenDP's sampler)."""
+    """`counts` with discrete Laplace noise of the plan's scale (OpenDP's sampler: it draws from
+    the operating system's randomness and cannot be seeded, as a release's noise must not be)."""
     if not counts:
         return []
     return list(_measurement(plan.scale)(list(counts)))

@@ -68,14 +68,17 @@ def publish_table(
     counted: Sequence[tuple[Any, ...]],
     plan: privacy.NoisePlan,
     k: int,
+    noise: privacy.Noise = privacy.add_noise,
 ) -> PublishedTable:
-    """Noise every cell, then keep only those that pass the k-rider rule (pure)."""
-    noisy = privacy.add_noise([row[-2] for row in counted], plan)
+    """Noise every cell, then keep only those that pass the k-rider rule (pure). The cells are
+    put in key order first (SQL's GROUP BY returns them in no set order), so a seeded `noise`
+    gives each cell the same draw in every run."""
+    counted = sorted(counted, key=_key)
+    noisy = noise([row[-2] for row in counted], plan)
     rows: list[list[Any]] = []
     for row, count in zip(counted, noisy, strict=True):
         if privacy.publishable(row[-1], count, k):
             rows.append([_plain(value) for value in row[:-2]] + [count])
-    rows.sort(key=lambda r: [str(v) for v in r[:-1]])
     return PublishedTable(
         name=name,
         columns=(*columns, "count"),
@@ -84,6 +87,10 @@ def publish_table(
         noise_scale=plan.scale,
         cells_suppressed=len(counted) - len(rows),
     )
+
+
+def _key(row: Sequence[Any]) -> list[str]:
+    return [str(_plain(value)) for value in row[:-2]]
 
 
 def _plain(value: Any) -> Any:
@@ -119,8 +126,10 @@ async def build_release(
     end: date,
     *,
     created_by: str,
+    noise: privacy.Noise = privacy.add_noise,
 ) -> Release:
-    """Spend `settings.epsilon_per_release` on [start, end] and publish every table."""
+    """Spend `settings.epsilon_per_release` on [start, end] and publish every table (`noise`:
+    OpenDP's, unless a test passes a seeded one)."""
     repository.require_postgresql(conn)
     check_period(start, end)
     await repository.take_budget_lock(conn)
@@ -140,7 +149,7 @@ async def build_release(
     for name in TABLES:
         columns, _ = repository.TABLE_QUERIES[name]
         counted = await repository.table_counts(conn, name)
-        tables[name] = publish_table(name, columns, counted, plan, settings.k_riders_min)
+        tables[name] = publish_table(name, columns, counted, plan, settings.k_riders_min, noise)
     release = Release(
         id=uuid.uuid4(),
         created_at=datetime.now(UTC),

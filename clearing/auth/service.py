@@ -110,11 +110,19 @@ async def authenticate_bearer(session: AsyncSession, authorization: str | None) 
     token = token.strip()
     if scheme.lower() != "bearer" or not token or len(token) > TOKEN_LENGTH_MAX:
         raise Unauthenticated("send `Authorization: Bearer <token>`")
-    row = await repository.token_by_hash(session, hash_token(token))
-    now = utc_now()
+    return _live(await repository.token_by_hash(session, hash_token(token)))
+
+
+async def principal_of_token(session: AsyncSession, token_pk: int) -> Principal:
+    """The principal of the stored token `token_pk` (for a caller that holds its id, not the
+    token itself), or Unauthenticated if it is revoked or expired."""
+    return _live(await repository.token_by_id(session, token_pk))
+
+
+def _live(row: ApiToken | None) -> Principal:
     if row is None or row.revoked_at is not None:
         raise Unauthenticated("the token is unknown or revoked")
-    if row.expires_at is not None and row.expires_at <= now:
+    if row.expires_at is not None and row.expires_at <= utc_now():
         raise Unauthenticated("the token has expired")
     return Principal(row.id, row.role, row.subject, row.participant_id)
 

@@ -3,6 +3,7 @@ problem through clearing/http/problems.py) whose detail says what to do."""
 
 from __future__ import annotations
 
+from clearing.auth.service import Principal
 from clearing.errors import Conflict, Forbidden, InvalidRequest, TooManyRequests, Unauthenticated
 
 
@@ -39,6 +40,18 @@ class RefreshRefused(Unauthenticated):
 class RefreshReused(Unauthenticated):
     code = "refresh_token_reused"
     title = "The refresh token was already used"
+
+
+class RefreshRaced(Unauthenticated):
+    """Not a refusal: the refresh token was used moments ago by a parallel request of the same
+    browser (within its grace), whose new pair serves this request too (`principal`)."""
+
+    code = "refresh_token_raced"
+    title = "The refresh token was just used by a parallel request"
+
+    def __init__(self, detail: str, principal: Principal) -> None:
+        super().__init__(detail)
+        self.principal = principal
 
 
 class NotAResident(Forbidden):

@@ -40,7 +40,8 @@ class RefreshToken(Base):
     """One refresh token of a sign-in (`family_id`); used once, then replaced by the next.
 
     `access_token_id` is the access token issued with it, so revoking a family ends its access
-    tokens too."""
+    tokens too. `grace_until`: after a web renewal used it, until when a parallel page load of
+    the same browser may still present it (signin.refresh's grace); None: no grace."""
 
     __tablename__ = "resident_refresh_tokens"
 
@@ -55,6 +56,7 @@ class RefreshToken(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    grace_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class CardLink(Base):

@@ -126,8 +126,11 @@ async def refresh_by_access_token(
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def claim_refresh(session: AsyncSession, refresh_id: int, now: datetime) -> bool:
-    """Mark a refresh token used; False if it already was (two uses racing: one wins).
+async def claim_refresh(
+    session: AsyncSession, refresh_id: int, now: datetime, grace_until: datetime | None = None
+) -> bool:
+    """Mark a refresh token used (with its grace, if any); False if it already was (two uses
+    racing: one wins).
 
     One UPDATE … WHERE used_at IS NULL: PostgreSQL makes the second wait for the first's row
     lock and then match nothing; SQLite's writers take turns."""
@@ -138,10 +141,32 @@ async def claim_refresh(session: AsyncSession, refresh_id: int, now: datetime) -
             RefreshToken.used_at.is_(None),
             RefreshToken.revoked_at.is_(None),
         )
-        .values(used_at=now)
+        .values(used_at=now, grace_until=grace_until)
         .execution_options(synchronize_session="fetch")
     )
     return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+async def newest_of_family(session: AsyncSession, family_id: str) -> RefreshToken | None:
+    """The sign-in's latest refresh token (the one its browser holds now, if all went well)."""
+    query = (
+        select(RefreshToken)
+        .where(RefreshToken.family_id == family_id)
+        .order_by(RefreshToken.id.desc())
+        .limit(1)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def close_grace(session: AsyncSession, family_id: str) -> None:
+    """No used refresh token of this sign-in is accepted again, not even by a parallel load."""
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.grace_until.is_not(None))
+        .values(grace_until=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def revoke_families(session: AsyncSession, family_ids: Sequence[str], now: datetime) -> int:

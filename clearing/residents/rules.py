@@ -162,3 +162,40 @@ def retry_after_s(
     oldest_counted = recent[len(recent) - failures_max]
     wait = oldest_counted + window - now
     return max(1, int(-(-wait.total_seconds() // 1)))  # whole seconds, rounded up
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordLimit:
+    """The limit on wrong passwords of one account (a resident's login, a staff sign-in): at most
+    `failures_max` within `window`; a successful sign-in forgives the failures before it."""
+
+    failures_max: int
+    window: timedelta
+
+    def counted_since(self, now: datetime, last_login_at: datetime | None) -> datetime:
+        """The failures that count are those after this (the window, or the last sign-in)."""
+        since = now - self.window
+        if last_login_at is not None and last_login_at > since:
+            since = last_login_at
+        return since
+
+    def wait_s(self, failures: Sequence[datetime], now: datetime) -> int | None:
+        return retry_after_s(failures, now=now, failures_max=self.failures_max, window=self.window)
+
+    def locked(self, wait_s: int) -> str:
+        """What a locked account is told."""
+        return (
+            f"{self.failures_max} wrong passwords within {self.window_minutes} minutes: "
+            f"try again in {wait_s} s"
+        )
+
+    def wrong(self, login_name: str) -> str:
+        """What a wrong password is told (`login_name`: "login", "username")."""
+        return (
+            f"the {login_name} or the password is wrong; after {self.failures_max} wrong "
+            f"passwords the account waits {self.window_minutes} minutes"
+        )
+
+    @property
+    def window_minutes(self) -> int:
+        return int(self.window.total_seconds()) // 60

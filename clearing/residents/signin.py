@@ -3,7 +3,9 @@
 An access token is the back office's own bearer token (clearing/auth: random, stored hashed,
 with `expires_at`), role resident, subject the resident id; it lives minutes. A refresh token
 lives weeks and is used once: each use gives a new pair in the same family. A refresh token
-used twice means it was copied: the whole family (its access tokens too) is revoked.
+used twice means it was copied: the whole family (its access tokens too) is revoked, except
+within the grace a web renewal gives it (REFRESH_GRACE_S, closed as soon as the new pair is
+seen): a browser's parallel page loads all present the same expired sign-in at once.
 Wrong passwords are counted per account (a sliding window, rules.retry_after_s). Never commits.
 """
 
@@ -20,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from clearing.auth import service as auth_service
 from clearing.auth.models import Role
 from clearing.db.base import utc_now
+from clearing.errors import Unauthenticated
 from clearing.residents import passwords, repository, rules
 from clearing.residents.errors import (
     LoginFailed,
@@ -27,6 +30,7 @@ from clearing.residents.errors import (
     LoginLocked,
     LoginTaken,
     PasswordRefused,
+    RefreshRaced,
     RefreshRefused,
     RefreshReused,
 )
@@ -37,6 +41,10 @@ REFRESH_PREFIX = "ocr_"
 REFRESH_BYTES = 32
 RESIDENT_ID_PREFIX = "res_"
 ACCESS_LABEL = "resident sign-in"
+# How long after a web renewal a parallel page load of the same browser may still present the
+# used refresh token (it rides on that renewal: no new pair). Page loads a browser starts
+# together reach the server within this; a copy used later revokes the sign-in as before.
+REFRESH_GRACE_S = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,20 +129,22 @@ async def _issue_pair(
     return TokenPair(resident_id, access, access_expires_at, refresh, refresh_expires_at)
 
 
+def password_limit(settings: Settings) -> rules.PasswordLimit:
+    """Residents' limit on wrong passwords (staff sign-ins keep it too)."""
+    return rules.PasswordLimit(
+        settings.resident_login_failures_max, timedelta(seconds=settings.resident_login_window_s)
+    )
+
+
 async def _login_wait_s(
-    session: AsyncSession, settings: Settings, resident: Resident
+    session: AsyncSession, limit: rules.PasswordLimit, resident: Resident
 ) -> int | None:
     now = utc_now()
-    window = timedelta(seconds=settings.resident_login_window_s)
-    since = now - window
-    if resident.last_login_at is not None and resident.last_login_at > since:
-        since = resident.last_login_at  # a successful login forgives the failures before it
+    since = limit.counted_since(now, resident.last_login_at)
     failures = await repository.failures_since(
         session, AttemptKind.LOGIN, since, resident_id=resident.id
     )
-    return rules.retry_after_s(
-        failures, now=now, failures_max=settings.resident_login_failures_max, window=window
-    )
+    return limit.wait_s(failures, now)
 
 
 async def log_in(
@@ -154,13 +164,10 @@ async def log_in(
     if resident is None:
         await passwords.spend_like_a_verify(settings, password)
         raise LoginFailed("the login or the password is wrong")
-    wait_s = await _login_wait_s(session, settings, resident)
+    limit = password_limit(settings)
+    wait_s = await _login_wait_s(session, limit, resident)
     if wait_s is not None:
-        raise LoginLocked(
-            f"{settings.resident_login_failures_max} wrong passwords within "
-            f"{settings.resident_login_window_s // 60} minutes: try again in {wait_s} s",
-            wait_s,
-        )
+        raise LoginLocked(limit.locked(wait_s), wait_s)
     if not await passwords.verify_password(settings, resident.password_hash, password):
         session.add(
             FailedAttempt(
@@ -168,11 +175,7 @@ async def log_in(
             )
         )
         await session.flush()
-        raise LoginFailed(
-            "the login or the password is wrong; after "
-            f"{settings.resident_login_failures_max} wrong passwords the account waits "
-            f"{settings.resident_login_window_s // 60} minutes"
-        )
+        raise LoginFailed(limit.wrong("login"))
     if passwords.needs_rehash(settings, resident.password_hash):
         resident.password_hash = await passwords.hash_password(settings, password)
     resident.last_login_at = utc_now()
@@ -184,9 +187,15 @@ async def revoke_families(session: AsyncSession, family_ids: list[str]) -> int:
     return await repository.revoke_families(session, family_ids, utc_now())
 
 
-async def refresh(session: AsyncSession, settings: Settings, refresh_token: str) -> TokenPair:
+async def refresh(
+    session: AsyncSession, settings: Settings, refresh_token: str, *, grace_s: int = 0
+) -> TokenPair:
     """The next pair of this sign-in; the token given is used up. A token used before revokes
-    its family (RefreshReused, after the revocation is flushed: the caller commits it)."""
+    its family (RefreshReused, after the revocation is flushed: the caller commits it).
+
+    With grace_s (the web session's renewals), the used token stays good for grace_s or until
+    `confirm_renewal` (the new pair seen), whichever comes first: a use within that raises
+    RefreshRaced with the principal of the pair the first use gave, and revokes nothing."""
     token_sha256 = _sha256(refresh_token)
     row = await repository.refresh_by_hash(session, token_sha256)
     if row is not None:
@@ -197,13 +206,41 @@ async def refresh(session: AsyncSession, settings: Settings, refresh_token: str)
     now = utc_now()
     if row is None or row.revoked_at is not None or row.expires_at <= now:
         raise RefreshRefused("this refresh token is unknown, expired or revoked: log in again")
-    if row.used_at is not None or not await repository.claim_refresh(session, row.id, now):
+    grace_until = now + timedelta(seconds=grace_s) if grace_s > 0 else None
+    if row.used_at is not None or not await repository.claim_refresh(
+        session, row.id, now, grace_until
+    ):
+        if grace_s > 0:
+            await _raise_if_raced(session, token_sha256, now)
         await revoke_families(session, [row.family_id])
         raise RefreshReused(
             "this refresh token was already used, so it may have been copied: every session of "
             "this sign-in is ended; log in again"
         )
     return await _issue_pair(session, settings, row.resident_id, row.family_id)
+
+
+async def _raise_if_raced(session: AsyncSession, token_sha256: str, now: datetime) -> None:
+    """RefreshRaced if this used token is within its grace and the pair its use gave is live."""
+    row = await repository.refresh_by_hash(session, token_sha256)  # as the winner committed it
+    if row is None or row.grace_until is None or row.grace_until <= now:
+        return
+    newest = await repository.newest_of_family(session, row.family_id)
+    if newest is None or newest.id == row.id or newest.access_token_id is None:
+        return
+    try:
+        principal = await auth_service.principal_of_token(session, newest.access_token_id)
+    except Unauthenticated:
+        return
+    raise RefreshRaced("a parallel request renewed this sign-in just now", principal)
+
+
+async def confirm_renewal(session: AsyncSession, refresh_token: str) -> None:
+    """The browser holds the renewed pair (it presented it): the grace of the tokens used
+    before it ends now (`refresh`)."""
+    row = await repository.refresh_by_hash(session, _sha256(refresh_token))
+    if row is not None:
+        await repository.close_grace(session, row.family_id)
 
 
 async def log_out(

@@ -1,8 +1,8 @@
 """Staff accounts and their console sign-ins: add, list, disable, sign in, sign out.
 
 Passwords are residents' Argon2id (clearing/residents/passwords.py, the same code and cost);
-wrong passwords are counted per account in residents' sliding window (rules.retry_after_s,
-with the residents' limits from the settings). A sign-in is a bearer token of clearing/auth
+wrong passwords are counted per account under residents' limit (rules.PasswordLimit, from
+signin.password_limit: the same window, numbers and messages). A sign-in is a bearer token of clearing/auth
 (role: the account's first staff role, subject: the username, living SESSION_TTL), which the
 console's session cookie holds; disabling an account revokes its tokens. Never commits.
 """
@@ -21,7 +21,8 @@ from clearing.auth.models import Role
 from clearing.auth.service import Principal
 from clearing.db.base import utc_now
 from clearing.residents import passwords
-from clearing.residents.rules import retry_after_s
+from clearing.residents.rules import PasswordLimit
+from clearing.residents.signin import password_limit
 from clearing.settings import Settings
 from clearing.staff import repository
 from clearing.staff.errors import (
@@ -148,16 +149,11 @@ async def disable_staff(session: AsyncSession, username: str) -> StaffAccount:
     return account
 
 
-async def _wait_s(session: AsyncSession, settings: Settings, account: StaffAccount) -> int | None:
+async def _wait_s(session: AsyncSession, limit: PasswordLimit, account: StaffAccount) -> int | None:
     now = utc_now()
-    window = timedelta(seconds=settings.resident_login_window_s)
-    since = now - window
-    if account.last_login_at is not None and account.last_login_at > since:
-        since = account.last_login_at  # a successful sign-in forgives the failures before it
+    since = limit.counted_since(now, account.last_login_at)
     failures = await repository.failures_since(session, account.id, since)
-    return retry_after_s(
-        failures, now=now, failures_max=settings.resident_login_failures_max, window=window
-    )
+    return limit.wait_s(failures, now)
 
 
 async def verify_staff(
@@ -171,21 +167,14 @@ async def verify_staff(
     if account is None or account.disabled_at is not None:
         await passwords.spend_like_a_verify(settings, password)
         raise StaffSignInFailed("the username or the password is wrong")
-    wait_s = await _wait_s(session, settings, account)
+    limit = password_limit(settings)
+    wait_s = await _wait_s(session, limit, account)
     if wait_s is not None:
-        raise StaffLocked(
-            f"{settings.resident_login_failures_max} wrong passwords within "
-            f"{settings.resident_login_window_s // 60} minutes: try again in {wait_s} s",
-            wait_s,
-        )
+        raise StaffLocked(limit.locked(wait_s), wait_s)
     if not await passwords.verify_password(settings, account.password_hash, password):
         session.add(StaffFailedLogin(staff_id=account.id, at=utc_now()))
         await session.flush()
-        raise StaffSignInFailed(
-            "the username or the password is wrong; after "
-            f"{settings.resident_login_failures_max} wrong passwords the account waits "
-            f"{settings.resident_login_window_s // 60} minutes"
-        )
+        raise StaffSignInFailed(limit.wrong("username"))
     if passwords.needs_rehash(settings, account.password_hash):
         account.password_hash = await passwords.hash_password(settings, password)
     account.last_login_at = utc_now()

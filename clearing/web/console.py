@@ -9,6 +9,7 @@ show the answer; a refusal lands next to the field it concerns, in the reader's 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Path, Request
@@ -26,7 +27,7 @@ from clearing.quarantine import service as quarantine
 from clearing.settlement import service as settlement_service
 from clearing.staff import service as staff
 from clearing.staff.errors import StaffLocked, StaffSignInFailed
-from clearing.web.forms import Field, Form, InputKind, bind, blank
+from clearing.web.forms import Field, Form, InputKind, bind, blank, signed_in
 from clearing.web.guard import new_csrf_token, submitted
 from clearing.web.i18n import N_
 from clearing.web.pages import href, redirect, redirect_to, render, safe_next
@@ -90,6 +91,20 @@ def refuse(form: Form, name: str | None, error: ClearingError) -> None:
         form.refuse(name, msgid)
 
 
+async def attempt(form: Form, name: str | None, action: Callable[[], Awaitable[object]]) -> bool:
+    """What every form of the console does: if the form is valid, `action` (a service call);
+    its refusal lands on the field `name` (see `refuse`). True if it was done: the handler then
+    redirects, else it shows the page again (422) with the form."""
+    if not form.valid:
+        return False
+    try:
+        await action()
+    except ClearingError as error:
+        refuse(form, name, error)
+        return False
+    return True
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC)
 
@@ -106,24 +121,19 @@ async def signin_page(request: Request, visitor: MaybeVisitor, next: str | None 
 @router.post("/signin")
 async def signin_submit(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     form = bind(SIGNIN_FIELDS, submitted(request))
-    if form.valid:
-        try:
-            signed = await staff.sign_in(
-                session, settings, form.text("username"), form.values["password"]
-            )
-        except StaffSignInFailed:  # the wrong password is recorded: the request commits
-            form.refuse("password", N_("The username or the password is wrong."))
-        except StaffLocked as error:
-            form.refuse(
-                None,
-                N_("Too many wrong passwords. Try again in %(minutes)s minutes."),
-                minutes=max(1, -(-error.retry_after_s // 60)),
-            )
-        else:
-            start_staff_session(request, signed.token)
-            new_csrf_token(request)
-            return redirect_to(safe_next(form.values.get("next")) or href(request, "console"))
-    return render(request, "console/signin.html", 422, form=form)
+    signed = await signed_in(
+        form,
+        lambda username, password: staff.sign_in(session, settings, username, password),
+        login="username",
+        wrong=N_("The username or the password is wrong."),
+        failed=StaffSignInFailed,
+        locked=StaffLocked,
+    )
+    if signed is None:
+        return render(request, "console/signin.html", 422, form=form)
+    start_staff_session(request, signed.token)
+    new_csrf_token(request)
+    return redirect_to(safe_next(form.values.get("next")) or href(request, "console"))
 
 
 @router.post("/signout", name="console_signout")
@@ -220,19 +230,18 @@ async def release(
         detail = await quarantine.show(await session.connection(), tap_id)
         reason = detail.record.get("quarantine_reason")
         override = QuarantineReason(reason) if reason else None
-    if form.valid:
-        try:
-            await quarantine.release(
-                await session.connection(),
-                tap_id,
-                actor=visitor.principal.actor,
-                note=form.text("release_note"),
-                override=override,
-            )
-        except ClearingError as error:
-            refuse(form, "release_note", error)
-        else:
-            return redirect(request, "console_record", tap_id=tap_id)
+
+    async def do() -> None:
+        await quarantine.release(
+            await session.connection(),
+            tap_id,
+            actor=visitor.principal.actor,
+            note=form.text("release_note"),
+            override=override,
+        )
+
+    if await attempt(form, "release_note", do):
+        return redirect(request, "console_record", tap_id=tap_id)
     return await _record_page(request, session, visitor, tap_id, 422, release=form)
 
 
@@ -245,20 +254,19 @@ async def ask_write_off(
     visitor: Visitor = Finance,
 ) -> Response:
     form = bind((WRITE_OFF_NOTE,), submitted(request))
-    if form.valid:
-        try:
-            await approvals.ask(
-                session,
-                visitor.principal,
-                tools_of(request, settings),
-                ApprovalKind.WRITE_OFF,
-                str(tap_id),
-                form.text("write_off_note"),
-            )
-        except ClearingError as error:
-            refuse(form, "write_off_note", error)
-        else:
-            return redirect(request, "console_record", tap_id=tap_id)
+
+    async def ask() -> None:
+        await approvals.ask(
+            session,
+            visitor.principal,
+            tools_of(request, settings),
+            ApprovalKind.WRITE_OFF,
+            str(tap_id),
+            form.text("write_off_note"),
+        )
+
+    if await attempt(form, "write_off_note", ask):
+        return redirect(request, "console_record", tap_id=tap_id)
     return await _record_page(request, session, visitor, tap_id, 422, write_off=form)
 
 
@@ -323,11 +331,10 @@ async def reject(
     visitor: Visitor = Finance,
 ) -> Response:
     form = bind((REJECT_NOTE,), submitted(request))
-    if form.valid:
-        try:
-            await approvals.reject(session, visitor.principal, request_id, form.text("note"))
-        except ClearingError as error:
-            refuse(form, "note", error)
-        else:
-            return redirect(request, "console_approvals")
+
+    async def reject() -> None:
+        await approvals.reject(session, visitor.principal, request_id, form.text("note"))
+
+    if await attempt(form, "note", reject):
+        return redirect(request, "console_approvals")
     return await _approvals_page(request, session, visitor, 422, (request_id, "reject", form))

@@ -21,7 +21,7 @@ from clearing.overview import service as overview
 from clearing.registry import service as registry_service
 from clearing.settlement import service as settlement_service
 from clearing.web import charts
-from clearing.web.console import NOTE, WRITE_OFF_NOTE, Finance, now_utc, refuse
+from clearing.web.console import NOTE, WRITE_OFF_NOTE, Finance, attempt, now_utc, refuse
 from clearing.web.forms import Field, Form, bind, blank
 from clearing.web.guard import submitted
 from clearing.web.i18n import N_
@@ -131,21 +131,20 @@ async def ask_early_settlement(
     request: Request, session: SessionDep, settings: SettingsDep, visitor: Visitor = Finance
 ) -> Response:
     form = bind((NOTE,), submitted(request))
-    if form.valid:
+
+    async def ask() -> None:
         today = settlement_service.calendar_of(settings).business_day(now_utc())
-        try:
-            await approvals.ask(
-                session,
-                visitor.principal,
-                tools_of(request, settings),
-                ApprovalKind.EARLY_SETTLEMENT,
-                today.isoformat(),
-                form.text("note"),
-            )
-        except ClearingError as error:
-            refuse(form, "note", error)
-        else:
-            return redirect(request, "console_approvals")
+        await approvals.ask(
+            session,
+            visitor.principal,
+            tools_of(request, settings),
+            ApprovalKind.EARLY_SETTLEMENT,
+            today.isoformat(),
+            form.text("note"),
+        )
+
+    if await attempt(form, "note", ask):
+        return redirect(request, "console_approvals")
     return await _settlements_page(request, session, settings, visitor, 422, early=form)
 
 
@@ -309,33 +308,30 @@ async def act_on_break(
     if spec is None:
         raise PageNotFound()
     form = bind((spec,), submitted(request))
-    if form.valid:
+
+    async def act() -> None:
         conn = await session.connection()
         actor = visitor.principal.actor
-        try:
-            if action == "assign":
-                await reconciliation.assign(
-                    conn, break_id, assignee=form.text("assignee"), actor=actor
-                )
-            elif action == "explain":
-                note = form.text("explain_note")
-                await reconciliation.explain(conn, break_id, actor=actor, note=note)
-            elif action == "write-off":
-                await approvals.ask(
-                    session,
-                    visitor.principal,
-                    tools_of(request, settings),
-                    ApprovalKind.BREAK_WRITE_OFF,
-                    str(break_id),
-                    form.text("write_off_note"),
-                )
-            else:
-                note = form.text("resolve_note")
-                await reconciliation.resolve(conn, break_id, actor=actor, note=note)
-        except ClearingError as error:
-            refuse(form, spec.name, error)
+        if action == "assign":
+            await reconciliation.assign(conn, break_id, assignee=form.text("assignee"), actor=actor)
+        elif action == "explain":
+            note = form.text("explain_note")
+            await reconciliation.explain(conn, break_id, actor=actor, note=note)
+        elif action == "write-off":
+            await approvals.ask(
+                session,
+                visitor.principal,
+                tools_of(request, settings),
+                ApprovalKind.BREAK_WRITE_OFF,
+                str(break_id),
+                form.text("write_off_note"),
+            )
         else:
-            return redirect(request, "console_break", break_id=break_id)
+            note = form.text("resolve_note")
+            await reconciliation.resolve(conn, break_id, actor=actor, note=note)
+
+    if await attempt(form, spec.name, act):
+        return redirect(request, "console_break", break_id=break_id)
     return await _break_page(request, session, visitor, break_id, 422, **{action: form})
 
 

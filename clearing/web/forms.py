@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+from clearing.errors import ClearingError, TooManyRequests
 from clearing.web.i18n import N_
+
+T = TypeVar("T")
 
 TEXT_LENGTH_MAX = 200
 
@@ -126,3 +131,31 @@ def bind(fields: tuple[Field, ...], submitted: dict[str, str]) -> Form:
         elif spec.kind is InputKind.CHOICE and text not in {v for v, _ in spec.choices}:
             form.refuse(spec.name, N_("Choose one of the options."))
     return form
+
+
+async def signed_in(
+    form: Form,
+    sign_in: Callable[[str, str], Awaitable[T]],
+    *,
+    login: str,
+    wrong: str,
+    failed: type[ClearingError],
+    locked: type[TooManyRequests],
+) -> T | None:
+    """A sign-in form's try (residents' and staff's): what `sign_in(login, password)` gives for
+    a valid form, else None with the refusal on the form: a wrong password (`failed`; returned,
+    not raised, so the request commits it and it counts) on the password field as `wrong`, a
+    locked account (`locked`) above the form, in whole minutes."""
+    if not form.valid:
+        return None
+    try:
+        return await sign_in(form.text(login), form.values["password"])
+    except failed:
+        form.refuse("password", wrong)
+    except locked as error:
+        form.refuse(
+            None,
+            N_("Too many wrong passwords. Try again in %(minutes)s minutes."),
+            minutes=max(1, -(-error.retry_after_s // 60)),
+        )
+    return None

@@ -19,7 +19,7 @@ from clearing.residents.errors import (
     PasswordRefused,
 )
 from clearing.residents.rules import PASSWORD_LENGTH_MAX, PASSWORD_LENGTH_MIN
-from clearing.web.forms import Field, InputKind, bind, blank
+from clearing.web.forms import Field, InputKind, bind, blank, signed_in
 from clearing.web.guard import new_csrf_token, submitted
 from clearing.web.i18n import LANG_COOKIE, LANGS, N_
 from clearing.web.pages import href, redirect, redirect_to, render, safe_next
@@ -96,24 +96,19 @@ async def signin_page(request: Request, visitor: MaybeVisitor, next: str | None 
 @router.post("/signin")
 async def signin_submit(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     form = bind(SIGNIN_FIELDS, submitted(request))
-    if form.valid:
-        try:
-            pair = await signin.log_in(
-                session, settings, form.text("login"), form.values["password"]
-            )
-        except LoginFailed:  # returned, not raised: the wrong password is committed and counts
-            form.refuse("password", N_("The login or the password is wrong."))
-        except LoginLocked as error:
-            form.refuse(
-                None,
-                N_("Too many wrong passwords. Try again in %(minutes)s minutes."),
-                minutes=max(1, -(-error.retry_after_s // 60)),
-            )
-        else:
-            start_resident_session(request, pair)
-            new_csrf_token(request)
-            return redirect_to(safe_next(form.values.get("next")) or href(request, "cards"))
-    return render(request, "signin.html", 422, form=form)
+    pair = await signed_in(
+        form,
+        lambda login, password: signin.log_in(session, settings, login, password),
+        login="login",
+        wrong=N_("The login or the password is wrong."),
+        failed=LoginFailed,
+        locked=LoginLocked,
+    )
+    if pair is None:
+        return render(request, "signin.html", 422, form=form)
+    start_resident_session(request, pair)
+    new_csrf_token(request)
+    return redirect_to(safe_next(form.values.get("next")) or href(request, "cards"))
 
 
 @router.get("/signup", name="signup")

@@ -6,13 +6,18 @@ The cookie is Fernet (AES-CBC + HMAC-SHA256): the browser can neither read nor a
 HttpOnly, SameSite=Lax, Secure over https (settings.web_cookie_secure overrides). Every request
 checks the token against the database, so a sign-out or a revoked token ends the session at
 once. Cookies a handler sets are written by `CookieWriter` when the response starts.
+
+A resident's expired access token is renewed with the refresh token (used once). A browser's
+parallel page loads present the same expired cookie at once: the first renews, the others ride
+on that renewal within its grace (signin.REFRESH_GRACE_S); the renewed cookie says so
+(`renewed`), and the first request that brings it back ends that grace.
 """
 
 from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,7 +34,7 @@ from clearing.errors import Unauthenticated
 from clearing.http.deps import SessionDep
 from clearing.residents import service as residents_service
 from clearing.residents import signin
-from clearing.residents.errors import RefreshRefused, RefreshReused
+from clearing.residents.errors import RefreshRaced, RefreshRefused, RefreshReused
 from clearing.residents.signin import TokenPair
 from clearing.settings import Settings
 
@@ -47,11 +52,13 @@ class VisitorKind(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SessionTokens:
-    """What the cookie holds: the bearer token, and a resident's refresh token."""
+    """What the cookie holds: the bearer token, and a resident's refresh token (`renewed`: just
+    renewed, the grace of the token it replaced is still open)."""
 
     kind: VisitorKind
     access_token: str
     refresh_token: str | None = None
+    renewed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +130,10 @@ def read_tokens(request: Request) -> SessionTokens | None:
         if payload.get("v") != SESSION_FORMAT:
             return None
         return SessionTokens(
-            VisitorKind(payload["kind"]), str(payload["access"]), payload.get("refresh")
+            VisitorKind(payload["kind"]),
+            str(payload["access"]),
+            payload.get("refresh"),
+            payload.get("renewed") is True,
         )
     except (InvalidToken, ValueError, KeyError, TypeError, UnicodeEncodeError):
         return None  # not ours, altered, too old, or of an older format: signed out
@@ -137,6 +147,8 @@ def write_tokens(request: Request, tokens: SessionTokens) -> None:
         "access": tokens.access_token,
         "refresh": tokens.refresh_token,
     }
+    if tokens.renewed:
+        payload["renewed"] = True
     sealed = _fernet(request).encrypt(json.dumps(payload).encode("utf-8")).decode("ascii")
     settings: Settings = request.app.state.settings
     set_cookie(request, SESSION_COOKIE, sealed, settings.resident_refresh_token_ttl_s)
@@ -174,7 +186,13 @@ async def _refreshed(
         return None
     settings: Settings = request.app.state.settings
     try:
-        pair = await signin.refresh(session, settings, tokens.refresh_token)
+        pair = await signin.refresh(
+            session, settings, tokens.refresh_token, grace_s=signin.REFRESH_GRACE_S
+        )
+    except RefreshRaced as raced:
+        # a parallel page load of this browser renewed the sign-in a moment ago: its answer
+        # carries the new cookie; this one rides on that renewal and leaves the cookie alone
+        return raced.principal
     except RefreshRefused:
         return None
     except RefreshReused:
@@ -185,8 +203,19 @@ async def _refreshed(
     # the new pair is the browser's from now on, whatever the page does next (a 404 page
     # rolls its request back: the cookie would then name tokens that were never stored)
     await session.commit()
-    start_resident_session(request, pair)
+    write_tokens(
+        request,
+        SessionTokens(VisitorKind.RESIDENT, pair.access_token, pair.refresh_token, renewed=True),
+    )
     return await _principal(session, pair.access_token)
+
+
+async def _confirm_renewal(request: Request, session: AsyncSession, tokens: SessionTokens) -> None:
+    """The browser brought its renewed cookie back: the token it replaced has no grace now."""
+    if tokens.refresh_token:
+        await signin.confirm_renewal(session, tokens.refresh_token)
+        await session.commit()  # whatever the page does next, as a renewal stands
+    write_tokens(request, replace(tokens, renewed=False))
 
 
 async def visitor_of(request: Request, session: AsyncSession) -> Visitor | None:
@@ -208,6 +237,8 @@ async def _find_visitor(request: Request, session: AsyncSession) -> Visitor | No
     principal = await _principal(session, tokens.access_token)
     if principal is None:
         principal = await _refreshed(request, session, tokens)
+    elif tokens.renewed:
+        await _confirm_renewal(request, session, tokens)
     if principal is None:
         clear_tokens(request)
         return None
@@ -242,11 +273,18 @@ RESIDENT_SIGNIN_ROUTE = "signin"
 STAFF_SIGNIN_ROUTE = "staff_signin"  # the console's sign-in page names its route so
 
 
-async def _resident(request: Request, session: SessionDep) -> Visitor:
+async def _signed_in_as(request: Request, session: AsyncSession, kind: VisitorKind) -> Visitor:
+    """The visitor, who must be signed in as `kind`: else that kind's sign-in page."""
     visitor = await visitor_of(request, session)
-    if visitor is None or visitor.kind is not VisitorKind.RESIDENT:
-        raise SignInRequired(RESIDENT_SIGNIN_ROUTE)
+    if visitor is None or visitor.kind is not kind:
+        raise SignInRequired(
+            RESIDENT_SIGNIN_ROUTE if kind is VisitorKind.RESIDENT else STAFF_SIGNIN_ROUTE
+        )
     return visitor
+
+
+async def _resident(request: Request, session: SessionDep) -> Visitor:
+    return await _signed_in_as(request, session, VisitorKind.RESIDENT)
 
 
 def staff_with(*roles: Role) -> Any:
@@ -254,9 +292,7 @@ def staff_with(*roles: Role) -> Any:
     the staff sign-in page; staff without the role: 404."""
 
     async def _staff(request: Request, session: SessionDep) -> Visitor:
-        visitor = await visitor_of(request, session)
-        if visitor is None or visitor.kind is not VisitorKind.STAFF:
-            raise SignInRequired(STAFF_SIGNIN_ROUTE)
+        visitor = await _signed_in_as(request, session, VisitorKind.STAFF)
         if not visitor.has_role(*roles):
             raise PageNotFound()
         return visitor

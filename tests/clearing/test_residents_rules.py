@@ -124,3 +124,19 @@ def test_a_wait_ends_exactly_when_enough_failures_leave_the_window(
     if wait > 1:
         sooner = later - timedelta(seconds=1)
         assert rules.retry_after_s(failures, now=sooner, failures_max=failures_max, window=window)
+
+
+def test_the_password_limit_counts_since_the_window_or_the_last_sign_in_and_says_so() -> None:
+    limit = rules.PasswordLimit(failures_max=3, window=timedelta(minutes=15))
+    now = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    assert limit.counted_since(now, None) == now - timedelta(minutes=15)
+    assert limit.counted_since(now, now - timedelta(hours=1)) == now - timedelta(minutes=15)
+    assert limit.counted_since(now, now - timedelta(minutes=2)) == now - timedelta(minutes=2)
+    failures = [now - timedelta(minutes=m) for m in (10, 5, 1)]
+    assert limit.wait_s(failures[1:], now) is None  # two of three: one more try
+    assert limit.wait_s(failures, now) == 5 * 60  # the oldest leaves the window in 5 minutes
+    assert limit.locked(300) == "3 wrong passwords within 15 minutes: try again in 300 s"
+    assert limit.wrong("username") == (
+        "the username or the password is wrong; after 3 wrong passwords the account waits "
+        "15 minutes"
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import statistics
+from datetime import date, timedelta
 
 import pytest
 from hypothesis import given
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from insight import privacy
 from insight.service import publish_table
+from tests.insight.cityfixture import seeded_noise
 
 
 @given(
@@ -40,6 +42,27 @@ def test_noise_is_centred_and_of_the_planned_scale() -> None:
     # Laplace: mean absolute deviation = scale.
     assert 7.0 < statistics.mean(abs(e) for e in errors) < 9.0
     assert all(isinstance(n, int) for n in noisy)
+
+
+def test_the_tests_seeded_noise_is_of_the_planned_scale_and_repeats() -> None:
+    plan = privacy.plan_noise(0.5, 4)  # scale 8
+    noisy = seeded_noise(1)([1000] * 4000, plan)
+    errors = [n - 1000 for n in noisy]
+    assert abs(statistics.mean(errors)) < 1.0
+    assert 7.0 < statistics.mean(abs(e) for e in errors) < 9.0
+    assert noisy == seeded_noise(1)([1000] * 4000, plan)
+
+
+def test_each_cell_gets_the_same_seeded_draw_whatever_order_sql_returns_the_cells() -> None:
+    plan = privacy.plan_noise(1 / 6, 8)
+    first = date(2026, 10, 1)
+    cells = [("2", first + timedelta(days=d), 600 + d, 300) for d in range(30)]
+    cells += [("1", first + timedelta(days=d), 1100 + d, 500) for d in range(30)]
+    columns = ("route_id", "business_day")
+    one = publish_table("line_day", columns, cells, plan, 10, seeded_noise(7))
+    two = publish_table("line_day", columns, cells[::-1], plan, 10, seeded_noise(7))
+    assert one.rows == two.rows
+    assert [row[:2] for row in one.rows] == sorted(row[:2] for row in one.rows)
 
 
 @given(
