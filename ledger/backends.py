@@ -62,6 +62,16 @@ def _valid_ids(values: Iterable[object]) -> set[int]:
     }
 
 
+def _distinct_ids(values: list[object]) -> set[int]:
+    """`_valid_ids` for values that repeat a lot (account ids, the mostly-zero references):
+    deduplicated first, then checked; the same set as `_valid_ids(values)`."""
+    distinct = set(values)
+    for v in distinct:
+        if type(v) is not int:  # a bool equals an int in a set: decide them the slow way
+            return _valid_ids(values)
+    return {v for v in distinct if 0 < v < _ID_END}  # type: ignore[operator]
+
+
 class SqlBackend:
     """The write path in SQLAlchemy Core; works on every dialect (used for SQLite)."""
 
@@ -543,18 +553,24 @@ class PostgresBackend(SqlBackend):
         key finds a repeated id when the rows are written; then the write is rolled back to a
         savepoint, those ids are loaded and the rules run again (a retried batch pays twice)."""
         flat = [t for request in requests for t in request]
-        own_ids = _valid_ids(t.id for t in flat)
-        pending_refs = _valid_ids(t.pending_id for t in flat)
-        reverse_refs = _valid_ids(t.reverses_id for t in flat)
-        account_ids = _valid_ids(a for t in flat for a in (t.debit_account_id, t.credit_account_id))
+        own_ids = _valid_ids([t.id for t in flat])
+        pending_refs = _distinct_ids([t.pending_id for t in flat])
+        reverse_refs = _distinct_ids([t.reverses_id for t in flat])
+        account_ids = _distinct_ids(
+            [t.debit_account_id for t in flat] + [t.credit_account_id for t in flat]
+        )
+        # Each id is made into its parameter once: the load and the rows written reuse it.
+        made = dict(zip(account_ids, map(pgsql.pg_uuids, account_ids), strict=True))
+        own_made = list(map(pgsql.pg_uuids, own_ids))
+        made.update(zip(own_ids, own_made, strict=True))
         probe = len(flat) < COPY_ROWS_MIN
         driver = await self._driver(conn)
         loaded = await driver.fetch(
             pgsql.LOAD_BATCH,
-            [pgsql.pg_uuid(i) for i in account_ids],
-            [pgsql.pg_uuid(i) for i in own_ids],
-            [pgsql.pg_uuid(i) for i in pending_refs],
-            [pgsql.pg_uuid(i) for i in reverse_refs],
+            [made[i] for i in account_ids],
+            own_made,
+            list(map(pgsql.pg_uuids, pending_refs)),
+            list(map(pgsql.pg_uuids, reverse_refs)),
             self.clock_ns(),
             EXPIRE_PER_BATCH_MAX,
             len(flat),
@@ -564,43 +580,58 @@ class PostgresBackend(SqlBackend):
         stamps = len(flat) + len(pending_refs)
         results, batch = _apply(loaded, requests, stamps, pending_refs, {})
         if probe:
-            await self.write_back(conn, batch)
+            await self._write(conn, driver, batch, made)
             return results
         await driver.execute("SAVEPOINT ledger_batch")
         try:
-            await self.write_back(conn, batch)
+            await self._write(conn, driver, batch, made)
         except Exception as error:
             if not _is_unique_violation(error):
                 raise
             await driver.execute("ROLLBACK TO SAVEPOINT ledger_batch")
             stored = await self.fetch_transfers(conn, own_ids)
             results, batch = _apply(loaded, requests, stamps, pending_refs, stored)
-            await self.write_back(conn, batch)
+            await self._write(conn, driver, batch, made)
         return results
 
-    async def write_back(self, conn: AsyncConnection, batch: rules.TransferBatch) -> None:
+    async def _write(
+        self, conn: AsyncConnection, driver: Any, batch: rules.TransferBatch, made: dict[int, str]
+    ) -> None:
+        """`write_back` on the asyncpg connection `driver` under `conn`, in the same order, with
+        the ids already made (`made`)."""
         rows = batch.rows
-        if not rows or len(rows) >= COPY_ROWS_MIN:
-            await super().write_back(conn, batch)
-            return
-        # The common small batch: transfer rows and balances in one statement.
-        driver = await self._driver(conn)
-        ordered = sorted((a, batch.accounts[a]) for a in batch.touched)
-        await driver.fetch(
-            pgsql.WRITE_SMALL_BATCH,
-            *[list(column) for column in zip(*pgsql.records(rows, pgsql.pg_uuid), strict=True)],
-            [pgsql.pg_uuid(i) for i, _ in ordered],
-            [b.debits_pending for _, b in ordered],
-            [b.debits_posted for _, b in ordered],
-            [b.credits_pending for _, b in ordered],
-            [b.credits_posted for _, b in ordered],
+        records = pgsql.records(rows, pgsql.pg_uuid, made) if rows else []
+        ordered = sorted(batch.touched)
+        balances = [batch.accounts[a] for a in ordered]
+        balance_columns = (
+            [made.get(a) or pgsql.pg_uuid(a) for a in ordered],
+            [b.debits_pending for b in balances],
+            [b.debits_posted for b in balances],
+            [b.credits_pending for b in balances],
+            [b.credits_posted for b in balances],
         )
+        if rows and len(rows) < COPY_ROWS_MIN:
+            # The common small batch: transfer rows and balances in one statement.
+            await driver.fetch(
+                pgsql.WRITE_SMALL_BATCH,
+                *[list(column) for column in zip(*records, strict=True)],
+                *balance_columns,
+            )
+        elif rows:
+            await driver.copy_records_to_table(
+                "ledger_transfers", records=records, columns=list(TRANSFER_COLUMNS)
+            )
         if batch.new_failures:
             await self.insert_failures(conn, batch.new_failures)
         if batch.deadlines_removed:
             await self.remove_deadlines(conn, batch.deadlines_removed)
         if batch.deadlines_added:
             await self.add_deadlines(conn, batch.deadlines_added)
+        if ordered and (not rows or len(rows) >= COPY_ROWS_MIN):
+            await driver.execute(pgsql.UPDATE_BALANCES, *balance_columns)
+
+    async def write_back(self, conn: AsyncConnection, batch: rules.TransferBatch) -> None:
+        await self._write(conn, await self._driver(conn), batch, {})
 
     async def insert_transfers(self, conn: AsyncConnection, rows: list[rules.PostedRow]) -> None:
         driver = await self._driver(conn)
