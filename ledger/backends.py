@@ -8,8 +8,9 @@ the transaction.
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, case, func, insert, select, update
@@ -48,6 +49,9 @@ from ledger.types import (
 EXPIRE_PER_BATCH_MAX = 1024
 # From this many rows on, PostgreSQL inserts transfers with COPY instead of INSERT ... unnest.
 COPY_ROWS_MIN = 512
+# A batch written with COPY sends its rows in steps of about this many transfers, each as soon
+# as the rules have decided it.
+COPY_STEP_ROWS = 1024
 
 
 _ID_END = 2**128
@@ -456,6 +460,17 @@ def _check_ledger(spec: LedgerSpec) -> CreateLedgerResult:
     return CreateLedgerResult.OK
 
 
+def _loaded(
+    loaded: Sequence[Any], stamps: int, pending_refs: set[int], stored: dict[int, Transfer]
+) -> rules.TransferBatch:
+    """The batch from what ledger_load_batch loaded (and `stored`: more transfers that exist),
+    the due pending transfers expired."""
+    batch, due = pgsql.loaded_batch(loaded, stamps)
+    batch.transfers.update(stored)
+    rules.expire_pending(batch, sorted(set(due) | pending_refs))
+    return batch
+
+
 def _apply(
     loaded: Sequence[Any],
     requests: Sequence[Sequence[Transfer]],
@@ -464,10 +479,21 @@ def _apply(
     stored: dict[int, Transfer],
 ) -> tuple[list[list[CreateTransferResult]], rules.TransferBatch]:
     """The rules over what ledger_load_batch loaded (and `stored`: more transfers that exist)."""
-    batch, due = pgsql.loaded_batch(loaded, stamps)
-    batch.transfers.update(stored)
-    rules.expire_pending(batch, sorted(set(due) | pending_refs))
+    batch = _loaded(loaded, stamps, pending_refs, stored)
     return rules.create_transfers(batch, requests), batch
+
+
+def _streamed_records(
+    batch: rules.TransferBatch, steps: Iterator[None], made: dict[int, str]
+) -> Iterator[tuple[Any, ...]]:
+    """The batch's rows for COPY, made as the rules decide them step by step (`steps`): the
+    database inserts the first rows while the rules decide the next ones."""
+    written = 0
+    for _ in itertools.chain(steps, (None,)):
+        rows = batch.rows
+        if len(rows) > written:
+            yield from pgsql.records(rows[written:], pgsql.pg_uuid, made)
+            written = len(rows)
 
 
 def _is_unique_violation(error: BaseException) -> bool:
@@ -578,13 +604,22 @@ class PostgresBackend(SqlBackend):
             probe,
         )
         stamps = len(flat) + len(pending_refs)
-        results, batch = _apply(loaded, requests, stamps, pending_refs, {})
         if probe:
+            results, batch = _apply(loaded, requests, stamps, pending_refs, {})
             await self._write(conn, driver, batch, made)
             return results
         await driver.execute("SAVEPOINT ledger_batch")
         try:
-            await self._write(conn, driver, batch, made)
+            # The rules run while COPY sends their rows (see _streamed_records).
+            batch = _loaded(loaded, stamps, pending_refs, {})
+            results: list[list[CreateTransferResult]] = []
+            steps = rules.create_transfers_in_steps(batch, requests, results, COPY_STEP_ROWS)
+            await driver.copy_records_to_table(
+                "ledger_transfers",
+                records=_streamed_records(batch, steps, made),
+                columns=list(TRANSFER_COLUMNS),
+            )
+            await self._write(conn, driver, batch, made, rows_written=True)
         except Exception as error:
             if not _is_unique_violation(error):
                 raise
@@ -595,11 +630,17 @@ class PostgresBackend(SqlBackend):
         return results
 
     async def _write(
-        self, conn: AsyncConnection, driver: Any, batch: rules.TransferBatch, made: dict[int, str]
+        self,
+        conn: AsyncConnection,
+        driver: Any,
+        batch: rules.TransferBatch,
+        made: dict[int, str],
+        *,
+        rows_written: bool = False,
     ) -> None:
         """`write_back` on the asyncpg connection `driver` under `conn`, in the same order, with
-        the ids already made (`made`)."""
-        rows = batch.rows
+        the ids already made (`made`); `rows_written`: the transfer rows are in already."""
+        rows = [] if rows_written else batch.rows
         records = pgsql.records(rows, pgsql.pg_uuid, made) if rows else []
         ordered = sorted(batch.touched)
         balances = [batch.accounts[a] for a in ordered]
@@ -627,7 +668,7 @@ class PostgresBackend(SqlBackend):
             await self.remove_deadlines(conn, batch.deadlines_removed)
         if batch.deadlines_added:
             await self.add_deadlines(conn, batch.deadlines_added)
-        if ordered and (not rows or len(rows) >= COPY_ROWS_MIN):
+        if ordered and (not rows or len(rows) >= COPY_ROWS_MIN):  # else written with the rows
             await driver.execute(pgsql.UPDATE_BALANCES, *balance_columns)
 
     async def write_back(self, conn: AsyncConnection, batch: rules.TransferBatch) -> None:

@@ -7,7 +7,7 @@ obey exactly the same rules. Never import a database driver here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from ledger.errors import invariant
@@ -596,11 +596,30 @@ def create_transfers(
     `_create_chain`, from the same state, so the results are the same either way.
     """
     out: list[list[CreateTransferResult]] = []
+    for _ in create_transfers_in_steps(batch, requests, out, 0):
+        pass
+    return out
+
+
+def create_transfers_in_steps(
+    batch: TransferBatch,
+    requests: Sequence[Sequence[Transfer]],
+    out: list[list[CreateTransferResult]],
+    step: int,
+) -> Iterator[None]:
+    """`create_transfers` as a generator: appends each request's results to `out` and, when
+    `step` > 0, pauses after about every `step` transfers, between two chains, so the rows
+    added so far (`batch.rows`) are final and may be written while the rest is decided."""
+    done = 0
     for transfers in requests:
         results: list[CreateTransferResult] = []
+        out.append(results)
         i = 0
         n = len(transfers)
         while i < n:
+            if step and i + done >= step:
+                yield
+                done -= step
             # A chain: consecutive LINKED items, closed by the first item without LINKED.
             j = i
             while j < n:
@@ -625,8 +644,7 @@ def create_transfers(
             else:
                 results.extend(_create_chain(batch, transfers[i : j + 1]))
             i = j + 1
-        out.append(results)
-    return out
+        done += n
 
 
 def _apply_plain(batch: TransferBatch, transfers: Sequence[Transfer], start: int, end: int) -> bool:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import rules
+from ledger import backends, rules
 from ledger.types import AccountFlags, CreateTransferResult, Transfer, TransferFlags
 from ledger.writer import Ledger
 from tests.ledger.helpers import CNY, USD, balances, setup_books, xfer
@@ -86,12 +86,26 @@ def test_the_fast_path_decides_as_the_general_path(requests: list[list[Transfer]
         slow_results = rules.create_transfers(slow, copy.deepcopy(requests))
     assert fast_results == slow_results
     assert _state(fast) == _state(slow)
+    # In steps (as PostgreSQL's COPY path runs them): the same outcome, and the rows seen at
+    # each pause are final (a prefix of the rows at the end).
+    stepped = _world()
+    stepped_results: list[list[R]] = []
+    seen: list[list[rules.PostedRow]] = []
+    for _ in rules.create_transfers_in_steps(stepped, requests, stepped_results, 3):
+        seen.append(list(stepped.rows))
+    assert stepped_results == fast_results
+    assert _state(stepped) == _state(fast)
+    assert all(stepped.rows[: len(rows)] == rows for rows in seen)
 
 
-async def test_a_big_batch_of_chains_fails_whole_chains_and_replays_as_exists(ledger_url, ns):
-    """600 transfers (PostgreSQL writes them with COPY): pairs card -> shop LINKED with a bank
-    top-up of the card; every third pair overdraws the card in its second member, so the pair
-    fails whole; the replay of the batch answers `exists` or the remembered failure."""
+async def test_a_big_batch_of_chains_fails_whole_chains_and_replays_as_exists(
+    ledger_url, ns, monkeypatch
+):
+    """600 transfers (PostgreSQL writes them with COPY, here in steps of about 7 as the rules
+    decide them): pairs card -> shop LINKED with card -> bank; every third pair overdraws the
+    card in its second member, so the pair fails whole; the replay of the batch answers
+    `exists` or the remembered failure."""
+    monkeypatch.setattr(backends, "COPY_STEP_ROWS", 7)
     async with await Ledger.open(ledger_url) as ledger:
         books = await setup_books(ledger, ns)
         bank, card, shop = books["bank"], books["card"], books["card2"]
