@@ -8,8 +8,9 @@ the transaction.
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, case, func, insert, select, update
@@ -48,6 +49,9 @@ from ledger.types import (
 EXPIRE_PER_BATCH_MAX = 1024
 # From this many rows on, PostgreSQL inserts transfers with COPY instead of INSERT ... unnest.
 COPY_ROWS_MIN = 512
+# A batch written with COPY sends its rows in steps of about this many transfers, each as soon
+# as the rules have decided it.
+COPY_STEP_ROWS = 1024
 
 
 _ID_END = 2**128
@@ -60,6 +64,16 @@ def _valid_ids(values: Iterable[object]) -> set[int]:
         for v in values
         if (type(v) is int or (isinstance(v, int) and not isinstance(v, bool))) and 0 < v < _ID_END  # type: ignore[operator]
     }
+
+
+def _distinct_ids(values: list[object]) -> set[int]:
+    """`_valid_ids` for values that repeat a lot (account ids, the mostly-zero references):
+    deduplicated first, then checked; the same set as `_valid_ids(values)`."""
+    distinct = set(values)
+    for v in distinct:
+        if type(v) is not int:  # a bool equals an int in a set: decide them the slow way
+            return _valid_ids(values)
+    return {v for v in distinct if 0 < v < _ID_END}  # type: ignore[operator]
 
 
 class SqlBackend:
@@ -446,6 +460,17 @@ def _check_ledger(spec: LedgerSpec) -> CreateLedgerResult:
     return CreateLedgerResult.OK
 
 
+def _loaded(
+    loaded: Sequence[Any], stamps: int, pending_refs: set[int], stored: dict[int, Transfer]
+) -> rules.TransferBatch:
+    """The batch from what ledger_load_batch loaded (and `stored`: more transfers that exist),
+    the due pending transfers expired."""
+    batch, due = pgsql.loaded_batch(loaded, stamps)
+    batch.transfers.update(stored)
+    rules.expire_pending(batch, sorted(set(due) | pending_refs))
+    return batch
+
+
 def _apply(
     loaded: Sequence[Any],
     requests: Sequence[Sequence[Transfer]],
@@ -454,10 +479,21 @@ def _apply(
     stored: dict[int, Transfer],
 ) -> tuple[list[list[CreateTransferResult]], rules.TransferBatch]:
     """The rules over what ledger_load_batch loaded (and `stored`: more transfers that exist)."""
-    batch, due = pgsql.loaded_batch(loaded, stamps)
-    batch.transfers.update(stored)
-    rules.expire_pending(batch, sorted(set(due) | pending_refs))
+    batch = _loaded(loaded, stamps, pending_refs, stored)
     return rules.create_transfers(batch, requests), batch
+
+
+def _streamed_records(
+    batch: rules.TransferBatch, steps: Iterator[None], made: dict[int, str]
+) -> Iterator[tuple[Any, ...]]:
+    """The batch's rows for COPY, made as the rules decide them step by step (`steps`): the
+    database inserts the first rows while the rules decide the next ones."""
+    written = 0
+    for _ in itertools.chain(steps, (None,)):
+        rows = batch.rows
+        if len(rows) > written:
+            yield from pgsql.records(rows[written:], pgsql.pg_uuid, made)
+            written = len(rows)
 
 
 def _is_unique_violation(error: BaseException) -> bool:
@@ -543,18 +579,24 @@ class PostgresBackend(SqlBackend):
         key finds a repeated id when the rows are written; then the write is rolled back to a
         savepoint, those ids are loaded and the rules run again (a retried batch pays twice)."""
         flat = [t for request in requests for t in request]
-        own_ids = _valid_ids(t.id for t in flat)
-        pending_refs = _valid_ids(t.pending_id for t in flat)
-        reverse_refs = _valid_ids(t.reverses_id for t in flat)
-        account_ids = _valid_ids(a for t in flat for a in (t.debit_account_id, t.credit_account_id))
+        own_ids = _valid_ids([t.id for t in flat])
+        pending_refs = _distinct_ids([t.pending_id for t in flat])
+        reverse_refs = _distinct_ids([t.reverses_id for t in flat])
+        account_ids = _distinct_ids(
+            [t.debit_account_id for t in flat] + [t.credit_account_id for t in flat]
+        )
+        # Each id is made into its parameter once: the load and the rows written reuse it.
+        made = dict(zip(account_ids, map(pgsql.pg_uuids, account_ids), strict=True))
+        own_made = list(map(pgsql.pg_uuids, own_ids))
+        made.update(zip(own_ids, own_made, strict=True))
         probe = len(flat) < COPY_ROWS_MIN
         driver = await self._driver(conn)
         loaded = await driver.fetch(
             pgsql.LOAD_BATCH,
-            [pgsql.pg_uuid(i) for i in account_ids],
-            [pgsql.pg_uuid(i) for i in own_ids],
-            [pgsql.pg_uuid(i) for i in pending_refs],
-            [pgsql.pg_uuid(i) for i in reverse_refs],
+            [made[i] for i in account_ids],
+            own_made,
+            list(map(pgsql.pg_uuids, pending_refs)),
+            list(map(pgsql.pg_uuids, reverse_refs)),
             self.clock_ns(),
             EXPIRE_PER_BATCH_MAX,
             len(flat),
@@ -562,45 +604,75 @@ class PostgresBackend(SqlBackend):
             probe,
         )
         stamps = len(flat) + len(pending_refs)
-        results, batch = _apply(loaded, requests, stamps, pending_refs, {})
         if probe:
-            await self.write_back(conn, batch)
+            results, batch = _apply(loaded, requests, stamps, pending_refs, {})
+            await self._write(conn, driver, batch, made)
             return results
         await driver.execute("SAVEPOINT ledger_batch")
         try:
-            await self.write_back(conn, batch)
+            # The rules run while COPY sends their rows (see _streamed_records).
+            batch = _loaded(loaded, stamps, pending_refs, {})
+            results: list[list[CreateTransferResult]] = []
+            steps = rules.create_transfers_in_steps(batch, requests, results, COPY_STEP_ROWS)
+            await driver.copy_records_to_table(
+                "ledger_transfers",
+                records=_streamed_records(batch, steps, made),
+                columns=list(TRANSFER_COLUMNS),
+            )
+            await self._write(conn, driver, batch, made, rows_written=True)
         except Exception as error:
             if not _is_unique_violation(error):
                 raise
             await driver.execute("ROLLBACK TO SAVEPOINT ledger_batch")
             stored = await self.fetch_transfers(conn, own_ids)
             results, batch = _apply(loaded, requests, stamps, pending_refs, stored)
-            await self.write_back(conn, batch)
+            await self._write(conn, driver, batch, made)
         return results
 
-    async def write_back(self, conn: AsyncConnection, batch: rules.TransferBatch) -> None:
-        rows = batch.rows
-        if not rows or len(rows) >= COPY_ROWS_MIN:
-            await super().write_back(conn, batch)
-            return
-        # The common small batch: transfer rows and balances in one statement.
-        driver = await self._driver(conn)
-        ordered = sorted((a, batch.accounts[a]) for a in batch.touched)
-        await driver.fetch(
-            pgsql.WRITE_SMALL_BATCH,
-            *[list(column) for column in zip(*pgsql.records(rows, pgsql.pg_uuid), strict=True)],
-            [pgsql.pg_uuid(i) for i, _ in ordered],
-            [b.debits_pending for _, b in ordered],
-            [b.debits_posted for _, b in ordered],
-            [b.credits_pending for _, b in ordered],
-            [b.credits_posted for _, b in ordered],
+    async def _write(
+        self,
+        conn: AsyncConnection,
+        driver: Any,
+        batch: rules.TransferBatch,
+        made: dict[int, str],
+        *,
+        rows_written: bool = False,
+    ) -> None:
+        """`write_back` on the asyncpg connection `driver` under `conn`, in the same order, with
+        the ids already made (`made`); `rows_written`: the transfer rows are in already."""
+        rows = [] if rows_written else batch.rows
+        records = pgsql.records(rows, pgsql.pg_uuid, made) if rows else []
+        ordered = sorted(batch.touched)
+        balances = [batch.accounts[a] for a in ordered]
+        balance_columns = (
+            [made.get(a) or pgsql.pg_uuid(a) for a in ordered],
+            [b.debits_pending for b in balances],
+            [b.debits_posted for b in balances],
+            [b.credits_pending for b in balances],
+            [b.credits_posted for b in balances],
         )
+        if rows and len(rows) < COPY_ROWS_MIN:
+            # The common small batch: transfer rows and balances in one statement.
+            await driver.fetch(
+                pgsql.WRITE_SMALL_BATCH,
+                *[list(column) for column in zip(*records, strict=True)],
+                *balance_columns,
+            )
+        elif rows:
+            await driver.copy_records_to_table(
+                "ledger_transfers", records=records, columns=list(TRANSFER_COLUMNS)
+            )
         if batch.new_failures:
             await self.insert_failures(conn, batch.new_failures)
         if batch.deadlines_removed:
             await self.remove_deadlines(conn, batch.deadlines_removed)
         if batch.deadlines_added:
             await self.add_deadlines(conn, batch.deadlines_added)
+        if ordered and (not rows or len(rows) >= COPY_ROWS_MIN):  # else written with the rows
+            await driver.execute(pgsql.UPDATE_BALANCES, *balance_columns)
+
+    async def write_back(self, conn: AsyncConnection, batch: rules.TransferBatch) -> None:
+        await self._write(conn, await self._driver(conn), batch, {})
 
     async def insert_transfers(self, conn: AsyncConnection, rows: list[rules.PostedRow]) -> None:
         driver = await self._driver(conn)

@@ -95,28 +95,37 @@ RESERVE = (
 )
 
 
-def records(rows: list[rules.PostedRow], make_id: Callable[[int], Any]) -> list[tuple[Any, ...]]:
+def records(
+    rows: list[rules.PostedRow],
+    make_id: Callable[[int], Any],
+    made: dict[int, Any] | None = None,
+) -> list[tuple[Any, ...]]:
     """Rows as the database stores them, in TRANSFER_COLUMNS order: ids through `make_id`,
     0 as NULL for the optional ids and effective_at. A batch names few accounts many times:
-    their ids are made once."""
-    accounts: dict[int, Any] = {}
+    their ids are made once. `made`: ids already made (the batch's own, its accounts), used and
+    added to."""
+    cache: dict[int, Any] = {} if made is None else made
 
-    def account(value: int) -> Any:
-        made = accounts.get(value)
-        if made is None:
-            made = accounts[value] = make_id(value)
-        return made
+    def make(value: int) -> Any:
+        done = cache.get(value)
+        if done is None:
+            done = cache[value] = make_id(value)
+        return done
 
+    get = cache.get
     return [
         (
-            make_id(r[0]),
-            account(r[1]),
-            account(r[2]),
+            get(r[0]) or make(r[0]),
+            get(r[1]) or make(r[1]),
+            get(r[2]) or make(r[2]),
             r[3],
-            make_id(r[4]) if r[4] else None,
-            make_id(r[5]) if r[5] else None,
-            *r[6:10],
-            make_id(r[10]) if r[10] else None,
+            make(r[4]) if r[4] else None,
+            make(r[5]) if r[5] else None,
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+            make(r[10]) if r[10] else None,
             r[11],
             r[12],
             r[13] or None,
@@ -126,10 +135,16 @@ def records(rows: list[rules.PostedRow], make_id: Callable[[int], Any]) -> list[
     ]
 
 
+# An id as asyncpg takes a uuid parameter, for map(): a bound method of the format string, no
+# Python frame per id (measured: 200 ns an id, against 440 ns through a function with an
+# f-string).
+pg_uuids = "%032x".__mod__
+
+
 def pg_uuid(value: int) -> str:
     """An id as asyncpg takes a uuid parameter: 32 hex digits (parsed in C; several times
     cheaper than making a uuid.UUID)."""
-    return f"{value:032x}"
+    return pg_uuids(value)  # type: ignore[no-any-return]
 
 
 def loaded_batch(rows: Sequence[Any], stamps: int) -> tuple[rules.TransferBatch, list[int]]:

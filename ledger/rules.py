@@ -7,7 +7,7 @@ obey exactly the same rules. Never import a database driver here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from ledger.errors import invariant
@@ -589,31 +589,160 @@ def create_transfers(
 
     Each request gets its own list of results, one per transfer, as if the requests had run
     one after another (this is how concurrent single calls share one database transaction).
+
+    The common case goes through `_apply_plain` first: a plain transfer (or a chain of them)
+    that is new and passes every check is applied inline, without the undo journal. Anything
+    else (a failure, a replay, two-phase, a reversal) is undone and decided by `_create_one` or
+    `_create_chain`, from the same state, so the results are the same either way.
     """
     out: list[list[CreateTransferResult]] = []
+    for _ in create_transfers_in_steps(batch, requests, out, 0):
+        pass
+    return out
+
+
+def create_transfers_in_steps(
+    batch: TransferBatch,
+    requests: Sequence[Sequence[Transfer]],
+    out: list[list[CreateTransferResult]],
+    step: int,
+) -> Iterator[None]:
+    """`create_transfers` as a generator: appends each request's results to `out` and, when
+    `step` > 0, pauses after about every `step` transfers, between two chains, so the rows
+    added so far (`batch.rows`) are final and may be written while the rest is decided."""
+    done = 0
     for transfers in requests:
         results: list[CreateTransferResult] = []
+        out.append(results)
         i = 0
         n = len(transfers)
         while i < n:
+            if step and i + done >= step:
+                yield
+                done -= step
             # A chain: consecutive LINKED items, closed by the first item without LINKED.
             j = i
-            while j < n and _linked(transfers[j]):
+            while j < n:
+                flags = transfers[j].flags
+                if type(flags) in _FLAG_TYPES:
+                    # Plain int operations: `&` on the enum is a Python-level call.
+                    if flags == 0 or (flags != _LINKED and not int(flags) & _LINKED):
+                        break
+                elif not _linked(transfers[j]):
+                    break
                 j += 1
-            if j == i:
-                result = _create_one(batch, transfers[i])
-                _remember_failure(batch, transfers[i], result)
-                results.append(result)
-                i += 1
-                continue
             if j == n:  # the last item is linked: the chain is open
                 results.extend([TR.LINKED_EVENT_FAILED] * (n - 1 - i))
                 results.append(TR.LINKED_EVENT_CHAIN_OPEN)
                 break
-            results.extend(_create_chain(batch, transfers[i : j + 1]))
+            if _apply_plain(batch, transfers, i, j + 1):
+                results.extend([TR.OK] * (j + 1 - i))
+            elif j == i:
+                result = _create_one(batch, transfers[i])
+                _remember_failure(batch, transfers[i], result)
+                results.append(result)
+            else:
+                results.extend(_create_chain(batch, transfers[i : j + 1]))
             i = j + 1
-        out.append(results)
-    return out
+        done += n
+
+
+def _apply_plain(batch: TransferBatch, transfers: Sequence[Transfer], start: int, end: int) -> bool:
+    """Apply transfers[start:end] (one transfer, or one linked chain) if every member is a new
+    plain transfer (flags 0 or LINKED) that `_create_one` would accept; True if applied.
+    Otherwise nothing is left applied and False is returned: the caller decides the slow way.
+
+    The same checks as `_create_one` -> `_plain_or_pending` for such a transfer (`plain_fields_ok`
+    implies the field checks, no pending, post, void or reversal), their success branch only."""
+    accounts = batch.accounts
+    known = batch.transfers
+    failures = batch.failures
+    rows = batch.rows
+    touched = batch.touched
+    ts = batch._next_timestamp
+    ts_end = batch.timestamp_first + batch.timestamp_count
+    # A chain's undo: balances as they were before it, the rows and ids it added.
+    saved: list[tuple[Balances, int, int]] | None = [] if end - start > 1 else None
+    mark = len(rows)
+    k = start
+    while k < end:
+        t = transfers[k]
+        tid = t.id
+        if (
+            not plain_fields_ok(t)
+            or tid in known
+            or tid in failures
+            or ts >= ts_end
+            or (dr := accounts.get(t.debit_account_id)) is None
+            or (cr := accounts.get(t.credit_account_id)) is None
+        ):
+            break
+        amount = t.amount
+        ledger = dr.ledger
+        dr_debits = dr.debits_pending + dr.debits_posted + amount
+        cr_credits = cr.credits_pending + cr.credits_posted + amount
+        if (
+            cr.ledger != ledger
+            or t.ledger != ledger
+            or dr.debits_posted + amount > AMOUNT_MAX
+            or cr.credits_posted + amount > AMOUNT_MAX
+            or dr_debits > AMOUNT_MAX
+            or cr_credits > AMOUNT_MAX
+            or (dr.flags & _DEBITS_MUST_NOT_EXCEED_CREDITS and dr_debits > dr.credits_posted)
+            or (cr.flags & _CREDITS_MUST_NOT_EXCEED_DEBITS and cr_credits > cr.debits_posted)
+        ):
+            break
+        if saved is not None:
+            saved.append((dr, dr.debits_posted, tid))
+            saved.append((cr, cr.credits_posted, 0))
+        dr.debits_posted += amount
+        cr.credits_posted += amount
+        touched.add(t.debit_account_id)
+        touched.add(t.credit_account_id)
+        # In-batch look-ups (a repeated id, a reversal or post of this one) read the submitted
+        # transfer: they compare fields and flags, never the timestamp, which is in the row.
+        known[tid] = t
+        rows.append(
+            (
+                tid,
+                t.debit_account_id,
+                t.credit_account_id,
+                amount,
+                0,
+                0,
+                ledger,
+                t.code,
+                _LINKED if t.flags else 0,  # plain_fields_ok: 0 or LINKED
+                0,
+                t.user_data_128,
+                t.user_data_64,
+                t.user_data_32,
+                t.effective_at,
+                ts,
+                dr.debits_pending,
+                dr.debits_posted,
+                dr.credits_pending,
+                dr.credits_posted,
+                cr.debits_pending,
+                cr.debits_posted,
+                cr.credits_pending,
+                cr.credits_posted,
+            )
+        )
+        ts += 1
+        k += 1
+    if k == end:
+        batch._next_timestamp = ts
+        return True
+    if saved:  # undo the chain's members applied so far, last first
+        for pair in range(len(saved) - 2, -1, -2):
+            dr, debits_posted, tid = saved[pair]
+            cr, credits_posted, _ = saved[pair + 1]
+            cr.credits_posted = credits_posted
+            dr.debits_posted = debits_posted
+            del known[tid]
+        del rows[mark:]
+    return False
 
 
 def _linked(t: object) -> bool:
