@@ -1,8 +1,8 @@
 """A used refresh token's grace: until when a parallel page load of the same browser may still
 ride on its renewal (clearing/web), closed as soon as the new pair is seen.
 
-Revision ID: 0007_tidy
-Revises: 0007_breakapproval
+Revision ID: 0009_refreshgrace
+Revises: 0008_ledgerfast
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_tidy"
-down_revision = "0007_breakapproval"
+revision = "0009_refreshgrace"
+down_revision = "0008_ledgerfast"
 branch_labels = None
 depends_on = None
 
