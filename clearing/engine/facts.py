@@ -87,7 +87,7 @@ async def gather(
     """What the chunk's decisions need, in a few batched reads (`known`: the cards and TAC
     results read ahead). Records inconsistent in themselves are never looked up (their values
     may be out of any column's range)."""
-    terminals = await uow.registry.terminals()
+    terminals = await uow.registry.terminals({t.terminal_id for t in chunk})
     if known is not None:
         cards, tac_ok = known
     else:

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clearing.engine.decide import CardInfo, PostedTap, Purse, Tap
+from clearing.engine.decide import CardInfo, PostedTap, Purse, Tap, TerminalInfo
 from clearing.engine.rows import ClearedRow
 from clearing.engine.shards import ALL_SHARDS, SHARDS, ShardRange
 from clearing.records import TapState
@@ -144,6 +144,16 @@ async def card_infos(conn: AsyncConnection, wanted: list[str]) -> dict[str, Card
         "SELECT card_no, card_type, scheme FROM cards WHERE card_no = ANY($1::varchar[])", wanted
     )
     return {r[0]: CardInfo(r[1], r[2]) for r in rows}
+
+
+async def terminal_infos(conn: AsyncConnection, wanted: list[str]) -> dict[str, TerminalInfo]:
+    rows = await (await driver(conn)).fetch(
+        "SELECT t.terminal_id, p.code, t.kind, t.line FROM terminals AS t"
+        " JOIN participants AS p ON p.id = t.participant_id"
+        " WHERE t.terminal_id = ANY($1::varchar[])",
+        wanted,
+    )
+    return {r[0]: TerminalInfo(r[1], str(r[2]), r[3]) for r in rows}
 
 
 async def posted_near(conn: AsyncConnection, chunk: Sequence[Tap]) -> list[PostedTap]:

@@ -345,14 +345,22 @@ async def taps_by_id(conn: AsyncConnection, ids: Sequence[int]) -> list[Tap]:
     return sorted(out, key=lambda tap: tap.id)
 
 
-async def terminal_infos(conn: AsyncConnection) -> dict[str, TerminalInfo]:
-    """Every terminal with its owner's participant code (a few thousand rows)."""
-    rows = await conn.execute(
-        select(
-            terminals.c.terminal_id, participants.c.code, terminals.c.kind, terminals.c.line
-        ).select_from(terminals.join(participants, terminals.c.participant_id == participants.c.id))
-    )
-    return {r[0]: TerminalInfo(r[1], str(r[2]), r[3]) for r in rows}
+async def terminal_infos(
+    conn: AsyncConnection, terminal_ids: Iterable[str]
+) -> dict[str, TerminalInfo]:
+    """The terminals asked for that exist, with their owner's participant code. Only a chunk's
+    own: a metropolis has tens of thousands of terminals, which every chunk read whole."""
+    wanted = sorted(set(terminal_ids))
+    if _is_pg(conn):
+        return await pg.terminal_infos(conn, wanted) if wanted else {}
+    found: dict[str, TerminalInfo] = {}
+    query = select(
+        terminals.c.terminal_id, participants.c.code, terminals.c.kind, terminals.c.line
+    ).select_from(terminals.join(participants, terminals.c.participant_id == participants.c.id))
+    for part in _chunks(wanted, PARAMS_MAX):
+        rows = await conn.execute(query.where(terminals.c.terminal_id.in_(part)))
+        found.update({r[0]: TerminalInfo(r[1], str(r[2]), r[3]) for r in rows})
+    return found
 
 
 async def card_infos(conn: AsyncConnection, card_nos: Iterable[str]) -> dict[str, CardInfo]:

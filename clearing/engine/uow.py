@@ -49,7 +49,7 @@ Release = tuple[int, str | None, str | None]
 
 
 class Registry(Protocol):
-    async def terminals(self) -> dict[str, TerminalInfo]: ...
+    async def terminals(self, terminal_ids: Iterable[str]) -> dict[str, TerminalInfo]: ...
     async def cards(self, card_nos: Iterable[str]) -> dict[str, CardInfo]: ...
 
 
@@ -109,8 +109,8 @@ class _SqlRegistry:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
 
-    async def terminals(self) -> dict[str, TerminalInfo]:
-        return await repo.terminal_infos(self.conn)
+    async def terminals(self, terminal_ids: Iterable[str]) -> dict[str, TerminalInfo]:
+        return await repo.terminal_infos(self.conn, terminal_ids)
 
     async def cards(self, card_nos: Iterable[str]) -> dict[str, CardInfo]:
         return await repo.card_infos(self.conn, card_nos)

@@ -258,3 +258,21 @@ async def test_a_deadlock_every_time_stops_the_run_cleanly(world: World) -> None
     finally:
         await _drop_refusal(world)
     assert await world.states() == {"cleared": 2, "received": 2}  # the first chunk is kept
+
+
+async def test_a_chunk_reads_only_its_own_terminals(world: World) -> None:
+    """A metropolis has tens of thousands of terminals: a chunk looks up those its records name
+    (an unknown one is absent: its records are quarantined as unknown_terminal), on both
+    backends."""
+    from clearing.engine import repository as repo
+    from clearing.engine.decide import TerminalInfo
+    from tests.clearing.test_engine import CLINIC_TERMINAL
+
+    async with world.ledger.transaction() as conn:
+        found = await repo.terminal_infos(conn, [BUS_TERMINAL, "FFFFFFFFFFFF", BUS_TERMINAL])
+        assert list(found) == [BUS_TERMINAL]
+        assert found[BUS_TERMINAL] == TerminalInfo("bus-1", "bus", found[BUS_TERMINAL].line)
+        assert await repo.terminal_infos(conn, []) == {}
+        both = await repo.terminal_infos(conn, {CLINIC_TERMINAL, BUS_TERMINAL})
+        assert sorted(both) == sorted([CLINIC_TERMINAL, BUS_TERMINAL])
+        assert both[CLINIC_TERMINAL].kind == "clinic"

@@ -36,8 +36,9 @@ SCHEMES = {"student": "student", "senior": "senior", "disabled": "disabled"}
 
 
 class FakeRegistry:
-    async def terminals(self) -> dict[str, TerminalInfo]:
-        return {"B0001": TerminalInfo("BUS-CO", "bus", "L1")}
+    async def terminals(self, terminal_ids: Iterable[str]) -> dict[str, TerminalInfo]:
+        known = {"B0001": TerminalInfo("BUS-CO", "bus", "L1")}
+        return {t: known[t] for t in terminal_ids if t in known}
 
     async def cards(self, card_nos: Iterable[str]) -> dict[str, CardInfo]:
         return {n: CardInfo("student") for n in card_nos if n == CARD}
