@@ -17,7 +17,7 @@ from clearing import books
 from clearing.cli import app
 from clearing.engine.models import QuarantineActionRow
 from clearing.engine.reasons import QuarantineReason as R
-from clearing.engine.service import DatabaseFailed, EngineConfig
+from clearing.engine.service import DatabaseFailed, EngineConfig, RunSummary
 from clearing.ingest.models import TapRecord
 from clearing.settings import get_settings
 from tests.clearing.test_engine import (
@@ -32,6 +32,12 @@ from tests.clearing.test_engine import (
 )
 
 __all__ = ["engine_pg_url", "world", "world_url"]
+
+# The failures these tests mimic exist on PostgreSQL only (SQLite reports every trigger abort as
+# a constraint, and has one writer, so no deadlock): they run on PostgreSQL alone.
+ON_POSTGRESQL_ONLY = pytest.mark.parametrize(
+    "world_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 
 
 def resent_with_another_counter(record: dict[str, Any]) -> dict[str, Any]:
@@ -163,12 +169,10 @@ async def test_a_record_the_database_refuses_is_quarantined_with_the_error(
     assert (await world.engine.clear_pending()).records_seen == 0
 
 
-@pytest.mark.postgres
+@ON_POSTGRESQL_ONLY
 async def test_a_database_failure_stops_the_run_cleanly_and_the_next_run_resumes(
     world: World,
 ) -> None:
-    if not world.url.startswith("postgresql"):
-        pytest.skip("SQLite reports every trigger abort as a constraint: no failure to mimic")
     world.engine.config = EngineConfig(chunk_records=2)
     rides = [world.ride(card, 100) for card in (ADULT, ADULT_2, SENIOR, ADULT_2, ADULT)]
     await world.upload(rides)
@@ -184,12 +188,10 @@ async def test_a_database_failure_stops_the_run_cleanly_and_the_next_run_resumes
     assert await world.balance(books.payable("bus-1")) == 500
 
 
-@pytest.mark.postgres
+@ON_POSTGRESQL_ONLY
 async def test_the_clear_command_reports_a_database_failure_in_one_line(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not world.url.startswith("postgresql"):
-        pytest.skip("SQLite reports every trigger abort as a constraint: no failure to mimic")
     await world.upload([world.ride(card, 100) for card in (ADULT, ADULT_2, SENIOR)])
     await _refuse_cleared_row(world, ADULT_2, 0, "53100")  # disk full
     monkeypatch.setenv("ONECARD_DATABASE_URL", world.url)
@@ -227,36 +229,31 @@ async def _deadlock_on(world: World, card_no: str, times: int) -> None:
         )
 
 
-@pytest.mark.postgres
+async def _clear_with_deadlocks(world: World, times: int) -> RunSummary:
+    """Four rides in chunks of two; the chunk holding the senior's fails `times` times."""
+    world.engine.config = EngineConfig(chunk_records=2)
+    await world.upload([world.ride(card, 100) for card in (ADULT, ADULT_2, SENIOR, ADULT)])
+    await _deadlock_on(world, SENIOR, times=times)
+    try:
+        return await world.engine.clear_pending()
+    finally:
+        await _drop_refusal(world)
+
+
+@ON_POSTGRESQL_ONLY
 async def test_a_chunk_failed_by_a_deadlock_is_cleared_again(world: World) -> None:
     """Two workers' chunks can wait for each other (a terminal serial reused across shards):
     PostgreSQL fails one of them; its chunk is cleared again, once, and nothing is quarantined."""
-    if not world.url.startswith("postgresql"):
-        pytest.skip("SQLite has one writer: no deadlock to mimic")
-    world.engine.config = EngineConfig(chunk_records=2)
-    await world.upload([world.ride(card, 100) for card in (ADULT, ADULT_2, SENIOR, ADULT)])
-    await _deadlock_on(world, SENIOR, times=2)
-    try:
-        summary = await world.engine.clear_pending()
-    finally:
-        await _drop_refusal(world)
+    summary = await _clear_with_deadlocks(world, times=2)
     assert (summary.records_seen, summary.posted, summary.quarantined) == (4, 4, 0)
     assert await world.states() == {"cleared": 4}
     assert await world.balance(books.payable("bus-1")) == 400
 
 
-@pytest.mark.postgres
+@ON_POSTGRESQL_ONLY
 async def test_a_deadlock_every_time_stops_the_run_cleanly(world: World) -> None:
-    if not world.url.startswith("postgresql"):
-        pytest.skip("SQLite has one writer: no deadlock to mimic")
-    world.engine.config = EngineConfig(chunk_records=2)
-    await world.upload([world.ride(card, 100) for card in (ADULT, ADULT_2, SENIOR, ADULT)])
-    await _deadlock_on(world, SENIOR, times=1_000)
-    try:
-        with pytest.raises(DatabaseFailed, match="run the clearing again to resume"):
-            await world.engine.clear_pending()
-    finally:
-        await _drop_refusal(world)
+    with pytest.raises(DatabaseFailed, match="run the clearing again to resume"):
+        await _clear_with_deadlocks(world, times=1_000)
     assert await world.states() == {"cleared": 2, "received": 2}  # the first chunk is kept
 
 
