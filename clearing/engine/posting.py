@@ -125,20 +125,6 @@ def prepare_transfers(pendings: list[Pending], releases: dict[int, Release]) -> 
     return posting
 
 
-async def post(
-    uow: UnitOfWork, pendings: list[Pending], releases: dict[int, Release], known: set[int]
-) -> None:
-    """Post every posting decision of the chunk, opening the accounts not `known` yet (and
-    adding them to it), in ledger batches that never split a record's linked transfers."""
-    await post_prepared(uow, prepare_transfers(pendings, releases), known)
-
-
-async def post_prepared(uow: UnitOfWork, posting: list[Pending], known: set[int]) -> None:
-    """`post` of records whose transfers `prepare_transfers` made."""
-    await open_accounts(uow, posting, known)
-    await submit(uow, posting)
-
-
 async def open_accounts(uow: UnitOfWork, posting: list[Pending], known: set[int]) -> None:
     """Open the accounts the records name that are not `known` yet (and add them to it)."""
     names: set[str] = set()

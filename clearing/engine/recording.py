@@ -104,20 +104,6 @@ async def write(
     return prepared.result
 
 
-async def record(
-    uow: UnitOfWork,
-    conn: AsyncConnection,
-    run_id: int,
-    pendings: list[Pending],
-    facts: tuple[datetime, dict[str, CardInfo], dict[str, TerminalInfo]],
-    calendar: BusinessCalendar,
-) -> ChunkResult:
-    """Write the chunk's decisions (`facts`: its clock reading, cards and terminals)."""
-    last_settled = await uow.settlement.last_settled_day()
-    prepared = prepare(run_id, pendings, facts, calendar, last_settled)
-    return await write(uow, conn, run_id, prepared)
-
-
 def _quarantined(p: Pending, now: datetime, result: ChunkResult, writes: _Writes) -> None:
     reason = str(p.decision.reason)
     if p.previous_reason == reason:
