@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearing.engine.decide import CardInfo, PostedTap, Purse, Tap, TerminalInfo
 from clearing.engine.rows import ClearedRow
-from clearing.engine.shards import ALL_SHARDS, SHARDS, ShardRange
+from clearing.engine.shards import ALL_SHARDS, ShardRange
 from clearing.records import TapState
 
 # Rows per array parameter of one statement.
@@ -28,16 +28,28 @@ ARRAY_ROWS_MAX = 50_000
 TAP_FIELDS = tuple(f.name for f in fields(Tap) if f.init and f.name != "unreadable")
 POSTED_FIELDS = tuple(f.name for f in fields(PostedTap))
 
-_TAP_SELECT = (
-    f"SELECT {', '.join('upper(tac)' if name == 'tac' else name for name in TAP_FIELDS)}"
-    " FROM tap_records WHERE state = $1 AND id > $3 ORDER BY id LIMIT $2"
+# The records waiting: their ids from tap_open (migration 0010_tapopen: the open records, kept
+# by triggers, with their card's shard), then their rows by primary key. (As a join, PostgreSQL
+# merges with a scan of tap_records from its first row: measured 50-70 ms against 13-16 ms for
+# 8,000 records.)
+_IDS_SELECT = (
+    "SELECT o.tap_record_id FROM tap_open AS o WHERE o.state = $1 AND o.tap_record_id > $3"
+    " ORDER BY o.tap_record_id LIMIT $2"
 )
-# A card's shard (clearing/engine/shards.py), and the records of a range of shards only.
-SHARD_OF_CARD = f"((hashtext(card_no) & 2147483647) % {SHARDS})"
-_IN_SHARDS = f" AND {SHARD_OF_CARD} >= $4 AND {SHARD_OF_CARD} < $5"
-_TAP_SELECT_SHARDS = _TAP_SELECT.replace(" ORDER BY", _IN_SHARDS + " ORDER BY")
-_IDS_SELECT = "SELECT id FROM tap_records WHERE state = $1 AND id > $3 ORDER BY id LIMIT $2"
-_IDS_SELECT_SHARDS = _IDS_SELECT.replace(" ORDER BY", _IN_SHARDS + " ORDER BY")
+_IDS_SELECT_SHARDS = _IDS_SELECT.replace(
+    " ORDER BY", " AND o.shard >= $4 AND o.shard < $5 ORDER BY"
+)
+_COLUMNS = ", ".join("upper(t.tac)" if name == "tac" else "t." + name for name in TAP_FIELDS)
+
+
+def _rows_of(ids_select: str) -> str:
+    return f"SELECT {_COLUMNS} FROM tap_records AS t WHERE t.id = ANY(ARRAY({ids_select}))" + (
+        " ORDER BY t.id"
+    )
+
+
+_TAP_SELECT = _rows_of(_IDS_SELECT)
+_TAP_SELECT_SHARDS = _rows_of(_IDS_SELECT_SHARDS)
 
 # One index probe per record (not three): the posted taps of its card and purse with a counter
 # from one below to one above its own (the duplicate, and both neighbours of the balance chain).

@@ -51,7 +51,7 @@ from clearing.engine.models import (
 from clearing.engine.pg import TAP_FIELDS
 from clearing.engine.rows import ClearedRow
 from clearing.engine.shards import ALL_SHARDS, ShardRange, ShardRangeInvalid
-from clearing.ingest.models import TapRecord
+from clearing.ingest.models import TapOpen, TapRecord
 from clearing.lists.models import PendingLoad
 from clearing.records import TapState
 from clearing.registry.models import Card, Participant, Terminal
@@ -62,6 +62,7 @@ PARAMS_MAX = 30_000
 CLEARING_LOCK_KEY = 0x0C0C_A2D0
 
 taps = cast(Table, TapRecord.__table__)
+open_taps = cast(Table, TapOpen.__table__)
 cleared = cast(Table, ClearedTap.__table__)
 dispositions = cast(Table, TapDisposition.__table__)
 runs = cast(Table, ClearingRun.__table__)
@@ -114,7 +115,7 @@ async def other_running_runs(conn: AsyncConnection, run_id: int) -> list[int]:
 async def count_received(conn: AsyncConnection) -> int:
     """Records still waiting to be cleared (by any run)."""
     count = await conn.execute(
-        select(func.count()).select_from(taps).where(taps.c.state == TapState.RECEIVED)
+        select(func.count()).select_from(open_taps).where(open_taps.c.state == TapState.RECEIVED)
     )
     return int(count.scalar() or 0)
 
@@ -217,7 +218,7 @@ async def next_received(
     if after_id:
         raise ValueError("after_id is for PostgreSQL's read-ahead only")
     rows = await conn.execute(
-        text(_TAP_SELECT_RAW + " WHERE state = :state ORDER BY id LIMIT :limit"),
+        text(_TAP_SELECT_RAW + _OPEN + " ORDER BY o.tap_record_id LIMIT :limit"),
         {"state": TapState.RECEIVED.value, "limit": limit},
     )
     return [_raw_tap(row) for row in rows]
@@ -225,7 +226,12 @@ async def next_received(
 
 # SQLite stores any value in any column: the engine reads the raw values and checks each
 # field's type itself, so one record with a wrong type cannot stop the read of its chunk.
-_TAP_SELECT_RAW = f"SELECT {', '.join(TAP_FIELDS)}, quarantine_reason FROM tap_records"
+_TAP_SELECT_RAW = (
+    f"SELECT {', '.join('t.' + name for name in TAP_FIELDS)}, t.quarantine_reason"
+    " FROM tap_open AS o JOIN tap_records AS t ON t.id = o.tap_record_id"
+)
+# The records in one open state (tap_open: migration 0010_tapopen).
+_OPEN = " WHERE o.state = :state"
 
 
 def _at(*names: str) -> tuple[int, ...]:
@@ -310,12 +316,12 @@ async def next_retryable(
     if shards != ALL_SHARDS:
         if not _is_pg(conn):
             raise ShardRangeInvalid("clearing by shards needs PostgreSQL")
-        in_shards = f" AND {pg.SHARD_OF_CARD} >= :low AND {pg.SHARD_OF_CARD} < :high"
+        in_shards = " AND o.shard >= :low AND o.shard < :high"
         bounds = {"low": shards[0], "high": shards[1]}
     rows = await conn.execute(
         text(
-            _TAP_SELECT_RAW + " WHERE state = :state AND quarantine_reason IN :reasons"
-            f" AND id > :after_id{in_shards} ORDER BY id LIMIT :limit"
+            _TAP_SELECT_RAW + _OPEN + " AND t.quarantine_reason IN :reasons"
+            f" AND o.tap_record_id > :after_id{in_shards} ORDER BY o.tap_record_id LIMIT :limit"
         ).bindparams(bindparam("reasons", expanding=True)),
         {
             "state": TapState.QUARANTINED.value,

@@ -9,10 +9,15 @@ For the clearing engine (migration 0003 builds on these; all created by 0002_reg
   in the batch), `state` (`TapState`: received → cleared | quarantined → written_off, or
   quarantined → received again on release), `quarantine_reason` (free VARCHAR(32): the engine
   owns its reason enum), `received_at` and `state_changed_at`. Ingestion only ever inserts
-  rows in state `received`; only the engine changes `state`. Index `ix_tap_records_state_id`
-  on (state, id) serves "next N received records in arrival order". Nothing is unique across
+  rows in state `received`; only the engine changes `state` (and quarantine's release and
+  write-off). `state` is in no index, so its change is a HOT update (fillfactor 45 on
+  PostgreSQL: migration 0010_tapopen). Nothing is unique across
   batches: the same record re-sent inside another batch is staged twice and deduplicated by
   the engine on (card_no, card_counter) and (terminal_id, terminal_seq) (both indexed).
+- `tap_open`: the records in an open state (`received` or `quarantined`), kept by triggers on
+  `tap_records` for every writer (0010_tapopen): id, state and the card's shard (PostgreSQL's
+  `hashtext`; 0 on SQLite). It serves "next N received records in arrival order" and every
+  quarantine listing.
 - `sequence_gaps`: the open holes in each terminal's terminal_seq (from_seq..to_seq
   inclusive), recomputed on every stored batch; `terminals.seq_high` is the highest seen.
 
@@ -28,10 +33,12 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     UniqueConstraint,
 )
@@ -45,6 +52,7 @@ __all__ = [
     "IngestBatch",
     "SequenceGap",
     "TapKind",
+    "TapOpen",
     "TapRecord",
     "TapState",
     "RecordStatus",
@@ -73,9 +81,9 @@ class TapRecord(Base):
     __tablename__ = "tap_records"
     __table_args__ = (
         UniqueConstraint("batch_pk", "record_index"),
-        Index("ix_tap_records_state_id", "state", "id"),
         Index("ix_tap_records_card_no_card_counter", "card_no", "card_counter"),
         Index("ix_tap_records_terminal_id_terminal_seq", "terminal_id", "terminal_seq"),
+        {"postgresql_with": {"fillfactor": 45}},
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -109,6 +117,21 @@ class TapRecord(Base):
     quarantine_reason: Mapped[str | None] = mapped_column(String(32))
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
     state_changed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class TapOpen(Base):
+    """A record clearing is not done with: received (waiting) or quarantined (held). Written by
+    the database's triggers on tap_records only."""
+
+    __tablename__ = "tap_open"
+    __table_args__ = (
+        CheckConstraint("state IN ('received', 'quarantined')", name="state"),
+        Index("ix_tap_open_state_tap_record_id", "state", "tap_record_id"),
+    )
+
+    tap_record_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    state: Mapped[TapState] = mapped_column(str_enum(TapState, 16))
+    shard: Mapped[int] = mapped_column(SmallInteger)
 
 
 class SequenceGap(Base):

@@ -9,13 +9,14 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearing.engine.models import ClearedTap
-from clearing.ingest.models import TapRecord
+from clearing.ingest.models import TapOpen, TapRecord
 from clearing.records import TapKind, TapState
 from clearing.settlement.models import SettlementRun
 from reconciliation.models import BreakStatus, breaks
 
 cleared = cast(Table, ClearedTap.__table__)
 taps = cast(Table, TapRecord.__table__)
+open_taps = cast(Table, TapOpen.__table__)
 runs = cast(Table, SettlementRun.__table__)
 OPEN_BREAK = (BreakStatus.OPEN.value, BreakStatus.ASSIGNED.value, BreakStatus.EXPLAINED.value)
 
@@ -56,7 +57,9 @@ async def by_day_and_line(
 async def quarantined_since(conn: AsyncConnection) -> list[datetime]:
     """When each held record was received (its age in quarantine)."""
     rows = await conn.execute(
-        select(taps.c.received_at).where(taps.c.state == TapState.QUARANTINED.value)
+        select(taps.c.received_at)
+        .select_from(taps.join(open_taps, open_taps.c.tap_record_id == taps.c.id))
+        .where(open_taps.c.state == TapState.QUARANTINED.value)
     )
     return [r[0] for r in rows]
 

@@ -11,11 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearing.engine import repository as engine_repo
 from clearing.engine.models import QuarantineAction, QuarantineActionRow, TapDisposition
-from clearing.ingest.models import TapRecord
+from clearing.ingest.models import TapOpen, TapRecord
 from clearing.quarantine.views import ActionEntry, QuarantinedRecord
 from clearing.records import TapState
 
 taps = cast(Table, TapRecord.__table__)
+open_taps = cast(Table, TapOpen.__table__)
+# The held records: tap_open's quarantined rows (migration 0010_tapopen), each joined to its record.
+_HELD = taps.join(open_taps, open_taps.c.tap_record_id == taps.c.id)
 actions = cast(Table, QuarantineActionRow.__table__)
 dispositions = cast(Table, TapDisposition.__table__)
 
@@ -32,19 +35,24 @@ async def held(
     conn: AsyncConnection, *, reason: str | None, terminal_id: str | None, after_id: int, limit: int
 ) -> list[QuarantinedRecord]:
     """Quarantined records after `after_id`, in arrival order."""
-    query = select(*_LISTED).where(taps.c.state == TapState.QUARANTINED, taps.c.id > after_id)
+    query = (
+        select(*_LISTED)
+        .select_from(_HELD)
+        .where(open_taps.c.state == TapState.QUARANTINED, open_taps.c.tap_record_id > after_id)
+    )
     if reason is not None:
         query = query.where(taps.c.quarantine_reason == reason)
     if terminal_id is not None:
         query = query.where(taps.c.terminal_id == terminal_id)
-    rows = await conn.execute(query.order_by(taps.c.id).limit(limit))
+    rows = await conn.execute(query.order_by(open_taps.c.tap_record_id).limit(limit))
     return [QuarantinedRecord(*row) for row in rows]
 
 
 async def counts_by_reason(conn: AsyncConnection) -> dict[str, int]:
     rows = await conn.execute(
         select(taps.c.quarantine_reason, func.count())
-        .where(taps.c.state == TapState.QUARANTINED)
+        .select_from(_HELD)
+        .where(open_taps.c.state == TapState.QUARANTINED)
         .group_by(taps.c.quarantine_reason)
         .order_by(taps.c.quarantine_reason)
     )

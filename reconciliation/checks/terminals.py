@@ -19,11 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearing.engine.models import ClearedTap, TapDisposition
 from clearing.engine.reasons import QuarantineReason
-from clearing.ingest.models import IngestBatch, SequenceGap, TapRecord
+from clearing.ingest.models import IngestBatch, SequenceGap, TapOpen, TapRecord
 from clearing.records import TapState
 from reconciliation.checks.base import BreakKind, CheckContext, CheckResult, Finding, Scope
 
 taps = TapRecord.__table__
+open_taps = TapOpen.__table__
 batches = IngestBatch.__table__
 cleared = ClearedTap.__table__
 dispositions = TapDisposition.__table__
@@ -189,18 +190,22 @@ class TerminalCheck:
 
     async def _forged(self, conn: AsyncConnection, result: CheckResult) -> None:
         """Every tap held in quarantine because its TAC does not verify (any day: standing)."""
-        query = select(
-            taps.c.id,
-            taps.c.terminal_id,
-            taps.c.terminal_seq,
-            taps.c.card_no,
-            taps.c.card_counter,
-            taps.c.amount_fen,
-            taps.c.occurred_at,
-            taps.c.state_changed_at,
-        ).where(
-            taps.c.state == TapState.QUARANTINED.value,
-            taps.c.quarantine_reason == QuarantineReason.BAD_TAC.value,
+        query = (
+            select(
+                taps.c.id,
+                taps.c.terminal_id,
+                taps.c.terminal_seq,
+                taps.c.card_no,
+                taps.c.card_counter,
+                taps.c.amount_fen,
+                taps.c.occurred_at,
+                taps.c.state_changed_at,
+            )
+            .select_from(taps.join(open_taps, open_taps.c.tap_record_id == taps.c.id))
+            .where(
+                open_taps.c.state == TapState.QUARANTINED.value,
+                taps.c.quarantine_reason == QuarantineReason.BAD_TAC.value,
+            )
         )
         async for t in await conn.stream(query):
             details = {
