@@ -11,10 +11,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
-    BigInteger,
     Date,
     Table,
-    any_,
     bindparam,
     column,
     func,
@@ -25,7 +23,6 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -529,21 +526,24 @@ async def pending_loads(
 async def release_overrides(
     conn: AsyncConnection, tap_ids: Sequence[int]
 ) -> dict[int, tuple[int, str | None, str | None]]:
-    """For released records: the latest release (action id, override, reason released from)."""
+    """For released records: the latest release (action id, override, reason released from).
+
+    One range scan of the actions index over the ids' span, not a probe per id: few records are
+    ever released, so the span holds few actions (measured: 15-30 ms of probes a chunk of 8,000)."""
+    wanted = set(tap_ids)
+    if not wanted:
+        return {}
+    rows = await conn.execute(
+        select(actions.c.tap_record_id, actions.c.id, actions.c.override, actions.c.reason)
+        .where(
+            actions.c.tap_record_id.between(min(wanted), max(wanted)),
+            actions.c.action == QuarantineAction.RELEASED,
+        )
+        .order_by(actions.c.id)
+    )
     found: dict[int, tuple[int, str | None, str | None]] = {}
-    for part in _chunks(list(tap_ids), PARAMS_MAX):
-        in_part = (
-            actions.c.tap_record_id
-            == any_(bindparam("release_ids", list(part), type_=ARRAY(BigInteger)))
-            if _is_pg(conn)
-            else actions.c.tap_record_id.in_(part)
-        )
-        rows = await conn.execute(
-            select(actions.c.tap_record_id, actions.c.id, actions.c.override, actions.c.reason)
-            .where(in_part, actions.c.action == QuarantineAction.RELEASED)
-            .order_by(actions.c.id)
-        )
-        for r in rows:
+    for r in rows:
+        if r[0] in wanted:
             found[r[0]] = (r[1], r[2], r[3])
     return found
 
