@@ -17,8 +17,9 @@ to be cleared is refused (the engine clears everything staged). By default a fre
 in its own namespace): the backlog split by card shards (clearing/engine/shards.py), each worker
 a process running what the Celery task `clearing.clear_shards` runs. `--ingest-processes 2` ingests
 in that many processes side by side, as several API workers do (each its own terminals' uploads).
-`--profile FILE` writes a cProfile of ingest (in this process) and clear (one worker) for
-`python -m pstats FILE`.
+One worker, too, clears in a process of its own: this process holds the day's bodies and the
+city, which Python's cycle collector would walk through. `--profile FILE` writes a cProfile of
+ingest and clear (one worker, both in this process) for `python -m pstats FILE`.
 """
 
 from __future__ import annotations
@@ -503,9 +504,13 @@ def _warm(seconds: float) -> int:
     return os.getpid()
 
 
-async def clear_day(url: str, key_path: Path, workers: int, chunk: int) -> tuple[dict, float]:
-    """Clear the staged day with `workers` workers; its counters and the seconds it took."""
-    if workers == 1:
+async def clear_day(
+    url: str, key_path: Path, workers: int, chunk: int, in_process: bool = False
+) -> tuple[dict, float]:
+    """Clear the staged day with `workers` workers, each in a process of its own as a Celery
+    worker is (`in_process`: one worker in this process, for the profile); its counters and
+    the seconds it took."""
+    if in_process:
         t0, cpu0 = time.perf_counter(), time.process_time()
         part = await _clear_part(url, str(key_path), ALL_SHARDS, chunk)
         part["cpu_s"] = time.process_time() - cpu0
@@ -566,7 +571,9 @@ async def one_day(
                 f" in {ingest_s:.1f} s",
                 file=sys.stderr,
             )
-        summary, clear_s = await clear_day(url, key_path, workers, chunk)
+        summary, clear_s = await clear_day(
+            url, key_path, workers, chunk, in_process=profiler is not None
+        )
         if profiler:
             profiler.disable()
             profiler.dump_stats(profile)

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cardio.crypto import LoadTacInput, TacVerifier
 from clearing import books
 from clearing.calendar import BusinessCalendar
-from clearing.engine import locks
+from clearing.engine import collector, locks
 from clearing.engine import repository as repo
 from clearing.engine.decide import CardInfo, Decision, Outcome, Tap
 from clearing.engine.facts import Facts, Pending, decide_one, gather
@@ -165,7 +165,8 @@ class ClearingEngine:
         run = Run(RunSummary(run_id), progress or RunListener(), shards)
         state = RunState.FAILED
         try:
-            await self._clear_received(run, records_max)
+            with collector.between_chunks() as after_chunk:
+                await self._clear_received(run, records_max, after_chunk)
             await self._retry_quarantined(run)
             state = RunState.FINISHED
         except Exception as error:
@@ -185,8 +186,11 @@ class ClearingEngine:
                     raise
         return run.summary
 
-    async def _clear_received(self, run: Run, records_max: int | None) -> None:
-        """The staged records, chunk by chunk, until none is left (or `records_max`)."""
+    async def _clear_received(
+        self, run: Run, records_max: int | None, after_chunk: Callable[[], None]
+    ) -> None:
+        """The staged records, chunk by chunk, until none is left (or `records_max`);
+        `after_chunk` after each (clearing/engine/collector.py)."""
         ahead: asyncio.Task[_Prefetched] | None = None
         remaining = records_max
         retries = 0
@@ -234,6 +238,7 @@ class ClearingEngine:
                 if remaining is not None:
                     remaining -= len(chunk)
                 run.listener.cleared(len(chunk))
+                after_chunk()
         finally:
             if ahead is not None:
                 ahead.cancel()
