@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import os
 import pickle
@@ -491,11 +492,34 @@ async def _clear_part(url: str, key_path: str, shards: ShardRange, chunk: int) -
     }
 
 
+class CollectorTime:
+    """Seconds Python's cycle collector ran in this process while the block ran."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def _note(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+
+    def __enter__(self) -> CollectorTime:
+        gc.callbacks.append(self._note)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._note)
+
+
 def clear_part(url: str, key_path: str, shards: ShardRange, chunk: int) -> dict:
     """One worker's part (what the Celery task clearing.clear_shards runs), in its process."""
     cpu0 = time.process_time()
-    part = asyncio.run(_clear_part(url, key_path, shards, chunk))
+    with CollectorTime() as collector:
+        part = asyncio.run(_clear_part(url, key_path, shards, chunk))
     part["cpu_s"] = time.process_time() - cpu0
+    part["gc_s"] = collector.seconds
     return part
 
 
@@ -512,8 +536,10 @@ async def clear_day(
     the seconds it took."""
     if in_process:
         t0, cpu0 = time.perf_counter(), time.process_time()
-        part = await _clear_part(url, str(key_path), ALL_SHARDS, chunk)
+        with CollectorTime() as collector:
+            part = await _clear_part(url, str(key_path), ALL_SHARDS, chunk)
         part["cpu_s"] = time.process_time() - cpu0
+        part["gc_s"] = collector.seconds
         return _summed([part]), time.perf_counter() - t0
     loop = asyncio.get_running_loop()
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
@@ -580,7 +606,8 @@ async def one_day(
     print(
         f"clear ({workers} worker{'s' if workers > 1 else ''}): {summary['seen']} records in"
         f" {clear_s:.1f} s (posted {summary['posted']}, duplicates {summary['duplicates']},"
-        f" quarantined {summary['quarantined']})",
+        f" quarantined {summary['quarantined']}; Python's cycle collector"
+        f" {summary['gc_s'] / max(summary['cpu_s'], 1e-9):.0%} of the workers' CPU)",
         file=sys.stderr,
     )
     if summary["posted"] != taps or summary["quarantined"]:
@@ -599,6 +626,8 @@ async def one_day(
         "ingest_postgresql_cpu_us_per_record": round(ingest_pg_cpu_s / staged * 1e6, 1),
         "clear_cpu_us_per_record": round(summary["cpu_s"] / staged * 1e6, 1),
         "clear_postgresql_cpu_us_per_record": round(summary["pg_cpu_s"] / staged * 1e6, 1),
+        # The part of the workers' CPU that went to Python's cycle collector.
+        "clear_gc_share": round(summary["gc_s"] / summary["cpu_s"], 3) if summary["cpu_s"] else 0,
     }
 
 

@@ -5,6 +5,7 @@ someone else waiting to be cleared (a one-line refusal, no traceback)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import subprocess
 import sys
@@ -65,6 +66,7 @@ def test_the_bench_migrates_a_new_database_and_runs_again_on_a_used_one(empty_ur
     assert figures["ingest_processes"] == 2 and "ingest (2 processes): " in again.stderr
     for day in figures["workers"].values():  # every record staged once, by one process or two
         assert day["records_staged"] == figures["records_staged"]
+        assert 0 <= day["clear_gc_share"] < 1  # the collector's part of the workers' CPU
     assert "city 2:" in again.stderr and "city 3:" in again.stderr  # namespaces of their own
     assert "Traceback" not in first.stderr + again.stderr
 
@@ -119,3 +121,15 @@ def test_postgresql_cpu_of_two_workers_counts_each_backend_once() -> None:
     after_b = {20: 9.0, 30: 3.0}
     used = cpu_between([before_a, before_b], [after_a, after_b])
     assert used == pytest.approx((4.0 - 1.0) + (2.5 - 2.0) + (9.0 - 5.0) + 3.0)
+
+
+def test_the_collector_time_counts_the_collections_of_its_block_only() -> None:
+    sys.path.insert(0, str(ROOT))
+    from bench.clearing import CollectorTime
+
+    with CollectorTime() as inside:
+        for _ in range(3):
+            gc.collect()
+    seconds = inside.seconds
+    gc.collect()
+    assert seconds > 0 and inside.seconds == seconds
