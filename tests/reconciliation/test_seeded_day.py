@@ -9,7 +9,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from clearing.engine.reasons import QuarantineReason
 from clearing.engine.synthetic import SyntheticCard, forged
+from clearing.quarantine import service as quarantine
 from reconciliation import repository
 from reconciliation.checks.base import BreakKind
 from reconciliation.models import break_events
@@ -132,3 +134,21 @@ async def test_each_fault_is_one_break_and_arriving_data_closes_exactly_its_own(
         ]
         events = (await conn.execute(select(break_events.c.break_id))).scalars().all()
     assert len(events) == 5 + 2  # found x5, resolved x2: the idempotent re-run wrote nothing
+
+
+async def test_a_written_off_clone_tap_is_still_evidence_of_the_clone(world: World) -> None:
+    """Finance staff writing off the clone's held tap (it moves no money) does not hide the
+    clone: the card check reads held taps, quarantined or written off, as the card's word."""
+    day = past_day(2)
+    await seed_faults(world, Clock(CALENDAR.day_start(day) + timedelta(hours=2)))
+    async with world.ledger.engine.connect() as conn:
+        held = await quarantine.list_quarantined(
+            conn, reason=QuarantineReason.COUNTER_REUSED_DIFFERENT_AMOUNT
+        )
+    [clone_tap] = [row for row in held if row.card_no == CLONED]
+    async with world.ledger.transaction() as conn:
+        await quarantine.write_off(conn, clone_tap.id, actor="finance:fred", note="clone seen")
+    await reconcile(world, day)
+    found = {r["kind"]: r for r in await open_breaks(world)}
+    assert found[BreakKind.CARD_CLONE_SUSPECTED]["counterpart"] == CLONED
+    assert found[BreakKind.CARD_CLONE_SUSPECTED]["amount_fen"] == 300
