@@ -43,9 +43,8 @@ _COLUMNS = ", ".join("upper(t.tac)" if name == "tac" else "t." + name for name i
 
 
 def _rows_of(ids_select: str) -> str:
-    return f"SELECT {_COLUMNS} FROM tap_records AS t WHERE t.id = ANY(ARRAY({ids_select}))" + (
-        " ORDER BY t.id"
-    )
+    rows = f"SELECT {_COLUMNS} FROM tap_records AS t WHERE t.id = ANY(ARRAY({ids_select}))"
+    return rows + " ORDER BY t.id"
 
 
 _TAP_SELECT = _rows_of(_IDS_SELECT)

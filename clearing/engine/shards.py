@@ -1,7 +1,8 @@
 """Card shards: how clearing is split across workers (pure).
 
 Every card belongs to one of `SHARDS` shards, a stable hash of its card number (PostgreSQL's
-`hashtext`, computed by the database where the records are read). A run clears a range of
+`hashtext`), stored by the database with each record clearing has not done with (`tap_open`,
+whose trigger in migration 0010_tapopen keeps its own copy of `SHARDS`: change both together). A run clears a range of
 shards `[low, high)`, the whole range by default; a chunk takes an exclusive lock per shard of
 its range (ascending, so two runs never deadlock), so a card's records are only ever cleared by
 one run at a time, in counter order, whichever worker that run is on. Settlement and finance

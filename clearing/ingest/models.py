@@ -50,6 +50,7 @@ from clearing.records import RecordStatus, TapKind, TapState
 __all__ = [
     "Base",
     "IngestBatch",
+    "OPEN_RECORDS",
     "SequenceGap",
     "TapKind",
     "TapOpen",
@@ -132,6 +133,12 @@ class TapOpen(Base):
     tap_record_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     state: Mapped[TapState] = mapped_column(str_enum(TapState, 16))
     shard: Mapped[int] = mapped_column(SmallInteger)
+
+
+# Each open record joined to its row: select from it and filter on `TapOpen.state`.
+OPEN_RECORDS = TapRecord.__table__.join(
+    TapOpen.__table__, TapOpen.__table__.c.tap_record_id == TapRecord.__table__.c.id
+)
 
 
 class SequenceGap(Base):

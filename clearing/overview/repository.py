@@ -9,7 +9,7 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearing.engine.models import ClearedTap
-from clearing.ingest.models import TapOpen, TapRecord
+from clearing.ingest.models import OPEN_RECORDS, TapOpen, TapRecord
 from clearing.records import TapKind, TapState
 from clearing.settlement.models import SettlementRun
 from reconciliation.models import BreakStatus, breaks
@@ -58,7 +58,7 @@ async def quarantined_since(conn: AsyncConnection) -> list[datetime]:
     """When each held record was received (its age in quarantine)."""
     rows = await conn.execute(
         select(taps.c.received_at)
-        .select_from(taps.join(open_taps, open_taps.c.tap_record_id == taps.c.id))
+        .select_from(OPEN_RECORDS)
         .where(open_taps.c.state == TapState.QUARANTINED.value)
     )
     return [r[0] for r in rows]

@@ -11,14 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearing.engine import repository as engine_repo
 from clearing.engine.models import QuarantineAction, QuarantineActionRow, TapDisposition
-from clearing.ingest.models import TapOpen, TapRecord
+from clearing.ingest.models import OPEN_RECORDS, TapOpen, TapRecord
 from clearing.quarantine.views import ActionEntry, QuarantinedRecord
 from clearing.records import TapState
 
 taps = cast(Table, TapRecord.__table__)
 open_taps = cast(Table, TapOpen.__table__)
-# The held records: tap_open's quarantined rows (migration 0010_tapopen), each joined to its record.
-_HELD = taps.join(open_taps, open_taps.c.tap_record_id == taps.c.id)
 actions = cast(Table, QuarantineActionRow.__table__)
 dispositions = cast(Table, TapDisposition.__table__)
 
@@ -37,7 +35,7 @@ async def held(
     """Quarantined records after `after_id`, in arrival order."""
     query = (
         select(*_LISTED)
-        .select_from(_HELD)
+        .select_from(OPEN_RECORDS)
         .where(open_taps.c.state == TapState.QUARANTINED, open_taps.c.tap_record_id > after_id)
     )
     if reason is not None:
@@ -51,7 +49,7 @@ async def held(
 async def counts_by_reason(conn: AsyncConnection) -> dict[str, int]:
     rows = await conn.execute(
         select(taps.c.quarantine_reason, func.count())
-        .select_from(_HELD)
+        .select_from(OPEN_RECORDS)
         .where(open_taps.c.state == TapState.QUARANTINED)
         .group_by(taps.c.quarantine_reason)
         .order_by(taps.c.quarantine_reason)

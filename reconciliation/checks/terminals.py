@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearing.engine.models import ClearedTap, TapDisposition
 from clearing.engine.reasons import QuarantineReason
-from clearing.ingest.models import IngestBatch, SequenceGap, TapOpen, TapRecord
+from clearing.ingest.models import OPEN_RECORDS, IngestBatch, SequenceGap, TapOpen, TapRecord
 from clearing.records import TapState
 from reconciliation.checks.base import BreakKind, CheckContext, CheckResult, Finding, Scope
 
@@ -201,7 +201,7 @@ class TerminalCheck:
                 taps.c.occurred_at,
                 taps.c.state_changed_at,
             )
-            .select_from(taps.join(open_taps, open_taps.c.tap_record_id == taps.c.id))
+            .select_from(OPEN_RECORDS)
             .where(
                 open_taps.c.state == TapState.QUARANTINED.value,
                 taps.c.quarantine_reason == QuarantineReason.BAD_TAC.value,
