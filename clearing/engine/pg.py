@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clearing.db.raw import asyncpg_of as driver
 from clearing.engine.decide import CardInfo, PostedTap, Purse, Tap, TerminalInfo
 from clearing.engine.rows import ClearedRow
 from clearing.engine.shards import ALL_SHARDS, ShardRange
@@ -70,20 +71,6 @@ _POSTED_BY_TERMINAL = (
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-async def driver(conn: AsyncConnection) -> Any:
-    """The asyncpg connection under `conn`, inside `conn`'s database transaction."""
-    raw = await conn.get_raw_connection()
-    adapted = raw.dbapi_connection
-    # SQLAlchemy's asyncpg adapter opens its transaction at its first statement; a statement sent
-    # straight to asyncpg must not run before it (it would autocommit).
-    if getattr(adapted, "_transaction", False) is None:
-        await adapted._start_transaction()
-    found = raw.driver_connection
-    if found is None or not found.is_in_transaction():
-        raise RuntimeError("the clearing engine writes only inside a transaction")
-    return found
 
 
 # A stored purse value as its member (a dict look-up; calling the enum costs a microsecond).

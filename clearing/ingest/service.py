@@ -20,7 +20,7 @@ from clearing.ingest import repository
 from clearing.ingest.gaps import Gap, update_gaps
 from clearing.ingest.models import IngestBatch, TapState
 from clearing.ingest.schemas import BatchUpload, StagedRow
-from clearing.registry import repository as registry_repository
+from ledger.errors import InvariantError
 
 
 def _staged_rows(
@@ -65,63 +65,67 @@ async def store_batch(
 ) -> StoredBatch:
     """Store one upload (raw and staged) unless this exact batch is already stored."""
     now = now or utc_now()
-    # One terminal's uploads are stored one at a time: dedup and gaps stay exact.
-    terminal = await registry_repository.terminal_for_update(session, terminal_id)
-    if terminal is None:
+    if session.new or session.dirty or session.deleted:
+        await session.flush()  # the statements below go straight to the driver on PostgreSQL
+    if not await repository.lock_terminal(session, terminal_id):
         raise NotFound(f"no terminal {terminal_id}")
     body_sha256 = hashlib.sha256(body).hexdigest()
-    existing = await repository.batch(session, terminal_id, upload.batch_id)
-    if existing is not None:
-        if existing.body_sha256 != body_sha256:
-            raise BatchConflict(
-                f"batch {upload.batch_id} was already stored with a different body; "
-                "a corrected batch needs a new batch_id"
-            )
-        stored_gaps = await repository.open_gaps(session, terminal_id)
-        return StoredBatch(
-            existing.batch_id,
-            existing.record_count,
-            True,
-            existing.received_at,
-            tuple(Gap(gap.from_seq, gap.to_seq) for gap in stored_gaps),
-        )
-    seen = await repository.seq_range(session, terminal_id)
-    row = await repository.add_batch(
+    records = upload.records
+    seqs = [record.terminal_seq for record in records]
+    claimed = await repository.claim_batch(
         session,
-        IngestBatch(
-            terminal_id=terminal_id,
-            batch_id=upload.batch_id,
-            body=body,
-            body_sha256=body_sha256,
-            record_count=len(upload.records),
-            amount_fen_total=sum(record.amount_fen for record in upload.records),
-            received_at=now,
+        repository.NewBatch(
+            terminal_id,
+            upload.batch_id,
+            body,
+            body_sha256,
+            len(records),
+            sum(record.amount_fen for record in records),
+            now,
+            max(seqs) if seqs else None,
         ),
     )
+    if claimed.batch_pk is None:
+        return await _stored_already(session, terminal_id, upload.batch_id, body_sha256)
     await repository.insert_tap_records(
-        session, StagedRow._fields, _staged_rows(upload, row.id, terminal_id, now)
+        session, StagedRow._fields, _staged_rows(upload, claimed.batch_pk, terminal_id, now)
     )
-    open_gaps = await _record_gaps(
-        session, terminal_id, seen, [record.terminal_seq for record in upload.records], now
+    open_gaps = await _record_gaps(session, terminal_id, claimed, seqs, now)
+    return StoredBatch(upload.batch_id, len(records), False, now, tuple(open_gaps))
+
+
+async def _stored_already(
+    session: AsyncSession, terminal_id: str, batch_id: str, body_sha256: str
+) -> StoredBatch:
+    """The answer to a batch_id stored before: the same body again is a duplicate (stored once,
+    acknowledged again), another body a conflict."""
+    existing = await repository.batch(session, terminal_id, batch_id)
+    if existing is None:
+        raise InvariantError(f"batch {batch_id} of {terminal_id} was claimed but is not stored")
+    if existing.body_sha256 != body_sha256:
+        raise BatchConflict(
+            f"batch {batch_id} was already stored with a different body; "
+            "a corrected batch needs a new batch_id"
+        )
+    stored_gaps = await repository.open_gaps(session, terminal_id)
+    return StoredBatch(
+        existing.batch_id,
+        existing.record_count,
+        True,
+        existing.received_at,
+        tuple(Gap(gap.from_seq, gap.to_seq) for gap in stored_gaps),
     )
-    if upload.records:
-        high = max(record.terminal_seq for record in upload.records)
-        if terminal.seq_high is None or high > terminal.seq_high:
-            terminal.seq_high = high
-    await session.flush()
-    return StoredBatch(upload.batch_id, len(upload.records), False, now, tuple(open_gaps))
 
 
 async def _record_gaps(
     session: AsyncSession,
     terminal_id: str,
-    seen: tuple[int, int] | None,
+    claimed: repository.Claimed,
     seqs: list[int],
     now: datetime,
 ) -> list[Gap]:
-    before = await repository.open_gaps(session, terminal_id)
-    detected = {(gap.from_seq, gap.to_seq): gap.detected_at for gap in before}
-    gaps, _ = update_gaps((Gap(gap.from_seq, gap.to_seq) for gap in before), seen, seqs)
+    detected = {(low, high): at for low, high, at in claimed.gaps}
+    gaps, _ = update_gaps((Gap(low, high) for low, high, _ in claimed.gaps), claimed.seen, seqs)
     if [(gap.from_seq, gap.to_seq) for gap in gaps] != list(detected):
         await repository.replace_gaps(
             session,

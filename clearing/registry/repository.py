@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clearing.registry.models import (
@@ -44,25 +44,6 @@ async def terminal_by_public_key(session: AsyncSession, public_key: str) -> Term
     """The terminal holding this Ed25519 public key (lower-case hex), if any."""
     query = select(Terminal).where(Terminal.public_key == public_key.lower()).limit(1)
     return (await session.execute(query)).scalars().first()
-
-
-# Built once: every upload takes this lock (an expression built per call costs more Python than
-# the statement's cached compilation saves).
-_TERMINAL_FOR_UPDATE = (
-    select(Terminal)
-    .where(Terminal.terminal_id == bindparam("terminal_id"))
-    .with_for_update(key_share=True)
-)
-
-
-async def terminal_for_update(session: AsyncSession, terminal_id: str) -> Terminal | None:
-    """The terminal row, locked for the rest of the transaction (PostgreSQL; SQLite locks all).
-
-    FOR NO KEY UPDATE: it serializes writers of this terminal but not the KEY SHARE locks that
-    foreign keys to it take (the request's nonce row) — FOR UPDATE deadlocked two uploads.
-    """
-    result = await session.execute(_TERMINAL_FOR_UPDATE, {"terminal_id": terminal_id})
-    return result.scalar_one_or_none()
 
 
 async def list_terminals(

@@ -109,6 +109,7 @@ async def test_same_batch_id_with_another_body_is_a_conflict(db_url, tmp_path) -
         assert response.headers["content-type"].startswith("application/problem+json")
         assert response.json()["code"] == "batch_conflict"
         assert (await stored(w, w.terminal.terminal_id))[:2] == (1, 1)
+        assert await seq_high(w, w.terminal.terminal_id) == 1  # the refused body's 2 is not seen
 
 
 async def test_out_of_order_batches_are_all_stored_and_gaps_close(db_url, tmp_path) -> None:
@@ -128,9 +129,18 @@ async def test_out_of_order_batches_are_all_stored_and_gaps_close(db_url, tmp_pa
             f"/v1/terminals/{t.terminal_id}/sequence-gaps", headers=w.auth("finance")
         )
         assert gaps.json() == third.json()["sequence_gaps"]
+        assert await seq_high(w, t.terminal_id) == 9  # later, lower batches do not lower it
         last = await t.post_batch(batch_body("b-2b", records(card_no, [4, 6])))
         assert last.json()["sequence_gaps"] == []
         assert (await stored(w, t.terminal_id))[:2] == (4, 9)
+        assert await seq_high(w, t.terminal_id) == 9
+
+
+async def seq_high(w: World, terminal_id: str) -> int | None:
+    """The highest serial received, as staff read it from the registry."""
+    response = await w.client.get(f"/v1/terminals/{terminal_id}", headers=w.auth("finance"))
+    assert response.status_code == 200, response.text
+    return response.json()["seq_high"]
 
 
 async def test_unsigned_batch_is_refused_and_stored_nowhere(db_url, tmp_path) -> None:
@@ -288,6 +298,23 @@ async def test_concurrent_uploads_of_one_batch_store_it_once(pg_url, tmp_path) -
         assert [r.status_code for r in responses] == [200] * 4
         assert sorted(r.json()["duplicate"] for r in responses) == [False, True, True, True]
         assert (await stored(w, w.terminal.terminal_id))[:2] == (1, 50)
+
+
+async def test_concurrent_uploads_of_one_terminal_leave_exact_gaps(pg_url, tmp_path) -> None:
+    """Uploads of one terminal racing each other are stored one after the other: each sees the
+    serials of those stored before it, so the gaps end exact and the highest serial is the top."""
+    async with world(pg_url, tmp_path) as w:
+        card_no = random_card_no()
+        parts = [range(31, 41), range(1, 11), range(21, 31), range(51, 61)]
+        bodies = [batch_body(f"b-{k}", records(card_no, seqs)) for k, seqs in enumerate(parts)]
+        responses = await asyncio.gather(*(w.terminal.post_batch(body) for body in bodies))
+        assert [r.status_code for r in responses] == [200] * 4
+        gaps = await w.client.get(
+            f"/v1/terminals/{w.terminal.terminal_id}/sequence-gaps", headers=w.auth("finance")
+        )
+        assert gaps.json() == [{"from_seq": 11, "to_seq": 20}, {"from_seq": 41, "to_seq": 50}]
+        assert await seq_high(w, w.terminal.terminal_id) == 60
+        assert (await stored(w, w.terminal.terminal_id))[:2] == (4, 40)
 
 
 async def test_oversized_chunked_body_without_length_is_413(sqlite_url, tmp_path) -> None:
