@@ -144,9 +144,7 @@ async def claim_batch(session: AsyncSession, new: NewBatch) -> Claimed:
         },
     )
     if new.seq_high is not None:
-        await session.execute(
-            _RAISE_SEQ_HIGH, {"terminal": new.terminal_id, "high": new.seq_high}
-        )
+        await session.execute(_RAISE_SEQ_HIGH, {"terminal": new.terminal_id, "high": new.seq_high})
     return Claimed(
         added.scalar_one(),
         _seen(low, high),
