@@ -12,6 +12,13 @@ Nearly all of a chunk is freed by reference counting when the chunk ends; what m
 automatic collector is off; after each chunk the young generations are collected (a few ms),
 and every `FULL_EVERY` chunks the whole heap, so cyclic garbage stays bounded in a worker that
 lives for many runs. When the last run of the process ends the collector is as it was.
+
+A full collection need not visit what was alive before it: the worker's modules and what it
+read once (its imports, the TAC keys of the cards seen). Those are frozen (`gc.freeze`) when the
+run starts and after each full collection, so the next one visits only what the chunks since
+made; when the last run ends they are unfrozen, and a cycle among them that died meanwhile is
+collected then (the collector's next pass). A process that froze objects itself (before forking
+workers, say) keeps them frozen: then the run freezes nothing.
 """
 
 from __future__ import annotations
@@ -25,26 +32,38 @@ FULL_EVERY = 16
 
 _runs = 0  # runs of this process inside `between_chunks` (the collector is off while > 0)
 _was_enabled = True
+_freezes = False  # the runs freeze what outlives a full collection (nobody else froze anything)
 
 
 @contextmanager
 def between_chunks() -> Iterator[Callable[[], None]]:
     """The automatic collector off for the block; yields what to call after each chunk."""
-    global _runs, _was_enabled
+    global _runs, _was_enabled, _freezes
     if _runs == 0:
         _was_enabled = gc.isenabled()
         gc.disable()
+        _freezes = gc.get_freeze_count() == 0
+        if _freezes:
+            gc.freeze()
     _runs += 1
     chunks = 0
 
     def after_chunk() -> None:
         nonlocal chunks
         chunks += 1
-        gc.collect(2 if chunks % FULL_EVERY == 0 else 1)
+        if chunks % FULL_EVERY:
+            gc.collect(1)
+            return
+        gc.collect(2)
+        if _freezes:
+            gc.freeze()
 
     try:
         yield after_chunk
     finally:
         _runs -= 1
-        if _runs == 0 and _was_enabled:
-            gc.enable()
+        if _runs == 0:
+            if _freezes:
+                gc.unfreeze()
+            if _was_enabled:
+                gc.enable()

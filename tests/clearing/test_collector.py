@@ -52,6 +52,36 @@ def test_garbage_that_outlived_a_chunk_is_collected_by_the_periodic_full_collect
         assert old() is None
 
 
+def test_what_was_frozen_during_a_run_is_collectable_again_after_it() -> None:
+    """Objects alive when the run started are frozen (full collections skip them); a cycle among
+    them that dies during the run is collected once the run is over, not kept for ever."""
+    before = _Node()
+    before.other = _Node()
+    before.other.other = before
+    old = weakref.ref(before)
+    with collector.between_chunks() as after_chunk:
+        assert gc.get_freeze_count() > 0
+        del before
+        for _ in range(collector.FULL_EVERY):
+            after_chunk()
+        assert old() is not None  # frozen: even the full collection skips it
+    assert gc.get_freeze_count() == 0
+    gc.collect()
+    assert old() is None
+
+
+def test_objects_the_process_froze_itself_stay_frozen() -> None:
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    try:
+        with collector.between_chunks() as after_chunk:
+            for _ in range(collector.FULL_EVERY):
+                after_chunk()
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
 def test_the_collector_is_back_on_after_a_failed_run_and_after_nested_runs() -> None:
     with pytest.raises(RuntimeError), collector.between_chunks():
         with collector.between_chunks():
