@@ -51,7 +51,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from cardio.keystore import create_key_store
 from clearing import books, db
 from clearing.books import LEDGER_CNY, TransferCode
-from clearing.engine.service import ClearingEngine, EngineConfig, load_verifier
+from clearing.engine.service import (
+    CHUNK_RECORDS_DEFAULT,
+    ClearingEngine,
+    EngineConfig,
+    load_verifier,
+)
 from clearing.engine.shards import ALL_SHARDS, ShardRange, split
 from clearing.engine.synthetic import SyntheticCard, TapSigner, purchase
 from clearing.errors import ClearingError
@@ -520,7 +525,21 @@ def clear_part(url: str, key_path: str, shards: ShardRange, chunk: int) -> dict:
         part = asyncio.run(_clear_part(url, key_path, shards, chunk))
     part["cpu_s"] = time.process_time() - cpu0
     part["gc_s"] = collector.seconds
+    part["rss_mb"] = own_peak_rss_mb()
     return part
+
+
+def own_peak_rss_mb() -> float:
+    """This process's own peak resident memory (Linux's VmHWM; 0 where there is none). Not
+    ru_maxrss: a spawned worker's counts the benchmark's process it was forked from."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return 0.0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def _warm(seconds: float) -> int:
@@ -559,8 +578,9 @@ async def clear_day(
 
 def _summed(parts: list[dict]) -> dict:
     """The workers' counters added up, PostgreSQL's CPU counted once per backend."""
-    counters = [name for name in parts[0] if name not in ("pg_before", "pg_after")]
+    counters = [name for name in parts[0] if name not in ("pg_before", "pg_after", "rss_mb")]
     total = {name: sum(p[name] for p in parts) for name in counters}
+    total["rss_mb"] = max(p.get("rss_mb", 0.0) for p in parts)  # the largest worker's peak
     total["pg_cpu_s"] = cpu_between([p["pg_before"] for p in parts], [p["pg_after"] for p in parts])
     return total
 
@@ -628,6 +648,8 @@ async def one_day(
         "clear_postgresql_cpu_us_per_record": round(summary["pg_cpu_s"] / staged * 1e6, 1),
         # The part of the workers' CPU that went to Python's cycle collector.
         "clear_gc_share": round(summary["gc_s"] / summary["cpu_s"], 3) if summary["cpu_s"] else 0,
+        # Peak memory of a clearing worker (0 when it cleared in this process: --profile).
+        "clear_worker_max_rss_mb": round(summary["rss_mb"]),
     }
 
 
@@ -678,7 +700,9 @@ def workers_list(value: str) -> list[int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--taps", type=int, default=100_000)
-    parser.add_argument("--chunk", type=int, default=8000, help="records per transaction")
+    parser.add_argument(
+        "--chunk", type=int, default=CHUNK_RECORDS_DEFAULT, help="records per transaction"
+    )
     parser.add_argument("--url", default=os.environ.get("ONECARD_DATABASE_URL", ""))
     parser.add_argument(
         "--workers", type=workers_list, default=[1], help="worker counts to clear with: 1,2"

@@ -65,8 +65,10 @@ __all__ = [
 # Records per chunk (one database transaction). A record makes at most two transfers (fare +
 # subsidy, or patient share + insured share); a chunk's transfers go to the ledger in batches of
 # at most BATCH_MAX (8,190), a record's linked pair never split. Measured on the bench (2 cores,
-# PostgreSQL 15, contended): 8,000 records per chunk cleared ~15 % faster than 4,000.
-CHUNK_RECORDS_DEFAULT = 8000
+# PostgreSQL 15): 8,000 records per chunk cleared ~15 % faster than 4,000, and 24,000 another
+# ~10 % faster than 8,000 at a million taps with 2 workers (PostgreSQL's CPU per record 62-65 ->
+# 54-56 us; docs/scaling.md, round 6). A worker holds two chunks (one read ahead).
+CHUNK_RECORDS_DEFAULT = 24000
 CHUNK_RECORDS_MAX = 4 * BATCH_MAX
 SUBSIDY_SCHEMES_DEFAULT = {"student": "student", "senior": "senior", "disabled": "disabled"}
 

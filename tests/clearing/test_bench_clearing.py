@@ -67,6 +67,9 @@ def test_the_bench_migrates_a_new_database_and_runs_again_on_a_used_one(empty_ur
     for day in figures["workers"].values():  # every record staged once, by one process or two
         assert day["records_staged"] == figures["records_staged"]
         assert 0 <= day["clear_gc_share"] < 1  # the collector's part of the workers' CPU
+        assert (
+            day["clear_worker_max_rss_mb"] > 50
+        )  # a worker process's own peak (interpreter, imports)
     assert "city 2:" in again.stderr and "city 3:" in again.stderr  # namespaces of their own
     assert "Traceback" not in first.stderr + again.stderr
 
