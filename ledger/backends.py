@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger import pgsql, rules
 from ledger.errors import invariant
+from ledger.pgconn import asyncpg_of
 from ledger.tables import (
     FAILURE_COLUMNS,
     TRANSFER_COLUMNS,
@@ -509,18 +510,7 @@ class PostgresBackend(SqlBackend):
 
     dialect = "postgresql"
 
-    @staticmethod
-    async def _driver(conn: AsyncConnection) -> Any:
-        """The asyncpg connection under `conn`, inside `conn`'s database transaction."""
-        raw = await conn.get_raw_connection()
-        adapted = raw.dbapi_connection
-        # SQLAlchemy's asyncpg adapter opens its transaction at the first statement it runs; a
-        # statement sent straight to asyncpg must not run before it (it would autocommit).
-        if getattr(adapted, "_transaction", False) is None:
-            await adapted._start_transaction()
-        driver = raw.driver_connection
-        invariant(driver.is_in_transaction(), "the ledger writes only inside a transaction")
-        return driver
+    _driver = staticmethod(asyncpg_of)
 
     async def reserve_timestamps(self, conn: AsyncConnection, count: int) -> int:
         invariant(count > 0, "reserve at least one timestamp")

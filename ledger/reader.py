@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledger.errors import InvalidArgumentError, PageTooLargeError
+from ledger.pgconn import asyncpg_of
 from ledger.tables import (
     TRANSFER_SELECT,
     accounts,
@@ -125,21 +126,10 @@ _PG_CREDITS_AVAILABLE = (
 )
 
 
-async def _pg_driver(conn: AsyncConnection) -> Any:
-    """The asyncpg connection under `conn`, inside `conn`'s transaction (SQLAlchemy's adapter
-    opens it at its first statement: a statement sent straight to asyncpg before it would run
-    outside the caller's transaction)."""
-    raw = await conn.get_raw_connection()
-    adapted = raw.dbapi_connection
-    if getattr(adapted, "_transaction", False) is None:
-        await adapted._start_transaction()
-    return raw.driver_connection
-
-
 async def _pg_by_ids(conn: AsyncConnection, sql: str, ids: Iterable[int]) -> list[Any]:
     """Rows of `sql`, whose one parameter is an array of ids: one array, not an IN list of
     thousands; ids as 32 hex digits, which asyncpg parses in C."""
-    driver = await _pg_driver(conn)
+    driver = await asyncpg_of(conn)
     return list(await driver.fetch(sql, [f"{i:032x}" for i in ids]))
 
 

@@ -15,11 +15,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clearing.db.raw import asyncpg_of as driver
 from clearing.engine.decide import CardInfo, PostedTap, Purse, Tap, TerminalInfo
 from clearing.engine.rows import ClearedRow
 from clearing.engine.shards import ALL_SHARDS, ShardRange
 from clearing.records import TapState
+from ledger.pgconn import asyncpg_of as driver
 
 # Rows per array parameter of one statement.
 ARRAY_ROWS_MAX = 50_000

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clearing.db.raw import asyncpg_of
 from clearing.ingest.models import IngestBatch, SequenceGap, TapRecord, TapState
 from clearing.registry.models import Terminal
+from ledger.pgconn import asyncpg_of
 
 PAGE_MAX = 500
 
