@@ -53,6 +53,7 @@ from clearing import books, db
 from clearing.books import LEDGER_CNY, TransferCode
 from clearing.engine.service import (
     CHUNK_RECORDS_DEFAULT,
+    CHUNK_RECORDS_MAX,
     ClearingEngine,
     EngineConfig,
     load_verifier,
@@ -701,7 +702,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--taps", type=int, default=100_000)
     parser.add_argument(
-        "--chunk", type=int, default=CHUNK_RECORDS_DEFAULT, help="records per transaction"
+        "--chunk",
+        type=int,
+        default=CHUNK_RECORDS_DEFAULT,
+        help=f"records per transaction (1 .. {CHUNK_RECORDS_MAX})",
     )
     parser.add_argument("--url", default=os.environ.get("ONECARD_DATABASE_URL", ""))
     parser.add_argument(
@@ -719,8 +723,10 @@ def main() -> None:
         " --uploaders connections",
     )
     args = parser.parse_args()
-    if args.taps < 1 or not 1 <= args.chunk <= 8000 * 4 or not 1 <= args.uploaders <= 8:
-        parser.error("--taps must be at least 1, --chunk 1 .. 32000 and --uploaders 1 .. 8")
+    if args.taps < 1 or not 1 <= args.chunk <= CHUNK_RECORDS_MAX or not 1 <= args.uploaders <= 8:
+        parser.error(
+            f"--taps must be at least 1, --chunk 1 .. {CHUNK_RECORDS_MAX} and --uploaders 1 .. 8"
+        )
     if not 1 <= args.ingest_processes <= 8:
         parser.error("--ingest-processes must be 1 .. 8")
     url = args.url or DEFAULT_URL
