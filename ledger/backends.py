@@ -583,10 +583,10 @@ class PostgresBackend(SqlBackend):
         driver = await self._driver(conn)
         loaded = await driver.fetch(
             pgsql.LOAD_BATCH,
-            [made[i] for i in account_ids],
-            own_made,
-            list(map(pgsql.pg_uuids, pending_refs)),
-            list(map(pgsql.pg_uuids, reverse_refs)),
+            pgsql.ids_text([made[i] for i in account_ids]),
+            pgsql.ids_text(own_made),
+            pgsql.ids_text(map(pgsql.pg_uuids, pending_refs)),
+            pgsql.ids_text(map(pgsql.pg_uuids, reverse_refs)),
             self.clock_ns(),
             EXPIRE_PER_BATCH_MAX,
             len(flat),
@@ -635,17 +635,17 @@ class PostgresBackend(SqlBackend):
         ordered = sorted(batch.touched)
         balances = [batch.accounts[a] for a in ordered]
         balance_columns = (
-            [made.get(a) or pgsql.pg_uuid(a) for a in ordered],
-            [b.debits_pending for b in balances],
-            [b.debits_posted for b in balances],
-            [b.credits_pending for b in balances],
-            [b.credits_posted for b in balances],
+            pgsql.ids_text([made.get(a) or pgsql.pg_uuid(a) for a in ordered]),
+            pgsql.ints_text([b.debits_pending for b in balances]),
+            pgsql.ints_text([b.debits_posted for b in balances]),
+            pgsql.ints_text([b.credits_pending for b in balances]),
+            pgsql.ints_text([b.credits_posted for b in balances]),
         )
         if rows and len(rows) < COPY_ROWS_MIN:
             # The common small batch: transfer rows and balances in one statement.
             await driver.fetch(
                 pgsql.WRITE_SMALL_BATCH,
-                *[list(column) for column in zip(*records, strict=True)],
+                *map(pgsql.array_text, zip(*records, strict=True)),
                 *balance_columns,
             )
         elif rows:
@@ -672,8 +672,9 @@ class PostgresBackend(SqlBackend):
                 "ledger_transfers", records=records, columns=list(TRANSFER_COLUMNS)
             )
             return
-        columns = [list(column) for column in zip(*records, strict=True)]
-        await driver.execute(pgsql.INSERT_TRANSFERS, *columns)
+        await driver.execute(
+            pgsql.INSERT_TRANSFERS, *map(pgsql.array_text, zip(*records, strict=True))
+        )
 
     async def update_balances(
         self, conn: AsyncConnection, balances: dict[int, rules.Balances]
@@ -682,11 +683,11 @@ class PostgresBackend(SqlBackend):
         ordered = sorted(balances.items())
         await driver.execute(
             pgsql.UPDATE_BALANCES,
-            [pgsql.pg_uuid(i) for i, _ in ordered],
-            [b.debits_pending for _, b in ordered],
-            [b.debits_posted for _, b in ordered],
-            [b.credits_pending for _, b in ordered],
-            [b.credits_posted for _, b in ordered],
+            pgsql.ids_text([pgsql.pg_uuid(i) for i, _ in ordered]),
+            pgsql.ints_text([b.debits_pending for _, b in ordered]),
+            pgsql.ints_text([b.debits_posted for _, b in ordered]),
+            pgsql.ints_text([b.credits_pending for _, b in ordered]),
+            pgsql.ints_text([b.credits_posted for _, b in ordered]),
         )
 
 

@@ -2,11 +2,17 @@
 
 Ids travel to asyncpg as 32 hex digits (`pg_uuid`), which it parses in C; rows go as tuples in
 `TRANSFER_COLUMNS` order (`records`), for COPY or for the arrays of INSERT ... unnest.
+
+The write path's array parameters travel as PostgreSQL array literals in one text parameter
+each (`array_text`, cast in the statement: `$1::text::uuid[]`). asyncpg encodes a list parameter
+element by element, with an abstract-class check on each: ~0.45 us an element, 170 us of Python
+for the 448 elements of a 16-transfer write, against ~40 us to join them. Every value is an int or
+an id made here (`pg_uuids`): nothing in a literal comes from text a caller wrote.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ledger import rules
@@ -17,7 +23,8 @@ from ledger.types import CreateTransferResult, Transfer
 UPDATE_BALANCES = """
 UPDATE ledger_accounts AS a
 SET debits_pending = v.dp, debits_posted = v.dpo, credits_pending = v.cp, credits_posted = v.cpo
-FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[])
+FROM unnest($1::text::uuid[], $2::text::bigint[], $3::text::bigint[], $4::text::bigint[],
+  $5::text::bigint[])
   AS v(id, dp, dpo, cp, cpo)
 WHERE a.id = v.id
 """
@@ -35,7 +42,8 @@ _PG_TYPES = {
 INSERT_TRANSFERS = (
     f"INSERT INTO ledger_transfers ({', '.join(TRANSFER_COLUMNS)}) SELECT * FROM unnest("
     + ", ".join(
-        f"${k + 1}::{_PG_TYPES.get(name, 'bigint')}[]" for k, name in enumerate(TRANSFER_COLUMNS)
+        f"${k + 1}::text::{_PG_TYPES.get(name, 'bigint')}[]"
+        for k, name in enumerate(TRANSFER_COLUMNS)
     )
     + ")"
 )
@@ -84,7 +92,8 @@ DUE_DEADLINES = (
 # accounts locked in id order with their balances, what exists under the locks and the first
 # reserved timestamp, as rows tagged by kind (see the migration for the row shape).
 LOAD_BATCH = (
-    "SELECT * FROM ledger_load_batch($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[],"
+    "SELECT * FROM ledger_load_batch($1::text::uuid[], $2::text::uuid[], $3::text::uuid[],"
+    " $4::text::uuid[],"
     " $5::bigint, $6::int, $7::int, $8::boolean, $9::boolean)"
 )
 _LOAD_DUE, _LOAD_ACCOUNT, _LOAD_TRANSFER, _LOAD_FAILURE = 1, 2, 3, 4
@@ -139,6 +148,22 @@ def records(
 # Python frame per id (measured: 200 ns an id, against 440 ns through a function with an
 # f-string).
 pg_uuids = "%032x".__mod__
+
+
+def array_text(values: Iterable[object]) -> str:
+    """An array parameter as PostgreSQL's array literal (see the module's docstring): ints and
+    ids made by `pg_uuids` only; None is NULL."""
+    return "{" + ",".join(["NULL" if v is None else str(v) for v in values]) + "}"
+
+
+def ids_text(ids: Iterable[str]) -> str:
+    """`array_text` of ids already made by `pg_uuids` (no NULL among them)."""
+    return "{" + ",".join(ids) + "}"
+
+
+def ints_text(values: Iterable[int]) -> str:
+    """`array_text` of ints (no NULL among them)."""
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 def pg_uuid(value: int) -> str:
