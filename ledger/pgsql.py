@@ -17,7 +17,12 @@ from typing import Any
 
 from ledger import rules
 from ledger.errors import invariant
-from ledger.tables import TRANSFER_COLUMNS, TRANSFER_SELECT, transfer_from_row
+from ledger.tables import (
+    FAILURE_COLUMNS,
+    TRANSFER_COLUMNS,
+    TRANSFER_SELECT,
+    transfer_from_row,
+)
 from ledger.types import CreateTransferResult, Transfer
 
 UPDATE_BALANCES = """
@@ -57,6 +62,14 @@ WRITE_SMALL_BATCH = (
     .replace("$5::", "$28::")
     + " RETURNING 1) SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM b)"
 )
+INSERT_FAILURE = (
+    f"INSERT INTO ledger_transfer_failures ({', '.join(FAILURE_COLUMNS)})"
+    f" VALUES ({', '.join(f'${k + 1}' for k in range(len(FAILURE_COLUMNS)))})"
+)
+INSERT_DEADLINE = (
+    "INSERT INTO ledger_pending_deadlines (pending_id, expires_at) VALUES ($1::uuid, $2::bigint)"
+)
+DELETE_DEADLINES = "DELETE FROM ledger_pending_deadlines WHERE pending_id = ANY($1::text::uuid[])"
 # Look-ups by id: a LATERAL sub-select per id (OFFSET 0 keeps the planner from flattening it),
 # so PostgreSQL probes the index once per id. With a plain join of unnest(...) the planner chose
 # a hash join over a sequential scan of the whole transfer table, which grows with the ledger

@@ -159,6 +159,9 @@ class Ledger:
         )
         self.reader = LedgerReader(engine)
         self._owns_engine = owns_engine
+        # Group transactions driven on asyncpg itself: PostgreSQL with lock ordering (the
+        # serializable comparison keeps SQLAlchemy's transactions and their isolation level).
+        self._on_driver = engine.dialect.name == "postgresql" and isolation == "lock_ordering"
         self._group_commit = group_commit
         self._queue: deque[_Request] = deque()
         self._wakeup = asyncio.Event()
@@ -230,11 +233,18 @@ class Ledger:
                         "roll back and retry your transaction"
                     ) from error
                 raise
+        return await self._retrying(lambda: self._in_own_transaction(work))
+
+    async def _in_own_transaction(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        async with self._write_transaction() as own:
+            return await work(own)
+
+    async def _retrying(self, attempt_once: Callable[[], Awaitable[T]]) -> T:
+        """`attempt_once` (a whole transaction), again while it fails for a retryable reason."""
         attempt = 0
         while True:
             try:
-                async with self._write_transaction() as own:
-                    return await work(own)
+                return await attempt_once()
             except Exception as error:
                 reason = _retry_reason(error)
                 attempt += 1
@@ -243,6 +253,22 @@ class Ledger:
                 self.retries[reason] += 1
                 # Jittered backoff, so racing transactions do not meet again at once.
                 await asyncio.sleep(random.random() * 0.001 * attempt)
+
+    async def _committed_on_driver(
+        self, requests: Sequence[Sequence[Transfer]]
+    ) -> list[list[CreateTransferResult]]:
+        """A group's transaction driven on the asyncpg connection itself (PostgreSQL, lock
+        ordering): SQLAlchemy's begin and commit cost ~0.4 ms of Python a group, and the
+        backend sends the last write with the COMMIT (see PostgresBackend.commit_transfers)."""
+        async with self.engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            driver = raw.driver_connection
+            try:
+                return await self.backend.commit_transfers(driver, requests)  # type: ignore[attr-defined, no-any-return]
+            finally:
+                # Never back to the pool inside a transaction or broken.
+                if driver is None or driver.is_closed() or driver.is_in_transaction():
+                    await conn.invalidate()
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -333,9 +359,12 @@ class Ledger:
     async def _flush(self, group: list[_Request]) -> None:
         requests = [r.transfers for r in group]
         try:
-            results = await self._in_transaction(
-                lambda c: self.backend.create_transfers(c, requests), None
-            )
+            if self._on_driver:
+                results = await self._retrying(lambda: self._committed_on_driver(requests))
+            else:
+                results = await self._in_transaction(
+                    lambda c: self.backend.create_transfers(c, requests), None
+                )
         except Exception as error:  # noqa: BLE001 - handed to every waiting caller, not swallowed
             for r in group:
                 if not r.future.done():

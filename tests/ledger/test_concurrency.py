@@ -135,3 +135,70 @@ async def test_one_id_raced_on_disjoint_accounts_is_retried_into_one_post(pg_url
         assert led.retries["unique_violation"] >= 1
         assert await balances(led, books["merchant"]) == (0, 0, 0, 3)
         assert await balances(led, books["card"]) == (0, 0, 0, 0)
+
+
+@pytest.mark.parametrize("stop", ["pg_cancel_backend", "pg_terminate_backend"])
+async def test_a_group_stopped_mid_batch_fails_alone_and_the_next_posts(pg_url, ns, stop):
+    """A group commit's statement cancelled (or its connection killed) while it waits for an
+    account lock: its callers get the error, nothing of it is posted, no connection goes back
+    to the pool inside a transaction, and the next call posts."""
+    import asyncpg
+    from sqlalchemy import text
+
+    from ledger.ids import account_id
+
+    async with await Ledger.open(pg_url, pool_size=2) as led:
+        books = await setup_books(led, ns)
+        first = xfer(ns, "stopped", books["bank"], books["merchant"], 5)
+        dsn = pg_url.replace("postgresql+asyncpg://", "postgresql://")
+        blocker = await asyncpg.connect(dsn)
+        watcher = await asyncpg.connect(dsn)
+        try:
+            async with blocker.transaction():
+                await blocker.execute(
+                    "SELECT 1 FROM ledger_accounts WHERE id = $1::uuid FOR UPDATE",
+                    f"{account_id(f'{ns}:bank'):032x}",
+                )
+                stopped = asyncio.create_task(led.create_transfers([first]))
+
+                async def waiting_pid() -> int:
+                    # From a connection outside any transaction: pg_stat_activity is read
+                    # once per transaction.
+                    while True:
+                        pid = await watcher.fetchval(
+                            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                            " AND wait_event_type = 'Lock' AND query LIKE '%ledger_load_batch%'"
+                        )
+                        if pid is not None:
+                            return int(pid)
+                        await asyncio.sleep(0.01)
+
+                pid = await asyncio.wait_for(waiting_pid(), timeout=30)
+                assert await watcher.fetchval(f"SELECT {stop}($1)", pid)
+                with pytest.raises(Exception) as failed:
+                    await stopped
+                assert (
+                    "cancel" in str(failed.value).lower()
+                    or "terminat" in str(failed.value).lower()
+                    or "closed" in str(failed.value).lower()
+                ), failed.value
+        finally:
+            await blocker.close()
+            await watcher.close()
+        async with led.engine.connect() as conn:
+            stuck = (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname ="
+                        " current_database() AND state LIKE 'idle in transaction%'"
+                        " AND pid <> pg_backend_pid()"
+                    )
+                )
+            ).scalar()
+        assert stuck == 0
+        assert await balances(led, books["merchant"]) == (0, 0, 0, 0)
+        second = xfer(ns, "next", books["bank"], books["merchant"], 7)
+        for _ in range(3):  # every pooled connection, the replaced one too, still works
+            assert await led.create_transfers([second]) in ([R.OK], [R.EXISTS])
+        assert await led.create_transfers([first]) == [R.OK]
+        assert await balances(led, books["merchant"]) == (0, 0, 0, 12)
