@@ -10,6 +10,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -279,6 +280,9 @@ def test_clinic_split_from_the_real_service_then_offline_fallback(
     from terminals.sam import Psam, SoftwareSam, provision_sam_keys
     from terminals.terminal import ClinicTerminal, ClinicVisit
 
+    # The service answers a split only for a visit within 7 days of its own clock (the real
+    # one): the terminal's clock starts at the real now, not at the fixture's fixed date.
+    clock.now = datetime.now(UTC).replace(microsecond=0)
     keys = provision_sam_keys(issuer, bytes.fromhex(CLINIC_ID), tmp_path / "clinic-keys.json")
     journal = Journal(tmp_path / "clinic.db", CLINIC_ID)
     lists = ListStore(tmp_path / "clinic-lists.json", real_service.list_public_key)
