@@ -561,28 +561,27 @@ class PostgresBackend(SqlBackend):
         return await self.create_transfers_on(await self._driver(conn), requests)
 
     async def commit_transfers(
-        self, driver: Any, requests: Sequence[Sequence[Transfer]], begin: str = "BEGIN"
+        self, driver: Any, requests: Sequence[Sequence[Transfer]]
     ) -> list[list[CreateTransferResult]]:
         """One batch in a transaction of its own on the asyncpg connection `driver`, which is in
-        no transaction: `begin`, the batch, COMMIT. Rolled back on any error (an error that leaves
+        no transaction: BEGIN, the batch, COMMIT. Rolled back on any error (an error that leaves
         the connection unusable is the caller's to see: it is still in a transaction or closed).
-
-        Tried and dropped: the last write sent in one message with the COMMIT (its parameters
-        written into the text, asyncpg's simple query) saves a round trip but PostgreSQL then
-        parses and plans the statement every time: 16 clients 3,336 -> 2,795 transfers/s."""
-        await driver.execute(begin)
+        (Sending the last write with the COMMIT in one message was measured slower: see
+        docs/scaling.md, round 7.)"""
+        await driver.execute("BEGIN")
         try:
-            return await self.create_transfers_on(driver, requests, commit=True)
+            results = await self.create_transfers_on(driver, requests)
+            await driver.execute("COMMIT")
+            return results
         except BaseException:
             if not driver.is_closed() and driver.is_in_transaction():
                 await driver.execute("ROLLBACK")
             raise
 
     async def create_transfers_on(
-        self, driver: Any, requests: Sequence[Sequence[Transfer]], *, commit: bool = False
+        self, driver: Any, requests: Sequence[Sequence[Transfer]]
     ) -> list[list[CreateTransferResult]]:
-        """The batch on the asyncpg connection `driver`, inside its transaction; `commit`: and
-        commit it.
+        """The batch on the asyncpg connection `driver`, inside its transaction.
 
         From COPY_ROWS_MIN transfers on, the batch's own ids are not looked up first: the primary
         key finds a repeated id when the rows are written; then the write is rolled back to a
@@ -614,7 +613,7 @@ class PostgresBackend(SqlBackend):
         stamps = len(flat) + len(pending_refs)
         if probe:
             results, batch = _apply(loaded, requests, stamps, pending_refs, {})
-            await self._write(driver, batch, made, commit=commit)
+            await self._write(driver, batch, made)
             return results
         await driver.execute("SAVEPOINT ledger_batch")
         try:
@@ -635,8 +634,6 @@ class PostgresBackend(SqlBackend):
             stored = await self._fetch_transfers_on(driver, own_ids)
             results, batch = _apply(loaded, requests, stamps, pending_refs, stored)
             await self._write(driver, batch, made)
-        if commit:
-            await driver.execute("COMMIT")
         return results
 
     async def _write(
@@ -646,10 +643,9 @@ class PostgresBackend(SqlBackend):
         made: dict[int, str],
         *,
         rows_written: bool = False,
-        commit: bool = False,
     ) -> None:
         """`write_back` on the asyncpg connection `driver`, with the ids already made (`made`);
-        `rows_written`: the transfer rows are in already; `commit`: and commit."""
+        `rows_written`: the transfer rows are in already."""
         rows = [] if rows_written else batch.rows
         records = pgsql.records(rows, pgsql.pg_uuid, made) if rows else []
         ordered = sorted(batch.touched)
@@ -684,8 +680,6 @@ class PostgresBackend(SqlBackend):
             )
         if ordered and (not rows or len(rows) >= COPY_ROWS_MIN):  # else written with the rows
             await driver.execute(pgsql.UPDATE_BALANCES, *balance_columns)
-        if commit:
-            await driver.execute("COMMIT")
 
     async def write_back(self, conn: AsyncConnection, batch: rules.TransferBatch) -> None:
         await self._write(await self._driver(conn), batch, {})
@@ -698,32 +692,6 @@ class PostgresBackend(SqlBackend):
             return {}
         rows = await driver.fetch(pgsql.SELECT_TRANSFERS, [pgsql.pg_uuid(i) for i in ids])
         return {t.id: t for t in map(transfer_from_row, rows)}
-
-    async def insert_transfers(self, conn: AsyncConnection, rows: list[rules.PostedRow]) -> None:
-        driver = await self._driver(conn)
-        records = pgsql.records(rows, pgsql.pg_uuid)
-        if len(records) >= COPY_ROWS_MIN:
-            await driver.copy_records_to_table(
-                "ledger_transfers", records=records, columns=list(TRANSFER_COLUMNS)
-            )
-            return
-        await driver.execute(
-            pgsql.INSERT_TRANSFERS, *map(pgsql.array_text, zip(*records, strict=True))
-        )
-
-    async def update_balances(
-        self, conn: AsyncConnection, balances: dict[int, rules.Balances]
-    ) -> None:
-        driver = await self._driver(conn)
-        ordered = sorted(balances.items())
-        await driver.execute(
-            pgsql.UPDATE_BALANCES,
-            pgsql.ids_text([pgsql.pg_uuid(i) for i, _ in ordered]),
-            pgsql.ints_text([b.debits_pending for _, b in ordered]),
-            pgsql.ints_text([b.debits_posted for _, b in ordered]),
-            pgsql.ints_text([b.credits_pending for _, b in ordered]),
-            pgsql.ints_text([b.credits_posted for _, b in ordered]),
-        )
 
 
 def backend_for(
