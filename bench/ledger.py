@@ -34,6 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from clearing import db
+from clearing.errors import ClearingError
 from ledger.backends import transfer_values
 from ledger.errors import InvariantError, invariant
 from ledger.ids import account_id, transfer_id
@@ -393,7 +394,10 @@ def main() -> None:
             "set ONECARD_DATABASE_URL=postgresql+asyncpg://user@host/db: the benchmark measures "
             "PostgreSQL (the COPY ceiling needs it)"
         )
-    db.upgrade(url)
+    try:
+        db.upgrade(url)
+    except ClearingError as error:  # unreachable, no such database, bad URL: one line
+        raise SystemExit(f"error: {error}") from None
     console = Console(stderr=True)
     bench = Bench(url, args.scale, nogroup=not args.skip_nogroup)
     asyncio.run(bench.main(console))
