@@ -24,7 +24,7 @@ import resource
 import sys
 import time
 import tracemalloc
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -41,6 +41,9 @@ DAY = date(2026, 11, 2)
 OPERATORS = 10
 RECORDS_PER_BATCH = 500
 FIRST_LOAD_FEN = 100_000
+# Terminal ids are 12 hex digits from here on (a history day's terminals: a multiple of it).
+TERMINAL_BASE = 1_048_576
+HISTORY_DAYS_MAX = 60
 
 # One row per tap: card c taps its k-th time (card counter k) at day start + k * 2 h + c % 7200 s,
 # on terminal (c + 37 k) % 1000; each terminal's serials run 1.. in the order of its taps.
@@ -57,18 +60,22 @@ WITH base AS (
                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before_fen
   FROM base
 )
-SELECT i, '31' || lpad(c::text, 14, '0') AS card_no, k::int AS counter,
-       lpad(to_hex(1048576 + t), 12, '0') AS terminal_id, t % $5 AS operator, amount,
+SELECT i, $7 || lpad(c::text, 14, '0') AS card_no, k::int AS counter,
+       lpad(to_hex($8 + t), 12, '0') AS terminal_id, t % $5 AS operator, amount,
        before_fen, before_fen - amount AS after_fen, at,
        row_number() OVER (PARTITION BY t ORDER BY at, i) AS seq
 FROM priced
 """
 
-_STEPS = (
+# Once per database: the operators.
+_PARTICIPANTS = (
     "INSERT INTO participants (code, name, kind, commission_bp, bank_account, bank_name,"
     " status, created_at) SELECT 'bus-' || n, 'Bus ' || n, 'bus_operator', 50,"
     " '6222' || lpad(n::text, 12, '0'), 'Bank of the City', 'active', now()"
     " FROM generate_series(0, {operators} - 1) AS n",
+)
+# Once per day filled (the history days and the day reconciled), from that day's `gen`.
+_DAY_STEPS = (
     "INSERT INTO terminals (terminal_id, participant_id, kind, line, public_key, status, seq_high,"
     " created_at) SELECT terminal_id, p.id, 'bus', 'L1', '', 'active', max(seq), now()"
     " FROM gen JOIN participants p ON p.code = 'bus-' || gen.operator"
@@ -92,7 +99,12 @@ _STEPS = (
     " occurred_at, business_day, settlement_day, outcome, run_id, cleared_at)"
     " SELECT card_no, 'offline', card_counter, id, terminal_id, terminal_seq, 'bus', kind,"
     " txn_type, card_type, route_id, amount_fen, balance_before_fen, balance_after_fen,"
-    " full_fare_fen, 0, 0, occurred_at, '{day}', '{day}', 'posted', 1, now() FROM tap_records",
+    " full_fare_fen, 0, 0, occurred_at, '{day}', '{day}', 'posted', 1, now() FROM tap_records"
+    " WHERE id > {after}",
+)
+# The day reconciled only: its ledger (history days have no ledger transfers: the day's
+# checks never read another day's cards, terminals or transfers).
+_LEDGER_STEPS = (
     "INSERT INTO ledger_ledgers (id, name, currency, scale, timestamp)"
     " VALUES (156, 'CNY', 'CNY', 2, 1)",
     "CREATE TEMP TABLE names AS SELECT 'bank:escrow' AS name, 1001 AS code UNION ALL"
@@ -135,23 +147,45 @@ def _dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
-async def fill(url: str, taps: int, cards: int, terminals: int, calendar: BusinessCalendar) -> None:
+async def fill(
+    url: str,
+    taps: int,
+    cards: int,
+    terminals: int,
+    calendar: BusinessCalendar,
+    history_days: int = 0,
+) -> None:
+    """The day reconciled, after `history_days` earlier days of the same size (oldest first, as
+    the tables grow): their taps on cards and terminals of their own, staged and cleared."""
     connection = await asyncpg.connect(_dsn(url))
+    values = {
+        "operators": OPERATORS,
+        "batch": RECORDS_PER_BATCH,
+        "first_load": FIRST_LOAD_FEN,
+    }
     try:
         async with connection.transaction():
-            start = calendar.day_start(DAY)
-            await connection.execute(
-                _GENERATE, cards, taps, terminals, start, OPERATORS, FIRST_LOAD_FEN
-            )
-            for step in _STEPS:
+            for step in _PARTICIPANTS:
+                await connection.execute(step.format(**values))
+            for back in range(history_days, -1, -1):
+                day = DAY - timedelta(days=back)
+                after = await connection.fetchval("SELECT coalesce(max(id), 0) FROM tap_records")
+                await connection.execute("DROP TABLE IF EXISTS gen")
                 await connection.execute(
-                    step.format(
-                        operators=OPERATORS,
-                        batch=RECORDS_PER_BATCH,
-                        day=DAY,
-                        first_load=FIRST_LOAD_FEN,
-                    )
+                    _GENERATE,
+                    cards,
+                    taps,
+                    terminals,
+                    calendar.day_start(day),
+                    OPERATORS,
+                    FIRST_LOAD_FEN,
+                    str(31 + back),
+                    TERMINAL_BASE * (back + 1),
                 )
+                for step in _DAY_STEPS:
+                    await connection.execute(step.format(day=day, after=after, **values))
+            for step in _LEDGER_STEPS:
+                await connection.execute(step.format(**values))
         for table in (
             "tap_records",
             "cleared_taps",
@@ -164,13 +198,16 @@ async def fill(url: str, taps: int, cards: int, terminals: int, calendar: Busine
         await connection.close()
 
 
-async def ceiling(url: str) -> float:
+async def ceiling(url: str) -> tuple[float, int]:
+    """PostgreSQL's own full scan of tap_records, cleared_taps and ledger_transfers: seconds and
+    rows read."""
     connection = await asyncpg.connect(_dsn(url))
     try:
         started = time.perf_counter()
+        rows = 0
         for query in _CEILING:
-            await connection.fetch(query)
-        return time.perf_counter() - started
+            rows += (await connection.fetchrow(query))[0]
+        return time.perf_counter() - started, rows
     finally:
         await connection.close()
 
@@ -192,27 +229,40 @@ def main() -> None:
     parser.add_argument("--taps", type=int, default=1_000_000)
     parser.add_argument("--cards", type=int, default=100_000)
     parser.add_argument("--terminals", type=int, default=1_000)
+    parser.add_argument(
+        "--history-days",
+        type=int,
+        default=0,
+        help=f"earlier days of the same size in the tables first (0 .. {HISTORY_DAYS_MAX})",
+    )
     args = parser.parse_args()
+    if not 0 <= args.history_days <= HISTORY_DAYS_MAX:
+        parser.error(f"--history-days must be 0 .. {HISTORY_DAYS_MAX}")
     calendar = BusinessCalendar()
     fresh_database(args.url)
     started = time.perf_counter()
-    asyncio.run(fill(args.url, args.taps, args.cards, args.terminals, calendar))
+    asyncio.run(fill(args.url, args.taps, args.cards, args.terminals, calendar, args.history_days))
     fill_s = time.perf_counter() - started
-    print(f"filled {args.taps} taps in {fill_s:.1f} s", file=sys.stderr)
-    scan_s = asyncio.run(ceiling(args.url))  # warm the cache the same way for both
+    print(
+        f"filled {args.taps} taps a day, {args.history_days} history days, in {fill_s:.1f} s",
+        file=sys.stderr,
+    )
+    scan_s, scanned = asyncio.run(ceiling(args.url))  # warm the cache the same way for both
     tracemalloc.start()
     seconds, summary = asyncio.run(reconcile(args.url, calendar))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    scan_s = min(scan_s, asyncio.run(ceiling(args.url)))
+    scan_s = min(scan_s, asyncio.run(ceiling(args.url))[0])
     result = {
         "taps": args.taps,
         "cards": args.cards,
         "terminals": args.terminals,
+        "history_days": args.history_days,
         "seconds": round(seconds, 2),
         "taps_per_s": round(args.taps / seconds),
         "scan_seconds": round(scan_s, 2),
-        "scan_rows_per_s": round(3 * args.taps / scan_s),
+        "scan_rows": scanned,
+        "scan_rows_per_s": round(scanned / scan_s),
         "ratio_to_scan": round(seconds / scan_s, 1),
         "python_peak_mib": round(peak / 2**20, 1),
         "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

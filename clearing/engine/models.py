@@ -17,7 +17,7 @@ import enum
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, Integer, String, Text, Uuid
+from sqlalchemy import BigInteger, Date, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from clearing.db.base import Base, BigId, UtcDateTime
@@ -48,6 +48,15 @@ class ClearingRun(Base):
 
 class ClearedTap(Base):
     __tablename__ = "cleared_taps"
+    # BRIN on PostgreSQL (migration 0013_dayindexes): the nightly checks read one day of it.
+    __table_args__ = (
+        Index(
+            "ix_cleared_taps_occurred_at",
+            "occurred_at",
+            postgresql_using="brin",
+            postgresql_with={"autosummarize": "on"},
+        ),
+    )
 
     card_no: Mapped[str] = mapped_column(String(16), primary_key=True)
     purse: Mapped[str] = mapped_column(String(8), primary_key=True)

@@ -84,6 +84,13 @@ class TapRecord(Base):
         UniqueConstraint("batch_pk", "record_index"),
         Index("ix_tap_records_card_no_card_counter", "card_no", "card_counter"),
         Index("ix_tap_records_terminal_id_terminal_seq", "terminal_id", "terminal_seq"),
+        # BRIN on PostgreSQL (migration 0013_dayindexes): the nightly checks read one day of it.
+        Index(
+            "ix_tap_records_occurred_at",
+            "occurred_at",
+            postgresql_using="brin",
+            postgresql_with={"autosummarize": "on"},
+        ),
         {"postgresql_with": {"fillfactor": 45}},
     )
 

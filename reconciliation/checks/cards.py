@@ -11,7 +11,9 @@ across the card, each transaction's balance before is the one after the transact
   (finance confirms; reconciliation itself changes nothing).
 
 One SQL statement with window functions (LAG over card_no, counter) streams back only the links
-that break; memory holds only those. Works on PostgreSQL and SQLite alike.
+that break; memory holds only those. Works on PostgreSQL and SQLite alike. It reads the day and,
+of each card's history, only the transactions the day's links reach (see `_chain_rows`): a night's
+run costs the same after a year of history as after a day (bench/reconcile.py --history-days).
 """
 
 from __future__ import annotations
@@ -20,7 +22,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, case, exists, func, literal, or_, select, union, union_all
+from sqlalchemy import (
+    String,
+    and_,
+    case,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    union,
+    union_all,
+)
 
 from clearing.engine.models import ClearedTap, QuarantineAction, QuarantineActionRow, TapDisposition
 from clearing.engine.reasons import QuarantineReason
@@ -88,9 +102,48 @@ def classify(link: Link, other_purse_fen: int = 0) -> str | None:
     return "jump"
 
 
+def _probed(ctx: CheckContext, outer: Any, inner: Any, on: Any) -> Any:
+    """`inner`'s columns for each row of `outer`, rows found by `on` (a condition on the
+    primary key of `inner`'s table). PostgreSQL: a LATERAL sub-select, so each row of `outer`
+    is an index probe (joined plainly, the planner may prefer hashing the whole table: its
+    history, which grows every day); SQLite: a plain join (its nested loops probe the index)."""
+    if ctx.conn.dialect.name == "postgresql":
+        probe = inner.where(on).offset(0).lateral()  # OFFSET 0: not pulled up into a join
+        return select(*probe.c).select_from(outer.join(probe, true()))
+    return inner.select_from(outer).where(on)
+
+
+def _bytewise(ctx: CheckContext, *columns: Any) -> tuple[Any, ...]:
+    """Text columns compared byte by byte (PostgreSQL: COLLATE "C"), for the window's sort: card
+    numbers, purse names and terminal ids are ASCII, where it is the order they have anyway,
+    and PostgreSQL sorts a million of them several times faster than under a locale."""
+    if ctx.conn.dialect.name == "postgresql":
+        return tuple(c.collate("C") for c in columns)
+    return columns
+
+
 def _chain_rows(ctx: CheckContext) -> Any:
+    """The day's links that break, with LAG over each purse's transactions by card counter.
+
+    The same links as a window over the whole lookback (CHAIN_LOOKBACK), reading only what the
+    day's links can reach: the day's posted transactions (one day of `cleared_taps`: its BRIN
+    on occurred_at), the few held taps of the lookback, and of the earlier posted transactions
+    of each purse active in the day, through the primary key (card, purse, counter):
+    - the last one at or below the day's lowest counter (the day's first link);
+    - those between the day's lowest and highest counters, which only exist where the day's
+      posted counters do not fill that span (a counter is posted once per purse): a purse the
+      day filled needs none, and reads no more of its history.
+    """
     low, high = ctx.day_start - CHAIN_LOOKBACK, ctx.day_end
-    posted = select(
+    purse = case((taps.c.kind == TapKind.LOAD.value, "online"), else_="offline")
+    held_in_lookback = and_(
+        taps.c.id.in_(HELD_IDS),
+        taps.c.state.in_(HELD),
+        taps.c.quarantine_reason.in_(EVIDENCE_REASONS),
+        taps.c.occurred_at >= low,
+        taps.c.occurred_at < high,
+    )
+    posted_columns = (
         cleared.c.card_no,
         cleared.c.purse,
         cleared.c.card_counter,
@@ -99,8 +152,66 @@ def _chain_rows(ctx: CheckContext) -> Any:
         cleared.c.occurred_at,
         cleared.c.balance_before_fen,
         cleared.c.balance_after_fen,
-    ).where(cleared.c.occurred_at >= low, cleared.c.occurred_at < high)
-    purse = case((taps.c.kind == TapKind.LOAD.value, "online"), else_="offline")
+    )
+    posted_in_day = select(*posted_columns).where(
+        cleared.c.occurred_at >= ctx.day_start, cleared.c.occurred_at < high
+    )
+    in_day = union_all(
+        select(
+            cleared.c.card_no, cleared.c.purse, cleared.c.card_counter, literal(1).label("n")
+        ).where(cleared.c.occurred_at >= ctx.day_start, cleared.c.occurred_at < high),
+        select(taps.c.card_no, purse.label("purse"), taps.c.card_counter, literal(0)).where(
+            held_in_lookback, taps.c.occurred_at >= ctx.day_start
+        ),
+    ).subquery()
+    spans = (
+        select(
+            in_day.c.card_no,
+            in_day.c.purse,
+            func.min(in_day.c.card_counter).label("lowest"),
+            func.max(in_day.c.card_counter).label("highest"),
+            func.sum(in_day.c.n).label("posted"),
+        )
+        .group_by(in_day.c.card_no, in_day.c.purse)
+        .subquery()
+    )
+    before = cleared.alias("before")
+    # The purse's last posted counter before the day at or below the day's lowest.
+    previous = (
+        select(func.max(before.c.card_counter))
+        .where(
+            before.c.card_no == spans.c.card_no,
+            before.c.purse == spans.c.purse,
+            before.c.card_counter <= spans.c.lowest,
+            before.c.occurred_at >= low,
+            before.c.occurred_at < ctx.day_start,
+        )
+        .scalar_subquery()
+    )
+    # OFFSET 0: each purse's reach is worked out once, before the join (left to flatten it,
+    # PostgreSQL evaluated `previous` once per joined row).
+    found = select(spans, func.coalesce(previous, spans.c.lowest).label("first")).offset(0)
+    found = found.subquery()
+    filled = found.c.posted == found.c.highest - found.c.lowest + 1
+    reach = select(
+        found.c.card_no,
+        found.c.purse,
+        found.c.first,
+        case((filled, found.c.first), else_=found.c.highest).label("last"),
+    ).subquery()
+    earlier = _probed(
+        ctx,
+        reach,
+        select(*posted_columns),
+        and_(
+            cleared.c.card_no == reach.c.card_no,
+            cleared.c.purse == reach.c.purse,
+            cleared.c.card_counter >= reach.c.first,
+            cleared.c.card_counter <= reach.c.last,
+            cleared.c.occurred_at >= low,
+            cleared.c.occurred_at < ctx.day_start,
+        ),
+    ).subquery()
     held = select(
         taps.c.card_no,
         purse.label("purse"),
@@ -110,17 +221,12 @@ def _chain_rows(ctx: CheckContext) -> Any:
         taps.c.occurred_at,
         taps.c.balance_before_fen,
         taps.c.balance_after_fen,
-    ).where(
-        taps.c.id.in_(HELD_IDS),
-        taps.c.state.in_(HELD),
-        taps.c.quarantine_reason.in_(EVIDENCE_REASONS),
-        taps.c.occurred_at >= low,
-        taps.c.occurred_at < high,
-    )
-    u = union_all(posted, held).subquery()
+    ).where(held_in_lookback)
+    u = union_all(posted_in_day, select(*earlier.c), held).subquery()
+    card_no, purse_name, terminal_id = _bytewise(ctx, u.c.card_no, u.c.purse, u.c.terminal_id)
     in_purse = {
-        "partition_by": (u.c.card_no, u.c.purse),
-        "order_by": (u.c.card_counter, u.c.occurred_at, u.c.terminal_id, u.c.terminal_seq),
+        "partition_by": (card_no, purse_name),
+        "order_by": (u.c.card_counter, u.c.occurred_at, terminal_id, u.c.terminal_seq),
     }
     w = select(
         u,
@@ -154,40 +260,50 @@ async def _other_purse_fen(ctx: CheckContext, link: Link) -> int:
 
 
 def _ahead_of_ledger(ctx: CheckContext) -> Any:
-    """Cards that tapped in the day whose last posted balance is above their ledger account."""
+    """Cards that tapped in the day whose last posted balance is above their ledger account.
+
+    Each purse's last posted transaction is found by its highest counter through the primary
+    key (card, purse, counter), not by reading the card's whole history."""
     active = (
         select(cleared.c.card_no)
         .where(cleared.c.occurred_at >= ctx.day_start, cleared.c.occurred_at < ctx.day_end)
         .distinct()
         .subquery()
     )
-    top = (
-        select(
-            cleared.c.card_no,
-            cleared.c.balance_after_fen,
-            cleared.c.occurred_at,
-            func.row_number()
-            .over(
-                partition_by=(cleared.c.card_no, cleared.c.purse),
-                order_by=cleared.c.card_counter.desc(),
-            )
-            .label("rn"),
-        )
-        .where(cleared.c.card_no.in_(select(active.c.card_no)))
+    purses = union_all(
+        select(literal("offline").label("purse")), select(literal("online"))
+    ).subquery()
+    latest = cleared.alias("latest")
+    last_counter = (
+        select(func.max(latest.c.card_counter))
+        .where(latest.c.card_no == active.c.card_no, latest.c.purse == purses.c.purse)
+        .scalar_subquery()
+    )
+    # OFFSET 0: each purse's last counter once, then its row by the primary key.
+    lasts = (
+        select(active.c.card_no, purses.c.purse, last_counter.label("card_counter"))
+        .select_from(active.join(purses, true()))  # both purses of each card
+        .offset(0)
         .subquery()
     )
-    # The last counter of each purse, then the later of the two (at most two rows per card).
-    ranked = (
-        select(
-            top.c.card_no,
-            top.c.balance_after_fen,
-            func.row_number()
-            .over(partition_by=top.c.card_no, order_by=top.c.occurred_at.desc())
-            .label("rn"),
-        )
-        .where(top.c.rn == 1)
-        .subquery()
-    )
+    top = _probed(
+        ctx,
+        lasts,
+        select(cleared.c.card_no, cleared.c.balance_after_fen, cleared.c.occurred_at),
+        and_(
+            cleared.c.card_no == lasts.c.card_no,
+            cleared.c.purse == lasts.c.purse,
+            cleared.c.card_counter == lasts.c.card_counter,
+        ),
+    ).subquery()
+    # The later of the purses' last transactions (at most two rows per card).
+    ranked = select(
+        top.c.card_no,
+        top.c.balance_after_fen,
+        func.row_number()
+        .over(partition_by=top.c.card_no, order_by=top.c.occurred_at.desc())
+        .label("rn"),
+    ).subquery()
     ledger_fen = ledger_accounts.c.credits_posted - ledger_accounts.c.debits_posted
     return (
         select(ranked.c.card_no, ranked.c.balance_after_fen, ledger_fen.label("ledger_fen"))

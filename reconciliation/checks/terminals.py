@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, func, select
+from sqlalchemy import Integer, and_, case, func, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearing.engine.models import ClearedTap, TapDisposition
@@ -86,6 +86,14 @@ class TerminalCheck:
         is_posted = cleared.c.tap_record_id.is_not(None)
         is_disposed = dispositions.c.tap_record_id.is_not(None)
         is_held = taps.c.state.in_(HELD)
+        # A tap's cleared row carries the tap's own occurred_at (the engine copies it): bounding
+        # both sides by the day lets PostgreSQL read one day of each (BRIN, migration
+        # 0013_dayindexes) instead of joining the day's taps to every cleared tap ever.
+        posted_in_day = and_(
+            cleared.c.tap_record_id == taps.c.id,
+            cleared.c.occurred_at >= ctx.day_start,
+            cleared.c.occurred_at < ctx.day_end,
+        )
         query = (
             select(
                 taps.c.terminal_id,
@@ -101,7 +109,7 @@ class TerminalCheck:
                 _flag(taps.c.state == TapState.RECEIVED.value).label("unprocessed"),
             )
             .select_from(
-                taps.outerjoin(cleared, cleared.c.tap_record_id == taps.c.id).outerjoin(
+                taps.outerjoin(cleared, posted_in_day).outerjoin(
                     dispositions, dispositions.c.tap_record_id == taps.c.id
                 )
             )
@@ -128,36 +136,48 @@ class TerminalCheck:
 
     async def _batches(self, ctx: CheckContext, result: CheckResult) -> None:
         is_duplicate = dispositions.c.disposition == "duplicate"
-        per_batch = (
-            select(
-                batches.c.id,
-                batches.c.terminal_id,
-                batches.c.batch_id,
-                batches.c.record_count,
-                batches.c.amount_fen_total,
-                func.count(taps.c.id).label("stored"),
-                func.coalesce(func.sum(taps.c.amount_fen), 0).label("stored_fen"),
-                _flag(is_duplicate).label("duplicates"),
-                func.min(taps.c.occurred_at).label("first_at"),
-            )
-            .select_from(
-                batches.outerjoin(taps, taps.c.batch_pk == batches.c.id).outerjoin(
-                    dispositions, dispositions.c.tap_record_id == taps.c.id
-                )
-            )
-            .where(
-                batches.c.received_at >= ctx.day_start,
-                batches.c.received_at < ctx.day_end + BATCH_LATE_MAX,
-            )
-            .group_by(
-                batches.c.id,
-                batches.c.terminal_id,
-                batches.c.batch_id,
-                batches.c.record_count,
-                batches.c.amount_fen_total,
-            )
-            .subquery()
+        stored = (
+            func.count(taps.c.id).label("stored"),
+            func.coalesce(func.sum(taps.c.amount_fen), 0).label("stored_fen"),
+            _flag(is_duplicate).label("duplicates"),
+            func.min(taps.c.occurred_at).label("first_at"),
         )
+        declared = (
+            batches.c.id,
+            batches.c.terminal_id,
+            batches.c.batch_id,
+            batches.c.record_count,
+            batches.c.amount_fen_total,
+        )
+        received = and_(
+            batches.c.received_at >= ctx.day_start,
+            batches.c.received_at < ctx.day_end + BATCH_LATE_MAX,
+        )
+        records = taps.outerjoin(dispositions, dispositions.c.tap_record_id == taps.c.id)
+        if ctx.dialect == "postgresql":
+            # Each batch's records through (batch_pk, record_index): joined plainly, PostgreSQL
+            # hashed the whole of tap_records (every day ever staged) for one day's batches.
+            counted = (
+                select(*stored).select_from(records).where(taps.c.batch_pk == batches.c.id)
+            ).lateral()
+            per_batch = (
+                select(*declared, *counted.c)
+                .select_from(batches.join(counted, true()))
+                .where(received)
+                .subquery()
+            )
+        else:
+            per_batch = (
+                select(*declared, *stored)
+                .select_from(
+                    batches.outerjoin(taps, taps.c.batch_pk == batches.c.id).outerjoin(
+                        dispositions, dispositions.c.tap_record_id == taps.c.id
+                    )
+                )
+                .where(received)
+                .group_by(*declared)
+                .subquery()
+            )
         query = select(per_batch).where(
             and_(per_batch.c.first_at >= ctx.day_start, per_batch.c.first_at < ctx.day_end)
         )
