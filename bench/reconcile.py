@@ -10,9 +10,12 @@ the Python process's peak memory (tracemalloc peak and the peak RSS). In the sam
 PostgreSQL's own full scan of the same rows (tap_records, cleared_taps, ledger_transfers, counted
 and summed) as the ceiling. A valid day: the run must find no break. Ends with one JSON line.
 
-`--url` names the database; by default a fresh `onecard_bench_recon` database is made on the
-local PostgreSQL (dropped and re-created). The balance-after columns of the generated ledger
-transfers are zeros: reconciliation never reads them.
+`--history-days N` fills N earlier days of the same size first (oldest first, as the tables
+grow; their taps on cards and terminals of their own, staged and cleared, no ledger transfers):
+a night's run should cost the same after them. `--url` names the database; by default a fresh
+`onecard_bench_recon` database is made on the local PostgreSQL (dropped and re-created). The
+balance-after columns of the generated ledger transfers are zeros: reconciliation never reads
+them.
 """
 
 from __future__ import annotations
