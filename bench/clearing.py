@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from cardio.keystore import create_key_store
@@ -92,7 +93,13 @@ def fresh_database(url: str) -> None:
             await conn.execute(text(f'CREATE DATABASE "{name}"'))
         await admin.dispose()
 
-    asyncio.run(recreate())
+    try:
+        asyncio.run(recreate())
+    except (OSError, DBAPIError) as error:  # unreachable, refused: named in one line
+        failure = db.connection_failure(url, error)
+        if failure is None:
+            raise
+        raise failure from error
     db.upgrade(url)
 
 

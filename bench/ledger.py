@@ -210,7 +210,7 @@ class Bench:
         every index of ledger_transfers instead (its two account-history b-trees, its BRIN and
         partial indexes): what PostgreSQL can store of the ledger's own rows at best."""
         table = f"bench_copy_{self.run}_{'indexed' if indexed else 'pk'}"
-        like = "INCLUDING INDEXES" if indexed else "PRIMARY KEY (id)"
+        keys = " INCLUDING INDEXES" if indexed else ", PRIMARY KEY (id)"
         rng = random.Random(7)
         accounts = [account_id(f"x{k}") for k in range(ACCOUNTS_WIDE)]
         records = []
@@ -221,8 +221,7 @@ class Bench:
         async with led.engine.connect() as conn:
             raw = (await conn.get_raw_connection()).driver_connection
             await raw.execute(
-                f"CREATE TABLE {table} (LIKE ledger_transfers INCLUDING DEFAULTS"
-                f"{' ' if indexed else ', '}{like})"
+                f"CREATE TABLE {table} (LIKE ledger_transfers INCLUDING DEFAULTS{keys})"
             )
             try:
                 start = time.perf_counter()

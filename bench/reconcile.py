@@ -12,10 +12,10 @@ and summed) as the ceiling. A valid day: the run must find no break. Ends with o
 
 `--history-days N` fills N earlier days of the same size first (oldest first, as the tables
 grow; their taps on cards and terminals of their own, staged and cleared, no ledger transfers):
-a night's run should cost the same after them. `--url` names the database; by default a fresh
-`onecard_bench_recon` database is made on the local PostgreSQL (dropped and re-created). The
-balance-after columns of the generated ledger transfers are zeros: reconciliation never reads
-them.
+a night's run should cost the same after them. `--url` names the database, which the benchmark
+drops and re-creates: its name must hold "bench" (by default `onecard_bench_recon` on the local
+PostgreSQL). The balance-after columns of the generated ledger transfers are zeros:
+reconciliation never reads them.
 """
 
 from __future__ import annotations
@@ -33,10 +33,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.clearing import fresh_database
+from bench.clearing import SYSTEM_DATABASES, fresh_database
 from clearing.calendar import BusinessCalendar
+from clearing.errors import ClearingError
 from reconciliation.run import run_day
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/onecard_bench_recon"
@@ -241,8 +243,22 @@ def main() -> None:
     args = parser.parse_args()
     if not 0 <= args.history_days <= HISTORY_DAYS_MAX:
         parser.error(f"--history-days must be 0 .. {HISTORY_DAYS_MAX}")
+    if args.taps < 1 or args.cards < 1 or not 1 <= args.terminals < TERMINAL_BASE:
+        parser.error(f"--taps and --cards must be at least 1, --terminals 1 .. {TERMINAL_BASE - 1}")
+    if not args.url.startswith("postgresql"):
+        parser.error("the reconciliation benchmark runs on PostgreSQL (postgresql+asyncpg://...)")
+    name = make_url(args.url).database or ""
+    if "bench" not in name or name in SYSTEM_DATABASES:
+        parser.error(
+            f"the benchmark drops and re-creates the database it is given, and {name!r} is not"
+            " named as one of its own: give it a name with 'bench' in it (it makes it), e.g."
+            " .../onecard_bench_recon, or leave out --url"
+        )
     calendar = BusinessCalendar()
-    fresh_database(args.url)
+    try:
+        fresh_database(args.url)
+    except ClearingError as error:  # unreachable, refused: one line
+        raise SystemExit(f"error: {error}") from None
     started = time.perf_counter()
     asyncio.run(fill(args.url, args.taps, args.cards, args.terminals, calendar, args.history_days))
     fill_s = time.perf_counter() - started

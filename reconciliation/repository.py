@@ -44,10 +44,13 @@ RUN_SETTINGS = ("SET LOCAL jit = off", "SET LOCAL work_mem = '256MB'")
 
 
 async def lock_runs(conn: AsyncConnection) -> None:
-    """Serialise runs (PostgreSQL: an advisory lock held to the end of the run's transaction)
-    and apply the run's settings (RUN_SETTINGS)."""
     if conn.dialect.name == "postgresql":
         await conn.execute(select(func.pg_advisory_xact_lock(RUN_LOCK_KEY)))
+
+
+async def apply_run_settings(conn: AsyncConnection) -> None:
+    """RUN_SETTINGS, for the rest of the run's transaction (PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
         for statement in RUN_SETTINGS:
             await conn.execute(text(statement))
 

@@ -87,6 +87,7 @@ async def run_day(
     """Run every check for `business_day` on `conn` and store runs, match counts and breaks."""
     now = now or utc_now()
     await repository.lock_runs(conn)
+    await repository.apply_run_settings(conn)
     run_id = await repository.start_run(conn, business_day, trigger, now)
     summary = RunSummary(run_id, business_day)
     ctx = CheckContext(

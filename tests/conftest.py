@@ -96,21 +96,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             raise pytest.UsageError(f"cannot put {item.nodeid} in xdist group {suffix[1:]}")
 
 
-def _recreate_database(url: str) -> None:
-    parsed = make_url(url)
-    admin = parsed.set(drivername="postgresql", database="postgres").render_as_string(
-        hide_password=False
+def _on_server(url: str, *statements: str) -> None:
+    """Run statements on the server of `url`, connected to its `postgres` database."""
+    admin = (
+        make_url(url)
+        .set(drivername="postgresql", database="postgres")
+        .render_as_string(hide_password=False)
     )
 
-    async def recreate() -> None:
+    async def run() -> None:
         conn = await asyncpg.connect(admin)
         try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
-            await conn.execute(f'CREATE DATABASE "{parsed.database}"')
+            for statement in statements:
+                await conn.execute(statement)
         finally:
             await conn.close()
 
-    asyncio.run(recreate())
+    asyncio.run(run())
+
+
+def _recreate_database(url: str) -> None:
+    name = make_url(url).database
+    _on_server(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+
+
+def drop_database(url: str) -> None:
+    """Drop the database `url` names, if it exists (a test's own scratch database)."""
+    _on_server(url, f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

@@ -190,8 +190,9 @@ def _chain_rows(ctx: CheckContext) -> Any:
     )
     # OFFSET 0: each purse's reach is worked out once, before the join (left to flatten it,
     # PostgreSQL evaluated `previous` once per joined row).
-    found = select(spans, func.coalesce(previous, spans.c.lowest).label("first")).offset(0)
-    found = found.subquery()
+    found = (
+        select(spans, func.coalesce(previous, spans.c.lowest).label("first")).offset(0).subquery()
+    )
     filled = found.c.posted == found.c.highest - found.c.lowest + 1
     reach = select(
         found.c.card_no,

@@ -169,11 +169,7 @@ class TerminalCheck:
         else:
             per_batch = (
                 select(*declared, *stored)
-                .select_from(
-                    batches.outerjoin(taps, taps.c.batch_pk == batches.c.id).outerjoin(
-                        dispositions, dispositions.c.tap_record_id == taps.c.id
-                    )
-                )
+                .select_from(batches.outerjoin(records, taps.c.batch_pk == batches.c.id))
                 .where(received)
                 .group_by(*declared)
                 .subquery()

@@ -1,18 +1,18 @@
 """bench/reconcile.py fills a valid day after earlier days of their own (--history-days) and the
-run finds no break in it; a history it cannot fill is a usage error in one line."""
+run finds no break in it; a mistaken command is one line, and it never drops a database that is
+not named as its own."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.conftest import drop_database
 
 pytestmark = pytest.mark.postgres
 
@@ -29,18 +29,6 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _drop(admin_url: str, name: str) -> None:
-    async def drop() -> None:
-        admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-        try:
-            async with admin.connect() as conn:
-                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        finally:
-            await admin.dispose()
-
-    asyncio.run(drop())
-
-
 def test_a_day_after_two_earlier_days_reconciles_with_no_break(pg_url: str) -> None:
     parsed = make_url(pg_url)
     name = f"{parsed.database}_benchrecon"
@@ -52,7 +40,7 @@ def test_a_day_after_two_earlier_days_reconciles_with_no_break(pg_url: str) -> N
             "--history-days", str(days),
         )  # fmt: skip
     finally:
-        _drop(parsed.set(database="postgres").render_as_string(hide_password=False), name)
+        drop_database(url)
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout.splitlines()[-1])
     assert result["breaks_found"] == 0
@@ -64,8 +52,26 @@ def test_a_day_after_two_earlier_days_reconciles_with_no_break(pg_url: str) -> N
     assert result["checks"]["terminals"][0] == result["checks"]["terminals"][1]
 
 
-def test_a_history_out_of_range_is_a_usage_error() -> None:
-    run = _run("--history-days", "61")
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--history-days", "61"], "--history-days must be 0 .. 60"),
+        (["--taps", "0"], "--taps and --cards must be at least 1"),
+        (["--url", "sqlite+aiosqlite:///x.db"], "runs on PostgreSQL"),
+        # It drops what it is given: never a database not named as its own.
+        (["--url", "postgresql+asyncpg://postgres@127.0.0.1:5432/onecard"], "'onecard' is not"),
+        (["--url", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"], "'postgres' is not"),
+    ],
+)
+def test_a_mistaken_command_is_a_usage_error_in_one_line(args: list[str], says: str) -> None:
+    run = _run(*args)
     assert run.returncode == 2
-    assert "--history-days must be 0 .. 60" in run.stderr
+    assert says in run.stderr.splitlines()[-1]
     assert "Traceback" not in run.stderr
+
+
+def test_a_server_it_cannot_reach_is_named_in_one_line() -> None:
+    run = _run("--url", "postgresql+asyncpg://postgres@127.0.0.1:1/onecard_bench_x")
+    assert run.returncode == 1
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: cannot reach"), run.stderr
