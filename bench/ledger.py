@@ -4,7 +4,10 @@ batches of 100, 1,000 and 8,000, the COPY ceiling and a pgledger-style reference
 Two COPY ceilings, the same rows in transactions of 8,000: into a table with a primary key only
 (`copy`, the issue's ceiling) and into one with every index of ledger_transfers (`copy_indexed`:
 the two account-history b-trees cost COPY about two thirds of its speed, so this is the most a
-ledger with those reads can store).
+ledger with those reads can store). Both start empty, while ledger_transfers holds every transfer
+of the database's earlier runs, and a b-tree on random ids (the primary key) or on many accounts
+takes a row more slowly the larger it is: so both are measured again on tables already holding as
+many rows as ledger_transfers (`copy_at_size`, `copy_indexed_at_size`; at most --at-size-max).
 
     ONECARD_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/onecard_bench \
         .venv/bin/python bench/ledger.py
@@ -56,6 +59,8 @@ from ledger.writer import Ledger
 CNY = 1
 ACCOUNTS_WIDE = 1_000
 ACCOUNTS_HOT = 10
+SCALE_MAX = 100.0
+AT_SIZE_MAX = 2_000_000  # rows a ceiling table is filled with at most, to match the ledger's
 FUND_FEN = 10**12  # every card starts rich enough that no benchmark transfer is refused
 OK = (CreateTransferResult.OK,)
 
@@ -113,6 +118,34 @@ $$;
 """
 
 
+# Rows a ceiling table is filled with in one statement (see _fill).
+FILL_STEP = 100_000
+
+
+async def _fill(raw: asyncpg.Connection, table: str, accounts: list[int], rows: int) -> None:
+    """Insert `rows` transfer-shaped rows into `table`, made by the server: random ids, two
+    different accounts of `accounts`, timestamps below every measured row's (those start at 1),
+    so that each account's history grows at its end as the ledger's does."""
+    ids = [uuid.UUID(int=a) for a in accounts]
+    for first in range(0, rows, FILL_STEP):
+        await raw.execute(
+            f"INSERT INTO {table} (id, debit_account_id, credit_account_id, amount, ledger, code,"
+            " flags, timeout_s, user_data_64, user_data_32, timestamp,"
+            " dr_debits_pending, dr_debits_posted, dr_credits_pending, dr_credits_posted,"
+            " cr_debits_pending, cr_debits_posted, cr_credits_pending, cr_credits_posted)"
+            " SELECT gen_random_uuid(), ($1::uuid[])[1 + d], ($1::uuid[])[1 + (d + 1 + c) % n],"
+            " 1 + i % 500, 1, 1, 0, 0, 0, 0, i - $3 - 1, 0, i, 0, i, 0, i, 0, i"
+            " FROM (SELECT i, cardinality($1::uuid[]) AS n,"
+            "  floor(random() * cardinality($1::uuid[]))::int AS d,"
+            "  floor(random() * (cardinality($1::uuid[]) - 1))::int AS c"
+            "  FROM generate_series($2::bigint, $4::bigint) AS i) AS s",
+            ids,
+            first + 1,
+            rows,
+            min(rows, first + FILL_STEP),
+        )
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -122,8 +155,11 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class Bench:
-    def __init__(self, url: str, scale: float, *, nogroup: bool = True) -> None:
+    def __init__(
+        self, url: str, scale: float, *, nogroup: bool = True, at_size_max: int = 0
+    ) -> None:
         self.url = url
+        self.at_size_max = at_size_max
         self.nogroup = nogroup
         self.scale = scale
         self.run = uuid.uuid4().hex[:8]
@@ -204,11 +240,16 @@ class Bench:
                 raise InvariantError(f"transfers refused: {set(results)}")
         return count * size / (time.perf_counter() - start)
 
-    async def copy_ceiling(self, led: Ledger, rows: int, size: int, *, indexed: bool) -> float:
+    async def copy_ceiling(
+        self, led: Ledger, rows: int, size: int, *, indexed: bool, holding: int = 0
+    ) -> tuple[float, int]:
         """COPY the same number of transfer-shaped rows into a table of the same shape with a
         primary key (the reference ceiling), in transactions of `size` rows. `indexed`: with
         every index of ledger_transfers instead (its two account-history b-trees, its BRIN and
-        partial indexes): what PostgreSQL can store of the ledger's own rows at best."""
+        partial indexes): what PostgreSQL can store of the ledger's own rows at best.
+        `holding`: the table already holds that many rows (inserted before the clock starts,
+        earlier in time than the measured ones), as the ledger's table does: a b-tree on random
+        ids takes a row more slowly the larger it is."""
         table = f"bench_copy_{self.run}_{'indexed' if indexed else 'pk'}"
         keys = " INCLUDING INDEXES" if indexed else ", PRIMARY KEY (id)"
         rng = random.Random(7)
@@ -224,6 +265,8 @@ class Bench:
                 f"CREATE TABLE {table} (LIKE ledger_transfers INCLUDING DEFAULTS{keys})"
             )
             try:
+                await _fill(raw, table, accounts, holding)
+                held = await raw.fetchval(f"SELECT count(*) FROM {table}")
                 start = time.perf_counter()
                 for i in range(0, rows, size):
                     async with raw.transaction():
@@ -234,7 +277,7 @@ class Bench:
             finally:
                 await raw.execute(f"DROP TABLE {table}")
             await conn.rollback()
-        return rows / elapsed
+        return rows / elapsed, held
 
     async def pgledger(self, accounts: int, clients: int, per_client: int) -> tuple[float, ...]:
         """pgledger-style reference: one PL/pgSQL call per transfer, each its own transaction,
@@ -351,21 +394,38 @@ class Bench:
                 self.record(f"batch_{size}", f"batches of {size:,}", tps, None, None)
                 console.log(f"batch_{size}: {tps:,.0f}/s")
 
+            async with led.engine.connect() as conn:
+                raw = (await conn.get_raw_connection()).driver_connection
+                ledger_rows = await raw.fetchval("SELECT count(*) FROM ledger_transfers")
+                await conn.rollback()
+            self.figures["ledger_rows"] = ledger_rows
+            holding = min(ledger_rows, self.at_size_max)
+            console.log(f"ledger_transfers holds {ledger_rows:,} rows")
+
             copy_rows = max(total, 8_000) // 8_000 * 8_000
-            copy = await self.copy_ceiling(led, copy_rows, 8_000, indexed=False)
-            self.figures["copy_rows_per_s"] = round(copy, 1)
-            self.rows.append(("copy", "COPY, same rows, table with PK", f"{copy:,.0f}", "", ""))
-            indexed = await self.copy_ceiling(led, copy_rows, 8_000, indexed=True)
-            self.figures["copy_indexed_rows_per_s"] = round(indexed, 1)
-            self.rows.append(
-                (
-                    "copy_indexed",
-                    "COPY, same rows, table with the ledger's indexes",
-                    f"{indexed:,.0f}",
-                    "",
-                    "",
+            ceilings = [
+                ("copy", "COPY, same rows, table with PK", False),
+                ("copy_indexed", "COPY, same rows, table with the ledger's indexes", True),
+            ]
+            if holding:
+                ceilings += [
+                    ("copy_at_size", f"the same, table with PK holding {holding:,} rows", False),
+                    (
+                        "copy_indexed_at_size",
+                        f"the same, the ledger's indexes, holding {holding:,} rows",
+                        True,
+                    ),
+                ]
+            for name, what, indexed in ceilings:
+                filled = holding if name.endswith("_at_size") else 0
+                rate, held = await self.copy_ceiling(
+                    led, copy_rows, 8_000, indexed=indexed, holding=filled
                 )
-            )
+                if filled:
+                    self.figures["at_size_rows"] = held
+                self.figures[f"{name}_rows_per_s"] = round(rate, 1)
+                self.rows.append((name, what, f"{rate:,.0f}", "", ""))
+                console.log(f"{name}: {rate:,.0f} rows/s")
 
         if self.nogroup:
             await self.nogroup_cases(console, wide, hot)
@@ -375,6 +435,10 @@ class Bench:
         f["batch_ratio_to_copy_indexed"] = round(
             f["batch_8000_tps"] / f["copy_indexed_rows_per_s"], 3
         )
+        for name in ("copy_at_size", "copy_indexed_at_size"):
+            if f"{name}_rows_per_s" in f:
+                ratio = f["batch_8000_tps"] / f[f"{name}_rows_per_s"]
+                f[f"batch_ratio_to_{name}"] = round(ratio, 3)
         f["single_c16_vs_pgledger"] = round(f["single_c16_tps"] / f["pgledger_c16_tps"], 2)
         f["hot_c16_vs_pgledger"] = round(f["hot_c16_tps"] / f["pgledger_hot_c16_tps"], 2)
 
@@ -393,6 +457,15 @@ def _report(bench: Bench, console: Console) -> None:
         f"ledger's indexes: {bench.figures['batch_ratio_to_copy_indexed']:.1%} "
         f"({bench.figures['copy_indexed_rows_per_s']:,.0f} rows/s)"
     )
+    f = bench.figures
+    if "batch_ratio_to_copy_at_size" in f:
+        console.print(
+            f"ledger_transfers held {f['ledger_rows']:,} rows; against tables holding"
+            f" {f['at_size_rows']:,}: {f['batch_ratio_to_copy_at_size']:.1%} of COPY with PK"
+            f" ({f['copy_at_size_rows_per_s']:,.0f} rows/s),"
+            f" {f['batch_ratio_to_copy_indexed_at_size']:.1%} with the ledger's indexes"
+            f" ({f['copy_indexed_at_size_rows_per_s']:,.0f} rows/s)"
+        )
     console.print(
         f"16 clients / pgledger-style: {bench.figures['single_c16_vs_pgledger']:.2f}x on 1,000 "
         f"accounts, {bench.figures['hot_c16_vs_pgledger']:.2f}x on 10 hot accounts "
@@ -407,11 +480,22 @@ def main() -> None:
         "--scale", type=float, default=1.0, help="Multiply every operation count (0.1 = quick)."
     )
     parser.add_argument(
+        "--at-size-max",
+        type=int,
+        default=AT_SIZE_MAX,
+        help="The ceilings are also measured on tables already holding as many rows as"
+        f" ledger_transfers does, at most this many (default {AT_SIZE_MAX:,}; 0: not measured).",
+    )
+    parser.add_argument(
         "--skip-nogroup",
         action="store_true",
         help="Skip the one-transaction-per-call cases (lock ordering vs serializable).",
     )
     args = parser.parse_args()
+    if args.at_size_max < 0:
+        parser.error("--at-size-max must be 0 or more (0: no ceilings at the ledger's size)")
+    if not 0 < args.scale <= SCALE_MAX:
+        parser.error(f"--scale must be more than 0 and at most {SCALE_MAX:g}")
     url = os.environ.get("ONECARD_DATABASE_URL", "")
     if not url.startswith("postgresql"):
         raise SystemExit(
@@ -423,7 +507,7 @@ def main() -> None:
     except ClearingError as error:  # unreachable, no such database, bad URL: one line
         raise SystemExit(f"error: {error}") from None
     console = Console(stderr=True)
-    bench = Bench(url, args.scale, nogroup=not args.skip_nogroup)
+    bench = Bench(url, args.scale, nogroup=not args.skip_nogroup, at_size_max=args.at_size_max)
     asyncio.run(bench.main(console))
     bench.load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     bench.figures["load_avg_1m"] = round(os.getloadavg()[0], 2)
