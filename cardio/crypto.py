@@ -511,6 +511,7 @@ class _CardMac:
         return last[:MAC_LEN]
 
 
+_ALL_ONES_64 = (1 << 64) - 1
 _PURCHASE_TAC_HEAD = struct.Struct(">IB6sI")  # amount, type, terminal id, terminal serial
 
 
@@ -522,7 +523,7 @@ class TacVerifier:
     `cache_cards_max` cards (about 1.3 KB each); batches sorted by card hit it best.
     """
 
-    __slots__ = ("_algorithm", "_cache", "_cache_max", "_master")
+    __slots__ = ("_algorithm", "_cache", "_cache_max", "_derive", "_master")
 
     def __init__(
         self,
@@ -532,6 +533,14 @@ class TacVerifier:
     ) -> None:
         self._master = _need(dtk_master, 16, "master TAC key")
         self._algorithm = algorithm
+        # One ECB context on the master key for every card's diversification: ECB keeps no state
+        # between whole blocks, so E(MK, X) || E(MK, NOT X) is one call on it (a context made
+        # per card, as diversify_key does, costs ~5 us each; a miss went 18.7 -> ~6 us).
+        if algorithm is Algorithm.SM4:
+            master_cipher = Cipher(algorithms.SM4(self._master), modes.ECB())
+        else:
+            master_cipher = Cipher(TripleDES(_tdes_key(self._master)), modes.ECB())
+        self._derive = master_cipher.encryptor().update
         self._cache: OrderedDict[bytes, _CardMac] = OrderedDict()
         if cache_cards_max < 1:
             raise CryptoInputError("cache_cards_max must be at least 1")
@@ -544,14 +553,21 @@ class TacVerifier:
         x = _diversifier(card_app_serial)
         card_mac = self._cache.get(x)
         if card_mac is None:
-            key = tac_key(diversify_key(self._master, x, self._algorithm), self._algorithm)
-            card_mac = _CardMac(key, self._algorithm)
+            card_mac = _CardMac(self._tac_key_of(x), self._algorithm)
             self._cache[x] = card_mac
             if len(self._cache) > self._cache_max:
                 self._cache.popitem(last=False)
         else:
             self._cache.move_to_end(x)
         return card_mac.mac
+
+    def _tac_key_of(self, x: bytes) -> bytes:
+        """`card_tac_key` of the card whose diversifier is `x` (8 bytes), on the master context:
+        DTK = E(MK, X) || E(MK, NOT X); under 3DES the TAC key is its halves XORed."""
+        dtk = self._derive(x + (int.from_bytes(x, "big") ^ _ALL_ONES_64).to_bytes(8, "big"))
+        if self._algorithm is Algorithm.SM4:
+            return dtk
+        return (int.from_bytes(dtk[:8], "big") ^ int.from_bytes(dtk[8:], "big")).to_bytes(8, "big")
 
     def verify_purchase(self, item: PurchaseTacInput) -> bool:
         try:

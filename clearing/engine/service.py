@@ -470,8 +470,9 @@ class ClearingEngine:
 
 
 # Cards whose TAC key the verifier keeps (cardio measures ~1.3 KB each: ~260 MB at most). A
-# miss costs a key diversification, several times a cached check: the bench's 100,000 cards
-# overflowed cardio's default of 50,000 and TAC checks of 1,000,000 taps took ~21 s, not ~12 s.
+# miss costs a key diversification and a cipher context, ~3x a cached check (bench/tap.py:
+# 11.7 against 4.0 us): the bench's 100,000 cards overflowed cardio's default of 50,000 and TAC
+# checks of 1,000,000 taps took ~21 s, not ~12 s (when a miss cost twice what it does now).
 TAC_CARDS_CACHED_MAX = 200_000
 
 

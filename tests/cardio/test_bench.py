@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "tap.py"
-KEYS = {"pcsc_tap_p50_ms", "pcsc_tap_p99_ms", "inproc_tap_p99_ms", "crypto_us_per_tap"}
+KEYS = {
+    "pcsc_tap_p50_ms",
+    "pcsc_tap_p99_ms",
+    "inproc_tap_p99_ms",
+    "crypto_us_per_tap",
+    "tac_verify_us",
+    "tac_verify_new_card_us",
+    "tac_verify_per_call_us",
+}
 
 
 def _bench():

@@ -342,6 +342,33 @@ def test_the_verifier_checks_each_tac_alone_whatever_came_before_for_its_card(
         assert verifier.verify_purchase(item) is expected
 
 
+@given(
+    algorithm=st.sampled_from([Algorithm.TDES, Algorithm.SM4]),
+    master=st.binary(min_size=16, max_size=16),
+    serials=st.lists(
+        st.one_of(st.binary(min_size=8, max_size=8), st.binary(min_size=10, max_size=10)),
+        min_size=1,
+        max_size=6,
+    ),
+    amount=st.integers(0, 2**32 - 1),
+    when=st.datetimes(
+        min_value=datetime(2000, 1, 2), max_value=datetime(2099, 12, 30), timezones=st.just(UTC)
+    ),
+)
+@settings(max_examples=80)
+def test_the_verifier_derives_each_cards_key_as_the_specification_does(
+    algorithm: Algorithm, master: bytes, serials: list[bytes], amount: int, when: datetime
+) -> None:
+    """The verifier diversifies on one master context (both halves in one call): every card's
+    TAC is the one computed from `diversify_key`, whatever the master and the serial (8 bytes,
+    or 10 of which the rightmost 8 count), and a card whose context was evicted derives again."""
+    verifier = TacVerifier(master, algorithm, cache_cards_max=1)
+    for serial in [*serials, *serials]:
+        dtk = crypto.diversify_key(master, serial, algorithm)
+        expected = crypto.purchase_tac(dtk, amount, 6, h("000001000050"), 7, when, algorithm)
+        assert verifier.purchase_tac(serial, amount, 6, h("000001000050"), 7, when) == expected
+
+
 def test_the_verifier_refuses_malformed_values_without_raising() -> None:
     verifier = TacVerifier(h("00112233445566778899AABBCCDDEEFF"))
     serial, when = h("3100000000000001"), datetime(2026, 1, 1, tzinfo=UTC)
