@@ -6,16 +6,17 @@ Python), with a business day of `--taps` (1,000,000) taps over `--cards` (100,00
 cleared taps, and the ledger (the cards' first loads and one card -> operator transfer per tap,
 accounts holding exactly what their transfers add up to). Then times one reconciliation run of
 the day (every check: ledger, terminals, cards; the breaks written), reporting seconds, taps/s and
-the Python process's peak memory (tracemalloc peak and the peak RSS). In the same run it times
+the Python process's peak memory (tracemalloc's peak, from a second, untimed run: tracing slows
+Python several times over; and the peak RSS). In the same run it times
 PostgreSQL's own full scan of the same rows (tap_records, cleared_taps, ledger_transfers, counted
 and summed) as the ceiling. A valid day: the run must find no break. Ends with one JSON line.
 
 `--history-days N` fills N earlier days of the same size first (oldest first, as the tables
-grow; their taps on cards and terminals of their own, staged and cleared, no ledger transfers):
+grow; their taps on cards and terminals of their own, staged, cleared and posted to the ledger):
 a night's run should cost the same after them. `--url` names the database, which the benchmark
 drops and re-creates: its name must hold "bench" (by default `onecard_bench_recon` on the local
-PostgreSQL). The balance-after columns of the generated ledger transfers are zeros:
-reconciliation never reads them.
+PostgreSQL). Each generated transfer records its two accounts' balances right after it, as the
+ledger writes them (the ledger check reads them instead of summing the history).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bench.clearing import SYSTEM_DATABASES, fresh_database
 from clearing.calendar import BusinessCalendar
 from clearing.errors import ClearingError
+from reconciliation.checks.ledger import ledger_ns
 from reconciliation.run import run_day
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/onecard_bench_recon"
@@ -107,37 +109,49 @@ _DAY_STEPS = (
     " full_fare_fen, 0, 0, occurred_at, '{day}', '{day}', 'posted', 1, now() FROM tap_records"
     " WHERE id > {after}",
 )
-# The day reconciled only: its ledger (history days have no ledger transfers: the day's
-# checks never read another day's cards, terminals or transfers).
-_LEDGER_STEPS = (
+# Every day filled (the history days and the day reconciled) posts to the ledger: its cards'
+# first loads (escrow -> card, in the last second before the day) and one card -> operator
+# transfer per tap (at the tap's time, nanoseconds apart), gathered in `moves`; then, once, the
+# transfers with the balances each records for its two accounts right after it (running sums per
+# account in ledger time, as the ledger writes them), and the accounts holding their sums.
+_LEDGER_BEFORE = (
+    "CREATE TEMP TABLE names AS SELECT 'bank:escrow' AS name, 1001 AS code UNION ALL"
+    " SELECT 'payable:bus-' || n, 2101 FROM generate_series(0, {operators} - 1) AS n",
+    "CREATE TEMP TABLE moves (id uuid, debit uuid, credit uuid, amount bigint, code int,"
+    " ts bigint)",
+)
+_LEDGER_DAY = (
+    "INSERT INTO names SELECT DISTINCT 'card:' || card_no, 2001 FROM gen",
+    "INSERT INTO moves SELECT md5('load:' || card_no)::uuid, md5('bank:escrow')::uuid,"
+    " md5('card:' || card_no)::uuid, {first_load}, 102,"
+    " {day_ns} - 1000000000 + row_number() OVER (ORDER BY card_no)"
+    " FROM (SELECT DISTINCT card_no FROM gen) AS c",
+    "INSERT INTO moves SELECT md5('tap:{back}:' || i)::uuid, md5('card:' || card_no)::uuid,"
+    " md5('payable:bus-' || operator)::uuid, amount, 301,"
+    " extract(epoch FROM at)::bigint * 1000000000 + i % 1000000000 FROM gen",
+)
+_LEDGER_AFTER = (
     "INSERT INTO ledger_ledgers (id, name, currency, scale, timestamp)"
     " VALUES (156, 'CNY', 'CNY', 2, 1)",
-    "CREATE TEMP TABLE names AS SELECT 'bank:escrow' AS name, 1001 AS code UNION ALL"
-    " SELECT 'payable:bus-' || n, 2101 FROM generate_series(0, {operators} - 1) AS n UNION ALL"
-    " SELECT DISTINCT 'card:' || card_no, 2001 FROM gen",
     "INSERT INTO ledger_accounts (id, ledger, code, name, flags, user_data_128, user_data_64,"
     " user_data_32, debits_pending, debits_posted, credits_pending, credits_posted, timestamp)"
     " SELECT md5(name)::uuid, 156, code, name, 0, NULL, 0, 0, 0, 0, 0, 0,"
     " row_number() OVER (ORDER BY name) FROM names",
+    "CREATE TEMP TABLE runs AS SELECT id, aid, sum(dr) OVER w AS dr, sum(cr) OVER w AS cr FROM ("
+    " SELECT id, debit AS aid, ts, amount AS dr, 0 AS cr FROM moves UNION ALL"
+    " SELECT id, credit, ts, 0, amount FROM moves) AS sides"
+    " WINDOW w AS (PARTITION BY aid ORDER BY ts)",
+    "CREATE INDEX ON runs (id, aid)",
     "INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, pending_id,"
     " reverses_id, ledger, code, flags, timeout_s, user_data_128, user_data_64, user_data_32,"
     " effective_at, timestamp, dr_debits_pending, dr_debits_posted, dr_credits_pending,"
     " dr_credits_posted, cr_debits_pending, cr_debits_posted, cr_credits_pending,"
-    " cr_credits_posted) SELECT md5('load:' || name)::uuid, md5('bank:escrow')::uuid,"
-    " md5(name)::uuid, {first_load}, NULL, NULL, 156, 102, 0, 0, NULL, 0, 0, NULL,"
-    " row_number() OVER (ORDER BY name), 0, 0, 0, 0, 0, 0, 0, 0 FROM names WHERE code = 2001",
-    "INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, pending_id,"
-    " reverses_id, ledger, code, flags, timeout_s, user_data_128, user_data_64, user_data_32,"
-    " effective_at, timestamp, dr_debits_pending, dr_debits_posted, dr_credits_pending,"
-    " dr_credits_posted, cr_debits_pending, cr_debits_posted, cr_credits_pending,"
-    " cr_credits_posted) SELECT md5('tap:' || i)::uuid, md5('card:' || card_no)::uuid,"
-    " md5('payable:bus-' || operator)::uuid, amount, NULL, NULL, 156, 301, 0, 0, NULL, 0, 0,"
-    " NULL, 1000000 + i, 0, 0, 0, 0, 0, 0, 0, 0 FROM gen",
+    " cr_credits_posted) SELECT m.id, m.debit, m.credit, m.amount, NULL, NULL, 156, m.code, 0,"
+    " 0, NULL, 0, 0, NULL, m.ts, 0, d.dr, 0, d.cr, 0, c.dr, 0, c.cr FROM moves m"
+    " JOIN runs d ON d.id = m.id AND d.aid = m.debit"
+    " JOIN runs c ON c.id = m.id AND c.aid = m.credit ORDER BY m.ts",
     "UPDATE ledger_accounts a SET debits_posted = s.dr, credits_posted = s.cr FROM ("
-    " SELECT aid, sum(dr) AS dr, sum(cr) AS cr FROM ("
-    "  SELECT debit_account_id AS aid, amount AS dr, 0 AS cr FROM ledger_transfers UNION ALL"
-    "  SELECT credit_account_id, 0, amount FROM ledger_transfers) x GROUP BY aid) s"
-    " WHERE a.id = s.aid",
+    " SELECT aid, max(dr) AS dr, max(cr) AS cr FROM runs GROUP BY aid) s WHERE a.id = s.aid",
     "UPDATE ledger_clock SET last_ns = (SELECT max(timestamp) FROM ledger_transfers)",
 )
 
@@ -170,7 +184,7 @@ async def fill(
     }
     try:
         async with connection.transaction():
-            for step in _PARTICIPANTS:
+            for step in (*_PARTICIPANTS, *_LEDGER_BEFORE):
                 await connection.execute(step.format(**values))
             for back in range(history_days, -1, -1):
                 day = DAY - timedelta(days=back)
@@ -189,7 +203,10 @@ async def fill(
                 )
                 for step in _DAY_STEPS:
                     await connection.execute(step.format(day=day, after=after, **values))
-            for step in _LEDGER_STEPS:
+                day_ns = ledger_ns(calendar.day_start(day))
+                for step in _LEDGER_DAY:
+                    await connection.execute(step.format(day_ns=day_ns, back=back, **values))
+            for step in _LEDGER_AFTER:
                 await connection.execute(step.format(**values))
         for table in (
             "tap_records",
@@ -267,8 +284,11 @@ def main() -> None:
         file=sys.stderr,
     )
     scan_s, scanned = asyncio.run(ceiling(args.url))  # warm the cache the same way for both
-    tracemalloc.start()
     seconds, summary = asyncio.run(reconcile(args.url, calendar))
+    # Python's peak memory from a second run: tracing every allocation slows Python several
+    # times over, so the timed run is not traced.
+    tracemalloc.start()
+    asyncio.run(reconcile(args.url, calendar))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     scan_s = min(scan_s, asyncio.run(ceiling(args.url))[0])

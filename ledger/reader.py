@@ -13,6 +13,8 @@ from typing import Any
 
 from sqlalchemy import (
     and_,
+    any_,
+    bindparam,
     case,
     func,
     literal_column,
@@ -20,6 +22,9 @@ from sqlalchemy import (
     select,
     union_all,
 )
+from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy.dialects.postgresql import array as pg_array
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledger.errors import InvalidArgumentError, PageTooLargeError
@@ -442,7 +447,8 @@ class CodeTotals:
 
 @dataclass(frozen=True, slots=True)
 class BalanceMismatch:
-    """An account whose stored balances differ from the sum of its transfers."""
+    """An account whose stored balances differ from what its transfers say (`summed`): their
+    sum (`balance_mismatches`), or the balances recorded on its last one (`window_breaks`)."""
 
     account_id: int
     name: str
@@ -470,19 +476,35 @@ async def totals_by_code(conn: AsyncConnection) -> list[CodeTotals]:
     return [CodeTotals(*(int(v) for v in r)) for r in rows]
 
 
-async def balance_mismatches(conn: AsyncConnection) -> AsyncIterator[BalanceMismatch]:
-    """Every account whose stored balances are not what its transfers add up to, streamed.
-
-    Same arithmetic as ledger/check.py: a post, void or expiry releases its pending transfer's
-    full amount, and a post then posts its own amount."""
+def _entry_deltas(*, probe: bool = False) -> tuple[Any, Any, Any]:
+    """What one transfer adds to each of its accounts' pending and posted sides, and the join
+    that gives it its pending transfer's amount. Same arithmetic as ledger/check.py: a post, void
+    or expiry releases its pending transfer's full amount, and a post then posts its own.
+    `probe`: the pending transfer is looked up by its key for the rows that name one (a window
+    of the ledger), not joined by hashing every transfer (the whole ledger, read anyway)."""
     pending = transfers.alias("pending")
     is_pending = transfers.c.flags.op("&")(int(TransferFlags.PENDING)) != 0
     is_post = transfers.c.flags.op("&")(int(TransferFlags.POST_PENDING_TRANSFER)) != 0
     resolves = transfers.c.pending_id.is_not(None)
-    released = func.coalesce(pending.c.amount, 0)
+    if probe:
+        held = select(pending.c.amount).where(pending.c.id == transfers.c.pending_id)
+        released = func.coalesce(held.scalar_subquery(), 0)
+        joined: Any = transfers
+    else:
+        released = func.coalesce(pending.c.amount, 0)
+        joined = transfers.outerjoin(pending, pending.c.id == transfers.c.pending_id)
     pending_delta = case((is_pending, transfers.c.amount), (resolves, -released), else_=0)
     posted_delta = case((is_pending, 0), (and_(resolves, ~is_post), 0), else_=transfers.c.amount)
-    joined = transfers.outerjoin(pending, pending.c.id == transfers.c.pending_id)
+    return pending_delta, posted_delta, joined
+
+
+async def balance_mismatches(conn: AsyncConnection) -> AsyncIterator[BalanceMismatch]:
+    """Every account whose stored balances are not what its transfers add up to, streamed.
+
+    Reads every transfer ever posted: the full check (`onecard ledger check` keeps its own); a
+    night reads the day's entries and the last entries of the accounts they touched instead
+    (`window_breaks`)."""
+    pending_delta, posted_delta, joined = _entry_deltas()
     zero = literal_column("0")
     sides = union_all(
         select(
@@ -540,3 +562,316 @@ async def balance_mismatches(conn: AsyncConnection) -> AsyncIterator[BalanceMism
             stored=(int(r[4]), int(r[5]), int(r[6]), int(r[7])),
             summed=(int(r[8]), int(r[9]), int(r[10]), int(r[11])),
         )
+
+
+# The nightly form of the balance check, O(the day's entries + accounts), not O(history). Every
+# transfer row records each of its two accounts' four balances right after it. So (1) an account's
+# stored balances must be those recorded on its last entry (zero with none), and (2) within a
+# window of entries, each must record its account's balances before it plus its own amounts (the
+# first of an account's in the window: the balances recorded on its last entry before). Checked
+# for consecutive windows, (1) and (2) together say what summing every transfer says.
+
+Balances4 = tuple[int, int, int, int]
+ZERO4: Balances4 = (0, 0, 0, 0)
+# Accounts whose balances before a window are looked up in one statement (entry_breaks).
+BEFORE_BATCH = 2_000
+
+
+@dataclass(frozen=True, slots=True)
+class EntryBreak:
+    """An entry whose recorded balances are not its account's balances before it plus its own
+    amounts (pending and posted, debit and credit)."""
+
+    account_id: int
+    transfer_id: int
+    timestamp: int
+    before: Balances4
+    recorded: Balances4
+    delta: Balances4  # the entry's own amounts on the account's four sides
+
+    @property
+    def expected(self) -> Balances4:
+        return _plus(self.before, self.delta)
+
+
+def _plus(a: Balances4, b: Balances4) -> Balances4:
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3])
+
+
+def _last_entries(before: int | None, ids: Sequence[Any], *, lateral: bool) -> Any:
+    """Per account of `ids` (uuids): the timestamps of its last entry as debit and as credit
+    (strictly before `before`, or ever), each found through its account-history index, and the
+    four balances recorded there. Rows: id, name, ledger, code,
+    stored x4, debit ts, credit ts, debit-side x4, credit-side x4 (None: no such entry).
+    `lateral` (PostgreSQL): each last entry is one backward probe of its index returning the
+    row; otherwise its timestamp is probed, then the row joined on it."""
+    owned = select(
+        accounts.c.id,
+        accounts.c.name,
+        accounts.c.ledger,
+        accounts.c.code,
+        accounts.c.debits_pending,
+        accounts.c.debits_posted,
+        accounts.c.credits_pending,
+        accounts.c.credits_posted,
+    )
+    if lateral:
+        probes = []
+        for is_debit, column in (
+            (True, transfers.c.debit_account_id),
+            (False, transfers.c.credit_account_id),
+        ):
+            probe = select(
+                transfers.c.timestamp, *[transfers.c[n] for n in _BALANCE_SIDES[is_debit]]
+            ).where(column == accounts.c.id)
+            if before is not None:
+                probe = probe.where(transfers.c.timestamp < before)
+            name = "dr_last" if is_debit else "cr_last"
+            probes.append(probe.order_by(transfers.c.timestamp.desc()).limit(1).lateral(name))
+        dr, cr = probes
+        query = (
+            owned.add_columns(dr.c.timestamp.label("dr_ts"), cr.c.timestamp.label("cr_ts"))
+            .add_columns(*list(dr.c)[1:], *list(cr.c)[1:])
+            .select_from(
+                accounts.outerjoin(dr, literal_column("true")).outerjoin(cr, literal_column("true"))
+            )
+        )
+        # One array parameter, not one parameter an id.
+        wanted = bindparam("ids", list(ids), type_=PG_ARRAY(PG_UUID(as_uuid=True)))
+        return query.where(accounts.c.id == any_(wanted))
+    lasts = []
+    for column in (transfers.c.debit_account_id, transfers.c.credit_account_id):
+        last = select(func.max(transfers.c.timestamp)).where(column == accounts.c.id)
+        if before is not None:
+            last = last.where(transfers.c.timestamp < before)
+        lasts.append(last.scalar_subquery())
+    chosen = owned.add_columns(lasts[0].label("dr_ts"), lasts[1].label("cr_ts"))
+    base = chosen.where(accounts.c.id.in_(ids)).subquery("base")
+    dr_row = transfers.alias("dr_entry")
+    cr_row = transfers.alias("cr_entry")
+    query = select(
+        *base.c,
+        *[dr_row.c[n] for n in _BALANCE_SIDES[True]],
+        *[cr_row.c[n] for n in _BALANCE_SIDES[False]],
+    ).select_from(
+        base.outerjoin(
+            dr_row, and_(dr_row.c.debit_account_id == base.c.id, dr_row.c.timestamp == base.c.dr_ts)
+        ).outerjoin(
+            cr_row,
+            and_(cr_row.c.credit_account_id == base.c.id, cr_row.c.timestamp == base.c.cr_ts),
+        )
+    )
+    return query
+
+
+def _recorded_last(row: Sequence[Any]) -> Balances4:
+    """The balances recorded on the later of an account's last debit and last credit entry."""
+    dr_ts, cr_ts = row[8], row[9]
+    if dr_ts is None and cr_ts is None:
+        return ZERO4
+    values = row[10:14] if cr_ts is None or (dr_ts is not None and dr_ts > cr_ts) else row[14:18]
+    return (int(values[0]), int(values[1]), int(values[2]), int(values[3]))
+
+
+async def balances_before(
+    conn: AsyncConnection, account_ids: Sequence[int], at: int
+) -> dict[int, Balances4]:
+    """Each account's balances recorded on its last entry strictly before ledger time `at`
+    (zero if none)."""
+    out: dict[int, Balances4] = {}
+    lateral = conn.dialect.name == "postgresql"
+    for start in range(0, len(account_ids), BEFORE_BATCH):
+        ids = [to_uuid(a) for a in account_ids[start : start + BEFORE_BATCH]]
+        for r in await conn.execute(_last_entries(at, ids, lateral=lateral)):
+            out[from_uuid(r[0])] = _recorded_last(r)
+    return out
+
+
+async def account_names(conn: AsyncConnection, ids: Iterable[int]) -> dict[int, str]:
+    """The names of the accounts `ids` (those that exist)."""
+    wanted = [to_uuid(i) for i in ids]
+    out: dict[int, str] = {}
+    for start in range(0, len(wanted), BEFORE_BATCH):
+        chunk = wanted[start : start + BEFORE_BATCH]
+        rows = await conn.execute(
+            select(accounts.c.id, accounts.c.name).where(accounts.c.id.in_(chunk))
+        )
+        out.update((from_uuid(r[0]), r[1]) for r in rows)
+    return out
+
+
+async def entries_in(conn: AsyncConnection, since: int, until: int) -> int:
+    """How many account entries (two a transfer) were posted in [since, until)."""
+    window = and_(transfers.c.timestamp >= since, transfers.c.timestamp < until)
+    count = (await conn.execute(select(func.count()).where(window))).scalar_one()
+    return 2 * int(count)
+
+
+def _window_sides(since: int, until: int | None, account_ids: Sequence[int] | None = None) -> Any:
+    """The entries posted in [since, until) (or since `since`; of the accounts `account_ids`, or
+    all), two a transfer: account, transfer id, timestamp, its own amounts on the account's four
+    sides (d0..d3) and the four balances recorded for the account (a0..a3)."""
+    pending_delta, posted_delta, joined = _entry_deltas(probe=True)
+    zero: Any = literal_column("0")
+    window = transfers.c.timestamp >= since
+    if until is not None:
+        window = and_(window, transfers.c.timestamp < until)
+    wanted = None if account_ids is None else [to_uuid(a) for a in account_ids]
+    parts = []
+    for is_debit, column in (
+        (True, transfers.c.debit_account_id),
+        (False, transfers.c.credit_account_id),
+    ):
+        mine = (pending_delta, posted_delta)
+        none = (zero, zero)
+        part = (
+            select(
+                column.label("aid"),
+                transfers.c.id.label("tid"),
+                transfers.c.timestamp.label("ts"),
+                *[
+                    v.label(f"d{i}")
+                    for i, v in enumerate((*mine, *none) if is_debit else (*none, *mine))
+                ],
+                *[transfers.c[n].label(f"a{i}") for i, n in enumerate(_BALANCE_SIDES[is_debit])],
+            )
+            .select_from(joined)
+            .where(window)
+        )
+        parts.append(part if wanted is None else part.where(column.in_(wanted)))
+    return union_all(*parts).subquery("sides")
+
+
+@dataclass(frozen=True, slots=True)
+class WindowBreak:
+    """An account whose balances recorded on its last entry before a window, plus the amounts of
+    its entries in the window, are not the balances recorded on its last entry in it."""
+
+    account_id: int
+    before: Balances4
+    moved: Balances4
+    recorded: Balances4
+
+    @property
+    def expected(self) -> Balances4:
+        return _plus(self.before, self.moved)
+
+
+async def window_breaks(
+    conn: AsyncConnection, since: int, until: int
+) -> AsyncIterator[WindowBreak | BalanceMismatch]:
+    """The accounts with entries in [since, until) whose entries there do not add up (a
+    WindowBreak: from the balances recorded before the window to those recorded on its last entry
+    in it), or whose stored balances are not those recorded on their last entry ever (a
+    BalanceMismatch). One pass over the entries since the window's start (the window's summed per
+    account, with the last one's balances in it and ever; no sort; on SQLite the last ever is
+    probed), then per account two index probes for its last entry before the window. Consecutive
+    windows checked add up to the sum over every transfer; `entry_breaks` names the entries of an
+    account found here. An account no entry of the window touched is not read
+    (`balance_mismatches` reads every one)."""
+    postgres = conn.dialect.name == "postgresql"
+    recorded_at = None if postgres else until
+    sides = _window_sides(since, recorded_at)
+    inside = sides.c.ts < until
+    recorded = [sides.c[f"a{i}"] for i in range(4)]
+    if postgres:  # the greatest (timestamp, balances) array is the last entry's
+        last = pg_array([sides.c.ts, *recorded])
+        query = select(
+            sides.c.aid,
+            *[func.sum(sides.c[f"d{i}"]).filter(inside) for i in range(4)],
+            func.max(last).filter(inside),
+            func.max(last),
+        )
+    else:  # SQLite: bare columns next to one max() come from the row holding the max
+        query = select(
+            sides.c.aid,
+            *[func.sum(sides.c[f"d{i}"]) for i in range(4)],
+            func.max(sides.c.ts),
+            *recorded,
+        )
+    query = query.group_by(sides.c.aid)
+    batch: list[tuple[int, Balances4, Balances4, Balances4 | None]] = []
+
+    async def judged() -> AsyncIterator[WindowBreak | BalanceMismatch]:
+        ids = [to_uuid(aid) for aid, _, _, _ in batch]
+        owned = {
+            from_uuid(r[0]): r
+            for r in await conn.execute(_last_entries(since, ids, lateral=postgres))
+        }
+        if not postgres:
+            ever = {
+                from_uuid(r[0]): _recorded_last(r)
+                for r in await conn.execute(_last_entries(None, ids, lateral=False))
+            }
+        for aid, moved, in_window, last_ever in batch:
+            r = owned.get(aid)
+            if r is None:
+                continue  # not an account (an entry naming none: the full check finds it)
+            found = WindowBreak(aid, _recorded_last(r), moved, in_window)
+            if found.expected != found.recorded:
+                yield found
+            stored = (int(r[4]), int(r[5]), int(r[6]), int(r[7]))
+            last = last_ever if last_ever is not None else ever[aid]
+            if stored != last:
+                yield BalanceMismatch(aid, r[1], r[2], r[3], stored, last)
+        batch.clear()
+
+    def four(values: Sequence[Any]) -> Balances4:
+        return (int(values[0]), int(values[1]), int(values[2]), int(values[3]))
+
+    # Fetched a batch at a time (a row at a time costs a switch of SQLAlchemy's greenlet each).
+    result = await conn.stream(query.execution_options(yield_per=BEFORE_BATCH))
+    async for rows in result.partitions():
+        for r in rows:
+            if r[1] is None:
+                continue  # entries after the window only: the next window's
+            last_ever = four(r[6][1:]) if postgres else None
+            in_window = four(r[5][1:]) if postgres else four(r[6:10])
+            batch.append((from_uuid(r[0]), four(r[1:5]), in_window, last_ever))
+        if len(batch) >= BEFORE_BATCH:
+            async for found in judged():
+                yield found
+    async for found in judged():
+        yield found
+
+
+async def entry_breaks(
+    conn: AsyncConnection, since: int, until: int, account_ids: Sequence[int] | None = None
+) -> AsyncIterator[EntryBreak]:
+    """Every entry posted in [since, until) (ledger timestamps; of the accounts `account_ids`,
+    or all) whose recorded balances are not its account's balances before it plus its own
+    amounts, streamed in account order. Sorts the window's entries by account: for the accounts
+    `window_breaks` found, not for a whole day."""
+    sides = _window_sides(since, until, account_ids)
+    ordered = {"partition_by": sides.c.aid, "order_by": sides.c.ts}
+    lagged = select(
+        *sides.c, *[func.lag(sides.c[f"a{i}"]).over(**ordered).label(f"p{i}") for i in range(4)]
+    ).subquery("lagged")
+    c = lagged.c
+    off = or_(*[c[f"p{i}"] + c[f"d{i}"] != c[f"a{i}"] for i in range(4)])
+    query = select(*c).where(or_(c.p0.is_(None), off)).order_by(c.aid, c.ts)
+    firsts: list[tuple[int, int, int, Balances4, Balances4]] = []
+
+    async def judged() -> AsyncIterator[EntryBreak]:
+        before = await balances_before(conn, [f[0] for f in firsts], since)
+        for aid, tid, ts, delta, recorded in firsts:
+            entry = EntryBreak(aid, tid, ts, before.get(aid, ZERO4), recorded, delta)
+            if entry.expected != recorded:
+                yield entry
+        firsts.clear()
+
+    result = await conn.stream(query)
+    async for r in result:
+        aid, tid, ts = from_uuid(r[0]), from_uuid(r[1]), int(r[2])
+        delta = (int(r[3]), int(r[4]), int(r[5]), int(r[6]))
+        recorded = (int(r[7]), int(r[8]), int(r[9]), int(r[10]))
+        if r[11] is None:
+            firsts.append((aid, tid, ts, delta, recorded))
+            if len(firsts) >= BEFORE_BATCH:
+                async for entry in judged():
+                    yield entry
+        else:
+            before = (int(r[11]), int(r[12]), int(r[13]), int(r[14]))
+            yield EntryBreak(aid, tid, ts, before, recorded, delta)
+    async for entry in judged():
+        yield entry

@@ -1,6 +1,17 @@
 """Check 1, the ledger: every ledger's debits equal its credits, every account's balance equals
 the sum of its transfers, and the float holds.
 
+The sum is checked without reading the history (which grows by millions of transfers a day):
+every transfer row records both its accounts' balances right after it, so a night checks, for
+each account the business day's entries touched, (1) that its stored balances are those recorded
+on its last entry, and (2) that its balances recorded before the day plus what its entries of the
+day moved are those its last entry of the day records (summed in one pass; only for an account
+where they are not are its entries sorted, to name the first that does not follow from the one
+before). Nights checked one after another chain to the sum over everything. An account no entry
+touched is not read: a balance changed behind the ledger's back there is found by `onecard ledger
+check`, which sums every transfer (for a day not reconciled, or as a periodic full check), and by
+the ledger's totals if it unbalances them.
+
 The float (DESIGN.md's chart): residents' money is what the card company owes card holders,
   card:* + card-pending:* + card-deposit:*   (on the cards, paid online not yet loaded, deposits)
 and it must equal what the escrow side holds for them,
@@ -16,10 +27,20 @@ that does not balance shows as a difference. Reads through ledger.reader only; m
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 
 from clearing.books.chart import AccountType
 from clearing.books.codes import LEDGER_CNY
-from ledger.reader import CodeTotals, balance_mismatches, totals_by_code
+from ledger.reader import (
+    CodeTotals,
+    EntryBreak,
+    WindowBreak,
+    account_names,
+    entries_in,
+    entry_breaks,
+    totals_by_code,
+    window_breaks,
+)
 from reconciliation.checks.base import BreakKind, CheckContext, CheckResult, Finding, Scope
 
 RESIDENTS = (AccountType.CARD, AccountType.CARD_PENDING, AccountType.CARD_DEPOSIT)
@@ -33,6 +54,21 @@ HELD = (
 OWED_TO_OTHERS = (AccountType.PAYABLE, AccountType.SUSPENSE, AccountType.REVENUE_COMMISSION)
 TAKEN_OUT = (AccountType.EXPENSE_PSP_FEES,)
 _DEBIT_NORMAL = {*HELD, *TAKEN_OUT}
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Accounts whose day does not add up whose entries are each looked at (a sort of their entries).
+ACCOUNTS_NAMED_MAX = 200
+_ORDER = "debits_pending, debits_posted, credits_pending, credits_posted"
+
+
+def _off_by(expected: Iterable[int], recorded: Iterable[int]) -> int:
+    return max(abs(a - b) for a, b in zip(expected, recorded, strict=True))
+
+
+def ledger_ns(at: datetime) -> int:
+    """A time as the ledger's timestamps count it (nanoseconds since the epoch), exactly."""
+    return (at - _EPOCH) // timedelta(microseconds=1) * 1_000
 
 
 def normal_balances(totals: Iterable[CodeTotals], ledger: int) -> dict[int, int]:
@@ -92,27 +128,86 @@ class LedgerCheck:
                     Scope.STANDING,
                 )
             )
+        mismatched = await self._check_entries(ctx, result)
+        result.matched += sum(t.accounts for t in totals) - mismatched
+        self._check_float(result, totals)
+        return result
+
+    async def _check_entries(self, ctx: CheckContext, result: CheckResult) -> int:
+        """The accounts the day's entries touched: each holds what its last entry records, and
+        its balances before the day plus what its entries moved are what its last entry of the
+        day records; where not, the entries that do not follow from the one before are named.
+        Returns how many accounts do not hold what their last entry records."""
+        since, until = ledger_ns(ctx.day_start), ledger_ns(ctx.day_end)
+        entries = await entries_in(ctx.conn, since, until)
+        off: list[WindowBreak] = []
         mismatched = 0
-        async for m in balance_mismatches(ctx.conn):
+        async for found in window_breaks(ctx.conn, since, until):
+            if isinstance(found, WindowBreak):
+                off.append(found)
+                continue
             mismatched += 1
-            diff = max(abs(a - b) for a, b in zip(m.stored, m.summed, strict=True))
             result.add(
                 Finding(
                     BreakKind.BALANCE_MISMATCH,
-                    m.name[:200],
-                    diff,
-                    m.name[:100],
+                    found.name[:200],
+                    _off_by(found.stored, found.summed),
+                    found.name[:100],
                     {
-                        "stored": list(m.stored),
-                        "summed": list(m.summed),
-                        "order": "debits_pending, debits_posted, credits_pending, credits_posted",
+                        "stored": list(found.stored),
+                        "on_last_entry": list(found.summed),
+                        "order": _ORDER,
                     },
                     Scope.STANDING,
                 )
             )
-        result.matched += sum(t.accounts for t in totals) - mismatched
-        self._check_float(result, totals)
-        return result
+        named = {w.account_id for w in off[:ACCOUNTS_NAMED_MAX]}
+        broken: list[EntryBreak] = (
+            [e async for e in entry_breaks(ctx.conn, since, until, sorted(named))] if named else []
+        )
+        # An account off by a wrong link is found at that link; any other (none is known) as a
+        # whole, and accounts past ACCOUNTS_NAMED_MAX by their count.
+        unnamed = [w for w in off if w.account_id not in {e.account_id for e in broken}]
+        result.total += entries
+        result.matched += max(0, entries - len(broken) - len(unnamed))
+        names = await account_names(
+            ctx.conn, {e.account_id for e in broken} | {w.account_id for w in unnamed}
+        )
+        for e in broken:
+            name = names.get(e.account_id, f"{e.account_id:032x}")
+            result.add(
+                Finding(
+                    BreakKind.BALANCE_MISMATCH,
+                    f"entry:{e.transfer_id:032x}:{name}"[:200],
+                    _off_by(e.expected, e.recorded),
+                    name[:100],
+                    {
+                        "transfer_id": f"{e.transfer_id:032x}",
+                        "ledger_timestamp": e.timestamp,
+                        "before": list(e.before),
+                        "entry": list(e.delta),
+                        "recorded": list(e.recorded),
+                        "order": _ORDER,
+                    },
+                )
+            )
+        for w in unnamed:
+            name = names.get(w.account_id, f"{w.account_id:032x}")
+            result.add(
+                Finding(
+                    BreakKind.BALANCE_MISMATCH,
+                    f"day:{name}"[:200],
+                    _off_by(w.expected, w.recorded),
+                    name[:100],
+                    {
+                        "before": list(w.before),
+                        "moved": list(w.moved),
+                        "recorded": list(w.recorded),
+                        "order": _ORDER,
+                    },
+                )
+            )
+        return mismatched
 
     def _check_float(self, result: CheckResult, totals: list[CodeTotals]) -> None:
         if not totals:

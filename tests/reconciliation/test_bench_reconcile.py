@@ -45,8 +45,13 @@ def test_a_day_after_two_earlier_days_reconciles_with_no_break(pg_url: str) -> N
     result = json.loads(run.stdout.splitlines()[-1])
     assert result["breaks_found"] == 0
     assert result["history_days"] == days
-    # Staged and cleared taps of every day filled; the day's transfers and each card's first load.
-    assert result["scan_rows"] == 2 * taps * (days + 1) + taps + cards
+    # Staged and cleared taps of every day filled, and each day's transfers: its cards' first
+    # loads and a transfer per tap.
+    assert result["scan_rows"] == (2 * taps + taps + cards) * (days + 1)
+    # The ledger check: every account (escrow, 10 operators, every day's cards), the ledger, the
+    # float, and the day's entries only (two a tap; the loads came the second before the day).
+    accounts = 1 + 10 + cards * (days + 1)
+    assert result["checks"]["ledger"][:2] == [accounts + 2 + 2 * taps] * 2
     # The day's checks saw the day only: every tap of it, none of the earlier days'.
     assert result["checks"]["cards"][1] == taps
     assert result["checks"]["terminals"][0] == result["checks"]["terminals"][1]
