@@ -66,6 +66,25 @@ def _off_by(expected: Iterable[int], recorded: Iterable[int]) -> int:
     return max(abs(a - b) for a, b in zip(expected, recorded, strict=True))
 
 
+def _day_break(
+    key: str,
+    names: Mapping[int, str],
+    account_id: int,
+    expected: tuple[int, int, int, int],
+    recorded: tuple[int, int, int, int],
+    details: dict[str, object],
+) -> Finding:
+    """A balance_mismatch of the day: an account's entries do not follow from its balances."""
+    name = names.get(account_id, f"{account_id:032x}")
+    return Finding(
+        BreakKind.BALANCE_MISMATCH,
+        f"{key}:{name}"[:200],
+        _off_by(expected, recorded),
+        name[:100],
+        {**details, "recorded": list(recorded), "order": _ORDER},
+    )
+
+
 def ledger_ns(at: datetime) -> int:
     """A time as the ledger's timestamps count it (nanoseconds since the epoch), exactly."""
     return (at - _EPOCH) // timedelta(microseconds=1) * 1_000
@@ -174,39 +193,17 @@ class LedgerCheck:
             ctx.conn, {e.account_id for e in broken} | {w.account_id for w in unnamed}
         )
         for e in broken:
-            name = names.get(e.account_id, f"{e.account_id:032x}")
-            result.add(
-                Finding(
-                    BreakKind.BALANCE_MISMATCH,
-                    f"entry:{e.transfer_id:032x}:{name}"[:200],
-                    _off_by(e.expected, e.recorded),
-                    name[:100],
-                    {
-                        "transfer_id": f"{e.transfer_id:032x}",
-                        "ledger_timestamp": e.timestamp,
-                        "before": list(e.before),
-                        "entry": list(e.delta),
-                        "recorded": list(e.recorded),
-                        "order": _ORDER,
-                    },
-                )
-            )
+            details = {
+                "transfer_id": f"{e.transfer_id:032x}",
+                "ledger_timestamp": e.timestamp,
+                "before": list(e.before),
+                "entry": list(e.delta),
+            }
+            key = f"entry:{e.transfer_id:032x}"
+            result.add(_day_break(key, names, e.account_id, e.expected, e.recorded, details))
         for w in unnamed:
-            name = names.get(w.account_id, f"{w.account_id:032x}")
-            result.add(
-                Finding(
-                    BreakKind.BALANCE_MISMATCH,
-                    f"day:{name}"[:200],
-                    _off_by(w.expected, w.recorded),
-                    name[:100],
-                    {
-                        "before": list(w.before),
-                        "moved": list(w.moved),
-                        "recorded": list(w.recorded),
-                        "order": _ORDER,
-                    },
-                )
-            )
+            details = {"before": list(w.before), "moved": list(w.moved)}
+            result.add(_day_break("day", names, w.account_id, w.expected, w.recorded, details))
         return mismatched
 
     def _check_float(self, result: CheckResult, totals: list[CodeTotals]) -> None:

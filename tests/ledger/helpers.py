@@ -61,3 +61,16 @@ async def balances(ledger: Ledger, account: Account) -> tuple[int, int, int, int
     [state] = await ledger.reader.lookup_accounts([account.id])
     b = state.balance
     return (b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted)
+
+
+async def books_with_history(url: str, ns: str) -> dict[str, Account]:
+    """setup_books, then a load bank -> card of 1,000 and a tap card -> merchant of 300."""
+    async with await Ledger.open(url) as led:
+        books = await setup_books(led, ns)
+        await led.create_transfers(
+            [
+                xfer(ns, "load", books["bank"], books["card"], 1_000),
+                xfer(ns, "tap", books["card"], books["merchant"], 300),
+            ]
+        )
+    return books

@@ -13,20 +13,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ledger.check import check_ledger
-from ledger.writer import Ledger
-from tests.ledger.helpers import setup_books, xfer
-
-
-async def _books_with_history(url: str, ns: str) -> dict:
-    async with await Ledger.open(url) as led:
-        books = await setup_books(led, ns)
-        await led.create_transfers(
-            [
-                xfer(ns, "load", books["bank"], books["card"], 1_000),
-                xfer(ns, "tap", books["card"], books["merchant"], 300),
-            ]
-        )
-    return books
+from tests.ledger.helpers import books_with_history, xfer
 
 
 async def _report(url: str):
@@ -66,7 +53,7 @@ def own_db(request: pytest.FixtureRequest) -> str:
 
 
 async def test_clean_ledger_passes_and_the_command_exits_zero(own_db, ns):
-    await _books_with_history(own_db, ns)
+    await books_with_history(own_db, ns)
     report = await _report(own_db)
     assert report.ok and report.transfers_checked == 2 and report.accounts_checked == 6
     done = _onecard_check(own_db)
@@ -75,7 +62,7 @@ async def test_clean_ledger_passes_and_the_command_exits_zero(own_db, ns):
 
 
 async def test_edited_balance_is_reported_by_account_and_the_command_fails(own_db, ns):
-    await _books_with_history(own_db, ns)
+    await books_with_history(own_db, ns)
     await _execute(
         own_db,
         f"UPDATE ledger_accounts SET credits_posted = credits_posted + 1 WHERE name = '{ns}:merchant'",
@@ -91,7 +78,7 @@ async def test_edited_balance_is_reported_by_account_and_the_command_fails(own_d
 
 
 async def test_transfer_edited_with_the_trigger_disabled_is_reported(own_db, ns):
-    books = await _books_with_history(own_db, ns)
+    books = await books_with_history(own_db, ns)
     tap_id = xfer(ns, "tap", books["card"], books["merchant"], 300).id
     where = f"id = '{tap_id:032x}'"
     if own_db.startswith("postgresql"):
@@ -106,7 +93,7 @@ async def test_transfer_edited_with_the_trigger_disabled_is_reported(own_db, ns)
 
 
 async def test_flag_violation_is_reported_when_the_constraint_is_gone(fresh_pg_url, ns):
-    await _books_with_history(fresh_pg_url, ns)
+    await books_with_history(fresh_pg_url, ns)
     await _execute(
         fresh_pg_url,
         "ALTER TABLE ledger_accounts DROP CONSTRAINT"
@@ -118,7 +105,7 @@ async def test_flag_violation_is_reported_when_the_constraint_is_gone(fresh_pg_u
 
 
 async def test_database_refuses_update_and_delete_of_transfers(own_db, ns):
-    await _books_with_history(own_db, ns)
+    await books_with_history(own_db, ns)
     for statement in ("UPDATE ledger_transfers SET amount = 1", "DELETE FROM ledger_transfers"):
         with pytest.raises(DBAPIError, match="immutable"):
             await _execute(own_db, statement)
@@ -126,7 +113,7 @@ async def test_database_refuses_update_and_delete_of_transfers(own_db, ns):
 
 
 async def test_database_refuses_an_overdraft_written_behind_the_ledger(own_db, ns):
-    await _books_with_history(own_db, ns)
+    await books_with_history(own_db, ns)
     with pytest.raises(IntegrityError):
         await _execute(
             own_db, f"UPDATE ledger_accounts SET debits_posted = 5000 WHERE name = '{ns}:card'"
@@ -134,7 +121,7 @@ async def test_database_refuses_an_overdraft_written_behind_the_ledger(own_db, n
 
 
 async def test_repeated_timestamp_is_reported(fresh_pg_url, ns):
-    books = await _books_with_history(fresh_pg_url, ns)
+    books = await books_with_history(fresh_pg_url, ns)
     tap_id = xfer(ns, "tap", books["card"], books["merchant"], 300).id
     load_id = xfer(ns, "load", books["bank"], books["card"], 1_000).id
     await _execute(

@@ -32,7 +32,7 @@ from ledger.types import CreateTransferResult, TransferFlags
 from ledger.writer import Ledger
 from reconciliation.checks.base import BreakKind, CheckContext, Scope
 from reconciliation.checks.ledger import LedgerCheck, ledger_ns
-from tests.ledger.helpers import setup_books, xfer
+from tests.ledger.helpers import books_with_history, setup_books, xfer
 
 R = CreateTransferResult
 PENDING, POST, VOID = (
@@ -168,18 +168,6 @@ def test_any_mix_of_transfers_checks_clean_as_the_full_sum_does(
     asyncio.run(run())
 
 
-async def _books_with_history(url: str, ns: str) -> dict:
-    async with await Ledger.open(url) as led:
-        books = await setup_books(led, ns)
-        await led.create_transfers(
-            [
-                xfer(ns, "load", books["bank"], books["card"], 1_000),
-                xfer(ns, "tap", books["card"], books["merchant"], 300),
-            ]
-        )
-    return books
-
-
 async def _execute(url: str, statement) -> None:
     engine = create_async_engine(url)
     try:
@@ -190,7 +178,7 @@ async def _execute(url: str, statement) -> None:
 
 
 async def test_a_balance_changed_behind_the_ledger_is_found_on_its_account(own_db, ns):
-    await _books_with_history(own_db, ns)
+    await books_with_history(own_db, ns)
     tap_at = await _last_timestamp(own_db)
     for name in ("merchant", "card2"):  # the tap touched the merchant; nothing touched card2
         await _execute(
@@ -233,7 +221,7 @@ async def _write_behind(url: str, ns: str, books: dict, at: int) -> int:
 async def test_an_entry_written_behind_the_ledger_is_found_in_its_window_only(
     own_db, ns, first_in_window
 ):
-    books = await _books_with_history(own_db, ns)
+    books = await books_with_history(own_db, ns)
     tap_at = await _last_timestamp(own_db)
     rogue_at = tap_at + 1_000
     rogue = await _write_behind(own_db, ns, books, rogue_at)
@@ -259,7 +247,7 @@ async def test_the_nights_ledger_check_reports_a_broken_entry_of_its_day(own_db,
     the rogue entry is one balance_mismatch break per account, of that day; the day before
     holds none of them."""
     calendar = BusinessCalendar()
-    books = await _books_with_history(own_db, ns)
+    books = await books_with_history(own_db, ns)
     rogue = await _write_behind(own_db, ns, books, await _last_timestamp(own_db) + 1_000)
     now = datetime.now(UTC)
     today = calendar.business_day(now)
