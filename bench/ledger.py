@@ -418,6 +418,8 @@ class Bench:
                 ]
             for name, what, indexed in ceilings:
                 filled = holding if name.endswith("_at_size") else 0
+                if filled:
+                    console.log(f"{name}: filling its table with {filled:,} rows first")
                 rate, held = await self.copy_ceiling(
                     led, copy_rows, 8_000, indexed=indexed, holding=filled
                 )

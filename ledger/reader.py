@@ -564,17 +564,18 @@ async def balance_mismatches(conn: AsyncConnection) -> AsyncIterator[BalanceMism
         )
 
 
-# The nightly form of the balance check, O(the day's entries + accounts), not O(history). Every
-# transfer row records each of its two accounts' four balances right after it. So (1) an account's
-# stored balances must be those recorded on its last entry (zero with none), and (2) within a
-# window of entries, each must record its account's balances before it plus its own amounts (the
-# first of an account's in the window: the balances recorded on its last entry before). Checked
-# for consecutive windows, (1) and (2) together say what summing every transfer says.
+# The nightly form of the balance check, O(a window's entries + the accounts they touched), not
+# O(history). Every transfer row records each of its two accounts' four balances right after it.
+# So for each account a window touched: (1) its stored balances must be those recorded on its last
+# entry (zero with none), and (2) its balances recorded before the window plus what its entries in
+# the window moved must be those its last entry in the window records (`window_breaks`; where not,
+# `entry_breaks` finds the entry that does not follow from the one before). Checked for
+# consecutive windows, (1) and (2) together say what summing every transfer says.
 
 Balances4 = tuple[int, int, int, int]
 ZERO4: Balances4 = (0, 0, 0, 0)
-# Accounts whose balances before a window are looked up in one statement (entry_breaks).
-BEFORE_BATCH = 2_000
+# Accounts looked up in one statement, and rows fetched at a time, by the window checks.
+ACCOUNTS_PER_STATEMENT = 2_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -673,17 +674,17 @@ def _recorded_last(row: Sequence[Any]) -> Balances4:
     return (int(values[0]), int(values[1]), int(values[2]), int(values[3]))
 
 
-async def balances_before(
-    conn: AsyncConnection, account_ids: Sequence[int], at: int
-) -> dict[int, Balances4]:
-    """Each account's balances recorded on its last entry strictly before ledger time `at`
-    (zero if none)."""
-    out: dict[int, Balances4] = {}
+async def _last_rows(
+    conn: AsyncConnection, account_ids: Sequence[int], at: int | None
+) -> dict[int, Sequence[Any]]:
+    """`_last_entries` rows of the accounts `account_ids` (strictly before ledger time `at`, or
+    ever), by account id."""
+    out: dict[int, Sequence[Any]] = {}
     lateral = conn.dialect.name == "postgresql"
-    for start in range(0, len(account_ids), BEFORE_BATCH):
-        ids = [to_uuid(a) for a in account_ids[start : start + BEFORE_BATCH]]
+    for start in range(0, len(account_ids), ACCOUNTS_PER_STATEMENT):
+        ids = [to_uuid(a) for a in account_ids[start : start + ACCOUNTS_PER_STATEMENT]]
         for r in await conn.execute(_last_entries(at, ids, lateral=lateral)):
-            out[from_uuid(r[0])] = _recorded_last(r)
+            out[from_uuid(r[0])] = r
     return out
 
 
@@ -691,8 +692,8 @@ async def account_names(conn: AsyncConnection, ids: Iterable[int]) -> dict[int, 
     """The names of the accounts `ids` (those that exist)."""
     wanted = [to_uuid(i) for i in ids]
     out: dict[int, str] = {}
-    for start in range(0, len(wanted), BEFORE_BATCH):
-        chunk = wanted[start : start + BEFORE_BATCH]
+    for start in range(0, len(wanted), ACCOUNTS_PER_STATEMENT):
+        chunk = wanted[start : start + ACCOUNTS_PER_STATEMENT]
         rows = await conn.execute(
             select(accounts.c.id, accounts.c.name).where(accounts.c.id.in_(chunk))
         )
@@ -793,16 +794,9 @@ async def window_breaks(
     batch: list[tuple[int, Balances4, Balances4, Balances4 | None]] = []
 
     async def judged() -> AsyncIterator[WindowBreak | BalanceMismatch]:
-        ids = [to_uuid(aid) for aid, _, _, _ in batch]
-        owned = {
-            from_uuid(r[0]): r
-            for r in await conn.execute(_last_entries(since, ids, lateral=postgres))
-        }
-        if not postgres:
-            ever = {
-                from_uuid(r[0]): _recorded_last(r)
-                for r in await conn.execute(_last_entries(None, ids, lateral=False))
-            }
+        ids = [aid for aid, _, _, _ in batch]
+        owned = await _last_rows(conn, ids, since)
+        ever = {} if postgres else await _last_rows(conn, ids, None)
         for aid, moved, in_window, last_ever in batch:
             r = owned.get(aid)
             if r is None:
@@ -811,7 +805,7 @@ async def window_breaks(
             if found.expected != found.recorded:
                 yield found
             stored = (int(r[4]), int(r[5]), int(r[6]), int(r[7]))
-            last = last_ever if last_ever is not None else ever[aid]
+            last = last_ever if last_ever is not None else _recorded_last(ever[aid])
             if stored != last:
                 yield BalanceMismatch(aid, r[1], r[2], r[3], stored, last)
         batch.clear()
@@ -820,7 +814,7 @@ async def window_breaks(
         return (int(values[0]), int(values[1]), int(values[2]), int(values[3]))
 
     # Fetched a batch at a time (a row at a time costs a switch of SQLAlchemy's greenlet each).
-    result = await conn.stream(query.execution_options(yield_per=BEFORE_BATCH))
+    result = await conn.stream(query.execution_options(yield_per=ACCOUNTS_PER_STATEMENT))
     async for rows in result.partitions():
         for r in rows:
             if r[1] is None:
@@ -828,7 +822,7 @@ async def window_breaks(
             last_ever = four(r[6][1:]) if postgres else None
             in_window = four(r[5][1:]) if postgres else four(r[6:10])
             batch.append((from_uuid(r[0]), four(r[1:5]), in_window, last_ever))
-        if len(batch) >= BEFORE_BATCH:
+        if len(batch) >= ACCOUNTS_PER_STATEMENT:
             async for found in judged():
                 yield found
     async for found in judged():
@@ -853,9 +847,12 @@ async def entry_breaks(
     firsts: list[tuple[int, int, int, Balances4, Balances4]] = []
 
     async def judged() -> AsyncIterator[EntryBreak]:
-        before = await balances_before(conn, [f[0] for f in firsts], since)
+        before = await _last_rows(conn, [f[0] for f in firsts], since)
         for aid, tid, ts, delta, recorded in firsts:
-            entry = EntryBreak(aid, tid, ts, before.get(aid, ZERO4), recorded, delta)
+            row = before.get(aid)
+            entry = EntryBreak(
+                aid, tid, ts, ZERO4 if row is None else _recorded_last(row), recorded, delta
+            )
             if entry.expected != recorded:
                 yield entry
         firsts.clear()
@@ -867,7 +864,7 @@ async def entry_breaks(
         recorded = (int(r[7]), int(r[8]), int(r[9]), int(r[10]))
         if r[11] is None:
             firsts.append((aid, tid, ts, delta, recorded))
-            if len(firsts) >= BEFORE_BATCH:
+            if len(firsts) >= ACCOUNTS_PER_STATEMENT:
                 async for entry in judged():
                     yield entry
         else:

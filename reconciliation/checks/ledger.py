@@ -184,14 +184,13 @@ class LedgerCheck:
         broken: list[EntryBreak] = (
             [e async for e in entry_breaks(ctx.conn, since, until, sorted(named))] if named else []
         )
-        # An account off by a wrong link is found at that link; any other (none is known) as a
-        # whole, and accounts past ACCOUNTS_NAMED_MAX by their count.
-        unnamed = [w for w in off if w.account_id not in {e.account_id for e in broken}]
+        # An account is named by the entries that break its chain; past ACCOUNTS_NAMED_MAX (and
+        # any whose entries all link, which adding up should not allow) by its day as a whole.
+        linked = {e.account_id for e in broken}
+        unnamed = [w for w in off if w.account_id not in linked]
         result.total += entries
         result.matched += max(0, entries - len(broken) - len(unnamed))
-        names = await account_names(
-            ctx.conn, {e.account_id for e in broken} | {w.account_id for w in unnamed}
-        )
+        names = await account_names(ctx.conn, linked | {w.account_id for w in unnamed})
         for e in broken:
             details = {
                 "transfer_id": f"{e.transfer_id:032x}",

@@ -30,6 +30,7 @@ from ledger.reader import (
 from ledger.tables import to_uuid, transfers
 from ledger.types import CreateTransferResult, TransferFlags
 from ledger.writer import Ledger
+from reconciliation.checks import ledger as ledger_check
 from reconciliation.checks.base import BreakKind, CheckContext, Scope
 from reconciliation.checks.ledger import LedgerCheck, ledger_ns
 from tests.ledger.helpers import books_with_history, setup_books, xfer
@@ -274,3 +275,32 @@ async def test_the_nights_ledger_check_reports_a_broken_entry_of_its_day(own_db,
     assert found.total - found.matched == 2
     assert [f for f in earlier.findings if f.key.startswith("entry:")] == []
     assert earlier.total == found.total - 6  # the day's 3 transfers, 2 entries each
+
+
+async def test_past_the_accounts_named_a_day_that_does_not_add_up_is_one_break(
+    own_db, ns, monkeypatch
+):
+    """Beyond ACCOUNTS_NAMED_MAX accounts the entries are not sorted to name the broken one:
+    each account is one break of its day, with what its entries moved."""
+    monkeypatch.setattr(ledger_check, "ACCOUNTS_NAMED_MAX", 0)
+    calendar = BusinessCalendar()
+    books = await books_with_history(own_db, ns)
+    await _write_behind(own_db, ns, books, await _last_timestamp(own_db) + 1_000)
+    now = datetime.now(UTC)
+    engine = create_async_engine(own_db)
+    try:
+        async with engine.connect() as conn:
+            ctx = CheckContext(
+                conn, LedgerReader(engine), calendar.business_day(now), calendar, now
+            )
+            found = await LedgerCheck().run(ctx)
+    finally:
+        await engine.dispose()
+    days = sorted((f for f in found.findings if f.key.startswith("day:")), key=lambda f: f.key)
+    assert [f.key for f in days] == [f"day:{ns}:card", f"day:{ns}:merchant"]
+    assert all(f.amount_fen == 50 and f.scope is Scope.DAY for f in days)
+    # The card's day: the load's 1,000 in, the tap's 300 and the rogue's 50 out; its last entry
+    # records 300 out (the rogue recorded nothing).
+    assert days[0].details["moved"] == [0, 350, 0, 1_000]
+    assert days[0].details["recorded"] == [0, 300, 0, 1_000]
+    assert not [f for f in found.findings if f.key.startswith("entry:")]
