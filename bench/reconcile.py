@@ -16,7 +16,11 @@ grow; their taps on cards and terminals of their own, staged, cleared and posted
 a night's run should cost the same after them. `--url` names the database, which the benchmark
 drops and re-creates: its name must hold "bench" (by default `onecard_bench_recon` on the local
 PostgreSQL). Each generated transfer records its two accounts' balances right after it, as the
-ledger writes them (the ledger check reads them instead of summing the history).
+ledger writes them (the ledger check reads them instead of summing the history). The nights
+before the day were reconciled, as in a city's running year: a finished run each (at least the
+night before), recording the ledger time its check read, so the day's run reads the ledger from
+the day's start (reconciliation.repository.ledger_window), not the whole history as a first run
+of all would.
 """
 
 from __future__ import annotations
@@ -155,6 +159,13 @@ _LEDGER_AFTER = (
     "UPDATE ledger_clock SET last_ns = (SELECT max(timestamp) FROM ledger_transfers)",
 )
 
+# An earlier night's finished run, and the ledger window its check read (nothing found).
+_NIGHT = (
+    "INSERT INTO recon_runs (business_day, trigger, state, started_at, finished_at,"
+    " breaks_found, breaks_new, breaks_closed, breaks_open, ledger_since_ns, ledger_until_ns)"
+    " VALUES ($1, 'bench', 'finished', now(), now(), 0, 0, 0, 0, $2, $3)"
+)
+
 _CEILING = (
     "SELECT count(*), sum(amount_fen), sum(balance_after_fen) FROM tap_records",
     "SELECT count(*), sum(amount_fen), sum(balance_after_fen) FROM cleared_taps",
@@ -208,6 +219,11 @@ async def fill(
                     await connection.execute(step.format(day_ns=day_ns, back=back, **values))
             for step in _LEDGER_AFTER:
                 await connection.execute(step.format(**values))
+            since = 0
+            for back in range(max(history_days, 1), 0, -1):
+                until = ledger_ns(calendar.day_start(DAY - timedelta(days=back - 1)))
+                await connection.execute(_NIGHT, DAY - timedelta(days=back), since, until)
+                since = until
         for table in (
             "tap_records",
             "cleared_taps",

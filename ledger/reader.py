@@ -32,6 +32,7 @@ from ledger.pgconn import asyncpg_of
 from ledger.tables import (
     TRANSFER_SELECT,
     accounts,
+    clock,
     from_uuid,
     ledgers,
     to_uuid,
@@ -699,6 +700,16 @@ async def account_names(conn: AsyncConnection, ids: Iterable[int]) -> dict[int, 
         )
         out.update((from_uuid(r[0]), r[1]) for r in rows)
     return out
+
+
+async def posted_through(conn: AsyncConnection) -> int:
+    """The ledger time up to which every transfer is committed and visible to `conn`'s next
+    statement: the clock's last reservation as `conn` sees it (0 on a ledger that never posted).
+    A transaction reserving timestamps holds the clock row until it commits, so a reservation
+    seen here is committed, and so is every one before it: a window ending past this value
+    misses nothing that is posted later."""
+    last = (await conn.execute(select(clock.c.last_ns).where(clock.c.id == 1))).scalar()
+    return int(last or 0)
 
 
 async def entries_in(conn: AsyncConnection, since: int, until: int) -> int:

@@ -73,6 +73,14 @@ class RunOut(BaseModel):
     breaks_new: int
     breaks_closed: int
     breaks_open: int
+    ledger_since_ns: int | None = Field(
+        description="The ledger check read the entries posted from this ledger time (ns since "
+        "the epoch, inclusive); successive days' windows chain. Null on runs before it was kept."
+    )
+    ledger_until_ns: int | None = Field(
+        description="... up to this ledger time (exclusive): what the ledger had committed when "
+        "the run began, or where the next reconciled day's window starts."
+    )
     checks: list[CheckOut]
 
 

@@ -82,6 +82,10 @@ runs = Table(
     Column("breaks_new", Integer(), nullable=False),
     Column("breaks_closed", Integer(), nullable=False),
     Column("breaks_open", Integer(), nullable=False),
+    # The ledger time the run's ledger check read, [since, until) (reconciliation.repository.
+    # ledger_window): windows of successive days chain. NULL on runs before migration 0014.
+    Column("ledger_since_ns", BigInteger(), nullable=True),
+    Column("ledger_until_ns", BigInteger(), nullable=True),
     Index("ix_recon_runs_business_day", "business_day"),
 )
 

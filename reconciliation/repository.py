@@ -55,7 +55,55 @@ async def apply_run_settings(conn: AsyncConnection) -> None:
             await conn.execute(text(statement))
 
 
-async def start_run(conn: AsyncConnection, business_day: date, trigger: str, at: datetime) -> int:
+async def ledger_window(
+    conn: AsyncConnection, business_day: date, posted_through: int
+) -> tuple[int, int]:
+    """The ledger time [since, until) a run of `business_day` reads the ledger's entries in, so
+    that the windows of the days reconciled chain with no gap and no overlap, whatever hour each
+    ran at and in whatever order the days were run:
+    - since: where this day's earlier finished run started; else where the last finished run of
+      an earlier day ended; else 0 (the first run reads the whole history);
+    - until: where the first finished run of a later day started; else past what the ledger had
+      committed (`posted_through`, ledger.reader.posted_through, read by the run's transaction).
+    A re-run of the latest day therefore reads its first window and what was posted since."""
+    finished = runs.c.state == RunState.FINISHED.value
+    since = (
+        await conn.execute(
+            select(runs.c.ledger_since_ns)
+            .where(finished, runs.c.business_day == business_day)
+            .where(runs.c.ledger_since_ns.is_not(None))
+            .order_by(runs.c.id.desc())
+            .limit(1)
+        )
+    ).scalar()
+    if since is None:
+        since = (
+            await conn.execute(
+                select(func.max(runs.c.ledger_until_ns)).where(
+                    finished, runs.c.business_day < business_day
+                )
+            )
+        ).scalar()
+    later = (
+        await conn.execute(
+            select(func.min(runs.c.ledger_since_ns)).where(
+                finished, runs.c.business_day > business_day
+            )
+        )
+    ).scalar()
+    start = int(since or 0)
+    end = int(later) if later is not None else posted_through + 1
+    return start, max(start, end)
+
+
+async def start_run(
+    conn: AsyncConnection,
+    business_day: date,
+    trigger: str,
+    at: datetime,
+    ledger_window: tuple[int, int] | None = None,
+) -> int:
+    since, until = ledger_window or (None, None)
     row = await conn.execute(
         insert(runs)
         .values(
@@ -67,6 +115,8 @@ async def start_run(conn: AsyncConnection, business_day: date, trigger: str, at:
             breaks_new=0,
             breaks_closed=0,
             breaks_open=0,
+            ledger_since_ns=since,
+            ledger_until_ns=until,
         )
         .returning(runs.c.id)
     )

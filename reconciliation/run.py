@@ -23,7 +23,7 @@ from clearing.db.base import utc_now
 from clearing.errors import Unavailable
 from clearing.mobile.errors import StripeUnavailable
 from clearing.settings import Settings
-from ledger.reader import LedgerReader
+from ledger.reader import LedgerReader, posted_through
 from reconciliation import repository
 from reconciliation.checks import CHECKS
 from reconciliation.checks.base import (
@@ -66,6 +66,7 @@ class RunSummary:
     new: int = 0  # of which seen for the first time (or back after the run closed them)
     closed: int = 0  # open breaks the run resolved because the data no longer shows them
     open: int = 0  # breaks open after the run (every day)
+    ledger_window: tuple[int, int] | None = None  # the ledger time the ledger check read
 
 
 def calendar_of(settings: Settings) -> BusinessCalendar:
@@ -88,14 +89,16 @@ async def run_day(
     now = now or utc_now()
     await repository.lock_runs(conn)
     await repository.apply_run_settings(conn)
-    run_id = await repository.start_run(conn, business_day, trigger, now)
-    summary = RunSummary(run_id, business_day)
+    window = await repository.ledger_window(conn, business_day, await posted_through(conn))
+    run_id = await repository.start_run(conn, business_day, trigger, now, window)
+    summary = RunSummary(run_id, business_day, ledger_window=window)
     ctx = CheckContext(
         conn=conn,
         reader=LedgerReader(conn.engine),
         business_day=business_day,
         calendar=calendar or BusinessCalendar(),
         now=now,
+        ledger_window=window,
     )
     for check in checks:
         started = time.perf_counter()

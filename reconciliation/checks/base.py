@@ -133,6 +133,10 @@ class CheckContext:
     business_day: date
     calendar: BusinessCalendar
     now: datetime
+    # The ledger time [since, until) the ledger check reads (reconciliation.repository.
+    # ledger_window: the run's windows chain day after day). None: the business day's own hours
+    # in posting time (a check run on its own, outside a run).
+    ledger_window: tuple[int, int] | None = None
 
     @property
     def day_start(self) -> datetime:

@@ -3,14 +3,16 @@ the sum of its transfers, and the float holds.
 
 The sum is checked without reading the history (which grows by millions of transfers a day):
 every transfer row records both its accounts' balances right after it, so a night checks, for
-each account the business day's entries touched, (1) that its stored balances are those recorded
-on its last entry, and (2) that its balances recorded before the day plus what its entries of the
-day moved are those its last entry of the day records (summed in one pass; only for an account
+each account the entries of its window touched, (1) that its stored balances are those recorded
+on its last entry, and (2) that its balances recorded before the window plus what its entries in
+the window moved are those its last entry in it records (summed in one pass; only for an account
 where they are not are its entries sorted, to name the first that does not follow from the one
-before). Nights checked one after another chain to the sum over everything. An account no entry
-touched is not read: a balance changed behind the ledger's back there is found by `onecard ledger
-check`, which sums every transfer (for a day not reconciled, or as a periodic full check), and by
-the ledger's totals if it unbalances them.
+before). The window is the run's (`CheckContext.ledger_window`): it starts where the last
+reconciled day's ended and ends at what the ledger had committed when the run began, so the
+nights chain to the sum over everything, whenever each ran; the first run of all reads the whole
+history. An account no entry touched is not read: a balance changed behind the ledger's back
+there is found by `onecard ledger check`, which sums every transfer (a periodic full check), and
+by the ledger's totals if it unbalances them.
 
 The float (DESIGN.md's chart): residents' money is what the card company owes card holders,
   card:* + card-pending:* + card-deposit:*   (on the cards, paid online not yet loaded, deposits)
@@ -153,11 +155,11 @@ class LedgerCheck:
         return result
 
     async def _check_entries(self, ctx: CheckContext, result: CheckResult) -> int:
-        """The accounts the day's entries touched: each holds what its last entry records, and
-        its balances before the day plus what its entries moved are what its last entry of the
-        day records; where not, the entries that do not follow from the one before are named.
+        """The accounts the window's entries touched: each holds what its last entry records, and
+        its balances before the window plus what its entries moved are what its last entry in
+        it records; where not, the entries that do not follow from the one before are named.
         Returns how many accounts do not hold what their last entry records."""
-        since, until = ledger_ns(ctx.day_start), ledger_ns(ctx.day_end)
+        since, until = ctx.ledger_window or (ledger_ns(ctx.day_start), ledger_ns(ctx.day_end))
         entries = await entries_in(ctx.conn, since, until)
         off: list[WindowBreak] = []
         mismatched = 0

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import create_async_engine
+
 from ledger.ids import account_id, transfer_id
+from ledger.tables import to_uuid, transfers
 from ledger.types import Account, AccountFlags, LedgerSpec, Transfer, TransferFlags
 from ledger.writer import Ledger
 
@@ -63,9 +70,12 @@ async def balances(ledger: Ledger, account: Account) -> tuple[int, int, int, int
     return (b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted)
 
 
-async def books_with_history(url: str, ns: str) -> dict[str, Account]:
-    """setup_books, then a load bank -> card of 1,000 and a tap card -> merchant of 300."""
-    async with await Ledger.open(url) as led:
+async def books_with_history(
+    url: str, ns: str, clock_ns: Callable[[], int] = time.time_ns
+) -> dict[str, Account]:
+    """setup_books, then a load bank -> card of 1,000 and a tap card -> merchant of 300 (posted
+    at the ledger times `clock_ns` gives, or later if the ledger has posted later already)."""
+    async with await Ledger.open(url, clock_ns=clock_ns) as led:
         books = await setup_books(led, ns)
         await led.create_transfers(
             [
@@ -74,3 +84,35 @@ async def books_with_history(url: str, ns: str) -> dict[str, Account]:
             ]
         )
     return books
+
+
+async def last_timestamp(url: str) -> int:
+    """The ledger time of the last transfer stored (0 if none)."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            found = (await conn.execute(select(func.max(transfers.c.timestamp)))).scalar()
+            return int(found or 0)
+    finally:
+        await engine.dispose()
+
+
+async def write_behind(url: str, ns: str, books: dict[str, Account], at: int) -> int:
+    """A transfer card -> merchant of 50 written straight into the table at ledger time `at`
+    (books_with_history's books), recording both accounts' balances as they were before it
+    (those the tap recorded, unchanged): its id. The ledger's clock does not move."""
+    engine = create_async_engine(url)
+    tap = xfer(ns, "tap", books["card"], books["merchant"], 300).id
+    try:
+        async with engine.begin() as conn:
+            row = dict(
+                (await conn.execute(select(transfers).where(transfers.c.id == to_uuid(tap))))
+                .mappings()
+                .one()
+            )
+            rogue = xfer(ns, "rogue", books["card"], books["merchant"], 50).id
+            row.update(id=to_uuid(rogue), amount=50, timestamp=at)
+            await conn.execute(insert(transfers).values(**row))
+            return rogue
+    finally:
+        await engine.dispose()

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from clearing.calendar import BusinessCalendar
@@ -27,13 +27,19 @@ from ledger.reader import (
     entry_breaks,
     window_breaks,
 )
-from ledger.tables import to_uuid, transfers
+from ledger.tables import transfers
 from ledger.types import CreateTransferResult, TransferFlags
 from ledger.writer import Ledger
 from reconciliation.checks import ledger as ledger_check
 from reconciliation.checks.base import BreakKind, CheckContext, Scope
 from reconciliation.checks.ledger import LedgerCheck, ledger_ns
-from tests.ledger.helpers import books_with_history, setup_books, xfer
+from tests.ledger.helpers import (
+    books_with_history,
+    last_timestamp,
+    setup_books,
+    write_behind,
+    xfer,
+)
 
 R = CreateTransferResult
 PENDING, POST, VOID = (
@@ -47,16 +53,6 @@ PENDING, POST, VOID = (
 def own_db(request: pytest.FixtureRequest) -> str:
     """A database of this test's own: the checks read every account and every entry in it."""
     return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "fresh_pg_url")
-
-
-async def _last_timestamp(url: str) -> int:
-    engine = create_async_engine(url)
-    try:
-        async with engine.connect() as conn:
-            found = (await conn.execute(select(func.max(transfers.c.timestamp)))).scalar()
-            return int(found or 0)
-    finally:
-        await engine.dispose()
 
 
 async def _checked(url: str, since: int, until: int) -> tuple[list, list, list, int]:
@@ -110,7 +106,7 @@ def test_any_mix_of_transfers_checks_clean_as_the_full_sum_does(
 
     async def run() -> None:
         ns = f"h{datetime.now(UTC).timestamp():.6f}".replace(".", "")
-        start = await _last_timestamp(own_db)
+        start = await last_timestamp(own_db)
         stamps = [start + 1]
         async with await Ledger.open(own_db) as led:
             books = await setup_books(led, ns)
@@ -123,7 +119,7 @@ def test_any_mix_of_transfers_checks_clean_as_the_full_sum_does(
             )
             pendings: list[tuple[int, int]] = []  # (id, amount) of accepted pending transfers
             for b, steps in enumerate(batches):
-                stamps.append(await _last_timestamp(own_db) + 1)
+                stamps.append(await last_timestamp(own_db) + 1)
                 batch = []
                 for s, (kind, src, dst, amount, which) in enumerate(steps):
                     key = f"b{b}s{s}"
@@ -152,7 +148,7 @@ def test_any_mix_of_transfers_checks_clean_as_the_full_sum_does(
                 for t, result in zip(batch, results, strict=True):
                     if result is R.OK and t.flags & PENDING:
                         pendings.append((t.id, t.amount))
-        stamps.append(await _last_timestamp(own_db) + 1)
+        stamps.append(await last_timestamp(own_db) + 1)
         first = min(split, len(stamps) - 2)
         since, until = stamps[first], stamps[min(first + span, len(stamps) - 1)]
         breaks, off, full, entries = await _checked(own_db, since, until)
@@ -180,7 +176,7 @@ async def _execute(url: str, statement) -> None:
 
 async def test_a_balance_changed_behind_the_ledger_is_found_on_its_account(own_db, ns):
     await books_with_history(own_db, ns)
-    tap_at = await _last_timestamp(own_db)
+    tap_at = await last_timestamp(own_db)
     for name in ("merchant", "card2"):  # the tap touched the merchant; nothing touched card2
         await _execute(
             own_db,
@@ -198,34 +194,14 @@ async def test_a_balance_changed_behind_the_ledger_is_found_on_its_account(own_d
     assert sorted(m.name for m in full) == [f"{ns}:card2", f"{ns}:merchant"]
 
 
-async def _write_behind(url: str, ns: str, books: dict, at: int) -> int:
-    """A transfer card -> merchant of 50 written straight into the table at ledger time `at`,
-    recording both accounts' balances as they were before it (unchanged): its id."""
-    engine = create_async_engine(url)
-    tap = xfer(ns, "tap", books["card"], books["merchant"], 300).id
-    try:
-        async with engine.begin() as conn:
-            row = dict(
-                (await conn.execute(select(transfers).where(transfers.c.id == to_uuid(tap))))
-                .mappings()
-                .one()
-            )
-            rogue = xfer(ns, "rogue", books["card"], books["merchant"], 50).id
-            row.update(id=to_uuid(rogue), amount=50, timestamp=at)
-            await conn.execute(insert(transfers).values(**row))
-            return rogue
-    finally:
-        await engine.dispose()
-
-
 @pytest.mark.parametrize("first_in_window", [True, False])
 async def test_an_entry_written_behind_the_ledger_is_found_in_its_window_only(
     own_db, ns, first_in_window
 ):
     books = await books_with_history(own_db, ns)
-    tap_at = await _last_timestamp(own_db)
+    tap_at = await last_timestamp(own_db)
     rogue_at = tap_at + 1_000
-    rogue = await _write_behind(own_db, ns, books, rogue_at)
+    rogue = await write_behind(own_db, ns, books, rogue_at)
     # The window starts at the rogue entry (the first of its accounts there: checked against
     # their last entries before it) or before the tap (checked against the tap's entries).
     since = rogue_at if first_in_window else tap_at
@@ -249,7 +225,7 @@ async def test_the_nights_ledger_check_reports_a_broken_entry_of_its_day(own_db,
     holds none of them."""
     calendar = BusinessCalendar()
     books = await books_with_history(own_db, ns)
-    rogue = await _write_behind(own_db, ns, books, await _last_timestamp(own_db) + 1_000)
+    rogue = await write_behind(own_db, ns, books, await last_timestamp(own_db) + 1_000)
     now = datetime.now(UTC)
     today = calendar.business_day(now)
     engine = create_async_engine(own_db)
@@ -262,7 +238,7 @@ async def test_the_nights_ledger_check_reports_a_broken_entry_of_its_day(own_db,
             )
     finally:
         await engine.dispose()
-    assert ledger_ns(calendar.day_start(today)) <= await _last_timestamp(own_db)
+    assert ledger_ns(calendar.day_start(today)) <= await last_timestamp(own_db)
     entries = [f for f in found.findings if f.key.startswith("entry:")]
     assert sorted(f.counterpart for f in entries) == [f"{ns}:card", f"{ns}:merchant"]
     assert all(
@@ -285,7 +261,7 @@ async def test_past_the_accounts_named_a_day_that_does_not_add_up_is_one_break(
     monkeypatch.setattr(ledger_check, "ACCOUNTS_NAMED_MAX", 0)
     calendar = BusinessCalendar()
     books = await books_with_history(own_db, ns)
-    await _write_behind(own_db, ns, books, await _last_timestamp(own_db) + 1_000)
+    await write_behind(own_db, ns, books, await last_timestamp(own_db) + 1_000)
     now = datetime.now(UTC)
     engine = create_async_engine(own_db)
     try:

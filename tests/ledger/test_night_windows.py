@@ -1,0 +1,219 @@
+"""The nights' ledger windows (reconciliation.repository.ledger_window): each run of a day reads
+the ledger's entries in a window of ledger time that starts where the last reconciled day before
+it ended and ends at what the ledger had committed when the run began. So the first run of all
+reads the whole history, an entry posted after a day's run is read by the next night's run
+whatever its hour, a re-run of a day reads what its first run read (and, for the latest day,
+what was posted since), and the windows of the days reconciled never overlap nor leave a gap,
+in whatever order the days are run."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from clearing.calendar import BusinessCalendar
+from ledger.reader import posted_through
+from ledger.writer import Ledger
+from reconciliation import repository
+from reconciliation.checks.base import BreakKind
+from reconciliation.checks.ledger import LedgerCheck
+from reconciliation.models import RunState, breaks, runs
+from reconciliation.run import RunSummary, run_day
+from tests.ledger.helpers import acct, books_with_history, last_timestamp, write_behind, xfer
+
+CALENDAR = BusinessCalendar()
+DAY_NS = 86_400 * 10**9
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def own_db(request: pytest.FixtureRequest) -> str:
+    """A database of this test's own: the runs and the ledger start empty."""
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "fresh_pg_url")
+
+
+async def _night(url: str, day: date) -> tuple[RunSummary, tuple[int, int], list[str]]:
+    """A reconciliation run of `day` with the ledger check alone, committed: its summary, the
+    window it recorded, and the keys of the balance mismatches it found."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            summary = await run_day(conn, day, calendar=CALENDAR, checks=[LedgerCheck()])
+        async with engine.connect() as conn:
+            since, until = (
+                await conn.execute(
+                    select(runs.c.ledger_since_ns, runs.c.ledger_until_ns).where(
+                        runs.c.id == summary.run_id
+                    )
+                )
+            ).one()
+            found = (
+                await conn.execute(
+                    select(breaks.c.key).where(
+                        breaks.c.kind == BreakKind.BALANCE_MISMATCH.value,
+                        breaks.c.last_run_id == summary.run_id,
+                    )
+                )
+            ).scalars()
+            return summary, (since, until), sorted(found)
+    finally:
+        await engine.dispose()
+
+
+async def _open_keys(url: str) -> list[str]:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(select(breaks.c.key, breaks.c.status))
+            return sorted(key for key, status in rows if status in ("open", "assigned"))
+    finally:
+        await engine.dispose()
+
+
+async def _post_later(url: str, ns: str) -> None:
+    """A load bank -> card2 through the ledger, now: the clock passes what was written behind."""
+    async with await Ledger.open(url) as led:
+        [result] = await led.create_transfers(
+            [xfer(ns, "later", acct(ns, "bank"), acct(ns, "card2"), 70)]
+        )
+        assert result.value == "ok"
+
+
+def _rogue_keys(ns: str, rogue: int) -> list[str]:
+    return sorted(f"entry:{rogue:032x}:{ns}:{name}" for name in ("card", "merchant"))
+
+
+async def test_the_first_run_of_all_reads_the_whole_history(own_db, ns):
+    """Entries posted three days before the day reconciled, one of them written behind the
+    ledger: the first run reads them (a window of the day's own hours would not)."""
+    days_ago = time.time_ns() - 3 * DAY_NS
+    books = await books_with_history(own_db, ns, clock_ns=lambda: days_ago)
+    rogue = await write_behind(own_db, ns, books, await last_timestamp(own_db) + 1_000)
+    await _post_later(own_db, ns)
+    today = CALENDAR.business_day(datetime.now(UTC))
+    summary, window, found = await _night(own_db, today)
+    assert window == (0, await last_timestamp(own_db) + 1)
+    assert found == _rogue_keys(ns, rogue)
+    [ledger] = summary.checks
+    # Every entry: the load, the tap, the rogue one and the later load, two each.
+    assert ledger.total - ledger.matched == 2 and ledger.breaks == 2
+    assert ledger.total >= 8
+
+
+async def test_what_is_posted_after_a_run_is_read_by_the_next_night(own_db, ns):
+    """Today's run, then an entry written behind the ledger and a transfer, still today: the
+    next day's run reads them (its window starts where today's ended, not at its own day's
+    start); a re-run of today reads today's first window again and leaves the next day's break
+    open."""
+    books = await books_with_history(own_db, ns)
+    today = CALENDAR.business_day(datetime.now(UTC))
+    first, window, found = await _night(own_db, today)
+    assert found == [] and window[0] == 0
+    rogue = await write_behind(own_db, ns, books, await last_timestamp(own_db) + 1_000)
+    await _post_later(own_db, ns)
+    _, next_window, next_found = await _night(own_db, today + timedelta(days=1))
+    assert next_window == (window[1], await last_timestamp(own_db) + 1)
+    assert next_found == _rogue_keys(ns, rogue)
+    _, again_window, again_found = await _night(own_db, today)
+    assert again_window == window
+    assert again_found == []
+    assert await _open_keys(own_db) == _rogue_keys(ns, rogue)
+
+
+async def test_a_rerun_of_the_latest_day_reads_what_was_posted_since(own_db, ns):
+    """A day's run, an entry written behind the ledger after it, a re-run of the same day: the
+    re-run's window starts where the first did and ends past what was posted since."""
+    books = await books_with_history(own_db, ns)
+    today = CALENDAR.business_day(datetime.now(UTC))
+    _, window, _ = await _night(own_db, today)
+    rogue = await write_behind(own_db, ns, books, await last_timestamp(own_db) + 1_000)
+    await _post_later(own_db, ns)
+    _, again, found = await _night(own_db, today)
+    assert again == (window[0], await last_timestamp(own_db) + 1)
+    assert found == _rogue_keys(ns, rogue)
+
+
+async def test_the_window_ends_at_what_the_ledger_committed(own_db, ns):
+    """posted_through is the clock's last reservation: every transfer at or before it is
+    stored; nothing stored is after it."""
+    assert await _posted(own_db) == 0
+    await books_with_history(own_db, ns)
+    assert await _posted(own_db) == await last_timestamp(own_db)
+
+
+async def _posted(url: str) -> int:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return await posted_through(conn)
+    finally:
+        await engine.dispose()
+
+
+# One step: the ledger posts (its clock moves on by 1..1,000), or a run of day 0..4 that
+# finishes, or one that fails (its row stays `failed` and sets no bound).
+_STEP = st.one_of(
+    st.tuples(st.just("post"), st.integers(1, 1_000)),
+    st.tuples(st.just("run"), st.integers(0, 4)),
+    st.tuples(st.just("fail"), st.integers(0, 4)),
+)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(steps=st.lists(_STEP, min_size=1, max_size=14))
+def test_the_days_windows_chain_in_any_order(sqlite_url, steps):
+    """Whatever the order the days are run and re-run in: each day's latest window holds its
+    earlier ones, the latest windows of the days never overlap, together they cover ledger time
+    from 0 to the furthest one without a gap, and none reaches past what was committed when it
+    ran (the model: the ledger's clock)."""
+    asyncio.run(_chain(sqlite_url, steps))
+
+
+async def _chain(url: str, steps: list[tuple[str, int]]) -> None:
+    engine = create_async_engine(url)
+    base = date(2026, 11, 1)
+    clock = 0
+    latest: dict[int, tuple[int, int]] = {}
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("DELETE FROM recon_runs"))
+        for kind, value in steps:
+            if kind == "post":
+                clock += value
+                continue
+            async with engine.begin() as conn:
+                since, until = await repository.ledger_window(
+                    conn, base + timedelta(days=value), clock
+                )
+                assert 0 <= since <= until <= clock + 1
+                run_id = await repository.start_run(
+                    conn, base + timedelta(days=value), "test", datetime.now(UTC), (since, until)
+                )
+                if kind == "fail":
+                    await conn.execute(
+                        update(runs).where(runs.c.id == run_id).values(state=RunState.FAILED.value)
+                    )
+                    continue
+                await repository.finish_run(conn, run_id, datetime.now(UTC))
+            earlier = latest.get(value)
+            if earlier is not None and earlier[0] < earlier[1]:
+                assert since <= earlier[0] and earlier[1] <= until  # holds what it read before
+            latest[value] = (since, until)
+    finally:
+        await engine.dispose()
+    spans = sorted(w for w in latest.values() if w[0] < w[1])
+    reach = 0
+    for since, until in spans:
+        assert since == reach  # no gap, no overlap
+        reach = until
+    assert reach == max((w[1] for w in latest.values()), default=0) or not spans
