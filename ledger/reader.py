@@ -689,6 +689,20 @@ async def _last_rows(
     return out
 
 
+async def stale_balances(
+    conn: AsyncConnection, account_ids: Sequence[int]
+) -> list[BalanceMismatch]:
+    """Of the accounts `account_ids`, those whose stored balances are not those recorded on
+    their last entry (zero for an account with none): two index probes an account."""
+    out = []
+    for aid, r in (await _last_rows(conn, list(account_ids), None)).items():
+        stored = (int(r[4]), int(r[5]), int(r[6]), int(r[7]))
+        last = _recorded_last(r)
+        if stored != last:
+            out.append(BalanceMismatch(aid, r[1], r[2], r[3], stored, last))
+    return out
+
+
 async def account_names(conn: AsyncConnection, ids: Iterable[int]) -> dict[int, str]:
     """The names of the accounts `ids` (those that exist)."""
     wanted = [to_uuid(i) for i in ids]

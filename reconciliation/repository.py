@@ -168,6 +168,19 @@ async def breaks_by_key(
     return found
 
 
+async def open_standing_keys(conn: AsyncConnection, kind: str) -> list[str]:
+    """The keys of the open standing breaks of one kind, for a check that reads only part of
+    its source each run to look at again (what it does not find, the run closes)."""
+    rows = await conn.execute(
+        select(breaks.c.key).where(
+            breaks.c.kind == kind,
+            breaks.c.scope == "standing",
+            breaks.c.status.in_([s.value for s in OPEN_STATUSES]),
+        )
+    )
+    return [str(r[0]) for r in rows]
+
+
 async def insert_break(conn: AsyncConnection, values: dict[str, Any]) -> int:
     row = await conn.execute(insert(breaks).values(**values).returning(breaks.c.id))
     return int(row.scalar_one())

@@ -217,3 +217,39 @@ async def _chain(url: str, steps: list[tuple[str, int]]) -> None:
         assert since == reach  # no gap, no overlap
         reach = until
     assert reach == max((w[1] for w in latest.values()), default=0) or not spans
+
+
+async def _change_behind(url: str, name: str, by: int) -> None:
+    """The stored credits of the account `name` changed straight in the table."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE ledger_accounts SET credits_posted = credits_posted + :by"
+                    " WHERE name = :name"
+                ),
+                {"by": by, "name": name},
+            )
+    finally:
+        await engine.dispose()
+
+
+async def test_an_account_off_its_last_entry_stays_a_break_until_it_is_put_right(own_db, ns):
+    """The merchant's stored balance changed behind the ledger: today's run finds it (its tap is
+    in the window). The next nights' windows hold no entry of the merchant, yet its break stays
+    open while the balance is off, and the night after it is put right closes it."""
+    await books_with_history(own_db, ns)
+    await _change_behind(own_db, f"{ns}:merchant", 1)
+    today = CALENDAR.business_day(datetime.now(UTC))
+    _, _, found = await _night(own_db, today)
+    assert found == [f"{ns}:merchant"]
+    await _post_later(own_db, ns)  # entries of the bank and card2 only
+    _, _, found = await _night(own_db, today + timedelta(days=1))
+    assert found == [f"{ns}:merchant"]
+    # (The change unbalanced the ledger too: a standing break of its own.)
+    assert set(await _open_keys(own_db)) == {f"{ns}:merchant", "ledger:1"}
+    await _change_behind(own_db, f"{ns}:merchant", -1)
+    summary, _, found = await _night(own_db, today + timedelta(days=2))
+    assert found == [] and summary.closed == 2
+    assert await _open_keys(own_db) == []
