@@ -13,9 +13,10 @@ and summed) as the ceiling. A valid day: the run must find no break. Ends with o
 
 `--history-days N` fills N earlier days of the same size first (oldest first, as the tables
 grow; their taps on cards and terminals of their own, staged, cleared and posted to the ledger):
-a night's run should cost the same after them. `--url` names the database, which the benchmark
-drops and re-creates: its name must hold "bench" (by default `onecard_bench_recon` on the local
-PostgreSQL). Each generated transfer records its two accounts' balances right after it, as the
+a night's run should cost the same after them. `--all-accounts` times the weekly sweep's night
+(every ledger account checked against its last entry too). `--url` names the database, which
+the benchmark drops and re-creates: its name must hold "bench" (by default `onecard_bench_recon`
+on the local PostgreSQL). Each generated transfer records its two accounts' balances right after it, as the
 ledger writes them (the ledger check reads them instead of summing the history). The nights
 before the day were reconciled, as in a city's running year: a finished run each (at least the
 night before), recording the ledger time its check read, so the day's run reads the ledger from
@@ -250,12 +251,16 @@ async def ceiling(url: str) -> tuple[float, int]:
         await connection.close()
 
 
-async def reconcile(url: str, calendar: BusinessCalendar) -> tuple[float, object]:
+async def reconcile(
+    url: str, calendar: BusinessCalendar, *, sweep: bool = False
+) -> tuple[float, object]:
     engine = create_async_engine(url)
     try:
         started = time.perf_counter()
         async with engine.begin() as conn:
-            summary = await run_day(conn, DAY, calendar=calendar, trigger="bench")
+            summary = await run_day(
+                conn, DAY, calendar=calendar, trigger="bench", sweep_accounts=sweep
+            )
         return time.perf_counter() - started, summary
     finally:
         await engine.dispose()
@@ -272,6 +277,12 @@ def main() -> None:
         type=int,
         default=0,
         help=f"earlier days of the same size in the tables first (0 .. {HISTORY_DAYS_MAX})",
+    )
+    parser.add_argument(
+        "--all-accounts",
+        action="store_true",
+        help="the run also checks every ledger account against its last entry (the weekly "
+        "sweep), not only the accounts the day touched",
     )
     args = parser.parse_args()
     if not 0 <= args.history_days <= HISTORY_DAYS_MAX:
@@ -300,11 +311,11 @@ def main() -> None:
         file=sys.stderr,
     )
     scan_s, scanned = asyncio.run(ceiling(args.url))  # warm the cache the same way for both
-    seconds, summary = asyncio.run(reconcile(args.url, calendar))
+    seconds, summary = asyncio.run(reconcile(args.url, calendar, sweep=args.all_accounts))
     # Python's peak memory from a second run: tracing every allocation slows Python several
     # times over, so the timed run is not traced.
     tracemalloc.start()
-    asyncio.run(reconcile(args.url, calendar))
+    asyncio.run(reconcile(args.url, calendar, sweep=args.all_accounts))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     scan_s = min(scan_s, asyncio.run(ceiling(args.url))[0])
@@ -313,6 +324,7 @@ def main() -> None:
         "cards": args.cards,
         "terminals": args.terminals,
         "history_days": args.history_days,
+        "all_accounts": args.all_accounts,
         "seconds": round(seconds, 2),
         "taps_per_s": round(args.taps / seconds),
         "scan_seconds": round(scan_s, 2),

@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     business_time_zone: str = Field(default="Asia/Shanghai", description="The business day's zone.")
     settlement_cutoff: str = Field(default="04:00", description="HH:MM that closes a business day.")
     clearing_interval_s: int = Field(default=300, ge=10, description="Beat: clear this often.")
+    recon_sweep_weekday: int = Field(
+        default=6,
+        ge=-1,
+        le=6,
+        description="The nightly reconciliation of a business day falling on this weekday "
+        "(0 Monday .. 6 Sunday) also checks every ledger account's balances against its last "
+        "entry, not only the accounts the day's entries touched; -1: never.",
+    )
     settlement_dir: Path | None = Field(default=None, description="Empty: data_dir/settlement.")
     escrow_name: str = Field(default="onecard City Card Co.", description="Payer of payouts.")
     escrow_account: str = Field(

@@ -703,6 +703,24 @@ async def stale_balances(
     return out
 
 
+async def stale_balances_all(conn: AsyncConnection) -> AsyncIterator[BalanceMismatch]:
+    """`stale_balances` of every account, in id order, ACCOUNTS_PER_STATEMENT at a time (by
+    key: each page starts after the last id of the one before)."""
+    after = None
+    while True:
+        page = select(accounts.c.id).order_by(accounts.c.id).limit(ACCOUNTS_PER_STATEMENT)
+        if after is not None:
+            page = page.where(accounts.c.id > after)
+        ids = [r[0] for r in await conn.execute(page)]
+        if not ids:
+            return
+        after = ids[-1]
+        for found in sorted(
+            await stale_balances(conn, [from_uuid(i) for i in ids]), key=lambda m: m.account_id
+        ):
+            yield found
+
+
 async def account_names(conn: AsyncConnection, ids: Iterable[int]) -> dict[int, str]:
     """The names of the accounts `ids` (those that exist)."""
     wanted = [to_uuid(i) for i in ids]

@@ -30,7 +30,7 @@ from reconciliation import report, repository, service
 from reconciliation.checks.base import BreakKind
 from reconciliation.errors import SourcesNotReached
 from reconciliation.models import OPEN_STATUSES, BreakStatus
-from reconciliation.run import RunSummary, calendar_of, run_day
+from reconciliation.run import RunSummary, calendar_of, run_day, sweeps
 
 T = TypeVar("T")
 console = Console()
@@ -119,6 +119,8 @@ def print_summary(summary: RunSummary) -> None:
         since, until = summary.ledger_window
         start = "the first" if since == 0 else ledger_time(since)
         console.print(f"ledger entries read: posted from {start} to {ledger_time(until)} UTC")
+    if summary.accounts_swept:
+        console.print("ledger accounts: every one checked against its last entry (the sweep)")
     console.print(
         f"breaks: {summary.found} found, {summary.new} new, {summary.closed} closed by the data, "
         f"{summary.open} open in all (`onecard breaks list`)"
@@ -132,14 +134,24 @@ def reconcile_cmd(
     report_dir: Annotated[
         Path | None, typer.Option("--report", help="folder for the day's HTML report and CSVs")
     ] = None,
+    all_accounts: Annotated[
+        bool | None,
+        typer.Option(
+            "--all-accounts/--touched-accounts",
+            help="check every ledger account against its last entry, or only those the day's "
+            "entries touched (default: every account on ONECARD_RECON_SWEEP_WEEKDAY's day)",
+        ),
+    ] = None,
 ) -> None:
     """Reconcile a business day: ledger, terminals, cards (and every matcher registered)."""
     day = _day(day_text)
-    calendar = calendar_of(get_settings())
+    settings = get_settings()
+    calendar = calendar_of(settings)
     day = day or calendar.last_closed_day(utc_now())
+    sweep = sweeps(settings, day) if all_accounts is None else all_accounts
 
     async def work(conn: AsyncConnection) -> tuple[RunSummary, report.DayReport | None]:
-        summary = await run_day(conn, day, calendar=calendar, trigger="cli")
+        summary = await run_day(conn, day, calendar=calendar, trigger="cli", sweep_accounts=sweep)
         made = await service.day_report(conn, day) if report_dir is not None else None
         return summary, made
 

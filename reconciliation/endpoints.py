@@ -81,6 +81,10 @@ class RunOut(BaseModel):
         description="... up to this ledger time (exclusive): what the ledger had committed when "
         "the run began, or where the next reconciled day's window starts."
     )
+    ledger_accounts_swept: bool = Field(
+        description="The ledger check also checked every account's balances against its last "
+        "entry (the weekly sweep), not only the accounts its window's entries touched."
+    )
     checks: list[CheckOut]
 
 

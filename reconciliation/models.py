@@ -17,6 +17,7 @@ import enum
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Date,
     Float,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from clearing.db.base import NAMING_CONVENTION, BigId, UtcDateTime
@@ -86,6 +88,8 @@ runs = Table(
     # ledger_window): windows of successive days chain. NULL on runs before migration 0014.
     Column("ledger_since_ns", BigInteger(), nullable=True),
     Column("ledger_until_ns", BigInteger(), nullable=True),
+    # It also checked every account against its last entry (the weekly sweep).
+    Column("ledger_accounts_swept", Boolean(), nullable=False, server_default=false()),
     Index("ix_recon_runs_business_day", "business_day"),
 )
 

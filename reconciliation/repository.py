@@ -102,6 +102,8 @@ async def start_run(
     trigger: str,
     at: datetime,
     ledger_window: tuple[int, int] | None = None,
+    *,
+    accounts_swept: bool = False,
 ) -> int:
     since, until = ledger_window or (None, None)
     row = await conn.execute(
@@ -117,6 +119,7 @@ async def start_run(
             breaks_open=0,
             ledger_since_ns=since,
             ledger_until_ns=until,
+            ledger_accounts_swept=accounts_swept,
         )
         .returning(runs.c.id)
     )

@@ -67,6 +67,12 @@ class RunSummary:
     closed: int = 0  # open breaks the run resolved because the data no longer shows them
     open: int = 0  # breaks open after the run (every day)
     ledger_window: tuple[int, int] | None = None  # the ledger time the ledger check read
+    accounts_swept: bool = False  # every account checked against its last entry
+
+
+def sweeps(settings: Settings, business_day: date) -> bool:
+    """Whether the night of `business_day` checks every ledger account (recon_sweep_weekday)."""
+    return business_day.weekday() == settings.recon_sweep_weekday
 
 
 def calendar_of(settings: Settings) -> BusinessCalendar:
@@ -84,14 +90,19 @@ async def run_day(
     checks: Sequence[Check] = CHECKS,
     trigger: str = "cli",
     now: datetime | None = None,
+    sweep_accounts: bool = False,
 ) -> RunSummary:
-    """Run every check for `business_day` on `conn` and store runs, match counts and breaks."""
+    """Run every check for `business_day` on `conn` and store runs, match counts and breaks.
+    `sweep_accounts`: the ledger check also checks every account against its last entry (the
+    weekly sweep), not only the accounts its window touched."""
     now = now or utc_now()
     await repository.lock_runs(conn)
     await repository.apply_run_settings(conn)
     window = await repository.ledger_window(conn, business_day, await posted_through(conn))
-    run_id = await repository.start_run(conn, business_day, trigger, now, window)
-    summary = RunSummary(run_id, business_day, ledger_window=window)
+    run_id = await repository.start_run(
+        conn, business_day, trigger, now, window, accounts_swept=sweep_accounts
+    )
+    summary = RunSummary(run_id, business_day, ledger_window=window, accounts_swept=sweep_accounts)
     ctx = CheckContext(
         conn=conn,
         reader=LedgerReader(conn.engine),
@@ -99,6 +110,7 @@ async def run_day(
         calendar=calendar or BusinessCalendar(),
         now=now,
         ledger_window=window,
+        sweep_accounts=sweep_accounts,
     )
     for check in checks:
         started = time.perf_counter()

@@ -137,6 +137,9 @@ class CheckContext:
     # ledger_window: the run's windows chain day after day). None: the business day's own hours
     # in posting time (a check run on its own, outside a run).
     ledger_window: tuple[int, int] | None = None
+    # The ledger check also checks every account's balances against its last entry (the weekly
+    # sweep), not only those of the accounts the window touched.
+    sweep_accounts: bool = False
 
     @property
     def day_start(self) -> datetime:

@@ -10,9 +10,11 @@ where they are not are its entries sorted, to name the first that does not follo
 before). The window is the run's (`CheckContext.ledger_window`): it starts where the last
 reconciled day's ended and ends at what the ledger had committed when the run began, so the
 nights chain to the sum over everything, whenever each ran; the first run of all reads the whole
-history. An account no entry touched is not read: a balance changed behind the ledger's back
-there is found by `onecard ledger check`, which sums every transfer (a periodic full check), and
-by the ledger's totals if it unbalances them.
+history. The accounts of open standing mismatches are looked at again every run; every account
+is on the sweep's night (`CheckContext.sweep_accounts`, weekly). Any other night an account no
+entry touched is not read: a balance changed behind the ledger's back there is found by the next
+sweep, by `onecard ledger check` (which sums every transfer), and by the ledger's totals if it
+unbalances them.
 
 The float (DESIGN.md's chart): residents' money is what the card company owes card holders,
   card:* + card-pending:* + card-deposit:*   (on the cards, paid online not yet loaded, deposits)
@@ -42,6 +44,7 @@ from ledger.reader import (
     entries_in,
     entry_breaks,
     stale_balances,
+    stale_balances_all,
     totals_by_code,
     window_breaks,
 )
@@ -162,7 +165,8 @@ class LedgerCheck:
         """The accounts the window's entries touched: each holds what its last entry records, and
         its balances before the window plus what its entries moved are what its last entry in
         it records; where not, the entries that do not follow from the one before are named.
-        The accounts of open standing mismatches are looked at again, touched or not.
+        The accounts of open standing mismatches are looked at again, touched or not; with
+        `ctx.sweep_accounts`, every account is.
         Returns how many accounts do not hold what their last entry records."""
         since, until = ctx.ledger_window or (ledger_ns(ctx.day_start), ledger_ns(ctx.day_end))
         entries = await entries_in(ctx.conn, since, until)
@@ -177,6 +181,9 @@ class LedgerCheck:
         # An account off its last entry stays a standing break until it holds what that entry
         # records; one the window did not touch is looked at again here (the run closes a break
         # its check does not find).
+        if ctx.sweep_accounts:
+            reported = {m.account_id for m in stale}
+            stale += [m async for m in stale_balances_all(ctx.conn) if m.account_id not in reported]
         seen = {m.name[:200] for m in stale}
         again = [
             k

@@ -19,6 +19,8 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from clearing.calendar import BusinessCalendar
+from clearing.settings import Settings
+from ledger import reader
 from ledger.reader import posted_through
 from ledger.writer import Ledger
 from reconciliation import repository
@@ -26,6 +28,7 @@ from reconciliation.checks.base import BreakKind
 from reconciliation.checks.ledger import LedgerCheck
 from reconciliation.models import RunState, breaks, runs
 from reconciliation.run import RunSummary, run_day
+from reconciliation.tasks import reconcile
 from tests.ledger.helpers import acct, books_with_history, last_timestamp, write_behind, xfer
 
 CALENDAR = BusinessCalendar()
@@ -253,3 +256,59 @@ async def test_an_account_off_its_last_entry_stays_a_break_until_it_is_put_right
     summary, _, found = await _night(own_db, today + timedelta(days=2))
     assert found == [] and summary.closed == 2
     assert await _open_keys(own_db) == []
+
+
+async def test_the_sweep_finds_an_account_no_entry_touched(own_db, ns, tmp_path):
+    """card2 has no entry; its stored balance changed behind the ledger is not read by a night
+    that reads its window only, and is found by the sweep of every account, which the beat's
+    run does on the night of recon_sweep_weekday."""
+    await books_with_history(own_db, ns)
+    await _change_behind(own_db, f"{ns}:card2", 5)
+    today = CALENDAR.business_day(datetime.now(UTC))
+    summary, _, found = await _night(own_db, today)
+    assert found == [] and not summary.accounts_swept
+    settings = Settings(
+        database_url=own_db,
+        data_dir=tmp_path,
+        business_time_zone=CALENDAR.time_zone.key,
+        settlement_cutoff=CALENDAR.cutoff.strftime("%H:%M"),
+        recon_sweep_weekday=(today.weekday() + 1) % 7,
+    )
+    later = today + timedelta(days=1)
+    swept = await reconcile(settings, later, trigger="beat")
+    assert swept.accounts_swept
+    engine = create_async_engine(own_db)
+    try:
+        async with engine.connect() as conn:
+            stored = await repository.breaks_by_key(
+                conn, BreakKind.BALANCE_MISMATCH.value, [f"{ns}:card2"]
+            )
+    finally:
+        await engine.dispose()
+    assert stored[f"{ns}:card2"]["amount_fen"] == 5
+    not_sweeping = settings.model_copy(update={"recon_sweep_weekday": -1})
+    assert not (await reconcile(not_sweeping, later, trigger="beat")).accounts_swept
+    # The break stays open on a night that does not sweep: its account is looked at again.
+    assert f"{ns}:card2" in await _open_keys(own_db)
+
+
+async def test_the_sweep_reads_every_account_page_after_page(own_db, ns, monkeypatch):
+    """stale_balances_all pages through the accounts by id: with one account a statement, every
+    account changed behind the ledger is found, each once, in id order."""
+    monkeypatch.setattr(reader, "ACCOUNTS_PER_STATEMENT", 1)
+    books = await books_with_history(own_db, ns)
+    engine = create_async_engine(own_db)
+    try:
+        async with engine.begin() as conn:  # both sides: every account's flags still hold
+            await conn.execute(
+                text(
+                    "UPDATE ledger_accounts SET debits_posted = debits_posted + 2,"
+                    " credits_posted = credits_posted + 2"
+                )
+            )
+        async with engine.connect() as conn:
+            found = [m async for m in reader.stale_balances_all(conn)]
+    finally:
+        await engine.dispose()
+    assert [m.account_id for m in found] == sorted(a.id for a in books.values())
+    assert all(m.stored[1] == m.summed[1] + 2 and m.stored[3] == m.summed[3] + 2 for m in found)

@@ -197,10 +197,13 @@ async def test_breaks_on_the_command_line(world: World, cli_env: Any, tmp_path: 
         assert result.exit_code == code, (args, result.output)
         assert said in result.output and "Traceback" not in result.output, result.output
     report_dir = tmp_path / "report"
-    made = await run(["reconcile", "--date", past_day(1).isoformat(), "--report", str(report_dir)])
+    day = past_day(1).isoformat()
+    made = await run(["reconcile", "--date", day, "--report", str(report_dir), "--all-accounts"])
     assert made.exit_code == 0, made.output
-    # The ledger time its ledger check read (the window chains from the earlier runs).
+    # The ledger time its ledger check read (the window chains from the earlier runs), and
+    # every account checked against its last entry, as asked.
     assert "ledger entries read: posted from" in made.output
+    assert "every one checked against its last entry" in made.output
     assert sorted(p.name.split("-")[0] for p in report_dir.iterdir()) == [
         "breaks",
         "matches",

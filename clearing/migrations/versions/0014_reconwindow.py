@@ -7,7 +7,8 @@ cut-off), and every entry before the first reconciled day. Now the windows chain
 starts where the last reconciled day before it ended (the first run of all starts at 0, the whole
 history) and ends where the first reconciled day after it starts, or at what the ledger had
 committed when the run began; a re-run of a day starts where its earlier run did. Both columns
-are NULL on runs made before this revision; such runs set no bound.
+are NULL on runs made before this revision; such runs set no bound. `ledger_accounts_swept`: the
+run also checked every account's balances against its last entry (the weekly sweep).
 
 Revision ID: 0014_reconwindow
 Revises: 0013_dayindexes
@@ -30,9 +31,15 @@ def upgrade() -> None:
     with op.batch_alter_table("recon_runs") as batch:
         for name in _COLUMNS:
             batch.add_column(sa.Column(name, sa.BigInteger(), nullable=True))
+        batch.add_column(
+            sa.Column(
+                "ledger_accounts_swept", sa.Boolean(), nullable=False, server_default=sa.false()
+            )
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("recon_runs") as batch:
+        batch.drop_column("ledger_accounts_swept")
         for name in reversed(_COLUMNS):
             batch.drop_column(name)
