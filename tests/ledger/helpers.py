@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from ledger.ids import account_id, transfer_id
 from ledger.tables import to_uuid, transfers
 from ledger.types import Account, AccountFlags, LedgerSpec, Transfer, TransferFlags
 from ledger.writer import Ledger
 
+T = TypeVar("T")
 CNY = 1
 USD = 2
 LEDGERS = [LedgerSpec(id=CNY, name="CNY in fen"), LedgerSpec(id=USD, name="USD cents", code="USD")]
@@ -86,33 +88,39 @@ async def books_with_history(
     return books
 
 
-async def last_timestamp(url: str) -> int:
-    """The ledger time of the last transfer stored (0 if none)."""
+async def on_connection(
+    url: str, work: Callable[[AsyncConnection], Awaitable[T]], *, begin: bool = False
+) -> T:
+    """`work` on a connection of its own to `url` (`begin`: in a transaction committed after)."""
     engine = create_async_engine(url)
     try:
-        async with engine.connect() as conn:
-            found = (await conn.execute(select(func.max(transfers.c.timestamp)))).scalar()
-            return int(found or 0)
+        async with engine.begin() if begin else engine.connect() as conn:
+            return await work(conn)
     finally:
         await engine.dispose()
+
+
+async def last_timestamp(url: str) -> int:
+    """The ledger time of the last transfer stored (0 if none)."""
+
+    async def read(conn: AsyncConnection) -> int:
+        return int((await conn.execute(select(func.max(transfers.c.timestamp)))).scalar() or 0)
+
+    return await on_connection(url, read)
 
 
 async def write_behind(url: str, ns: str, books: dict[str, Account], at: int) -> int:
     """A transfer card -> merchant of 50 written straight into the table at ledger time `at`
     (books_with_history's books), recording both accounts' balances as they were before it
     (those the tap recorded, unchanged): its id. The ledger's clock does not move."""
-    engine = create_async_engine(url)
     tap = xfer(ns, "tap", books["card"], books["merchant"], 300).id
-    try:
-        async with engine.begin() as conn:
-            row = dict(
-                (await conn.execute(select(transfers).where(transfers.c.id == to_uuid(tap))))
-                .mappings()
-                .one()
-            )
-            rogue = xfer(ns, "rogue", books["card"], books["merchant"], 50).id
-            row.update(id=to_uuid(rogue), amount=50, timestamp=at)
-            await conn.execute(insert(transfers).values(**row))
-            return rogue
-    finally:
-        await engine.dispose()
+    rogue = xfer(ns, "rogue", books["card"], books["merchant"], 50).id
+
+    async def write(conn: AsyncConnection) -> None:
+        found = await conn.execute(select(transfers).where(transfers.c.id == to_uuid(tap)))
+        row = dict(found.mappings().one())
+        row.update(id=to_uuid(rogue), amount=50, timestamp=at)
+        await conn.execute(insert(transfers).values(**row))
+
+    await on_connection(url, write, begin=True)
+    return rogue

@@ -16,12 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text, update
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from clearing.calendar import BusinessCalendar
 from clearing.settings import Settings
 from ledger import reader
-from ledger.reader import posted_through
+from ledger.reader import BalanceMismatch, posted_through
 from ledger.writer import Ledger
 from reconciliation import repository
 from reconciliation.checks.base import BreakKind
@@ -29,7 +29,14 @@ from reconciliation.checks.ledger import LedgerCheck
 from reconciliation.models import RunState, breaks, runs
 from reconciliation.run import RunSummary, run_day
 from reconciliation.tasks import reconcile
-from tests.ledger.helpers import acct, books_with_history, last_timestamp, write_behind, xfer
+from tests.ledger.helpers import (
+    acct,
+    books_with_history,
+    last_timestamp,
+    on_connection,
+    write_behind,
+    xfer,
+)
 
 CALENDAR = BusinessCalendar()
 DAY_NS = 86_400 * 10**9
@@ -44,39 +51,33 @@ def own_db(request: pytest.FixtureRequest) -> str:
 async def _night(url: str, day: date) -> tuple[RunSummary, tuple[int, int], list[str]]:
     """A reconciliation run of `day` with the ledger check alone, committed: its summary, the
     window it recorded, and the keys of the balance mismatches it found."""
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as conn:
-            summary = await run_day(conn, day, calendar=CALENDAR, checks=[LedgerCheck()])
-        async with engine.connect() as conn:
-            since, until = (
-                await conn.execute(
-                    select(runs.c.ledger_since_ns, runs.c.ledger_until_ns).where(
-                        runs.c.id == summary.run_id
-                    )
-                )
-            ).one()
-            found = (
-                await conn.execute(
-                    select(breaks.c.key).where(
-                        breaks.c.kind == BreakKind.BALANCE_MISMATCH.value,
-                        breaks.c.last_run_id == summary.run_id,
-                    )
-                )
-            ).scalars()
-            return summary, (since, until), sorted(found)
-    finally:
-        await engine.dispose()
+
+    async def run(conn: AsyncConnection) -> RunSummary:
+        return await run_day(conn, day, calendar=CALENDAR, checks=[LedgerCheck()])
+
+    summary = await on_connection(url, run, begin=True)
+
+    async def read(conn: AsyncConnection) -> tuple[tuple[int, int], list[str]]:
+        window = select(runs.c.ledger_since_ns, runs.c.ledger_until_ns)
+        since, until = (await conn.execute(window.where(runs.c.id == summary.run_id))).one()
+        found = await conn.execute(
+            select(breaks.c.key).where(
+                breaks.c.kind == BreakKind.BALANCE_MISMATCH.value,
+                breaks.c.last_run_id == summary.run_id,
+            )
+        )
+        return (since, until), sorted(found.scalars())
+
+    window, found = await on_connection(url, read)
+    return summary, window, found
 
 
 async def _open_keys(url: str) -> list[str]:
-    engine = create_async_engine(url)
-    try:
-        async with engine.connect() as conn:
-            rows = await conn.execute(select(breaks.c.key, breaks.c.status))
-            return sorted(key for key, status in rows if status in ("open", "assigned"))
-    finally:
-        await engine.dispose()
+    async def read(conn: AsyncConnection) -> list[str]:
+        rows = await conn.execute(select(breaks.c.key, breaks.c.status))
+        return sorted(key for key, status in rows if status in ("open", "assigned"))
+
+    return await on_connection(url, read)
 
 
 async def _post_later(url: str, ns: str) -> None:
@@ -151,12 +152,7 @@ async def test_the_window_ends_at_what_the_ledger_committed(own_db, ns):
 
 
 async def _posted(url: str) -> int:
-    engine = create_async_engine(url)
-    try:
-        async with engine.connect() as conn:
-            return await posted_through(conn)
-    finally:
-        await engine.dispose()
+    return await on_connection(url, posted_through)
 
 
 # One step: the ledger posts (its clock moves on by 1..1,000), or a run of day 0..4 that
@@ -224,18 +220,14 @@ async def _chain(url: str, steps: list[tuple[str, int]]) -> None:
 
 async def _change_behind(url: str, name: str, by: int) -> None:
     """The stored credits of the account `name` changed straight in the table."""
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "UPDATE ledger_accounts SET credits_posted = credits_posted + :by"
-                    " WHERE name = :name"
-                ),
-                {"by": by, "name": name},
-            )
-    finally:
-        await engine.dispose()
+    change = text(
+        "UPDATE ledger_accounts SET credits_posted = credits_posted + :by WHERE name = :name"
+    )
+
+    async def write(conn: AsyncConnection) -> None:
+        await conn.execute(change, {"by": by, "name": name})
+
+    await on_connection(url, write, begin=True)
 
 
 async def test_an_account_off_its_last_entry_stays_a_break_until_it_is_put_right(own_db, ns):
@@ -277,14 +269,10 @@ async def test_the_sweep_finds_an_account_no_entry_touched(own_db, ns, tmp_path)
     later = today + timedelta(days=1)
     swept = await reconcile(settings, later, trigger="beat")
     assert swept.accounts_swept
-    engine = create_async_engine(own_db)
-    try:
-        async with engine.connect() as conn:
-            stored = await repository.breaks_by_key(
-                conn, BreakKind.BALANCE_MISMATCH.value, [f"{ns}:card2"]
-            )
-    finally:
-        await engine.dispose()
+    stored = await on_connection(
+        own_db,
+        lambda c: repository.breaks_by_key(c, BreakKind.BALANCE_MISMATCH.value, [f"{ns}:card2"]),
+    )
     assert stored[f"{ns}:card2"]["amount_fen"] == 5
     not_sweeping = settings.model_copy(update={"recon_sweep_weekday": -1})
     assert not (await reconcile(not_sweeping, later, trigger="beat")).accounts_swept
@@ -297,18 +285,19 @@ async def test_the_sweep_reads_every_account_page_after_page(own_db, ns, monkeyp
     account changed behind the ledger is found, each once, in id order."""
     monkeypatch.setattr(reader, "ACCOUNTS_PER_STATEMENT", 1)
     books = await books_with_history(own_db, ns)
-    engine = create_async_engine(own_db)
-    try:
-        async with engine.begin() as conn:  # both sides: every account's flags still hold
-            await conn.execute(
-                text(
-                    "UPDATE ledger_accounts SET debits_posted = debits_posted + 2,"
-                    " credits_posted = credits_posted + 2"
-                )
+
+    async def change(conn: AsyncConnection) -> None:  # both sides: every account's flags hold
+        await conn.execute(
+            text(
+                "UPDATE ledger_accounts SET debits_posted = debits_posted + 2,"
+                " credits_posted = credits_posted + 2"
             )
-        async with engine.connect() as conn:
-            found = [m async for m in reader.stale_balances_all(conn)]
-    finally:
-        await engine.dispose()
+        )
+
+    async def sweep(conn: AsyncConnection) -> list[BalanceMismatch]:
+        return [m async for m in reader.stale_balances_all(conn)]
+
+    await on_connection(own_db, change, begin=True)
+    found = await on_connection(own_db, sweep)
     assert [m.account_id for m in found] == sorted(a.id for a in books.values())
     assert all(m.stored[1] == m.summed[1] + 2 and m.stored[3] == m.summed[3] + 2 for m in found)
