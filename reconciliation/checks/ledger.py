@@ -178,12 +178,12 @@ class LedgerCheck:
                 off.append(found)
             else:
                 stale.append(found)
-        # An account off its last entry stays a standing break until it holds what that entry
-        # records; one the window did not touch is looked at again here (the run closes a break
-        # its check does not find).
-        if ctx.sweep_accounts:
+        if ctx.sweep_accounts:  # the weekly sweep: every account against its last entry
             reported = {m.account_id for m in stale}
             stale += [m async for m in stale_balances_all(ctx.conn) if m.account_id not in reported]
+        # An account off its last entry stays a standing break until it holds what that entry
+        # records; one not read above is looked at again here (the run closes a break its check
+        # does not find).
         seen = {m.name[:200] for m in stale}
         again = [
             k
