@@ -42,6 +42,7 @@ from clearing.registry import endpoints as registry_endpoints
 from clearing.residents import endpoints as residents_endpoints
 from clearing.settings import Settings, get_settings
 from clearing.settlement import endpoints as settlement_endpoints
+from clearing.staff import endpoints as staff_endpoints
 from clearing.web.app import mount_web
 from insight import endpoints as insight_endpoints
 from ledger.writer import Ledger
@@ -56,6 +57,7 @@ log = logging.getLogger("clearing.api")
 # The routers, in the order they appear in the API's documentation.
 ROUTERS = (
     residents_endpoints,  # sign-up, login and GET /v1/me (for every role) come first
+    staff_endpoints,  # staff sign-in
     registry_endpoints,
     cards_endpoints,
     ingest_endpoints,

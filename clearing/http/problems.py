@@ -69,6 +69,17 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+# A 429 an operation documents: too many tries, Retry-After says how long to wait.
+TOO_MANY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    429: {
+        "model": Problem,
+        "content": {PROBLEM_MEDIA_TYPE: {}},
+        "description": "Too many wrong tries: wait the seconds Retry-After says",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds"}},
+    }
+}
+
+
 def problem_response(
     status: int,
     code: str,

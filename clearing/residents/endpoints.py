@@ -16,7 +16,7 @@ from clearing.auth.dependencies import PrincipalDep
 from clearing.auth.models import Role
 from clearing.http.bodies import StrictJsonRoute
 from clearing.http.deps import SessionDep, SettingsDep, ledger_of
-from clearing.http.problems import PROBLEM_MEDIA_TYPE, PROBLEM_RESPONSES, Problem
+from clearing.http.problems import PROBLEM_RESPONSES, TOO_MANY_RESPONSES
 from clearing.residents import repository, service, signin
 from clearing.residents.dependencies import CurrentResident
 from clearing.residents.errors import CardProofWrong, LoginFailed, RefreshReused
@@ -34,15 +34,6 @@ from clearing.residents.schemas import (
     TokenPairOut,
 )
 from clearing.residents.signin import TokenPair
-
-_TOO_MANY: dict[int | str, dict[str, Any]] = {
-    429: {
-        "model": Problem,
-        "content": {PROBLEM_MEDIA_TYPE: {}},
-        "description": "Too many wrong tries: wait the seconds Retry-After says",
-        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds"}},
-    }
-}
 
 router = APIRouter(
     route_class=StrictJsonRoute,
@@ -78,7 +69,7 @@ async def sign_up(body: SignUp, session: SessionDep, settings: SettingsDep) -> R
     summary="Log in (a resident)",
     description="An access token (minutes) and a refresh token (weeks, one use). A wrong login "
     "or password is 401; after too many wrong passwords for one account, 429 with Retry-After.",
-    responses=_TOO_MANY,
+    responses=TOO_MANY_RESPONSES,
 )
 async def log_in(body: LogIn, session: SessionDep, settings: SettingsDep) -> TokenPairOut:
     try:
@@ -162,7 +153,10 @@ async def my_cards(
     "per card, make you wait (429, Retry-After). A lost, blocked, replaced or refunded card "
     "cannot be linked (409); a card linked by another account neither (409). 200 if you had "
     "linked it already.",
-    responses={**_TOO_MANY, 200: {"model": LinkedCardOut, "description": "Already linked"}},
+    responses={
+        **TOO_MANY_RESPONSES,
+        200: {"model": LinkedCardOut, "description": "Already linked"},
+    },
 )
 async def link_card(
     body: CardLinkRequest,

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from clearing.errors import Conflict, InvalidRequest, NotFound, TooManyRequests, Unauthenticated
+from clearing.errors import (
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    TooManyRequests,
+    Unauthenticated,
+)
 
 
 class StaffSignInFailed(Unauthenticated):
@@ -13,6 +20,16 @@ class StaffSignInFailed(Unauthenticated):
 class StaffLocked(TooManyRequests):
     code = "staff_locked"
     title = "Too many wrong passwords"
+
+
+class StaffRoleNotHeld(Forbidden):
+    code = "staff_role_not_held"
+    title = "The staff account does not hold that role"
+
+
+class NotASignIn(Conflict):
+    code = "not_a_sign_in"
+    title = "The token was not issued by a sign-in"
 
 
 class StaffAccountInvalid(InvalidRequest):

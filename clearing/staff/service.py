@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from clearing.auth import repository as auth_repository
 from clearing.auth import service as auth_service
 from clearing.auth.models import Role
 from clearing.auth.service import Principal
@@ -26,8 +27,10 @@ from clearing.residents.signin import password_limit
 from clearing.settings import Settings
 from clearing.staff import repository
 from clearing.staff.errors import (
+    NotASignIn,
     StaffAccountInvalid,
     StaffLocked,
+    StaffRoleNotHeld,
     StaffSignInFailed,
     StaffTaken,
     StaffUnknown,
@@ -40,6 +43,7 @@ PASSWORD_LENGTH_MIN = 12  # a staff password guards payouts: longer than a resid
 PASSWORD_LENGTH_MAX = 256
 SESSION_TTL = timedelta(hours=8)  # one working day; signing in again is cheap
 SESSION_LABEL = "console sign-in"
+API_LABEL = "api sign-in"  # a sign-in at POST /v1/staff/sessions
 
 _USERNAME = re.compile(USERNAME_PATTERN)
 
@@ -74,11 +78,15 @@ def roles_of(account: StaffAccount) -> frozenset[Role]:
     return frozenset(Role(name) for name in account.roles.split(",") if name)
 
 
-def principal_of(account: StaffAccount, token_pk: int) -> Principal:
-    """The account as a caller: its first role (finance before admin before planner) is
-    `role`, every role is in `roles`, the username is the subject."""
+def principal_of(account: StaffAccount, token_pk: int, role: Role | None = None) -> Principal:
+    """The account as a caller: `role`, or its first role (finance before admin before
+    planner); every role is in `roles`, the username is the subject. StaffRoleNotHeld if the
+    account does not hold `role`."""
     roles = roles_of(account)
-    first = next(role for role in STAFF_ROLES if role in roles)
+    if role is not None and role not in roles:
+        held = ", ".join(r.value for r in STAFF_ROLES if r in roles)
+        raise StaffRoleNotHeld(f"{account.username!r} holds {held}, not {role.value}")
+    first = role or next(r for r in STAFF_ROLES if r in roles)
     return Principal(token_pk, first, account.username, None, roles)
 
 
@@ -183,26 +191,47 @@ async def verify_staff(
 
 
 async def sign_in(
-    session: AsyncSession, settings: Settings, username: str, password: str
+    session: AsyncSession,
+    settings: Settings,
+    username: str,
+    password: str,
+    *,
+    label: str = SESSION_LABEL,
+    role: Role | None = None,
 ) -> StaffSignIn:
     """Authenticate a staff member: a new bearer token (SESSION_TTL) and the Principal it
-    stands for (its first staff role, the username, every role of the account)."""
+    stands for (its first staff role, or `role` if the account holds it; the username; every
+    role of the account). `label` says where the sign-in came from (the console, the API) on
+    the token's row."""
     account = await verify_staff(session, settings, username, password)
-    principal = principal_of(account, 0)
+    principal = principal_of(account, 0, role)
     expires_at = utc_now() + SESSION_TTL
     token, row = await auth_service.issue_token(
         session,
         principal.role,
         subject=account.username,
-        label=SESSION_LABEL,
+        label=label,
         expires_at=expires_at,
     )
-    return StaffSignIn(token, expires_at, principal_of(account, row.id))
+    return StaffSignIn(token, expires_at, principal_of(account, row.id, role))
 
 
 async def sign_out(session: AsyncSession, principal: Principal) -> None:
     """End this sign-in: its token is revoked."""
     await auth_service.revoke_token(session, principal.token_pk)
+
+
+async def sign_out_bearer(session: AsyncSession, principal: Principal) -> None:
+    """`sign_out` for the bearer of a token sent to the API, which must be a sign-in's:
+    NotASignIn for a token an administrator issued (`onecard registry token issue`), which is
+    theirs to revoke, not the bearer's to end."""
+    row = await auth_repository.token_by_id(session, principal.token_pk)
+    if row is None or row.label not in (SESSION_LABEL, API_LABEL):
+        raise NotASignIn(
+            "this token was issued by an administrator, not by signing in: it is revoked with "
+            "`onecard registry token revoke ID`"
+        )
+    await sign_out(session, principal)
 
 
 async def active_staff_with(session: AsyncSession, username: str, role: Role) -> StaffAccount:
