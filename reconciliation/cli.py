@@ -117,8 +117,8 @@ def print_summary(summary: RunSummary) -> None:
             )
     if summary.ledger_window is not None:
         since, until = summary.ledger_window
-        start = "the first" if since == 0 else ledger_time(since)
-        console.print(f"ledger entries read: posted from {start} to {ledger_time(until)} UTC")
+        span = "every one" if since == 0 else f"those posted from {ledger_time(since)} UTC"
+        console.print(f"ledger entries read: {span} up to {ledger_time(until)} UTC")
     if summary.accounts_swept:
         console.print("ledger accounts: every one checked against its last entry (the sweep)")
     console.print(
