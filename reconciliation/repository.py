@@ -56,13 +56,16 @@ async def apply_run_settings(conn: AsyncConnection) -> None:
 
 
 async def ledger_window(
-    conn: AsyncConnection, business_day: date, posted_through: int
+    conn: AsyncConnection, business_day: date, posted_through: int, day_start: int
 ) -> tuple[int, int]:
     """The ledger time [since, until) a run of `business_day` reads the ledger's entries in, so
     that the windows of the days reconciled chain with no gap and no overlap, whatever hour each
     ran at and in whatever order the days were run:
     - since: where this day's earlier finished run started; else where the last finished run of
-      an earlier day ended; else 0 (the first run reads the whole history);
+      an earlier day ended; else, if earlier days were reconciled before windows were kept
+      (migration 0014: each read its own day's hours), `day_start` (the day's start in ledger
+      time), so an upgraded city does not read its whole history at once; else 0 (the first run
+      of all reads the whole history);
     - until: where the first finished run of a later day started; else past what the ledger had
       committed (`posted_through`, ledger.reader.posted_through, read by the run's transaction).
     A re-run of the latest day therefore reads its first window and what was posted since."""
@@ -77,13 +80,16 @@ async def ledger_window(
         )
     ).scalar()
     if since is None:
-        since = (
+        since, unbounded = (
             await conn.execute(
-                select(func.max(runs.c.ledger_until_ns)).where(
-                    finished, runs.c.business_day < business_day
-                )
+                select(
+                    func.max(runs.c.ledger_until_ns),
+                    func.count().filter(runs.c.ledger_until_ns.is_(None)),
+                ).where(finished, runs.c.business_day < business_day)
             )
-        ).scalar()
+        ).one()
+        if since is None and unbounded:
+            since = day_start
     later = (
         await conn.execute(
             select(func.min(runs.c.ledger_since_ns)).where(

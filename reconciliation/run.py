@@ -34,6 +34,7 @@ from reconciliation.checks.base import (
     Finding,
     Scope,
 )
+from reconciliation.checks.ledger import ledger_ns
 from reconciliation.errors import BillerUnreachable
 from reconciliation.models import RUN_ACTOR, BreakStatus, EventAction
 
@@ -98,7 +99,10 @@ async def run_day(
     now = now or utc_now()
     await repository.lock_runs(conn)
     await repository.apply_run_settings(conn)
-    window = await repository.ledger_window(conn, business_day, await posted_through(conn))
+    calendar = calendar or BusinessCalendar()
+    window = await repository.ledger_window(
+        conn, business_day, await posted_through(conn), ledger_ns(calendar.day_start(business_day))
+    )
     run_id = await repository.start_run(
         conn, business_day, trigger, now, window, accounts_swept=sweep_accounts
     )
@@ -107,7 +111,7 @@ async def run_day(
         conn=conn,
         reader=LedgerReader(conn.engine),
         business_day=business_day,
-        calendar=calendar or BusinessCalendar(),
+        calendar=calendar,
         now=now,
         ledger_window=window,
         sweep_accounts=sweep_accounts,

@@ -25,7 +25,7 @@ from ledger.reader import BalanceMismatch, posted_through
 from ledger.writer import Ledger
 from reconciliation import repository
 from reconciliation.checks.base import BreakKind
-from reconciliation.checks.ledger import LedgerCheck
+from reconciliation.checks.ledger import LedgerCheck, ledger_ns
 from reconciliation.models import RunState, breaks, runs
 from reconciliation.run import RunSummary, run_day
 from reconciliation.tasks import reconcile
@@ -192,7 +192,7 @@ async def _chain(url: str, steps: list[tuple[str, int]]) -> None:
                 continue
             async with engine.begin() as conn:
                 since, until = await repository.ledger_window(
-                    conn, base + timedelta(days=value), clock
+                    conn, base + timedelta(days=value), clock, 10**18
                 )
                 assert 0 <= since <= until <= clock + 1
                 run_id = await repository.start_run(
@@ -301,3 +301,21 @@ async def test_the_sweep_reads_every_account_page_after_page(own_db, ns, monkeyp
     found = await on_connection(own_db, sweep)
     assert [m.account_id for m in found] == sorted(a.id for a in books.values())
     assert all(m.stored[1] == m.summed[1] + 2 and m.stored[3] == m.summed[3] + 2 for m in found)
+
+
+async def test_after_the_upgrade_the_first_window_starts_at_its_day(own_db, ns):
+    """Days reconciled before runs kept their windows (migration 0014) each read their own
+    day's hours: the first run after the upgrade starts at its day's start, not at 0 (a city's
+    whole history at once); a ledger with no earlier run at all is read from 0."""
+    await books_with_history(own_db, ns)
+    today = CALENDAR.business_day(datetime.now(UTC))
+
+    async def old_run(conn: AsyncConnection) -> None:
+        run_id = await repository.start_run(
+            conn, today - timedelta(days=1), "cli", datetime.now(UTC)
+        )
+        await repository.finish_run(conn, run_id, datetime.now(UTC))
+
+    await on_connection(own_db, old_run, begin=True)
+    _, window, _ = await _night(own_db, today)
+    assert window == (ledger_ns(CALENDAR.day_start(today)), await last_timestamp(own_db) + 1)

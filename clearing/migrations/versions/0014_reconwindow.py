@@ -7,8 +7,10 @@ cut-off), and every entry before the first reconciled day. Now the windows chain
 starts where the last reconciled day before it ended (the first run of all starts at 0, the whole
 history) and ends where the first reconciled day after it starts, or at what the ledger had
 committed when the run began; a re-run of a day starts where its earlier run did. Both columns
-are NULL on runs made before this revision; such runs set no bound. `ledger_accounts_swept`: the
-run also checked every account's balances against its last entry (the weekly sweep).
+are NULL on runs made before this revision; such runs set no bound, and the first run after
+them starts at its own day's start (as they each read their own day), not at 0.
+`ledger_accounts_swept`: the run also checked every account's balances against its last entry
+(the weekly sweep).
 
 Revision ID: 0014_reconwindow
 Revises: 0013_dayindexes
