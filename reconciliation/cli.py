@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -34,7 +34,6 @@ from reconciliation.run import RunSummary, calendar_of, run_day, sweeps
 
 T = TypeVar("T")
 console = Console()
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # clearing's function that blocks a card and puts it on the deny list:
 # (session, card_no, actor, reason) -> (card, deny-list version)
 BlockCard = Callable[[AsyncSession, str, str, str], Awaitable[tuple[Any, int]]]
@@ -89,11 +88,6 @@ def _yuan(fen: int) -> str:
     return f"{fen / 100:,.2f}"
 
 
-def ledger_time(ns: int) -> str:
-    """A ledger timestamp (ns since the epoch) as a UTC time to the second."""
-    return (_EPOCH + timedelta(microseconds=ns // 1_000)).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def print_summary(summary: RunSummary) -> None:
     table = Table(title=f"reconciliation of {summary.business_day} (run {summary.run_id})")
     for column in ("check", "matched", "total", "auto-match", "breaks", "seconds"):
@@ -117,10 +111,9 @@ def print_summary(summary: RunSummary) -> None:
             )
     if summary.ledger_window is not None:
         since, until = summary.ledger_window
-        span = "every one" if since == 0 else f"those posted from {ledger_time(since)} UTC"
-        console.print(f"ledger entries read: {span} up to {ledger_time(until)} UTC")
+        console.print(report.ledger_read({"ledger_since_ns": since, "ledger_until_ns": until}))
     if summary.accounts_swept:
-        console.print("ledger accounts: every one checked against its last entry (the sweep)")
+        console.print("every account checked against its last entry (the weekly sweep)")
     console.print(
         f"breaks: {summary.found} found, {summary.new} new, {summary.closed} closed by the data, "
         f"{summary.open} open in all (`onecard breaks list`)"

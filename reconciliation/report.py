@@ -13,7 +13,7 @@ import io
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -243,6 +243,26 @@ STYLE = (
 )
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def ledger_time(ns: int) -> str:
+    """A ledger timestamp (ns since the epoch) as a UTC time to the second."""
+    return (_EPOCH + timedelta(microseconds=ns // 1_000)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def ledger_read(run: dict[str, Any]) -> str:
+    """What a run's ledger check read, in words ("" for a run from before windows were kept)."""
+    since, until = run.get("ledger_since_ns"), run.get("ledger_until_ns")
+    if since is None or until is None:
+        return ""
+    span = "every one" if since == 0 else f"those posted from {ledger_time(since)} UTC"
+    said = f"ledger entries read: {span} up to {ledger_time(until)} UTC"
+    if run.get("ledger_accounts_swept"):
+        said += "; every account checked against its last entry (the weekly sweep)"
+    return said
+
+
 def render_html(report: DayReport) -> str:
     e = html.escape
     run = report.run
@@ -254,6 +274,8 @@ def render_html(report: DayReport) -> str:
             f"{run['finished_at']:%Y-%m-%d %H:%M} UTC: {run['breaks_found']} breaks found, {run['breaks_new']} new, "
             f"{run['breaks_closed']} closed by the data, {run['breaks_open']} open in all.</p>"
         )
+        read = ledger_read(run)
+        summary += f"<p>{e(read[0].upper() + read[1:])}.</p>" if read else ""
     unreached = not_reached(report)
     summary += "".join(
         f"<p><strong>Not checked: {e(b['details'].get('why', ''))}. Run again: "

@@ -154,6 +154,7 @@ async def check_report(client: httpx.AsyncClient, fin: dict[str, str], day: str)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     text = page.text
     assert text.count("<svg") == 5 and "card_clone_suspected" in text
+    assert "Ledger entries read: every one up to" in text  # the run's ledger window
     for outside in ("<script", "<link", "src=", "href=", "@import", "url("):
         assert outside not in text, outside
     csv = await client.get(f"{B}/reports/{day}/breaks.csv", headers=fin)
@@ -203,7 +204,7 @@ async def test_breaks_on_the_command_line(world: World, cli_env: Any, tmp_path: 
     # The ledger time its ledger check read (a re-run of the day's first run, which read
     # every entry), and every account checked against its last entry, as asked.
     assert "ledger entries read: every one up to" in made.output
-    assert "every one checked against its last entry" in made.output
+    assert "every account checked against its last entry" in made.output
     assert sorted(p.name.split("-")[0] for p in report_dir.iterdir()) == [
         "breaks",
         "matches",
