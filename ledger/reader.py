@@ -703,9 +703,12 @@ async def stale_balances(
     return out
 
 
-async def stale_balances_all(conn: AsyncConnection) -> AsyncIterator[BalanceMismatch]:
-    """`stale_balances` of every account, in id order, ACCOUNTS_PER_STATEMENT at a time (by
-    key: each page starts after the last id of the one before)."""
+async def stale_balances_all(
+    conn: AsyncConnection, skip: set[int] | None = None
+) -> AsyncIterator[BalanceMismatch]:
+    """`stale_balances` of every account but those in `skip` (already looked at), in id order,
+    ACCOUNTS_PER_STATEMENT at a time (by key: each page starts after the last id of the one
+    before)."""
     after = None
     while True:
         page = select(accounts.c.id).order_by(accounts.c.id).limit(ACCOUNTS_PER_STATEMENT)
@@ -715,9 +718,8 @@ async def stale_balances_all(conn: AsyncConnection) -> AsyncIterator[BalanceMism
         if not ids:
             return
         after = ids[-1]
-        for found in sorted(
-            await stale_balances(conn, [from_uuid(i) for i in ids]), key=lambda m: m.account_id
-        ):
+        wanted = [a for a in map(from_uuid, ids) if not skip or a not in skip]
+        for found in sorted(await stale_balances(conn, wanted), key=lambda m: m.account_id):
             yield found
 
 
@@ -802,7 +804,7 @@ class WindowBreak:
 
 
 async def window_breaks(
-    conn: AsyncConnection, since: int, until: int
+    conn: AsyncConnection, since: int, until: int, touched: set[int] | None = None
 ) -> AsyncIterator[WindowBreak | BalanceMismatch]:
     """The accounts with entries in [since, until) whose entries there do not add up (a
     WindowBreak: from the balances recorded before the window to those recorded on its last entry
@@ -812,7 +814,7 @@ async def window_breaks(
     probed), then per account two index probes for its last entry before the window. Consecutive
     windows checked add up to the sum over every transfer; `entry_breaks` names the entries of an
     account found here. An account no entry of the window touched is not read
-    (`balance_mismatches` reads every one)."""
+    (`balance_mismatches` reads every one). `touched`: filled with the accounts judged here."""
     postgres = conn.dialect.name == "postgresql"
     recorded_at = None if postgres else until
     sides = _window_sides(since, recorded_at)
@@ -844,6 +846,8 @@ async def window_breaks(
             r = owned.get(aid)
             if r is None:
                 continue  # not an account (an entry naming none: the full check finds it)
+            if touched is not None:
+                touched.add(aid)
             found = WindowBreak(aid, _recorded_last(r), moved, in_window)
             if found.expected != found.recorded:
                 yield found

@@ -173,14 +173,14 @@ class LedgerCheck:
         off: list[WindowBreak] = []
         mismatched = 0
         stale: list[BalanceMismatch] = []
-        async for found in window_breaks(ctx.conn, since, until):
+        touched: set[int] = set()
+        async for found in window_breaks(ctx.conn, since, until, touched):
             if isinstance(found, WindowBreak):
                 off.append(found)
             else:
                 stale.append(found)
-        if ctx.sweep_accounts:  # the weekly sweep: every account against its last entry
-            reported = {m.account_id for m in stale}
-            stale += [m async for m in stale_balances_all(ctx.conn) if m.account_id not in reported]
+        if ctx.sweep_accounts:  # the weekly sweep: every account the window did not judge
+            stale += [m async for m in stale_balances_all(ctx.conn, touched)]
         # An account off its last entry stays a standing break until it holds what that entry
         # records; one not read above is looked at again here (the run closes a break its check
         # does not find).

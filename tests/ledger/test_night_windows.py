@@ -48,12 +48,16 @@ def own_db(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "fresh_pg_url")
 
 
-async def _night(url: str, day: date) -> tuple[RunSummary, tuple[int, int], list[str]]:
+async def _night(
+    url: str, day: date, *, sweep: bool = False
+) -> tuple[RunSummary, tuple[int, int], list[str]]:
     """A reconciliation run of `day` with the ledger check alone, committed: its summary, the
     window it recorded, and the keys of the balance mismatches it found."""
 
     async def run(conn: AsyncConnection) -> RunSummary:
-        return await run_day(conn, day, calendar=CALENDAR, checks=[LedgerCheck()])
+        return await run_day(
+            conn, day, calendar=CALENDAR, checks=[LedgerCheck()], sweep_accounts=sweep
+        )
 
     summary = await on_connection(url, run, begin=True)
 
@@ -300,6 +304,13 @@ async def test_the_sweep_reads_every_account_page_after_page(own_db, ns, monkeyp
     await on_connection(own_db, change, begin=True)
     found = await on_connection(own_db, sweep)
     assert [m.account_id for m in found] == sorted(a.id for a in books.values())
+    skip = {books["card"].id, books["merchant"].id}  # already judged by the night's window
+
+    async def rest(conn: AsyncConnection) -> list[BalanceMismatch]:
+        return [m async for m in reader.stale_balances_all(conn, skip)]
+
+    left = await on_connection(own_db, rest)
+    assert [m.account_id for m in left] == sorted(a.id for a in books.values() if a.id not in skip)
     assert all(m.stored[1] == m.summed[1] + 2 and m.stored[3] == m.summed[3] + 2 for m in found)
 
 
@@ -319,3 +330,14 @@ async def test_after_the_upgrade_the_first_window_starts_at_its_day(own_db, ns):
     await on_connection(own_db, old_run, begin=True)
     _, window, _ = await _night(own_db, today)
     assert window == (ledger_ns(CALENDAR.day_start(today)), await last_timestamp(own_db) + 1)
+
+
+async def test_the_sweep_reports_an_account_the_window_judged_once(own_db, ns):
+    """The merchant, off its last entry and touched by the night's window, is one break of
+    the sweep's night, not one from the window and one from the sweep."""
+    await books_with_history(own_db, ns)
+    await _change_behind(own_db, f"{ns}:merchant", 1)
+    summary, _, found = await _night(own_db, CALENDAR.business_day(datetime.now(UTC)), sweep=True)
+    assert found == [f"{ns}:merchant"] and summary.accounts_swept
+    [ledger] = summary.checks
+    assert ledger.breaks == 2  # the merchant, and the ledger its change unbalanced
