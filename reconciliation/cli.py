@@ -113,7 +113,7 @@ def print_summary(summary: RunSummary) -> None:
         since, until = summary.ledger_window
         console.print(report.ledger_read({"ledger_since_ns": since, "ledger_until_ns": until}))
     if summary.accounts_swept:
-        console.print("every account checked against its last entry (the weekly sweep)")
+        console.print("every account checked against its last entry (the sweep)")
     console.print(
         f"breaks: {summary.found} found, {summary.new} new, {summary.closed} closed by the data, "
         f"{summary.open} open in all (`onecard breaks list`)"

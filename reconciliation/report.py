@@ -256,10 +256,13 @@ def ledger_read(run: dict[str, Any]) -> str:
     since, until = run.get("ledger_since_ns"), run.get("ledger_until_ns")
     if since is None or until is None:
         return ""
-    span = "every one" if since == 0 else f"those posted from {ledger_time(since)} UTC"
-    said = f"ledger entries read: {span} up to {ledger_time(until)} UTC"
+    if until <= max(since, 1):
+        said = "ledger entries read: none (nothing was posted in the run's window)"
+    else:
+        span = "every one" if since == 0 else f"those posted from {ledger_time(since)} UTC"
+        said = f"ledger entries read: {span} up to {ledger_time(until)} UTC"
     if run.get("ledger_accounts_swept"):
-        said += "; every account checked against its last entry (the weekly sweep)"
+        said += "; every account checked against its last entry (the sweep)"
     return said
 
 

@@ -27,6 +27,7 @@ from reconciliation import repository
 from reconciliation.checks.base import BreakKind
 from reconciliation.checks.ledger import LedgerCheck, ledger_ns
 from reconciliation.models import RunState, breaks, runs
+from reconciliation.report import ledger_read
 from reconciliation.run import RunSummary, run_day
 from reconciliation.tasks import reconcile
 from tests.ledger.helpers import (
@@ -341,3 +342,22 @@ async def test_the_sweep_reports_an_account_the_window_judged_once(own_db, ns):
     assert found == [f"{ns}:merchant"] and summary.accounts_swept
     [ledger] = summary.checks
     assert ledger.breaks == 2  # the merchant, and the ledger its change unbalanced
+
+
+def test_a_run_says_which_entries_it_read():
+    """The words `onecard reconcile` and the day's report use for a run's window."""
+    day = CALENDAR.day_start(date(2026, 12, 6))
+    start = ledger_ns(day)
+    assert ledger_read({"ledger_since_ns": 0, "ledger_until_ns": 1}) == (
+        "ledger entries read: none (nothing was posted in the run's window)"
+    )
+    assert ledger_read({"ledger_since_ns": start, "ledger_until_ns": start}).endswith("window)")
+    assert ledger_read({"ledger_since_ns": 0, "ledger_until_ns": start + 10**9}) == (
+        f"ledger entries read: every one up to {day + timedelta(seconds=1):%Y-%m-%d %H:%M:%S} UTC"
+    )
+    swept = ledger_read(
+        {"ledger_since_ns": start, "ledger_until_ns": start + 1, "ledger_accounts_swept": True}
+    )
+    assert swept.startswith(f"ledger entries read: those posted from {day:%Y-%m-%d %H:%M:%S} UTC")
+    assert swept.endswith("every account checked against its last entry (the sweep)")
+    assert ledger_read({"ledger_since_ns": None, "ledger_until_ns": None}) == ""  # before 0014
