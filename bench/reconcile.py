@@ -16,9 +16,9 @@ grow; their taps on cards and terminals of their own, staged, cleared and posted
 a night's run should cost the same after them. `--all-accounts` times the weekly sweep's night
 (every ledger account checked against its last entry too). `--url` names the database, which
 the benchmark drops and re-creates: its name must hold "bench" (by default `onecard_bench_recon`
-on the local PostgreSQL). Each generated transfer records its two accounts' balances right after it, as the
-ledger writes them (the ledger check reads them instead of summing the history). The nights
-before the day were reconciled, as in a city's running year: a finished run each (at least the
+on the local PostgreSQL). Each generated transfer records its two accounts' balances right after
+it, as the ledger writes them (the ledger check reads them instead of summing the history). The
+nights before the day were reconciled, as in a city's running year: a finished run each (at least the
 night before), recording the ledger time its check read, so the day's run reads the ledger from
 the day's start (reconciliation.repository.ledger_window), not the whole history as a first run
 of all would.

@@ -110,10 +110,9 @@ def print_summary(summary: RunSummary) -> None:
                 f"{summary.business_day}) once it answers"
             )
     if summary.ledger_window is not None:
-        since, until = summary.ledger_window
-        console.print(report.ledger_read({"ledger_since_ns": since, "ledger_until_ns": until}))
+        console.print(report.ledger_read(*summary.ledger_window))
     if summary.accounts_swept:
-        console.print("every account checked against its last entry (the sweep)")
+        console.print(report.SWEPT)
     console.print(
         f"breaks: {summary.found} found, {summary.new} new, {summary.closed} closed by the data, "
         f"{summary.open} open in all (`onecard breaks list`)"

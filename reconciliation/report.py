@@ -13,12 +13,13 @@ import io
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from ledger.money import yuan
 from reconciliation.checks.base import BreakKind
+from reconciliation.checks.ledger import ledger_time
 from reconciliation.models import BreakStatus
 
 CHART_W, BAR_H, LABEL_W = 640, 22, 190
@@ -243,27 +244,18 @@ STYLE = (
 )
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+SWEPT = "every account checked against its last entry (the sweep)"
 
 
-def ledger_time(ns: int) -> str:
-    """A ledger timestamp (ns since the epoch) as a UTC time to the second."""
-    return (_EPOCH + timedelta(microseconds=ns // 1_000)).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def ledger_read(run: dict[str, Any]) -> str:
-    """What a run's ledger check read, in words ("" for a run from before windows were kept)."""
-    since, until = run.get("ledger_since_ns"), run.get("ledger_until_ns")
+def ledger_read(since: int | None, until: int | None) -> str:
+    """What a run's ledger check read in its window [since, until), in words ("" for a run from
+    before windows were kept)."""
     if since is None or until is None:
         return ""
     if until <= max(since, 1):
-        said = "ledger entries read: none (nothing was posted in the run's window)"
-    else:
-        span = "every one" if since == 0 else f"those posted from {ledger_time(since)} UTC"
-        said = f"ledger entries read: {span} up to {ledger_time(until)} UTC"
-    if run.get("ledger_accounts_swept"):
-        said += "; every account checked against its last entry (the sweep)"
-    return said
+        return "ledger entries read: none (nothing was posted in the run's window)"
+    span = "every one" if since == 0 else f"those posted from {ledger_time(since)} UTC"
+    return f"ledger entries read: {span} up to {ledger_time(until)} UTC"
 
 
 def render_html(report: DayReport) -> str:
@@ -277,7 +269,8 @@ def render_html(report: DayReport) -> str:
             f"{run['finished_at']:%Y-%m-%d %H:%M} UTC: {run['breaks_found']} breaks found, {run['breaks_new']} new, "
             f"{run['breaks_closed']} closed by the data, {run['breaks_open']} open in all.</p>"
         )
-        read = ledger_read(run)
+        read = ledger_read(run["ledger_since_ns"], run["ledger_until_ns"])
+        read += f"; {SWEPT}" if read and run["ledger_accounts_swept"] else ""
         summary += f"<p>{e(read[0].upper() + read[1:])}.</p>" if read else ""
     unreached = not_reached(report)
     summary += "".join(

@@ -33,12 +33,8 @@ router = APIRouter(
 )
 
 
-class StaffRole(enum.StrEnum):
-    """A role a staff account may hold."""
-
-    FINANCE = "finance"
-    ADMIN = "admin"
-    PLANNER = "planner"
+# The roles a staff account may hold (clearing.staff.repository.STAFF_ROLES), as the body's enum.
+StaffRole = enum.StrEnum("StaffRole", {r.name: r.value for r in STAFF_ROLES})  # type: ignore[misc]
 
 
 class StaffSignInIn(RequestModel):

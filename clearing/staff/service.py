@@ -10,7 +10,7 @@ console's session cookie holds; disabling an account revokes its tokens. Never c
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
@@ -213,7 +213,7 @@ async def sign_in(
         label=label,
         expires_at=expires_at,
     )
-    return StaffSignIn(token, expires_at, principal_of(account, row.id, role))
+    return StaffSignIn(token, expires_at, replace(principal, token_pk=row.id))
 
 
 async def sign_out(session: AsyncSession, principal: Principal) -> None:

@@ -94,6 +94,12 @@ def _day_break(
     )
 
 
+def ledger_time(ns: int) -> str:
+    """A ledger timestamp (ns since the epoch) as a UTC time to the second (ledger_ns's inverse,
+    to the second)."""
+    return (_EPOCH + timedelta(microseconds=ns // 1_000)).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def ledger_ns(at: datetime) -> int:
     """A time as the ledger's timestamps count it (nanoseconds since the epoch), exactly."""
     return (at - _EPOCH) // timedelta(microseconds=1) * 1_000
@@ -188,7 +194,9 @@ class LedgerCheck:
             seen = {m.name[:200] for m in stale}
             again = [
                 k
-                for k in await repository.open_standing_keys(ctx.conn, BreakKind.BALANCE_MISMATCH)
+                for k in await repository.open_standing_keys(
+                    ctx.conn, BreakKind.BALANCE_MISMATCH.value
+                )
                 if k not in seen
             ]
             for start in range(0, len(again), PAGE_MAX):

@@ -348,16 +348,12 @@ def test_a_run_says_which_entries_it_read():
     """The words `onecard reconcile` and the day's report use for a run's window."""
     day = CALENDAR.day_start(date(2026, 12, 6))
     start = ledger_ns(day)
-    assert ledger_read({"ledger_since_ns": 0, "ledger_until_ns": 1}) == (
-        "ledger entries read: none (nothing was posted in the run's window)"
-    )
-    assert ledger_read({"ledger_since_ns": start, "ledger_until_ns": start}).endswith("window)")
-    assert ledger_read({"ledger_since_ns": 0, "ledger_until_ns": start + 10**9}) == (
+    none = "ledger entries read: none (nothing was posted in the run's window)"
+    assert ledger_read(0, 1) == none and ledger_read(start, start) == none
+    assert ledger_read(0, start + 10**9) == (
         f"ledger entries read: every one up to {day + timedelta(seconds=1):%Y-%m-%d %H:%M:%S} UTC"
     )
-    swept = ledger_read(
-        {"ledger_since_ns": start, "ledger_until_ns": start + 1, "ledger_accounts_swept": True}
+    assert ledger_read(start, start + 1).startswith(
+        f"ledger entries read: those posted from {day:%Y-%m-%d %H:%M:%S} UTC"
     )
-    assert swept.startswith(f"ledger entries read: those posted from {day:%Y-%m-%d %H:%M:%S} UTC")
-    assert swept.endswith("every account checked against its last entry (the sweep)")
-    assert ledger_read({"ledger_since_ns": None, "ledger_until_ns": None}) == ""  # before 0014
+    assert ledger_read(None, None) == ""  # a run from before migration 0014
